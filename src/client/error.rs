@@ -1,0 +1,71 @@
+//! The client's error type.
+
+use crate::content::ContentError;
+use crate::credential::CredentialError;
+use crate::directory::DirectoryError;
+use crate::group::GroupError;
+use crate::identity::{Did, IdentityError};
+use crate::keypackage::KeyPackageError;
+use crate::storage::StorageError;
+use crate::transport::TransportError;
+
+/// Errors of the client API. [`Error::is_retryable`] says whether trying again may help.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Identity keys or records.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    /// Credential validation.
+    #[error(transparent)]
+    Credential(#[from] CredentialError),
+    /// KeyPackages.
+    #[error(transparent)]
+    KeyPackage(#[from] KeyPackageError),
+    /// The directory.
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
+    /// The transport.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// Local storage.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// Group state or an incoming message.
+    #[error(transparent)]
+    Group(#[from] GroupError),
+    /// Message content.
+    #[error(transparent)]
+    Content(#[from] ContentError),
+    /// The store holds no account and none was given to the builder.
+    #[error("no identity: give the builder a DeviceIdentity for a new store")]
+    NoIdentity,
+    /// The store belongs to another account or device than the identity given.
+    #[error("the store belongs to another identity")]
+    IdentityMismatch,
+    /// None of the account's devices has a valid KeyPackage.
+    #[error("{0} has no valid KeyPackage")]
+    NoKeyPackages(Did),
+    /// Other members kept committing first; the operation was not applied.
+    #[error("gave up after repeated commit conflicts")]
+    Conflict,
+    /// The call makes no sense (e.g. removing yourself instead of leaving).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(&'static str),
+}
+
+impl Error {
+    /// Whether retrying the call may help.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Directory(e) => e.is_retryable(),
+            Error::Transport(e) => e.is_retryable(),
+            Error::Storage(e) => e.is_retryable(),
+            Error::Group(e) => e.is_retryable(),
+            Error::Credential(e) => e.is_retryable(),
+            Error::KeyPackage(e) => e.is_retryable(),
+            Error::NoKeyPackages(_) | Error::Conflict => true,
+            _ => false,
+        }
+    }
+}

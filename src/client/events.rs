@@ -1,0 +1,87 @@
+//! What [`Client::sync`](super::Client::sync) reports.
+
+use crate::content::{Content, EncodedContent};
+use crate::group::{GroupError, GroupId, GroupKind, Member};
+use crate::identity::Did;
+
+/// An application message, received or sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    /// The conversation.
+    pub group: GroupId,
+    /// Its position in the group's mailbox.
+    pub seq: u64,
+    /// Who sent it.
+    pub sender: Member,
+    /// The typed content.
+    pub content: EncodedContent,
+    /// Whether this device sent it.
+    pub outgoing: bool,
+    /// When this device stored it (unix seconds).
+    pub received: u64,
+}
+
+impl Message {
+    /// The content decoded by the codecs atmls knows; unknown types give their fallback text.
+    pub fn decoded(&self) -> Content {
+        Content::decode(&self.content)
+    }
+}
+
+/// Something that happened in this device's conversations.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// This device joined a group from a Welcome.
+    Joined {
+        /// The group.
+        group: GroupId,
+        /// DM or group.
+        kind: GroupKind,
+        /// Who added us.
+        by: Did,
+    },
+    /// Devices were added to a group.
+    MembersAdded {
+        /// The group.
+        group: GroupId,
+        /// Who committed the change.
+        by: Did,
+        /// The new member devices.
+        members: Vec<Member>,
+    },
+    /// Devices were removed from a group (or left it).
+    MembersRemoved {
+        /// The group.
+        group: GroupId,
+        /// Who committed the change.
+        by: Did,
+        /// The removed devices.
+        members: Vec<Member>,
+    },
+    /// This device is no longer a member of the group.
+    Removed {
+        /// The group.
+        group: GroupId,
+        /// Who committed the removal.
+        by: Did,
+    },
+    /// A member asked to leave; the next commit removes it.
+    LeaveRequested {
+        /// The group.
+        group: GroupId,
+        /// The account leaving.
+        did: Did,
+    },
+    /// A new application message.
+    Message(Message),
+    /// An incoming message or Welcome was refused; the group state is unchanged.
+    Refused {
+        /// The group, if it was a group message.
+        group: Option<GroupId>,
+        /// Its position in the mailbox.
+        seq: u64,
+        /// Why.
+        error: GroupError,
+    },
+}

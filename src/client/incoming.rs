@@ -1,0 +1,425 @@
+//! What this device receives: Welcomes and group mailboxes, processed in mailbox order, each
+//! item in one transaction. A refused item changes nothing but the cursor past it.
+
+use openmls::prelude::{
+    tls_codec::DeserializeBytes as _, MlsMessageBodyIn, MlsMessageIn, ProcessedMessageContent,
+    ProcessedWelcome, Sender,
+};
+use openmls_traits::OpenMlsProvider as _;
+
+use super::outgoing::{leave_key, Intent};
+use super::state::Ctx;
+use super::{Error, Event, Message, Session};
+use crate::content::EncodedContent;
+use crate::credential::AtmlsIdentity;
+use crate::group::{
+    join_config, mailbox_for, validate_joined_tree, validate_proposal, validate_staged_commit,
+    welcome_mailbox, GroupData, GroupError, GroupId, GroupKind, GroupStatus, Member, Validation,
+};
+use crate::identity::{unix_now, Did, PublicKey};
+use crate::storage::tables::{self, GroupRow};
+use crate::transport::{Delivered, MAX_PAYLOAD};
+use crate::wire::WelcomeEnvelope;
+
+const PAGE: u32 = 100;
+const K_WELCOME_CURSOR: &str = "welcome_cursor";
+
+/// Why processing one item stopped.
+enum Failure {
+    Refused(GroupError),
+    NeedDirectory(Vec<Did>),
+    Fatal(Error),
+}
+
+impl From<Validation> for Failure {
+    fn from(v: Validation) -> Self {
+        match v {
+            Validation::Refused(e) => Failure::Refused(e),
+            Validation::NeedDirectory(d) => Failure::NeedDirectory(d),
+        }
+    }
+}
+
+impl From<GroupError> for Failure {
+    fn from(e: GroupError) -> Self {
+        Failure::Refused(e)
+    }
+}
+
+impl From<crate::storage::StorageError> for Failure {
+    fn from(e: crate::storage::StorageError) -> Self {
+        Failure::Fatal(e.into())
+    }
+}
+
+fn pin_lookup<'a>(cx: &'a Ctx<'a>) -> impl Fn(&Did) -> Option<PublicKey> + 'a {
+    move |d| tables::pin_get(cx.c, d).ok().flatten().map(PublicKey)
+}
+
+fn member_from(cred: &openmls::prelude::Credential) -> Result<Member, GroupError> {
+    let id = AtmlsIdentity::from_credential(cred)?;
+    Ok(Member {
+        did: id.certificate.did,
+        installation: id.certificate.installation_key,
+    })
+}
+
+fn parse_mls(payload: &[u8]) -> Result<MlsMessageIn, GroupError> {
+    if payload.len() > MAX_PAYLOAD {
+        return Err(GroupError::Malformed("oversized message".into()));
+    }
+    MlsMessageIn::tls_deserialize_exact_bytes(payload)
+        .map_err(|e| GroupError::Malformed(e.to_string()))
+}
+
+/// Processes one group message inside a transaction.
+fn process_item(
+    cx: &Ctx<'_>,
+    group: &GroupId,
+    seq: u64,
+    payload: &[u8],
+) -> Result<Vec<Event>, Failure> {
+    let msg = parse_mls(payload)?;
+    let pm = msg
+        .try_into_protocol_message()
+        .map_err(|e| GroupError::Malformed(e.to_string()))?;
+    if pm.group_id().as_slice() != group.0.as_slice() {
+        return Err(GroupError::WrongGroup.into());
+    }
+    let mut g = cx.load(group)?;
+    let processed = g
+        .process_message(&cx.p, pm)
+        .map_err(GroupError::from_process)?;
+    let Sender::Member(sender_index) = *processed.sender() else {
+        return Err(GroupError::NotAllowed("non-member sender").into());
+    };
+    let sender = member_from(processed.credential())?;
+    let mut events = Vec::new();
+    match processed.into_content() {
+        ProcessedMessageContent::ApplicationMessage(am) => {
+            let bytes = am.into_bytes();
+            let content = EncodedContent::from_bytes(&bytes)
+                .map_err(|e| GroupError::Malformed(format!("content: {e}")))?;
+            let received = unix_now();
+            tables::message_add(
+                cx.c,
+                &tables::MessageRow {
+                    group_id: group.0.clone(),
+                    seq,
+                    sender_did: sender.did.clone(),
+                    sender_installation: sender.installation.0,
+                    content: bytes,
+                    received,
+                    outgoing: false,
+                },
+            )?;
+            events.push(Event::Message(Message {
+                group: group.clone(),
+                seq,
+                sender,
+                content,
+                outgoing: false,
+                received,
+            }));
+        }
+        ProcessedMessageContent::ProposalMessage(qp) => {
+            validate_proposal(&g, &qp)?;
+            g.store_pending_proposal(cx.p.storage(), *qp)
+                .map_err(|e| Failure::Fatal(GroupError::Mls(e.to_string()).into()))?;
+            events.push(Event::LeaveRequested {
+                group: group.clone(),
+                did: sender.did,
+            });
+        }
+        ProcessedMessageContent::OwnPendingCommit | ProcessedMessageContent::OwnPrivateMessage => {
+            return Err(GroupError::Replay.into());
+        }
+        ProcessedMessageContent::ExternalJoinProposalMessage(_) => {
+            return Err(GroupError::NotAllowed("external join proposals").into());
+        }
+        ProcessedMessageContent::StagedCommitMessage(staged) => {
+            let summary =
+                validate_staged_commit(&g, &staged, sender_index, &pin_lookup(cx), unix_now())?;
+            g.merge_staged_commit(&cx.p, *staged)
+                .map_err(|e| GroupError::InvalidCommit(e.to_string()))?;
+            if !summary.added.is_empty() {
+                events.push(Event::MembersAdded {
+                    group: group.clone(),
+                    by: sender.did.clone(),
+                    members: summary.added,
+                });
+            }
+            if !summary.removed.is_empty() {
+                events.push(Event::MembersRemoved {
+                    group: group.clone(),
+                    by: sender.did.clone(),
+                    members: summary.removed,
+                });
+            }
+            if summary.self_removed {
+                tables::group_set_status(cx.c, &group.0, GroupStatus::Left)?;
+                events.push(Event::Removed {
+                    group: group.clone(),
+                    by: sender.did,
+                });
+            }
+        }
+    }
+    tables::group_set_cursor(cx.c, &group.0, seq)?;
+    Ok(events)
+}
+
+/// Joins from one Welcome inside a transaction.
+fn process_welcome(cx: &Ctx<'_>, payload: &[u8], seq: u64) -> Result<Vec<Event>, Failure> {
+    let env = WelcomeEnvelope::from_bytes(payload)?;
+    let MlsMessageBodyIn::Welcome(welcome) = parse_mls(&env.welcome)?.extract() else {
+        return Err(GroupError::Malformed("not a Welcome".into()).into());
+    };
+    let werr = |e: &dyn std::fmt::Display| GroupError::Welcome(e.to_string());
+    let pw =
+        ProcessedWelcome::new_from_welcome(&cx.p, &join_config(), welcome).map_err(|e| werr(&e))?;
+    let used = pw
+        .own_key_package()
+        .map(|kp| {
+            kp.hash_ref(cx.p.crypto())
+                .map(|r| (r.as_slice().to_vec(), kp.last_resort()))
+        })
+        .transpose()
+        .map_err(|e| werr(&e))?;
+    let staged = pw.into_staged_welcome(&cx.p, None).map_err(|e| werr(&e))?;
+    let by = member_from(staged.welcome_sender().map_err(|e| werr(&e))?.credential())?.did;
+    let gid = GroupId(staged.group_context().group_id().as_slice().to_vec());
+    if tables::group_get(cx.c, &gid.0)?.is_some() {
+        return Err(GroupError::Welcome("already joined this group".into()).into());
+    }
+    let g = staged.into_group(&cx.p).map_err(|e| werr(&e))?;
+    validate_joined_tree(&g, &pin_lookup(cx), unix_now())?;
+    let data = GroupData::from_extensions(g.extensions())?;
+    let me = &cx.dev.did;
+    let dm_peer = match data.kind {
+        GroupKind::Dm => {
+            if !data.dm_members.contains(me) {
+                return Err(GroupError::Welcome("DM does not name us".into()).into());
+            }
+            data.dm_members.iter().find(|d| *d != me).cloned()
+        }
+        GroupKind::Group => None,
+    };
+    tables::group_put(
+        cx.c,
+        &GroupRow {
+            group_id: gid.0.clone(),
+            mailbox: mailbox_for(&gid.0).id.0,
+            cursor: env.commit_seq,
+            kind: data.kind,
+            dm_peer,
+            status: GroupStatus::Active,
+            created: unix_now(),
+        },
+    )?;
+    if let Some((kp_ref, last_resort)) = used {
+        if last_resort {
+            // A last-resort leaf key may be shared with other groups: rotate it here (KP-8).
+            tables::account_set_u64(cx.c, &format!("needs_update:{gid}"), 1)?;
+        } else {
+            tables::kp_retire(cx.c, &kp_ref)?;
+        }
+    }
+    tables::account_set_u64(cx.c, K_WELCOME_CURSOR, seq)?;
+    Ok(vec![Event::Joined {
+        group: gid,
+        kind: data.kind,
+        by,
+    }])
+}
+
+impl Session<'_> {
+    /// Runs `step` atomically; fetches unknown identity keys and retries once if asked.
+    async fn settle(
+        &mut self,
+        step: impl Fn(&Ctx<'_>) -> Result<Vec<Event>, Failure>,
+    ) -> Result<Result<Vec<Event>, GroupError>, Error> {
+        for _ in 0..2 {
+            match self.inner.atomic(|cx| step(cx)) {
+                Ok(ev) => return Ok(Ok(ev)),
+                Err(Failure::Refused(e)) => return Ok(Err(e)),
+                Err(Failure::Fatal(e)) => return Err(e),
+                Err(Failure::NeedDirectory(dids)) => match self.pin_from_directory(&dids).await {
+                    Ok(()) => {}
+                    Err(Error::Credential(e)) => return Ok(Err(e.into())),
+                    Err(e) => return Err(e),
+                },
+            }
+        }
+        Ok(Err(GroupError::Mls(
+            "identity keys still unknown after directory lookup".into(),
+        )))
+    }
+
+    async fn process_delivered(
+        &mut self,
+        group: &GroupId,
+        item: &Delivered,
+    ) -> Result<Vec<Event>, Error> {
+        let seq = item.seq;
+        let own = self.inner.atomic(|cx| {
+            let own = tables::own_post_take(cx.c, &group.0, seq)?;
+            if own {
+                tables::group_set_cursor(cx.c, &group.0, seq)?;
+            }
+            Ok::<_, Error>(own)
+        })?;
+        if own {
+            return Ok(Vec::new());
+        }
+        match self
+            .settle(|cx| process_item(cx, group, seq, &item.payload))
+            .await?
+        {
+            Ok(ev) => Ok(ev),
+            Err(error) => {
+                tracing::debug!(%error, seq, "refused group message");
+                self.inner
+                    .atomic(|cx| tables::group_set_cursor(cx.c, &group.0, seq))?;
+                Ok(vec![Event::Refused {
+                    group: Some(group.clone()),
+                    seq,
+                    error,
+                }])
+            }
+        }
+    }
+
+    /// Processes raw bytes for a group without touching the cursor; errors change nothing.
+    pub(crate) async fn process_raw(
+        &mut self,
+        group: &GroupId,
+        payload: &[u8],
+    ) -> Result<Vec<Event>, Error> {
+        let cursor = self
+            .inner
+            .read(|c| tables::group_get(c, &group.0))?
+            .ok_or(GroupError::UnknownGroup)?
+            .cursor;
+        let r = self
+            .settle(|cx| {
+                let ev = process_item(cx, group, cursor, payload)?;
+                tables::group_set_cursor(cx.c, &group.0, cursor)?;
+                Ok(ev)
+            })
+            .await?;
+        Ok(r?)
+    }
+
+    /// Fetches and processes a group's mailbox after settling any outgoing commit.
+    pub(crate) async fn sync_group(&mut self, group: &GroupId) -> Result<Vec<Event>, Error> {
+        self.resolve_outbox(group).await?;
+        self.sync_group_until(group, u64::MAX).await
+    }
+
+    /// Processes the group's mailbox up to position `until`.
+    pub(crate) async fn sync_group_until(
+        &mut self,
+        group: &GroupId,
+        until: u64,
+    ) -> Result<Vec<Event>, Error> {
+        let mut events = Vec::new();
+        let mailbox = mailbox_for(&group.0).id;
+        loop {
+            let row = self
+                .inner
+                .read(|c| tables::group_get(c, &group.0))?
+                .ok_or(GroupError::UnknownGroup)?;
+            if row.status == GroupStatus::Left || row.cursor >= until {
+                return Ok(events);
+            }
+            let page = self.transport.fetch(&mailbox, row.cursor, PAGE).await?;
+            for item in page.items.iter().filter(|i| i.seq <= until) {
+                events.extend(self.process_delivered(group, item).await?);
+            }
+            if !page.more || page.items.last().map(|i| i.seq >= until).unwrap_or(true) {
+                return Ok(events);
+            }
+        }
+    }
+
+    async fn sync_welcomes(&mut self) -> Result<Vec<Event>, Error> {
+        let mailbox = welcome_mailbox(&self.inner.device.installation.public());
+        let mut events = Vec::new();
+        loop {
+            let cursor = self
+                .inner
+                .read(|c| tables::account_u64(c, K_WELCOME_CURSOR))?;
+            let page = self.transport.fetch(&mailbox, cursor, PAGE).await?;
+            for item in &page.items {
+                match self
+                    .settle(|cx| process_welcome(cx, &item.payload, item.seq))
+                    .await?
+                {
+                    Ok(ev) => events.extend(ev),
+                    Err(error) => {
+                        // A Welcome we cannot process keeps its KeyPackage (KP-6).
+                        self.inner.atomic(|cx| {
+                            tables::account_set_u64(cx.c, K_WELCOME_CURSOR, item.seq)
+                        })?;
+                        events.push(Event::Refused {
+                            group: None,
+                            seq: item.seq,
+                            error,
+                        });
+                    }
+                }
+            }
+            if !page.more {
+                return Ok(events);
+            }
+        }
+    }
+
+    /// Welcomes, then every group; then commits leave requests, re-proposes our own leave if it
+    /// was dropped, rotates last-resort leaves, and maintains KeyPackages.
+    pub(crate) async fn sync_all(&mut self) -> Result<Vec<Event>, Error> {
+        let mut events = self.sync_welcomes().await?;
+        let groups = self.inner.read(tables::groups_all)?;
+        for row in groups.iter().filter(|r| r.status != GroupStatus::Left) {
+            events.extend(self.sync_group(&GroupId(row.group_id.clone())).await?);
+        }
+        for row in self.inner.read(tables::groups_all)? {
+            let gid = GroupId(row.group_id.clone());
+            match row.status {
+                GroupStatus::Active => {
+                    let has_pending = self
+                        .inner
+                        .atomic(|cx| Ok::<_, Error>(cx.load(&gid)?.has_pending_proposals()))?;
+                    if has_pending {
+                        self.run_commit(&gid, Intent::Pending).await?;
+                    }
+                    let key = format!("needs_update:{gid}");
+                    if self.inner.read(|c| tables::account_u64(c, &key))? == 1 {
+                        self.run_commit(&gid, Intent::Update).await?;
+                        self.inner
+                            .atomic(|cx| tables::account_set_u64(cx.c, &key, 0))?;
+                    }
+                }
+                GroupStatus::Leaving => {
+                    let asked = self
+                        .inner
+                        .read(|c| tables::account_u64(c, &leave_key(&gid)))?;
+                    let epoch = self
+                        .inner
+                        .atomic(|cx| Ok::<_, Error>(cx.load(&gid)?.epoch().as_u64()))?;
+                    if epoch > asked {
+                        self.inner.atomic(|cx| {
+                            tables::group_set_status(cx.c, &gid.0, GroupStatus::Active)
+                        })?;
+                        self.leave(&gid).await?;
+                    }
+                }
+                GroupStatus::Left => {}
+            }
+        }
+        self.maintain_key_packages().await?;
+        self.flush_welcomes().await?;
+        Ok(events)
+    }
+}

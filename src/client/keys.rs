@@ -1,0 +1,159 @@
+//! Publishing this device's identity and KeyPackages; looking up and pinning other accounts.
+
+use openmls::prelude::KeyPackage;
+
+use super::{Error, Session};
+use crate::directory::{DeviceRecord, VerifiedAccount};
+use crate::identity::{unix_now, Did, PublicKey};
+use crate::keypackage::{self, select_per_device};
+use crate::storage::tables;
+
+impl Session<'_> {
+    /// Publishes the declaration (if we hold the identity key), our device record, and
+    /// KeyPackages.
+    pub(crate) async fn publish_identity(&mut self) -> Result<(), Error> {
+        let dev = &self.inner.device;
+        if let Some(k) = &dev.identity_key {
+            let current = self.directory.account(&dev.did).await?;
+            let ours = current.as_ref().map(|a| a.declaration.identity_key) == Some(k.public());
+            if !ours {
+                self.directory
+                    .publish_declaration(&k.declare(&dev.did, unix_now()))
+                    .await?;
+            }
+        }
+        let dev = &self.inner.device;
+        let record = DeviceRecord {
+            certificate: dev.certificate.clone(),
+            display_name: None,
+        };
+        self.directory.publish_device(&record).await?;
+        self.maintain_key_packages().await
+    }
+
+    /// Deletes used and expired KeyPackages from the directory and tops the published set up
+    /// to the policy (KP-6, KP-7).
+    pub(crate) async fn maintain_key_packages(&mut self) -> Result<(), Error> {
+        let did = self.inner.device.did.clone();
+        for r in self.inner.read(tables::kp_deletions)? {
+            self.directory.delete_key_package(&did, &r).await?;
+            self.inner.atomic(|cx| tables::kp_deleted(cx.c, &r))?;
+        }
+        let now = unix_now();
+        let own = self.inner.read(tables::kp_all)?;
+        for k in own.iter().filter(|k| k.expires <= now + 3600) {
+            self.inner.atomic(|cx| tables::kp_retire(cx.c, &k.kp_ref))?;
+            self.directory.delete_key_package(&did, &k.kp_ref).await?;
+            self.inner
+                .atomic(|cx| tables::kp_deleted(cx.c, &k.kp_ref))?;
+        }
+        let live: Vec<_> = own.into_iter().filter(|k| k.expires > now + 3600).collect();
+        let single = live.iter().filter(|k| !k.last_resort).count();
+        let has_last_resort = live.iter().any(|k| k.last_resort);
+        let policy = self.inner.policy.clone();
+        let mut wanted: Vec<bool> = Vec::new();
+        if single < policy.replenish_below.max(1) {
+            wanted.extend(std::iter::repeat_n(
+                false,
+                policy.single_use.saturating_sub(single),
+            ));
+        }
+        if !has_last_resort {
+            wanted.push(true);
+        }
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let records = self.inner.atomic(|cx| {
+            let mut out = Vec::new();
+            for &lr in &wanted {
+                let rec =
+                    keypackage::generate(&cx.p, cx.dev, cx.cs, lr, policy.lifetime_secs, now)?;
+                tables::kp_add(
+                    cx.c,
+                    &tables::OwnKeyPackage {
+                        kp_ref: rec.key_package_ref.clone(),
+                        last_resort: lr,
+                        created: now,
+                        expires: rec.expires,
+                    },
+                )?;
+                out.push(rec);
+            }
+            Ok::<_, Error>(out)
+        })?;
+        for rec in &records {
+            self.directory.publish_key_package(rec).await?;
+        }
+        Ok(())
+    }
+
+    /// Looks up an account, verifies it, and checks its identity key against our pin
+    /// (pinning it on first sight).
+    pub(crate) async fn verified_account(&mut self, did: &Did) -> Result<VerifiedAccount, Error> {
+        let record = self
+            .directory
+            .account(did)
+            .await?
+            .ok_or_else(|| crate::directory::DirectoryError::NoIdentity(did.clone()))?;
+        let account = record.verify(did, unix_now())?;
+        let key = account.identity_key;
+        let pinned = self.inner.atomic(|cx| {
+            let p = tables::pin_get(cx.c, did)?;
+            if p.is_none() {
+                tables::pin_set(cx.c, did, &key.0, unix_now())?;
+            }
+            Ok::<_, Error>(p)
+        })?;
+        if let Some(p) = pinned {
+            if p != key.0 {
+                return Err(
+                    crate::credential::CredentialError::UnknownIdentityKey(did.clone()).into(),
+                );
+            }
+        }
+        Ok(account)
+    }
+
+    /// Pins the identity keys of DIDs met in a commit or Welcome, from the directory.
+    pub(crate) async fn pin_from_directory(&mut self, dids: &[Did]) -> Result<(), Error> {
+        for did in dids {
+            self.verified_account(did).await?;
+        }
+        Ok(())
+    }
+
+    /// One valid KeyPackage per device of each DID, skipping `exclude` devices.
+    pub(crate) async fn collect_key_packages(
+        &mut self,
+        dids: &[Did],
+        exclude: &[PublicKey],
+    ) -> Result<Vec<KeyPackage>, Error> {
+        let mut out = Vec::new();
+        for did in dids {
+            let account = self.verified_account(did).await?;
+            let records = self.directory.key_packages(did).await?;
+            let (chosen, refused) = select_per_device(
+                &records,
+                &account,
+                &self.inner.crypto,
+                self.inner.cs,
+                unix_now(),
+            );
+            for (rec, why) in &refused {
+                tracing::warn!(did = %did, kp = %hex::encode(&rec.key_package_ref), error = %why, "skipping invalid KeyPackage");
+            }
+            let fresh: Vec<KeyPackage> = chosen
+                .into_iter()
+                .filter(|(d, _)| !exclude.contains(d))
+                .map(|(_, k)| k)
+                .collect();
+            let already = account.devices.iter().any(|d| exclude.contains(d));
+            if fresh.is_empty() && !already && did != &self.inner.device.did {
+                return Err(Error::NoKeyPackages(did.clone()));
+            }
+            out.extend(fresh);
+        }
+        Ok(out)
+    }
+}

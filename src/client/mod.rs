@@ -1,0 +1,315 @@
+//! The client: one device of one account, with its store, a directory and a transport.
+//! Every public call is async, takes the client's lock for its whole duration, and changes
+//! state only through single SQLite transactions.
+
+mod error;
+mod events;
+mod incoming;
+mod keys;
+mod outgoing;
+mod state;
+
+pub use error::Error;
+pub use events::{Event, Message};
+
+use std::sync::Arc;
+
+use openmls::prelude::Ciphersuite;
+use tokio::sync::{mpsc, Mutex};
+
+use crate::content::{Content, EncodedContent};
+use crate::directory::Directory;
+use crate::group::{GroupId, GroupKind, GroupStatus, Member};
+use crate::identity::{DeviceIdentity, Did, PublicKey};
+use crate::keypackage::{KeyPackagePolicy, DEFAULT_CIPHERSUITE};
+use crate::storage::{tables, Store};
+use crate::transport::Transport;
+
+use outgoing::Intent;
+use state::Inner;
+
+/// A conversation as this device sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupInfo {
+    /// Its id.
+    pub id: GroupId,
+    /// DM or group.
+    pub kind: GroupKind,
+    /// For a DM, the other account.
+    pub dm_peer: Option<Did>,
+    /// Whether this device is still a member.
+    pub status: GroupStatus,
+    /// The current MLS epoch (0 before the first commit).
+    pub epoch: u64,
+}
+
+/// Builds a [`Client`].
+pub struct ClientBuilder {
+    directory: Arc<dyn Directory>,
+    transport: Arc<dyn Transport>,
+    store: Store,
+    identity: Option<DeviceIdentity>,
+    policy: KeyPackagePolicy,
+    ciphersuite: Ciphersuite,
+}
+
+impl ClientBuilder {
+    /// The identity of a new device (required when the store is new; ignored with a check
+    /// when the store already holds this identity).
+    pub fn identity(mut self, identity: DeviceIdentity) -> Self {
+        self.identity = Some(identity);
+        self
+    }
+
+    /// How many KeyPackages to keep published.
+    pub fn key_package_policy(mut self, policy: KeyPackagePolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Opens the client: loads or saves the identity, publishes the declaration (if this device
+    /// holds the identity key), the device record and KeyPackages.
+    pub async fn build(self) -> Result<Client, Error> {
+        let inner = Inner::open(self.store, self.identity, self.ciphersuite, self.policy)?;
+        let client = Client {
+            did: inner.device.did.clone(),
+            installation: inner.device.installation.public(),
+            inner: Mutex::new(inner),
+            directory: self.directory,
+            transport: self.transport,
+        };
+        client.session().await.publish_identity().await?;
+        Ok(client)
+    }
+}
+
+/// One device of an account: creates and joins conversations, sends and receives.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use std::sync::Arc;
+/// use atmls::{Client, directory::MemoryDirectory, transport::MemoryTransport, storage::Store};
+/// use atmls::identity::DeviceIdentity;
+/// let (dir, net) = (Arc::new(MemoryDirectory::new()), Arc::new(MemoryTransport::new()));
+/// let alice = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
+///     .identity(DeviceIdentity::new_account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?))
+///     .build().await?;
+/// let bob = Client::builder(dir, net, Store::in_memory()?)
+///     .identity(DeviceIdentity::new_account("did:plc:bbbbbbbbbbbbbbbbbbbbbbbb".parse()?))
+///     .build().await?;
+/// let dm = alice.dm(bob.did()).await?;
+/// alice.send_text(&dm, "hi bob").await?;
+/// let events = bob.sync().await?;
+/// assert!(events.iter().any(|e| matches!(e, atmls::Event::Message(m) if m.decoded().display_text() == Some("hi bob"))));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+pub struct Client {
+    did: Did,
+    installation: PublicKey,
+    inner: Mutex<Inner>,
+    directory: Arc<dyn Directory>,
+    transport: Arc<dyn Transport>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Client({}, {:?})", self.did, self.installation)
+    }
+}
+
+/// A client with its lock held: what every operation runs on.
+pub(crate) struct Session<'a> {
+    pub(crate) inner: tokio::sync::MutexGuard<'a, Inner>,
+    pub(crate) directory: &'a dyn Directory,
+    pub(crate) transport: &'a dyn Transport,
+}
+
+impl Client {
+    /// Starts building a client over a directory, a transport and a store.
+    pub fn builder(
+        directory: Arc<dyn Directory>,
+        transport: Arc<dyn Transport>,
+        store: Store,
+    ) -> ClientBuilder {
+        ClientBuilder {
+            directory,
+            transport,
+            store,
+            identity: None,
+            policy: KeyPackagePolicy::default(),
+            ciphersuite: DEFAULT_CIPHERSUITE,
+        }
+    }
+
+    pub(crate) async fn session(&self) -> Session<'_> {
+        Session {
+            inner: self.inner.lock().await,
+            directory: &*self.directory,
+            transport: &*self.transport,
+        }
+    }
+
+    /// This device's account.
+    pub fn did(&self) -> &Did {
+        &self.did
+    }
+
+    /// This device's installation key (its id).
+    pub fn installation(&self) -> &PublicKey {
+        &self.installation
+    }
+
+    /// Creates a group with every current device of `members` (and this account's other
+    /// devices). Returns once the first commit is accepted and the Welcomes are sent.
+    pub async fn create_group(&self, members: &[Did]) -> Result<GroupId, Error> {
+        self.session().await.create(GroupKind::Group, members).await
+    }
+
+    /// The DM with `peer`: the existing one if there is one, else a new one.
+    pub async fn dm(&self, peer: &Did) -> Result<GroupId, Error> {
+        if peer == &self.did {
+            return Err(Error::InvalidArgument("a DM needs another account"));
+        }
+        let mut s = self.session().await;
+        if let Some(g) = s.inner.read(|c| tables::dm_for(c, peer))? {
+            return Ok(GroupId(g));
+        }
+        s.create(GroupKind::Dm, std::slice::from_ref(peer)).await
+    }
+
+    /// Adds every current device of each DID.
+    pub async fn add_members(&self, group: &GroupId, members: &[Did]) -> Result<(), Error> {
+        self.session()
+            .await
+            .run_commit(group, Intent::Add(members.to_vec()))
+            .await
+    }
+
+    /// Removes every device of each DID.
+    pub async fn remove_members(&self, group: &GroupId, members: &[Did]) -> Result<(), Error> {
+        if members.contains(&self.did) {
+            return Err(Error::InvalidArgument(
+                "use leave() to remove your own account",
+            ));
+        }
+        self.session()
+            .await
+            .run_commit(group, Intent::Remove(members.to_vec()))
+            .await
+    }
+
+    /// Rotates this device's leaf keys (encryption and signature) in the group.
+    pub async fn self_update(&self, group: &GroupId) -> Result<(), Error> {
+        self.session().await.run_commit(group, Intent::Update).await
+    }
+
+    /// Leaves the group with all of this account's devices: proposes their removal, which the
+    /// next member to sync commits.
+    pub async fn leave(&self, group: &GroupId) -> Result<(), Error> {
+        self.session().await.leave(group).await
+    }
+
+    /// Sends typed content.
+    pub async fn send(&self, group: &GroupId, content: &EncodedContent) -> Result<Message, Error> {
+        self.session().await.send(group, content).await
+    }
+
+    /// Sends a text message.
+    pub async fn send_text(&self, group: &GroupId, text: &str) -> Result<Message, Error> {
+        self.send(group, &Content::text(text)).await
+    }
+
+    /// Fetches and processes everything new: Welcomes, then every group's mailbox. Also
+    /// commits pending leave requests, and keeps KeyPackages published.
+    pub async fn sync(&self) -> Result<Vec<Event>, Error> {
+        self.session().await.sync_all().await
+    }
+
+    /// This device's conversations.
+    pub async fn groups(&self) -> Result<Vec<GroupInfo>, Error> {
+        self.session().await.inner.group_infos()
+    }
+
+    /// The member devices of a group.
+    pub async fn members(&self, group: &GroupId) -> Result<Vec<Member>, Error> {
+        self.session().await.inner.members(group)
+    }
+
+    /// The stored messages of a group, oldest first.
+    pub async fn messages(&self, group: &GroupId) -> Result<Vec<Message>, Error> {
+        self.session().await.inner.messages(group)
+    }
+
+    /// Processes raw bytes received for `group` outside the transport (e.g. from a push
+    /// notification). On error nothing changes.
+    pub async fn process_incoming(
+        &self,
+        group: &GroupId,
+        payload: &[u8],
+    ) -> Result<Vec<Event>, Error> {
+        self.session().await.process_raw(group, payload).await
+    }
+
+    /// A stream of events: a background task syncs whenever the transport signals news (and
+    /// at least every `poll`). Ends when the receiver is dropped.
+    pub fn watch(
+        self: &Arc<Self>,
+        poll: std::time::Duration,
+    ) -> mpsc::Receiver<Result<Event, Error>> {
+        let (tx, rx) = mpsc::channel(256);
+        let me = Arc::clone(self);
+        tokio::spawn(async move {
+            loop {
+                let mailboxes = match me.session().await.inner.mailboxes() {
+                    Ok(m) => m,
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                };
+                let mut sub = me.transport.subscribe(&mailboxes).await.ok();
+                match me.sync().await {
+                    Ok(events) => {
+                        for e in events {
+                            if tx.send(Ok(e)).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        if tx.send(Err(e)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                let wait = async {
+                    match sub.as_mut() {
+                        Some(s) => {
+                            s.next().await;
+                        }
+                        None => std::future::pending::<()>().await,
+                    }
+                };
+                tokio::select! {
+                    _ = wait => {}
+                    _ = tokio::time::sleep(poll) => {}
+                    _ = tx.closed() => return,
+                }
+            }
+        });
+        rx
+    }
+
+    /// The underlying store (for inspection in tests).
+    #[doc(hidden)]
+    pub async fn store_snapshot(&self) -> Result<Vec<(String, Vec<String>)>, Error> {
+        Ok(self.session().await.inner.store.snapshot()?)
+    }
+
+    /// The group's current epoch and an exporter value (for tests asserting unchanged state).
+    #[doc(hidden)]
+    pub async fn epoch_fingerprint(&self, group: &GroupId) -> Result<(u64, Vec<u8>), Error> {
+        self.session().await.inner.epoch_fingerprint(group)
+    }
+}

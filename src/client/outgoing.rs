@@ -1,0 +1,446 @@
+//! What this device sends: commits (merged only after the transport accepted them; on a lost
+//! race, dropped, caught up and retried), application messages, leave proposals, Welcomes.
+
+use openmls::prelude::{
+    tls_codec::Serialize as _, GroupId as MlsGroupId, KeyPackage, LeafNodeParameters, MlsGroup,
+    NewSignerBundle,
+};
+use openmls_traits::OpenMlsProvider as _;
+
+use super::{Error, Message, Session};
+use crate::content::EncodedContent;
+use crate::credential::AtmlsIdentity;
+use crate::group::{
+    create_config, epoch_tag, mailbox_for, member_leaves, welcome_mailbox, GroupData, GroupError,
+    GroupId, GroupKind, GroupStatus, Member,
+};
+use crate::identity::{unix_now, Did};
+use crate::keypackage::new_leaf_key;
+use crate::storage::tables::{self, GroupRow, Outgoing};
+use crate::transport::{CommitOutcome, EpochTag, IdempotencyKey, SendOutcome};
+use crate::wire::WelcomeEnvelope;
+
+/// How often an operation retries after losing a commit race.
+const MAX_COMMIT_ATTEMPTS: usize = 8;
+
+/// What a commit is meant to achieve; re-evaluated after every lost race.
+#[derive(Clone, Debug)]
+pub(crate) enum Intent {
+    Add(Vec<Did>),
+    Remove(Vec<Did>),
+    Update,
+    /// Commit proposals others sent (leave requests).
+    Pending,
+}
+
+enum Submitted {
+    Accepted,
+    Lost,
+}
+
+fn mls(e: impl std::fmt::Display) -> GroupError {
+    GroupError::Mls(e.to_string())
+}
+
+impl Session<'_> {
+    pub(crate) async fn create(
+        &mut self,
+        kind: GroupKind,
+        members: &[Did],
+    ) -> Result<GroupId, Error> {
+        let me = self.inner.device.did.clone();
+        let mine = self.inner.device.installation.public();
+        // Validate everyone's KeyPackages before creating anything.
+        let mut dids: Vec<Did> = members.iter().filter(|d| **d != me).cloned().collect();
+        dids.dedup();
+        self.collect_key_packages(&dids, &[mine]).await?;
+        let data = match kind {
+            GroupKind::Dm => {
+                let mut pair = vec![
+                    me.clone(),
+                    dids.first()
+                        .cloned()
+                        .ok_or(Error::InvalidArgument("empty DM"))?,
+                ];
+                pair.sort();
+                GroupData {
+                    kind,
+                    dm_members: pair,
+                }
+            }
+            GroupKind::Group => GroupData {
+                kind,
+                dm_members: vec![],
+            },
+        };
+        let gid: [u8; 32] = rand::random();
+        let id = GroupId(gid.to_vec());
+        let peer = if kind == GroupKind::Dm {
+            dids.first().cloned()
+        } else {
+            None
+        };
+        self.inner.atomic(|cx| {
+            let (signer, cwk, ext) = new_leaf_key(&cx.p, cx.dev, cx.cs)?;
+            let config = create_config(cx.cs, &data, ext)?;
+            MlsGroup::new_with_group_id(&cx.p, &signer, &config, MlsGroupId::from_slice(&gid), cwk)
+                .map_err(mls)?;
+            tables::group_put(
+                cx.c,
+                &GroupRow {
+                    group_id: gid.to_vec(),
+                    mailbox: mailbox_for(&gid).id.0,
+                    cursor: 0,
+                    kind,
+                    dm_peer: peer.clone(),
+                    status: GroupStatus::Active,
+                    created: unix_now(),
+                },
+            )?;
+            Ok::<_, Error>(())
+        })?;
+        let mut all = dids;
+        all.push(me);
+        self.run_commit(&id, Intent::Add(all)).await?;
+        Ok(id)
+    }
+
+    /// Commits `intent`, retrying after lost races until it is done or nothing is left to do.
+    pub(crate) async fn run_commit(
+        &mut self,
+        group: &GroupId,
+        intent: Intent,
+    ) -> Result<(), Error> {
+        for _ in 0..MAX_COMMIT_ATTEMPTS {
+            self.sync_group(group).await?;
+            let kps = match &intent {
+                Intent::Add(dids) => {
+                    let present: Vec<_> = self
+                        .inner
+                        .members(group)?
+                        .into_iter()
+                        .map(|m| m.installation)
+                        .collect();
+                    self.collect_key_packages(dids, &present).await?
+                }
+                _ => Vec::new(),
+            };
+            let built = self
+                .inner
+                .atomic(|cx| build_commit(cx, group, &intent, kps))?;
+            let Some(out) = built else { return Ok(()) };
+            if let Submitted::Accepted = self.submit(group, out).await? {
+                self.flush_welcomes().await?;
+                return Ok(());
+            }
+        }
+        Err(Error::Conflict)
+    }
+
+    /// Offers the stored outgoing commit to the transport and settles the outcome.
+    async fn submit(&mut self, group: &GroupId, out: Outgoing) -> Result<Submitted, Error> {
+        let mailbox = mailbox_for(&group.0);
+        let outcome = self
+            .transport
+            .submit_commit(
+                &mailbox,
+                &EpochTag(out.epoch_tag),
+                &out.commit,
+                &IdempotencyKey(out.idem),
+            )
+            .await?;
+        match outcome {
+            CommitOutcome::Accepted { seq } => {
+                // Messages before our commit belong to our current epoch: read them first.
+                self.sync_group_until(group, seq.saturating_sub(1)).await?;
+                self.inner.atomic(|cx| {
+                    let mut g = cx.load(group)?;
+                    g.merge_pending_commit(&cx.p).map_err(mls)?;
+                    tables::outbox_delete(cx.c, &group.0)?;
+                    tables::group_set_cursor(cx.c, &group.0, seq)?;
+                    if let Some(w) = &out.welcome {
+                        let env = WelcomeEnvelope {
+                            commit_seq: seq,
+                            welcome: w.clone(),
+                        }
+                        .to_bytes();
+                        for r in &out.recipients {
+                            tables::welcome_queue(cx.c, r, &IdempotencyKey::random().0, &env)?;
+                        }
+                    }
+                    Ok::<_, Error>(())
+                })?;
+                Ok(Submitted::Accepted)
+            }
+            CommitOutcome::Rejected { .. } => {
+                self.inner.atomic(|cx| {
+                    let mut g = cx.load(group)?;
+                    g.clear_pending_commit(cx.p.storage())
+                        .map_err(|e| mls(format!("{e:?}")))?;
+                    tables::outbox_delete(cx.c, &group.0)?;
+                    Ok::<_, Error>(())
+                })?;
+                Ok(Submitted::Lost)
+            }
+        }
+    }
+
+    /// Settles a commit left in the outbox by an interrupted operation (same idempotency key,
+    /// so the transport answers as it did the first time).
+    pub(crate) async fn resolve_outbox(&mut self, group: &GroupId) -> Result<(), Error> {
+        if let Some(out) = self.inner.read(|c| tables::outbox_get(c, &group.0))? {
+            if let Submitted::Accepted = self.submit(group, out).await? {
+                self.flush_welcomes().await?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn flush_welcomes(&mut self) -> Result<(), Error> {
+        for (id, mailbox, idem, payload) in self.inner.read(tables::welcome_pending)? {
+            self.transport
+                .send_welcome(
+                    &crate::transport::MailboxId(mailbox),
+                    &payload,
+                    &IdempotencyKey(idem),
+                )
+                .await?;
+            self.inner.atomic(|cx| tables::welcome_sent(cx.c, id))?;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn send(
+        &mut self,
+        group: &GroupId,
+        content: &EncodedContent,
+    ) -> Result<Message, Error> {
+        let bytes = content.to_bytes()?;
+        let mailbox = mailbox_for(&group.0);
+        for _ in 0..MAX_COMMIT_ATTEMPTS {
+            self.resolve_outbox(group).await?;
+            let (tag, payload) = self.inner.atomic(|cx| {
+                let mut g = active(cx, group)?;
+                let tag = epoch_tag(&g, cx.p.crypto())?;
+                let signer = cx.signer(&g)?;
+                let msg = g.create_message(&cx.p, &signer, &bytes).map_err(mls)?;
+                Ok::<_, Error>((tag, msg.tls_serialize_detached().map_err(mls)?))
+            })?;
+            match self
+                .transport
+                .send_message(&mailbox, &tag, &payload, &IdempotencyKey::random())
+                .await?
+            {
+                SendOutcome::Accepted { seq } => {
+                    let me = Member {
+                        did: self.inner.device.did.clone(),
+                        installation: self.inner.device.installation.public(),
+                    };
+                    let received = unix_now();
+                    self.inner.atomic(|cx| {
+                        tables::own_post_add(cx.c, &group.0, seq)?;
+                        tables::message_add(
+                            cx.c,
+                            &tables::MessageRow {
+                                group_id: group.0.clone(),
+                                seq,
+                                sender_did: me.did.clone(),
+                                sender_installation: me.installation.0,
+                                content: bytes.clone(),
+                                received,
+                                outgoing: true,
+                            },
+                        )
+                    })?;
+                    return Ok(Message {
+                        group: group.clone(),
+                        seq,
+                        sender: me,
+                        content: content.clone(),
+                        outgoing: true,
+                        received,
+                    });
+                }
+                // Our epoch was committed away before the message arrived: catch up, re-encrypt.
+                SendOutcome::StaleEpoch => {
+                    self.sync_group(group).await?;
+                }
+            }
+        }
+        Err(Error::Conflict)
+    }
+
+    pub(crate) async fn leave(&mut self, group: &GroupId) -> Result<(), Error> {
+        self.sync_group(group).await?;
+        let (tag, proposals) = self.inner.atomic(|cx| {
+            let mut g = active(cx, group)?;
+            let tag = epoch_tag(&g, cx.p.crypto())?;
+            let signer = cx.signer(&g)?;
+            let own = g.own_leaf_index();
+            let siblings: Vec<_> = member_leaves(&g)
+                .into_iter()
+                .filter(|(i, m)| m.did == cx.dev.did && *i != own)
+                .map(|(i, _)| i)
+                .collect();
+            let mut out = vec![g
+                .leave_group(&cx.p, &signer)
+                .map_err(mls)?
+                .tls_serialize_detached()
+                .map_err(mls)?];
+            for i in siblings {
+                let (m, _) = g.propose_remove_member(&cx.p, &signer, i).map_err(mls)?;
+                out.push(m.tls_serialize_detached().map_err(mls)?);
+            }
+            tables::group_set_status(cx.c, &group.0, GroupStatus::Leaving)?;
+            tables::account_set_u64(cx.c, &leave_key(group), g.epoch().as_u64())?;
+            Ok::<_, Error>((tag, out))
+        })?;
+        let mailbox = mailbox_for(&group.0);
+        for p in proposals {
+            if let SendOutcome::Accepted { seq } = self
+                .transport
+                .send_message(&mailbox, &tag, &p, &IdempotencyKey::random())
+                .await?
+            {
+                self.inner
+                    .atomic(|cx| tables::own_post_add(cx.c, &group.0, seq))?;
+            }
+            // On StaleEpoch the next sync sees we are still a member and proposes again.
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn leave_key(group: &GroupId) -> String {
+    format!("leave_epoch:{group}")
+}
+
+fn active(cx: &super::state::Ctx<'_>, group: &GroupId) -> Result<MlsGroup, Error> {
+    let row = tables::group_get(cx.c, &group.0)?.ok_or(GroupError::UnknownGroup)?;
+    if row.status == GroupStatus::Left {
+        return Err(GroupError::NotMember.into());
+    }
+    let g = cx.load(group)?;
+    if !g.is_active() {
+        return Err(GroupError::NotMember.into());
+    }
+    Ok(g)
+}
+
+/// Builds and stages the commit for `intent` and records it in the outbox, in one transaction.
+fn build_commit(
+    cx: &super::state::Ctx<'_>,
+    group: &GroupId,
+    intent: &Intent,
+    kps: Vec<KeyPackage>,
+) -> Result<Option<Outgoing>, Error> {
+    let mut g = active(cx, group)?;
+    let row = tables::group_get(cx.c, &group.0)?.ok_or(GroupError::UnknownGroup)?;
+    if row.status == GroupStatus::Leaving {
+        return Err(GroupError::NotMember.into());
+    }
+    if g.pending_commit().is_some() {
+        g.clear_pending_commit(cx.p.storage())
+            .map_err(|e| mls(format!("{e:?}")))?;
+    }
+    let tag = epoch_tag(&g, cx.p.crypto())?;
+    let signer = cx.signer(&g)?;
+    let own = g.own_leaf_index();
+    let recipients: Vec<[u8; 32]> = kps
+        .iter()
+        .filter_map(|k| AtmlsIdentity::from_credential(k.leaf_node().credential()).ok())
+        .map(|id| welcome_mailbox(&id.certificate.installation_key).0)
+        .collect();
+    let bundle = match intent {
+        Intent::Add(_) => {
+            if kps.is_empty() {
+                return Ok(None);
+            }
+            g.commit_builder()
+                .propose_adds(kps)
+                .consume_proposal_store(true)
+                .load_psks(cx.p.storage())
+                .map_err(mls)?
+                .build(cx.p.rand(), cx.p.crypto(), &signer, |_| true)
+                .map_err(mls)?
+                .stage_commit(&cx.p)
+                .map_err(mls)?
+        }
+        Intent::Remove(dids) => {
+            let leaves: Vec<_> = member_leaves(&g)
+                .into_iter()
+                .filter(|(i, m)| dids.contains(&m.did) && *i != own)
+                .map(|(i, _)| i)
+                .collect();
+            if leaves.is_empty() {
+                return Ok(None);
+            }
+            g.commit_builder()
+                .propose_removals(leaves)
+                .consume_proposal_store(true)
+                .load_psks(cx.p.storage())
+                .map_err(mls)?
+                .build(cx.p.rand(), cx.p.crypto(), &signer, |_| true)
+                .map_err(mls)?
+                .stage_commit(&cx.p)
+                .map_err(mls)?
+        }
+        Intent::Update => {
+            let (new_signer, cwk, ext) = new_leaf_key(&cx.p, cx.dev, cx.cs)?;
+            let params = LeafNodeParameters::builder()
+                .with_credential_with_key(cwk.clone())
+                .with_extensions(ext)
+                .build();
+            g.commit_builder()
+                .leaf_node_parameters(params)
+                .consume_proposal_store(true)
+                .force_self_update(true)
+                .load_psks(cx.p.storage())
+                .map_err(mls)?
+                .build_with_new_signer(
+                    cx.p.rand(),
+                    cx.p.crypto(),
+                    &signer,
+                    NewSignerBundle {
+                        signer: &new_signer,
+                        credential_with_key: cwk,
+                    },
+                    |_| true,
+                )
+                .map_err(mls)?
+                .stage_commit(&cx.p)
+                .map_err(mls)?
+        }
+        Intent::Pending => {
+            let removes_me = g.pending_proposals().any(|p| {
+                matches!(p.proposal(), openmls::prelude::Proposal::Remove(r) if r.removed() == own)
+            });
+            if !g.has_pending_proposals() || removes_me {
+                return Ok(None);
+            }
+            g.commit_builder()
+                .consume_proposal_store(true)
+                .load_psks(cx.p.storage())
+                .map_err(mls)?
+                .build(cx.p.rand(), cx.p.crypto(), &signer, |_| true)
+                .map_err(mls)?
+                .stage_commit(&cx.p)
+                .map_err(mls)?
+        }
+    };
+    let commit = bundle.commit().tls_serialize_detached().map_err(mls)?;
+    let welcome = bundle
+        .to_welcome_msg()
+        .map(|w| w.tls_serialize_detached())
+        .transpose()
+        .map_err(mls)?;
+    let out = Outgoing {
+        epoch_tag: tag.0,
+        idem: IdempotencyKey::random().0,
+        commit,
+        welcome,
+        recipients,
+    };
+    tables::outbox_put(cx.c, &group.0, &out)?;
+    Ok(Some(out))
+}

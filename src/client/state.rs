@@ -1,0 +1,239 @@
+//! The client's locked state and the atomic-transaction helper.
+
+use openmls::prelude::{Ciphersuite, GroupId as MlsGroupId, MlsGroup};
+use openmls_basic_credential::SignatureKeyPair;
+use openmls_rust_crypto::RustCrypto;
+use openmls_traits::OpenMlsProvider as _;
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::{Error, GroupInfo, Message};
+use crate::content::EncodedContent;
+use crate::group::{
+    mailbox_for, member_leaves, welcome_mailbox, GroupError, GroupId, GroupStatus, Member,
+};
+use crate::identity::{
+    DeviceIdentity, IdentityKeyPair, InstallationCertificate, InstallationKeyPair,
+};
+use crate::keypackage::KeyPackagePolicy;
+use crate::storage::{tables, Provider, StorageError, Store};
+use crate::transport::MailboxId;
+
+pub(crate) struct Inner {
+    pub(crate) store: Store,
+    pub(crate) crypto: RustCrypto,
+    pub(crate) device: DeviceIdentity,
+    pub(crate) cs: Ciphersuite,
+    pub(crate) policy: KeyPackagePolicy,
+}
+
+/// What a closure inside a transaction sees.
+pub(crate) struct Ctx<'a> {
+    pub(crate) p: Provider<'a>,
+    pub(crate) c: &'a Connection,
+    pub(crate) dev: &'a DeviceIdentity,
+    pub(crate) cs: Ciphersuite,
+}
+
+impl Ctx<'_> {
+    pub(crate) fn load(&self, group: &GroupId) -> Result<MlsGroup, GroupError> {
+        MlsGroup::load(self.p.storage(), &MlsGroupId::from_slice(&group.0))
+            .map_err(|e| GroupError::Mls(format!("loading group: {e:?}")))?
+            .ok_or(GroupError::UnknownGroup)
+    }
+
+    /// The signer of our leaf in `group`.
+    pub(crate) fn signer(&self, group: &MlsGroup) -> Result<SignatureKeyPair, GroupError> {
+        let leaf = group.own_leaf_node().ok_or(GroupError::NotMember)?;
+        SignatureKeyPair::read(
+            self.p.storage(),
+            leaf.signature_key().as_slice(),
+            self.cs.signature_algorithm(),
+        )
+        .ok_or(GroupError::Mls("leaf signer missing from storage".into()))
+    }
+}
+
+const K_DID: &str = "did";
+const K_INSTALLATION: &str = "installation_secret";
+const K_CERT: &str = "certificate";
+const K_IDENTITY: &str = "identity_secret";
+
+impl Inner {
+    pub(crate) fn open(
+        store: Store,
+        identity: Option<DeviceIdentity>,
+        cs: Ciphersuite,
+        policy: KeyPackagePolicy,
+    ) -> Result<Self, Error> {
+        let c = &store.conn;
+        let stored = match (
+            tables::account_get(c, K_INSTALLATION)?,
+            tables::account_get(c, K_CERT)?,
+        ) {
+            (Some(secret), Some(cert)) => {
+                let certificate: InstallationCertificate = serde_json::from_slice(&cert)
+                    .map_err(|_| StorageError::Corrupt("certificate"))?;
+                let installation = InstallationKeyPair::from_secret_bytes(&secret)?;
+                let identity_key = tables::account_get(c, K_IDENTITY)?
+                    .map(|s| IdentityKeyPair::from_secret_bytes(&s))
+                    .transpose()?;
+                Some(DeviceIdentity {
+                    did: certificate.did.clone(),
+                    installation,
+                    certificate,
+                    identity_key,
+                })
+            }
+            _ => None,
+        };
+        let device = match (stored, identity) {
+            (Some(s), Some(given)) if s.installation.public() != given.installation.public() => {
+                return Err(Error::IdentityMismatch)
+            }
+            (Some(s), _) => s,
+            (None, Some(given)) => {
+                let cert = serde_json::to_vec(&given.certificate)
+                    .map_err(|_| StorageError::Corrupt("certificate"))?;
+                let tx = store
+                    .conn
+                    .unchecked_transaction()
+                    .map_err(StorageError::from)?;
+                tables::account_set(&tx, K_DID, given.did.as_str().as_bytes())?;
+                tables::account_set(&tx, K_INSTALLATION, &given.installation.secret_bytes()[..])?;
+                tables::account_set(&tx, K_CERT, &cert)?;
+                if let Some(k) = &given.identity_key {
+                    tables::account_set(&tx, K_IDENTITY, &k.secret_bytes()[..])?;
+                }
+                tx.commit().map_err(StorageError::from)?;
+                given
+            }
+            (None, None) => return Err(Error::NoIdentity),
+        };
+        Ok(Inner {
+            store,
+            crypto: RustCrypto::default(),
+            device,
+            cs,
+            policy,
+        })
+    }
+
+    /// Runs `f` in one SQLite transaction: committed if it returns `Ok`, rolled back otherwise
+    /// (STORE-1). openmls objects are reloaded from storage on every call, so a rollback also
+    /// discards in-memory changes.
+    pub(crate) fn atomic<R, E: From<StorageError>>(
+        &mut self,
+        f: impl FnOnce(&Ctx<'_>) -> Result<R, E>,
+    ) -> Result<R, E> {
+        let tx = self
+            .store
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(StorageError::from)?;
+        let ctx = Ctx {
+            p: Provider::new(&self.crypto, &tx),
+            c: &tx,
+            dev: &self.device,
+            cs: self.cs,
+        };
+        let r = f(&ctx);
+        drop(ctx);
+        match r {
+            Ok(v) => {
+                tx.commit().map_err(StorageError::from)?;
+                Ok(v)
+            }
+            Err(e) => {
+                // Dropping the transaction rolls it back.
+                drop(tx);
+                Err(e)
+            }
+        }
+    }
+
+    /// Read-only access.
+    pub(crate) fn read<R>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<R, StorageError>,
+    ) -> Result<R, Error> {
+        Ok(f(&self.store.conn)?)
+    }
+
+    fn ctx_read<R>(&self, f: impl FnOnce(&Ctx<'_>) -> Result<R, Error>) -> Result<R, Error> {
+        let ctx = Ctx {
+            p: Provider::new(&self.crypto, &self.store.conn),
+            c: &self.store.conn,
+            dev: &self.device,
+            cs: self.cs,
+        };
+        f(&ctx)
+    }
+
+    pub(crate) fn group_infos(&self) -> Result<Vec<GroupInfo>, Error> {
+        let rows = self.read(tables::groups_all)?;
+        self.ctx_read(|cx| {
+            rows.into_iter()
+                .map(|r| {
+                    let id = GroupId(r.group_id);
+                    let epoch = cx.load(&id).map(|g| g.epoch().as_u64()).unwrap_or(0);
+                    Ok(GroupInfo {
+                        id,
+                        kind: r.kind,
+                        dm_peer: r.dm_peer,
+                        status: r.status,
+                        epoch,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    pub(crate) fn members(&self, group: &GroupId) -> Result<Vec<Member>, Error> {
+        self.ctx_read(|cx| {
+            Ok(member_leaves(&cx.load(group)?)
+                .into_iter()
+                .map(|(_, m)| m)
+                .collect())
+        })
+    }
+
+    pub(crate) fn messages(&self, group: &GroupId) -> Result<Vec<Message>, Error> {
+        let rows = self.read(|c| tables::messages_of(c, &group.0))?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(Message {
+                    group: group.clone(),
+                    seq: r.seq,
+                    sender: Member {
+                        did: r.sender_did,
+                        installation: crate::identity::PublicKey(r.sender_installation),
+                    },
+                    content: EncodedContent::from_bytes(&r.content)?,
+                    outgoing: r.outgoing,
+                    received: r.received,
+                })
+            })
+            .collect()
+    }
+
+    /// Every mailbox this device listens to.
+    pub(crate) fn mailboxes(&self) -> Result<Vec<MailboxId>, Error> {
+        let mut out = vec![welcome_mailbox(&self.device.installation.public())];
+        for g in self.read(tables::groups_all)? {
+            if g.status != GroupStatus::Left {
+                out.push(mailbox_for(&g.group_id).id);
+            }
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn epoch_fingerprint(&self, group: &GroupId) -> Result<(u64, Vec<u8>), Error> {
+        self.ctx_read(|cx| {
+            let g = cx.load(group)?;
+            let secret = g
+                .export_secret(cx.p.crypto(), "atmls/test/fingerprint", &[], 32)
+                .map_err(|e| GroupError::Mls(e.to_string()))?;
+            Ok((g.epoch().as_u64(), secret))
+        })
+    }
+}

@@ -1,0 +1,295 @@
+//! Typed message content, in the style of XMTP's XIP-5 content types.
+//!
+//! Every application message carries an [`EncodedContent`]: a
+//! [`ContentTypeId`] such as `atmls.dev/text:1.0`, codec parameters, an
+//! optional human-readable fallback, and the encoded payload. A
+//! [`ContentCodec`] turns a Rust value into an [`EncodedContent`] and back;
+//! [`TextCodec`] is the built-in one. Apps that just want something to show
+//! use [`Content::decode`], which never fails: content it cannot decode
+//! becomes [`Content::Unknown`] with the sender's fallback text.
+//!
+//! The rules (`CONTENT-1`, `CONTENT-2`, ...) and the exact wire encoding are in
+//! `spec/content.md`; tests are named after the rule they check.
+
+mod encoded;
+mod text;
+mod type_id;
+
+pub use encoded::{
+    Compression, EncodedContent, ENCODED_CONTENT_VERSION, MAX_ENCODED_CONTENT_LEN, MAX_PARAMETERS,
+    MAX_PARAMETER_KEY_LEN,
+};
+pub use text::TextCodec;
+pub use type_id::{ContentTypeId, ATMLS_AUTHORITY, MAX_TYPE_ID_PART_LEN, TEXT_TYPE};
+
+/// Errors from building, encoding or decoding content.
+///
+/// All of them describe bad input, so none is retryable.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum ContentError {
+    /// A content type id breaks CONTENT-1 to CONTENT-4; the text says how.
+    #[error("invalid content type id: {0}")]
+    InvalidTypeId(String),
+    /// A parameter breaks CONTENT-8, or a codec rejects a parameter value.
+    #[error("invalid content parameter: {0}")]
+    InvalidParameter(String),
+    /// The encoded form is larger than [`MAX_ENCODED_CONTENT_LEN`] (CONTENT-11).
+    #[error("encoded content is {len} bytes, over the {max}-byte limit")]
+    TooLarge {
+        /// Size of the input or of the encoding that would be produced.
+        len: usize,
+        /// The limit, [`MAX_ENCODED_CONTENT_LEN`].
+        max: usize,
+    },
+    /// The leading version byte is not [`ENCODED_CONTENT_VERSION`] (CONTENT-6).
+    #[error("unsupported encoded content version {0}")]
+    UnsupportedVersion(u8),
+    /// The input ends before the structure does (CONTENT-12).
+    #[error("encoded content is truncated")]
+    Truncated,
+    /// Bytes remain after the structure ends (CONTENT-12).
+    #[error("{0} trailing bytes after encoded content")]
+    TrailingBytes(usize),
+    /// The input is structurally invalid (CONTENT-7, CONTENT-9).
+    #[error("malformed encoded content: {0}")]
+    Malformed(&'static str),
+    /// The input is valid but not in canonical form (CONTENT-7, CONTENT-8, CONTENT-13).
+    #[error("non-canonical encoded content: {0}")]
+    NonCanonical(&'static str),
+    /// A text field is not valid UTF-8; names the field.
+    #[error("{0} is not valid UTF-8")]
+    InvalidUtf8(&'static str),
+    /// The compression code is not one of those in CONTENT-10.
+    #[error("unknown compression code {0}")]
+    UnknownCompression(u8),
+    /// The content is compressed with an algorithm this crate cannot undo.
+    #[error("compression {0:?} is not supported")]
+    UnsupportedCompression(Compression),
+    /// A codec was given content of another type or major version (CONTENT-5).
+    #[error("content of type {actual} cannot be decoded as {expected}")]
+    TypeMismatch {
+        /// The type the codec handles.
+        expected: ContentTypeId,
+        /// The type the content declares.
+        actual: ContentTypeId,
+    },
+    /// The TLS encoder failed (should not happen for valid content).
+    #[error("content encoding failed: {0}")]
+    Encode(String),
+}
+
+impl ContentError {
+    /// Whether trying again could succeed. Always `false`: bad content does
+    /// not get better by retrying (CONTENT-16).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ContentError::InvalidTypeId(_)
+            | ContentError::InvalidParameter(_)
+            | ContentError::TooLarge { .. }
+            | ContentError::UnsupportedVersion(_)
+            | ContentError::Truncated
+            | ContentError::TrailingBytes(_)
+            | ContentError::Malformed(_)
+            | ContentError::NonCanonical(_)
+            | ContentError::InvalidUtf8(_)
+            | ContentError::UnknownCompression(_)
+            | ContentError::UnsupportedCompression(_)
+            | ContentError::TypeMismatch { .. }
+            | ContentError::Encode(_) => false,
+        }
+    }
+}
+
+/// Converts one content type between a Rust value and [`EncodedContent`].
+pub trait ContentCodec {
+    /// The Rust type this codec handles.
+    type Content;
+
+    /// The content type id this codec writes; it reads any id with the same
+    /// authority, type and major version (CONTENT-5).
+    fn content_type() -> ContentTypeId;
+
+    /// Encodes a value, including its [`fallback`](Self::fallback) text.
+    fn encode(content: &Self::Content) -> Result<EncodedContent, ContentError>;
+
+    /// Decodes a value, checking the type id first.
+    fn decode(encoded: &EncodedContent) -> Result<Self::Content, ContentError>;
+
+    /// Text for receivers that cannot decode this content type, if useful.
+    fn fallback(content: &Self::Content) -> Option<String>;
+}
+
+/// Decoded content, ready for an app to display (CONTENT-15).
+///
+/// ```rust
+/// use atmls::content::{Content, ContentTypeId, EncodedContent};
+///
+/// // Sending text:
+/// let bytes = Content::text("hi there").to_bytes()?;
+///
+/// // Receiving it:
+/// let received = Content::decode(&EncodedContent::from_bytes(&bytes)?);
+/// assert_eq!(received, Content::Text("hi there".into()));
+/// assert_eq!(received.display_text(), Some("hi there"));
+///
+/// // A type this version does not know shows its fallback text instead.
+/// let poll_type: ContentTypeId = "example.org/poll:1.0".parse()?;
+/// let mut poll = EncodedContent::new(poll_type.clone(), vec![1, 2, 3]);
+/// poll.fallback = Some("[a poll; update your app to vote]".into());
+/// let received = Content::decode(&poll);
+/// assert!(matches!(received, Content::Unknown { ref type_id, .. } if *type_id == poll_type));
+/// assert_eq!(received.display_text(), Some("[a poll; update your app to vote]"));
+/// # Ok::<(), atmls::content::ContentError>(())
+/// ```
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Content {
+    /// Plain text (`atmls.dev/text:1.x`).
+    Text(String),
+    /// Content this version cannot decode: an unknown type, an unsupported
+    /// major version, or a known type whose payload is invalid.
+    Unknown {
+        /// The type the content declares.
+        type_id: ContentTypeId,
+        /// The sender's fallback text, if any.
+        fallback: Option<String>,
+    },
+}
+
+impl Content {
+    /// Decodes with the built-in codecs. Never fails and never panics:
+    /// anything that cannot be decoded becomes [`Content::Unknown`] carrying
+    /// the fallback text (CONTENT-15).
+    pub fn decode(encoded: &EncodedContent) -> Content {
+        if TextCodec::content_type().is_compatible(&encoded.type_id) {
+            if let Ok(text) = TextCodec::decode(encoded) {
+                return Content::Text(text);
+            }
+        }
+        Content::Unknown {
+            type_id: encoded.type_id.clone(),
+            fallback: encoded.fallback.clone(),
+        }
+    }
+
+    /// Encodes `text` as `atmls.dev/text:1.0` content.
+    pub fn text(text: impl Into<String>) -> EncodedContent {
+        TextCodec::encode_string(text.into())
+    }
+
+    /// The text to show: the text itself, or an unknown type's fallback.
+    pub fn display_text(&self) -> Option<&str> {
+        match self {
+            Content::Text(text) => Some(text),
+            Content::Unknown { fallback, .. } => fallback.as_deref(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unknown_with(type_id: &str, fallback: Option<&str>) -> EncodedContent {
+        let mut e = EncodedContent::new(type_id.parse().unwrap(), b"\x00payload".to_vec());
+        e.fallback = fallback.map(str::to_owned);
+        e
+    }
+
+    #[test]
+    fn content_15_text_decodes() {
+        let bytes = Content::text("hello").to_bytes().unwrap();
+        let decoded = Content::decode(&EncodedContent::from_bytes(&bytes).unwrap());
+        assert_eq!(decoded, Content::Text("hello".into()));
+        assert_eq!(decoded.display_text(), Some("hello"));
+        assert_eq!(
+            Content::text("x"),
+            TextCodec::encode(&"x".to_owned()).unwrap()
+        );
+    }
+
+    #[test]
+    fn content_15_unknown_type_degrades_to_fallback() {
+        let e = unknown_with("example.org/poll:1.0", Some("a poll"));
+        let bytes = e.to_bytes().unwrap();
+        let decoded = Content::decode(&EncodedContent::from_bytes(&bytes).unwrap());
+        assert_eq!(
+            decoded,
+            Content::Unknown {
+                type_id: "example.org/poll:1.0".parse().unwrap(),
+                fallback: Some("a poll".into()),
+            }
+        );
+        assert_eq!(decoded.display_text(), Some("a poll"));
+
+        let no_fallback = Content::decode(&unknown_with("example.org/poll:1.0", None));
+        assert_eq!(no_fallback.display_text(), None);
+    }
+
+    #[test]
+    fn content_15_minor_version_accepted_major_not() {
+        let mut e = Content::text("hi");
+        e.type_id = "atmls.dev/text:1.42".parse().unwrap();
+        e.fallback = Some("fallback".into());
+        assert_eq!(Content::decode(&e), Content::Text("hi".into()));
+
+        e.type_id = "atmls.dev/text:2.0".parse().unwrap();
+        let decoded = Content::decode(&e);
+        assert!(
+            matches!(decoded, Content::Unknown { ref type_id, .. } if type_id.version_major() == 2)
+        );
+        assert_eq!(decoded.display_text(), Some("fallback"));
+    }
+
+    #[test]
+    fn content_15_undecodable_known_type_degrades_to_fallback() {
+        let mut bad_utf8 = Content::text("");
+        bad_utf8.content = vec![0xff, 0xfe];
+        bad_utf8.fallback = Some("[garbled]".into());
+
+        let mut compressed = Content::text("hi");
+        compressed.compression = Some(Compression::Deflate);
+
+        let mut utf16 = Content::text("hi");
+        utf16.parameters.insert("encoding".into(), "UTF-16".into());
+
+        for e in [bad_utf8, compressed, utf16] {
+            let bytes = e.to_bytes().unwrap();
+            let decoded = Content::decode(&EncodedContent::from_bytes(&bytes).unwrap());
+            assert_eq!(
+                decoded,
+                Content::Unknown {
+                    type_id: ContentTypeId::text(),
+                    fallback: e.fallback.clone(),
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn content_16_errors_are_not_retryable() {
+        let errors = [
+            ContentError::InvalidTypeId(String::new()),
+            ContentError::InvalidParameter(String::new()),
+            ContentError::TooLarge { len: 2, max: 1 },
+            ContentError::UnsupportedVersion(2),
+            ContentError::Truncated,
+            ContentError::TrailingBytes(1),
+            ContentError::Malformed(""),
+            ContentError::NonCanonical(""),
+            ContentError::InvalidUtf8(""),
+            ContentError::UnknownCompression(9),
+            ContentError::UnsupportedCompression(Compression::Gzip),
+            ContentError::TypeMismatch {
+                expected: ContentTypeId::text(),
+                actual: ContentTypeId::text(),
+            },
+            ContentError::Encode(String::new()),
+        ];
+        for e in errors {
+            assert!(!e.is_retryable(), "{e:?}");
+            assert!(!e.to_string().is_empty());
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! Canonical TLS encodings of the credential identity and of the leaf proof.
+
+use openmls::prelude::{BasicCredential, Credential, CredentialType, Extension, UnknownExtension};
+use tls_codec::{
+    DeserializeBytes as _, Serialize as _, TlsDeserializeBytes, TlsSerialize, TlsSize, VLBytes,
+};
+
+use super::CredentialError;
+use crate::identity::{Did, InstallationCertificate, PublicKey};
+
+/// Version byte of [`AtmlsIdentity`] (CRED-1).
+pub const IDENTITY_VERSION: u8 = 1;
+
+/// Leaf-node extension type carrying the [`LeafProof`] (private-use range, CRED-5).
+pub const LEAF_PROOF_EXTENSION: u16 = 0xF0A1;
+
+/// MLS signature scheme code point of Ed25519, used for the identity key.
+const ED25519: u16 = 0x0807;
+
+/// Longest identity encoding we decode: bounds allocation on hostile input.
+const MAX_IDENTITY_LEN: usize = 4096;
+
+#[derive(TlsSize, TlsSerialize, TlsDeserializeBytes)]
+struct IdentityWire {
+    version: u8,
+    did: VLBytes,
+    identity_key_scheme: u16,
+    identity_key: VLBytes,
+    installation_key: VLBytes,
+    created: u64,
+    expires: u64,
+    certificate_signature: VLBytes,
+}
+
+/// The content of a leaf's BasicCredential identity: which account and device it is, with the
+/// identity key's certificate for the device. Constant for the life of the installation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AtmlsIdentity {
+    /// The installation certificate (carries DID, identity key and installation key).
+    pub certificate: InstallationCertificate,
+}
+
+impl AtmlsIdentity {
+    /// The canonical bytes (spec/credential.md, "identity encoding").
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let c = &self.certificate;
+        IdentityWire {
+            version: IDENTITY_VERSION,
+            did: c.did.as_str().as_bytes().to_vec().into(),
+            identity_key_scheme: ED25519,
+            identity_key: c.identity_key.0.to_vec().into(),
+            installation_key: c.installation_key.0.to_vec().into(),
+            created: c.created,
+            expires: c.expires,
+            certificate_signature: c.signature.clone().into(),
+        }
+        .tls_serialize_detached()
+        .unwrap_or_default()
+    }
+
+    /// Decodes identity bytes (untrusted), checking structure only (CRED-1, CRED-2).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, CredentialError> {
+        if bytes.len() > MAX_IDENTITY_LEN {
+            return Err(CredentialError::Malformed("identity too long"));
+        }
+        if let Some(&v) = bytes.first() {
+            if v != IDENTITY_VERSION {
+                return Err(CredentialError::UnsupportedVersion(v));
+            }
+        }
+        let (w, rest) = IdentityWire::tls_deserialize_bytes(bytes)
+            .map_err(|_| CredentialError::Malformed("identity encoding"))?;
+        if !rest.is_empty() {
+            return Err(CredentialError::Malformed("trailing bytes"));
+        }
+        if w.identity_key_scheme != ED25519 {
+            return Err(CredentialError::Malformed("identity key scheme"));
+        }
+        let did = std::str::from_utf8(w.did.as_slice())
+            .map_err(|_| CredentialError::Malformed("DID is not UTF-8"))?;
+        let did = Did::new(did)?;
+        Ok(AtmlsIdentity {
+            certificate: InstallationCertificate {
+                did,
+                identity_key: PublicKey::from_slice(w.identity_key.as_slice(), "identity")?,
+                installation_key: PublicKey::from_slice(
+                    w.installation_key.as_slice(),
+                    "installation",
+                )?,
+                created: w.created,
+                expires: w.expires,
+                signature: w.certificate_signature.as_slice().to_vec(),
+            },
+        })
+    }
+
+    /// The MLS credential carrying these bytes.
+    pub fn to_credential(&self) -> Credential {
+        BasicCredential::new(self.to_bytes()).into()
+    }
+
+    /// Decodes the identity of an MLS credential (CRED-1).
+    pub fn from_credential(credential: &Credential) -> Result<Self, CredentialError> {
+        if credential.credential_type() != CredentialType::Basic {
+            return Err(CredentialError::NotBasic);
+        }
+        let basic =
+            BasicCredential::try_from(credential.clone()).map_err(|_| CredentialError::NotBasic)?;
+        Self::from_bytes(basic.identity())
+    }
+}
+
+#[derive(TlsSize, TlsSerialize, TlsDeserializeBytes)]
+struct LeafProofWire {
+    version: u8,
+    signature: VLBytes,
+}
+
+/// The installation's signature over a leaf's MLS signature key (CRED-5).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeafProof {
+    /// Ed25519 signature by the installation key over the leaf-proof TBS.
+    pub signature: Vec<u8>,
+}
+
+impl LeafProof {
+    /// As a leaf-node extension.
+    pub fn to_extension(&self) -> Extension {
+        let bytes = LeafProofWire {
+            version: 1,
+            signature: self.signature.clone().into(),
+        }
+        .tls_serialize_detached()
+        .unwrap_or_default();
+        Extension::Unknown(LEAF_PROOF_EXTENSION, UnknownExtension(bytes))
+    }
+
+    /// Decodes the extension payload (untrusted).
+    pub fn from_extension_bytes(bytes: &[u8]) -> Result<Self, CredentialError> {
+        let (w, rest) = LeafProofWire::tls_deserialize_bytes(bytes)
+            .map_err(|_| CredentialError::BadLeafProof)?;
+        if !rest.is_empty() || w.version != 1 {
+            return Err(CredentialError::BadLeafProof);
+        }
+        Ok(LeafProof {
+            signature: w.signature.as_slice().to_vec(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::DeviceIdentity;
+
+    fn identity() -> AtmlsIdentity {
+        let d = DeviceIdentity::new_account(Did::new("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa").unwrap());
+        AtmlsIdentity {
+            certificate: d.certificate,
+        }
+    }
+
+    #[test]
+    fn cred_1_round_trip() {
+        let id = identity();
+        assert_eq!(AtmlsIdentity::from_bytes(&id.to_bytes()).unwrap(), id);
+        assert_eq!(
+            AtmlsIdentity::from_credential(&id.to_credential()).unwrap(),
+            id
+        );
+    }
+
+    #[test]
+    fn cred_1_rejects_every_truncation_and_trailing_bytes() {
+        let bytes = identity().to_bytes();
+        for n in 0..bytes.len() {
+            assert!(
+                AtmlsIdentity::from_bytes(&bytes[..n]).is_err(),
+                "prefix {n}"
+            );
+        }
+        let mut long = bytes.clone();
+        long.push(0);
+        assert_eq!(
+            AtmlsIdentity::from_bytes(&long),
+            Err(CredentialError::Malformed("trailing bytes"))
+        );
+    }
+
+    #[test]
+    fn cred_1_rejects_unknown_version() {
+        let mut bytes = identity().to_bytes();
+        bytes[0] = 2;
+        assert_eq!(
+            AtmlsIdentity::from_bytes(&bytes),
+            Err(CredentialError::UnsupportedVersion(2))
+        );
+    }
+
+    #[test]
+    fn cred_2_rejects_invalid_did() {
+        let id = identity();
+        let c = &id.certificate;
+        let bytes = IdentityWire {
+            version: 1,
+            did: b"did:evil:x".to_vec().into(),
+            identity_key_scheme: ED25519,
+            identity_key: c.identity_key.0.to_vec().into(),
+            installation_key: c.installation_key.0.to_vec().into(),
+            created: c.created,
+            expires: c.expires,
+            certificate_signature: c.signature.clone().into(),
+        }
+        .tls_serialize_detached()
+        .unwrap();
+        assert!(matches!(
+            AtmlsIdentity::from_bytes(&bytes),
+            Err(CredentialError::Certificate(
+                crate::identity::IdentityError::InvalidDid(_)
+            ))
+        ));
+    }
+
+    #[test]
+    fn cred_5_leaf_proof_round_trip_and_garbage() {
+        let p = LeafProof {
+            signature: vec![7; 64],
+        };
+        let Extension::Unknown(t, UnknownExtension(b)) = p.to_extension() else {
+            panic!()
+        };
+        assert_eq!(t, LEAF_PROOF_EXTENSION);
+        assert_eq!(LeafProof::from_extension_bytes(&b).unwrap(), p);
+        assert_eq!(
+            LeafProof::from_extension_bytes(&b[..3]),
+            Err(CredentialError::BadLeafProof)
+        );
+    }
+}

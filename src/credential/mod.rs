@@ -1,0 +1,61 @@
+//! Credentials: the MLS BasicCredential identity bytes that bind DID, identity key and
+//! installation, the per-leaf proof that the installation owns the leaf's signature key, and
+//! the validator run on every KeyPackage, every leaf of a joined tree and every new leaf of a
+//! commit. The encoding and the checks (CRED-n) are in `spec/credential.md`.
+
+mod encoding;
+mod validate;
+
+pub use encoding::{AtmlsIdentity, LeafProof, IDENTITY_VERSION, LEAF_PROOF_EXTENSION};
+pub use validate::{check_identity_unchanged, validate_leaf, LeafIdentity};
+
+use crate::identity::{Did, IdentityError};
+
+/// Errors of the credential layer: why a leaf or KeyPackage was refused.
+#[non_exhaustive]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum CredentialError {
+    /// CRED-1: not a BasicCredential.
+    #[error("credential is not a BasicCredential")]
+    NotBasic,
+    /// CRED-1: identity bytes do not decode.
+    #[error("malformed credential identity: {0}")]
+    Malformed(&'static str),
+    /// CRED-1: an identity encoding version we do not know.
+    #[error("unsupported credential version {0}")]
+    UnsupportedVersion(u8),
+    /// CRED-2/3/4: DID, certificate signature or validity period.
+    #[error("installation certificate: {0}")]
+    Certificate(#[from] IdentityError),
+    /// CRED-5: the leaf carries no leaf-proof extension.
+    #[error("leaf has no installation proof for its signature key")]
+    MissingLeafProof,
+    /// CRED-5: the leaf proof does not verify.
+    #[error("leaf signature key is not certified by the installation")]
+    BadLeafProof,
+    /// CRED-6: the leaf signature key equals the identity or installation key.
+    #[error("leaf signature key reuses the identity or installation key")]
+    KeyReuse,
+    /// CRED-7: the identity key is not the one the directory (or our pin) has for the DID.
+    #[error("identity key for {0} does not match the directory")]
+    UnknownIdentityKey(Did),
+    /// CRED-7: the installation is not a current device of the DID.
+    #[error("installation is not a listed device of {0}")]
+    UnknownDevice(Did),
+    /// CRED-8: an update changed a leaf's identity bytes.
+    #[error("a leaf's identity changed")]
+    IdentityChanged,
+    /// CRED-9: wrong ciphersuite or capabilities.
+    #[error("unsupported ciphersuite or capabilities: {0}")]
+    Unsupported(&'static str),
+}
+
+impl CredentialError {
+    /// Whether retrying can help. Only a directory mismatch can (the directory may catch up).
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            CredentialError::UnknownIdentityKey(_) | CredentialError::UnknownDevice(_)
+        )
+    }
+}

@@ -1,0 +1,82 @@
+//! The leaf validator (spec/credential.md CRED-1 … CRED-8).
+
+use openmls::prelude::{Ciphersuite, Credential, LeafNode};
+
+use super::{AtmlsIdentity, CredentialError, LeafProof, LEAF_PROOF_EXTENSION};
+use crate::identity::{Did, LeafProofTbsPub, PublicKey};
+
+/// Who a validated leaf belongs to.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct LeafIdentity {
+    /// The account.
+    pub did: Did,
+    /// The account's messaging identity key that certified the installation.
+    pub identity_key: PublicKey,
+    /// The installation (device) key, which is also its id.
+    pub installation_key: PublicKey,
+}
+
+impl LeafIdentity {
+    /// CRED-7: the identity key must be the account's current one and the installation one of
+    /// its listed devices (`devices = None` skips the device check, for pinned-key checks).
+    pub fn check_account(
+        &self,
+        identity_key: &PublicKey,
+        devices: Option<&[PublicKey]>,
+    ) -> Result<(), CredentialError> {
+        if &self.identity_key != identity_key {
+            return Err(CredentialError::UnknownIdentityKey(self.did.clone()));
+        }
+        if let Some(devices) = devices {
+            if !devices.contains(&self.installation_key) {
+                return Err(CredentialError::UnknownDevice(self.did.clone()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs CRED-1 … CRED-6 on one leaf: identity decodes, certificate verifies and is current,
+/// the installation signed this leaf's signature key, and that key is a fresh one.
+pub fn validate_leaf(
+    leaf: &LeafNode,
+    ciphersuite: Ciphersuite,
+    now: u64,
+) -> Result<LeafIdentity, CredentialError> {
+    let identity = AtmlsIdentity::from_credential(leaf.credential())?;
+    let cert = identity.certificate;
+    cert.verify(now)?;
+    let leaf_key = leaf.signature_key().as_slice();
+    if leaf_key == cert.identity_key.as_bytes() || leaf_key == cert.installation_key.as_bytes() {
+        return Err(CredentialError::KeyReuse);
+    }
+    let ext = leaf
+        .extensions()
+        .unknown(LEAF_PROOF_EXTENSION)
+        .ok_or(CredentialError::MissingLeafProof)?;
+    let proof = LeafProof::from_extension_bytes(&ext.0)?;
+    let tbs = LeafProofTbsPub::new(
+        &cert.did,
+        &cert.installation_key,
+        leaf_key,
+        u16::from(ciphersuite),
+    );
+    cert.installation_key
+        .verify(&tbs.bytes(), &proof.signature, "leaf proof")
+        .map_err(|_| CredentialError::BadLeafProof)?;
+    Ok(LeafIdentity {
+        did: cert.did,
+        identity_key: cert.identity_key,
+        installation_key: cert.installation_key,
+    })
+}
+
+/// CRED-8: a leaf's identity bytes never change across an update.
+pub fn check_identity_unchanged(old: &Credential, new: &Credential) -> Result<(), CredentialError> {
+    if old.credential_type() != new.credential_type()
+        || old.serialized_content() != new.serialized_content()
+    {
+        return Err(CredentialError::IdentityChanged);
+    }
+    Ok(())
+}

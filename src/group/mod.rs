@@ -1,0 +1,251 @@
+//! Groups: the MLS group configuration atmls uses, the values derived from a group for the
+//! transport (mailbox, epoch tag), group data (DM or group), membership by DID, and the
+//! validation of incoming commits, proposals and Welcomes (spec/group.md).
+
+mod data;
+mod validate;
+
+pub use data::{GroupData, GroupKind, GROUP_DATA_EXTENSION};
+pub(crate) use validate::{
+    member_leaves, validate_joined_tree, validate_proposal, validate_staged_commit, Validation,
+};
+
+use std::fmt;
+
+use openmls::prelude::{
+    Ciphersuite, Extension, ExtensionType, Extensions, LeafNode, MlsGroup, MlsGroupCreateConfig,
+    MlsGroupJoinConfig, RequiredCapabilitiesExtension, SenderRatchetConfiguration,
+    PURE_CIPHERTEXT_WIRE_FORMAT_POLICY,
+};
+use openmls_traits::crypto::OpenMlsCrypto;
+use sha2::{Digest, Sha256};
+
+use crate::credential::{CredentialError, LEAF_PROOF_EXTENSION};
+use crate::identity::{Did, PublicKey};
+use crate::transport::{EpochTag, Mailbox, MailboxId};
+
+/// A group's id: 32 random bytes chosen by its creator, private to its members.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GroupId(pub(crate) Vec<u8>);
+
+impl GroupId {
+    /// The raw bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Parses the hex form printed by `Display`.
+    pub fn from_hex(s: &str) -> Option<Self> {
+        hex::decode(s).ok().filter(|b| b.len() == 32).map(GroupId)
+    }
+}
+
+impl fmt::Display for GroupId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(&self.0))
+    }
+}
+
+impl fmt::Debug for GroupId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "GroupId({})",
+            hex::encode(self.0.get(..6).unwrap_or(&self.0))
+        )
+    }
+}
+
+/// Where this device stands in a group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupStatus {
+    /// A member.
+    Active,
+    /// Asked to leave; waiting for a member to commit the removal.
+    Leaving,
+    /// No longer a member (removed, or left).
+    Left,
+}
+
+impl GroupStatus {
+    pub(crate) fn to_i64(self) -> i64 {
+        match self {
+            GroupStatus::Active => 1,
+            GroupStatus::Leaving => 2,
+            GroupStatus::Left => 3,
+        }
+    }
+
+    pub(crate) fn from_i64(v: i64) -> Option<Self> {
+        Some(match v {
+            1 => GroupStatus::Active,
+            2 => GroupStatus::Leaving,
+            3 => GroupStatus::Left,
+            _ => return None,
+        })
+    }
+}
+
+/// A member device of a group.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Member {
+    /// The account.
+    pub did: Did,
+    /// The device's installation key.
+    pub installation: PublicKey,
+}
+
+/// Errors of the group layer: why an operation or an incoming message was refused. A refused
+/// message leaves the group state exactly as it was.
+#[non_exhaustive]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum GroupError {
+    /// The bytes are not a well-formed MLS message of the expected kind.
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    /// The message is for another group.
+    #[error("message for another group")]
+    WrongGroup,
+    /// The message is for an epoch other than the group's current one.
+    #[error("message for the wrong epoch")]
+    WrongEpoch,
+    /// The message was already processed (its key was consumed).
+    #[error("replayed message")]
+    Replay,
+    /// The message could not be decrypted or authenticated (e.g. its sender is not a member).
+    #[error("cannot decrypt or authenticate message: {0}")]
+    Undecryptable(String),
+    /// A leaf in the message or tree failed credential validation.
+    #[error("invalid credential: {0}")]
+    Credential(#[from] CredentialError),
+    /// The commit or proposal breaks atmls rules (e.g. removing another user by proposal).
+    #[error("not allowed: {0}")]
+    NotAllowed(&'static str),
+    /// The commit is invalid by MLS rules.
+    #[error("invalid commit: {0}")]
+    InvalidCommit(String),
+    /// This device is not (or no longer) a member.
+    #[error("not a member of this group")]
+    NotMember,
+    /// No such group on this device.
+    #[error("unknown group")]
+    UnknownGroup,
+    /// A Welcome did not match any of our KeyPackages or failed to join.
+    #[error("cannot join from Welcome: {0}")]
+    Welcome(String),
+    /// An MLS library failure on our side.
+    #[error("mls: {0}")]
+    Mls(String),
+}
+
+impl GroupError {
+    /// Whether retrying can help (only credential checks that depend on the directory).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, GroupError::Credential(e) if e.is_retryable())
+    }
+
+    /// Classifies an openmls processing error (openmls's error enums are not stable API, so
+    /// we keep only what callers can act on).
+    pub(crate) fn from_process<E: fmt::Debug>(e: E) -> Self {
+        let s = format!("{e:?}");
+        if s.contains("SecretReuse") {
+            GroupError::Replay
+        } else if s.contains("WrongEpoch") {
+            GroupError::WrongEpoch
+        } else if s.contains("WrongGroupId") {
+            GroupError::WrongGroup
+        } else if s.contains("UnableToDecrypt")
+            || s.contains("Decrypt")
+            || s.contains("UnknownMember")
+        {
+            GroupError::Undecryptable(s.chars().take(200).collect())
+        } else if s.contains("InvalidCommit") || s.contains("StageCommit") {
+            GroupError::InvalidCommit(s.chars().take(200).collect())
+        } else {
+            GroupError::Undecryptable(s.chars().take(200).collect())
+        }
+    }
+}
+
+/// Required capabilities of every atmls group (GROUP-1): our extensions and Basic credentials.
+fn required_capabilities() -> Extension {
+    Extension::RequiredCapabilities(RequiredCapabilitiesExtension::new(
+        &[
+            ExtensionType::Unknown(GROUP_DATA_EXTENSION),
+            ExtensionType::Unknown(LEAF_PROOF_EXTENSION),
+        ],
+        &[],
+        &[openmls::prelude::CredentialType::Basic],
+    ))
+}
+
+/// The configuration a creator uses (GROUP-1, GROUP-2).
+pub(crate) fn create_config(
+    cs: Ciphersuite,
+    data: &GroupData,
+    leaf_extensions: Extensions<LeafNode>,
+) -> Result<MlsGroupCreateConfig, GroupError> {
+    let ext = Extensions::from_vec(vec![required_capabilities(), data.to_extension()])
+        .map_err(|e| GroupError::Mls(e.to_string()))?;
+    let config = MlsGroupCreateConfig::builder()
+        .ciphersuite(cs)
+        .use_ratchet_tree_extension(true)
+        .wire_format_policy(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY)
+        .max_past_epochs(0)
+        .sender_ratchet_configuration(SenderRatchetConfiguration::new(20, 1000))
+        .capabilities(crate::keypackage::capabilities(cs))
+        .with_group_context_extensions(ext)
+        .with_leaf_node_extensions(leaf_extensions)
+        .map_err(|e| GroupError::Mls(e.to_string()))?
+        .build();
+    Ok(config)
+}
+
+/// The configuration a joiner uses.
+pub(crate) fn join_config() -> MlsGroupJoinConfig {
+    MlsGroupJoinConfig::builder()
+        .use_ratchet_tree_extension(true)
+        .wire_format_policy(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY)
+        .max_past_epochs(0)
+        .sender_ratchet_configuration(SenderRatchetConfiguration::new(20, 1000))
+        .build()
+}
+
+fn tagged_hash(label: &[u8], data: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update((label.len() as u32).to_be_bytes());
+    h.update(label);
+    h.update(data);
+    h.finalize().into()
+}
+
+/// A group's mailbox: its id and posting capability derive from the secret group id, so the
+/// transport learns neither (spec/group.md GROUP-4).
+pub(crate) fn mailbox_for(group_id: &[u8]) -> Mailbox {
+    Mailbox {
+        id: MailboxId(tagged_hash(b"atmls/v1/mailbox-id", group_id)),
+        post_secret: Some(tagged_hash(b"atmls/v1/mailbox-post", group_id)),
+    }
+}
+
+/// A device's Welcome mailbox, derived from its installation key (GROUP-5).
+pub fn welcome_mailbox(installation: &PublicKey) -> MailboxId {
+    MailboxId(tagged_hash(
+        b"atmls/v1/welcome-mailbox",
+        installation.as_bytes(),
+    ))
+}
+
+/// The opaque ordering key of the group's current epoch: an MLS exporter value (GROUP-6).
+pub(crate) fn epoch_tag(
+    group: &MlsGroup,
+    crypto: &impl OpenMlsCrypto,
+) -> Result<EpochTag, GroupError> {
+    let v = group
+        .export_secret(crypto, "atmls/v1/epoch-tag", &[], 32)
+        .map_err(|e| GroupError::Mls(e.to_string()))?;
+    let arr: [u8; 32] = v
+        .try_into()
+        .map_err(|_| GroupError::Mls("exporter length".into()))?;
+    Ok(EpochTag(arr))
+}

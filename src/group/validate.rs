@@ -1,0 +1,186 @@
+//! Validation of what other members send: every added or updated leaf of a commit, every
+//! proposal, every leaf of a tree joined from a Welcome (spec/credential.md, spec/group.md).
+
+use openmls::prelude::{
+    Ciphersuite, LeafNode, LeafNodeIndex, MlsGroup, Proposal, QueuedProposal, Sender, StagedCommit,
+};
+
+use super::{GroupError, Member};
+use crate::credential::{check_identity_unchanged, validate_leaf, AtmlsIdentity, LeafIdentity};
+use crate::identity::{Did, PublicKey};
+
+/// The outcome of validation: refused, or the DIDs whose identity keys must first be fetched
+/// from the directory and pinned.
+#[derive(Debug)]
+pub(crate) enum Validation {
+    Refused(GroupError),
+    NeedDirectory(Vec<Did>),
+}
+
+impl<E: Into<GroupError>> From<E> for Validation {
+    fn from(e: E) -> Self {
+        Validation::Refused(e.into())
+    }
+}
+
+/// What a valid commit does.
+#[derive(Debug, Default)]
+pub(crate) struct CommitSummary {
+    pub added: Vec<Member>,
+    pub removed: Vec<Member>,
+    pub self_removed: bool,
+}
+
+fn member_of(id: &LeafIdentity) -> Member {
+    Member {
+        did: id.did.clone(),
+        installation: id.installation_key,
+    }
+}
+
+/// Checks a leaf (CRED-1 … CRED-6) and its identity key against our pin (CRED-7).
+fn check_leaf(
+    leaf: &LeafNode,
+    cs: Ciphersuite,
+    now: u64,
+    pin: &dyn Fn(&Did) -> Option<PublicKey>,
+    missing: &mut Vec<Did>,
+) -> Result<LeafIdentity, Validation> {
+    let id = validate_leaf(leaf, cs, now)?;
+    match pin(&id.did) {
+        Some(k) => id.check_account(&k, None)?,
+        None if !missing.contains(&id.did) => missing.push(id.did.clone()),
+        None => {}
+    }
+    Ok(id)
+}
+
+fn leaf_at(group: &MlsGroup, index: LeafNodeIndex) -> Result<&LeafNode, Validation> {
+    group
+        .public_group()
+        .leaf(index)
+        .ok_or(Validation::Refused(GroupError::InvalidCommit(
+            "no leaf at sender index".into(),
+        )))
+}
+
+/// Validates a staged commit from `committer` before it is merged.
+pub(crate) fn validate_staged_commit(
+    group: &MlsGroup,
+    staged: &StagedCommit,
+    committer: LeafNodeIndex,
+    pin: &dyn Fn(&Did) -> Option<PublicKey>,
+    now: u64,
+) -> Result<CommitSummary, Validation> {
+    let cs = group.ciphersuite();
+    let mut missing = Vec::new();
+    let mut summary = CommitSummary {
+        self_removed: staged.self_removed(),
+        ..Default::default()
+    };
+    for add in staged.add_proposals() {
+        let id = check_leaf(
+            add.add_proposal().key_package().leaf_node(),
+            cs,
+            now,
+            pin,
+            &mut missing,
+        )?;
+        summary.added.push(member_of(&id));
+    }
+    for upd in staged.update_proposals() {
+        let Sender::Member(idx) = upd.sender() else {
+            return Err(GroupError::NotAllowed("update from a non-member").into());
+        };
+        let new = upd.update_proposal().leaf_node();
+        check_leaf(new, cs, now, pin, &mut missing)?;
+        check_identity_unchanged(leaf_at(group, *idx)?.credential(), new.credential())?;
+    }
+    if let Some(new) = staged.update_path_leaf_node() {
+        check_leaf(new, cs, now, pin, &mut missing)?;
+        check_identity_unchanged(leaf_at(group, committer)?.credential(), new.credential())?;
+    }
+    for rem in staged.remove_proposals() {
+        let leaf = leaf_at(group, rem.remove_proposal().removed())?;
+        let id = AtmlsIdentity::from_credential(leaf.credential())?;
+        summary.removed.push(Member {
+            did: id.certificate.did,
+            installation: id.certificate.installation_key,
+        });
+    }
+    if !missing.is_empty() {
+        return Err(Validation::NeedDirectory(missing));
+    }
+    Ok(summary)
+}
+
+/// Proposals a member may send by itself: removing leaves of its own account (leaving).
+pub(crate) fn validate_proposal(
+    group: &MlsGroup,
+    proposal: &QueuedProposal,
+) -> Result<(), GroupError> {
+    let Sender::Member(from) = proposal.sender() else {
+        return Err(GroupError::NotAllowed("proposal from a non-member"));
+    };
+    let Proposal::Remove(r) = proposal.proposal() else {
+        return Err(GroupError::NotAllowed(
+            "only leave proposals may be sent alone",
+        ));
+    };
+    let did_at = |i: LeafNodeIndex| -> Result<Did, GroupError> {
+        let leaf = group
+            .public_group()
+            .leaf(i)
+            .ok_or(GroupError::NotAllowed("no such leaf"))?;
+        Ok(AtmlsIdentity::from_credential(leaf.credential())?
+            .certificate
+            .did)
+    };
+    if did_at(*from)? != did_at(r.removed())? {
+        return Err(GroupError::NotAllowed(
+            "a proposal may only remove the proposer's own devices",
+        ));
+    }
+    Ok(())
+}
+
+/// Validates every leaf of a tree joined from a Welcome (CRED-1 … CRED-7).
+pub(crate) fn validate_joined_tree(
+    group: &MlsGroup,
+    pin: &dyn Fn(&Did) -> Option<PublicKey>,
+    now: u64,
+) -> Result<Vec<LeafIdentity>, Validation> {
+    let cs = group.ciphersuite();
+    let mut missing = Vec::new();
+    let mut out = Vec::new();
+    for m in group.members() {
+        out.push(check_leaf(
+            leaf_at(group, m.index)?,
+            cs,
+            now,
+            pin,
+            &mut missing,
+        )?);
+    }
+    if !missing.is_empty() {
+        return Err(Validation::NeedDirectory(missing));
+    }
+    Ok(out)
+}
+
+/// The members of a group by leaf, decoded from their (already validated) credentials.
+pub(crate) fn member_leaves(group: &MlsGroup) -> Vec<(LeafNodeIndex, Member)> {
+    group
+        .members()
+        .filter_map(|m| {
+            let id = AtmlsIdentity::from_credential(&m.credential).ok()?;
+            Some((
+                m.index,
+                Member {
+                    did: id.certificate.did,
+                    installation: id.certificate.installation_key,
+                },
+            ))
+        })
+        .collect()
+}

@@ -1,0 +1,68 @@
+//! Identity: the account's messaging identity key, its delegation from the DID, and the
+//! installation (device) keys it certifies. Formats are in `spec/identity.md`.
+
+mod did;
+mod keys;
+
+pub use did::{Did, MAX_DID_LEN};
+pub(crate) use keys::LeafProofTbs as LeafProofTbsPub;
+pub use keys::{
+    DeviceIdentity, IdentityDeclaration, IdentityKeyPair, InstallationCertificate,
+    InstallationKeyPair, PublicKey, DEFAULT_CERT_LIFETIME_SECS,
+};
+
+/// Context strings that domain-separate every signature atmls makes (spec/identity.md ID-2).
+pub mod context {
+    /// Signature by the identity key binding it to a DID.
+    pub const DECLARATION: &[u8] = b"atmls/v1/identity-declaration";
+    /// Signature by the identity key certifying an installation key.
+    pub const INSTALLATION_CERT: &[u8] = b"atmls/v1/installation-certificate";
+    /// Signature by the installation key over a leaf's MLS signature key.
+    pub const LEAF_PROOF: &[u8] = b"atmls/v1/leaf-signature-key";
+}
+
+/// Errors of the identity layer.
+#[non_exhaustive]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum IdentityError {
+    /// Not a valid `did:plc` / `did:web` identifier.
+    #[error("invalid DID: {0:?}")]
+    InvalidDid(String),
+    /// A key's bytes are not a valid Ed25519 key.
+    #[error("invalid {0} key")]
+    InvalidKey(&'static str),
+    /// A signature does not verify.
+    #[error("bad signature on {0}")]
+    BadSignature(&'static str),
+    /// A certificate is outside its validity period.
+    #[error("certificate not valid at {now} (valid {created}..{expires})")]
+    Expired {
+        /// Validation time (unix seconds).
+        now: u64,
+        /// Start of validity.
+        created: u64,
+        /// End of validity.
+        expires: u64,
+    },
+    /// A certificate or declaration names another DID or key than expected.
+    #[error("{0} does not match")]
+    Mismatch(&'static str),
+    /// Bytes could not be decoded.
+    #[error("malformed {0}")]
+    Malformed(&'static str),
+}
+
+impl IdentityError {
+    /// Whether retrying the same operation can help (never: these are verdicts on input).
+    pub fn is_retryable(&self) -> bool {
+        false
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

@@ -1,0 +1,254 @@
+//! KeyPackages: generating this device's (several single-use plus one last-resort, each with
+//! its own MLS signature key and leaf proof), and validating other accounts' records before
+//! adding them (spec/keypackage.md).
+
+use openmls::prelude::{
+    tls_codec::{Deserialize as _, Serialize as _},
+    Capabilities, Ciphersuite, CredentialType, CredentialWithKey, ExtensionType, Extensions,
+    KeyPackage, KeyPackageIn, Lifetime, ProtocolVersion,
+};
+use openmls_basic_credential::SignatureKeyPair;
+use openmls_traits::{crypto::OpenMlsCrypto, OpenMlsProvider};
+
+use crate::credential::{
+    validate_leaf, AtmlsIdentity, CredentialError, LeafProof, LEAF_PROOF_EXTENSION,
+};
+use crate::directory::{KeyPackageRecord, VerifiedAccount};
+use crate::group::GROUP_DATA_EXTENSION;
+use crate::identity::{DeviceIdentity, PublicKey};
+
+/// The ciphersuite atmls uses by default: MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519 (0x0001).
+pub const DEFAULT_CIPHERSUITE: Ciphersuite =
+    Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
+
+/// Largest serialized KeyPackage we parse (bounds work on hostile records).
+pub const MAX_KEY_PACKAGE_LEN: usize = 16 * 1024;
+
+/// How many KeyPackages a device keeps published, and for how long.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyPackagePolicy {
+    /// Single-use KeyPackages to publish.
+    pub single_use: usize,
+    /// Replenish to `single_use` when fewer than this remain.
+    pub replenish_below: usize,
+    /// Lifetime of each KeyPackage, in seconds.
+    pub lifetime_secs: u64,
+}
+
+impl Default for KeyPackagePolicy {
+    fn default() -> Self {
+        KeyPackagePolicy {
+            single_use: 5,
+            replenish_below: 3,
+            lifetime_secs: 28 * 24 * 3600,
+        }
+    }
+}
+
+/// Errors about KeyPackages.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum KeyPackageError {
+    /// KP-1: the bytes are not a KeyPackage, or its signature does not verify.
+    #[error("malformed or unverifiable KeyPackage: {0}")]
+    Malformed(String),
+    /// KP-2: the credential failed validation.
+    #[error("KeyPackage credential: {0}")]
+    Credential(#[from] CredentialError),
+    /// KP-3: the record's fields disagree with the KeyPackage.
+    #[error("KeyPackage record disagrees with its content: {0}")]
+    RecordMismatch(&'static str),
+    /// KP-4: outside its lifetime.
+    #[error("KeyPackage expired or not yet valid")]
+    Expired,
+    /// KP-5: another ciphersuite than the group's.
+    #[error("KeyPackage ciphersuite {0:#06x} is not the group's")]
+    WrongCiphersuite(u16),
+    /// Creating a KeyPackage failed locally.
+    #[error("creating a KeyPackage failed: {0}")]
+    Create(String),
+}
+
+impl KeyPackageError {
+    /// Whether retrying can help (only when the directory may still catch up).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, KeyPackageError::Credential(e) if e.is_retryable())
+    }
+}
+
+/// The capabilities every atmls leaf advertises (our private extensions, Basic credentials).
+pub(crate) fn capabilities(cs: Ciphersuite) -> Capabilities {
+    Capabilities::new(
+        None,
+        Some(&[cs]),
+        Some(&[
+            ExtensionType::Unknown(GROUP_DATA_EXTENSION),
+            ExtensionType::Unknown(LEAF_PROOF_EXTENSION),
+            ExtensionType::LastResort,
+        ]),
+        None,
+        Some(&[CredentialType::Basic]),
+    )
+}
+
+/// A fresh MLS leaf signature key with the installation's proof over it, stored in openmls's
+/// storage so that groups can load the signer later.
+pub(crate) fn new_leaf_key<P: OpenMlsProvider>(
+    provider: &P,
+    device: &DeviceIdentity,
+    cs: Ciphersuite,
+) -> Result<
+    (
+        SignatureKeyPair,
+        CredentialWithKey,
+        Extensions<openmls::prelude::LeafNode>,
+    ),
+    KeyPackageError,
+> {
+    let signer = SignatureKeyPair::new(cs.signature_algorithm())
+        .map_err(|e| KeyPackageError::Create(format!("{e:?}")))?;
+    signer
+        .store(provider.storage())
+        .map_err(|e| KeyPackageError::Create(format!("storing signer: {e:?}")))?;
+    let proof = LeafProof {
+        signature: device
+            .installation
+            .sign_leaf_key(&device.did, signer.public(), u16::from(cs)),
+    };
+    let ext = Extensions::single(proof.to_extension())
+        .map_err(|e| KeyPackageError::Create(e.to_string()))?;
+    let cwk = CredentialWithKey {
+        credential: AtmlsIdentity {
+            certificate: device.certificate.clone(),
+        }
+        .to_credential(),
+        signature_key: signer.public().into(),
+    };
+    Ok((signer, cwk, ext))
+}
+
+/// Creates one KeyPackage for this device (private parts go to openmls's storage) and the
+/// record to publish.
+pub(crate) fn generate<P: OpenMlsProvider>(
+    provider: &P,
+    device: &DeviceIdentity,
+    cs: Ciphersuite,
+    last_resort: bool,
+    lifetime_secs: u64,
+    now: u64,
+) -> Result<KeyPackageRecord, KeyPackageError> {
+    let (signer, cwk, ext) = new_leaf_key(provider, device, cs)?;
+    let mut b = KeyPackage::builder()
+        .key_package_lifetime(Lifetime::new(lifetime_secs))
+        .leaf_node_capabilities(capabilities(cs))
+        .leaf_node_extensions(ext);
+    if last_resort {
+        b = b.mark_as_last_resort();
+    }
+    let bundle = b
+        .build(cs, provider, &signer, cwk)
+        .map_err(|e| KeyPackageError::Create(e.to_string()))?;
+    let kp = bundle.key_package();
+    let key_package_ref = kp
+        .hash_ref(provider.crypto())
+        .map_err(|e| KeyPackageError::Create(e.to_string()))?
+        .as_slice()
+        .to_vec();
+    let bytes = kp
+        .tls_serialize_detached()
+        .map_err(|e| KeyPackageError::Create(e.to_string()))?;
+    Ok(KeyPackageRecord {
+        did: device.did.clone(),
+        installation_key: device.installation.public(),
+        key_package_ref,
+        key_package: bytes,
+        ciphersuite: u16::from(cs),
+        last_resort,
+        created: now,
+        expires: kp.life_time().not_after(),
+    })
+}
+
+/// Validates a KeyPackage record read from a directory against the verified account
+/// (KP-1 … KP-5, and CRED-1 … CRED-7 on its leaf). Only a KeyPackage that passes is ever added.
+pub fn validate_record(
+    record: &KeyPackageRecord,
+    account: &VerifiedAccount,
+    crypto: &impl OpenMlsCrypto,
+    cs: Ciphersuite,
+    now: u64,
+) -> Result<KeyPackage, KeyPackageError> {
+    if record.key_package.len() > MAX_KEY_PACKAGE_LEN {
+        return Err(KeyPackageError::Malformed("too long".into()));
+    }
+    let kp_in = KeyPackageIn::tls_deserialize_exact(record.key_package.as_slice())
+        .map_err(|e| KeyPackageError::Malformed(e.to_string()))?;
+    let kp = kp_in
+        .validate(crypto, ProtocolVersion::Mls10)
+        .map_err(|e| KeyPackageError::Malformed(e.to_string()))?;
+    let kp_cs = u16::from(kp.ciphersuite());
+    if kp_cs != record.ciphersuite {
+        return Err(KeyPackageError::RecordMismatch("ciphersuite"));
+    }
+    if kp.ciphersuite() != cs {
+        return Err(KeyPackageError::WrongCiphersuite(kp_cs));
+    }
+    let lt = kp.life_time();
+    if now < lt.not_before() || now >= lt.not_after() {
+        return Err(KeyPackageError::Expired);
+    }
+    let leaf = validate_leaf(kp.leaf_node(), cs, now)?;
+    if leaf.did != account.did || leaf.did != record.did {
+        return Err(KeyPackageError::RecordMismatch("DID"));
+    }
+    if leaf.installation_key != record.installation_key {
+        return Err(KeyPackageError::RecordMismatch("installation key"));
+    }
+    leaf.check_account(&account.identity_key, Some(&account.devices))?;
+    let r = kp
+        .hash_ref(crypto)
+        .map_err(|e| KeyPackageError::Malformed(e.to_string()))?;
+    if r.as_slice() != record.key_package_ref.as_slice() {
+        return Err(KeyPackageError::RecordMismatch("KeyPackageRef"));
+    }
+    if kp.last_resort() != record.last_resort {
+        return Err(KeyPackageError::RecordMismatch("last_resort"));
+    }
+    Ok(kp)
+}
+
+/// Picks one valid KeyPackage per device of `account`: a single-use one if any, else the
+/// last-resort one. Returns the chosen packages and the records refused, with reasons.
+pub fn select_per_device(
+    records: &[KeyPackageRecord],
+    account: &VerifiedAccount,
+    crypto: &impl OpenMlsCrypto,
+    cs: Ciphersuite,
+    now: u64,
+) -> (
+    Vec<(PublicKey, KeyPackage)>,
+    Vec<(KeyPackageRecord, KeyPackageError)>,
+) {
+    let mut chosen: Vec<(PublicKey, KeyPackage, bool)> = Vec::new();
+    let mut refused = Vec::new();
+    for rec in records {
+        match validate_record(rec, account, crypto, cs, now) {
+            Ok(kp) => {
+                let lr = kp.last_resort();
+                match chosen
+                    .iter_mut()
+                    .find(|(d, _, _)| *d == rec.installation_key)
+                {
+                    Some(slot) if slot.2 && !lr => *slot = (rec.installation_key, kp, lr),
+                    Some(_) => {}
+                    None => chosen.push((rec.installation_key, kp, lr)),
+                }
+            }
+            Err(e) => refused.push((rec.clone(), e)),
+        }
+    }
+    (
+        chosen.into_iter().map(|(d, k, _)| (d, k)).collect(),
+        refused,
+    )
+}

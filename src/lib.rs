@@ -1,0 +1,25 @@
+//! # atmls
+//!
+//! End-to-end encrypted direct and group messaging between AT Protocol accounts, on MLS
+//! (RFC 9420) through openmls.
+//!
+//! The data flows through one module per concern: [`identity`] (DIDs, identity and
+//! installation keys) → [`credential`] (what a leaf proves) → [`keypackage`] → [`group`] →
+//! [`transport`] → [`content`], with [`directory`] (where identities are published) and
+//! [`storage`] beside them. [`Client`] ties them together.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod client;
+pub mod content;
+pub mod credential;
+pub mod directory;
+pub mod group;
+pub mod identity;
+pub mod keypackage;
+pub mod storage;
+pub mod transport;
+mod wire;
+
+pub use client::{Client, ClientBuilder, Error, Event, GroupInfo, Message};
+pub use group::GroupId;

@@ -1,0 +1,165 @@
+//! Client state: openmls's group state and ours, in one SQLite database (a file by default,
+//! `:memory:` for tests). Every state change is one SQLite transaction, so after a crash the
+//! client sees the old epoch or the new one, never a mix (spec/storage.md STORE-1).
+
+mod provider;
+pub(crate) mod tables;
+
+pub(crate) use provider::{Provider, StorageCodec};
+
+use std::path::Path;
+
+use rusqlite::Connection;
+
+/// Errors of the storage layer.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// SQLite failed.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// Schema migration failed.
+    #[error("migration: {0}")]
+    Migration(String),
+    /// A stored value could not be decoded (corrupt or foreign database).
+    #[error("corrupt stored value: {0}")]
+    Corrupt(&'static str),
+}
+
+impl StorageError {
+    /// Whether retrying can help (a busy or locked database).
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            StorageError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+        )
+    }
+}
+
+/// Our schema, by version (`PRAGMA user_version`). Append only.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE atmls_account (k TEXT PRIMARY KEY, v BLOB NOT NULL);
+CREATE TABLE atmls_groups (
+    group_id BLOB PRIMARY KEY,
+    mailbox BLOB NOT NULL,
+    cursor INTEGER NOT NULL DEFAULT 0,
+    kind INTEGER NOT NULL,
+    dm_peer TEXT,
+    status INTEGER NOT NULL,
+    created INTEGER NOT NULL
+);
+CREATE INDEX atmls_groups_dm ON atmls_groups(dm_peer);
+CREATE TABLE atmls_own_posts (group_id BLOB NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (group_id, seq));
+CREATE TABLE atmls_outbox (
+    group_id BLOB PRIMARY KEY,
+    epoch_tag BLOB NOT NULL,
+    idem BLOB NOT NULL,
+    commit_msg BLOB NOT NULL,
+    welcome BLOB,
+    recipients BLOB NOT NULL
+);
+CREATE TABLE atmls_welcome_outbox (id INTEGER PRIMARY KEY, mailbox BLOB NOT NULL, idem BLOB NOT NULL, payload BLOB NOT NULL);
+CREATE TABLE atmls_key_packages (
+    kp_ref BLOB PRIMARY KEY,
+    last_resort INTEGER NOT NULL,
+    created INTEGER NOT NULL,
+    expires INTEGER NOT NULL
+);
+CREATE TABLE atmls_kp_deletions (kp_ref BLOB PRIMARY KEY);
+CREATE TABLE atmls_pins (did TEXT PRIMARY KEY, identity_key BLOB NOT NULL, first_seen INTEGER NOT NULL);
+CREATE TABLE atmls_messages (
+    id INTEGER PRIMARY KEY,
+    group_id BLOB NOT NULL,
+    seq INTEGER NOT NULL,
+    sender_did TEXT NOT NULL,
+    sender_installation BLOB NOT NULL,
+    content BLOB NOT NULL,
+    received INTEGER NOT NULL,
+    outgoing INTEGER NOT NULL
+);
+CREATE INDEX atmls_messages_group ON atmls_messages(group_id, id);
+"#];
+
+/// A client's database.
+///
+/// ```
+/// let store = atmls::storage::Store::in_memory().unwrap();
+/// # drop(store);
+/// ```
+pub struct Store {
+    pub(crate) conn: Connection,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Store")
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path`, in WAL mode, and migrates it.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StorageError> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        Self::init(conn)
+    }
+
+    /// A database that lives in memory (tests).
+    pub fn in_memory() -> Result<Self, StorageError> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(mut conn: Connection) -> Result<Self, StorageError> {
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        openmls_sqlite_storage::SqliteStorageProvider::<StorageCodec, &mut Connection>::new(
+            &mut conn,
+        )
+        .run_migrations()
+        .map_err(|e| StorageError::Migration(e.to_string()))?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let tx = conn.transaction()?;
+        for (i, m) in MIGRATIONS
+            .iter()
+            .enumerate()
+            .skip(usize::try_from(version).unwrap_or(0))
+        {
+            tx.execute_batch(m)?;
+            tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        }
+        tx.commit()?;
+        Ok(Store { conn })
+    }
+
+    /// Every row of every table, in a stable order: for tests asserting that a refused input
+    /// changed nothing.
+    #[doc(hidden)]
+    pub fn snapshot(&self) -> Result<Vec<(String, Vec<String>)>, StorageError> {
+        let mut tables: Vec<String> = self
+            .conn
+            .prepare("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        tables.retain(|t| !t.starts_with("sqlite_"));
+        let mut out = Vec::new();
+        for t in tables {
+            let mut stmt = self.conn.prepare(&format!("SELECT * FROM \"{t}\""))?;
+            let n = stmt.column_count();
+            let mut rows: Vec<String> = stmt
+                .query_map([], |r| {
+                    let mut s = String::new();
+                    for i in 0..n {
+                        let v: rusqlite::types::Value = r.get(i)?;
+                        s.push_str(&format!("{v:?}|"));
+                    }
+                    Ok(s)
+                })?
+                .collect::<Result<_, _>>()?;
+            rows.sort();
+            out.push((t, rows));
+        }
+        Ok(out)
+    }
+}

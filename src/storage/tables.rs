@@ -1,0 +1,413 @@
+//! Typed access to our own tables (openmls's are managed by its storage provider).
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::StorageError;
+use crate::group::{GroupKind, GroupStatus};
+use crate::identity::Did;
+
+type R<T> = Result<T, StorageError>;
+
+/// Account values (`atmls_account`).
+pub(crate) fn account_get(c: &Connection, k: &str) -> R<Option<Vec<u8>>> {
+    Ok(
+        c.query_row("SELECT v FROM atmls_account WHERE k = ?1", [k], |r| {
+            r.get(0)
+        })
+        .optional()?,
+    )
+}
+
+pub(crate) fn account_set(c: &Connection, k: &str, v: &[u8]) -> R<()> {
+    c.execute(
+        "INSERT INTO atmls_account (k, v) VALUES (?1, ?2) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
+        params![k, v],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn account_u64(c: &Connection, k: &str) -> R<u64> {
+    Ok(account_get(c, k)?
+        .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
+        .map(u64::from_be_bytes)
+        .unwrap_or(0))
+}
+
+pub(crate) fn account_set_u64(c: &Connection, k: &str, v: u64) -> R<()> {
+    account_set(c, k, &v.to_be_bytes())
+}
+
+/// One row of `atmls_groups`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct GroupRow {
+    pub group_id: Vec<u8>,
+    pub mailbox: [u8; 32],
+    pub cursor: u64,
+    pub kind: GroupKind,
+    pub dm_peer: Option<Did>,
+    pub status: GroupStatus,
+    pub created: u64,
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn row_to_group(
+    r: &rusqlite::Row<'_>,
+) -> rusqlite::Result<(Vec<u8>, Vec<u8>, i64, i64, Option<String>, i64, i64)> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+    ))
+}
+
+fn decode_group(t: (Vec<u8>, Vec<u8>, i64, i64, Option<String>, i64, i64)) -> R<GroupRow> {
+    let (group_id, mailbox, cursor, kind, dm_peer, status, created) = t;
+    Ok(GroupRow {
+        group_id,
+        mailbox: mailbox
+            .try_into()
+            .map_err(|_| StorageError::Corrupt("mailbox"))?,
+        cursor: u64::try_from(cursor).map_err(|_| StorageError::Corrupt("cursor"))?,
+        kind: GroupKind::from_i64(kind).ok_or(StorageError::Corrupt("group kind"))?,
+        dm_peer: dm_peer
+            .map(|d| Did::new(&d))
+            .transpose()
+            .map_err(|_| StorageError::Corrupt("dm peer"))?,
+        status: GroupStatus::from_i64(status).ok_or(StorageError::Corrupt("group status"))?,
+        created: u64::try_from(created).unwrap_or(0),
+    })
+}
+
+const GROUP_COLS: &str = "group_id, mailbox, cursor, kind, dm_peer, status, created";
+
+pub(crate) fn group_get(c: &Connection, group_id: &[u8]) -> R<Option<GroupRow>> {
+    c.query_row(
+        &format!("SELECT {GROUP_COLS} FROM atmls_groups WHERE group_id = ?1"),
+        [group_id],
+        row_to_group,
+    )
+    .optional()?
+    .map(decode_group)
+    .transpose()
+}
+
+pub(crate) fn groups_all(c: &Connection) -> R<Vec<GroupRow>> {
+    let mut stmt = c.prepare(&format!(
+        "SELECT {GROUP_COLS} FROM atmls_groups ORDER BY created, group_id"
+    ))?;
+    let rows = stmt
+        .query_map([], row_to_group)?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter().map(decode_group).collect()
+}
+
+pub(crate) fn group_put(c: &Connection, g: &GroupRow) -> R<()> {
+    c.execute(
+        &format!(
+            "INSERT INTO atmls_groups ({GROUP_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT(group_id) DO UPDATE SET mailbox = excluded.mailbox, cursor = excluded.cursor,
+             kind = excluded.kind, dm_peer = excluded.dm_peer, status = excluded.status"
+        ),
+        params![
+            g.group_id,
+            g.mailbox.to_vec(),
+            to_i64(g.cursor),
+            g.kind.to_i64(),
+            g.dm_peer.as_ref().map(|d| d.as_str().to_owned()),
+            g.status.to_i64(),
+            to_i64(g.created)
+        ],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn group_set_cursor(c: &Connection, group_id: &[u8], cursor: u64) -> R<()> {
+    c.execute(
+        "UPDATE atmls_groups SET cursor = ?2 WHERE group_id = ?1",
+        params![group_id, to_i64(cursor)],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn group_set_status(c: &Connection, group_id: &[u8], status: GroupStatus) -> R<()> {
+    c.execute(
+        "UPDATE atmls_groups SET status = ?2 WHERE group_id = ?1",
+        params![group_id, status.to_i64()],
+    )?;
+    Ok(())
+}
+
+/// Positions of our own posts, skipped when they come back in a fetch.
+pub(crate) fn own_post_add(c: &Connection, group_id: &[u8], seq: u64) -> R<()> {
+    c.execute(
+        "INSERT OR IGNORE INTO atmls_own_posts (group_id, seq) VALUES (?1, ?2)",
+        params![group_id, to_i64(seq)],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn own_post_take(c: &Connection, group_id: &[u8], seq: u64) -> R<bool> {
+    Ok(c.execute(
+        "DELETE FROM atmls_own_posts WHERE group_id = ?1 AND seq = ?2",
+        params![group_id, to_i64(seq)],
+    )? > 0)
+}
+
+/// A commit we submitted and have not yet seen resolved.
+#[derive(Clone, Debug)]
+pub(crate) struct Outgoing {
+    pub epoch_tag: [u8; 32],
+    pub idem: [u8; 16],
+    pub commit: Vec<u8>,
+    pub welcome: Option<Vec<u8>>,
+    /// Welcome mailboxes of the devices being added.
+    pub recipients: Vec<[u8; 32]>,
+}
+
+pub(crate) fn outbox_put(c: &Connection, group_id: &[u8], o: &Outgoing) -> R<()> {
+    let rec: Vec<u8> = o.recipients.iter().flatten().copied().collect();
+    c.execute(
+        "INSERT OR REPLACE INTO atmls_outbox (group_id, epoch_tag, idem, commit_msg, welcome, recipients) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![group_id, o.epoch_tag.to_vec(), o.idem.to_vec(), o.commit, o.welcome, rec],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn outbox_get(c: &Connection, group_id: &[u8]) -> R<Option<Outgoing>> {
+    let row: Option<(Vec<u8>, Vec<u8>, Vec<u8>, Option<Vec<u8>>, Vec<u8>)> = c
+        .query_row(
+            "SELECT epoch_tag, idem, commit_msg, welcome, recipients FROM atmls_outbox WHERE group_id = ?1",
+            [group_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .optional()?;
+    row.map(|(t, i, commit, welcome, rec)| {
+        Ok(Outgoing {
+            epoch_tag: t
+                .try_into()
+                .map_err(|_| StorageError::Corrupt("epoch tag"))?,
+            idem: i
+                .try_into()
+                .map_err(|_| StorageError::Corrupt("idempotency key"))?,
+            commit,
+            welcome,
+            recipients: rec
+                .chunks_exact(32)
+                .map(|c| <[u8; 32]>::try_from(c).map_err(|_| StorageError::Corrupt("recipients")))
+                .collect::<R<_>>()?,
+        })
+    })
+    .transpose()
+}
+
+pub(crate) fn outbox_delete(c: &Connection, group_id: &[u8]) -> R<()> {
+    c.execute("DELETE FROM atmls_outbox WHERE group_id = ?1", [group_id])?;
+    Ok(())
+}
+
+/// Welcomes waiting to be sent (their commit was accepted).
+pub(crate) fn welcome_queue(
+    c: &Connection,
+    mailbox: &[u8; 32],
+    idem: &[u8; 16],
+    payload: &[u8],
+) -> R<()> {
+    c.execute(
+        "INSERT INTO atmls_welcome_outbox (mailbox, idem, payload) VALUES (?1, ?2, ?3)",
+        params![mailbox.to_vec(), idem.to_vec(), payload],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn welcome_pending(c: &Connection) -> R<Vec<(i64, [u8; 32], [u8; 16], Vec<u8>)>> {
+    let mut stmt =
+        c.prepare("SELECT id, mailbox, idem, payload FROM atmls_welcome_outbox ORDER BY id")?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+                r.get::<_, Vec<u8>>(3)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter()
+        .map(|(id, m, i, p)| {
+            Ok((
+                id,
+                m.try_into()
+                    .map_err(|_| StorageError::Corrupt("welcome mailbox"))?,
+                i.try_into()
+                    .map_err(|_| StorageError::Corrupt("idempotency key"))?,
+                p,
+            ))
+        })
+        .collect()
+}
+
+pub(crate) fn welcome_sent(c: &Connection, id: i64) -> R<()> {
+    c.execute("DELETE FROM atmls_welcome_outbox WHERE id = ?1", [id])?;
+    Ok(())
+}
+
+/// Our own published KeyPackages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct OwnKeyPackage {
+    pub kp_ref: Vec<u8>,
+    pub last_resort: bool,
+    pub created: u64,
+    pub expires: u64,
+}
+
+pub(crate) fn kp_add(c: &Connection, k: &OwnKeyPackage) -> R<()> {
+    c.execute(
+        "INSERT OR REPLACE INTO atmls_key_packages (kp_ref, last_resort, created, expires) VALUES (?1, ?2, ?3, ?4)",
+        params![k.kp_ref, k.last_resort, to_i64(k.created), to_i64(k.expires)],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn kp_all(c: &Connection) -> R<Vec<OwnKeyPackage>> {
+    let mut stmt = c.prepare(
+        "SELECT kp_ref, last_resort, created, expires FROM atmls_key_packages ORDER BY created",
+    )?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok(OwnKeyPackage {
+                kp_ref: r.get(0)?,
+                last_resort: r.get(1)?,
+                created: u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
+                expires: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// Marks a used KeyPackage for deletion from the directory (done after the local commit).
+pub(crate) fn kp_retire(c: &Connection, kp_ref: &[u8]) -> R<()> {
+    c.execute("DELETE FROM atmls_key_packages WHERE kp_ref = ?1", [kp_ref])?;
+    c.execute(
+        "INSERT OR IGNORE INTO atmls_kp_deletions (kp_ref) VALUES (?1)",
+        [kp_ref],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn kp_deletions(c: &Connection) -> R<Vec<Vec<u8>>> {
+    let mut stmt = c.prepare("SELECT kp_ref FROM atmls_kp_deletions")?;
+    let rows = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+pub(crate) fn kp_deleted(c: &Connection, kp_ref: &[u8]) -> R<()> {
+    c.execute("DELETE FROM atmls_kp_deletions WHERE kp_ref = ?1", [kp_ref])?;
+    Ok(())
+}
+
+/// Pinned identity keys per contact DID.
+pub(crate) fn pin_get(c: &Connection, did: &Did) -> R<Option<[u8; 32]>> {
+    let v: Option<Vec<u8>> = c
+        .query_row(
+            "SELECT identity_key FROM atmls_pins WHERE did = ?1",
+            [did.as_str()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    v.map(|v| {
+        v.try_into()
+            .map_err(|_| StorageError::Corrupt("pinned key"))
+    })
+    .transpose()
+}
+
+pub(crate) fn pin_set(c: &Connection, did: &Did, key: &[u8; 32], now: u64) -> R<()> {
+    c.execute(
+        "INSERT OR IGNORE INTO atmls_pins (did, identity_key, first_seen) VALUES (?1, ?2, ?3)",
+        params![did.as_str(), key.to_vec(), to_i64(now)],
+    )?;
+    Ok(())
+}
+
+/// A stored message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct MessageRow {
+    pub group_id: Vec<u8>,
+    pub seq: u64,
+    pub sender_did: Did,
+    pub sender_installation: [u8; 32],
+    pub content: Vec<u8>,
+    pub received: u64,
+    pub outgoing: bool,
+}
+
+pub(crate) fn message_add(c: &Connection, m: &MessageRow) -> R<()> {
+    c.execute(
+        "INSERT INTO atmls_messages (group_id, seq, sender_did, sender_installation, content, received, outgoing)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            m.group_id,
+            to_i64(m.seq),
+            m.sender_did.as_str(),
+            m.sender_installation.to_vec(),
+            m.content,
+            to_i64(m.received),
+            m.outgoing
+        ],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn messages_of(c: &Connection, group_id: &[u8]) -> R<Vec<MessageRow>> {
+    let mut stmt = c.prepare(
+        "SELECT seq, sender_did, sender_installation, content, received, outgoing FROM atmls_messages WHERE group_id = ?1 ORDER BY id",
+    )?;
+    let rows = stmt
+        .query_map([group_id], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+                r.get::<_, Vec<u8>>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, bool>(5)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter()
+        .map(|(seq, did, inst, content, received, outgoing)| {
+            Ok(MessageRow {
+                group_id: group_id.to_vec(),
+                seq: u64::try_from(seq).unwrap_or(0),
+                sender_did: Did::new(&did).map_err(|_| StorageError::Corrupt("sender did"))?,
+                sender_installation: inst
+                    .try_into()
+                    .map_err(|_| StorageError::Corrupt("sender installation"))?,
+                content,
+                received: u64::try_from(received).unwrap_or(0),
+                outgoing,
+            })
+        })
+        .collect()
+}
+
+/// The canonical DM with `peer`: the smallest group id among live DMs, so that two DMs
+/// created concurrently by both sides converge on the same one (GROUP-7).
+pub(crate) fn dm_for(c: &Connection, peer: &Did) -> R<Option<Vec<u8>>> {
+    Ok(c.query_row(
+        "SELECT group_id FROM atmls_groups WHERE dm_peer = ?1 AND kind = 2 AND status != 3 ORDER BY group_id LIMIT 1",
+        [peer.as_str()],
+        |r| r.get(0),
+    )
+    .optional()?)
+}

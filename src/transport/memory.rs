@@ -1,0 +1,341 @@
+//! The in-process transport: the embedded default and the tests' delivery service.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+
+use super::{
+    CommitOutcome, Delivered, EpochTag, IdempotencyKey, Kind, Mailbox, MailboxId, Page,
+    SendOutcome, Subscription, Transport, TransportError, MAX_PAYLOAD,
+};
+
+#[derive(Default)]
+struct Slot {
+    items: Vec<Delivered>,
+    /// Epoch tag → index of the commit that won it.
+    commits: HashMap<EpochTag, usize>,
+    /// Idempotency key → position already stored.
+    seen: HashMap<IdempotencyKey, u64>,
+    /// Hash of the posting capability, fixed by the first post.
+    capability: Option<[u8; 32]>,
+}
+
+#[derive(Default)]
+struct State {
+    boxes: HashMap<MailboxId, Slot>,
+    subscribers: Vec<(HashSet<MailboxId>, mpsc::UnboundedSender<MailboxId>)>,
+}
+
+/// One commit per epoch per mailbox, idempotent sends, cursors, subscriptions: all in memory.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// use atmls::transport::*;
+/// let t = MemoryTransport::new();
+/// let mb = Mailbox { id: MailboxId([1; 32]), post_secret: Some([2; 32]) };
+/// let epoch = EpochTag([3; 32]);
+/// let first = t.submit_commit(&mb, &epoch, b"c1", &IdempotencyKey::random()).await.unwrap();
+/// assert_eq!(first, CommitOutcome::Accepted { seq: 1 });
+/// let second = t.submit_commit(&mb, &epoch, b"c2", &IdempotencyKey::random()).await.unwrap();
+/// assert!(matches!(second, CommitOutcome::Rejected { .. }));
+/// # });
+/// ```
+#[derive(Default)]
+pub struct MemoryTransport {
+    state: Mutex<State>,
+}
+
+fn capability_hash(secret: &Option<[u8; 32]>) -> Option<[u8; 32]> {
+    secret.map(|s| Sha256::digest(s).into())
+}
+
+impl MemoryTransport {
+    /// An empty transport.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with<R>(
+        &self,
+        f: impl FnOnce(&mut State) -> Result<R, TransportError>,
+    ) -> Result<R, TransportError> {
+        let mut g = self
+            .state
+            .lock()
+            .map_err(|_| TransportError::Unavailable("transport lock poisoned".into()))?;
+        f(&mut g)
+    }
+
+    /// Appends to a mailbox after the capability and idempotency checks.
+    fn append(
+        st: &mut State,
+        mailbox: &MailboxId,
+        capability: Option<[u8; 32]>,
+        kind: Kind,
+        payload: &[u8],
+        key: &IdempotencyKey,
+    ) -> Result<(u64, bool), TransportError> {
+        if payload.len() > MAX_PAYLOAD {
+            return Err(TransportError::PayloadTooLarge {
+                size: payload.len(),
+                limit: MAX_PAYLOAD,
+            });
+        }
+        let b = st.boxes.entry(*mailbox).or_default();
+        match (&b.capability, capability) {
+            (None, c) if b.items.is_empty() => b.capability = c,
+            (Some(have), Some(given)) if *have == given => {}
+            (None, None) => {}
+            _ => return Err(TransportError::Forbidden),
+        }
+        if let Some(seq) = b.seen.get(key) {
+            return Ok((*seq, false));
+        }
+        let seq = b.items.len() as u64 + 1;
+        b.items.push(Delivered {
+            seq,
+            kind,
+            payload: payload.to_vec(),
+        });
+        b.seen.insert(*key, seq);
+        Ok((seq, true))
+    }
+
+    fn notify(st: &mut State, mailbox: &MailboxId) {
+        st.subscribers
+            .retain(|(set, tx)| !set.contains(mailbox) || tx.send(*mailbox).is_ok());
+    }
+}
+
+#[async_trait]
+impl Transport for MemoryTransport {
+    async fn submit_commit(
+        &self,
+        mailbox: &Mailbox,
+        epoch: &EpochTag,
+        payload: &[u8],
+        key: &IdempotencyKey,
+    ) -> Result<CommitOutcome, TransportError> {
+        self.with(|st| {
+            if let Some(b) = st.boxes.get(&mailbox.id) {
+                if let Some(seq) = b.seen.get(key) {
+                    return Ok(CommitOutcome::Accepted { seq: *seq });
+                }
+                if let Some(&i) = b.commits.get(epoch) {
+                    if capability_hash(&mailbox.post_secret) != b.capability {
+                        return Err(TransportError::Forbidden);
+                    }
+                    let winner = b.items.get(i).cloned().ok_or_else(|| {
+                        TransportError::Unavailable("commit index out of range".into())
+                    })?;
+                    return Ok(CommitOutcome::Rejected { winner });
+                }
+            }
+            let cap = capability_hash(&mailbox.post_secret);
+            let (seq, new) = Self::append(st, &mailbox.id, cap, Kind::Commit, payload, key)?;
+            if new {
+                if let Some(b) = st.boxes.get_mut(&mailbox.id) {
+                    b.commits.insert(*epoch, (seq - 1) as usize);
+                }
+                Self::notify(st, &mailbox.id);
+            }
+            Ok(CommitOutcome::Accepted { seq })
+        })
+    }
+
+    async fn send_message(
+        &self,
+        mailbox: &Mailbox,
+        epoch: &EpochTag,
+        payload: &[u8],
+        key: &IdempotencyKey,
+    ) -> Result<SendOutcome, TransportError> {
+        self.with(|st| {
+            if let Some(b) = st.boxes.get(&mailbox.id) {
+                if b.commits.contains_key(epoch) && !b.seen.contains_key(key) {
+                    return Ok(SendOutcome::StaleEpoch);
+                }
+            }
+            let cap = capability_hash(&mailbox.post_secret);
+            let (seq, new) = Self::append(st, &mailbox.id, cap, Kind::Message, payload, key)?;
+            if new {
+                Self::notify(st, &mailbox.id);
+            }
+            Ok(SendOutcome::Accepted { seq })
+        })
+    }
+
+    async fn send_welcome(
+        &self,
+        mailbox: &MailboxId,
+        payload: &[u8],
+        key: &IdempotencyKey,
+    ) -> Result<u64, TransportError> {
+        self.with(|st| {
+            let (seq, new) = Self::append(st, mailbox, None, Kind::Welcome, payload, key)?;
+            if new {
+                Self::notify(st, mailbox);
+            }
+            Ok(seq)
+        })
+    }
+
+    async fn fetch(
+        &self,
+        mailbox: &MailboxId,
+        after: u64,
+        limit: u32,
+    ) -> Result<Page, TransportError> {
+        self.with(|st| {
+            let Some(b) = st.boxes.get(mailbox) else {
+                return Ok(Page::default());
+            };
+            let start = usize::try_from(after)
+                .unwrap_or(usize::MAX)
+                .min(b.items.len());
+            let limit = (limit.max(1)) as usize;
+            let items: Vec<Delivered> = b.items.iter().skip(start).take(limit).cloned().collect();
+            let more = start + items.len() < b.items.len();
+            Ok(Page { items, more })
+        })
+    }
+
+    async fn subscribe(&self, mailboxes: &[MailboxId]) -> Result<Subscription, TransportError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.with(|st| {
+            st.subscribers
+                .push((mailboxes.iter().copied().collect(), tx));
+            Ok(())
+        })?;
+        Ok(Subscription::new(rx))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mb(cap: u8) -> Mailbox {
+        Mailbox {
+            id: MailboxId([9; 32]),
+            post_secret: Some([cap; 32]),
+        }
+    }
+
+    #[tokio::test]
+    async fn transport_1_one_commit_per_epoch() {
+        let t = MemoryTransport::new();
+        let e = EpochTag([1; 32]);
+        assert_eq!(
+            t.submit_commit(&mb(1), &e, b"a", &IdempotencyKey([1; 16]))
+                .await
+                .unwrap(),
+            CommitOutcome::Accepted { seq: 1 }
+        );
+        let CommitOutcome::Rejected { winner } = t
+            .submit_commit(&mb(1), &e, b"b", &IdempotencyKey([2; 16]))
+            .await
+            .unwrap()
+        else {
+            panic!("second commit accepted")
+        };
+        assert_eq!(winner.payload, b"a");
+        assert_eq!(t.fetch(&mb(1).id, 0, 10).await.unwrap().items.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn transport_2_idempotent_retry_stored_once() {
+        let t = MemoryTransport::new();
+        let e = EpochTag([1; 32]);
+        let k = IdempotencyKey([5; 16]);
+        for _ in 0..3 {
+            assert_eq!(
+                t.send_message(&mb(1), &e, b"m", &k).await.unwrap(),
+                SendOutcome::Accepted { seq: 1 }
+            );
+        }
+        assert_eq!(
+            t.submit_commit(&mb(1), &e, b"c", &IdempotencyKey([6; 16]))
+                .await
+                .unwrap(),
+            CommitOutcome::Accepted { seq: 2 }
+        );
+        assert_eq!(
+            t.submit_commit(&mb(1), &e, b"c", &IdempotencyKey([6; 16]))
+                .await
+                .unwrap(),
+            CommitOutcome::Accepted { seq: 2 }
+        );
+        assert_eq!(t.fetch(&mb(1).id, 0, 10).await.unwrap().items.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn transport_3_stale_epoch_message_refused() {
+        let t = MemoryTransport::new();
+        let e = EpochTag([1; 32]);
+        t.submit_commit(&mb(1), &e, b"c", &IdempotencyKey::random())
+            .await
+            .unwrap();
+        assert_eq!(
+            t.send_message(&mb(1), &e, b"m", &IdempotencyKey::random())
+                .await
+                .unwrap(),
+            SendOutcome::StaleEpoch
+        );
+    }
+
+    #[tokio::test]
+    async fn transport_4_capability_and_size_enforced() {
+        let t = MemoryTransport::new();
+        let e = EpochTag([1; 32]);
+        t.send_message(&mb(1), &e, b"m", &IdempotencyKey::random())
+            .await
+            .unwrap();
+        assert_eq!(
+            t.send_message(&mb(2), &e, b"x", &IdempotencyKey::random())
+                .await,
+            Err(TransportError::Forbidden)
+        );
+        let big = vec![0u8; MAX_PAYLOAD + 1];
+        assert!(matches!(
+            t.send_message(&mb(1), &e, &big, &IdempotencyKey::random())
+                .await,
+            Err(TransportError::PayloadTooLarge { .. })
+        ));
+        assert_eq!(t.fetch(&mb(1).id, 0, 10).await.unwrap().items.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn transport_5_fetch_pages_in_order() {
+        let t = MemoryTransport::new();
+        for i in 0..25u8 {
+            t.send_message(&mb(1), &EpochTag([0; 32]), &[i], &IdempotencyKey::random())
+                .await
+                .unwrap();
+        }
+        let mut after = 0;
+        let mut got = Vec::new();
+        loop {
+            let p = t.fetch(&mb(1).id, after, 10).await.unwrap();
+            after = p.items.last().map(|d| d.seq).unwrap_or(after);
+            got.extend(p.items.into_iter().map(|d| d.payload[0]));
+            if !p.more {
+                break;
+            }
+        }
+        assert_eq!(got, (0..25).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn transport_6_subscription_notifies() {
+        let t = MemoryTransport::new();
+        let mut s = t.subscribe(&[mb(1).id]).await.unwrap();
+        t.send_message(&mb(1), &EpochTag([0; 32]), b"m", &IdempotencyKey::random())
+            .await
+            .unwrap();
+        assert_eq!(s.next().await, Some(mb(1).id));
+    }
+}

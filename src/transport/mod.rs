@@ -1,0 +1,206 @@
+//! Transport: how MLS messages travel between clients. A trait, implemented in-process here
+//! ([`MemoryTransport`]) and by the `atmls-ds` delivery service client.
+//!
+//! The transport sees only opaque values: a [`MailboxId`] derived from group secrets, an
+//! [`EpochTag`] derived from the MLS exporter, and payload bytes. It orders commits: per
+//! mailbox, the first commit for an epoch tag wins and every later one is refused together with
+//! the winner (spec/transport.md TRANSPORT-1).
+
+mod memory;
+
+pub use memory::MemoryTransport;
+
+use async_trait::async_trait;
+use tokio::sync::mpsc;
+
+/// Largest payload a transport must accept (1 MiB); larger ones are refused.
+pub const MAX_PAYLOAD: usize = 1 << 20;
+
+/// Opaque id of a mailbox (a group's, or a device's Welcome mailbox).
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, serde::Serialize, serde::Deserialize,
+)]
+pub struct MailboxId(pub [u8; 32]);
+
+/// A mailbox and the capability to post to it. Group mailboxes carry a secret only members
+/// can derive; a transport that authenticates posts derives its proof from it. Welcome
+/// mailboxes have none: anyone may invite.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Mailbox {
+    /// The routing id.
+    pub id: MailboxId,
+    /// Members-only posting capability, if the mailbox has one.
+    pub post_secret: Option<[u8; 32]>,
+}
+
+/// Opaque per-epoch ordering key: equal for all members in the same epoch of a group,
+/// unpredictable to anyone else.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct EpochTag(pub [u8; 32]);
+
+/// Client-chosen key making a send idempotent: a retried send is stored and delivered once.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct IdempotencyKey(pub [u8; 16]);
+
+impl IdempotencyKey {
+    /// A fresh random key.
+    pub fn random() -> Self {
+        IdempotencyKey(rand::random())
+    }
+}
+
+/// What kind of message a delivered item is.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, serde::Serialize, serde::Deserialize)]
+pub enum Kind {
+    /// A commit, ordered per epoch.
+    Commit,
+    /// An application message or proposal.
+    Message,
+    /// A Welcome, in a device's Welcome mailbox.
+    Welcome,
+}
+
+/// One stored item of a mailbox.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Delivered {
+    /// Position in the mailbox, strictly increasing from 1.
+    pub seq: u64,
+    /// Its kind.
+    pub kind: Kind,
+    /// The opaque payload.
+    pub payload: Vec<u8>,
+}
+
+/// The transport's answer to a commit.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum CommitOutcome {
+    /// Stored at `seq`: it is the commit of its epoch.
+    Accepted {
+        /// Its position.
+        seq: u64,
+    },
+    /// Another commit already holds this epoch.
+    Rejected {
+        /// The winning commit.
+        winner: Delivered,
+    },
+}
+
+/// The transport's answer to an application message.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum SendOutcome {
+    /// Stored at `seq`.
+    Accepted {
+        /// Its position.
+        seq: u64,
+    },
+    /// The epoch it was encrypted in has already been committed away: the sender must catch
+    /// up and re-send, or no member could read it.
+    StaleEpoch,
+}
+
+/// A page of a mailbox.
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct Page {
+    /// Items in order.
+    pub items: Vec<Delivered>,
+    /// Whether more items follow the last one.
+    pub more: bool,
+}
+
+/// Notifications that mailboxes have new items (fetch them by cursor: nothing is carried in the
+/// notification, so a missed notification loses nothing).
+#[derive(Debug)]
+pub struct Subscription {
+    rx: mpsc::UnboundedReceiver<MailboxId>,
+}
+
+impl Subscription {
+    /// Wraps a receiver; for transport implementations.
+    pub fn new(rx: mpsc::UnboundedReceiver<MailboxId>) -> Self {
+        Subscription { rx }
+    }
+
+    /// The next mailbox with new items, or `None` when the transport closed the subscription.
+    pub async fn next(&mut self) -> Option<MailboxId> {
+        self.rx.recv().await
+    }
+}
+
+/// Errors of a transport.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum TransportError {
+    /// Unreachable or failed; retrying (with the same idempotency key) may help.
+    #[error("transport unavailable: {0}")]
+    Unavailable(String),
+    /// The payload is over the limit; nothing was stored.
+    #[error("payload of {size} bytes exceeds the limit of {limit}")]
+    PayloadTooLarge {
+        /// Its size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// Posting without the mailbox's capability.
+    #[error("not allowed to post to this mailbox")]
+    Forbidden,
+    /// Rate limited; retry later.
+    #[error("rate limited")]
+    RateLimited,
+    /// Any other refusal.
+    #[error("transport refused: {0}")]
+    Refused(String),
+}
+
+impl TransportError {
+    /// Whether retrying can help.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            TransportError::Unavailable(_) | TransportError::RateLimited
+        )
+    }
+}
+
+/// Carries MLS messages between clients.
+#[async_trait]
+pub trait Transport: Send + Sync + 'static {
+    /// Submits the commit for the epoch `epoch`: accepted if it is the first for that epoch
+    /// in this mailbox, else rejected with the winner.
+    async fn submit_commit(
+        &self,
+        mailbox: &Mailbox,
+        epoch: &EpochTag,
+        payload: &[u8],
+        key: &IdempotencyKey,
+    ) -> Result<CommitOutcome, TransportError>;
+
+    /// Sends an application message or proposal encrypted in epoch `epoch`.
+    async fn send_message(
+        &self,
+        mailbox: &Mailbox,
+        epoch: &EpochTag,
+        payload: &[u8],
+        key: &IdempotencyKey,
+    ) -> Result<SendOutcome, TransportError>;
+
+    /// Sends a Welcome to a device's Welcome mailbox; returns its position there.
+    async fn send_welcome(
+        &self,
+        mailbox: &MailboxId,
+        payload: &[u8],
+        key: &IdempotencyKey,
+    ) -> Result<u64, TransportError>;
+
+    /// Items after position `after`, at most `limit`, in order.
+    async fn fetch(
+        &self,
+        mailbox: &MailboxId,
+        after: u64,
+        limit: u32,
+    ) -> Result<Page, TransportError>;
+
+    /// Notifications of new items in any of `mailboxes`.
+    async fn subscribe(&self, mailboxes: &[MailboxId]) -> Result<Subscription, TransportError>;
+}

@@ -1,0 +1,36 @@
+//! DMs between accounts with several devices.
+mod common;
+use common::*;
+
+#[tokio::test]
+async fn dm_multi_device_seen_on_all_devices() {
+    let w = World::new();
+    let (alice1, akey) = w.account("alice").await;
+    let alice2 = w.device("alice", &akey).await;
+    let (bob, _) = w.account("bob").await;
+
+    let dm = alice1.dm(bob.did()).await.unwrap();
+    assert_eq!(
+        alice1.dm(bob.did()).await.unwrap(),
+        dm,
+        "asking again returns the same DM"
+    );
+    alice1.send_text(&dm, "hi bob").await.unwrap();
+
+    let ev = bob.sync().await.unwrap();
+    assert_eq!(joined(&ev), vec![dm.clone()]);
+    assert_eq!(texts(&ev), vec!["hi bob"]);
+    let ev = alice2.sync().await.unwrap();
+    assert_eq!(joined(&ev), vec![dm.clone()]);
+    assert_eq!(texts(&ev), vec!["hi bob"]);
+    assert_eq!(
+        bob.dm(alice1.did()).await.unwrap(),
+        dm,
+        "bob's DM with alice is the same group"
+    );
+
+    bob.send_text(&dm, "hi alice").await.unwrap();
+    assert_eq!(texts(&alice1.sync().await.unwrap()), vec!["hi alice"]);
+    assert_eq!(texts(&alice2.sync().await.unwrap()), vec!["hi alice"]);
+    assert_eq!(alice1.members(&dm).await.unwrap().len(), 3);
+}
