@@ -22,4 +22,4 @@ pub mod transport;
 mod wire;
 
 pub use client::{Client, ClientBuilder, Error, Event, GroupInfo, Message};
-pub use group::GroupId;
+pub use group::{GroupId, GroupStatus};

@@ -2,9 +2,11 @@
 //! item in one transaction. A refused item changes nothing but the cursor past it.
 
 use openmls::prelude::{
-    tls_codec::DeserializeBytes as _, MlsMessageBodyIn, MlsMessageIn, ProcessedMessageContent,
-    ProcessedWelcome, Sender,
+    tls_codec::{DeserializeBytes as _, Serialize as _},
+    KeyPackageBundle, MlsMessageBodyIn, MlsMessageIn, ProcessedMessageContent, ProcessedWelcome,
+    Sender,
 };
+use openmls_traits::storage::StorageProvider as _;
 use openmls_traits::OpenMlsProvider as _;
 
 use super::outgoing::{leave_key, Intent};
@@ -22,6 +24,8 @@ use crate::transport::{Delivered, MAX_PAYLOAD};
 use crate::wire::WelcomeEnvelope;
 
 const PAGE: u32 = 100;
+/// How long a used single-use KeyPackage's private keys are kept for racing inviters.
+const KEY_PACKAGE_GRACE_SECS: u64 = 24 * 3600;
 const K_WELCOME_CURSOR: &str = "welcome_cursor";
 
 /// Why processing one item stopped.
@@ -180,12 +184,15 @@ fn process_welcome(cx: &Ctx<'_>, payload: &[u8], seq: u64) -> Result<Vec<Event>,
         ProcessedWelcome::new_from_welcome(&cx.p, &join_config(), welcome).map_err(|e| werr(&e))?;
     let used = pw
         .own_key_package()
-        .map(|kp| {
-            kp.hash_ref(cx.p.crypto())
-                .map(|r| (r.as_slice().to_vec(), kp.last_resort()))
-        })
+        .map(|kp| kp.hash_ref(cx.p.crypto()).map(|r| (r, kp.last_resort())))
         .transpose()
         .map_err(|e| werr(&e))?;
+    // openmls deletes a single-use package on join; keep it for a grace period so that a
+    // second inviter who raced for the same package can still be joined (KP-6).
+    let bundle: Option<KeyPackageBundle> = match &used {
+        Some((r, false)) => cx.p.storage().key_package(r).map_err(|e| werr(&e))?,
+        _ => None,
+    };
     let staged = pw.into_staged_welcome(&cx.p, None).map_err(|e| werr(&e))?;
     let by = member_from(staged.welcome_sender().map_err(|e| werr(&e))?.credential())?.did;
     let gid = GroupId(staged.group_context().group_id().as_slice().to_vec());
@@ -217,7 +224,15 @@ fn process_welcome(cx: &Ctx<'_>, payload: &[u8], seq: u64) -> Result<Vec<Event>,
             created: unix_now(),
         },
     )?;
+    if let (Some((r, _)), Some(b)) = (&used, &bundle) {
+        cx.p.storage()
+            .write_key_package(r, b)
+            .map_err(|e| werr(&e))?;
+        let key = r.tls_serialize_detached().map_err(|e| werr(&e))?;
+        tables::kp_grace_add(cx.c, &key, unix_now() + KEY_PACKAGE_GRACE_SECS)?;
+    }
     if let Some((kp_ref, last_resort)) = used {
+        let kp_ref = kp_ref.as_slice().to_vec();
         if last_resort {
             // A last-resort leaf key may be shared with other groups: rotate it here (KP-8).
             tables::account_set_u64(cx.c, &format!("needs_update:{gid}"), 1)?;

@@ -1,6 +1,9 @@
 //! Publishing this device's identity and KeyPackages; looking up and pinning other accounts.
 
 use openmls::prelude::KeyPackage;
+use openmls_traits::storage::StorageProvider as _;
+use openmls_traits::OpenMlsProvider as _;
+use rand::seq::SliceRandom;
 
 use super::{Error, Session};
 use crate::directory::{DeviceRecord, VerifiedAccount};
@@ -40,6 +43,18 @@ impl Session<'_> {
             self.inner.atomic(|cx| tables::kp_deleted(cx.c, &r))?;
         }
         let now = unix_now();
+        self.inner.atomic(|cx| {
+            for r in tables::kp_grace_take_expired(cx.c, now)? {
+                use openmls::prelude::tls_codec::DeserializeBytes as _;
+                let Ok(r) = openmls::prelude::KeyPackageRef::tls_deserialize_exact_bytes(&r) else {
+                    continue;
+                };
+                cx.p.storage()
+                    .delete_key_package(&r)
+                    .map_err(|e| crate::storage::StorageError::Sqlite(e))?;
+            }
+            Ok::<_, Error>(())
+        })?;
         let own = self.inner.read(tables::kp_all)?;
         for k in own.iter().filter(|k| k.expires <= now + 3600) {
             self.inner.atomic(|cx| tables::kp_retire(cx.c, &k.kp_ref))?;
@@ -128,11 +143,18 @@ impl Session<'_> {
         &mut self,
         dids: &[Did],
         exclude: &[PublicKey],
+        reserve: bool,
     ) -> Result<Vec<KeyPackage>, Error> {
         let mut out = Vec::new();
         for did in dids {
             let account = self.verified_account(did).await?;
-            let records = self.directory.key_packages(did).await?;
+            let mut records = self.directory.key_packages(did).await?;
+            // Spread invitations over the published packages, and never hand the same
+            // single-use package to two of our own commits (it can only be joined once).
+            records.shuffle(&mut rand::thread_rng());
+            records.retain(|r| {
+                r.last_resort || !self.inner.used_key_packages.contains(&r.key_package_ref)
+            });
             let (chosen, refused) = select_per_device(
                 &records,
                 &account,
@@ -148,6 +170,11 @@ impl Session<'_> {
                 .filter(|(d, _)| !exclude.contains(d))
                 .map(|(_, k)| k)
                 .collect();
+            for k in fresh.iter().filter(|k| reserve && !k.last_resort()) {
+                if let Ok(r) = k.hash_ref(&self.inner.crypto) {
+                    self.inner.used_key_packages.insert(r.as_slice().to_vec());
+                }
+            }
             let already = account.devices.iter().any(|d| exclude.contains(d));
             if fresh.is_empty() && !already && did != &self.inner.device.did {
                 return Err(Error::NoKeyPackages(did.clone()));

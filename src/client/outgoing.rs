@@ -53,7 +53,7 @@ impl Session<'_> {
         // Validate everyone's KeyPackages before creating anything.
         let mut dids: Vec<Did> = members.iter().filter(|d| **d != me).cloned().collect();
         dids.dedup();
-        self.collect_key_packages(&dids, &[mine]).await?;
+        self.collect_key_packages(&dids, &[mine], false).await?;
         let data = match kind {
             GroupKind::Dm => {
                 let mut pair = vec![
@@ -121,7 +121,7 @@ impl Session<'_> {
                         .into_iter()
                         .map(|m| m.installation)
                         .collect();
-                    self.collect_key_packages(dids, &present).await?
+                    self.collect_key_packages(dids, &present, true).await?
                 }
                 _ => Vec::new(),
             };

@@ -24,6 +24,8 @@ pub(crate) struct Inner {
     pub(crate) device: DeviceIdentity,
     pub(crate) cs: Ciphersuite,
     pub(crate) policy: KeyPackagePolicy,
+    /// Single-use KeyPackages of others we already put in a commit (KP-5).
+    pub(crate) used_key_packages: std::collections::HashSet<Vec<u8>>,
 }
 
 /// What a closure inside a transaction sees.
@@ -115,6 +117,7 @@ impl Inner {
             device,
             cs,
             policy,
+            used_key_packages: Default::default(),
         })
     }
 

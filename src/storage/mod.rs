@@ -38,7 +38,8 @@ impl StorageError {
 }
 
 /// Our schema, by version (`PRAGMA user_version`). Append only.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE atmls_account (k TEXT PRIMARY KEY, v BLOB NOT NULL);
 CREATE TABLE atmls_groups (
     group_id BLOB PRIMARY KEY,
@@ -79,7 +80,11 @@ CREATE TABLE atmls_messages (
     outgoing INTEGER NOT NULL
 );
 CREATE INDEX atmls_messages_group ON atmls_messages(group_id, id);
-"#];
+"#,
+    r#"
+CREATE TABLE atmls_kp_grace (kp_ref BLOB PRIMARY KEY, until INTEGER NOT NULL);
+"#,
+];
 
 /// A client's database.
 ///

@@ -411,3 +411,25 @@ pub(crate) fn dm_for(c: &Connection, peer: &Did) -> R<Option<Vec<u8>>> {
     )
     .optional()?)
 }
+
+/// Used single-use KeyPackages whose private keys are kept until `until` (KP-6).
+pub(crate) fn kp_grace_add(c: &Connection, kp_ref: &[u8], until: u64) -> R<()> {
+    c.execute(
+        "INSERT OR REPLACE INTO atmls_kp_grace (kp_ref, until) VALUES (?1, ?2)",
+        params![kp_ref, to_i64(until)],
+    )?;
+    Ok(())
+}
+
+/// Takes the grace entries that ended by `now`.
+pub(crate) fn kp_grace_take_expired(c: &Connection, now: u64) -> R<Vec<Vec<u8>>> {
+    let mut stmt = c.prepare("SELECT kp_ref FROM atmls_kp_grace WHERE until <= ?1")?;
+    let rows = stmt
+        .query_map([to_i64(now)], |r| r.get(0))?
+        .collect::<Result<Vec<Vec<u8>>, _>>()?;
+    c.execute(
+        "DELETE FROM atmls_kp_grace WHERE until <= ?1",
+        [to_i64(now)],
+    )?;
+    Ok(rows)
+}

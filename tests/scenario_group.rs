@@ -1,0 +1,278 @@
+//! Group scenarios: 3 users / 5 devices, add, remove, leave, update, concurrent commits,
+//! restart from SQLite.
+mod common;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use atmls::identity::DeviceIdentity;
+use atmls::storage::Store;
+use atmls::transport::*;
+use atmls::{Event, GroupStatus};
+use common::*;
+
+#[tokio::test]
+async fn group_of_three_users_five_devices_add_remove_leave_update() {
+    let w = World::new();
+    let (alice1, akey) = w.account("alice").await;
+    let alice2 = w.device("alice", &akey).await;
+    let (bob1, bkey) = w.account("bob").await;
+    let bob2 = w.device("bob", &bkey).await;
+    let (carol, _) = w.account("carol").await;
+
+    let g = alice1
+        .create_group(&[bob1.did().clone(), carol.did().clone()])
+        .await
+        .unwrap();
+    for c in [&alice2, &bob1, &bob2, &carol] {
+        assert_eq!(joined(&c.sync().await.unwrap()), vec![g.clone()]);
+    }
+    assert_eq!(alice1.members(&g).await.unwrap().len(), 5);
+
+    alice1.send_text(&g, "hello all").await.unwrap();
+    for c in [&alice2, &bob1, &bob2, &carol] {
+        assert_eq!(texts(&c.sync().await.unwrap()), vec!["hello all"]);
+    }
+
+    // Update: bob2 rotates its leaf keys; everyone follows.
+    let before = bob2.epoch_fingerprint(&g).await.unwrap();
+    bob2.self_update(&g).await.unwrap();
+    assert_eq!(bob2.epoch_fingerprint(&g).await.unwrap().0, before.0 + 1);
+    bob1.send_text(&g, "after update").await.unwrap();
+    for c in [&alice1, &alice2, &bob2, &carol] {
+        assert_eq!(texts(&c.sync().await.unwrap()), vec!["after update"]);
+    }
+
+    // Remove carol: she can no longer read.
+    alice2
+        .remove_members(&g, &[carol.did().clone()])
+        .await
+        .unwrap();
+    let ev = carol.sync().await.unwrap();
+    assert!(ev.iter().any(|e| matches!(e, Event::Removed { .. })));
+    alice1.send_text(&g, "carol is gone").await.unwrap();
+    assert!(texts(&carol.sync().await.unwrap()).is_empty());
+    assert!(carol.send_text(&g, "let me in").await.is_err());
+    for c in [&bob1, &bob2, &alice2] {
+        assert_eq!(texts(&c.sync().await.unwrap()), vec!["carol is gone"]);
+    }
+
+    // Add carol back.
+    alice1
+        .add_members(&g, &[carol.did().clone()])
+        .await
+        .unwrap();
+    assert_eq!(alice1.members(&g).await.unwrap().len(), 5);
+
+    // Bob leaves with both devices: the next member to sync commits it.
+    bob1.leave(&g).await.unwrap();
+    let ev = alice1.sync().await.unwrap();
+    assert!(
+        ev.iter().any(|e| matches!(e, Event::LeaveRequested { .. })),
+        "{ev:?}"
+    );
+    let members = alice1.members(&g).await.unwrap();
+    assert!(members.iter().all(|m| &m.did != bob1.did()), "{members:?}");
+    for b in [&bob1, &bob2] {
+        let ev = b.sync().await.unwrap();
+        assert!(
+            ev.iter().any(|e| matches!(e, Event::Removed { .. })),
+            "{ev:?}"
+        );
+        let info = b.groups().await.unwrap();
+        assert_eq!(info[0].status, GroupStatus::Left);
+    }
+    alice2.sync().await.unwrap();
+    alice2.send_text(&g, "bye bob").await.unwrap();
+    assert_eq!(texts(&alice1.sync().await.unwrap()), vec!["bye bob"]);
+    assert!(texts(&bob1.sync().await.unwrap()).is_empty());
+}
+
+/// The in-process transport, except that the first two commits wait for each other before
+/// reaching it: both are built against the same epoch, so one must lose.
+struct RacingTransport {
+    inner: MemoryTransport,
+    barrier: tokio::sync::Barrier,
+    waiting: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl Transport for RacingTransport {
+    async fn submit_commit(
+        &self,
+        mailbox: &Mailbox,
+        epoch: &EpochTag,
+        payload: &[u8],
+        key: &IdempotencyKey,
+    ) -> Result<CommitOutcome, TransportError> {
+        if self
+            .waiting
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            self.barrier.wait().await;
+        }
+        self.inner.submit_commit(mailbox, epoch, payload, key).await
+    }
+    async fn send_message(
+        &self,
+        m: &Mailbox,
+        e: &EpochTag,
+        p: &[u8],
+        k: &IdempotencyKey,
+    ) -> Result<SendOutcome, TransportError> {
+        self.inner.send_message(m, e, p, k).await
+    }
+    async fn send_welcome(
+        &self,
+        m: &MailboxId,
+        p: &[u8],
+        k: &IdempotencyKey,
+    ) -> Result<u64, TransportError> {
+        self.inner.send_welcome(m, p, k).await
+    }
+    async fn fetch(&self, m: &MailboxId, after: u64, limit: u32) -> Result<Page, TransportError> {
+        self.inner.fetch(m, after, limit).await
+    }
+    async fn subscribe(&self, m: &[MailboxId]) -> Result<Subscription, TransportError> {
+        self.inner.subscribe(m).await
+    }
+}
+
+#[tokio::test]
+async fn concurrent_commits_one_wins_both_converge_loser_retries() {
+    let net = Arc::new(RacingTransport {
+        inner: MemoryTransport::new(),
+        barrier: tokio::sync::Barrier::new(2),
+        waiting: AtomicUsize::new(0),
+    });
+    let dir = Arc::new(atmls::directory::MemoryDirectory::new());
+    let mk = |name: &str| {
+        let (dir, net) = (dir.clone(), net.clone());
+        let id = DeviceIdentity::new_account(did(name));
+        async move {
+            atmls::Client::builder(dir, net, Store::in_memory().unwrap())
+                .identity(id)
+                .build()
+                .await
+                .unwrap()
+        }
+    };
+    let (alice, bob, carol, dave) = (
+        mk("alice").await,
+        mk("bob").await,
+        mk("carol").await,
+        mk("dave").await,
+    );
+    let g = alice.create_group(&[bob.did().clone()]).await.unwrap();
+    bob.sync().await.unwrap();
+
+    // Both commit in the same epoch: the transport holds each commit until the other is built.
+    net.waiting.store(2, Ordering::SeqCst);
+    let (cd, dd) = ([carol.did().clone()], [dave.did().clone()]);
+    let (ra, rb) = tokio::join!(alice.add_members(&g, &cd), bob.add_members(&g, &dd));
+    ra.unwrap();
+    rb.unwrap();
+    alice.sync().await.unwrap();
+    bob.sync().await.unwrap();
+    let (ea, eb) = (
+        alice.epoch_fingerprint(&g).await.unwrap(),
+        bob.epoch_fingerprint(&g).await.unwrap(),
+    );
+    assert_eq!(ea, eb, "both converge on the same epoch and secrets");
+    assert_eq!(
+        ea.0, 3,
+        "two commits after creation: the winner's and the loser's retry"
+    );
+    let dids: Vec<_> = alice
+        .members(&g)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.did)
+        .collect();
+    assert!(dids.contains(carol.did()) && dids.contains(dave.did()));
+    for c in [&carol, &dave] {
+        assert_eq!(joined(&c.sync().await.unwrap()), vec![g.clone()]);
+    }
+    dave.send_text(&g, "joined late").await.unwrap();
+    assert_eq!(texts(&carol.sync().await.unwrap()), vec!["joined late"]);
+}
+
+#[tokio::test]
+async fn restart_from_sqlite_carries_on() {
+    let w = World::new();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("alice.db");
+    let (alice_ident_client, akey) = w.account("alice").await;
+    let (bob, _) = w.account("bob").await;
+    let alice2 = w
+        .device_in("alice", &akey, Store::open(&path).unwrap())
+        .await;
+    let dm = alice_ident_client.dm(bob.did()).await.unwrap();
+    let g = bob
+        .create_group(&[alice_ident_client.did().clone()])
+        .await
+        .unwrap();
+    alice2.sync().await.unwrap();
+    bob.sync().await.unwrap();
+    bob.send_text(&dm, "before restart").await.unwrap();
+    assert_eq!(texts(&alice2.sync().await.unwrap()), vec!["before restart"]);
+    let installation = *alice2.installation();
+    drop(alice2);
+
+    // Reopen from the file: no identity needed, the store has it.
+    let alice2 = atmls::Client::builder(w.dir.clone(), w.net.clone(), Store::open(&path).unwrap())
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(alice2.installation(), &installation);
+    assert_eq!(alice2.groups().await.unwrap().len(), 2);
+    assert_eq!(alice2.messages(&dm).await.unwrap().len(), 1);
+    bob.send_text(&dm, "after restart").await.unwrap();
+    bob.send_text(&g, "group after restart").await.unwrap();
+    let t = texts(&alice2.sync().await.unwrap());
+    assert!(
+        t.contains(&"after restart".to_owned()) && t.contains(&"group after restart".to_owned()),
+        "{t:?}"
+    );
+    alice2.send_text(&dm, "still here").await.unwrap();
+    assert_eq!(texts(&bob.sync().await.unwrap()), vec!["still here"]);
+}
+
+#[tokio::test]
+async fn key_packages_deleted_after_use_and_replenished() {
+    use atmls::directory::Directory;
+    let w = World::new();
+    let (alice, _) = w.account("alice").await;
+    let (bob, _) = w.account("bob").await;
+    let count = |recs: &[atmls::directory::KeyPackageRecord]| {
+        (
+            recs.iter().filter(|r| !r.last_resort).count(),
+            recs.iter().filter(|r| r.last_resort).count(),
+        )
+    };
+    let before = w.dir.key_packages(bob.did()).await.unwrap();
+    assert_eq!(count(&before), (5, 1));
+    let mut groups = Vec::new();
+    for _ in 0..3 {
+        groups.push(alice.create_group(&[bob.did().clone()]).await.unwrap());
+    }
+    // Welcomes not processed yet: nothing is deleted (the directory cannot consume).
+    assert_eq!(w.dir.key_packages(bob.did()).await.unwrap(), before);
+    let ev = bob.sync().await.unwrap();
+    assert_eq!(joined(&ev).len(), 3, "{ev:?}");
+    let after = w.dir.key_packages(bob.did()).await.unwrap();
+    let used: Vec<_> = before.iter().filter(|r| !after.contains(r)).collect();
+    assert_eq!(used.len(), 3, "the three used KeyPackages are deleted");
+    assert!(used.iter().all(|r| !r.last_resort));
+    assert_eq!(
+        count(&after),
+        (5, 1),
+        "2 left is below the threshold of 3: replenished to 5"
+    );
+    assert_eq!(
+        after.iter().filter(|r| before.contains(r)).count(),
+        3,
+        "2 old single-use + last resort kept"
+    );
+}
