@@ -112,16 +112,9 @@ impl Session<'_> {
             .await?
             .ok_or_else(|| crate::directory::DirectoryError::NoIdentity(did.clone()))?;
         let account = record.verify(did, unix_now())?;
-        let key = account.identity_key;
-        let pinned = self.inner.atomic(|cx| {
-            let p = tables::pin_get(cx.c, did)?;
-            if p.is_none() {
-                tables::pin_set(cx.c, did, &key.0, unix_now())?;
-            }
-            Ok::<_, Error>(p)
-        })?;
+        let pinned = self.inner.read(|c| tables::pin_get(c, did))?;
         if let Some(p) = pinned {
-            if p != key.0 {
+            if p != account.identity_key.0 {
                 return Err(
                     crate::credential::CredentialError::UnknownIdentityKey(did.clone()).into(),
                 );
@@ -130,10 +123,19 @@ impl Session<'_> {
         Ok(account)
     }
 
+    /// Pins an account's identity key on first use (TOFU; trust warnings come with spec/trust.md).
+    fn pin(&mut self, account: &VerifiedAccount) -> Result<(), Error> {
+        let key = account.identity_key.0;
+        self.inner
+            .atomic(|cx| tables::pin_set(cx.c, &account.did, &key, unix_now()))?;
+        Ok(())
+    }
+
     /// Pins the identity keys of DIDs met in a commit or Welcome, from the directory.
     pub(crate) async fn pin_from_directory(&mut self, dids: &[Did]) -> Result<(), Error> {
         for did in dids {
-            self.verified_account(did).await?;
+            let account = self.verified_account(did).await?;
+            self.pin(&account)?;
         }
         Ok(())
     }
@@ -174,6 +176,9 @@ impl Session<'_> {
                 if let Ok(r) = k.hash_ref(&self.inner.crypto) {
                     self.inner.used_key_packages.insert(r.as_slice().to_vec());
                 }
+            }
+            if reserve && !fresh.is_empty() {
+                self.pin(&account)?;
             }
             let already = account.devices.iter().any(|d| exclude.contains(d));
             if fresh.is_empty() && !already && did != &self.inner.device.did {

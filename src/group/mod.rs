@@ -150,7 +150,7 @@ impl GroupError {
         let s = format!("{e:?}");
         if s.contains("SecretReuse") {
             GroupError::Replay
-        } else if s.contains("WrongEpoch") {
+        } else if s.contains("WrongEpoch") || s.contains("TooDistantInThePast") {
             GroupError::WrongEpoch
         } else if s.contains("WrongGroupId") {
             GroupError::WrongGroup
@@ -221,7 +221,7 @@ fn tagged_hash(label: &[u8], data: &[u8]) -> [u8; 32] {
 
 /// A group's mailbox: its id and posting capability derive from the secret group id, so the
 /// transport learns neither (spec/group.md GROUP-4).
-pub(crate) fn mailbox_for(group_id: &[u8]) -> Mailbox {
+pub fn mailbox_for(group_id: &[u8]) -> Mailbox {
     Mailbox {
         id: MailboxId(tagged_hash(b"atmls/v1/mailbox-id", group_id)),
         post_secret: Some(tagged_hash(b"atmls/v1/mailbox-post", group_id)),

@@ -1,0 +1,402 @@
+//! Refused input: each case asserts a typed error AND unchanged state (same epoch, same
+//! exporter secret, same stored rows). Rule ids refer to spec/credential.md, spec/keypackage.md
+//! and spec/group.md.
+mod common;
+use atmls::credential::CredentialError;
+use atmls::directory::{Directory, DirectoryError};
+use atmls::group::{mailbox_for, GroupError};
+use atmls::identity::{
+    unix_now, DeviceIdentity, IdentityError, IdentityKeyPair, InstallationKeyPair,
+};
+use atmls::keypackage::{validate_record, KeyPackageError, DEFAULT_CIPHERSUITE};
+use atmls::storage::Store;
+use atmls::transport::*;
+use atmls::{Client, Error, Event, GroupId};
+use common::*;
+use openmls_rust_crypto::RustCrypto;
+
+/// Everything that must not change when input is refused.
+async fn state(c: &Client, g: &GroupId) -> ((u64, Vec<u8>), Vec<(String, Vec<String>)>) {
+    (
+        c.epoch_fingerprint(g).await.unwrap(),
+        c.store_snapshot().await.unwrap(),
+    )
+}
+
+async fn alice_bob_group(w: &World) -> (Client, Client, GroupId) {
+    let (alice, _) = w.account("alice").await;
+    let (bob, _) = w.account("bob").await;
+    let g = alice.create_group(&[bob.did().clone()]).await.unwrap();
+    bob.sync().await.unwrap();
+    (alice, bob, g)
+}
+
+async fn mailbox_items(w: &World, g: &GroupId) -> Vec<Vec<u8>> {
+    let page = w
+        .net
+        .fetch(&mailbox_for(g.as_bytes()).id, 0, 1000)
+        .await
+        .unwrap();
+    page.items.into_iter().map(|i| i.payload).collect()
+}
+
+/// An account whose only device was certified by a key other than its declared one, with
+/// `tamper` applied to the certificate.
+async fn account_with_forged_device(w: &World, name: &str, tamper: impl Fn(&mut DeviceIdentity)) {
+    let legit = IdentityKeyPair::generate();
+    let rogue = IdentityKeyPair::generate();
+    let inst = InstallationKeyPair::generate();
+    let now = unix_now();
+    let cert = rogue.certify(&did(name), &inst.public(), now, now + 86_400);
+    let mut dev = DeviceIdentity {
+        did: did(name),
+        installation: inst,
+        certificate: cert,
+        identity_key: Some(rogue),
+    };
+    tamper(&mut dev);
+    let _rogue_client = w.client(dev, Store::in_memory().unwrap()).await;
+    // The account's real declaration, by its legit key, is what the directory shows.
+    w.dir
+        .publish_declaration(&legit.declare(&did(name), now))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn cred_3_forged_installation_certificate_is_not_added() {
+    let w = World::new();
+    let (alice, _bob, g) = alice_bob_group(&w).await;
+    // The certificate's signature is garbage.
+    account_with_forged_device(&w, "eve", |d| d.certificate.signature = vec![0u8; 64]).await;
+    let before = state(&alice, &g).await;
+    let err = alice.add_members(&g, &[did("eve")]).await.unwrap_err();
+    assert!(
+        matches!(err, Error::NoKeyPackages(ref d) if *d == did("eve")),
+        "{err:?}"
+    );
+    assert_eq!(state(&alice, &g).await, before);
+
+    // The record-level verdict is typed too.
+    let account = w
+        .dir
+        .account(&did("eve"))
+        .await
+        .unwrap()
+        .unwrap()
+        .verify(&did("eve"), unix_now())
+        .unwrap();
+    assert!(account.devices.is_empty());
+    assert_eq!(account.rejected_devices.len(), 1);
+    let rec = &w.dir.key_packages(&did("eve")).await.unwrap()[0];
+    let e = validate_record(
+        rec,
+        &account,
+        &RustCrypto::default(),
+        DEFAULT_CIPHERSUITE,
+        unix_now(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        e,
+        KeyPackageError::Credential(CredentialError::Certificate(IdentityError::BadSignature(
+            "installation certificate"
+        )))
+    );
+}
+
+#[tokio::test]
+async fn cred_7_key_package_naming_another_key_or_did_is_refused() {
+    let w = World::new();
+    let (alice, _bob, g) = alice_bob_group(&w).await;
+    // Another identity key than the directory declares (a PDS-password attacker's device).
+    account_with_forged_device(&w, "eve", |_| {}).await;
+    let before = state(&alice, &g).await;
+    let err = alice.add_members(&g, &[did("eve")]).await.unwrap_err();
+    assert!(matches!(err, Error::NoKeyPackages(_)), "{err:?}");
+    assert_eq!(state(&alice, &g).await, before);
+    let account = w
+        .dir
+        .account(&did("eve"))
+        .await
+        .unwrap()
+        .unwrap()
+        .verify(&did("eve"), unix_now())
+        .unwrap();
+    let rec = &w.dir.key_packages(&did("eve")).await.unwrap()[0];
+    let e = validate_record(
+        rec,
+        &account,
+        &RustCrypto::default(),
+        DEFAULT_CIPHERSUITE,
+        unix_now(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        e,
+        KeyPackageError::Credential(CredentialError::UnknownIdentityKey(did("eve")))
+    );
+
+    // Another DID: carol republishes her own KeyPackage under dave's DID.
+    let (carol, _) = w.account("carol").await;
+    let (dave, _) = w.account("dave").await;
+    for r in w.dir.key_packages(&did("dave")).await.unwrap() {
+        w.dir
+            .delete_key_package(dave.did(), &r.key_package_ref)
+            .await
+            .unwrap();
+    }
+    let mut stolen = w.dir.key_packages(carol.did()).await.unwrap()[0].clone();
+    stolen.did = dave.did().clone();
+    w.dir.publish_key_package(&stolen).await.unwrap();
+    let before = state(&alice, &g).await;
+    let err = alice
+        .add_members(&g, &[dave.did().clone()])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NoKeyPackages(_)), "{err:?}");
+    assert_eq!(state(&alice, &g).await, before);
+    let dave_acct = w
+        .dir
+        .account(dave.did())
+        .await
+        .unwrap()
+        .unwrap()
+        .verify(dave.did(), unix_now())
+        .unwrap();
+    let e = validate_record(
+        &stolen,
+        &dave_acct,
+        &RustCrypto::default(),
+        DEFAULT_CIPHERSUITE,
+        unix_now(),
+    )
+    .unwrap_err();
+    assert_eq!(e, KeyPackageError::RecordMismatch("DID"));
+    // Unknown account.
+    let err = alice.add_members(&g, &[did("nobody")]).await.unwrap_err();
+    assert!(
+        matches!(err, Error::Directory(DirectoryError::NoIdentity(_))),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn malformed_and_truncated_mls_bytes_are_refused() {
+    let w = World::new();
+    let (alice, bob, g) = alice_bob_group(&w).await;
+    alice.send_text(&g, "a real message").await.unwrap();
+    let real = mailbox_items(&w, &g).await.pop().unwrap();
+    let before = state(&bob, &g).await;
+    for bad in [
+        vec![],
+        vec![0xff; 3],
+        b"not mls at all".to_vec(),
+        vec![0u8; 2 << 20],
+    ] {
+        let e = bob.process_incoming(&g, &bad).await.unwrap_err();
+        assert!(matches!(e, Error::Group(GroupError::Malformed(_))), "{e:?}");
+    }
+    for n in (0..real.len()).step_by(7) {
+        let e = bob.process_incoming(&g, &real[..n]).await.unwrap_err();
+        assert!(matches!(e, Error::Group(_)), "prefix {n}: {e:?}");
+    }
+    let mut flipped = real.clone();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 1;
+    assert!(matches!(
+        bob.process_incoming(&g, &flipped).await.unwrap_err(),
+        Error::Group(GroupError::Undecryptable(_))
+    ));
+    assert_eq!(state(&bob, &g).await, before);
+
+    // Through the transport: garbage is reported and skipped, the real message still arrives.
+    let mb = mailbox_for(g.as_bytes());
+    w.net
+        .send_message(
+            &mb,
+            &EpochTag([7; 32]),
+            b"garbage",
+            &IdempotencyKey::random(),
+        )
+        .await
+        .unwrap();
+    alice.send_text(&g, "after garbage").await.unwrap();
+    let ev = bob.sync().await.unwrap();
+    assert!(
+        ev.iter().any(|e| matches!(
+            e,
+            Event::Refused {
+                error: GroupError::Malformed(_),
+                ..
+            }
+        )),
+        "{ev:?}"
+    );
+    assert_eq!(texts(&ev), vec!["a real message", "after garbage"]);
+}
+
+#[tokio::test]
+async fn replayed_application_message_is_refused() {
+    let w = World::new();
+    let (alice, bob, g) = alice_bob_group(&w).await;
+    alice.send_text(&g, "once").await.unwrap();
+    assert_eq!(texts(&bob.sync().await.unwrap()), vec!["once"]);
+    let msg = mailbox_items(&w, &g).await.pop().unwrap();
+    let before = state(&bob, &g).await;
+    let e = bob.process_incoming(&g, &msg).await.unwrap_err();
+    assert!(matches!(e, Error::Group(GroupError::Replay)), "{e:?}");
+    assert_eq!(state(&bob, &g).await, before);
+    // Replayed through the transport under a new idempotency key: refused, not shown twice.
+    let mb = mailbox_for(g.as_bytes());
+    w.net
+        .send_message(&mb, &EpochTag([9; 32]), &msg, &IdempotencyKey::random())
+        .await
+        .unwrap();
+    let ev = bob.sync().await.unwrap();
+    assert!(texts(&ev).is_empty());
+    assert!(
+        ev.iter().any(|e| matches!(
+            e,
+            Event::Refused {
+                error: GroupError::Replay,
+                ..
+            }
+        )),
+        "{ev:?}"
+    );
+    assert_eq!(bob.messages(&g).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn wrong_epoch_commit_is_refused() {
+    let w = World::new();
+    let (alice, bob, g) = alice_bob_group(&w).await;
+    let (carol, _) = w.account("carol").await;
+    alice.add_members(&g, &[carol.did().clone()]).await.unwrap();
+    bob.sync().await.unwrap();
+    // The first commit (epoch 0 → 1) again: bob is at epoch 2.
+    let old_commit = mailbox_items(&w, &g).await.remove(0);
+    let before = state(&bob, &g).await;
+    assert_eq!(before.0 .0, 2);
+    let e = bob.process_incoming(&g, &old_commit).await.unwrap_err();
+    assert!(matches!(e, Error::Group(GroupError::WrongEpoch)), "{e:?}");
+    assert_eq!(state(&bob, &g).await, before);
+    // Submitted to the transport under a fresh epoch tag, it is stored, and refused by members.
+    let mb = mailbox_for(g.as_bytes());
+    w.net
+        .submit_commit(
+            &mb,
+            &EpochTag([1; 32]),
+            &old_commit,
+            &IdempotencyKey::random(),
+        )
+        .await
+        .unwrap();
+    let ev = bob.sync().await.unwrap();
+    assert!(
+        ev.iter().any(|e| matches!(
+            e,
+            Event::Refused {
+                error: GroupError::WrongEpoch,
+                ..
+            }
+        )),
+        "{ev:?}"
+    );
+    assert_eq!(bob.epoch_fingerprint(&g).await.unwrap(), before.0);
+}
+
+/// A transport that does not enforce epoch tags on application messages (as a careless or
+/// hostile delivery service might): lets a removed member's stale message through.
+struct CarelessTransport(std::sync::Arc<atmls::transport::MemoryTransport>);
+
+#[async_trait::async_trait]
+impl Transport for CarelessTransport {
+    async fn submit_commit(
+        &self,
+        m: &Mailbox,
+        e: &EpochTag,
+        p: &[u8],
+        k: &IdempotencyKey,
+    ) -> Result<CommitOutcome, TransportError> {
+        self.0.submit_commit(m, e, p, k).await
+    }
+    async fn send_message(
+        &self,
+        m: &Mailbox,
+        _e: &EpochTag,
+        p: &[u8],
+        k: &IdempotencyKey,
+    ) -> Result<SendOutcome, TransportError> {
+        self.0.send_message(m, &EpochTag(rand_tag()), p, k).await
+    }
+    async fn send_welcome(
+        &self,
+        m: &MailboxId,
+        p: &[u8],
+        k: &IdempotencyKey,
+    ) -> Result<u64, TransportError> {
+        self.0.send_welcome(m, p, k).await
+    }
+    async fn fetch(&self, m: &MailboxId, after: u64, limit: u32) -> Result<Page, TransportError> {
+        self.0.fetch(m, after, limit).await
+    }
+    async fn subscribe(&self, m: &[MailboxId]) -> Result<Subscription, TransportError> {
+        self.0.subscribe(m).await
+    }
+}
+
+fn rand_tag() -> [u8; 32] {
+    let k = IdempotencyKey::random().0;
+    let mut t = [0u8; 32];
+    t[..16].copy_from_slice(&k);
+    t
+}
+
+#[tokio::test]
+async fn message_from_removed_member_is_refused() {
+    let w = World::new();
+    let (alice, bob, g) = alice_bob_group(&w).await;
+    let carol = Client::builder(
+        w.dir.clone(),
+        std::sync::Arc::new(CarelessTransport(w.net.clone())),
+        Store::in_memory().unwrap(),
+    )
+    .identity(DeviceIdentity::new_account(did("carol")))
+    .build()
+    .await
+    .unwrap();
+    alice.add_members(&g, &[carol.did().clone()]).await.unwrap();
+    carol.sync().await.unwrap();
+    bob.sync().await.unwrap();
+    alice
+        .remove_members(&g, &[carol.did().clone()])
+        .await
+        .unwrap();
+    bob.sync().await.unwrap();
+    let before = state(&bob, &g).await;
+    // Carol has not seen her removal; her message in her last epoch lands after it.
+    carol.send_text(&g, "still in?").await.unwrap();
+    let carol_msg = mailbox_items(&w, &g).await.pop().unwrap();
+    let e = bob.process_incoming(&g, &carol_msg).await.unwrap_err();
+    assert!(matches!(e, Error::Group(GroupError::WrongEpoch)), "{e:?}");
+    assert_eq!(state(&bob, &g).await, before);
+    let ev = bob.sync().await.unwrap();
+    assert!(texts(&ev).is_empty());
+    assert!(
+        ev.iter().any(|e| matches!(
+            e,
+            Event::Refused {
+                error: GroupError::WrongEpoch,
+                ..
+            }
+        )),
+        "{ev:?}"
+    );
+    assert_eq!(bob.epoch_fingerprint(&g).await.unwrap(), before.0);
+    // Once carol syncs she knows, and refuses to send.
+    carol.sync().await.unwrap();
+    let e = carol.send_text(&g, "let me in").await.unwrap_err();
+    assert!(matches!(e, Error::Group(GroupError::NotMember)), "{e:?}");
+}
