@@ -1,1 +1,213 @@
-fn main() {}
+//! The atmls command-line tool. `atmls demo` runs the walking-skeleton scenario on embedded
+//! defaults: in-memory directory, in-process transport, SQLite stores in a temp dir.
+#![forbid(unsafe_code)]
+
+use std::path::Path;
+use std::sync::Arc;
+
+use atmls::directory::MemoryDirectory;
+use atmls::identity::{unix_now, DeviceIdentity, Did, IdentityKeyPair, InstallationKeyPair};
+use atmls::storage::Store;
+use atmls::transport::MemoryTransport;
+use atmls::{Client, Event, GroupId};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "atmls",
+    about = "End-to-end encrypted messaging for AT Protocol accounts, on MLS"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the demo: alice (two devices), bob and carol; DMs, a group, removal, restart.
+    Demo,
+}
+
+type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+struct Env {
+    dir: Arc<MemoryDirectory>,
+    net: Arc<MemoryTransport>,
+}
+
+impl Env {
+    async fn open(&self, path: &Path, identity: Option<DeviceIdentity>) -> Res<Client> {
+        let mut b = Client::builder(self.dir.clone(), self.net.clone(), Store::open(path)?);
+        if let Some(i) = identity {
+            b = b.identity(i);
+        }
+        Ok(b.build().await?)
+    }
+}
+
+fn short(g: &GroupId) -> String {
+    g.to_string()[..8].to_owned()
+}
+
+async fn show(name: &str, c: &Client) -> Res<()> {
+    for e in c.sync().await? {
+        match e {
+            Event::Joined { group, kind, by } => println!(
+                "  [{name}] joined {kind:?} {} (added by {by})",
+                short(&group)
+            ),
+            Event::Message(m) => println!(
+                "  [{name}] {} <{}> {}",
+                short(&m.group),
+                m.sender.did,
+                m.decoded()
+                    .display_text()
+                    .unwrap_or("(unsupported content)")
+            ),
+            Event::MembersAdded { members, by, .. } => {
+                println!("  [{name}] {by} added {} device(s)", members.len())
+            }
+            Event::MembersRemoved { members, by, .. } => {
+                println!("  [{name}] {by} removed {} device(s)", members.len())
+            }
+            Event::Removed { group, by } => {
+                println!("  [{name}] removed from {} by {by}", short(&group))
+            }
+            Event::LeaveRequested { did, .. } => println!("  [{name}] {did} asked to leave"),
+            Event::Refused { error, .. } => println!("  [{name}] refused a message: {error}"),
+            other => println!("  [{name}] {other:?}"),
+        }
+    }
+    Ok(())
+}
+
+async fn demo() -> Res<()> {
+    let tmp = tempfile::tempdir()?;
+    let env = Env {
+        dir: Arc::new(MemoryDirectory::new()),
+        net: Arc::new(MemoryTransport::new()),
+    };
+    let did = |s: &str| -> Res<Did> { Ok(s.parse()?) };
+    println!("== accounts (state in {})", tmp.path().display());
+    let alice_id = DeviceIdentity::new_account(did("did:plc:alicealicealicealicealic")?);
+    let alice_key = IdentityKeyPair::from_secret_bytes(
+        &alice_id
+            .identity_key
+            .as_ref()
+            .ok_or("no key")?
+            .secret_bytes()[..],
+    )?;
+    let alice_phone = env
+        .open(&tmp.path().join("alice-phone.db"), Some(alice_id))
+        .await?;
+    // alice's laptop: its own installation key, certified by alice's identity key.
+    let laptop_key = InstallationKeyPair::generate();
+    let now = unix_now();
+    let cert = alice_key.certify(
+        alice_phone.did(),
+        &laptop_key.public(),
+        now,
+        now + 365 * 86_400,
+    );
+    let laptop_db = tmp.path().join("alice-laptop.db");
+    let alice_laptop = env
+        .open(&laptop_db, Some(DeviceIdentity::linked(laptop_key, cert)?))
+        .await?;
+    let bob = env
+        .open(
+            &tmp.path().join("bob.db"),
+            Some(DeviceIdentity::new_account(did(
+                "did:plc:bobbobbobbobbobbobbobbob",
+            )?)),
+        )
+        .await?;
+    let carol = env
+        .open(
+            &tmp.path().join("carol.db"),
+            Some(DeviceIdentity::new_account(did(
+                "did:plc:carolcarolcarolcarolcaro",
+            )?)),
+        )
+        .await?;
+    for (n, c) in [
+        ("alice-phone", &alice_phone),
+        ("alice-laptop", &alice_laptop),
+        ("bob", &bob),
+        ("carol", &carol),
+    ] {
+        println!(
+            "  {n}: {} device {}",
+            c.did(),
+            c.installation().fingerprint()
+        );
+    }
+
+    println!("\n== DM alice <-> bob");
+    let dm = alice_phone.dm(bob.did()).await?;
+    alice_phone.send_text(&dm, "hi bob, this is alice").await?;
+    show("bob", &bob).await?;
+    show("alice-laptop", &alice_laptop).await?;
+    let again = bob.dm(alice_phone.did()).await?;
+    println!(
+        "  bob asks for his DM with alice: same group? {}",
+        again == dm
+    );
+    bob.send_text(&dm, "hi alice!").await?;
+    show("alice-phone", &alice_phone).await?;
+    show("alice-laptop", &alice_laptop).await?;
+
+    println!("\n== group of three");
+    let g = alice_laptop
+        .create_group(&[bob.did().clone(), carol.did().clone()])
+        .await?;
+    show("bob", &bob).await?;
+    show("carol", &carol).await?;
+    show("alice-phone", &alice_phone).await?;
+    carol.send_text(&g, "hello from carol").await?;
+    show("alice-phone", &alice_phone).await?;
+    show("bob", &bob).await?;
+    bob.self_update(&g).await?;
+    println!("  bob rotated his leaf keys");
+
+    println!("\n== carol removed");
+    alice_phone
+        .remove_members(&g, &[carol.did().clone()])
+        .await?;
+    alice_phone.send_text(&g, "carol can't read this").await?;
+    show("carol", &carol).await?;
+    match carol.send_text(&g, "am I still here?").await {
+        Err(e) => println!("  [carol] cannot send: {e}"),
+        Ok(_) => return Err("carol could still send".into()),
+    }
+    show("bob", &bob).await?;
+    show("alice-laptop", &alice_laptop).await?;
+
+    println!("\n== alice's laptop restarts from its SQLite file");
+    drop(alice_laptop);
+    let alice_laptop = env.open(&laptop_db, None).await?;
+    println!(
+        "  reopened with {} conversations",
+        alice_laptop.groups().await?.len()
+    );
+    bob.send_text(&g, "welcome back, laptop").await?;
+    show("alice-laptop", &alice_laptop).await?;
+    alice_laptop
+        .send_text(&dm, "still chatting after restart")
+        .await?;
+    show("bob", &bob).await?;
+    show("carol", &carol).await?;
+    println!("\ndemo finished");
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    let r = match cli.command {
+        Command::Demo => demo().await,
+    };
+    if let Err(e) = r {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}

@@ -350,7 +350,13 @@ impl Session<'_> {
             }
             let page = self.transport.fetch(&mailbox, row.cursor, PAGE).await?;
             for item in page.items.iter().filter(|i| i.seq <= until) {
-                events.extend(self.process_delivered(group, item).await?);
+                let ev = self.process_delivered(group, item).await?;
+                let removed = ev.iter().any(|e| matches!(e, Event::Removed { .. }));
+                events.extend(ev);
+                if removed {
+                    // Nothing after our removal is for us.
+                    return Ok(events);
+                }
             }
             if !page.more || page.items.last().map(|i| i.seq >= until).unwrap_or(true) {
                 return Ok(events);

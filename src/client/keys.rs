@@ -51,7 +51,7 @@ impl Session<'_> {
                 };
                 cx.p.storage()
                     .delete_key_package(&r)
-                    .map_err(|e| crate::storage::StorageError::Sqlite(e))?;
+                    .map_err(crate::storage::StorageError::Sqlite)?;
             }
             Ok::<_, Error>(())
         })?;

@@ -140,7 +140,6 @@ impl Inner {
             cs: self.cs,
         };
         let r = f(&ctx);
-        drop(ctx);
         match r {
             Ok(v) => {
                 tx.commit().map_err(StorageError::from)?;

@@ -217,6 +217,12 @@ pub fn validate_record(
     Ok(kp)
 }
 
+/// KeyPackages chosen per device, and records refused with the reason.
+pub type Selection = (
+    Vec<(PublicKey, KeyPackage)>,
+    Vec<(KeyPackageRecord, KeyPackageError)>,
+);
+
 /// Picks one valid KeyPackage per device of `account`: a single-use one if any, else the
 /// last-resort one. Returns the chosen packages and the records refused, with reasons.
 pub fn select_per_device(
@@ -225,10 +231,7 @@ pub fn select_per_device(
     crypto: &impl OpenMlsCrypto,
     cs: Ciphersuite,
     now: u64,
-) -> (
-    Vec<(PublicKey, KeyPackage)>,
-    Vec<(KeyPackageRecord, KeyPackageError)>,
-) {
+) -> Selection {
     let mut chosen: Vec<(PublicKey, KeyPackage, bool)> = Vec::new();
     let mut refused = Vec::new();
     for rec in records {

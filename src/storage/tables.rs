@@ -1,4 +1,5 @@
 //! Typed access to our own tables (openmls's are managed by its storage provider).
+#![allow(clippy::type_complexity)] // row tuples read straight from SQL
 
 use rusqlite::{params, Connection, OptionalExtension};
 
