@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
-# The test command: everything the tests need is set up here.
-# (The real-PDS and PostgreSQL issues will start those services here, on 127.0.0.1.)
+# The single test command: sets up everything the tests need, then runs them all
+# (unit, scenario, negative and doc tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# Services the tests need start here, on 127.0.0.1 (later issues: a local PDS for the
+# PDS directory, PostgreSQL for the delivery service). Today everything runs in process.
+
 echo "== cargo test --all-features (unit, scenario, negative and doc tests)"
 cargo test --all-features
+echo "== all tests passed"
