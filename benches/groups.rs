@@ -1,0 +1,864 @@
+//! Group operations at N = 10, 100, 1000 members (and 10,000 with `ATMLS_BENCH_10K=1`),
+//! each measured twice in the same run: through atmls's public [`Client`] API, and through raw
+//! openmls doing the same MLS operation. Ids pair up: `add_one/atmls/100` and
+//! `add_one/openmls/100`.
+//!
+//! Operations:
+//! * `add_one`: the creator adds one new member (atmls: `add_members`, i.e. directory lookup,
+//!   KeyPackage and credential validation, commit, transport acceptance, merge, Welcome sent;
+//!   openmls: KeyPackage deserialize + validate, an add-only commit built as atmls builds it
+//!   (commit builder, no forced update path: `MlsGroup::add_members` would force one),
+//!   serialize commit and Welcome, `merge_pending_commit`).
+//! * `process_commit`: another member processes that add commit (atmls: `sync()`; openmls:
+//!   deserialize, `process_message`, `merge_staged_commit`).
+//! * `join`: a new member joins from the Welcome (atmls: the joiner's `sync()`; openmls:
+//!   `StagedWelcome::new_from_welcome` + `into_group`, ratchet tree from the extension).
+//! * `app_message`: a 1 KiB text is encrypted by the creator and decrypted by another member
+//!   (atmls: `send_text` + the receiver's `sync()`; openmls: `create_message` +
+//!   `process_message`).
+//! * `self_update`: the creator rotates its leaf (encryption and signature key, as atmls does)
+//!   and merges (atmls: `self_update`).
+//!
+//! Both sides use ciphersuite 0x0001, the ratchet tree extension, the pure-ciphertext wire
+//! format, `max_past_epochs(0)` and the same sender ratchet configuration. The raw openmls side
+//! uses `openmls_rust_crypto` and `openmls_sqlite_storage` with a JSON codec on an in-memory
+//! rusqlite connection per member, as atmls does (atmls wraps each operation in one SQLite
+//! transaction and reloads the `MlsGroup` from storage each time; raw openmls keeps the
+//! `MlsGroup` in memory and runs in autocommit mode). Raw credentials are `BasicCredential`s
+//! holding a DID; atmls's carry an installation certificate and a leaf proof extension.
+//!
+//! Set-up: one N-member group per N and side, built once outside the timed loops (the set-up
+//! times are printed to stderr). atmls: a real creator ("alice") and a real second member
+//! ("bob") plus N-2 accounts that only published a last-resort KeyPackage (a `Client` each,
+//! dropped after publishing). openmls: alice and bob with their own providers, plus N-2
+//! KeyPackages generated in one shared provider.
+//!
+//! The group stays at N members: every member added in an iteration is removed again after
+//! the timed part, and bob catches up, outside the timed part (the epoch advances across
+//! iterations; nothing else grows but the stored message history and mailboxes). Timing uses
+//! `iter_custom`, so only the operation itself is measured; criterion's iteration count is
+//! still derived from wall time, which keeps each benchmark near its time budget.
+//!
+//! Diagnostic, openmls only: `load_group/openmls/N` is one `MlsGroup::load` from the SQLite
+//! storage with the JSON codec, which atmls does at least once per operation (see
+//! `Ctx::load`): it explains most of atmls's overhead at large N.
+//!
+//! Notes: the atmls `join` and `process_commit` timings include what `sync()` does besides
+//! (pinning unknown DIDs from the directory, replenishing the joiner's KeyPackage, the
+//! pending-proposal check). openmls encrypts update paths in parallel (rayon), on both sides.
+//! At N = 10,000 the atmls set-up fails (the Welcome, about 5.4 MB with the ratchet tree, is over
+//! the 1 MiB payload limit of the transport) and only the openmls side runs; openmls itself
+//! needs about half a minute to add 9,999 members in one commit.
+//!
+//! Environment: `ATMLS_BENCH_10K=1` adds N = 10,000; `ATMLS_BENCH_SIZES=10,100` overrides the
+//! sizes. `cargo test --benches` (criterion's test mode) runs each benchmark once at N = 10.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode};
+use openmls::prelude::{
+    tls_codec::{Deserialize as _, Serialize as _},
+    BasicCredential, Ciphersuite, CredentialWithKey, KeyPackage, KeyPackageIn, LeafNodeParameters,
+    MlsGroup, MlsGroupCreateConfig, MlsGroupJoinConfig, MlsMessageBodyIn, MlsMessageIn,
+    NewSignerBundle, ProcessedMessageContent, ProtocolVersion, SenderRatchetConfiguration,
+    StagedWelcome, PURE_CIPHERTEXT_WIRE_FORMAT_POLICY,
+};
+use openmls_basic_credential::SignatureKeyPair;
+use openmls_rust_crypto::RustCrypto;
+use openmls_sqlite_storage::{Codec, Connection, SqliteStorageProvider};
+use openmls_traits::OpenMlsProvider;
+
+use atmls::directory::MemoryDirectory;
+use atmls::group::welcome_mailbox;
+use atmls::identity::{DeviceIdentity, Did};
+use atmls::keypackage::KeyPackagePolicy;
+use atmls::storage::Store;
+use atmls::transport::{MemoryTransport, Transport as _};
+use atmls::{Client, Event, GroupId};
+
+const CS: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
+const TEXT_LEN: usize = 1024;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A `did:plc:` id: a tag letter and 23 base-26 digits of `i`.
+fn did(tag: u8, i: u64) -> Did {
+    let mut s = [b'a'; 24];
+    s[0] = tag;
+    let mut x = i;
+    for d in s[1..].iter_mut().rev() {
+        *d = b'a' + (x % 26) as u8;
+        x /= 26;
+    }
+    Did::new(&format!(
+        "did:plc:{}",
+        std::str::from_utf8(&s).expect("ascii")
+    ))
+    .expect("valid did")
+}
+
+fn text_1k() -> String {
+    "0123456789abcdef".repeat(TEXT_LEN / 16)
+}
+
+fn current_thread_rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+// ---------------------------------------------------------------------------------------------
+// atmls side
+// ---------------------------------------------------------------------------------------------
+
+/// Accounts that never process anything: one last-resort KeyPackage each.
+fn last_resort_only() -> KeyPackagePolicy {
+    KeyPackagePolicy {
+        single_use: 0,
+        replenish_below: 0,
+        lifetime_secs: 86_400,
+    }
+}
+
+/// A joiner: one single-use KeyPackage (so that joining does not trigger the last-resort
+/// rotation commit), replenished on sync as usual.
+fn joiner_policy() -> KeyPackagePolicy {
+    KeyPackagePolicy {
+        single_use: 1,
+        replenish_below: 1,
+        lifetime_secs: 86_400,
+    }
+}
+
+async fn atmls_account(
+    dir: &Arc<MemoryDirectory>,
+    net: &Arc<MemoryTransport>,
+    did: Did,
+    policy: KeyPackagePolicy,
+) -> Result<Client, BoxError> {
+    Ok(
+        Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
+            .identity(DeviceIdentity::new_account(did))
+            .key_package_policy(policy)
+            .build()
+            .await?,
+    )
+}
+
+/// `count` accounts that publish one last-resort KeyPackage and are dropped, built on all
+/// cores (each thread with its own runtime).
+fn atmls_cheap_accounts(
+    dir: &Arc<MemoryDirectory>,
+    net: &Arc<MemoryTransport>,
+    count: usize,
+) -> Result<Vec<Did>, BoxError> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(8);
+    let parts: Vec<Result<Vec<Did>, BoxError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                s.spawn(move || {
+                    current_thread_rt().block_on(async move {
+                        let mut out = Vec::new();
+                        for i in (t..count).step_by(threads) {
+                            let d = did(b'm', i as u64);
+                            drop(atmls_account(dir, net, d.clone(), last_resort_only()).await?);
+                            out.push(d);
+                        }
+                        Ok(out)
+                    })
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("set-up thread panicked"))
+            .collect()
+    });
+    let mut dids = Vec::with_capacity(count);
+    for p in parts {
+        dids.extend(p?);
+    }
+    Ok(dids)
+}
+
+struct AtmlsFx {
+    dir: Arc<MemoryDirectory>,
+    net: Arc<MemoryTransport>,
+    alice: Client,
+    bob: Client,
+    group: GroupId,
+    next: AtomicU64,
+    text: String,
+}
+
+impl AtmlsFx {
+    fn build(rt: &tokio::runtime::Runtime, n: usize) -> Result<Self, BoxError> {
+        let dir = Arc::new(MemoryDirectory::new());
+        let net = Arc::new(MemoryTransport::new());
+        let t0 = Instant::now();
+        let extra = atmls_cheap_accounts(&dir, &net, n.saturating_sub(2))?;
+        let t_accounts = t0.elapsed();
+        rt.block_on(async {
+            let alice =
+                atmls_account(&dir, &net, did(b'a', 0), KeyPackagePolicy::default()).await?;
+            let bob = atmls_account(&dir, &net, did(b'b', 0), KeyPackagePolicy::default()).await?;
+            let mut members = vec![bob.did().clone()];
+            members.extend(extra);
+            let t1 = Instant::now();
+            let group = alice.create_group(&members).await?;
+            let t_create = t1.elapsed();
+            let t2 = Instant::now();
+            let events = bob.sync().await?;
+            let t_join = t2.elapsed();
+            if !events.iter().any(|e| matches!(e, Event::Joined { .. })) {
+                return Err(format!("bob did not join: {events:?}").into());
+            }
+            let size = alice.members(&group).await?.len();
+            if size != n {
+                return Err(format!("group has {size} members, wanted {n}").into());
+            }
+            // The Welcome as the transport stored it (envelope included).
+            let welcome_len = net
+                .fetch(&welcome_mailbox(bob.installation()), 0, 1)
+                .await?
+                .items
+                .first()
+                .map_or(0, |d| d.payload.len());
+            eprintln!(
+                "set-up atmls   N={n}: {} accounts {:.2?}, create_group {:.2?}, bob joins {:.2?} (Welcome {} bytes)",
+                n - 2,
+                t_accounts,
+                t_create,
+                t_join,
+                welcome_len
+            );
+            Ok(AtmlsFx {
+                dir: dir.clone(),
+                net: net.clone(),
+                alice,
+                bob,
+                group,
+                next: AtomicU64::new(0),
+                text: text_1k(),
+            })
+        })
+    }
+
+    fn fresh_did(&self) -> Did {
+        did(b'x', self.next.fetch_add(1, Ordering::Relaxed))
+    }
+
+    async fn fresh_account(&self, policy: KeyPackagePolicy) -> Client {
+        atmls_account(&self.dir, &self.net, self.fresh_did(), policy)
+            .await
+            .expect("new account")
+    }
+
+    /// Back to N members, everyone in sync (untimed).
+    async fn restore(&self, added: &Did) {
+        self.alice
+            .remove_members(&self.group, std::slice::from_ref(added))
+            .await
+            .expect("remove");
+        self.bob.sync().await.expect("bob sync");
+    }
+}
+
+fn added(events: &[Event]) -> bool {
+    events
+        .iter()
+        .any(|e| matches!(e, Event::MembersAdded { .. }))
+}
+
+async fn atmls_add_one(fx: &AtmlsFx, iters: u64) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let new = fx.fresh_account(last_resort_only()).await;
+        let d = new.did().clone();
+        drop(new);
+        let t = Instant::now();
+        fx.alice
+            .add_members(&fx.group, std::slice::from_ref(&d))
+            .await
+            .expect("add");
+        total += t.elapsed();
+        fx.restore(&d).await;
+    }
+    total
+}
+
+async fn atmls_process_commit(fx: &AtmlsFx, iters: u64) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let new = fx.fresh_account(last_resort_only()).await;
+        let d = new.did().clone();
+        drop(new);
+        fx.alice
+            .add_members(&fx.group, std::slice::from_ref(&d))
+            .await
+            .expect("add");
+        let t = Instant::now();
+        let events = fx.bob.sync().await.expect("sync");
+        total += t.elapsed();
+        assert!(added(&events), "bob saw no add: {events:?}");
+        fx.restore(&d).await;
+    }
+    total
+}
+
+async fn atmls_join(fx: &AtmlsFx, iters: u64) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let joiner = fx.fresh_account(joiner_policy()).await;
+        let d = joiner.did().clone();
+        fx.alice
+            .add_members(&fx.group, std::slice::from_ref(&d))
+            .await
+            .expect("add");
+        let t = Instant::now();
+        let events = joiner.sync().await.expect("join");
+        total += t.elapsed();
+        assert!(
+            events.iter().any(|e| matches!(e, Event::Joined { .. })),
+            "no join: {events:?}"
+        );
+        drop(joiner);
+        fx.restore(&d).await;
+    }
+    total
+}
+
+async fn atmls_app_message(fx: &AtmlsFx, iters: u64) -> Duration {
+    fx.bob.sync().await.expect("catch up");
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let t = Instant::now();
+        fx.alice.send_text(&fx.group, &fx.text).await.expect("send");
+        let events = fx.bob.sync().await.expect("receive");
+        total += t.elapsed();
+        assert!(
+            events.iter().any(|e| matches!(e, Event::Message(_))),
+            "no message: {events:?}"
+        );
+    }
+    total
+}
+
+async fn atmls_self_update(fx: &AtmlsFx, iters: u64) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let t = Instant::now();
+        fx.alice.self_update(&fx.group).await.expect("update");
+        total += t.elapsed();
+        fx.bob.sync().await.expect("bob sync");
+    }
+    total
+}
+
+// ---------------------------------------------------------------------------------------------
+// raw openmls side: openmls_rust_crypto + openmls_sqlite_storage (JSON codec, in-memory
+// rusqlite connection), like atmls.
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Default)]
+struct JsonCodec;
+
+impl Codec for JsonCodec {
+    type Error = serde_json::Error;
+
+    fn to_vec<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, Self::Error> {
+        serde_json::to_vec(value)
+    }
+
+    fn from_slice<T: serde::de::DeserializeOwned>(slice: &[u8]) -> Result<T, Self::Error> {
+        serde_json::from_slice(slice)
+    }
+}
+
+struct RawProvider {
+    crypto: RustCrypto,
+    storage: SqliteStorageProvider<JsonCodec, Connection>,
+}
+
+impl RawProvider {
+    fn new() -> Self {
+        let mut storage =
+            SqliteStorageProvider::new(Connection::open_in_memory().expect("sqlite in memory"));
+        storage.run_migrations().expect("openmls migrations");
+        RawProvider {
+            crypto: RustCrypto::default(),
+            storage,
+        }
+    }
+}
+
+impl OpenMlsProvider for RawProvider {
+    type CryptoProvider = RustCrypto;
+    type RandProvider = RustCrypto;
+    type StorageProvider = SqliteStorageProvider<JsonCodec, Connection>;
+
+    fn storage(&self) -> &Self::StorageProvider {
+        &self.storage
+    }
+
+    fn crypto(&self) -> &Self::CryptoProvider {
+        &self.crypto
+    }
+
+    fn rand(&self) -> &Self::RandProvider {
+        &self.crypto
+    }
+}
+
+fn raw_create_config() -> MlsGroupCreateConfig {
+    MlsGroupCreateConfig::builder()
+        .ciphersuite(CS)
+        .use_ratchet_tree_extension(true)
+        .wire_format_policy(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY)
+        .max_past_epochs(0)
+        .sender_ratchet_configuration(SenderRatchetConfiguration::new(20, 1000))
+        .build()
+}
+
+fn raw_join_config() -> MlsGroupJoinConfig {
+    MlsGroupJoinConfig::builder()
+        .use_ratchet_tree_extension(true)
+        .wire_format_policy(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY)
+        .max_past_epochs(0)
+        .sender_ratchet_configuration(SenderRatchetConfiguration::new(20, 1000))
+        .build()
+}
+
+/// A signer (stored in `provider`) and its Basic credential naming `did`.
+fn raw_identity(provider: &RawProvider, did: &Did) -> (SignatureKeyPair, CredentialWithKey) {
+    let signer = SignatureKeyPair::new(CS.signature_algorithm()).expect("signer");
+    signer.store(provider.storage()).expect("store signer");
+    let cwk = CredentialWithKey {
+        credential: BasicCredential::new(did.as_str().as_bytes().to_vec()).into(),
+        signature_key: signer.public().into(),
+    };
+    (signer, cwk)
+}
+
+/// A serialized KeyPackage (as it would come from a directory); private parts in `provider`.
+fn raw_key_package(provider: &RawProvider, did: &Did) -> Vec<u8> {
+    let (signer, cwk) = raw_identity(provider, did);
+    KeyPackage::builder()
+        .build(CS, provider, &signer, cwk)
+        .expect("key package")
+        .key_package()
+        .tls_serialize_detached()
+        .expect("serialize key package")
+}
+
+fn raw_validate_kp(provider: &RawProvider, bytes: &[u8]) -> KeyPackage {
+    KeyPackageIn::tls_deserialize_exact(bytes)
+        .expect("key package bytes")
+        .validate(provider.crypto(), ProtocolVersion::Mls10)
+        .expect("valid key package")
+}
+
+fn raw_join(provider: &RawProvider, welcome: &[u8]) -> MlsGroup {
+    let msg = MlsMessageIn::tls_deserialize_exact(welcome).expect("welcome bytes");
+    let MlsMessageBodyIn::Welcome(w) = msg.extract() else {
+        panic!("not a Welcome")
+    };
+    StagedWelcome::new_from_welcome(provider, &raw_join_config(), w, None)
+        .expect("stage welcome")
+        .into_group(provider)
+        .expect("join")
+}
+
+struct RawMember {
+    provider: RawProvider,
+    signer: SignatureKeyPair,
+    group: MlsGroup,
+}
+
+impl RawMember {
+    /// Adds the members of these serialized KeyPackages; returns (commit, Welcome). Built like
+    /// atmls builds it: the commit builder without a forced path (`MlsGroup::add_members`
+    /// would force a self-update path into every add commit).
+    fn add(&mut self, kps: &[Vec<u8>]) -> (Vec<u8>, Vec<u8>) {
+        let kps: Vec<KeyPackage> = kps
+            .iter()
+            .map(|k| raw_validate_kp(&self.provider, k))
+            .collect();
+        let bundle = self
+            .group
+            .commit_builder()
+            .propose_adds(kps)
+            .consume_proposal_store(true)
+            .load_psks(self.provider.storage())
+            .expect("psks")
+            .build(
+                self.provider.rand(),
+                self.provider.crypto(),
+                &self.signer,
+                |_| true,
+            )
+            .expect("build commit")
+            .stage_commit(&self.provider)
+            .expect("stage commit");
+        let out = (
+            bundle
+                .commit()
+                .tls_serialize_detached()
+                .expect("commit bytes"),
+            bundle
+                .to_welcome_msg()
+                .expect("welcome")
+                .tls_serialize_detached()
+                .expect("welcome bytes"),
+        );
+        self.group
+            .merge_pending_commit(&self.provider)
+            .expect("merge");
+        out
+    }
+
+    fn remove(&mut self, did: &Did) -> Vec<u8> {
+        let idx = self
+            .group
+            .members()
+            .find(|m| m.credential.serialized_content() == did.as_str().as_bytes())
+            .expect("member to remove")
+            .index;
+        let (commit, _, _) = self
+            .group
+            .remove_members(&self.provider, &self.signer, &[idx])
+            .expect("remove");
+        let out = commit.tls_serialize_detached().expect("commit bytes");
+        self.group
+            .merge_pending_commit(&self.provider)
+            .expect("merge");
+        out
+    }
+
+    fn self_update(&mut self) -> Vec<u8> {
+        let new_signer = SignatureKeyPair::new(CS.signature_algorithm()).expect("signer");
+        new_signer.store(self.provider.storage()).expect("store");
+        let cwk = CredentialWithKey {
+            credential: self
+                .group
+                .own_leaf_node()
+                .expect("own leaf")
+                .credential()
+                .clone(),
+            signature_key: new_signer.public().into(),
+        };
+        let params = LeafNodeParameters::builder()
+            .with_credential_with_key(cwk.clone())
+            .build();
+        let bundle = self
+            .group
+            .self_update_with_new_signer(
+                &self.provider,
+                &self.signer,
+                NewSignerBundle {
+                    signer: &new_signer,
+                    credential_with_key: cwk,
+                },
+                params,
+            )
+            .expect("self update");
+        let out = bundle.commit().tls_serialize_detached().expect("commit");
+        self.group
+            .merge_pending_commit(&self.provider)
+            .expect("merge");
+        self.signer = new_signer;
+        out
+    }
+
+    fn send(&mut self, msg: &[u8]) -> Vec<u8> {
+        self.group
+            .create_message(&self.provider, &self.signer, msg)
+            .expect("encrypt")
+            .tls_serialize_detached()
+            .expect("message bytes")
+    }
+
+    /// Processes a commit or application message; returns the application bytes, if any.
+    fn process(&mut self, bytes: &[u8]) -> Option<Vec<u8>> {
+        let msg = MlsMessageIn::tls_deserialize_exact(bytes).expect("message bytes");
+        let pm = msg.try_into_protocol_message().expect("protocol message");
+        let processed = self
+            .group
+            .process_message(&self.provider, pm)
+            .expect("process");
+        match processed.into_content() {
+            ProcessedMessageContent::StagedCommitMessage(staged) => {
+                self.group
+                    .merge_staged_commit(&self.provider, *staged)
+                    .expect("merge staged");
+                None
+            }
+            ProcessedMessageContent::ApplicationMessage(am) => Some(am.into_bytes()),
+            _ => panic!("unexpected message"),
+        }
+    }
+}
+
+struct RawFx {
+    alice: RawMember,
+    bob: RawMember,
+    /// Holds the private parts of the KeyPackages of members that never process anything.
+    kp_provider: RawProvider,
+    next: u64,
+    text: Vec<u8>,
+}
+
+impl RawFx {
+    fn build(n: usize) -> Self {
+        let t0 = Instant::now();
+        let kp_provider = RawProvider::new();
+        let mut kps: Vec<Vec<u8>> = (0..n.saturating_sub(2))
+            .map(|i| raw_key_package(&kp_provider, &did(b'm', i as u64)))
+            .collect();
+        let bob_provider = RawProvider::new();
+        let bob_did = did(b'b', 0);
+        let (bob_signer, _) = raw_identity(&bob_provider, &bob_did);
+        let bob_kp = {
+            let cwk = CredentialWithKey {
+                credential: BasicCredential::new(bob_did.as_str().as_bytes().to_vec()).into(),
+                signature_key: bob_signer.public().into(),
+            };
+            KeyPackage::builder()
+                .build(CS, &bob_provider, &bob_signer, cwk)
+                .expect("bob kp")
+                .key_package()
+                .tls_serialize_detached()
+                .expect("kp bytes")
+        };
+        kps.insert(0, bob_kp);
+        let t_kps = t0.elapsed();
+
+        let alice_provider = RawProvider::new();
+        let (alice_signer, alice_cwk) = raw_identity(&alice_provider, &did(b'a', 0));
+        let group = MlsGroup::new(
+            &alice_provider,
+            &alice_signer,
+            &raw_create_config(),
+            alice_cwk,
+        )
+        .expect("create group");
+        let mut alice = RawMember {
+            provider: alice_provider,
+            signer: alice_signer,
+            group,
+        };
+        let t1 = Instant::now();
+        let (_, welcome) = alice.add(&kps);
+        let t_create = t1.elapsed();
+        let t2 = Instant::now();
+        let bob_group = raw_join(&bob_provider, &welcome);
+        let t_join = t2.elapsed();
+        assert_eq!(bob_group.members().count(), n);
+        eprintln!(
+            "set-up openmls N={n}: {} KeyPackages {:.2?}, add all {:.2?}, bob joins {:.2?} (Welcome {} bytes)",
+            kps.len(),
+            t_kps,
+            t_create,
+            t_join,
+            welcome.len()
+        );
+        RawFx {
+            alice,
+            bob: RawMember {
+                provider: bob_provider,
+                signer: bob_signer,
+                group: bob_group,
+            },
+            kp_provider,
+            next: 0,
+            text: text_1k().into_bytes(),
+        }
+    }
+
+    fn fresh_did(&mut self) -> Did {
+        self.next += 1;
+        did(b'x', self.next)
+    }
+
+    /// Back to N members, bob in sync (untimed). `bob_has` = bob already processed `commit`.
+    fn restore(&mut self, added: &Did, commit: &[u8], bob_has: bool) {
+        if !bob_has {
+            self.bob.process(commit);
+        }
+        let rm = self.alice.remove(added);
+        self.bob.process(&rm);
+    }
+}
+
+fn raw_add_one(fx: &mut RawFx, iters: u64) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let d = fx.fresh_did();
+        let kp = raw_key_package(&fx.kp_provider, &d);
+        let t = Instant::now();
+        let (commit, welcome) = fx.alice.add(std::slice::from_ref(&kp));
+        total += t.elapsed();
+        drop(welcome);
+        fx.restore(&d, &commit, false);
+    }
+    total
+}
+
+fn raw_process_commit(fx: &mut RawFx, iters: u64) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let d = fx.fresh_did();
+        let kp = raw_key_package(&fx.kp_provider, &d);
+        let (commit, _) = fx.alice.add(std::slice::from_ref(&kp));
+        let t = Instant::now();
+        fx.bob.process(&commit);
+        total += t.elapsed();
+        fx.restore(&d, &commit, true);
+    }
+    total
+}
+
+fn raw_join_bench(fx: &mut RawFx, iters: u64) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let d = fx.fresh_did();
+        let provider = RawProvider::new();
+        let kp = raw_key_package(&provider, &d);
+        let (commit, welcome) = fx.alice.add(std::slice::from_ref(&kp));
+        let t = Instant::now();
+        let g = raw_join(&provider, &welcome);
+        total += t.elapsed();
+        drop(g);
+        fx.restore(&d, &commit, false);
+    }
+    total
+}
+
+fn raw_app_message(fx: &mut RawFx, iters: u64) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let t = Instant::now();
+        let ct = fx.alice.send(&fx.text);
+        let pt = fx.bob.process(&ct);
+        total += t.elapsed();
+        assert_eq!(pt.as_deref(), Some(fx.text.as_slice()));
+    }
+    total
+}
+
+fn raw_self_update(fx: &mut RawFx, iters: u64) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let t = Instant::now();
+        let commit = fx.alice.self_update();
+        total += t.elapsed();
+        fx.bob.process(&commit);
+    }
+    total
+}
+
+// ---------------------------------------------------------------------------------------------
+// driver
+// ---------------------------------------------------------------------------------------------
+
+/// Criterion runs benchmarks with `--bench`; without it (`cargo test --benches`) it runs each
+/// once as a test.
+fn test_mode() -> bool {
+    let args: Vec<String> = std::env::args().collect();
+    !args.iter().any(|a| a == "--bench") || args.iter().any(|a| a == "--test")
+}
+
+fn sizes() -> Vec<usize> {
+    if let Ok(s) = std::env::var("ATMLS_BENCH_SIZES") {
+        return s
+            .split(',')
+            .filter_map(|x| x.trim().parse().ok())
+            .filter(|&n| n >= 2)
+            .collect();
+    }
+    if test_mode() {
+        return vec![10];
+    }
+    let mut v = vec![10, 100, 1000];
+    if std::env::var("ATMLS_BENCH_10K").is_ok_and(|v| v == "1") {
+        v.push(10_000);
+    }
+    v
+}
+
+type AtmlsOp = for<'a> fn(
+    &'a AtmlsFx,
+    u64,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Duration> + 'a>>;
+type RawOp = fn(&mut RawFx, u64) -> Duration;
+
+fn groups(c: &mut Criterion) {
+    let rt = current_thread_rt();
+    let ops: [(&str, AtmlsOp, RawOp); 5] = [
+        ("add_one", |f, i| Box::pin(atmls_add_one(f, i)), raw_add_one),
+        (
+            "process_commit",
+            |f, i| Box::pin(atmls_process_commit(f, i)),
+            raw_process_commit,
+        ),
+        ("join", |f, i| Box::pin(atmls_join(f, i)), raw_join_bench),
+        (
+            "app_message",
+            |f, i| Box::pin(atmls_app_message(f, i)),
+            raw_app_message,
+        ),
+        (
+            "self_update",
+            |f, i| Box::pin(atmls_self_update(f, i)),
+            raw_self_update,
+        ),
+    ];
+    for n in sizes() {
+        let afx = match AtmlsFx::build(&rt, n) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                eprintln!("set-up atmls   N={n} failed, atmls benchmarks skipped: {e}");
+                None
+            }
+        };
+        let mut rfx = RawFx::build(n);
+        for (name, atmls_op, raw_op) in ops {
+            let mut g = c.benchmark_group(name);
+            g.sample_size(10)
+                .sampling_mode(SamplingMode::Flat)
+                .warm_up_time(Duration::from_millis(300))
+                .measurement_time(Duration::from_secs(if n >= 1000 { 3 } else { 2 }));
+            if let Some(fx) = &afx {
+                g.bench_function(BenchmarkId::new("atmls", n), |b| {
+                    b.to_async(&rt).iter_custom(|iters| atmls_op(fx, iters))
+                });
+            }
+            g.bench_function(BenchmarkId::new("openmls", n), |b| {
+                b.iter_custom(|iters| raw_op(&mut rfx, iters))
+            });
+            g.finish();
+        }
+        let mut g = c.benchmark_group("load_group");
+        g.sample_size(10)
+            .warm_up_time(Duration::from_millis(300))
+            .measurement_time(Duration::from_secs(1));
+        g.bench_function(BenchmarkId::new("openmls", n), |b| {
+            let a = &rfx.alice;
+            b.iter(|| {
+                MlsGroup::load(a.provider.storage(), a.group.group_id())
+                    .expect("load")
+                    .expect("group stored")
+            })
+        });
+        g.finish();
+    }
+}
+
+criterion_group!(benches, groups);
+criterion_main!(benches);
