@@ -23,6 +23,31 @@ async fn state(c: &Client, g: &GroupId) -> ((u64, Vec<u8>), Vec<(String, Vec<Str
     )
 }
 
+/// The directory's record for `did`, verified.
+async fn verified(w: &World, did: &atmls::identity::Did) -> atmls::directory::VerifiedAccount {
+    w.dir
+        .account(did)
+        .await
+        .unwrap()
+        .unwrap()
+        .verify(did, unix_now())
+        .unwrap()
+}
+
+/// The record-level verdict on one KeyPackage record.
+fn check(
+    rec: &atmls::directory::KeyPackageRecord,
+    account: &atmls::directory::VerifiedAccount,
+) -> Result<openmls::prelude::KeyPackage, KeyPackageError> {
+    validate_record(
+        rec,
+        account,
+        &RustCrypto::default(),
+        DEFAULT_CIPHERSUITE,
+        unix_now(),
+    )
+}
+
 async fn alice_bob_group(w: &World) -> (Client, Client, GroupId) {
     let (alice, _) = w.account("alice").await;
     let (bob, _) = w.account("bob").await;
@@ -78,25 +103,11 @@ async fn cred_3_forged_installation_certificate_is_not_added() {
     assert_eq!(state(&alice, &g).await, before);
 
     // The record-level verdict is typed too.
-    let account = w
-        .dir
-        .account(&did("eve"))
-        .await
-        .unwrap()
-        .unwrap()
-        .verify(&did("eve"), unix_now())
-        .unwrap();
+    let account = verified(&w, &did("eve")).await;
     assert!(account.devices.is_empty());
     assert_eq!(account.rejected_devices.len(), 1);
     let rec = &w.dir.key_packages(&did("eve")).await.unwrap()[0];
-    let e = validate_record(
-        rec,
-        &account,
-        &RustCrypto::default(),
-        DEFAULT_CIPHERSUITE,
-        unix_now(),
-    )
-    .unwrap_err();
+    let e = check(rec, &account).unwrap_err();
     assert_eq!(
         e,
         KeyPackageError::Credential(CredentialError::Certificate(IdentityError::BadSignature(
@@ -115,23 +126,9 @@ async fn cred_7_key_package_naming_another_key_or_did_is_refused() {
     let err = alice.add_members(&g, &[did("eve")]).await.unwrap_err();
     assert!(matches!(err, Error::NoKeyPackages(_)), "{err:?}");
     assert_eq!(state(&alice, &g).await, before);
-    let account = w
-        .dir
-        .account(&did("eve"))
-        .await
-        .unwrap()
-        .unwrap()
-        .verify(&did("eve"), unix_now())
-        .unwrap();
+    let account = verified(&w, &did("eve")).await;
     let rec = &w.dir.key_packages(&did("eve")).await.unwrap()[0];
-    let e = validate_record(
-        rec,
-        &account,
-        &RustCrypto::default(),
-        DEFAULT_CIPHERSUITE,
-        unix_now(),
-    )
-    .unwrap_err();
+    let e = check(rec, &account).unwrap_err();
     assert_eq!(
         e,
         KeyPackageError::Credential(CredentialError::UnknownIdentityKey(did("eve")))
@@ -156,22 +153,8 @@ async fn cred_7_key_package_naming_another_key_or_did_is_refused() {
         .unwrap_err();
     assert!(matches!(err, Error::NoKeyPackages(_)), "{err:?}");
     assert_eq!(state(&alice, &g).await, before);
-    let dave_acct = w
-        .dir
-        .account(dave.did())
-        .await
-        .unwrap()
-        .unwrap()
-        .verify(dave.did(), unix_now())
-        .unwrap();
-    let e = validate_record(
-        &stolen,
-        &dave_acct,
-        &RustCrypto::default(),
-        DEFAULT_CIPHERSUITE,
-        unix_now(),
-    )
-    .unwrap_err();
+    let dave_acct = verified(&w, dave.did()).await;
+    let e = check(&stolen, &dave_acct).unwrap_err();
     assert_eq!(e, KeyPackageError::RecordMismatch("DID"));
     // Unknown account.
     let err = alice.add_members(&g, &[did("nobody")]).await.unwrap_err();
@@ -307,60 +290,13 @@ async fn wrong_epoch_commit_is_refused() {
     assert_eq!(bob.epoch_fingerprint(&g).await.unwrap(), before.0);
 }
 
-/// A transport that does not enforce epoch tags on application messages (as a careless or
-/// hostile delivery service might): lets a removed member's stale message through.
-struct CarelessTransport(std::sync::Arc<atmls::transport::MemoryTransport>);
-
-#[async_trait::async_trait]
-impl Transport for CarelessTransport {
-    async fn submit_commit(
-        &self,
-        m: &Mailbox,
-        e: &EpochTag,
-        p: &[u8],
-        k: &IdempotencyKey,
-    ) -> Result<CommitOutcome, TransportError> {
-        self.0.submit_commit(m, e, p, k).await
-    }
-    async fn send_message(
-        &self,
-        m: &Mailbox,
-        _e: &EpochTag,
-        p: &[u8],
-        k: &IdempotencyKey,
-    ) -> Result<SendOutcome, TransportError> {
-        self.0.send_message(m, &EpochTag(rand_tag()), p, k).await
-    }
-    async fn send_welcome(
-        &self,
-        m: &MailboxId,
-        p: &[u8],
-        k: &IdempotencyKey,
-    ) -> Result<u64, TransportError> {
-        self.0.send_welcome(m, p, k).await
-    }
-    async fn fetch(&self, m: &MailboxId, after: u64, limit: u32) -> Result<Page, TransportError> {
-        self.0.fetch(m, after, limit).await
-    }
-    async fn subscribe(&self, m: &[MailboxId]) -> Result<Subscription, TransportError> {
-        self.0.subscribe(m).await
-    }
-}
-
-fn rand_tag() -> [u8; 32] {
-    let k = IdempotencyKey::random().0;
-    let mut t = [0u8; 32];
-    t[..16].copy_from_slice(&k);
-    t
-}
-
 #[tokio::test]
 async fn message_from_removed_member_is_refused() {
     let w = World::new();
     let (alice, bob, g) = alice_bob_group(&w).await;
     let carol = Client::builder(
         w.dir.clone(),
-        std::sync::Arc::new(CarelessTransport(w.net.clone())),
+        std::sync::Arc::new(TestTransport::careless(w.net.clone())),
         Store::in_memory().unwrap(),
     )
     .identity(DeviceIdentity::new_account(did("carol")))

@@ -1,7 +1,6 @@
 //! Group scenarios: 3 users / 5 devices, add, remove, leave, update, concurrent commits,
 //! restart from SQLite.
 mod common;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use atmls::identity::DeviceIdentity;
@@ -87,64 +86,9 @@ async fn group_of_three_users_five_devices_add_remove_leave_update() {
     assert!(texts(&bob1.sync().await.unwrap()).is_empty());
 }
 
-/// The in-process transport, except that the first two commits wait for each other before
-/// reaching it: both are built against the same epoch, so one must lose.
-struct RacingTransport {
-    inner: MemoryTransport,
-    barrier: tokio::sync::Barrier,
-    waiting: AtomicUsize,
-}
-
-#[async_trait::async_trait]
-impl Transport for RacingTransport {
-    async fn submit_commit(
-        &self,
-        mailbox: &Mailbox,
-        epoch: &EpochTag,
-        payload: &[u8],
-        key: &IdempotencyKey,
-    ) -> Result<CommitOutcome, TransportError> {
-        if self
-            .waiting
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok()
-        {
-            self.barrier.wait().await;
-        }
-        self.inner.submit_commit(mailbox, epoch, payload, key).await
-    }
-    async fn send_message(
-        &self,
-        m: &Mailbox,
-        e: &EpochTag,
-        p: &[u8],
-        k: &IdempotencyKey,
-    ) -> Result<SendOutcome, TransportError> {
-        self.inner.send_message(m, e, p, k).await
-    }
-    async fn send_welcome(
-        &self,
-        m: &MailboxId,
-        p: &[u8],
-        k: &IdempotencyKey,
-    ) -> Result<u64, TransportError> {
-        self.inner.send_welcome(m, p, k).await
-    }
-    async fn fetch(&self, m: &MailboxId, after: u64, limit: u32) -> Result<Page, TransportError> {
-        self.inner.fetch(m, after, limit).await
-    }
-    async fn subscribe(&self, m: &[MailboxId]) -> Result<Subscription, TransportError> {
-        self.inner.subscribe(m).await
-    }
-}
-
 #[tokio::test]
 async fn concurrent_commits_one_wins_both_converge_loser_retries() {
-    let net = Arc::new(RacingTransport {
-        inner: MemoryTransport::new(),
-        barrier: tokio::sync::Barrier::new(2),
-        waiting: AtomicUsize::new(0),
-    });
+    let net = Arc::new(TestTransport::racing(Arc::new(MemoryTransport::new())));
     let dir = Arc::new(atmls::directory::MemoryDirectory::new());
     let mk = |name: &str| {
         let (dir, net) = (dir.clone(), net.clone());
@@ -167,7 +111,7 @@ async fn concurrent_commits_one_wins_both_converge_loser_retries() {
     bob.sync().await.unwrap();
 
     // Both commit in the same epoch: the transport holds each commit until the other is built.
-    net.waiting.store(2, Ordering::SeqCst);
+    net.hold_next_commits(2);
     let (cd, dd) = ([carol.did().clone()], [dave.did().clone()]);
     let (ra, rb) = tokio::join!(alice.add_members(&g, &cd), bob.add_members(&g, &dd));
     ra.unwrap();

@@ -317,11 +317,8 @@ impl Session<'_> {
             .ok_or(GroupError::UnknownGroup)?
             .cursor;
         let r = self
-            .settle(|cx| {
-                let ev = process_item(cx, group, cursor, payload)?;
-                tables::group_set_cursor(cx.c, &group.0, cursor)?;
-                Ok(ev)
-            })
+            // process_item rewrites the cursor with its current value: it does not move.
+            .settle(|cx| process_item(cx, group, cursor, payload))
             .await?;
         Ok(r?)
     }

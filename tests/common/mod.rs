@@ -2,12 +2,14 @@
 //! in-process transport.
 #![allow(dead_code)]
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+
+use atmls::transport::*;
 
 use atmls::directory::MemoryDirectory;
 use atmls::identity::{unix_now, DeviceIdentity, Did, IdentityKeyPair, InstallationKeyPair};
 use atmls::storage::Store;
-use atmls::transport::MemoryTransport;
 use atmls::{Client, Event, GroupId};
 
 pub struct World {
@@ -82,4 +84,87 @@ pub fn joined(events: &[Event]) -> Vec<GroupId> {
             _ => None,
         })
         .collect()
+}
+
+/// The in-process transport with two test knobs, delegating everything else:
+/// - `racing`: the next `n` commits wait for each other before reaching the transport, so
+///   they are all built against the same epoch and all but one must lose;
+/// - `careless`: application messages are stored whatever their epoch tag, as a careless or
+///   hostile delivery service might (lets a removed member's stale message through).
+pub struct TestTransport {
+    inner: Arc<MemoryTransport>,
+    barrier: tokio::sync::Barrier,
+    waiting: AtomicUsize,
+    careless: bool,
+}
+
+impl TestTransport {
+    pub fn racing(inner: Arc<MemoryTransport>) -> Self {
+        TestTransport {
+            inner,
+            barrier: tokio::sync::Barrier::new(2),
+            waiting: AtomicUsize::new(0),
+            careless: false,
+        }
+    }
+
+    pub fn careless(inner: Arc<MemoryTransport>) -> Self {
+        TestTransport {
+            careless: true,
+            ..Self::racing(inner)
+        }
+    }
+
+    /// Holds the next two commits until both have arrived.
+    pub fn hold_next_commits(&self, n: usize) {
+        assert_eq!(n, 2, "the barrier is sized for two commits");
+        self.waiting.store(n, Ordering::SeqCst);
+    }
+}
+
+#[async_trait::async_trait]
+impl Transport for TestTransport {
+    async fn submit_commit(
+        &self,
+        m: &Mailbox,
+        e: &EpochTag,
+        p: &[u8],
+        k: &IdempotencyKey,
+    ) -> Result<CommitOutcome, TransportError> {
+        if self
+            .waiting
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            self.barrier.wait().await;
+        }
+        self.inner.submit_commit(m, e, p, k).await
+    }
+    async fn send_message(
+        &self,
+        m: &Mailbox,
+        e: &EpochTag,
+        p: &[u8],
+        k: &IdempotencyKey,
+    ) -> Result<SendOutcome, TransportError> {
+        // A fresh tag is never a committed one: the epoch check cannot fire.
+        let fresh = EpochTag(rand::random());
+        self.inner
+            .send_message(m, if self.careless { &fresh } else { e }, p, k)
+            .await
+    }
+    async fn send_welcome(
+        &self,
+        m: &MailboxId,
+        p: &[u8],
+        k: &IdempotencyKey,
+    ) -> Result<u64, TransportError> {
+        self.inner.send_welcome(m, p, k).await
+    }
+    async fn fetch(&self, m: &MailboxId, after: u64, limit: u32) -> Result<Page, TransportError> {
+        self.inner.fetch(m, after, limit).await
+    }
+    async fn subscribe(&self, m: &[MailboxId]) -> Result<Subscription, TransportError> {
+        self.inner.subscribe(m).await
+    }
 }
