@@ -336,3 +336,144 @@ async fn message_from_removed_member_is_refused() {
     let e = carol.send_text(&g, "let me in").await.unwrap_err();
     assert!(matches!(e, Error::Group(GroupError::NotMember)), "{e:?}");
 }
+
+/// openmls over a client's SQLite file, as a hostile device would drive it directly.
+struct RawProvider {
+    crypto: RustCrypto,
+    storage: openmls_sqlite_storage::SqliteStorageProvider<JsonCodec, rusqlite::Connection>,
+}
+
+#[derive(Default)]
+struct JsonCodec;
+
+impl openmls_sqlite_storage::Codec for JsonCodec {
+    type Error = serde_json::Error;
+    fn to_vec<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, Self::Error> {
+        serde_json::to_vec(value)
+    }
+    fn from_slice<T: serde::de::DeserializeOwned>(slice: &[u8]) -> Result<T, Self::Error> {
+        serde_json::from_slice(slice)
+    }
+}
+
+impl openmls_traits::OpenMlsProvider for RawProvider {
+    type CryptoProvider = RustCrypto;
+    type RandProvider = RustCrypto;
+    type StorageProvider =
+        openmls_sqlite_storage::SqliteStorageProvider<JsonCodec, rusqlite::Connection>;
+    fn storage(&self) -> &Self::StorageProvider {
+        &self.storage
+    }
+    fn crypto(&self) -> &RustCrypto {
+        &self.crypto
+    }
+    fn rand(&self) -> &RustCrypto {
+        &self.crypto
+    }
+}
+
+/// CRED-8: alice's first device commits an update whose new leaf carries her second
+/// device's identity (validly certified and proven, so only the identity change is wrong).
+/// bob refuses it with `IdentityChanged` and his state does not move.
+#[tokio::test]
+async fn cred_8_update_changing_a_leaf_identity_is_refused() {
+    use openmls::prelude::{
+        tls_codec::Serialize as _, LeafNodeParameters, MlsGroup, NewSignerBundle,
+    };
+    use openmls_traits::OpenMlsProvider as _;
+
+    let w = World::new();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("alice1.sqlite");
+    let a1 = DeviceIdentity::new_account(did("alice"));
+    let key =
+        IdentityKeyPair::from_secret_bytes(&a1.identity_key.as_ref().unwrap().secret_bytes()[..])
+            .unwrap();
+    let alice1 = w.client(a1, Store::open(&path).unwrap()).await;
+    // alice's second device: keep a copy of its keys to forge with.
+    let inst = InstallationKeyPair::generate();
+    let now = unix_now();
+    let cert = key.certify(&did("alice"), &inst.public(), now, now + 86_400);
+    let a2_copy = DeviceIdentity::linked(
+        InstallationKeyPair::from_secret_bytes(&inst.secret_bytes()[..]).unwrap(),
+        cert.clone(),
+    )
+    .unwrap();
+    let alice2 = w
+        .client(
+            DeviceIdentity::linked(inst, cert).unwrap(),
+            Store::in_memory().unwrap(),
+        )
+        .await;
+    let (bob, _) = w.account("bob").await;
+    let g = alice1.create_group(&[bob.did().clone()]).await.unwrap();
+    bob.sync().await.unwrap();
+    alice2.sync().await.unwrap();
+    assert_eq!(bob.members(&g).await.unwrap().len(), 3);
+    let before = state(&bob, &g).await;
+
+    // Drive alice1's own MLS state with openmls: an update commit signed by her current leaf
+    // key, but with a new leaf whose credential is alice2's.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let p = RawProvider {
+        crypto: RustCrypto::default(),
+        storage: openmls_sqlite_storage::SqliteStorageProvider::new(conn),
+    };
+    let mut group = MlsGroup::load(
+        p.storage(),
+        &openmls::group::GroupId::from_slice(g.as_bytes()),
+    )
+    .unwrap()
+    .unwrap();
+    let own_key = group
+        .own_leaf_node()
+        .unwrap()
+        .signature_key()
+        .as_slice()
+        .to_vec();
+    let signer = openmls_basic_credential::SignatureKeyPair::read(
+        p.storage(),
+        &own_key,
+        group.ciphersuite().signature_algorithm(),
+    )
+    .unwrap();
+    let (new_signer, cwk, ext) =
+        atmls::keypackage::new_leaf_key(&p, &a2_copy, group.ciphersuite()).unwrap();
+    assert_ne!(cwk.signature_key.as_slice(), signer.public());
+    let bundle = group
+        .commit_builder()
+        .leaf_node_parameters(
+            LeafNodeParameters::builder()
+                .with_credential_with_key(cwk.clone())
+                .with_extensions(ext)
+                .build(),
+        )
+        .force_self_update(true)
+        .load_psks(p.storage())
+        .unwrap()
+        .build_with_new_signer(
+            p.rand(),
+            p.crypto(),
+            &signer,
+            NewSignerBundle {
+                signer: &new_signer,
+                credential_with_key: cwk,
+            },
+            |_| true,
+        )
+        .unwrap()
+        .stage_commit(&p)
+        .unwrap();
+    let forged = bundle.commit().tls_serialize_detached().unwrap();
+
+    let e = bob.process_incoming(&g, &forged).await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Group(GroupError::Credential(CredentialError::IdentityChanged))
+        ),
+        "{e:?}"
+    );
+    assert_eq!(state(&bob, &g).await, before);
+    assert_eq!(bob.members(&g).await.unwrap().len(), 3);
+}

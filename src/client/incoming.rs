@@ -20,7 +20,7 @@ use crate::group::{
 };
 use crate::identity::{unix_now, Did, PublicKey};
 use crate::storage::tables::{self, GroupRow};
-use crate::transport::{Delivered, MAX_PAYLOAD};
+use crate::transport::{Delivered, MAX_PAYLOAD, MAX_WELCOME_PAYLOAD};
 use crate::wire::WelcomeEnvelope;
 
 const PAGE: u32 = 100;
@@ -68,8 +68,8 @@ fn member_from(cred: &openmls::prelude::Credential) -> Result<Member, GroupError
     })
 }
 
-fn parse_mls(payload: &[u8]) -> Result<MlsMessageIn, GroupError> {
-    if payload.len() > MAX_PAYLOAD {
+fn parse_mls(payload: &[u8], limit: usize) -> Result<MlsMessageIn, GroupError> {
+    if payload.len() > limit {
         return Err(GroupError::Malformed("oversized message".into()));
     }
     MlsMessageIn::tls_deserialize_exact_bytes(payload)
@@ -83,7 +83,7 @@ fn process_item(
     seq: u64,
     payload: &[u8],
 ) -> Result<Vec<Event>, Failure> {
-    let msg = parse_mls(payload)?;
+    let msg = parse_mls(payload, MAX_PAYLOAD)?;
     let pm = msg
         .try_into_protocol_message()
         .map_err(|e| GroupError::Malformed(e.to_string()))?;
@@ -176,7 +176,9 @@ fn process_item(
 /// Joins from one Welcome inside a transaction.
 fn process_welcome(cx: &Ctx<'_>, payload: &[u8], seq: u64) -> Result<Vec<Event>, Failure> {
     let env = WelcomeEnvelope::from_bytes(payload)?;
-    let MlsMessageBodyIn::Welcome(welcome) = parse_mls(&env.welcome)?.extract() else {
+    let MlsMessageBodyIn::Welcome(welcome) =
+        parse_mls(&env.welcome, MAX_WELCOME_PAYLOAD)?.extract()
+    else {
         return Err(GroupError::Malformed("not a Welcome".into()).into());
     };
     let werr = |e: &dyn std::fmt::Display| GroupError::Welcome(e.to_string());

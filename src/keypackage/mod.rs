@@ -91,9 +91,13 @@ pub(crate) fn capabilities(cs: Ciphersuite) -> Capabilities {
     )
 }
 
-/// A fresh MLS leaf signature key with the installation's proof over it, stored in openmls's
-/// storage so that groups can load the signer later.
-pub(crate) fn new_leaf_key<P: OpenMlsProvider>(
+/// A fresh MLS leaf signature key with the installation's proof over it (CRED-5), stored in
+/// openmls's storage so that groups can load the signer later. Returns the signer, the
+/// credential with its key, and the leaf extensions carrying the proof.
+///
+/// The client calls this for every KeyPackage and self-update; it is public for tools that
+/// build leaves with openmls directly (interop tests, custom commit flows).
+pub fn new_leaf_key<P: OpenMlsProvider>(
     provider: &P,
     device: &DeviceIdentity,
     cs: Ciphersuite,

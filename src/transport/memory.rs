@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 
 use super::{
     CommitOutcome, Delivered, EpochTag, IdempotencyKey, Kind, Mailbox, MailboxId, Page,
-    SendOutcome, Subscription, Transport, TransportError, MAX_PAYLOAD,
+    SendOutcome, Subscription, Transport, TransportError, MAX_PAYLOAD, MAX_WELCOME_PAYLOAD,
 };
 
 #[derive(Default)]
@@ -78,10 +78,14 @@ impl MemoryTransport {
         payload: &[u8],
         key: &IdempotencyKey,
     ) -> Result<(u64, bool), TransportError> {
-        if payload.len() > MAX_PAYLOAD {
+        let limit = match kind {
+            Kind::Welcome => MAX_WELCOME_PAYLOAD,
+            Kind::Commit | Kind::Message => MAX_PAYLOAD,
+        };
+        if payload.len() > limit {
             return Err(TransportError::PayloadTooLarge {
                 size: payload.len(),
-                limit: MAX_PAYLOAD,
+                limit,
             });
         }
         let b = st.boxes.entry(*mailbox).or_default();
@@ -244,6 +248,17 @@ mod tests {
         };
         assert_eq!(winner.payload, b"a");
         assert_eq!(t.fetch(&mb(1).id, 0, 10).await.unwrap().items.len(), 1);
+        // Welcomes carry the ratchet tree: a larger limit, still enforced.
+        let w = MailboxId([9; 32]);
+        t.send_welcome(&w, &big, &IdempotencyKey::random())
+            .await
+            .unwrap();
+        let huge = vec![0u8; MAX_WELCOME_PAYLOAD + 1];
+        assert!(matches!(
+            t.send_welcome(&w, &huge, &IdempotencyKey::random()).await,
+            Err(TransportError::PayloadTooLarge { .. })
+        ));
+        assert_eq!(t.fetch(&w, 0, 10).await.unwrap().items.len(), 1);
     }
 
     #[tokio::test]

@@ -13,8 +13,14 @@ pub use memory::MemoryTransport;
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 
-/// Largest payload a transport must accept (1 MiB); larger ones are refused.
+/// Largest commit or application message a transport must accept (1 MiB); larger ones are
+/// refused.
 pub const MAX_PAYLOAD: usize = 1 << 20;
+
+/// Largest Welcome a transport must accept (16 MiB). A Welcome carries the whole ratchet tree
+/// (about 550 bytes per member), so it needs more room than other messages: 16 MiB fits
+/// groups of about 30,000 members.
+pub const MAX_WELCOME_PAYLOAD: usize = 16 << 20;
 
 /// Opaque id of a mailbox (a group's, or a device's Welcome mailbox).
 #[derive(
