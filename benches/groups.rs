@@ -46,9 +46,9 @@
 //! Notes: the atmls `join` and `process_commit` timings include what `sync()` does besides
 //! (pinning unknown DIDs from the directory, replenishing the joiner's KeyPackage, the
 //! pending-proposal check). openmls encrypts update paths in parallel (rayon), on both sides.
-//! At N = 10,000 the atmls set-up fails (the Welcome, about 5.4 MB with the ratchet tree, is over
-//! the 1 MiB payload limit of the transport) and only the openmls side runs; openmls itself
-//! needs about half a minute to add 9,999 members in one commit.
+//! At N = 10,000 the Welcome is about 5.4 MB with the ratchet tree (within the transport's
+//! 16 MiB Welcome limit); openmls itself needs about half a minute to add 9,999 members in one
+//! commit, so the 10,000-member set-up takes minutes.
 //!
 //! Environment: `ATMLS_BENCH_10K=1` adds N = 10,000; `ATMLS_BENCH_SIZES=10,100` overrides the
 //! sizes. `cargo test --benches` (criterion's test mode) runs each benchmark once at N = 10.
