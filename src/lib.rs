@@ -19,6 +19,7 @@ pub mod identity;
 pub mod keypackage;
 pub mod storage;
 pub mod transport;
+pub mod trust;
 mod wire;
 
 pub use client::{Client, ClientBuilder, Error, Event, GroupInfo, Message};

@@ -220,3 +220,46 @@ async fn key_packages_deleted_after_use_and_replenished() {
         "2 old single-use + last resort kept"
     );
 }
+
+/// KP-6: two inviters who picked the same single-use KeyPackage before the joiner synced are
+/// both joined: the used package's keys are kept for the grace period.
+#[tokio::test]
+async fn kp_6_two_inviters_racing_for_one_key_package_both_join() {
+    use atmls::directory::Directory;
+    use atmls::keypackage::KeyPackagePolicy;
+    let w = World::new();
+    let (alice, _) = w.account("alice").await;
+    let (bob, _) = w.account("bob").await;
+    let carol = atmls::Client::builder(w.dir.clone(), w.net.clone(), Store::in_memory().unwrap())
+        .identity(DeviceIdentity::new_account(did("carol")))
+        .key_package_policy(KeyPackagePolicy {
+            single_use: 1,
+            replenish_below: 0,
+            ..KeyPackagePolicy::default()
+        })
+        .build()
+        .await
+        .unwrap();
+    let single: Vec<_> = w
+        .dir
+        .key_packages(carol.did())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|k| !k.last_resort)
+        .collect();
+    assert_eq!(single.len(), 1, "carol publishes one single-use package");
+    let g1 = alice.create_group(&[carol.did().clone()]).await.unwrap();
+    let g2 = bob.create_group(&[carol.did().clone()]).await.unwrap();
+    let ev = carol.sync().await.unwrap();
+    let mut got = joined(&ev);
+    got.sort();
+    let mut want = vec![g1.clone(), g2.clone()];
+    want.sort();
+    assert_eq!(got, want, "{ev:?}");
+    alice.send_text(&g1, "one").await.unwrap();
+    bob.send_text(&g2, "two").await.unwrap();
+    let mut t = texts(&carol.sync().await.unwrap());
+    t.sort();
+    assert_eq!(t, vec!["one", "two"]);
+}

@@ -8,6 +8,7 @@ use crate::identity::{Did, IdentityError};
 use crate::keypackage::KeyPackageError;
 use crate::storage::StorageError;
 use crate::transport::TransportError;
+use crate::trust::TrustError;
 
 /// Errors of the client API. [`Error::is_retryable`] says whether trying again may help.
 #[non_exhaustive]
@@ -34,6 +35,9 @@ pub enum Error {
     /// Group state or an incoming message.
     #[error(transparent)]
     Group(#[from] GroupError),
+    /// Trust in a contact's identity key.
+    #[error(transparent)]
+    Trust(#[from] TrustError),
     /// Message content.
     #[error(transparent)]
     Content(#[from] ContentError),

@@ -2,7 +2,7 @@
 
 use crate::content::{Content, EncodedContent};
 use crate::group::{GroupError, GroupId, GroupKind, Member};
-use crate::identity::Did;
+use crate::identity::{Did, PublicKey};
 
 /// An application message, received or sent.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,6 +75,31 @@ pub enum Event {
     },
     /// A new application message.
     Message(Message),
+    /// A contact's identity key changed along endorsements by the pinned key (TRUST-1):
+    /// informational, the new key is now pinned.
+    IdentityKeyRotated {
+        /// The contact.
+        did: Did,
+        /// The key pinned before.
+        old: PublicKey,
+        /// The key pinned now.
+        new: PublicKey,
+    },
+    /// A contact's identity key changed WITHOUT endorsement (TRUST-3): possibly a stolen PDS
+    /// password. Nothing of the new key is used until
+    /// [`crate::Client::accept_identity_change`] is called with it.
+    TrustWarning {
+        /// The contact.
+        did: Did,
+        /// The pinned key (fingerprint: [`PublicKey::fingerprint`]).
+        old: PublicKey,
+        /// The unendorsed key.
+        new: PublicKey,
+        /// Whether the contact had been verified: show the strongest warning.
+        verified: bool,
+    },
+    /// Our own account's records show something this device did not publish (TRUST-10).
+    SelfCheckAlert(crate::trust::SelfCheckFinding),
     /// An incoming message or Welcome was refused; the group state is unchanged.
     Refused {
         /// The group, if it was a group message.

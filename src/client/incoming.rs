@@ -3,8 +3,8 @@
 
 use openmls::prelude::{
     tls_codec::{DeserializeBytes as _, Serialize as _},
-    KeyPackageBundle, MlsMessageBodyIn, MlsMessageIn, ProcessedMessageContent, ProcessedWelcome,
-    Sender,
+    KeyPackageBundle, KeyPackageRef, MlsMessageBodyIn, MlsMessageIn, ProcessedMessageContent,
+    ProcessedWelcome, Sender,
 };
 use openmls_traits::storage::StorageProvider as _;
 use openmls_traits::OpenMlsProvider as _;
@@ -182,6 +182,16 @@ fn process_welcome(cx: &Ctx<'_>, payload: &[u8], seq: u64) -> Result<Vec<Event>,
         return Err(GroupError::Malformed("not a Welcome".into()).into());
     };
     let werr = |e: &dyn std::fmt::Display| GroupError::Welcome(e.to_string());
+    // openmls deletes a single-use package as soon as it reads the Welcome; keep a copy so it
+    // can be kept for a grace period: a second inviter who raced for the same package can
+    // still be joined (KP-6). Reading it must come first.
+    let mut stored: Vec<(KeyPackageRef, KeyPackageBundle)> = Vec::new();
+    for s in welcome.secrets() {
+        let r = s.new_member();
+        if let Some(b) = cx.p.storage().key_package(&r).map_err(|e| werr(&e))? {
+            stored.push((r, b));
+        }
+    }
     let pw =
         ProcessedWelcome::new_from_welcome(&cx.p, &join_config(), welcome).map_err(|e| werr(&e))?;
     let used = pw
@@ -189,10 +199,8 @@ fn process_welcome(cx: &Ctx<'_>, payload: &[u8], seq: u64) -> Result<Vec<Event>,
         .map(|kp| kp.hash_ref(cx.p.crypto()).map(|r| (r, kp.last_resort())))
         .transpose()
         .map_err(|e| werr(&e))?;
-    // openmls deletes a single-use package on join; keep it for a grace period so that a
-    // second inviter who raced for the same package can still be joined (KP-6).
     let bundle: Option<KeyPackageBundle> = match &used {
-        Some((r, false)) => cx.p.storage().key_package(r).map_err(|e| werr(&e))?,
+        Some((r, false)) => stored.into_iter().find(|(s, _)| s == r).map(|(_, b)| b),
         _ => None,
     };
     let staged = pw.into_staged_welcome(&cx.p, None).map_err(|e| werr(&e))?;
@@ -440,6 +448,8 @@ impl Session<'_> {
         }
         self.maintain_key_packages().await?;
         self.flush_welcomes().await?;
+        // Trust events raised by directory lookups since the last sync (TRUST-1, TRUST-3).
+        events.append(&mut self.inner.trust_events);
         Ok(events)
     }
 }

@@ -103,8 +103,8 @@ impl Session<'_> {
         Ok(())
     }
 
-    /// Looks up an account, verifies it, and checks its identity key against our pin
-    /// (pinning it on first sight).
+    /// Looks up an account, verifies it, and judges its identity key against our pin
+    /// (spec/trust.md): endorsed changes are followed, unendorsed ones refused.
     pub(crate) async fn verified_account(&mut self, did: &Did) -> Result<VerifiedAccount, Error> {
         let record = self
             .directory
@@ -112,23 +112,8 @@ impl Session<'_> {
             .await?
             .ok_or_else(|| crate::directory::DirectoryError::NoIdentity(did.clone()))?;
         let account = record.verify(did, unix_now())?;
-        let pinned = self.inner.read(|c| tables::pin_get(c, did))?;
-        if let Some(p) = pinned {
-            if p != account.identity_key.0 {
-                return Err(
-                    crate::credential::CredentialError::UnknownIdentityKey(did.clone()).into(),
-                );
-            }
-        }
+        self.judge(&record.declaration, false)?;
         Ok(account)
-    }
-
-    /// Pins an account's identity key on first use (TOFU; trust warnings come with spec/trust.md).
-    fn pin(&mut self, account: &VerifiedAccount) -> Result<(), Error> {
-        let key = account.identity_key.0;
-        self.inner
-            .atomic(|cx| tables::pin_set(cx.c, &account.did, &key, unix_now()))?;
-        Ok(())
     }
 
     /// Pins the identity keys of DIDs met in a commit or Welcome, from the directory.

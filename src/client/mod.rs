@@ -8,6 +8,7 @@ mod incoming;
 mod keys;
 mod outgoing;
 mod state;
+mod trust;
 
 pub use error::Error;
 pub use events::{Event, Message};

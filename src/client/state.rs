@@ -26,6 +26,11 @@ pub(crate) struct Inner {
     pub(crate) policy: KeyPackagePolicy,
     /// Single-use KeyPackages of others we already put in a commit (KP-5).
     pub(crate) used_key_packages: std::collections::HashSet<Vec<u8>>,
+    /// Unendorsed identity keys seen per contact and not accepted (TRUST-5): memory only.
+    pub(crate) unendorsed:
+        std::collections::HashMap<crate::identity::Did, crate::identity::PublicKey>,
+    /// Trust events raised outside a sync, handed out by the next one.
+    pub(crate) trust_events: Vec<super::Event>,
 }
 
 /// What a closure inside a transaction sees.
@@ -111,6 +116,15 @@ impl Inner {
             }
             (None, None) => return Err(Error::NoIdentity),
         };
+        // Our own account is pinned to the key that certified us: an unendorsed declaration
+        // for our DID is treated like any contact's (TRUST-9).
+        crate::storage::trust::pin_first(
+            &store.conn,
+            &device.did,
+            &device.certificate.identity_key,
+            0,
+            crate::identity::unix_now(),
+        )?;
         Ok(Inner {
             store,
             crypto: RustCrypto::default(),
@@ -118,6 +132,8 @@ impl Inner {
             cs,
             policy,
             used_key_packages: Default::default(),
+            unendorsed: Default::default(),
+            trust_events: Vec::new(),
         })
     }
 

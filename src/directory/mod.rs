@@ -59,6 +59,8 @@ pub struct VerifiedAccount {
     pub did: Did,
     /// Its current messaging identity key.
     pub identity_key: PublicKey,
+    /// When its declaration was made (unix seconds).
+    pub declared_at: u64,
     /// Installation keys of its valid devices.
     pub devices: Vec<PublicKey>,
     /// Devices that were skipped, with the reason.
@@ -96,6 +98,7 @@ impl AccountRecord {
         Ok(VerifiedAccount {
             did: did.clone(),
             identity_key: key,
+            declared_at: self.declaration.created,
             devices,
             rejected_devices,
         })

@@ -165,12 +165,18 @@ impl IdentityKeyPair {
         PublicKey(self.0.verifying_key().to_bytes())
     }
 
-    /// Signs a declaration binding this key to `did`.
+    /// Signs `msg` (already domain-separated by its context string).
+    pub(crate) fn sign_raw(&self, msg: &[u8]) -> Vec<u8> {
+        self.0.sign(msg).to_bytes().to_vec()
+    }
+
+    /// Signs a declaration binding this key to `did` (a first key: no endorsements).
     pub fn declare(&self, did: &Did, created: u64) -> IdentityDeclaration {
         let mut d = IdentityDeclaration {
             did: did.clone(),
             identity_key: self.public(),
             created,
+            endorsements: Vec::new(),
             signature: Vec::new(),
         };
         d.signature = self.0.sign(&d.tbs()).to_bytes().to_vec();
@@ -253,6 +259,11 @@ pub struct IdentityDeclaration {
     pub identity_key: PublicKey,
     /// When it was made (unix seconds).
     pub created: u64,
+    /// The chain of earlier keys, oldest first: each endorsement is signed by the key it
+    /// replaces (spec/trust.md TRUST-1). Not covered by `signature`: each link authenticates
+    /// itself.
+    #[serde(default)]
+    pub endorsements: Vec<super::Endorsement>,
     /// Ed25519 signature by `identity_key` over the to-be-signed encoding.
     pub signature: Vec<u8>,
 }

@@ -3,6 +3,7 @@
 
 mod did;
 mod keys;
+mod succession;
 
 pub use did::{Did, MAX_DID_LEN};
 pub(crate) use keys::LeafProofTbs as LeafProofTbsPub;
@@ -10,6 +11,7 @@ pub use keys::{
     DeviceIdentity, IdentityDeclaration, IdentityKeyPair, InstallationCertificate,
     InstallationKeyPair, PublicKey, DEFAULT_CERT_LIFETIME_SECS,
 };
+pub use succession::{succession, Endorsement, Succession, MAX_ENDORSEMENTS};
 
 /// Context strings that domain-separate every signature atmls makes (spec/identity.md ID-2).
 pub mod context {
@@ -19,6 +21,8 @@ pub mod context {
     pub const INSTALLATION_CERT: &[u8] = b"atmls/v1/installation-certificate";
     /// Signature by the installation key over a leaf's MLS signature key.
     pub const LEAF_PROOF: &[u8] = b"atmls/v1/leaf-signature-key";
+    /// Signature by a retiring identity key endorsing its successor.
+    pub const ENDORSEMENT: &[u8] = b"atmls/v1/identity-key-endorsement";
 }
 
 /// Errors of the identity layer.
@@ -50,6 +54,13 @@ pub enum IdentityError {
     /// Bytes could not be decoded.
     #[error("malformed {0}")]
     Malformed(&'static str),
+    /// An endorsement in a declaration does not verify or names another DID (TRUST-2).
+    #[error("forged or foreign identity-key endorsement")]
+    ForgedEndorsement,
+    /// A declaration older than the one already pinned, or for a key that was already
+    /// replaced: a replay (TRUST-4).
+    #[error("replayed old identity declaration")]
+    Rollback,
 }
 
 impl IdentityError {

@@ -4,6 +4,7 @@
 
 mod provider;
 pub(crate) mod tables;
+pub(crate) mod trust;
 
 pub(crate) use provider::{Provider, StorageCodec};
 
@@ -83,6 +84,22 @@ CREATE INDEX atmls_messages_group ON atmls_messages(group_id, id);
 "#,
     r#"
 CREATE TABLE atmls_kp_grace (kp_ref BLOB PRIMARY KEY, until INTEGER NOT NULL);
+"#,
+    // v3: trust (spec/trust.md): verification, the followed declaration and the history of
+    // key changes.
+    r#"
+ALTER TABLE atmls_pins ADD COLUMN verified INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE atmls_pins ADD COLUMN declared_at INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE atmls_pin_history (
+    id INTEGER PRIMARY KEY,
+    did TEXT NOT NULL,
+    old_key BLOB NOT NULL,
+    new_key BLOB NOT NULL,
+    kind TEXT NOT NULL,
+    was_verified INTEGER NOT NULL,
+    at INTEGER NOT NULL
+);
+CREATE INDEX atmls_pin_history_did ON atmls_pin_history(did, id);
 "#,
 ];
 

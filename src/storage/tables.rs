@@ -50,7 +50,7 @@ pub(crate) struct GroupRow {
     pub created: u64,
 }
 
-fn to_i64(v: u64) -> i64 {
+pub(crate) fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
@@ -330,14 +330,6 @@ pub(crate) fn pin_get(c: &Connection, did: &Did) -> R<Option<[u8; 32]>> {
             .map_err(|_| StorageError::Corrupt("pinned key"))
     })
     .transpose()
-}
-
-pub(crate) fn pin_set(c: &Connection, did: &Did, key: &[u8; 32], now: u64) -> R<()> {
-    c.execute(
-        "INSERT OR IGNORE INTO atmls_pins (did, identity_key, first_seen) VALUES (?1, ?2, ?3)",
-        params![did.as_str(), key.to_vec(), to_i64(now)],
-    )?;
-    Ok(())
 }
 
 /// A stored message.

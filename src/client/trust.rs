@@ -1,0 +1,253 @@
+//! Trust in contacts' identity keys as the client applies it (spec/trust.md): following
+//! endorsed key changes, holding back unendorsed ones, safety numbers, the self-check.
+
+use super::{Client, Error, Event, Session};
+use crate::directory::VerifiedAccount;
+use crate::identity::{unix_now, Did, IdentityDeclaration, PublicKey};
+use crate::storage::trust as store;
+use crate::trust::{
+    assess, Assessment, ChangeKind, ContactTrust, SafetyNumber, SelfCheckFinding, TrustError,
+};
+
+impl Session<'_> {
+    /// Applies a verified declaration to what we pinned (TRUST-1 … TRUST-6). Endorsed changes
+    /// are followed at once; first sight is pinned only when `pin_first` (callers pin when the
+    /// operation goes ahead, so a refused call stores nothing). Unendorsed changes raise a
+    /// warning (once per key) and are refused.
+    pub(crate) fn judge(
+        &mut self,
+        declaration: &IdentityDeclaration,
+        pin_first: bool,
+    ) -> Result<(), Error> {
+        let did = &declaration.did;
+        let pinned = self.inner.read(|c| store::contact(c, did))?;
+        match assess(pinned.as_ref(), declaration)? {
+            Assessment::FirstSeen => {
+                if pin_first {
+                    let (k, at) = (declaration.identity_key, declaration.created);
+                    self.inner
+                        .atomic(|cx| store::pin_first(cx.c, did, &k, at, unix_now()))?;
+                }
+            }
+            Assessment::Same => {
+                self.inner.unendorsed.remove(did);
+            }
+            Assessment::Endorsed => {
+                let old = pinned
+                    .map(|p| p.identity_key)
+                    .ok_or_else(|| TrustError::UnknownContact(did.clone()))?;
+                let (new, at) = (declaration.identity_key, declaration.created);
+                self.inner.atomic(|cx| {
+                    store::change_key(cx.c, did, &new, at, ChangeKind::Endorsed, unix_now())
+                })?;
+                self.inner.unendorsed.remove(did);
+                self.inner.trust_events.push(Event::IdentityKeyRotated {
+                    did: did.clone(),
+                    old,
+                    new,
+                });
+            }
+            Assessment::Unendorsed => {
+                let pin = pinned.ok_or_else(|| TrustError::UnknownContact(did.clone()))?;
+                let new = declaration.identity_key;
+                if self.inner.unendorsed.insert(did.clone(), new) != Some(new) {
+                    self.inner.trust_events.push(Event::TrustWarning {
+                        did: did.clone(),
+                        old: pin.identity_key,
+                        new,
+                        verified: pin.verified,
+                    });
+                }
+                return Err(TrustError::UnacceptedKeyChange {
+                    did: did.clone(),
+                    old: pin.identity_key,
+                    new,
+                    verified: pin.verified,
+                }
+                .into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Pins an account met for the first time (after the operation using it went ahead).
+    pub(crate) fn pin(&mut self, account: &VerifiedAccount) -> Result<(), Error> {
+        let (did, k, at) = (&account.did, account.identity_key, account.declared_at);
+        self.inner
+            .atomic(|cx| store::pin_first(cx.c, did, &k, at, unix_now()))?;
+        Ok(())
+    }
+
+    async fn contact(&mut self, did: &Did) -> Result<ContactTrust, Error> {
+        let mut c = self
+            .inner
+            .read(|c| store::contact(c, did))?
+            .ok_or_else(|| TrustError::UnknownContact(did.clone()))?;
+        c.pending = self.inner.unendorsed.get(did).copied();
+        Ok(c)
+    }
+
+    async fn refresh_contacts(&mut self) -> Result<Vec<Event>, Error> {
+        let me = self.inner.device.did.clone();
+        let dids = self.inner.read(store::contacts)?;
+        for did in dids.iter().filter(|d| **d != me) {
+            match self.verified_account(did).await {
+                Ok(_) | Err(Error::Trust(_)) | Err(Error::Identity(_)) => {}
+                Err(e) if e.is_retryable() => return Err(e),
+                Err(e) => tracing::warn!(did = %did, error = %e, "contact check failed"),
+            }
+        }
+        Ok(std::mem::take(&mut self.inner.trust_events))
+    }
+
+    async fn self_check(&mut self) -> Result<Vec<SelfCheckFinding>, Error> {
+        let me = self.inner.device.did.clone();
+        let ours = self.contact(&me).await?.identity_key;
+        let own_installation = self.inner.device.installation.public();
+        let mut findings = Vec::new();
+        let Some(record) = self.directory.account(&me).await? else {
+            return Ok(vec![SelfCheckFinding::OwnDeviceMissing]);
+        };
+        let published = record.declaration.identity_key;
+        if published != ours {
+            let endorsed = record.declaration.verify().is_ok()
+                && matches!(
+                    crate::identity::succession(&ours, &record.declaration),
+                    Ok(crate::identity::Succession::Endorsed(_))
+                );
+            if !endorsed {
+                findings.push(SelfCheckFinding::ForeignDeclaration { published, ours });
+            }
+        }
+        let now = unix_now();
+        let mut valid = Vec::new();
+        for d in &record.devices {
+            let c = &d.certificate;
+            if c.did == me && c.identity_key == ours && c.verify(now).is_ok() {
+                valid.push(c.installation_key);
+            } else {
+                findings.push(SelfCheckFinding::ForeignDevice {
+                    installation: c.installation_key,
+                });
+            }
+        }
+        if !valid.contains(&own_installation) {
+            findings.push(SelfCheckFinding::OwnDeviceMissing);
+        }
+        for kp in self.directory.key_packages(&me).await? {
+            if !valid.contains(&kp.installation_key) {
+                findings.push(SelfCheckFinding::ForeignKeyPackage {
+                    installation: kp.installation_key,
+                    key_package_ref: kp.key_package_ref,
+                });
+            }
+        }
+        Ok(findings)
+    }
+}
+
+impl Client {
+    /// What this client holds about `did`'s identity key: the pinned key, whether it is
+    /// verified, a pending unendorsed key, and the history of changes.
+    pub async fn contact_trust(&self, did: &Did) -> Result<ContactTrust, Error> {
+        self.session().await.contact(did).await
+    }
+
+    /// Accepts `did`'s unendorsed new identity key `new_key` (the one a
+    /// [`Event::TrustWarning`] showed): it is pinned, unverified, and its devices are used from
+    /// now on (TRUST-5). Refused if the directory no longer declares exactly that key.
+    ///
+    /// ```no_run
+    /// # async fn f(client: atmls::Client, ev: atmls::Event) -> Result<(), atmls::Error> {
+    /// if let atmls::Event::TrustWarning { did, new, .. } = ev {
+    ///     // ... after the user compared safety numbers or chose to continue:
+    ///     client.accept_identity_change(&did, &new).await?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn accept_identity_change(
+        &self,
+        did: &Did,
+        new_key: &PublicKey,
+    ) -> Result<(), Error> {
+        let mut s = self.session().await;
+        let record = s
+            .directory
+            .account(did)
+            .await?
+            .ok_or_else(|| crate::directory::DirectoryError::NoIdentity(did.clone()))?;
+        let account = record.verify(did, unix_now())?;
+        if account.identity_key != *new_key {
+            return Err(TrustError::NoPendingChange(did.clone()).into());
+        }
+        let pinned = s
+            .inner
+            .read(|c| store::contact(c, did))?
+            .ok_or_else(|| TrustError::UnknownContact(did.clone()))?;
+        if pinned.identity_key == *new_key {
+            return Ok(());
+        }
+        if pinned.history.iter().any(|h| h.old_key == *new_key) {
+            return Err(crate::identity::IdentityError::Rollback.into());
+        }
+        let at = account.declared_at;
+        s.inner.atomic(|cx| {
+            store::change_key(cx.c, did, new_key, at, ChangeKind::Accepted, unix_now())
+        })?;
+        s.inner.unendorsed.remove(did);
+        Ok(())
+    }
+
+    /// The safety number of this account and `did` (TRUST-7), from the pinned keys: the same
+    /// on both sides.
+    ///
+    /// ```no_run
+    /// # async fn f(client: atmls::Client, bob: atmls::identity::Did) -> Result<(), atmls::Error> {
+    /// let n = client.safety_number(&bob).await?;
+    /// println!("{}", n.display_groups().join(" "));
+    /// # Ok(()) }
+    /// ```
+    pub async fn safety_number(&self, did: &Did) -> Result<SafetyNumber, Error> {
+        let mut s = self.session().await;
+        let me = s.inner.device.did.clone();
+        let mine = s.contact(&me).await?.identity_key;
+        let theirs = s.contact(did).await?.identity_key;
+        Ok(SafetyNumber::new(&me, &mine, did, &theirs))
+    }
+
+    /// Marks `did` verified: the user compared the safety number out of band (TRUST-8).
+    pub async fn mark_verified(&self, did: &Did) -> Result<(), Error> {
+        let mut s = self.session().await;
+        s.contact(did).await?;
+        s.inner.atomic(|cx| store::set_verified(cx.c, did, true))?;
+        Ok(())
+    }
+
+    /// Checks a QR payload scanned from `did`'s screen against our safety number and marks the
+    /// contact verified when they match (TRUST-8).
+    pub async fn verify_safety_qr(&self, did: &Did, scanned: &str) -> Result<(), Error> {
+        self.safety_number(did).await?.check_qr(scanned)?;
+        self.mark_verified(did).await
+    }
+
+    /// Re-reads every pinned contact's declaration from the directory: endorsed key changes
+    /// are followed, unendorsed ones raise warnings. Returns the events (also raised by
+    /// `sync`).
+    pub async fn check_contacts(&self) -> Result<Vec<Event>, Error> {
+        self.session().await.refresh_contacts().await
+    }
+
+    /// Compares our account's published declaration, devices and KeyPackages with what this
+    /// device knows (TRUST-10): anything found was not published by us.
+    ///
+    /// ```no_run
+    /// # async fn f(client: atmls::Client) -> Result<(), atmls::Error> {
+    /// for finding in client.self_check().await? {
+    ///     eprintln!("someone else is writing to our account: {finding:?}");
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn self_check(&self) -> Result<Vec<SelfCheckFinding>, Error> {
+        self.session().await.self_check().await
+    }
+}

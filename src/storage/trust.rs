@@ -1,0 +1,145 @@
+//! The TOFU store: pinned identity keys per contact, verification and key-change history
+//! (spec/trust.md TRUST-5, TRUST-6). Unendorsed keys waiting for the user are kept in memory
+//! only: seeing one changes nothing stored.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::tables::to_i64;
+use super::StorageError;
+use crate::identity::{Did, PublicKey};
+use crate::trust::{ChangeKind, ContactTrust, KeyChange};
+
+type R<T> = Result<T, StorageError>;
+
+fn key(v: Vec<u8>, what: &'static str) -> R<PublicKey> {
+    let arr: [u8; 32] = v.try_into().map_err(|_| StorageError::Corrupt(what))?;
+    Ok(PublicKey(arr))
+}
+
+fn u(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+/// Everything pinned about `did`, with its history.
+pub(crate) fn contact(c: &Connection, did: &Did) -> R<Option<ContactTrust>> {
+    type Row = (Vec<u8>, i64, i64, i64);
+    let row: Option<Row> = c
+        .query_row(
+            "SELECT identity_key, verified, first_seen, declared_at FROM atmls_pins WHERE did = ?1",
+            [did.as_str()],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()?;
+    let Some((k, verified, first_seen, declared_at)) = row else {
+        return Ok(None);
+    };
+    let mut stmt = c.prepare(
+        "SELECT old_key, new_key, kind, was_verified, at FROM atmls_pin_history
+         WHERE did = ?1 ORDER BY id",
+    )?;
+    let history = stmt
+        .query_map([did.as_str()], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .map(|(o, n, kind, v, at)| {
+            Ok(KeyChange {
+                old_key: key(o, "history key")?,
+                new_key: key(n, "history key")?,
+                kind: ChangeKind::parse(&kind).ok_or(StorageError::Corrupt("change kind"))?,
+                was_verified: v != 0,
+                at: u(at),
+            })
+        })
+        .collect::<R<Vec<_>>>()?;
+    Ok(Some(ContactTrust {
+        did: did.clone(),
+        identity_key: key(k, "pinned key")?,
+        verified: verified != 0,
+        first_seen: u(first_seen),
+        declared_at: u(declared_at),
+        pending: None,
+        history,
+    }))
+}
+
+/// Pins `key` for a DID seen for the first time (TOFU); no effect if one is pinned.
+pub(crate) fn pin_first(
+    c: &Connection,
+    did: &Did,
+    k: &PublicKey,
+    declared_at: u64,
+    now: u64,
+) -> R<()> {
+    c.execute(
+        "INSERT OR IGNORE INTO atmls_pins (did, identity_key, first_seen, declared_at)
+         VALUES (?1, ?2, ?3, ?4)",
+        params![did.as_str(), k.0.to_vec(), to_i64(now), to_i64(declared_at)],
+    )?;
+    Ok(())
+}
+
+/// Moves the pin to `new`, recording the change. An endorsed change keeps the verified
+/// flag (the verified key vouched for its successor); an accepted one clears it.
+pub(crate) fn change_key(
+    c: &Connection,
+    did: &Did,
+    new: &PublicKey,
+    declared_at: u64,
+    kind: ChangeKind,
+    now: u64,
+) -> R<()> {
+    let Some(cur) = contact(c, did)? else {
+        return Err(StorageError::Corrupt("key change for an unpinned contact"));
+    };
+    c.execute(
+        "INSERT INTO atmls_pin_history (did, old_key, new_key, kind, was_verified, at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            did.as_str(),
+            cur.identity_key.0.to_vec(),
+            new.0.to_vec(),
+            kind.as_str(),
+            i64::from(cur.verified),
+            to_i64(now)
+        ],
+    )?;
+    let verified = kind == ChangeKind::Endorsed && cur.verified;
+    c.execute(
+        "UPDATE atmls_pins SET identity_key = ?2, verified = ?3, declared_at = ?4 WHERE did = ?1",
+        params![
+            did.as_str(),
+            new.0.to_vec(),
+            i64::from(verified),
+            to_i64(declared_at)
+        ],
+    )?;
+    Ok(())
+}
+
+/// Marks a contact verified or not.
+pub(crate) fn set_verified(c: &Connection, did: &Did, verified: bool) -> R<()> {
+    c.execute(
+        "UPDATE atmls_pins SET verified = ?2 WHERE did = ?1",
+        params![did.as_str(), i64::from(verified)],
+    )?;
+    Ok(())
+}
+
+/// All pinned contacts' DIDs.
+pub(crate) fn contacts(c: &Connection) -> R<Vec<Did>> {
+    let mut stmt = c.prepare("SELECT did FROM atmls_pins ORDER BY did")?;
+    let dids = stmt
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    dids.iter()
+        .map(|d| Did::new(d).map_err(|_| StorageError::Corrupt("pinned DID")))
+        .collect()
+}

@@ -1,0 +1,267 @@
+//! Trust in contacts' identity keys: trust on first use, key succession, warnings on
+//! unendorsed changes, verification by safety number (spec/trust.md).
+//!
+//! A stolen PDS password lets an attacker publish a new declaration for a DID, but not sign it
+//! with the key contacts pinned. So a contact's client follows a key change only along
+//! endorsements by the pinned key; any other change is held back as a *pending change* and
+//! raises a warning until the user accepts it ([`crate::Client::accept_identity_change`]).
+
+mod safety;
+
+pub use safety::SafetyNumber;
+
+use crate::identity::{succession, Did, IdentityDeclaration, IdentityError, PublicKey, Succession};
+
+/// What this client holds about one contact's identity key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContactTrust {
+    /// The contact.
+    pub did: Did,
+    /// The pinned identity key: the only one whose devices we add or accept.
+    pub identity_key: PublicKey,
+    /// Whether the user verified it (safety number or QR).
+    pub verified: bool,
+    /// When it was first pinned (unix seconds).
+    pub first_seen: u64,
+    /// The `created` time of the newest declaration followed.
+    pub declared_at: u64,
+    /// An unendorsed key this client saw in the directory since it started and the user has
+    /// not accepted (held in memory: seeing it changes nothing stored).
+    pub pending: Option<PublicKey>,
+    /// Earlier key changes, oldest first.
+    pub history: Vec<KeyChange>,
+}
+
+/// One change of a contact's pinned key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyChange {
+    /// The key replaced.
+    pub old_key: PublicKey,
+    /// Its successor.
+    pub new_key: PublicKey,
+    /// How the change was accepted.
+    pub kind: ChangeKind,
+    /// Whether the contact was verified before the change.
+    pub was_verified: bool,
+    /// When (unix seconds).
+    pub at: u64,
+}
+
+/// How a key change came to be accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// Followed automatically along endorsements by the pinned key (TRUST-1).
+    Endorsed,
+    /// Accepted by the user after a warning (TRUST-5).
+    Accepted,
+}
+
+impl ChangeKind {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Endorsed => "endorsed",
+            ChangeKind::Accepted => "accepted",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        match s {
+            "endorsed" => Some(ChangeKind::Endorsed),
+            "accepted" => Some(ChangeKind::Accepted),
+            _ => None,
+        }
+    }
+}
+
+/// Something in our own account's records that this device did not publish (TRUST-10).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SelfCheckFinding {
+    /// The published declaration names a key that is neither ours nor an endorsed successor:
+    /// someone with the PDS password replaced it.
+    ForeignDeclaration {
+        /// The key published.
+        published: PublicKey,
+        /// Our key.
+        ours: PublicKey,
+    },
+    /// A device record not certified by our identity key (or whose certificate fails).
+    ForeignDevice {
+        /// The installation it claims.
+        installation: PublicKey,
+    },
+    /// A KeyPackage record that is not from one of our valid devices.
+    ForeignKeyPackage {
+        /// The installation it claims.
+        installation: PublicKey,
+        /// Its KeyPackageRef.
+        key_package_ref: Vec<u8>,
+    },
+    /// This device's own record is missing from the directory.
+    OwnDeviceMissing,
+}
+
+/// The verdict on a declaration read from the directory, against what we pinned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Assessment {
+    /// Never seen: pin it (TOFU, TRUST-6).
+    FirstSeen,
+    /// The pinned key.
+    Same,
+    /// An endorsed successor of the pinned key: follow it.
+    Endorsed,
+    /// Not endorsed by the pinned key: warn, hold back.
+    Unendorsed,
+}
+
+/// Judges `declaration` (already signature-checked) against the pinned state.
+pub(crate) fn assess(
+    pinned: Option<&ContactTrust>,
+    declaration: &IdentityDeclaration,
+) -> Result<Assessment, IdentityError> {
+    let Some(pin) = pinned else {
+        // Endorsements must still verify: a record with forged links is refused outright.
+        succession(&declaration.identity_key, declaration)?;
+        return Ok(Assessment::FirstSeen);
+    };
+    // A key we already moved away from, or a declaration older than the one we followed,
+    // is a replay (TRUST-4).
+    let retired = pin
+        .history
+        .iter()
+        .any(|h| h.old_key == declaration.identity_key);
+    if retired
+        || (declaration.identity_key != pin.identity_key && declaration.created < pin.declared_at)
+    {
+        return Err(IdentityError::Rollback);
+    }
+    Ok(match succession(&pin.identity_key, declaration)? {
+        Succession::Same => Assessment::Same,
+        Succession::Endorsed(_) => Assessment::Endorsed,
+        Succession::Unendorsed => Assessment::Unendorsed,
+    })
+}
+
+/// Errors of the trust layer.
+#[non_exhaustive]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum TrustError {
+    /// The contact's identity key changed without endorsement and the user has not accepted
+    /// it: nothing of the new key is used (TRUST-5). Retrying helps only after
+    /// [`crate::Client::accept_identity_change`].
+    #[error("{did}'s identity key changed without endorsement (was {old}, now {new}{})", if *.verified { "; the contact was verified" } else { "" })]
+    UnacceptedKeyChange {
+        /// The contact.
+        did: Did,
+        /// The pinned key.
+        old: PublicKey,
+        /// The unendorsed key.
+        new: PublicKey,
+        /// Whether the contact had been verified.
+        verified: bool,
+    },
+    /// No key is pinned for this DID yet.
+    #[error("no pinned identity key for {0}")]
+    UnknownContact(Did),
+    /// There is no pending key change to accept for this DID.
+    #[error("no pending identity key change for {0}")]
+    NoPendingChange(Did),
+    /// A scanned payload is not a safety-number QR payload.
+    #[error("not a safety-number QR payload")]
+    BadQrPayload,
+    /// The scanned safety number differs from ours: do not mark verified.
+    #[error("safety numbers differ")]
+    SafetyNumberMismatch,
+}
+
+impl TrustError {
+    /// Whether retrying the same call can help (never without a user decision).
+    pub fn is_retryable(&self) -> bool {
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::IdentityKeyPair;
+
+    fn did() -> Did {
+        Did::new("did:plc:abcdefghijklmnopqrstuvwx").unwrap()
+    }
+
+    fn pin(key: &PublicKey, declared_at: u64) -> ContactTrust {
+        ContactTrust {
+            did: did(),
+            identity_key: *key,
+            verified: false,
+            first_seen: 1,
+            declared_at,
+            pending: None,
+            history: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn trust_6_first_sight_pins_and_same_key_passes() {
+        let k = IdentityKeyPair::generate();
+        let d = k.declare(&did(), 10);
+        assert_eq!(assess(None, &d), Ok(Assessment::FirstSeen));
+        assert_eq!(
+            assess(Some(&pin(&k.public(), 10)), &d),
+            Ok(Assessment::Same)
+        );
+    }
+
+    #[test]
+    fn trust_1_endorsed_successor_is_followed() {
+        let (k0, k1) = (IdentityKeyPair::generate(), IdentityKeyPair::generate());
+        let d0 = k0.declare(&did(), 10);
+        let d1 = k0.rotate(&d0, &k1, 20).unwrap();
+        assert_eq!(
+            assess(Some(&pin(&k0.public(), 10)), &d1),
+            Ok(Assessment::Endorsed)
+        );
+    }
+
+    #[test]
+    fn trust_3_unendorsed_change_is_flagged() {
+        let k0 = IdentityKeyPair::generate();
+        let attacker = IdentityKeyPair::generate().declare(&did(), 20);
+        assert_eq!(
+            assess(Some(&pin(&k0.public(), 10)), &attacker),
+            Ok(Assessment::Unendorsed)
+        );
+    }
+
+    #[test]
+    fn trust_4_replayed_old_declaration_is_refused() {
+        let (k0, k1) = (IdentityKeyPair::generate(), IdentityKeyPair::generate());
+        let d0 = k0.declare(&did(), 10);
+        let d1 = k0.rotate(&d0, &k1, 20).unwrap();
+        let mut p = pin(&k1.public(), d1.created);
+        p.history.push(KeyChange {
+            old_key: k0.public(),
+            new_key: k1.public(),
+            kind: ChangeKind::Endorsed,
+            was_verified: false,
+            at: 20,
+        });
+        assert_eq!(assess(Some(&p), &d0), Err(IdentityError::Rollback));
+        // A different key with a declaration older than the followed one.
+        let old = IdentityKeyPair::generate().declare(&did(), 5);
+        assert_eq!(assess(Some(&p), &old), Err(IdentityError::Rollback));
+    }
+
+    #[test]
+    fn trust_2_forged_links_refused_even_on_first_sight() {
+        let (k0, k1) = (IdentityKeyPair::generate(), IdentityKeyPair::generate());
+        let d0 = k0.declare(&did(), 10);
+        let mut d1 = k0.rotate(&d0, &k1, 20).unwrap();
+        d1.endorsements[0].signature[3] ^= 0x40;
+        assert_eq!(assess(None, &d1), Err(IdentityError::ForgedEndorsement));
+        assert_eq!(
+            assess(Some(&pin(&k0.public(), 10)), &d1),
+            Err(IdentityError::ForgedEndorsement)
+        );
+    }
+}
