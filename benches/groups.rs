@@ -30,7 +30,8 @@
 //! Set-up: one N-member group per N and side, built once outside the timed loops (the set-up
 //! times are printed to stderr). atmls: a real creator ("alice") and a real second member
 //! ("bob") plus N-2 accounts that only published a last-resort KeyPackage (a `Client` each,
-//! dropped after publishing). openmls: alice and bob with their own providers, plus N-2
+//! dropped after publishing; the Welcomes addressed to them are discarded by the bench
+//! transport). alice adds them in commits of 1,000 (the transport's 1 MiB commit limit). openmls: alice and bob with their own providers, plus N-2
 //! KeyPackages generated in one shared provider.
 //!
 //! The group stays at N members: every member added in an iteration is removed again after
@@ -75,7 +76,10 @@ use atmls::group::welcome_mailbox;
 use atmls::identity::{DeviceIdentity, Did};
 use atmls::keypackage::KeyPackagePolicy;
 use atmls::storage::Store;
-use atmls::transport::{MemoryTransport, Transport as _};
+use atmls::transport::{
+    CommitOutcome, EpochTag, IdempotencyKey, Mailbox, MailboxId, MemoryTransport, Page,
+    SendOutcome, Subscription, Transport, TransportError,
+};
 use atmls::{Client, Event, GroupId};
 
 const CS: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
@@ -114,6 +118,76 @@ fn current_thread_rt() -> tokio::runtime::Runtime {
 // atmls side
 // ---------------------------------------------------------------------------------------------
 
+/// The in-process transport, except that Welcomes for the set-up's filler accounts (dropped
+/// clients that never join) are accepted and discarded: at N = 10,000 storing one ~5 MB
+/// Welcome copy per filler would take tens of GB. Everything else is the real
+/// `MemoryTransport`.
+#[derive(Default)]
+struct BenchNet {
+    inner: MemoryTransport,
+    sinks: std::sync::RwLock<std::collections::HashSet<MailboxId>>,
+}
+
+impl BenchNet {
+    fn sink(&self, mailbox: MailboxId) {
+        if let Ok(mut s) = self.sinks.write() {
+            s.insert(mailbox);
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Transport for BenchNet {
+    async fn submit_commit(
+        &self,
+        mailbox: &Mailbox,
+        epoch: &EpochTag,
+        payload: &[u8],
+        key: &IdempotencyKey,
+    ) -> Result<CommitOutcome, TransportError> {
+        self.inner.submit_commit(mailbox, epoch, payload, key).await
+    }
+
+    async fn send_message(
+        &self,
+        mailbox: &Mailbox,
+        epoch: &EpochTag,
+        payload: &[u8],
+        key: &IdempotencyKey,
+    ) -> Result<SendOutcome, TransportError> {
+        self.inner.send_message(mailbox, epoch, payload, key).await
+    }
+
+    async fn send_welcome(
+        &self,
+        mailbox: &MailboxId,
+        payload: &[u8],
+        key: &IdempotencyKey,
+    ) -> Result<u64, TransportError> {
+        if self.sinks.read().is_ok_and(|s| s.contains(mailbox)) {
+            return Ok(1);
+        }
+        self.inner.send_welcome(mailbox, payload, key).await
+    }
+
+    async fn fetch(
+        &self,
+        mailbox: &MailboxId,
+        after: u64,
+        limit: u32,
+    ) -> Result<Page, TransportError> {
+        self.inner.fetch(mailbox, after, limit).await
+    }
+
+    async fn subscribe(&self, mailboxes: &[MailboxId]) -> Result<Subscription, TransportError> {
+        self.inner.subscribe(mailboxes).await
+    }
+}
+
+/// Members per add commit in the set-up: 9,999 inline KeyPackages would make a ~5.4 MB
+/// commit, over the transport's 1 MiB commit limit.
+const SETUP_CHUNK: usize = 1000;
+
 /// Accounts that never process anything: one last-resort KeyPackage each.
 fn last_resort_only() -> KeyPackagePolicy {
     KeyPackagePolicy {
@@ -135,7 +209,7 @@ fn joiner_policy() -> KeyPackagePolicy {
 
 async fn atmls_account(
     dir: &Arc<MemoryDirectory>,
-    net: &Arc<MemoryTransport>,
+    net: &Arc<BenchNet>,
     did: Did,
     policy: KeyPackagePolicy,
 ) -> Result<Client, BoxError> {
@@ -152,7 +226,7 @@ async fn atmls_account(
 /// cores (each thread with its own runtime).
 fn atmls_cheap_accounts(
     dir: &Arc<MemoryDirectory>,
-    net: &Arc<MemoryTransport>,
+    net: &Arc<BenchNet>,
     count: usize,
 ) -> Result<Vec<Did>, BoxError> {
     let threads = std::thread::available_parallelism()
@@ -167,7 +241,8 @@ fn atmls_cheap_accounts(
                         let mut out = Vec::new();
                         for i in (t..count).step_by(threads) {
                             let d = did(b'm', i as u64);
-                            drop(atmls_account(dir, net, d.clone(), last_resort_only()).await?);
+                            let c = atmls_account(dir, net, d.clone(), last_resort_only()).await?;
+                            net.sink(welcome_mailbox(c.installation()));
                             out.push(d);
                         }
                         Ok(out)
@@ -189,7 +264,7 @@ fn atmls_cheap_accounts(
 
 struct AtmlsFx {
     dir: Arc<MemoryDirectory>,
-    net: Arc<MemoryTransport>,
+    net: Arc<BenchNet>,
     alice: Client,
     bob: Client,
     group: GroupId,
@@ -200,7 +275,7 @@ struct AtmlsFx {
 impl AtmlsFx {
     fn build(rt: &tokio::runtime::Runtime, n: usize) -> Result<Self, BoxError> {
         let dir = Arc::new(MemoryDirectory::new());
-        let net = Arc::new(MemoryTransport::new());
+        let net = Arc::new(BenchNet::default());
         let t0 = Instant::now();
         let extra = atmls_cheap_accounts(&dir, &net, n.saturating_sub(2))?;
         let t_accounts = t0.elapsed();
@@ -211,7 +286,13 @@ impl AtmlsFx {
             let mut members = vec![bob.did().clone()];
             members.extend(extra);
             let t1 = Instant::now();
-            let group = alice.create_group(&members).await?;
+            let mut chunks = members.chunks(SETUP_CHUNK);
+            let group = alice
+                .create_group(chunks.next().unwrap_or_default())
+                .await?;
+            for chunk in chunks {
+                alice.add_members(&group, chunk).await?;
+            }
             let t_create = t1.elapsed();
             let t2 = Instant::now();
             let events = bob.sync().await?;
