@@ -38,6 +38,31 @@ enum Submitted {
     Lost,
 }
 
+/// Leaves of `dids` certified by another identity key than the one now pinned: devices of a
+/// replaced identity (the user accepted a new key, TRUST-5). Adding that account's current
+/// devices removes them in the same commit, so the group never mixes the two identities.
+fn stale_leaves(
+    cx: &super::state::Ctx<'_>,
+    g: &MlsGroup,
+    dids: &[Did],
+) -> Result<Vec<openmls::prelude::LeafNodeIndex>, Error> {
+    let own = g.own_leaf_index();
+    let mut out = Vec::new();
+    for m in g.members().filter(|m| m.index != own) {
+        let id = AtmlsIdentity::from_credential(&m.credential)?;
+        let did = &id.certificate.did;
+        if !dids.contains(did) {
+            continue;
+        }
+        if let Some(pinned) = tables::pin_get(cx.c, did)? {
+            if pinned != id.certificate.identity_key.0 {
+                out.push(m.index);
+            }
+        }
+    }
+    Ok(out)
+}
+
 fn mls(e: impl std::fmt::Display) -> GroupError {
     GroupError::Mls(e.to_string())
 }
@@ -352,12 +377,14 @@ fn build_commit(
         .map(|id| welcome_mailbox(&id.certificate.installation_key).0)
         .collect();
     let bundle = match intent {
-        Intent::Add(_) => {
+        Intent::Add(dids) => {
             if kps.is_empty() {
                 return Ok(None);
             }
+            let stale = stale_leaves(cx, &g, dids)?;
             g.commit_builder()
                 .propose_adds(kps)
+                .propose_removals(stale)
                 .consume_proposal_store(true)
                 .load_psks(cx.p.storage())
                 .map_err(mls)?

@@ -1,0 +1,290 @@
+//! Trust in identity keys (spec/trust.md), on the in-memory directory: a stolen PDS password
+//! (anyone can rewrite the directory records) must not let an attacker join or read chats,
+//! and contacts are warned. The same scenarios run against the real PDS in
+//! `tests/trust_compromise.rs` once the PDS directory is in place.
+mod common;
+use atmls::directory::Directory;
+use atmls::identity::{DeviceIdentity, IdentityError, IdentityKeyPair};
+use atmls::storage::Store;
+use atmls::trust::{ChangeKind, SelfCheckFinding, TrustError};
+use atmls::{Client, Error, Event, GroupId};
+use common::*;
+
+/// Everything that must not change when input is refused.
+async fn state(c: &Client) -> Vec<(String, Vec<String>)> {
+    c.store_snapshot().await.unwrap()
+}
+
+fn warnings(ev: &[Event]) -> Vec<(atmls::identity::Did, bool)> {
+    ev.iter()
+        .filter_map(|e| match e {
+            Event::TrustWarning { did, verified, .. } => Some((did.clone(), *verified)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The attacker logs into alice's PDS account: a new declaration, a device, KeyPackages.
+async fn compromise(w: &World, name: &str) -> Client {
+    w.client(
+        DeviceIdentity::new_account(did(name)),
+        Store::in_memory().unwrap(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn trust_3_5_10_stolen_password_cannot_join_or_read_and_is_detected() {
+    let w = World::new();
+    let (alice, akey) = w.account("alice").await;
+    let (bob, _) = w.account("bob").await;
+    let (carol, _) = w.account("carol").await;
+    let dm = bob.dm(alice.did()).await.unwrap();
+    let g = bob
+        .create_group(&[alice.did().clone(), carol.did().clone()])
+        .await
+        .unwrap();
+    alice.sync().await.unwrap();
+    carol.sync().await.unwrap();
+    bob.send_text(&g, "before").await.unwrap();
+    assert!(alice.self_check().await.unwrap().is_empty());
+
+    let attacker = compromise(&w, "alice").await;
+    let published = w.dir.account(alice.did()).await.unwrap().unwrap();
+    assert_ne!(published.declaration.identity_key, akey.public());
+
+    // bob cannot add "alice" any more: the new key is not endorsed by the pinned one.
+    let before = state(&bob).await;
+    let e = bob.create_group(&[alice.did().clone()]).await.unwrap_err();
+    let Error::Trust(TrustError::UnacceptedKeyChange { did, old, new, verified }) = e else {
+        panic!("{e:?}")
+    };
+    assert_eq!((&did, old, verified), (alice.did(), akey.public(), false));
+    assert_eq!(new, published.declaration.identity_key);
+    assert!(!e_is_retryable(&bob, &did).await);
+    assert_eq!(state(&bob).await, before, "a refused lookup stores nothing");
+    // ... nor to an existing group; and the warning is raised once.
+    assert!(matches!(
+        bob.add_members(&g, &[alice.did().clone()]).await,
+        Err(Error::Trust(TrustError::UnacceptedKeyChange { .. }))
+    ));
+    let ev = bob.sync().await.unwrap();
+    assert_eq!(warnings(&ev), vec![(alice.did().clone(), false)]);
+    assert!(warnings(&bob.sync().await.unwrap()).is_empty());
+    let t = bob.contact_trust(alice.did()).await.unwrap();
+    assert_eq!(t.identity_key, akey.public());
+    assert_eq!(t.pending, Some(new));
+    // carol meets the change only when she re-checks her contacts.
+    let ev = carol.check_contacts().await.unwrap();
+    assert_eq!(warnings(&ev), vec![(alice.did().clone(), false)]);
+
+    // The attacker got nothing: no Welcome, no group, nothing readable.
+    bob.send_text(&dm, "secret dm").await.unwrap();
+    bob.send_text(&g, "secret group").await.unwrap();
+    let ev = attacker.sync().await.unwrap();
+    assert!(joined(&ev).is_empty() && texts(&ev).is_empty(), "{ev:?}");
+    assert!(attacker.groups().await.unwrap().is_empty());
+    assert!(matches!(
+        attacker.send_text(&g, "hi").await,
+        Err(Error::Group(atmls::group::GroupError::UnknownGroup))
+    ));
+    // alice's real device still reads everything.
+    let mut got = texts(&alice.sync().await.unwrap());
+    got.sort();
+    assert_eq!(got, vec!["before", "secret dm", "secret group"]);
+
+    // alice's device sees records it did not publish (TRUST-10).
+    let found = alice.self_check().await.unwrap();
+    assert!(found.contains(&SelfCheckFinding::ForeignDeclaration {
+        published: new,
+        ours: akey.public()
+    }));
+    assert!(found.contains(&SelfCheckFinding::ForeignDevice {
+        installation: *attacker.installation()
+    }));
+    assert!(found.iter().any(|f| matches!(
+        f,
+        SelfCheckFinding::ForeignKeyPackage { installation, .. } if installation == attacker.installation()
+    )));
+}
+
+async fn e_is_retryable(c: &Client, did: &atmls::identity::Did) -> bool {
+    c.create_group(std::slice::from_ref(did))
+        .await
+        .err()
+        .is_some_and(|e| e.is_retryable())
+}
+
+#[tokio::test]
+async fn trust_5_accepting_a_new_key_after_starting_over() {
+    let w = World::new();
+    let (bob, _) = w.account("bob").await;
+    let (carol_old, _) = w.account("carol").await;
+    let g = bob.create_group(&[carol_old.did().clone()]).await.unwrap();
+    carol_old.sync().await.unwrap();
+    let old_number = bob.safety_number(carol_old.did()).await.unwrap();
+    drop(carol_old);
+    // carol lost her devices and starts over with a new identity.
+    let carol = compromise(&w, "carol").await;
+    let e = bob.add_members(&g, &[carol.did().clone()]).await.unwrap_err();
+    let Error::Trust(TrustError::UnacceptedKeyChange { new, .. }) = e else {
+        panic!("{e:?}")
+    };
+    // Accepting another key than the one shown is refused.
+    let other = IdentityKeyPair::generate().public();
+    assert!(matches!(
+        bob.accept_identity_change(carol.did(), &other).await,
+        Err(Error::Trust(TrustError::NoPendingChange(_)))
+    ));
+    bob.accept_identity_change(carol.did(), &new).await.unwrap();
+    let t = bob.contact_trust(carol.did()).await.unwrap();
+    assert_eq!((t.identity_key, t.verified, t.pending), (new, false, None));
+    assert_eq!(t.history.len(), 1);
+    assert_eq!(t.history[0].kind, ChangeKind::Accepted);
+    assert_ne!(bob.safety_number(carol.did()).await.unwrap(), old_number);
+    // Her new device can now be added (the old identity's leaf goes in the same commit) and
+    // reads what follows.
+    bob.add_members(&g, &[carol.did().clone()]).await.unwrap();
+    assert_eq!(joined(&carol.sync().await.unwrap()), vec![g.clone()]);
+    let members = bob.members(&g).await.unwrap();
+    assert_eq!(members.len(), 2, "{members:?}");
+    assert!(members.iter().any(|m| &m.installation == carol.installation()));
+    bob.send_text(&g, "welcome back").await.unwrap();
+    assert_eq!(texts(&carol.sync().await.unwrap()), vec!["welcome back"]);
+}
+
+#[tokio::test]
+async fn trust_7_8_safety_numbers_match_survive_restart_and_verify() {
+    let w = World::new();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bob.db");
+    let (alice, _) = w.account("alice").await;
+    let bob = w
+        .client(
+            DeviceIdentity::new_account(did("bob")),
+            Store::open(&path).unwrap(),
+        )
+        .await;
+    let g: GroupId = alice.create_group(&[bob.did().clone()]).await.unwrap();
+    bob.sync().await.unwrap();
+    let a = alice.safety_number(bob.did()).await.unwrap();
+    let b = bob.safety_number(alice.did()).await.unwrap();
+    assert_eq!(a, b);
+    assert_eq!(a.digits().len(), 60);
+    // A wrong QR is refused and verifies nothing.
+    let stranger = atmls::trust::SafetyNumber::new(
+        alice.did(),
+        &IdentityKeyPair::generate().public(),
+        bob.did(),
+        &IdentityKeyPair::generate().public(),
+    );
+    assert!(matches!(
+        bob.verify_safety_qr(alice.did(), &stranger.qr_payload()).await,
+        Err(Error::Trust(TrustError::SafetyNumberMismatch))
+    ));
+    assert!(!bob.contact_trust(alice.did()).await.unwrap().verified);
+    bob.verify_safety_qr(alice.did(), &a.qr_payload())
+        .await
+        .unwrap();
+    assert!(bob.contact_trust(alice.did()).await.unwrap().verified);
+    drop(bob);
+    let bob = Client::builder(w.dir.clone(), w.net.clone(), Store::open(&path).unwrap())
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(bob.safety_number(alice.did()).await.unwrap(), a);
+    assert!(bob.contact_trust(alice.did()).await.unwrap().verified);
+
+    // A verified contact's unendorsed change gets the strongest warning.
+    let _attacker = compromise(&w, "alice").await;
+    assert!(bob.add_members(&g, &[alice.did().clone()]).await.is_err());
+    assert_eq!(
+        warnings(&bob.sync().await.unwrap()),
+        vec![(alice.did().clone(), true)]
+    );
+}
+
+#[tokio::test]
+async fn trust_1_endorsed_rotation_is_followed_without_warning() {
+    let w = World::new();
+    let (alice, k0) = w.account("alice").await;
+    let (bob, _) = w.account("bob").await;
+    bob.dm(alice.did()).await.unwrap();
+    let d0 = w.dir.account(alice.did()).await.unwrap().unwrap().declaration;
+    let k1 = IdentityKeyPair::generate();
+    let d1 = k0.rotate(&d0, &k1, d0.created + 10).unwrap();
+    w.dir.publish_declaration(&d1).await.unwrap();
+    let ev = bob.check_contacts().await.unwrap();
+    assert!(warnings(&ev).is_empty(), "{ev:?}");
+    assert!(ev.iter().any(|e| matches!(
+        e,
+        Event::IdentityKeyRotated { did, old, new } if did == alice.did() && *old == k0.public() && *new == k1.public()
+    )));
+    let t = bob.contact_trust(alice.did()).await.unwrap();
+    assert_eq!(t.identity_key, k1.public());
+    assert_eq!(t.history[0].kind, ChangeKind::Endorsed);
+
+    // TRUST-4: the old declaration replayed afterwards is refused and changes nothing.
+    w.dir.publish_declaration(&d0).await.unwrap();
+    let before = state(&bob).await;
+    assert!(matches!(
+        bob.create_group(&[alice.did().clone()]).await,
+        Err(Error::Identity(IdentityError::Rollback))
+    ));
+    assert_eq!(state(&bob).await, before);
+    assert_eq!(
+        bob.contact_trust(alice.did()).await.unwrap().identity_key,
+        k1.public()
+    );
+}
+
+#[tokio::test]
+async fn trust_2_3_forged_endorsement_and_chain_gap_change_nothing() {
+    let w = World::new();
+    let (alice, k0) = w.account("alice").await;
+    let (bob, _) = w.account("bob").await;
+    bob.dm(alice.did()).await.unwrap();
+    let d0 = w.dir.account(alice.did()).await.unwrap().unwrap().declaration;
+    let (k1, k2) = (IdentityKeyPair::generate(), IdentityKeyPair::generate());
+    let d1 = k0.rotate(&d0, &k1, d0.created + 1).unwrap();
+    let d2 = k1.rotate(&d1, &k2, d1.created + 1).unwrap();
+    let before = state(&bob).await;
+
+    // A forged link: the attacker edits the endorsement to point at their key.
+    let attacker = IdentityKeyPair::generate();
+    let mut forged = attacker.declare(alice.did(), d2.created + 1);
+    forged.endorsements = d1.endorsements.clone();
+    forged.endorsements[0].new_key = attacker.public();
+    w.dir.publish_declaration(&forged).await.unwrap();
+    assert!(matches!(
+        bob.create_group(&[alice.did().clone()]).await,
+        Err(Error::Identity(IdentityError::ForgedEndorsement))
+    ));
+    assert_eq!(state(&bob).await, before);
+
+    // A gap: k0 → k1 missing, k1 → k2 present.
+    let mut gap = d2.clone();
+    gap.endorsements.remove(0);
+    w.dir.publish_declaration(&gap).await.unwrap();
+    assert!(matches!(
+        bob.create_group(&[alice.did().clone()]).await,
+        Err(Error::Trust(TrustError::UnacceptedKeyChange { .. }))
+    ));
+    assert_eq!(state(&bob).await, before);
+    assert_eq!(
+        bob.contact_trust(alice.did()).await.unwrap().identity_key,
+        k0.public()
+    );
+    assert_eq!(
+        warnings(&bob.sync().await.unwrap()),
+        vec![(alice.did().clone(), false)]
+    );
+    // The full chain is followed.
+    w.dir.publish_declaration(&d2).await.unwrap();
+    let ev = bob.check_contacts().await.unwrap();
+    assert!(warnings(&ev).is_empty());
+    assert_eq!(
+        bob.contact_trust(alice.did()).await.unwrap().identity_key,
+        k2.public()
+    );
+}
