@@ -56,7 +56,13 @@ async fn trust_3_5_10_stolen_password_cannot_join_or_read_and_is_detected() {
     // bob cannot add "alice" any more: the new key is not endorsed by the pinned one.
     let before = state(&bob).await;
     let e = bob.create_group(&[alice.did().clone()]).await.unwrap_err();
-    let Error::Trust(TrustError::UnacceptedKeyChange { did, old, new, verified }) = e else {
+    let Error::Trust(TrustError::UnacceptedKeyChange {
+        did,
+        old,
+        new,
+        verified,
+    }) = e
+    else {
         panic!("{e:?}")
     };
     assert_eq!((&did, old, verified), (alice.did(), akey.public(), false));
@@ -126,7 +132,10 @@ async fn trust_5_accepting_a_new_key_after_starting_over() {
     drop(carol_old);
     // carol lost her devices and starts over with a new identity.
     let carol = compromise(&w, "carol").await;
-    let e = bob.add_members(&g, &[carol.did().clone()]).await.unwrap_err();
+    let e = bob
+        .add_members(&g, &[carol.did().clone()])
+        .await
+        .unwrap_err();
     let Error::Trust(TrustError::UnacceptedKeyChange { new, .. }) = e else {
         panic!("{e:?}")
     };
@@ -148,7 +157,9 @@ async fn trust_5_accepting_a_new_key_after_starting_over() {
     assert_eq!(joined(&carol.sync().await.unwrap()), vec![g.clone()]);
     let members = bob.members(&g).await.unwrap();
     assert_eq!(members.len(), 2, "{members:?}");
-    assert!(members.iter().any(|m| &m.installation == carol.installation()));
+    assert!(members
+        .iter()
+        .any(|m| &m.installation == carol.installation()));
     bob.send_text(&g, "welcome back").await.unwrap();
     assert_eq!(texts(&carol.sync().await.unwrap()), vec!["welcome back"]);
 }
@@ -179,7 +190,8 @@ async fn trust_7_8_safety_numbers_match_survive_restart_and_verify() {
         &IdentityKeyPair::generate().public(),
     );
     assert!(matches!(
-        bob.verify_safety_qr(alice.did(), &stranger.qr_payload()).await,
+        bob.verify_safety_qr(alice.did(), &stranger.qr_payload())
+            .await,
         Err(Error::Trust(TrustError::SafetyNumberMismatch))
     ));
     assert!(!bob.contact_trust(alice.did()).await.unwrap().verified);
@@ -210,7 +222,13 @@ async fn trust_1_endorsed_rotation_is_followed_without_warning() {
     let (alice, k0) = w.account("alice").await;
     let (bob, _) = w.account("bob").await;
     bob.dm(alice.did()).await.unwrap();
-    let d0 = w.dir.account(alice.did()).await.unwrap().unwrap().declaration;
+    let d0 = w
+        .dir
+        .account(alice.did())
+        .await
+        .unwrap()
+        .unwrap()
+        .declaration;
     let k1 = IdentityKeyPair::generate();
     let d1 = k0.rotate(&d0, &k1, d0.created + 10).unwrap();
     w.dir.publish_declaration(&d1).await.unwrap();
@@ -244,7 +262,13 @@ async fn trust_2_3_forged_endorsement_and_chain_gap_change_nothing() {
     let (alice, k0) = w.account("alice").await;
     let (bob, _) = w.account("bob").await;
     bob.dm(alice.did()).await.unwrap();
-    let d0 = w.dir.account(alice.did()).await.unwrap().unwrap().declaration;
+    let d0 = w
+        .dir
+        .account(alice.did())
+        .await
+        .unwrap()
+        .unwrap()
+        .declaration;
     let (k1, k2) = (IdentityKeyPair::generate(), IdentityKeyPair::generate());
     let d1 = k0.rotate(&d0, &k1, d0.created + 1).unwrap();
     let d2 = k1.rotate(&d1, &k2, d1.created + 1).unwrap();
