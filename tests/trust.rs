@@ -312,3 +312,45 @@ async fn trust_2_3_forged_endorsement_and_chain_gap_change_nothing() {
         k2.public()
     );
 }
+
+#[tokio::test]
+async fn trust_11_restored_identity_key_keeps_the_identity() {
+    let w = World::new();
+    let (alice, _) = w.account("alice").await;
+    let (bob, _) = w.account("bob").await;
+    let g = bob.create_group(&[alice.did().clone()]).await.unwrap();
+    alice.sync().await.unwrap();
+    let number = bob.safety_number(alice.did()).await.unwrap();
+    let blob = alice
+        .export_identity_key("a long passphrase")
+        .await
+        .unwrap();
+    let did = alice.did().clone();
+    drop(alice);
+
+    // All devices lost; the restored key certifies a new device.
+    assert!(IdentityKeyPair::import_encrypted(&blob, &did, "wrong passphrase").is_err());
+    let key = IdentityKeyPair::import_encrypted(&blob, &did, "a long passphrase").unwrap();
+    let alice = w
+        .client(
+            DeviceIdentity::with_identity_key(did.clone(), key),
+            Store::in_memory().unwrap(),
+        )
+        .await;
+    assert!(alice.self_check().await.unwrap().is_empty());
+    // bob adds the new device with no warning; the safety number is unchanged.
+    bob.add_members(&g, std::slice::from_ref(&did))
+        .await
+        .unwrap();
+    let ev = bob.sync().await.unwrap();
+    assert!(warnings(&ev).is_empty(), "{ev:?}");
+    assert!(bob.check_contacts().await.unwrap().is_empty());
+    assert_eq!(bob.safety_number(&did).await.unwrap(), number);
+    assert_eq!(joined(&alice.sync().await.unwrap()), vec![g.clone()]);
+    bob.send_text(&g, "still you").await.unwrap();
+    assert_eq!(texts(&alice.sync().await.unwrap()), vec!["still you"]);
+    bob.remove_members(&g, std::slice::from_ref(&did))
+        .await
+        .ok();
+    let _ = old_device;
+}

@@ -237,6 +237,26 @@ impl Client {
         self.session().await.refresh_contacts().await
     }
 
+    /// Exports the account's identity key encrypted under `passphrase` (Argon2id,
+    /// TRUST-11), for restoring on a new device with
+    /// [`crate::identity::IdentityKeyPair::import_encrypted`] and
+    /// [`crate::identity::DeviceIdentity::with_identity_key`]. Only devices holding the
+    /// identity key can export it.
+    ///
+    /// ```no_run
+    /// # async fn f(client: atmls::Client) -> Result<(), atmls::Error> {
+    /// let blob = client.export_identity_key("a long passphrase").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn export_identity_key(&self, passphrase: &str) -> Result<Vec<u8>, Error> {
+        let s = self.session().await;
+        let dev = &s.inner.device;
+        let key = dev.identity_key.as_ref().ok_or(Error::InvalidArgument(
+            "this device does not hold the identity key",
+        ))?;
+        Ok(key.export_encrypted(&dev.did, passphrase)?)
+    }
+
     /// Compares our account's published declaration, devices and KeyPackages with what this
     /// device knows (TRUST-10): anything found was not published by us.
     ///

@@ -362,7 +362,13 @@ impl DeviceIdentity {
     /// assert!(dev.certificate.verify(atmls::identity::unix_now()).is_ok());
     /// ```
     pub fn new_account(did: Did) -> Self {
-        let identity = IdentityKeyPair::generate();
+        Self::with_identity_key(did, IdentityKeyPair::generate())
+    }
+
+    /// A new device of an existing account whose identity key was restored (e.g. from
+    /// [`IdentityKeyPair::import_encrypted`]): a fresh installation key certified by it.
+    /// Contacts see the same identity key, so no warning (TRUST-11).
+    pub fn with_identity_key(did: Did, identity: IdentityKeyPair) -> Self {
         let installation = InstallationKeyPair::generate();
         let now = super::unix_now();
         let certificate = identity.certify(

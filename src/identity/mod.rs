@@ -3,6 +3,7 @@
 
 mod did;
 mod keys;
+mod recovery;
 mod succession;
 
 pub use did::{Did, MAX_DID_LEN};
@@ -11,6 +12,7 @@ pub use keys::{
     DeviceIdentity, IdentityDeclaration, IdentityKeyPair, InstallationCertificate,
     InstallationKeyPair, PublicKey, DEFAULT_CERT_LIFETIME_SECS,
 };
+pub use recovery::RECOVERY_MEMORY_KIB;
 pub use succession::{succession, Endorsement, Succession, MAX_ENDORSEMENTS};
 
 /// Context strings that domain-separate every signature atmls makes (spec/identity.md ID-2).
