@@ -24,7 +24,7 @@ pub mod context {
     /// Signature by the installation key over a leaf's MLS signature key.
     pub const LEAF_PROOF: &[u8] = b"atmls/v1/leaf-signature-key";
     /// Signature by a retiring identity key endorsing its successor.
-    pub const ENDORSEMENT: &[u8] = b"atmls/v1/identity-key-endorsement";
+    pub const ENDORSEMENT: &[u8] = b"atmls/v1/identity-endorsement";
 }
 
 /// Errors of the identity layer.
