@@ -350,3 +350,78 @@ async fn trust_11_restored_identity_key_keeps_the_identity() {
     bob.send_text(&g, "still you").await.unwrap();
     assert_eq!(texts(&alice.sync().await.unwrap()), vec!["still you"]);
 }
+
+#[tokio::test]
+async fn trust_12_revoked_device_is_removed_and_refused() {
+    let w = World::new();
+    let (a1, akey) = w.account("alice").await;
+    let a2 = w.device("alice", &akey).await;
+    let (bob, _) = w.account("bob").await;
+    let (carol, _) = w.account("carol").await;
+    // g: alice's key-holding device has joined it. g2: created after a1's last sync, so
+    // only a2 has joined it when a1 revokes a2.
+    let g = bob
+        .create_group(&[a1.did().clone(), carol.did().clone()])
+        .await
+        .unwrap();
+    for c in [&a1, &a2, &carol] {
+        c.sync().await.unwrap();
+    }
+    let g2 = carol
+        .create_group(&[bob.did().clone(), a1.did().clone()])
+        .await
+        .unwrap();
+    for c in [&a2, &bob] {
+        c.sync().await.unwrap();
+    }
+    assert_eq!(bob.members(&g2).await.unwrap().len(), 4);
+    // A device cannot revoke itself, and only the identity key revokes.
+    assert!(matches!(
+        a1.revoke_device(a1.installation()).await,
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        a2.revoke_device(a1.installation()).await,
+        Err(Error::InvalidArgument(_))
+    ));
+
+    a1.revoke_device(a2.installation()).await.unwrap();
+    // In g, alice's own device removed it at once.
+    bob.sync().await.unwrap();
+    assert!(!bob
+        .members(&g)
+        .await
+        .unwrap()
+        .iter()
+        .any(|m| &m.installation == a2.installation()));
+    // The record shows it revoked: nobody adds it again.
+    let rec = w.dir.account(a1.did()).await.unwrap().unwrap();
+    assert!(rec.declaration.revoked().contains(a2.installation()));
+
+    // In g2 the others learn of the revocation from the record and refuse the device from
+    // then on; bob's next commit removes it.
+    bob.check_contacts().await.unwrap();
+    let has_a2 =
+        |ms: Vec<atmls::group::Member>| ms.iter().any(|m| &m.installation == a2.installation());
+    assert!(has_a2(bob.members(&g2).await.unwrap()));
+    a2.send_text(&g2, "from a revoked phone").await.unwrap();
+    let ev = bob.sync().await.unwrap();
+    assert!(texts(&ev).is_empty(), "{ev:?}");
+    assert!(ev.iter().any(|e| matches!(
+        e,
+        Event::Refused {
+            error: atmls::group::GroupError::NotAllowed(_),
+            ..
+        }
+    )));
+    bob.self_update(&g2).await.unwrap();
+    assert!(!has_a2(bob.members(&g2).await.unwrap()));
+    carol.sync().await.unwrap();
+    assert!(!has_a2(carol.members(&g2).await.unwrap()));
+    // A later add of alice brings only her remaining device.
+    carol.sync().await.unwrap();
+    let g3 = carol.create_group(&[a1.did().clone()]).await.unwrap();
+    let m3 = carol.members(&g3).await.unwrap();
+    assert!(m3.iter().any(|m| &m.installation == a1.installation()));
+    assert!(!m3.iter().any(|m| &m.installation == a2.installation()));
+}

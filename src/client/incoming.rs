@@ -98,6 +98,10 @@ fn process_item(
         return Err(GroupError::NotAllowed("non-member sender").into());
     };
     let sender = member_from(processed.credential())?;
+    // Nothing from a device its account revoked is accepted once we know (TRUST-12).
+    if crate::storage::trust::is_revoked(cx.c, &sender.installation)? {
+        return Err(GroupError::NotAllowed("sender device revoked").into());
+    }
     let mut events = Vec::new();
     match processed.into_content() {
         ProcessedMessageContent::ApplicationMessage(am) => {
@@ -144,6 +148,11 @@ fn process_item(
         ProcessedMessageContent::StagedCommitMessage(staged) => {
             let summary =
                 validate_staged_commit(&g, &staged, sender_index, &pin_lookup(cx), unix_now())?;
+            for m in &summary.added {
+                if crate::storage::trust::is_revoked(cx.c, &m.installation)? {
+                    return Err(GroupError::NotAllowed("commit adds a revoked device").into());
+                }
+            }
             g.merge_staged_commit(&cx.p, *staged)
                 .map_err(|e| GroupError::InvalidCommit(e.to_string()))?;
             if !summary.added.is_empty() {

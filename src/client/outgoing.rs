@@ -38,6 +38,22 @@ enum Submitted {
     Lost,
 }
 
+/// Leaves of devices their account revoked (TRUST-12): every commit we make removes them.
+fn revoked_leaves(
+    cx: &super::state::Ctx<'_>,
+    g: &MlsGroup,
+) -> Result<Vec<openmls::prelude::LeafNodeIndex>, Error> {
+    let own = g.own_leaf_index();
+    let mut out = Vec::new();
+    for m in g.members().filter(|m| m.index != own) {
+        let id = AtmlsIdentity::from_credential(&m.credential)?;
+        if crate::storage::trust::is_revoked(cx.c, &id.certificate.installation_key)? {
+            out.push(m.index);
+        }
+    }
+    Ok(out)
+}
+
 /// Leaves of `dids` certified by another identity key than the one now pinned: devices of a
 /// replaced identity (the user accepted a new key, TRUST-5). Adding that account's current
 /// devices removes them in the same commit, so the group never mixes the two identities.
@@ -376,12 +392,30 @@ fn build_commit(
         .filter_map(|k| AtmlsIdentity::from_credential(k.leaf_node().credential()).ok())
         .map(|id| welcome_mailbox(&id.certificate.installation_key).0)
         .collect();
+    // Revoked devices go in whatever we commit, unless a pending proposal already removes them.
+    let pending_removed: Vec<_> = g
+        .pending_proposals()
+        .filter_map(|p| match p.proposal() {
+            openmls::prelude::Proposal::Remove(r) => Some(r.removed()),
+            _ => None,
+        })
+        .collect();
+    let revoked: Vec<_> = revoked_leaves(cx, &g)?
+        .into_iter()
+        .filter(|i| !pending_removed.contains(i))
+        .collect();
     let bundle = match intent {
         Intent::Add(dids) => {
             if kps.is_empty() {
                 return Ok(None);
             }
-            let stale = stale_leaves(cx, &g, dids)?;
+            let mut stale = stale_leaves(cx, &g, dids)?;
+            let extra: Vec<_> = revoked
+                .iter()
+                .filter(|i| !stale.contains(i))
+                .copied()
+                .collect();
+            stale.extend(extra);
             g.commit_builder()
                 .propose_adds(kps)
                 .propose_removals(stale)
@@ -394,11 +428,12 @@ fn build_commit(
                 .map_err(mls)?
         }
         Intent::Remove(dids) => {
-            let leaves: Vec<_> = member_leaves(&g)
+            let leaves = member_leaves(&g)
                 .into_iter()
                 .filter(|(i, m)| dids.contains(&m.did) && *i != own)
                 .map(|(i, _)| i)
-                .collect();
+                .chain(revoked.iter().copied())
+                .collect::<std::collections::BTreeSet<_>>();
             if leaves.is_empty() {
                 return Ok(None);
             }
@@ -420,6 +455,7 @@ fn build_commit(
                 .build();
             g.commit_builder()
                 .leaf_node_parameters(params)
+                .propose_removals(revoked)
                 .consume_proposal_store(true)
                 .force_self_update(true)
                 .load_psks(cx.p.storage())
@@ -442,10 +478,11 @@ fn build_commit(
             let removes_me = g.pending_proposals().any(|p| {
                 matches!(p.proposal(), openmls::prelude::Proposal::Remove(r) if r.removed() == own)
             });
-            if !g.has_pending_proposals() || removes_me {
+            if (!g.has_pending_proposals() && revoked.is_empty()) || removes_me {
                 return Ok(None);
             }
             g.commit_builder()
+                .propose_removals(revoked)
                 .consume_proposal_store(true)
                 .load_psks(cx.p.storage())
                 .map_err(mls)?

@@ -3,7 +3,7 @@
 
 use super::{Client, Error, Event, Session};
 use crate::directory::VerifiedAccount;
-use crate::identity::{unix_now, Did, IdentityDeclaration, PublicKey};
+use crate::identity::{unix_now, Did, IdentityDeclaration, IdentityError, PublicKey};
 use crate::storage::trust as store;
 use crate::trust::{
     assess, Assessment, ChangeKind, ContactTrust, SafetyNumber, SelfCheckFinding, TrustError,
@@ -27,10 +27,12 @@ impl Session<'_> {
                     let (k, at) = (declaration.identity_key, declaration.created);
                     self.inner
                         .atomic(|cx| store::pin_first(cx.c, did, &k, at, unix_now()))?;
+                    self.record_revocations(declaration)?;
                 }
             }
             Assessment::Same => {
                 self.inner.unendorsed.remove(did);
+                self.record_revocations(declaration)?;
             }
             Assessment::Endorsed => {
                 let old = pinned
@@ -41,6 +43,7 @@ impl Session<'_> {
                     store::change_key(cx.c, did, &new, at, ChangeKind::Endorsed, unix_now())
                 })?;
                 self.inner.unendorsed.remove(did);
+                self.record_revocations(declaration)?;
                 self.inner.trust_events.push(Event::IdentityKeyRotated {
                     did: did.clone(),
                     old,
@@ -70,11 +73,30 @@ impl Session<'_> {
         Ok(())
     }
 
-    /// Pins an account met for the first time (after the operation using it went ahead).
+    /// Pins an account met for the first time (after the operation using it went ahead),
+    /// with the devices its record revokes.
     pub(crate) fn pin(&mut self, account: &VerifiedAccount) -> Result<(), Error> {
         let (did, k, at) = (&account.did, account.identity_key, account.declared_at);
-        self.inner
-            .atomic(|cx| store::pin_first(cx.c, did, &k, at, unix_now()))?;
+        let revoked: Vec<PublicKey> = account
+            .rejected_devices
+            .iter()
+            .filter(|(_, why)| *why == IdentityError::Revoked)
+            .map(|(k, _)| *k)
+            .collect();
+        self.inner.atomic(|cx| {
+            store::pin_first(cx.c, did, &k, at, unix_now())?;
+            store::revoked_add(cx.c, did, &revoked, unix_now())
+        })?;
+        Ok(())
+    }
+
+    /// Stores the devices a trusted declaration revokes (TRUST-12).
+    fn record_revocations(&mut self, declaration: &IdentityDeclaration) -> Result<(), Error> {
+        let revoked = declaration.revoked();
+        if !revoked.is_empty() {
+            self.inner
+                .atomic(|cx| store::revoked_add(cx.c, &declaration.did, &revoked, unix_now()))?;
+        }
         Ok(())
     }
 
@@ -235,6 +257,57 @@ impl Client {
     /// `sync`).
     pub async fn check_contacts(&self) -> Result<Vec<Event>, Error> {
         self.session().await.refresh_contacts().await
+    }
+
+    /// Revokes one of this account's other devices (TRUST-12): publishes a revocation signed
+    /// by the identity key, removes the device record, and removes the device from every
+    /// group this device is in. Other members remove it at their next commit once they read
+    /// the record, and accept nothing from it from then on. Only devices holding the identity
+    /// key can revoke.
+    ///
+    /// ```no_run
+    /// # async fn f(client: atmls::Client, lost_phone: atmls::identity::PublicKey) -> Result<(), atmls::Error> {
+    /// client.revoke_device(&lost_phone).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn revoke_device(&self, installation: &PublicKey) -> Result<(), Error> {
+        let mut s = self.session().await;
+        let dev = &s.inner.device;
+        let key = dev.identity_key.as_ref().ok_or(Error::InvalidArgument(
+            "this device does not hold the identity key",
+        ))?;
+        if *installation == dev.installation.public() {
+            return Err(Error::InvalidArgument("a device cannot revoke itself"));
+        }
+        let did = dev.did.clone();
+        let now = unix_now();
+        // Extend the published declaration (keeping its endorsements) if it is ours.
+        let mut declaration = s
+            .directory
+            .account(&did)
+            .await?
+            .map(|a| a.declaration)
+            .filter(|d| d.identity_key == key.public() && d.verify().is_ok())
+            .unwrap_or_else(|| key.declare(&did, now));
+        if !declaration.revoked().contains(installation) {
+            declaration
+                .revocations
+                .push(key.revoke(&did, installation, now));
+        }
+        s.directory.publish_declaration(&declaration).await?;
+        s.directory.remove_device(&did, installation).await?;
+        let revoked = [*installation];
+        s.inner
+            .atomic(|cx| store::revoked_add(cx.c, &did, &revoked, now))?;
+        let groups = s.inner.read(crate::storage::tables::groups_all)?;
+        for row in groups
+            .iter()
+            .filter(|r| r.status == crate::group::GroupStatus::Active)
+        {
+            let gid = crate::group::GroupId(row.group_id.clone());
+            s.run_commit(&gid, super::outgoing::Intent::Pending).await?;
+        }
+        Ok(())
     }
 
     /// Exports the account's identity key encrypted under `passphrase` (Argon2id,

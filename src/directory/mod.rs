@@ -76,11 +76,14 @@ impl AccountRecord {
         }
         self.declaration.verify()?;
         let key = self.declaration.identity_key;
+        let revoked = self.declaration.revoked();
         let mut devices = Vec::new();
         let mut rejected_devices = Vec::new();
         for d in &self.devices {
             let c = &d.certificate;
-            let verdict = if &c.did != did {
+            let verdict = if revoked.contains(&c.installation_key) {
+                Err(IdentityError::Revoked)
+            } else if &c.did != did {
                 Err(IdentityError::Mismatch("device DID"))
             } else if c.identity_key != key {
                 Err(IdentityError::Mismatch("device identity key"))

@@ -177,6 +177,7 @@ impl IdentityKeyPair {
             identity_key: self.public(),
             created,
             endorsements: Vec::new(),
+            revocations: Vec::new(),
             signature: Vec::new(),
         };
         d.signature = self.0.sign(&d.tbs()).to_bytes().to_vec();
@@ -264,6 +265,10 @@ pub struct IdentityDeclaration {
     /// itself.
     #[serde(default)]
     pub endorsements: Vec<super::Endorsement>,
+    /// Revoked installations, each signed by an identity key of the account (TRUST-12). Not
+    /// covered by `signature`: each authenticates itself.
+    #[serde(default)]
+    pub revocations: Vec<super::DeviceRevocation>,
     /// Ed25519 signature by `identity_key` over the to-be-signed encoding.
     pub signature: Vec<u8>,
 }

@@ -4,6 +4,7 @@
 mod did;
 mod keys;
 mod recovery;
+mod revocation;
 mod succession;
 
 pub use did::{Did, MAX_DID_LEN};
@@ -13,6 +14,7 @@ pub use keys::{
     InstallationKeyPair, PublicKey, DEFAULT_CERT_LIFETIME_SECS,
 };
 pub use recovery::RECOVERY_MEMORY_KIB;
+pub use revocation::DeviceRevocation;
 pub use succession::{succession, Endorsement, Succession, MAX_ENDORSEMENTS};
 
 /// Context strings that domain-separate every signature atmls makes (spec/identity.md ID-2).
@@ -25,6 +27,8 @@ pub mod context {
     pub const LEAF_PROOF: &[u8] = b"atmls/v1/leaf-signature-key";
     /// Signature by a retiring identity key endorsing its successor.
     pub const ENDORSEMENT: &[u8] = b"atmls/v1/identity-endorsement";
+    /// Signature by the identity key revoking an installation.
+    pub const DEVICE_REVOCATION: &[u8] = b"atmls/v1/device-revocation";
 }
 
 /// Errors of the identity layer.
@@ -59,6 +63,9 @@ pub enum IdentityError {
     /// An endorsement in a declaration does not verify or names another DID (TRUST-2).
     #[error("forged or foreign identity-key endorsement")]
     ForgedEndorsement,
+    /// The device was revoked by its account (TRUST-12).
+    #[error("device revoked")]
+    Revoked,
     /// A declaration older than the one already pinned, or for a key that was already
     /// replaced: a replay (TRUST-4).
     #[error("replayed old identity declaration")]

@@ -58,6 +58,31 @@ impl Endorsement {
     }
 }
 
+impl IdentityDeclaration {
+    /// The keys that may sign for this account: the declared key and every key in its
+    /// endorsement chain whose endorsement verifies.
+    pub fn account_keys(&self) -> Vec<PublicKey> {
+        let mut keys = vec![self.identity_key];
+        keys.extend(
+            self.endorsements
+                .iter()
+                .filter(|e| e.verify(&self.did).is_ok())
+                .map(|e| e.previous_key),
+        );
+        keys
+    }
+
+    /// Installations revoked by a valid revocation (TRUST-12).
+    pub fn revoked(&self) -> Vec<PublicKey> {
+        let keys = self.account_keys();
+        self.revocations
+            .iter()
+            .filter(|r| r.verify(&self.did, &keys).is_ok())
+            .map(|r| r.installation_key)
+            .collect()
+    }
+}
+
 impl IdentityKeyPair {
     /// Endorses `new_key` as this key's successor for `did`.
     pub fn endorse(&self, did: &Did, new_key: &PublicKey, created: u64) -> Endorsement {
@@ -98,6 +123,7 @@ impl IdentityKeyPair {
         }
         let mut d = next.declare(&current.did, created.max(current.created + 1));
         d.endorsements = current.endorsements.clone();
+        d.revocations = current.revocations.clone();
         d.endorsements
             .push(self.endorse(&current.did, &next.public(), d.created));
         Ok(d)

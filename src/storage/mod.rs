@@ -85,8 +85,8 @@ CREATE INDEX atmls_messages_group ON atmls_messages(group_id, id);
     r#"
 CREATE TABLE atmls_kp_grace (kp_ref BLOB PRIMARY KEY, until INTEGER NOT NULL);
 "#,
-    // v3: trust (spec/trust.md): verification, the followed declaration and the history of
-    // key changes.
+    // v3: trust (spec/trust.md): verification, the followed declaration, the history of key
+    // changes, revoked devices.
     r#"
 ALTER TABLE atmls_pins ADD COLUMN verified INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE atmls_pins ADD COLUMN declared_at INTEGER NOT NULL DEFAULT 0;
@@ -100,6 +100,7 @@ CREATE TABLE atmls_pin_history (
     at INTEGER NOT NULL
 );
 CREATE INDEX atmls_pin_history_did ON atmls_pin_history(did, id);
+CREATE TABLE atmls_revoked (installation BLOB PRIMARY KEY, did TEXT NOT NULL, seen INTEGER NOT NULL);
 "#,
 ];
 

@@ -143,3 +143,26 @@ pub(crate) fn contacts(c: &Connection) -> R<Vec<Did>> {
         .map(|d| Did::new(d).map_err(|_| StorageError::Corrupt("pinned DID")))
         .collect()
 }
+
+/// Remembers revoked installations of `did` (TRUST-12): kept even if the record later drops
+/// them.
+pub(crate) fn revoked_add(c: &Connection, did: &Did, keys: &[PublicKey], now: u64) -> R<()> {
+    for k in keys {
+        c.execute(
+            "INSERT OR IGNORE INTO atmls_revoked (installation, did, seen) VALUES (?1, ?2, ?3)",
+            params![k.0.to_vec(), did.as_str(), to_i64(now)],
+        )?;
+    }
+    Ok(())
+}
+
+/// Whether an installation was revoked.
+pub(crate) fn is_revoked(c: &Connection, installation: &PublicKey) -> R<bool> {
+    Ok(c.query_row(
+        "SELECT 1 FROM atmls_revoked WHERE installation = ?1",
+        [installation.0.to_vec()],
+        |_| Ok(()),
+    )
+    .optional()?
+    .is_some())
+}
