@@ -425,3 +425,73 @@ async fn trust_12_revoked_device_is_removed_and_refused() {
     assert!(m3.iter().any(|m| &m.installation == a1.installation()));
     assert!(!m3.iter().any(|m| &m.installation == a2.installation()));
 }
+
+#[tokio::test]
+async fn trust_13_linking_a_device_by_code_adds_it_everywhere() {
+    use atmls::trust::{PairingCode, PendingLink};
+    let w = World::new();
+    let (alice, _) = w.account("alice").await;
+    let (bob, _) = w.account("bob").await;
+    let (carol, _) = w.account("carol").await;
+    let dm = alice.dm(bob.did()).await.unwrap();
+    let g = carol
+        .create_group(&[alice.did().clone(), bob.did().clone()])
+        .await
+        .unwrap();
+    alice.sync().await.unwrap();
+    bob.sync().await.unwrap();
+
+    // The new device shows a code; a wrong code on alice's phone finds nothing and changes
+    // nothing.
+    let pending = PendingLink::start(&*w.net, alice.did().clone())
+        .await
+        .unwrap();
+    let before = state(&alice).await;
+    let wrong = PairingCode::parse("AAAA-BBBB-CCCC-DDDD").unwrap();
+    assert!(matches!(
+        alice.approve_link(&wrong).await,
+        Err(Error::Trust(TrustError::LinkRequestNotFound))
+    ));
+    assert_eq!(state(&alice).await, before);
+    // Not approved yet: pending (retryable).
+    let code = pending.code().clone();
+    let installation = pending.installation();
+    // A device without the identity key cannot approve.
+    let (_, other_key) = w.account("dave").await;
+    let dave2 = w.device("dave", &other_key).await;
+    assert!(matches!(
+        dave2.approve_link(&code).await,
+        Err(Error::InvalidArgument(_))
+    ));
+    // bob (another account) cannot certify it for alice: the request names alice's DID.
+    assert!(matches!(
+        bob.approve_link(&code).await,
+        Err(Error::Trust(TrustError::LinkRequestNotFound))
+    ));
+
+    // Entered (or scanned) on alice's phone: certified and sent back.
+    let (qr_did, scanned) = PairingCode::from_qr(&code.qr_payload(alice.did())).unwrap();
+    assert_eq!(&qr_did, alice.did());
+    assert_eq!(alice.approve_link(&scanned).await.unwrap(), installation);
+    let identity = pending.finish(&*w.net).await.unwrap();
+    assert_eq!(identity.installation.public(), installation);
+    let a3 = w.client(identity, Store::in_memory().unwrap()).await;
+
+    // alice's phone adds it to every group and DM; it reads what follows.
+    alice.add_own_devices().await.unwrap();
+    let mut got = joined(&a3.sync().await.unwrap());
+    got.sort();
+    let mut want = vec![dm.clone(), g.clone()];
+    want.sort();
+    assert_eq!(got, want);
+    bob.send_text(&dm, "hi all of alice").await.unwrap();
+    carol.send_text(&g, "group hello").await.unwrap();
+    let mut t = texts(&a3.sync().await.unwrap());
+    t.sort();
+    assert_eq!(t, vec!["group hello", "hi all of alice"]);
+    // Nothing to add a second time.
+    alice.sync().await.unwrap();
+    let before = state(&alice).await;
+    alice.add_own_devices().await.unwrap();
+    assert_eq!(state(&alice).await, before);
+}

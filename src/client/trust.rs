@@ -259,6 +259,55 @@ impl Client {
         self.session().await.refresh_contacts().await
     }
 
+    /// Approves a new device of this account (TRUST-13): reads the link request posted under
+    /// `code` (typed or scanned from the new device), certifies its installation key with the
+    /// identity key and sends the certificate back over the channel the code keys. Returns
+    /// the new installation key. Only devices holding the identity key can approve. A wrong
+    /// code finds nothing (`TrustError::LinkRequestNotFound`) and changes nothing.
+    ///
+    /// ```no_run
+    /// # async fn f(client: atmls::Client) -> Result<(), atmls::Error> {
+    /// let code = atmls::trust::PairingCode::parse("K7QM-2XRD-9TAW-HB4N")?;
+    /// let new_device = client.approve_link(&code).await?;
+    /// // once the new device is running (it publishes its KeyPackages):
+    /// client.add_own_devices().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn approve_link(&self, code: &crate::trust::PairingCode) -> Result<PublicKey, Error> {
+        let s = self.session().await;
+        let dev = &s.inner.device;
+        let key = dev.identity_key.as_ref().ok_or(Error::InvalidArgument(
+            "this device does not hold the identity key",
+        ))?;
+        let installation = crate::trust::find_request(s.transport, code, &dev.did).await?;
+        let now = unix_now();
+        let cert = key.certify(
+            &dev.did,
+            &installation,
+            now,
+            now + crate::identity::DEFAULT_CERT_LIFETIME_SECS,
+        );
+        crate::trust::respond(s.transport, code, &cert).await?;
+        Ok(installation)
+    }
+
+    /// Adds this account's devices that are not yet members (e.g. one just linked) to every
+    /// group this device is in. Groups where every device of ours is present are untouched.
+    pub async fn add_own_devices(&self) -> Result<(), Error> {
+        let mut s = self.session().await;
+        let me = s.inner.device.did.clone();
+        let groups = s.inner.read(crate::storage::tables::groups_all)?;
+        for row in groups
+            .iter()
+            .filter(|r| r.status == crate::group::GroupStatus::Active)
+        {
+            let gid = crate::group::GroupId(row.group_id.clone());
+            s.run_commit(&gid, super::outgoing::Intent::Add(vec![me.clone()]))
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Revokes one of this account's other devices (TRUST-12): publishes a revocation signed
     /// by the identity key, removes the device record, and removes the device from every
     /// group this device is in. Other members remove it at their next commit once they read

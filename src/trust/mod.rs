@@ -6,8 +6,11 @@
 //! endorsements by the pinned key; any other change is held back as a *pending change* and
 //! raises a warning until the user accepts it ([`crate::Client::accept_identity_change`]).
 
+mod pairing;
 mod safety;
 
+pub(crate) use pairing::{find_request, respond};
+pub use pairing::{PairingCode, PendingLink};
 pub use safety::SafetyNumber;
 
 use crate::identity::{succession, Did, IdentityDeclaration, IdentityError, PublicKey, Succession};
@@ -171,12 +174,32 @@ pub enum TrustError {
     /// The scanned safety number differs from ours: do not mark verified.
     #[error("safety numbers differ")]
     SafetyNumberMismatch,
+    /// Not a pairing code (or QR payload).
+    #[error("not a pairing code")]
+    BadPairingCode,
+    /// No link request under this code (a wrong code, or the new device has not posted yet).
+    #[error("no link request under this code")]
+    LinkRequestNotFound,
+    /// The approving device has not answered yet; retry later.
+    #[error("link not approved yet")]
+    LinkPending,
+    /// The link could not be completed.
+    #[error("link refused: {0}")]
+    LinkRefused(&'static str),
+    /// The transport failed while linking.
+    #[error("transport failed while linking: {0}")]
+    LinkTransport(crate::transport::TransportError),
 }
 
 impl TrustError {
-    /// Whether retrying the same call can help (never without a user decision).
+    /// Whether retrying the same call can help: while a link is pending or the transport
+    /// failed; never for verdicts that need a user decision.
     pub fn is_retryable(&self) -> bool {
-        false
+        match self {
+            TrustError::LinkPending | TrustError::LinkRequestNotFound => true,
+            TrustError::LinkTransport(e) => e.is_retryable(),
+            _ => false,
+        }
     }
 }
 
