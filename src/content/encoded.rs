@@ -284,24 +284,24 @@ fn utf8<'a>(bytes: &'a [u8], field: &'static str) -> Result<&'a str, ContentErro
 }
 
 /// A bounds-checked cursor over untrusted bytes. Never panics.
-struct Reader<'a> {
+pub(super) struct Reader<'a> {
     buf: &'a [u8],
 }
 
 impl<'a> Reader<'a> {
-    fn new(buf: &'a [u8]) -> Self {
+    pub(super) fn new(buf: &'a [u8]) -> Self {
         Self { buf }
     }
 
-    fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.buf.is_empty()
     }
 
-    fn remaining(&self) -> usize {
+    pub(super) fn remaining(&self) -> usize {
         self.buf.len()
     }
 
-    fn take(&mut self, n: usize) -> Result<&'a [u8], ContentError> {
+    pub(super) fn take(&mut self, n: usize) -> Result<&'a [u8], ContentError> {
         let (head, tail) = self
             .buf
             .split_at_checked(n)
@@ -310,13 +310,13 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
-    fn u8(&mut self) -> Result<u8, ContentError> {
+    pub(super) fn u8(&mut self) -> Result<u8, ContentError> {
         let (&b, tail) = self.buf.split_first().ok_or(ContentError::Truncated)?;
         self.buf = tail;
         Ok(b)
     }
 
-    fn u32(&mut self) -> Result<u32, ContentError> {
+    pub(super) fn u32(&mut self) -> Result<u32, ContentError> {
         let raw: [u8; 4] = self
             .take(4)?
             .try_into()
@@ -325,7 +325,7 @@ impl<'a> Reader<'a> {
     }
 
     /// CONTENT-7: an RFC 9420 variable-length integer, minimally encoded.
-    fn varint(&mut self) -> Result<usize, ContentError> {
+    pub(super) fn varint(&mut self) -> Result<usize, ContentError> {
         let first = self.u8()?;
         let extra_bytes = match first >> 6 {
             0 => 0,
@@ -351,9 +351,38 @@ impl<'a> Reader<'a> {
     }
 
     /// `opaque data<V>`: a varint byte length followed by that many bytes.
-    fn opaque(&mut self) -> Result<&'a [u8], ContentError> {
+    pub(super) fn opaque(&mut self) -> Result<&'a [u8], ContentError> {
         let len = self.varint()?;
         self.take(len)
+    }
+
+    pub(super) fn u64(&mut self) -> Result<u64, ContentError> {
+        let raw: [u8; 8] = self
+            .take(8)?
+            .try_into()
+            .map_err(|_| ContentError::Truncated)?;
+        Ok(u64::from_be_bytes(raw))
+    }
+
+    /// `opaque data[N]`: exactly `N` bytes.
+    pub(super) fn fixed<const N: usize>(&mut self) -> Result<[u8; N], ContentError> {
+        self.take(N)?
+            .try_into()
+            .map_err(|_| ContentError::Truncated)
+    }
+
+    /// Everything not read yet, consuming it.
+    pub(super) fn rest(self) -> &'a [u8] {
+        self.buf
+    }
+
+    /// Fails with [`ContentError::TrailingBytes`] unless everything was read (CONTENT-12).
+    pub(super) fn finish(&self) -> Result<(), ContentError> {
+        if self.buf.is_empty() {
+            Ok(())
+        } else {
+            Err(ContentError::TrailingBytes(self.buf.len()))
+        }
     }
 }
 
