@@ -1,6 +1,7 @@
 //! What [`Client::sync`](super::Client::sync) reports.
 
-use crate::content::{Content, EncodedContent};
+use super::HistoryError;
+use crate::content::{Content, EncodedContent, MessageId};
 use crate::group::{GroupError, GroupId, GroupKind, Member};
 use crate::identity::Did;
 
@@ -9,6 +10,8 @@ use crate::identity::Did;
 pub struct Message {
     /// The conversation.
     pub group: GroupId,
+    /// Its id, the same on every member's device (CONTENT-18).
+    pub id: MessageId,
     /// Its position in the group's mailbox.
     pub seq: u64,
     /// Who sent it.
@@ -73,8 +76,27 @@ pub enum Event {
         /// The account leaving.
         did: Did,
     },
-    /// A new application message.
+    /// A new application message (any content type; typing indicators too, which are
+    /// not stored).
     Message(Message),
+    /// A message was decrypted but its content breaks a history rule (an edit of someone
+    /// else's message, a reaction to an unknown message, a forged group update...): the
+    /// history is unchanged (CONTENT-29).
+    ContentRejected {
+        /// The message.
+        message: Message,
+        /// Why.
+        error: HistoryError,
+    },
+    /// A verified commit changed the group's disappearing-messages timer (CONTENT-28).
+    DisappearingChanged {
+        /// The group.
+        group: GroupId,
+        /// Who committed the change.
+        by: Did,
+        /// The new timer in seconds; `None`: messages no longer disappear.
+        secs: Option<u32>,
+    },
     /// An incoming message or Welcome was refused; the group state is unchanged.
     Refused {
         /// The group, if it was a group message.

@@ -2,6 +2,7 @@
 //! `:memory:` for tests). Every state change is one SQLite transaction, so after a crash the
 //! client sees the old epoch or the new one, never a mix (spec/storage.md STORE-1).
 
+pub(crate) mod history;
 mod provider;
 pub(crate) mod tables;
 
@@ -84,7 +85,13 @@ CREATE INDEX atmls_messages_group ON atmls_messages(group_id, id);
     r#"
 CREATE TABLE atmls_kp_grace (kp_ref BLOB PRIMARY KEY, until INTEGER NOT NULL);
 "#,
+    history::MIGRATION_3,
 ];
+
+/// Rust steps run right after the SQL migration of the same version, in its transaction
+/// (for data SQL alone cannot convert).
+const MIGRATION_STEPS: &[(usize, fn(&Connection) -> Result<(), StorageError>)] =
+    &[(3, history::backfill_3)];
 
 /// A client's database.
 ///
@@ -132,6 +139,9 @@ impl Store {
             .skip(usize::try_from(version).unwrap_or(0))
         {
             tx.execute_batch(m)?;
+            for (_, step) in MIGRATION_STEPS.iter().filter(|(v, _)| *v == i + 1) {
+                step(&tx)?;
+            }
             tx.pragma_update(None, "user_version", i as i64 + 1)?;
         }
         tx.commit()?;
