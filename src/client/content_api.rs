@@ -56,7 +56,18 @@ impl Client {
         group: &GroupId,
         content: &EncodedContent,
     ) -> Result<Message, Error> {
-        self.session().await.send(group, content).await
+        self.session().await.send(group, content, true).await
+    }
+
+    /// Sends content without checking it against this device's history, as a modified
+    /// client could: for tests of what receivers enforce (CONTENT-29).
+    #[doc(hidden)]
+    pub async fn send_unchecked(
+        &self,
+        group: &GroupId,
+        content: &EncodedContent,
+    ) -> Result<Message, Error> {
+        self.session().await.send(group, content, false).await
     }
 
     /// Sends markdown text (`atmls.dev/markdown:1.0`); see the example on
@@ -555,9 +566,7 @@ impl Client {
             Some(d) => u32::try_from(d.as_secs().max(1))
                 .ok()
                 .filter(|s| *s <= MAX_DISAPPEARING_SECS)
-                .ok_or(Error::InvalidArgument(
-                    "disappearing timer over one year",
-                ))?,
+                .ok_or(Error::InvalidArgument("disappearing timer over one year"))?,
         };
         self.session()
             .await

@@ -219,12 +219,22 @@ impl From<ApplyError> for super::Error {
 }
 
 /// The live (not expired) item `id`, or [`HistoryError::UnknownMessage`].
-fn target(c: &Connection, group: &GroupId, id: &MessageId, now: u64) -> Result<HistoryRow, ApplyError> {
+fn target(
+    c: &Connection,
+    group: &GroupId,
+    id: &MessageId,
+    now: u64,
+) -> Result<HistoryRow, ApplyError> {
     store::get(c, &group.0, id.as_bytes(), now)?
         .ok_or(ApplyError::Rejected(HistoryError::UnknownMessage(*id)))
 }
 
-fn live_target(c: &Connection, group: &GroupId, id: &MessageId, now: u64) -> Result<HistoryRow, ApplyError> {
+fn live_target(
+    c: &Connection,
+    group: &GroupId,
+    id: &MessageId,
+    now: u64,
+) -> Result<HistoryRow, ApplyError> {
     let t = target(c, group, id, now)?;
     if t.deleted_at.is_some() {
         return Err(HistoryError::Deleted(*id).into());
@@ -299,15 +309,28 @@ pub(crate) fn apply(
             r.action == ReactionAction::Add,
             now,
         )?,
-        (Content::ReadReceipt(r), Some(t)) => {
-            store::set_receipt(c, &m.group.0, &m.sender.did, r.up_to.as_bytes(), t.rowid, now)?
-        }
+        (Content::ReadReceipt(r), Some(t)) => store::set_receipt(
+            c,
+            &m.group.0,
+            &m.sender.did,
+            r.up_to.as_bytes(),
+            t.rowid,
+            now,
+        )?,
         (Content::Edit(e), Some(t)) => {
             let bytes = e.content.to_bytes().map_err(|_| {
                 StorageError::Corrupt("edit content that decoded does not re-encode")
             })?;
             let body = store::search_text(&e.content);
-            store::apply_edit(c, &t, m.id.as_bytes(), &m.sender.did, &bytes, body.as_deref(), now)?
+            store::apply_edit(
+                c,
+                &t,
+                m.id.as_bytes(),
+                &m.sender.did,
+                &bytes,
+                body.as_deref(),
+                now,
+            )?
         }
         (Content::Delete(_), Some(t)) => {
             if t.deleted_at.is_none() {
@@ -386,7 +409,10 @@ pub(crate) fn record_update(
 }
 
 /// What our own staged commit changes, for the history (None: nothing to record).
-pub(crate) fn own_commit_update(g: &MlsGroup, me: &Did) -> Result<Option<GroupUpdated>, GroupError> {
+pub(crate) fn own_commit_update(
+    g: &MlsGroup,
+    me: &Did,
+) -> Result<Option<GroupUpdated>, GroupError> {
     let Some(staged) = g.pending_commit() else {
         return Ok(None);
     };
@@ -409,7 +435,8 @@ pub(crate) fn own_commit_update(g: &MlsGroup, me: &Did) -> Result<Option<GroupUp
                 .and_then(|l| member(l.credential()))
         })
         .collect();
-    let disappearing_secs = check_context_change(g.extensions(), staged.group_context().extensions())?;
+    let disappearing_secs =
+        check_context_change(g.extensions(), staged.group_context().extensions())?;
     Ok(update_if_any(me.clone(), added, removed, disappearing_secs))
 }
 
@@ -467,12 +494,10 @@ pub(crate) fn to_item(c: &Connection, row: HistoryRow) -> Result<HistoryItem, St
         received: row.received,
         content,
         edits,
-        deleted: row
-            .deleted_by
-            .map(|by| Tombstone {
-                by,
-                at: row.deleted_at.unwrap_or(0),
-            }),
+        deleted: row.deleted_by.map(|by| Tombstone {
+            by,
+            at: row.deleted_at.unwrap_or(0),
+        }),
         in_reply_to: row.reply_to.map(MessageId::from_bytes),
         reactions,
         expires_at: row.expires_at,
@@ -497,8 +522,14 @@ mod tests {
 
     #[test]
     fn content_30_search_query_quotes_words() {
-        assert_eq!(fts_query("hello world").as_deref(), Some("\"hello\" \"world\""));
-        assert_eq!(fts_query("a\" OR b*").as_deref(), Some("\"a\" \"OR\" \"b\""));
+        assert_eq!(
+            fts_query("hello world").as_deref(),
+            Some("\"hello\" \"world\"")
+        );
+        assert_eq!(
+            fts_query("a\" OR b*").as_deref(),
+            Some("\"a\" \"OR\" \"b\"")
+        );
         assert_eq!(fts_query("  !! "), None);
     }
 

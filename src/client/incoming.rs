@@ -9,9 +9,9 @@ use openmls::prelude::{
 use openmls_traits::storage::StorageProvider as _;
 use openmls_traits::OpenMlsProvider as _;
 
+use super::history::{self, ApplyError};
 use super::outgoing::{leave_key, Intent};
 use super::state::Ctx;
-use super::history::{self, ApplyError};
 use super::{Error, Event, Message, Session};
 use crate::content::{EncodedContent, MessageId};
 use crate::credential::AtmlsIdentity;
@@ -156,7 +156,16 @@ fn process_item(
                 timer_change,
             ) {
                 let timer = crate::group::disappearing_secs(g.extensions())?;
-                history::record_update(cx.c, group, payload, seq, &sender, &update, timer, unix_now())?;
+                history::record_update(
+                    cx.c,
+                    group,
+                    payload,
+                    seq,
+                    &sender,
+                    &update,
+                    timer,
+                    unix_now(),
+                )?;
             }
             if let Some(secs) = timer_change {
                 events.push(Event::DisappearingChanged {

@@ -242,7 +242,7 @@ impl Client {
 
     /// Sends typed content (the same as [`send_content`](Self::send_content)).
     pub async fn send(&self, group: &GroupId, content: &EncodedContent) -> Result<Message, Error> {
-        self.session().await.send(group, content).await
+        self.session().await.send(group, content, true).await
     }
 
     /// Sends a text message.

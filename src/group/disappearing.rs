@@ -113,7 +113,13 @@ mod tests {
     #[test]
     fn content_28_rejects_malformed_timer_and_other_changes() {
         let b = base();
-        for raw in [vec![], vec![1, 0, 0, 0], vec![2, 0, 0, 0, 1], vec![1, 0xff, 0xff, 0xff, 0xff], vec![1, 0, 0, 0, 1, 0]] {
+        for raw in [
+            vec![],
+            vec![1, 0, 0, 0],
+            vec![2, 0, 0, 0, 1],
+            vec![1, 0xff, 0xff, 0xff, 0xff],
+            vec![1, 0, 0, 0, 1, 0],
+        ] {
             let ext = Extensions::from_vec(vec![
                 b.iter().next().unwrap().clone(),
                 Extension::Unknown(DISAPPEARING_EXTENSION, UnknownExtension(raw.clone())),

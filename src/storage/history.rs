@@ -129,7 +129,8 @@ pub(crate) struct HistoryRow {
     pub expires_at: Option<u64>,
 }
 
-const COLS: &str = "id, group_id, message_id, seq, sender_did, sender_installation, type_id, content, \
+const COLS: &str =
+    "id, group_id, message_id, seq, sender_did, sender_installation, type_id, content, \
      received, outgoing, reply_to, edited_content, edited_at, deleted_by, deleted_at, expires_at";
 
 type RawRow = (
@@ -180,9 +181,7 @@ fn decode(t: RawRow) -> R<HistoryRow> {
             .transpose()?,
         edited_content,
         edited_at: edited_at.map(to_u64),
-        deleted_by: deleted_by
-            .map(|d| did_of(&d, "deleted by"))
-            .transpose()?,
+        deleted_by: deleted_by.map(|d| did_of(&d, "deleted by")).transpose()?,
         deleted_at: deleted_at.map(to_u64),
         expires_at: expires_at.map(to_u64),
     })
@@ -321,13 +320,21 @@ pub(crate) fn apply_edit(
 }
 
 /// Every version an item had, oldest first: `(editor, content, when)`.
-pub(crate) fn edits_of(c: &Connection, group: &[u8], target: &[u8; 32]) -> R<Vec<(Did, Vec<u8>, u64)>> {
+pub(crate) fn edits_of(
+    c: &Connection,
+    group: &[u8],
+    target: &[u8; 32],
+) -> R<Vec<(Did, Vec<u8>, u64)>> {
     let mut stmt = c.prepare(
         "SELECT sender_did, content, received FROM atmls_edits WHERE group_id = ?1 AND target = ?2 ORDER BY id",
     )?;
     let rows = stmt
         .query_map(params![group, target.to_vec()], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, i64>(2)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
         })?
         .collect::<Result<Vec<_>, _>>()?;
     rows.into_iter()
@@ -348,7 +355,18 @@ pub(crate) fn tombstone(c: &Connection, target: &HistoryRow, by: &Did, now: u64)
          WHERE id = ?1",
         params![target.rowid, by.as_str(), to_i64(now)],
     )?;
-    forget_related(c, target)
+    forget_related(c, target)?;
+    compact_index(c)
+}
+
+/// FTS5 keeps a deleted row's terms in its segments until they merge; merging them all
+/// now makes deleted and expired text leave the database (CONTENT-28, CONTENT-30).
+fn compact_index(c: &Connection) -> R<()> {
+    c.execute(
+        "INSERT INTO atmls_messages_fts (atmls_messages_fts) VALUES ('optimize')",
+        [],
+    )?;
+    Ok(())
 }
 
 fn forget_related(c: &Connection, target: &HistoryRow) -> R<()> {
@@ -372,12 +390,17 @@ fn forget_related(c: &Connection, target: &HistoryRow) -> R<()> {
 pub(crate) fn purge_expired(c: &Connection, now: u64) -> R<usize> {
     let expired = query(
         c,
-        &format!("SELECT {COLS} FROM atmls_messages WHERE expires_at IS NOT NULL AND expires_at <= ?1"),
+        &format!(
+            "SELECT {COLS} FROM atmls_messages WHERE expires_at IS NOT NULL AND expires_at <= ?1"
+        ),
         [to_i64(now)],
     )?;
     for row in &expired {
         forget_related(c, row)?;
         c.execute("DELETE FROM atmls_messages WHERE id = ?1", [row.rowid])?;
+    }
+    if !expired.is_empty() {
+        compact_index(c)?;
     }
     Ok(expired.len())
 }
@@ -408,7 +431,11 @@ pub(crate) fn set_reaction(
 }
 
 /// The reactions on an item, as `(emoji, account)` in the order they were added.
-pub(crate) fn reactions_of(c: &Connection, group: &[u8], target: &[u8; 32]) -> R<Vec<(String, Did)>> {
+pub(crate) fn reactions_of(
+    c: &Connection,
+    group: &[u8],
+    target: &[u8; 32],
+) -> R<Vec<(String, Did)>> {
     let mut stmt = c.prepare(
         "SELECT emoji, sender_did FROM atmls_reactions WHERE group_id = ?1 AND target = ?2 ORDER BY rowid",
     )?;
@@ -418,7 +445,12 @@ pub(crate) fn reactions_of(c: &Connection, group: &[u8], target: &[u8; 32]) -> R
         })?
         .collect::<Result<Vec<_>, _>>()?;
     rows.into_iter()
-        .map(|(e, d)| Ok((e, Did::new(&d).map_err(|_| StorageError::Corrupt("reactor did"))?)))
+        .map(|(e, d)| {
+            Ok((
+                e,
+                Did::new(&d).map_err(|_| StorageError::Corrupt("reactor did"))?,
+            ))
+        })
         .collect()
 }
 
@@ -453,18 +485,24 @@ pub(crate) fn set_receipt(
 
 /// Each account's read position in a group: `(account, newest message read, when)`.
 pub(crate) fn receipts_of(c: &Connection, group: &[u8]) -> R<Vec<(Did, [u8; 32], u64)>> {
-    let mut stmt =
-        c.prepare("SELECT did, up_to, received FROM atmls_receipts WHERE group_id = ?1 ORDER BY did")?;
+    let mut stmt = c.prepare(
+        "SELECT did, up_to, received FROM atmls_receipts WHERE group_id = ?1 ORDER BY did",
+    )?;
     let rows = stmt
         .query_map([group], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, i64>(2)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
         })?
         .collect::<Result<Vec<_>, _>>()?;
     rows.into_iter()
         .map(|(d, id, at)| {
             Ok((
                 Did::new(&d).map_err(|_| StorageError::Corrupt("receipt did"))?,
-                id.try_into().map_err(|_| StorageError::Corrupt("receipt id"))?,
+                id.try_into()
+                    .map_err(|_| StorageError::Corrupt("receipt id"))?,
                 to_u64(at),
             ))
         })
