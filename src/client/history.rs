@@ -389,8 +389,8 @@ pub(crate) fn record_update(
     committer: &Member,
     update: &GroupUpdated,
     timer: Option<u32>,
-    now: u64,
 ) -> Result<(), StorageError> {
+    let now = crate::identity::unix_now();
     let content = GroupUpdatedCodec::encode(update)
         .map_err(|_| StorageError::Corrupt("group update does not encode"))?;
     let raw = content

@@ -156,16 +156,7 @@ fn process_item(
                 timer_change,
             ) {
                 let timer = crate::group::disappearing_secs(g.extensions())?;
-                history::record_update(
-                    cx.c,
-                    group,
-                    payload,
-                    seq,
-                    &sender,
-                    &update,
-                    timer,
-                    unix_now(),
-                )?;
+                history::record_update(cx.c, group, payload, seq, &sender, &update, timer)?;
             }
             if let Some(secs) = timer_change {
                 events.push(Event::DisappearingChanged {

@@ -166,16 +166,7 @@ impl Session<'_> {
                             installation: cx.dev.installation.public(),
                         };
                         let timer = crate::group::disappearing_secs(g.extensions())?;
-                        history::record_update(
-                            cx.c,
-                            group,
-                            &out.commit,
-                            seq,
-                            &me,
-                            &u,
-                            timer,
-                            unix_now(),
-                        )?;
+                        history::record_update(cx.c, group, &out.commit, seq, &me, &u, timer)?;
                     }
                     tables::outbox_delete(cx.c, &group.0)?;
                     tables::group_set_cursor(cx.c, &group.0, seq)?;

@@ -536,13 +536,18 @@ mod tests {
         }
         let store = Store::open(&path).unwrap();
         let c = &store.conn;
-        let v: i64 = c.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        let v: i64 = c
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
         assert_eq!(v as usize, MIGRATIONS.len());
         let rows = page(c, &[1u8; 32], None, 10, 0).unwrap();
         assert_eq!(rows.len(), 2);
         let legacy = rows.iter().find(|r| r.seq == 4).unwrap();
         assert_eq!(legacy.type_id, "atmls.dev/text:1.0");
-        assert_ne!(legacy.message_id, rows.iter().find(|r| r.seq == 5).unwrap().message_id);
+        assert_ne!(
+            legacy.message_id,
+            rows.iter().find(|r| r.seq == 5).unwrap().message_id
+        );
         let found = search(c, None, "\"legacy\"", 10, 0).unwrap();
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].seq, 4);

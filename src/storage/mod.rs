@@ -90,8 +90,8 @@ CREATE TABLE atmls_kp_grace (kp_ref BLOB PRIMARY KEY, until INTEGER NOT NULL);
 
 /// Rust steps run right after the SQL migration of the same version, in its transaction
 /// (for data SQL alone cannot convert).
-const MIGRATION_STEPS: &[(usize, fn(&Connection) -> Result<(), StorageError>)] =
-    &[(3, history::backfill_3)];
+type MigrationStep = fn(&Connection) -> Result<(), StorageError>;
+const MIGRATION_STEPS: &[(usize, MigrationStep)] = &[(3, history::backfill_3)];
 
 /// A client's database.
 ///
