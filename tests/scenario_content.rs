@@ -643,3 +643,32 @@ async fn content_30_search_and_pagination() {
     assert_eq!(pages[0].len(), 10);
     assert_eq!(pages[0].last().unwrap(), "message 24");
 }
+
+#[tokio::test]
+async fn content_15_malformed_known_type_is_kept_as_its_fallback() {
+    let w = World::new();
+    let (alice1, _alice2, bob, g) = trio(&w).await;
+    let m = alice1.send_text(&g, "target").await.unwrap();
+    bob.sync().await.unwrap();
+    // A reaction whose payload has a trailing byte: not a reaction, so not applied.
+    let mut bad = ReactionCodec::encode(&Reaction {
+        target: m.id,
+        action: ReactionAction::Add,
+        emoji: "👍".into(),
+    })
+    .unwrap();
+    bad.content.push(0);
+    let sent = alice1.send_content(&g, &bad).await.unwrap();
+    let ev = bob.sync().await.unwrap();
+    assert_eq!(texts(&ev), vec!["Reacted 👍 to a message"]);
+    assert!(bob
+        .message(&g, &m.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .reactions
+        .is_empty());
+    let kept = bob.message(&g, &sent.id).await.unwrap().unwrap();
+    assert_eq!(kept.content.as_ref(), Some(&bad));
+    assert!(matches!(kept.decoded(), Some(Content::Unknown { .. })));
+}
