@@ -524,6 +524,11 @@ async fn content_27_group_updates_are_derived_from_commits_and_cannot_be_forged(
         bob.send_content(&g, &forged).await,
         Err(Error::History(HistoryError::Forged))
     ));
+    // Group updates cannot be deleted, not even by their committer.
+    assert!(matches!(
+        alice1.delete(&g, &last.0).await,
+        Err(Error::History(HistoryError::DeleteNotAllowed(_)))
+    ));
     let before = all_items(&alice2, &g).await;
     bob.send_unchecked(&g, &forged).await.unwrap();
     let ev = alice2.sync().await.unwrap();

@@ -60,6 +60,14 @@ impl BlobStore for FsBlobStore {
 
     async fn get(&self, url: &str) -> Result<Vec<u8>, BlobError> {
         let path = self.path_of(url)?;
+        // Check the size before reading, so a planted huge file cannot exhaust memory.
+        match tokio::fs::metadata(&path).await {
+            Ok(m) => check_len(usize::try_from(m.len()).unwrap_or(usize::MAX))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(BlobError::NotFound(url.into()))
+            }
+            Err(e) => return Err(e.into()),
+        }
         match tokio::fs::read(&path).await {
             Ok(b) => Ok(b),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

@@ -276,7 +276,14 @@ pub(crate) fn validate(
         }
         Content::Delete(d) => {
             let t = target(c, group, &d.target, now)?;
-            if t.sender_did != *actor && !policy.may_delete(group, actor, &t.sender_did) {
+            // Group updates record verified commits: no one deletes them.
+            let is_update = t
+                .type_id
+                .parse::<crate::content::ContentTypeId>()
+                .is_ok_and(|id| GroupUpdatedCodec::content_type().is_same_type(&id));
+            if is_update
+                || (t.sender_did != *actor && !policy.may_delete(group, actor, &t.sender_did))
+            {
                 return Err(HistoryError::DeleteNotAllowed(d.target).into());
             }
             Some(t)

@@ -221,6 +221,8 @@ fn process_welcome(cx: &Ctx<'_>, payload: &[u8], seq: u64) -> Result<Vec<Event>,
     let g = staged.into_group(&cx.p).map_err(|e| werr(&e))?;
     validate_joined_tree(&g, &pin_lookup(cx), unix_now())?;
     let data = GroupData::from_extensions(g.extensions())?;
+    // A malformed disappearing timer would make every later message unreadable (CONTENT-28).
+    crate::group::disappearing_secs(g.extensions())?;
     let me = &cx.dev.did;
     let dm_peer = match data.kind {
         GroupKind::Dm => {
