@@ -411,7 +411,7 @@ impl Client {
             .await
     }
 
-    /// One page of the group's timeline: up to `limit` (at most [`MAX_PAGE`]) items older
+    /// One page of the group's timeline: up to `limit` (at most 500) items older
     /// than `before` (the newest if `None`), oldest first, with edits, tombstones and
     /// reactions applied. Pass `page.older` to get the next page.
     ///
@@ -480,7 +480,7 @@ impl Client {
 
     /// Full-text search over the decrypted history of one group (or all if `group` is
     /// `None`): items whose current text contains every word of `text` (case- and
-    /// accent-insensitive, whole words), newest first, at most `limit` (≤ [`MAX_PAGE`]).
+    /// accent-insensitive, whole words), newest first, at most `limit` (≤ 500).
     /// Deleted and expired messages are not found (CONTENT-30).
     ///
     /// ```
