@@ -17,7 +17,7 @@ use crate::group::{disappearing_secs, GroupId, MAX_DISAPPEARING_SECS};
 use crate::storage::history as store;
 
 /// Most items one history page or search returns.
-pub const MAX_PAGE: u32 = 500;
+const MAX_PAGE: u32 = 500;
 
 impl Session<'_> {
     /// Deletes the disappearing messages that expired by `now`, in one transaction.
