@@ -677,3 +677,31 @@ async fn content_15_malformed_known_type_is_kept_as_its_fallback() {
     assert_eq!(kept.content.as_ref(), Some(&bad));
     assert!(matches!(kept.decoded(), Some(Content::Unknown { .. })));
 }
+
+#[tokio::test]
+async fn content_28_forged_group_context_change_is_refused_epoch_unchanged() {
+    use atmls::group::{DISAPPEARING_EXTENSION, GROUP_DATA_EXTENSION};
+    let w = World::new();
+    let (alice1, alice2, bob, g) = trio(&w).await;
+    // A malformed timer, then a rewrite of the group data (group → DM): every other member
+    // refuses the commit and stays in its epoch.
+    for (ty, bytes) in [
+        (DISAPPEARING_EXTENSION, vec![1, 0xff, 0xff, 0xff, 0xff]),
+        (GROUP_DATA_EXTENSION, vec![1, 2, 0]),
+    ] {
+        let before1 = alice1.epoch_fingerprint(&g).await.unwrap();
+        let before2 = alice2.epoch_fingerprint(&g).await.unwrap();
+        bob.set_context_extension_unchecked(&g, ty, bytes)
+            .await
+            .unwrap();
+        for (c, before) in [(&alice1, before1), (&alice2, before2)] {
+            let ev = c.sync().await.unwrap();
+            assert!(
+                ev.iter().any(|e| matches!(e, Event::Refused { .. })),
+                "{ev:?}"
+            );
+            assert_eq!(c.epoch_fingerprint(&g).await.unwrap(), before);
+            assert_eq!(c.disappearing(&g).await.unwrap(), None);
+        }
+    }
+}

@@ -574,6 +574,21 @@ impl Client {
             .await
     }
 
+    /// Commits raw bytes into a group-context extension without any check, as a modified
+    /// client could: for tests of what receivers refuse (CONTENT-28).
+    #[doc(hidden)]
+    pub async fn set_context_extension_unchecked(
+        &self,
+        group: &GroupId,
+        extension_type: u16,
+        bytes: Vec<u8>,
+    ) -> Result<(), Error> {
+        self.session()
+            .await
+            .run_commit(group, Intent::RawContextExtension(extension_type, bytes))
+            .await
+    }
+
     /// The group's disappearing-messages timer; see [`set_disappearing`](Self::set_disappearing).
     pub async fn disappearing(&self, group: &GroupId) -> Result<Option<Duration>, Error> {
         let mut s = self.session().await;
