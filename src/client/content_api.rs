@@ -342,6 +342,8 @@ impl Client {
     /// bob.sync().await?;
     /// let item = bob.message(&dm, &m.id).await?.unwrap();
     /// assert_eq!((item.text().as_deref(), item.edits), (Some("the plan"), 1));
+    /// let revisions = bob.edit_history(&dm, &m.id).await?;
+    /// assert_eq!(revisions[0].content, Content::text("the plan"));
     /// // Bob cannot edit Alice's message.
     /// let err = bob.edit(&dm, &m.id, Content::text("bob's plan")).await.unwrap_err();
     /// assert!(matches!(err, Error::History(HistoryError::NotAuthor(_))));
@@ -362,7 +364,8 @@ impl Client {
     }
 
     /// The versions an edited message had, oldest first (the original is not included:
-    /// it is the item's content before the first revision).
+    /// it is the item's content before the first revision). See the example on
+    /// [`edit`](Self::edit).
     pub async fn edit_history(
         &self,
         group: &GroupId,
@@ -550,6 +553,7 @@ impl Client {
     /// assert_eq!(bob.disappearing(&dm).await?, Some(Duration::from_secs(3600)));
     /// let m = bob.send_text(&dm, "gone in an hour").await?;
     /// assert!(bob.message(&dm, &m.id).await?.unwrap().expires_at.is_some());
+    /// assert_eq!(bob.purge_expired().await?, 0, "not yet: it has an hour left");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// # }).unwrap();
     /// ```
@@ -601,7 +605,8 @@ impl Client {
 
     /// Deletes the disappearing messages that have expired, now (also done by every
     /// [`sync`](Self::sync); expired items are never returned by history queries).
-    /// Returns how many were deleted.
+    /// Returns how many were deleted. See the example on
+    /// [`set_disappearing`](Self::set_disappearing).
     pub async fn purge_expired(&self) -> Result<usize, Error> {
         self.purge_expired_at(crate::identity::unix_now()).await
     }
