@@ -5,6 +5,9 @@
 //!   FTS5), one hit and 2,000 candidates.
 //! * `history/receive_reaction`: the receiver's `sync()` of one reaction (decrypt, validate
 //!   against history, store), with the sender's `react` outside the timing.
+//! * `history/receive_delete`: the receiver's `sync()` of one delete (tombstone, and the FTS5
+//!   index merged so no deleted term stays in it), the message and delete sent outside the
+//!   timing.
 //! * `attachment/encrypt_5MiB` and `attachment/decrypt_5MiB`: ChaCha20-Poly1305 and SHA-256
 //!   over a 5 MiB file (`encrypt_attachment`, `RemoteAttachment::decrypt` with digest check).
 //!
@@ -81,6 +84,23 @@ fn history(c: &mut Criterion) {
                 for i in 0..iters {
                     let emoji = if i % 2 == 0 { "👍" } else { "🎉" };
                     alice.react(dm, &target, emoji).await.unwrap();
+                    let t = Instant::now();
+                    bob.sync().await.unwrap();
+                    total += t.elapsed();
+                }
+                total
+            }
+        })
+    });
+    g.bench_function("receive_delete", |b| {
+        b.to_async(&rt).iter_custom(|iters| {
+            let (alice, bob, dm) = (&alice, &bob, &dm);
+            async move {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let m = alice.send_text(dm, "short-lived words").await.unwrap();
+                    bob.sync().await.unwrap();
+                    alice.delete(dm, &m.id).await.unwrap();
                     let t = Instant::now();
                     bob.sync().await.unwrap();
                     total += t.elapsed();
