@@ -5,6 +5,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use atmls::blob::FsBlobStore;
+use atmls::content::{Content, EncodedContent};
 use atmls::directory::MemoryDirectory;
 use atmls::identity::{unix_now, DeviceIdentity, Did, IdentityKeyPair, InstallationKeyPair};
 use atmls::storage::Store;
@@ -33,11 +35,13 @@ type Res<T> = Result<T, Box<dyn std::error::Error>>;
 struct Env {
     dir: Arc<MemoryDirectory>,
     net: Arc<MemoryTransport>,
+    blobs: Arc<FsBlobStore>,
 }
 
 impl Env {
     async fn open(&self, path: &Path, identity: Option<DeviceIdentity>) -> Res<Client> {
-        let mut b = Client::builder(self.dir.clone(), self.net.clone(), Store::open(path)?);
+        let mut b = Client::builder(self.dir.clone(), self.net.clone(), Store::open(path)?)
+            .blob_store(self.blobs.clone());
         if let Some(i) = identity {
             b = b.identity(i);
         }
@@ -61,9 +65,19 @@ async fn show(name: &str, c: &Client) -> Res<()> {
                 short(&m.group),
                 m.sender.did,
                 m.decoded()
-                    .display_text()
-                    .unwrap_or("(unsupported content)")
+                    .summary()
+                    .unwrap_or_else(|| format!("({})", m.content.type_id))
             ),
+            Event::ContentRejected { message, error } => {
+                println!(
+                    "  [{name}] ignored {} from {}: {error}",
+                    message.content.type_id, message.sender.did
+                )
+            }
+            Event::DisappearingChanged { by, secs, .. } => match secs {
+                Some(s) => println!("  [{name}] {by} set disappearing messages to {s} s"),
+                None => println!("  [{name}] {by} turned disappearing messages off"),
+            },
             Event::MembersAdded { members, by, .. } => {
                 println!("  [{name}] {by} added {} device(s)", members.len())
             }
@@ -86,6 +100,7 @@ async fn demo() -> Res<()> {
     let env = Env {
         dir: Arc::new(MemoryDirectory::new()),
         net: Arc::new(MemoryTransport::new()),
+        blobs: Arc::new(FsBlobStore::new(tmp.path().join("blobs"))?),
     };
     let did = |s: &str| -> Res<Did> { Ok(s.parse()?) };
     println!("== accounts (state in {})", tmp.path().display());
@@ -182,6 +197,8 @@ async fn demo() -> Res<()> {
     show("bob", &bob).await?;
     show("alice-laptop", &alice_laptop).await?;
 
+    content_demo(&alice_phone, &bob, &dm).await?;
+
     println!("\n== alice's laptop restarts from its SQLite file");
     drop(alice_laptop);
     let alice_laptop = env.open(&laptop_db, None).await?;
@@ -197,6 +214,76 @@ async fn demo() -> Res<()> {
     show("bob", &bob).await?;
     show("carol", &carol).await?;
     println!("\ndemo finished");
+    Ok(())
+}
+
+/// Each content type once, in the DM (spec/content.md CONTENT-17 to CONTENT-30).
+async fn content_demo(alice: &Client, bob: &Client, dm: &GroupId) -> Res<()> {
+    println!("\n== typed content in the DM");
+    let q = bob.send_markdown(dm, "**lunch** at noon?").await?;
+    show("alice-phone", alice).await?;
+    let r = alice
+        .reply(dm, &q.id, Content::text("yes, the usual place"))
+        .await?;
+    alice.react(dm, &q.id, "👍").await?;
+    show("bob", bob).await?;
+    bob.mark_read(dm, &r.id).await?;
+    bob.typing(dm, true).await?;
+    show("alice-phone", alice).await?;
+    let typo = alice.send_text(dm, "see you at 12:30").await?;
+    alice
+        .edit(dm, &typo.id, Content::text("see you at 12:15"))
+        .await?;
+    show("bob", bob).await?;
+    if let Err(e) = bob.edit(dm, &typo.id, Content::text("bob was here")).await {
+        println!("  [bob] cannot edit alice's message: {e}");
+    }
+    let menu: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+    let sent = alice
+        .attach(dm, "menu.pdf", "application/pdf", &menu)
+        .await?;
+    show("bob", bob).await?;
+    if let Some(Some(Content::Attachment(a))) =
+        bob.message(dm, &sent.id).await?.map(|i| i.decoded())
+    {
+        let ok = bob.download(&a).await? == menu;
+        println!(
+            "  [bob] downloaded {} ({} bytes, encrypted blob, digest checked): {ok}",
+            a.filename, a.size
+        );
+    }
+    let mut poll = EncodedContent::new("example.org/poll:1.0".parse()?, vec![1, 2, 3]);
+    poll.fallback = Some("[a poll from a newer app: where to eat?]".into());
+    alice.send_content(dm, &poll).await?;
+    alice.delete(dm, &typo.id).await?;
+    show("bob", bob).await?;
+    let found = bob.search(Some(dm), "usual place", 10).await?;
+    println!("  [bob] search \"usual place\": {} hit(s)", found.len());
+    println!("  [bob] history, newest page:");
+    for item in bob.history(dm, None, 8).await?.items {
+        let text = match (&item.deleted, item.text()) {
+            (Some(t), _) => format!("(deleted by {})", t.by),
+            (None, Some(t)) => t,
+            (None, None) => "(no text)".into(),
+        };
+        let reactions: Vec<String> = item
+            .reactions
+            .iter()
+            .map(|r| format!("{}×{}", r.emoji, r.count()))
+            .collect();
+        let edited = if item.edits > 0 { " (edited)" } else { "" };
+        println!(
+            "    {} {text}{edited} {}",
+            item.sender.did,
+            reactions.join(" ")
+        );
+    }
+    alice
+        .set_disappearing(dm, Some(std::time::Duration::from_secs(3600)))
+        .await?;
+    show("bob", bob).await?;
+    alice.set_disappearing(dm, None).await?;
+    show("bob", bob).await?;
     Ok(())
 }
 

@@ -1,5 +1,7 @@
 //! The client's error type.
 
+use super::HistoryError;
+use crate::blob::BlobError;
 use crate::content::ContentError;
 use crate::credential::CredentialError;
 use crate::directory::DirectoryError;
@@ -41,6 +43,15 @@ pub enum Error {
     /// Message content.
     #[error(transparent)]
     Content(#[from] ContentError),
+    /// An edit, delete, reaction or receipt breaks a history rule; nothing was sent.
+    #[error(transparent)]
+    History(#[from] HistoryError),
+    /// The blob store holding attachments.
+    #[error(transparent)]
+    Blob(#[from] BlobError),
+    /// An attachment is too large to send inline and the client has no blob store.
+    #[error("attachment needs a blob store (ClientBuilder::blob_store)")]
+    NoBlobStore,
     /// The store holds no account and none was given to the builder.
     #[error("no identity: give the builder a DeviceIdentity for a new store")]
     NoIdentity,
@@ -68,6 +79,7 @@ impl Error {
             Error::Group(e) => e.is_retryable(),
             Error::Credential(e) => e.is_retryable(),
             Error::KeyPackage(e) => e.is_retryable(),
+            Error::Blob(e) => e.is_retryable(),
             Error::NoKeyPackages(_) | Error::Conflict => true,
             _ => false,
         }

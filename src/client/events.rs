@@ -1,6 +1,7 @@
 //! What [`Client::sync`](super::Client::sync) reports.
 
-use crate::content::{Content, EncodedContent};
+use super::HistoryError;
+use crate::content::{Content, EncodedContent, MessageId};
 use crate::group::{GroupError, GroupId, GroupKind, Member};
 use crate::identity::{Did, PublicKey};
 
@@ -9,6 +10,8 @@ use crate::identity::{Did, PublicKey};
 pub struct Message {
     /// The conversation.
     pub group: GroupId,
+    /// Its id, the same on every member's device (CONTENT-18).
+    pub id: MessageId,
     /// Its position in the group's mailbox.
     pub seq: u64,
     /// Who sent it.
@@ -73,7 +76,8 @@ pub enum Event {
         /// The account leaving.
         did: Did,
     },
-    /// A new application message.
+    /// A new application message (any content type; typing indicators too, which are
+    /// not stored).
     Message(Message),
     /// A contact's identity key changed along endorsements by the pinned key (TRUST-1):
     /// informational, the new key is now pinned.
@@ -100,6 +104,24 @@ pub enum Event {
     },
     /// Our own account's records show something this device did not publish (TRUST-10).
     SelfCheckAlert(crate::trust::SelfCheckFinding),
+    /// A message was decrypted but its content breaks a history rule (an edit of someone
+    /// else's message, a reaction to an unknown message, a forged group update...): the
+    /// history is unchanged (CONTENT-29).
+    ContentRejected {
+        /// The message.
+        message: Message,
+        /// Why.
+        error: HistoryError,
+    },
+    /// A verified commit changed the group's disappearing-messages timer (CONTENT-28).
+    DisappearingChanged {
+        /// The group.
+        group: GroupId,
+        /// Who committed the change.
+        by: Did,
+        /// The new timer in seconds; `None`: messages no longer disappear.
+        secs: Option<u32>,
+    },
     /// An incoming message or Welcome was refused; the group state is unchanged.
     Refused {
         /// The group, if it was a group message.

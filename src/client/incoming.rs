@@ -9,10 +9,11 @@ use openmls::prelude::{
 use openmls_traits::storage::StorageProvider as _;
 use openmls_traits::OpenMlsProvider as _;
 
+use super::history::{self, ApplyError};
 use super::outgoing::{leave_key, Intent};
 use super::state::Ctx;
 use super::{Error, Event, Message, Session};
-use crate::content::EncodedContent;
+use crate::content::{EncodedContent, MessageId};
 use crate::credential::AtmlsIdentity;
 use crate::group::{
     join_config, mailbox_for, validate_joined_tree, validate_proposal, validate_staged_commit,
@@ -108,27 +109,25 @@ fn process_item(
             let bytes = am.into_bytes();
             let content = EncodedContent::from_bytes(&bytes)
                 .map_err(|e| GroupError::Malformed(format!("content: {e}")))?;
-            let received = unix_now();
-            tables::message_add(
-                cx.c,
-                &tables::MessageRow {
-                    group_id: group.0.clone(),
-                    seq,
-                    sender_did: sender.did.clone(),
-                    sender_installation: sender.installation.0,
-                    content: bytes,
-                    received,
-                    outgoing: false,
-                },
-            )?;
-            events.push(Event::Message(Message {
+            let message = Message {
                 group: group.clone(),
+                id: MessageId::from_mls_message(payload),
                 seq,
                 sender,
                 content,
                 outgoing: false,
-                received,
-            }));
+                received: unix_now(),
+            };
+            let timer = crate::group::disappearing_secs(g.extensions())?;
+            // A history-rule violation keeps the decryption (the message was valid MLS) but
+            // changes no history (CONTENT-29).
+            match history::apply(cx.c, cx.moderation, &message, &bytes, timer) {
+                Ok(()) => events.push(Event::Message(message)),
+                Err(ApplyError::Rejected(error)) => {
+                    events.push(Event::ContentRejected { message, error })
+                }
+                Err(ApplyError::Storage(e)) => return Err(e.into()),
+            }
         }
         ProcessedMessageContent::ProposalMessage(qp) => {
             validate_proposal(&g, &qp)?;
@@ -153,8 +152,28 @@ fn process_item(
                     return Err(GroupError::NotAllowed("commit adds a revoked device").into());
                 }
             }
+            let timer_change = crate::group::check_context_change(
+                g.extensions(),
+                staged.group_context().extensions(),
+            )?;
             g.merge_staged_commit(&cx.p, *staged)
                 .map_err(|e| GroupError::InvalidCommit(e.to_string()))?;
+            if let Some(update) = history::update_if_any(
+                sender.did.clone(),
+                summary.added.clone(),
+                summary.removed.clone(),
+                timer_change,
+            ) {
+                let timer = crate::group::disappearing_secs(g.extensions())?;
+                history::record_update(cx.c, group, payload, seq, &sender, &update, timer)?;
+            }
+            if let Some(secs) = timer_change {
+                events.push(Event::DisappearingChanged {
+                    group: group.clone(),
+                    by: sender.did.clone(),
+                    secs: (secs > 0).then_some(secs),
+                });
+            }
             if !summary.added.is_empty() {
                 events.push(Event::MembersAdded {
                     group: group.clone(),
@@ -221,6 +240,8 @@ fn process_welcome(cx: &Ctx<'_>, payload: &[u8], seq: u64) -> Result<Vec<Event>,
     let g = staged.into_group(&cx.p).map_err(|e| werr(&e))?;
     validate_joined_tree(&g, &pin_lookup(cx), unix_now())?;
     let data = GroupData::from_extensions(g.extensions())?;
+    // A malformed disappearing timer would make every later message unreadable (CONTENT-28).
+    crate::group::disappearing_secs(g.extensions())?;
     let me = &cx.dev.did;
     let dm_peer = match data.kind {
         GroupKind::Dm => {

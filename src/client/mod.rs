@@ -2,8 +2,10 @@
 //! Every public call is async, takes the client's lock for its whole duration, and changes
 //! state only through single SQLite transactions.
 
+mod content_api;
 mod error;
 mod events;
+mod history;
 mod incoming;
 mod keys;
 mod outgoing;
@@ -12,12 +14,17 @@ mod trust;
 
 pub use error::Error;
 pub use events::{Event, Message};
+pub use history::{
+    AuthorOnly, HistoryCursor, HistoryError, HistoryItem, HistoryPage, ModerationPolicy,
+    ReactionCount, ReadPosition, Revision, Tombstone,
+};
 
 use std::sync::Arc;
 
 use openmls::prelude::Ciphersuite;
 use tokio::sync::{mpsc, Mutex};
 
+use crate::blob::BlobStore;
 use crate::content::{Content, EncodedContent};
 use crate::directory::Directory;
 use crate::group::{GroupId, GroupKind, GroupStatus, Member};
@@ -52,9 +59,25 @@ pub struct ClientBuilder {
     identity: Option<DeviceIdentity>,
     policy: KeyPackagePolicy,
     ciphersuite: Ciphersuite,
+    blob_store: Option<Arc<dyn BlobStore>>,
+    moderation: Option<Arc<dyn ModerationPolicy>>,
 }
 
 impl ClientBuilder {
+    /// Where attachments larger than [`MAX_INLINE_ATTACHMENT`](crate::content::MAX_INLINE_ATTACHMENT)
+    /// are stored, encrypted (CONTENT-25). Without one, only inline attachments can be sent
+    /// or downloaded.
+    pub fn blob_store(mut self, store: Arc<dyn BlobStore>) -> Self {
+        self.blob_store = Some(store);
+        self
+    }
+
+    /// Who may delete other members' messages; the default is [`AuthorOnly`] (CONTENT-26).
+    pub fn moderation(mut self, policy: Arc<dyn ModerationPolicy>) -> Self {
+        self.moderation = Some(policy);
+        self
+    }
+
     /// The identity of a new device (required when the store is new; ignored with a check
     /// when the store already holds this identity).
     pub fn identity(mut self, identity: DeviceIdentity) -> Self {
@@ -71,8 +94,12 @@ impl ClientBuilder {
     /// Opens the client: loads or saves the identity, publishes the declaration (if this device
     /// holds the identity key), the device record and KeyPackages.
     pub async fn build(self) -> Result<Client, Error> {
-        let inner = Inner::open(self.store, self.identity, self.ciphersuite, self.policy)?;
+        let mut inner = Inner::open(self.store, self.identity, self.ciphersuite, self.policy)?;
+        if let Some(m) = self.moderation {
+            inner.moderation = m;
+        }
         let client = Client {
+            blob_store: self.blob_store,
             did: inner.device.did.clone(),
             installation: inner.device.installation.public(),
             inner: Mutex::new(inner),
@@ -111,6 +138,7 @@ pub struct Client {
     inner: Mutex<Inner>,
     directory: Arc<dyn Directory>,
     transport: Arc<dyn Transport>,
+    blob_store: Option<Arc<dyn BlobStore>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -140,6 +168,8 @@ impl Client {
             identity: None,
             policy: KeyPackagePolicy::default(),
             ciphersuite: DEFAULT_CIPHERSUITE,
+            blob_store: None,
+            moderation: None,
         }
     }
 
@@ -211,9 +241,9 @@ impl Client {
         self.session().await.leave(group).await
     }
 
-    /// Sends typed content.
+    /// Sends typed content (the same as [`send_content`](Self::send_content)).
     pub async fn send(&self, group: &GroupId, content: &EncodedContent) -> Result<Message, Error> {
-        self.session().await.send(group, content).await
+        self.session().await.send(group, content, true).await
     }
 
     /// Sends a text message.
@@ -222,9 +252,12 @@ impl Client {
     }
 
     /// Fetches and processes everything new: Welcomes, then every group's mailbox. Also
-    /// commits pending leave requests, and keeps KeyPackages published.
+    /// commits pending leave requests, keeps KeyPackages published, and deletes expired
+    /// disappearing messages (CONTENT-28).
     pub async fn sync(&self) -> Result<Vec<Event>, Error> {
-        self.session().await.sync_all().await
+        let mut s = self.session().await;
+        s.purge_expired(crate::identity::unix_now())?;
+        s.sync_all().await
     }
 
     /// This device's conversations.
@@ -237,7 +270,8 @@ impl Client {
         self.session().await.inner.members(group)
     }
 
-    /// The stored messages of a group, oldest first.
+    /// The group's timeline, oldest first: messages with their latest edit, without deleted
+    /// or expired ones. [`history`](Self::history) gives pages with reactions and tombstones.
     pub async fn messages(&self, group: &GroupId) -> Result<Vec<Message>, Error> {
         self.session().await.inner.messages(group)
     }

@@ -7,8 +7,9 @@ use openmls::prelude::{
 };
 use openmls_traits::OpenMlsProvider as _;
 
+use super::history;
 use super::{Error, Message, Session};
-use crate::content::EncodedContent;
+use crate::content::{Content, EncodedContent, MessageId};
 use crate::credential::AtmlsIdentity;
 use crate::group::{
     create_config, epoch_tag, mailbox_for, member_leaves, welcome_mailbox, GroupData, GroupError,
@@ -31,6 +32,11 @@ pub(crate) enum Intent {
     Update,
     /// Commit proposals others sent (leave requests).
     Pending,
+    /// Set the disappearing-messages timer, in seconds (0: off) (CONTENT-28).
+    SetDisappearing(u32),
+    /// Put raw bytes in a group-context extension, unchecked: only for tests of what
+    /// receivers refuse.
+    RawContextExtension(u16, Vec<u8>),
 }
 
 enum Submitted {
@@ -196,7 +202,20 @@ impl Session<'_> {
                 self.sync_group_until(group, seq.saturating_sub(1)).await?;
                 self.inner.atomic(|cx| {
                     let mut g = cx.load(group)?;
+                    // Our own commit: record what it does; an unreadable change (only a test's
+                    // unchecked commit) is not recorded rather than blocking the merge.
+                    let update = history::own_commit_update(&g, &cx.dev.did).ok().flatten();
                     g.merge_pending_commit(&cx.p).map_err(mls)?;
+                    if let Some(u) = update {
+                        let me = Member {
+                            did: cx.dev.did.clone(),
+                            installation: cx.dev.installation.public(),
+                        };
+                        let timer = crate::group::disappearing_secs(g.extensions())
+                            .ok()
+                            .flatten();
+                        history::record_update(cx.c, group, &out.commit, seq, &me, &u, timer)?;
+                    }
                     tables::outbox_delete(cx.c, &group.0)?;
                     tables::group_set_cursor(cx.c, &group.0, seq)?;
                     if let Some(w) = &out.welcome {
@@ -251,21 +270,37 @@ impl Session<'_> {
         Ok(())
     }
 
+    /// Sends `content`; `check` applies the history rules first (CONTENT-29), which only a
+    /// test impersonating a modified client turns off.
     pub(crate) async fn send(
         &mut self,
         group: &GroupId,
         content: &EncodedContent,
+        check: bool,
     ) -> Result<Message, Error> {
         let bytes = content.to_bytes()?;
+        let decoded = Content::decode(content);
         let mailbox = mailbox_for(&group.0);
         for _ in 0..MAX_COMMIT_ATTEMPTS {
             self.resolve_outbox(group).await?;
-            let (tag, payload) = self.inner.atomic(|cx| {
+            let (tag, payload, timer) = self.inner.atomic(|cx| {
                 let mut g = active(cx, group)?;
+                // Nothing that breaks a history rule leaves this device (CONTENT-29).
+                if check {
+                    history::validate(
+                        cx.c,
+                        cx.moderation,
+                        group,
+                        &cx.dev.did,
+                        &decoded,
+                        unix_now(),
+                    )?;
+                }
+                let timer = crate::group::disappearing_secs(g.extensions())?;
                 let tag = epoch_tag(&g, cx.p.crypto())?;
                 let signer = cx.signer(&g)?;
                 let msg = g.create_message(&cx.p, &signer, &bytes).map_err(mls)?;
-                Ok::<_, Error>((tag, msg.tls_serialize_detached().map_err(mls)?))
+                Ok::<_, Error>((tag, msg.tls_serialize_detached().map_err(mls)?, timer))
             })?;
             match self
                 .transport
@@ -277,30 +312,25 @@ impl Session<'_> {
                         did: self.inner.device.did.clone(),
                         installation: self.inner.device.installation.public(),
                     };
-                    let received = unix_now();
-                    self.inner.atomic(|cx| {
-                        tables::own_post_add(cx.c, &group.0, seq)?;
-                        tables::message_add(
-                            cx.c,
-                            &tables::MessageRow {
-                                group_id: group.0.clone(),
-                                seq,
-                                sender_did: me.did.clone(),
-                                sender_installation: me.installation.0,
-                                content: bytes.clone(),
-                                received,
-                                outgoing: true,
-                            },
-                        )
-                    })?;
-                    return Ok(Message {
+                    let message = Message {
                         group: group.clone(),
+                        // The id covers the MLS message as delivered to every member (CONTENT-18).
+                        id: MessageId::from_mls_message(&payload),
                         seq,
                         sender: me,
                         content: content.clone(),
                         outgoing: true,
-                        received,
-                    });
+                        received: unix_now(),
+                    };
+                    self.inner.atomic(|cx| {
+                        tables::own_post_add(cx.c, &group.0, seq)?;
+                        match history::apply(cx.c, cx.moderation, &message, &bytes, timer) {
+                            Err(history::ApplyError::Rejected(_)) if !check => {}
+                            r => r?,
+                        }
+                        Ok::<_, Error>(())
+                    })?;
+                    return Ok(message);
                 }
                 // Our epoch was committed away before the message arrived: catch up, re-encrypt.
                 SendOutcome::StaleEpoch => {
@@ -470,6 +500,43 @@ fn build_commit(
                     },
                     |_| true,
                 )
+                .map_err(mls)?
+                .stage_commit(&cx.p)
+                .map_err(mls)?
+        }
+        Intent::SetDisappearing(secs) => {
+            if crate::group::disappearing_secs(g.extensions())?.unwrap_or(0) == *secs {
+                return Ok(None);
+            }
+            let ext = crate::group::with_disappearing(g.extensions(), *secs)?;
+            g.commit_builder()
+                .propose_group_context_extensions(ext)
+                .map_err(mls)?
+                .consume_proposal_store(true)
+                .load_psks(cx.p.storage())
+                .map_err(mls)?
+                .build(cx.p.rand(), cx.p.crypto(), &signer, |_| true)
+                .map_err(mls)?
+                .stage_commit(&cx.p)
+                .map_err(mls)?
+        }
+        Intent::RawContextExtension(ty, bytes) => {
+            use openmls::prelude::{Extension, ExtensionType, Extensions, UnknownExtension};
+            let mut ext: Vec<Extension> = g
+                .extensions()
+                .iter()
+                .filter(|e| e.extension_type() != ExtensionType::Unknown(*ty))
+                .cloned()
+                .collect();
+            ext.push(Extension::Unknown(*ty, UnknownExtension(bytes.clone())));
+            let ext = Extensions::from_vec(ext).map_err(mls)?;
+            g.commit_builder()
+                .propose_group_context_extensions(ext)
+                .map_err(mls)?
+                .consume_proposal_store(true)
+                .load_psks(cx.p.storage())
+                .map_err(mls)?
+                .build(cx.p.rand(), cx.p.crypto(), &signer, |_| true)
                 .map_err(mls)?
                 .stage_commit(&cx.p)
                 .map_err(mls)?

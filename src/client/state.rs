@@ -6,8 +6,8 @@ use openmls_rust_crypto::RustCrypto;
 use openmls_traits::OpenMlsProvider as _;
 use rusqlite::{Connection, TransactionBehavior};
 
+use super::history::{self, AuthorOnly, ModerationPolicy};
 use super::{Error, GroupInfo, Message};
-use crate::content::EncodedContent;
 use crate::group::{
     mailbox_for, member_leaves, welcome_mailbox, GroupError, GroupId, GroupStatus, Member,
 };
@@ -31,6 +31,8 @@ pub(crate) struct Inner {
         std::collections::HashMap<crate::identity::Did, crate::identity::PublicKey>,
     /// Trust events raised outside a sync, handed out by the next one.
     pub(crate) trust_events: Vec<super::Event>,
+    /// Who may delete others' messages (CONTENT-26).
+    pub(crate) moderation: std::sync::Arc<dyn ModerationPolicy>,
 }
 
 /// What a closure inside a transaction sees.
@@ -39,6 +41,7 @@ pub(crate) struct Ctx<'a> {
     pub(crate) c: &'a Connection,
     pub(crate) dev: &'a DeviceIdentity,
     pub(crate) cs: Ciphersuite,
+    pub(crate) moderation: &'a dyn ModerationPolicy,
 }
 
 impl Ctx<'_> {
@@ -134,6 +137,7 @@ impl Inner {
             used_key_packages: Default::default(),
             unendorsed: Default::default(),
             trust_events: Vec::new(),
+            moderation: std::sync::Arc::new(AuthorOnly),
         })
     }
 
@@ -154,6 +158,7 @@ impl Inner {
             c: &tx,
             dev: &self.device,
             cs: self.cs,
+            moderation: &*self.moderation,
         };
         let r = f(&ctx);
         match r {
@@ -183,6 +188,7 @@ impl Inner {
             c: &self.store.conn,
             dev: &self.device,
             cs: self.cs,
+            moderation: &*self.moderation,
         };
         f(&ctx)
     }
@@ -215,23 +221,29 @@ impl Inner {
         })
     }
 
+    /// The group's live timeline, oldest first, with edits applied and deleted items left
+    /// out.
     pub(crate) fn messages(&self, group: &GroupId) -> Result<Vec<Message>, Error> {
-        let rows = self.read(|c| tables::messages_of(c, &group.0))?;
-        rows.into_iter()
-            .map(|r| {
-                Ok(Message {
-                    group: group.clone(),
-                    seq: r.seq,
-                    sender: Member {
-                        did: r.sender_did,
-                        installation: crate::identity::PublicKey(r.sender_installation),
-                    },
-                    content: EncodedContent::from_bytes(&r.content)?,
-                    outgoing: r.outgoing,
-                    received: r.received,
-                })
-            })
-            .collect()
+        let now = crate::identity::unix_now();
+        let c = &self.store.conn;
+        let mut rows = crate::storage::history::page(c, &group.0, None, u32::MAX, now)?;
+        rows.reverse();
+        let mut out = Vec::new();
+        for row in rows {
+            let item = history::to_item(c, row)?;
+            if let Some(content) = item.content {
+                out.push(Message {
+                    group: item.group,
+                    id: item.id,
+                    seq: item.seq,
+                    sender: item.sender,
+                    content,
+                    outgoing: item.outgoing,
+                    received: item.received,
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// Every mailbox this device listens to.

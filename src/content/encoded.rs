@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 
 use tls_codec::{Serialize as _, Size as _, TlsSerialize, TlsSize, VLBytes};
 
+pub(super) use super::payload::Reader;
 use super::{ContentError, ContentTypeId};
 
 /// Largest accepted encoded content, in bytes: 1 MiB (CONTENT-11).
@@ -281,80 +282,6 @@ fn validate_parameters(parameters: &BTreeMap<String, String>) -> Result<(), Cont
 
 fn utf8<'a>(bytes: &'a [u8], field: &'static str) -> Result<&'a str, ContentError> {
     std::str::from_utf8(bytes).map_err(|_| ContentError::InvalidUtf8(field))
-}
-
-/// A bounds-checked cursor over untrusted bytes. Never panics.
-struct Reader<'a> {
-    buf: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    fn new(buf: &'a [u8]) -> Self {
-        Self { buf }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.buf.is_empty()
-    }
-
-    fn remaining(&self) -> usize {
-        self.buf.len()
-    }
-
-    fn take(&mut self, n: usize) -> Result<&'a [u8], ContentError> {
-        let (head, tail) = self
-            .buf
-            .split_at_checked(n)
-            .ok_or(ContentError::Truncated)?;
-        self.buf = tail;
-        Ok(head)
-    }
-
-    fn u8(&mut self) -> Result<u8, ContentError> {
-        let (&b, tail) = self.buf.split_first().ok_or(ContentError::Truncated)?;
-        self.buf = tail;
-        Ok(b)
-    }
-
-    fn u32(&mut self) -> Result<u32, ContentError> {
-        let raw: [u8; 4] = self
-            .take(4)?
-            .try_into()
-            .map_err(|_| ContentError::Truncated)?;
-        Ok(u32::from_be_bytes(raw))
-    }
-
-    /// CONTENT-7: an RFC 9420 variable-length integer, minimally encoded.
-    fn varint(&mut self) -> Result<usize, ContentError> {
-        let first = self.u8()?;
-        let extra_bytes = match first >> 6 {
-            0 => 0,
-            1 => 1,
-            2 => 3,
-            _ => return Err(ContentError::Malformed("length prefix 0b11 is reserved")),
-        };
-        let mut value = u32::from(first & 0x3f);
-        for _ in 0..extra_bytes {
-            value = (value << 8) | u32::from(self.u8()?);
-        }
-        let minimal = match extra_bytes {
-            0 => true,
-            1 => value > 0x3f,
-            _ => value > 0x3fff,
-        };
-        if !minimal {
-            return Err(ContentError::NonCanonical(
-                "length is not minimally encoded",
-            ));
-        }
-        usize::try_from(value).map_err(|_| ContentError::Malformed("length does not fit in memory"))
-    }
-
-    /// `opaque data<V>`: a varint byte length followed by that many bytes.
-    fn opaque(&mut self) -> Result<&'a [u8], ContentError> {
-        let len = self.varint()?;
-        self.take(len)
-    }
 }
 
 #[cfg(test)]

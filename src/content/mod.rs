@@ -11,9 +11,29 @@
 //! The rules (`CONTENT-1`, `CONTENT-2`, ...) and the exact wire encoding are in
 //! `spec/content.md`; tests are named after the rule they check.
 
+mod attachment;
+mod edit;
 mod encoded;
+mod group_updated;
+mod markdown;
+mod payload;
+mod reaction;
+mod receipt;
+mod reply;
 mod text;
 mod type_id;
+
+pub use attachment::{
+    encrypt_attachment, Attachment, AttachmentCodec, AttachmentSource, RemoteAttachment,
+    MAX_FILENAME_LEN, MAX_INLINE_ATTACHMENT, MAX_MIME_TYPE_LEN, MAX_URL_LEN,
+};
+pub use edit::{Delete, DeleteCodec, Edit, EditCodec};
+pub use group_updated::{GroupUpdated, GroupUpdatedCodec};
+pub use markdown::MarkdownCodec;
+pub use payload::MessageId;
+pub use reaction::{Reaction, ReactionAction, ReactionCodec, MAX_REACTION_LEN};
+pub use receipt::{ReadReceipt, ReadReceiptCodec, Typing, TypingCodec};
+pub use reply::{Reply, ReplyCodec};
 
 pub use encoded::{
     Compression, EncodedContent, ENCODED_CONTENT_VERSION, MAX_ENCODED_CONTENT_LEN, MAX_PARAMETERS,
@@ -77,6 +97,12 @@ pub enum ContentError {
     /// The TLS encoder failed (should not happen for valid content).
     #[error("content encoding failed: {0}")]
     Encode(String),
+    /// A downloaded attachment's digest differs from the one in the message (CONTENT-25).
+    #[error("attachment digest mismatch")]
+    DigestMismatch,
+    /// A downloaded attachment failed authenticated decryption (CONTENT-25).
+    #[error("attachment decryption failed")]
+    DecryptionFailed,
 }
 
 impl ContentError {
@@ -96,7 +122,9 @@ impl ContentError {
             | ContentError::UnknownCompression(_)
             | ContentError::UnsupportedCompression(_)
             | ContentError::TypeMismatch { .. }
-            | ContentError::Encode(_) => false,
+            | ContentError::Encode(_)
+            | ContentError::DigestMismatch
+            | ContentError::DecryptionFailed => false,
         }
     }
 }
@@ -147,6 +175,25 @@ pub trait ContentCodec {
 pub enum Content {
     /// Plain text (`atmls.dev/text:1.x`).
     Text(String),
+    /// Markdown source (`atmls.dev/markdown:1.x`).
+    Markdown(String),
+    /// A reply to an earlier message (`atmls.dev/reply:1.x`).
+    Reply(Reply),
+    /// An emoji reaction added or removed (`atmls.dev/reaction:1.x`).
+    Reaction(Reaction),
+    /// A read receipt (`atmls.dev/read-receipt:1.x`).
+    ReadReceipt(ReadReceipt),
+    /// A typing indicator, never stored (`atmls.dev/typing:1.x`).
+    Typing(Typing),
+    /// A file (`atmls.dev/attachment:1.x`).
+    Attachment(Attachment),
+    /// An edit of an earlier message (`atmls.dev/edit:1.x`).
+    Edit(Edit),
+    /// A delete of an earlier message (`atmls.dev/delete:1.x`).
+    Delete(Delete),
+    /// A membership or settings change derived from a verified commit
+    /// (`atmls.dev/group-updated:1.x`); only ever produced locally.
+    GroupUpdated(GroupUpdated),
     /// Content this version cannot decode: an unknown type, an unsupported
     /// major version, or a known type whose payload is invalid.
     Unknown {
@@ -162,10 +209,29 @@ impl Content {
     /// anything that cannot be decoded becomes [`Content::Unknown`] carrying
     /// the fallback text (CONTENT-15).
     pub fn decode(encoded: &EncodedContent) -> Content {
-        if TextCodec::content_type().is_compatible(&encoded.type_id) {
-            if let Ok(text) = TextCodec::decode(encoded) {
-                return Content::Text(text);
+        fn try_codec<C: ContentCodec>(
+            e: &EncodedContent,
+            wrap: fn(C::Content) -> Content,
+        ) -> Option<Content> {
+            if C::content_type().is_compatible(&e.type_id) {
+                C::decode(e).ok().map(wrap)
+            } else {
+                None
             }
+        }
+        let e = encoded;
+        let decoded = try_codec::<TextCodec>(e, Content::Text)
+            .or_else(|| try_codec::<MarkdownCodec>(e, Content::Markdown))
+            .or_else(|| try_codec::<ReplyCodec>(e, Content::Reply))
+            .or_else(|| try_codec::<ReactionCodec>(e, Content::Reaction))
+            .or_else(|| try_codec::<ReadReceiptCodec>(e, Content::ReadReceipt))
+            .or_else(|| try_codec::<TypingCodec>(e, Content::Typing))
+            .or_else(|| try_codec::<AttachmentCodec>(e, Content::Attachment))
+            .or_else(|| try_codec::<EditCodec>(e, Content::Edit))
+            .or_else(|| try_codec::<DeleteCodec>(e, Content::Delete))
+            .or_else(|| try_codec::<GroupUpdatedCodec>(e, Content::GroupUpdated));
+        if let Some(c) = decoded {
+            return c;
         }
         Content::Unknown {
             type_id: encoded.type_id.clone(),
@@ -178,13 +244,49 @@ impl Content {
         TextCodec::encode_string(text.into())
     }
 
-    /// The text to show: the text itself, or an unknown type's fallback.
+    /// The text to show for text-like content: the text or markdown source
+    /// itself, or an unknown type's fallback. `None` for other types (see
+    /// [`summary`](Self::summary)).
     pub fn display_text(&self) -> Option<&str> {
         match self {
-            Content::Text(text) => Some(text),
+            Content::Text(text) | Content::Markdown(text) => Some(text),
             Content::Unknown { fallback, .. } => fallback.as_deref(),
+            _ => None,
         }
     }
+
+    /// One line describing any content: the text itself, the reply's text, or
+    /// the codec's fallback (e.g. `[attachment: photo.jpg]`). `None` for
+    /// receipts, typing indicators and unknown content without a fallback.
+    pub fn summary(&self) -> Option<String> {
+        match self {
+            Content::Text(t) | Content::Markdown(t) => Some(t.clone()),
+            Content::Reply(r) => r.decoded().summary(),
+            Content::Reaction(r) => ReactionCodec::fallback(r),
+            Content::ReadReceipt(_) | Content::Typing(_) => None,
+            Content::Attachment(a) => AttachmentCodec::fallback(a),
+            Content::Edit(e) => EditCodec::fallback(e),
+            Content::Delete(d) => DeleteCodec::fallback(d),
+            Content::GroupUpdated(u) => GroupUpdatedCodec::fallback(u),
+            Content::Unknown { fallback, .. } => fallback.clone(),
+        }
+    }
+}
+
+/// Types that act on other messages or on the session rather than being shown in
+/// a timeline: they may not be nested in replies or edits (CONTENT-19).
+pub(crate) fn is_control_type(t: &ContentTypeId) -> bool {
+    [
+        ReplyCodec::content_type(),
+        ReactionCodec::content_type(),
+        ReadReceiptCodec::content_type(),
+        TypingCodec::content_type(),
+        EditCodec::content_type(),
+        DeleteCodec::content_type(),
+        GroupUpdatedCodec::content_type(),
+    ]
+    .iter()
+    .any(|c| c.is_same_type(t))
 }
 
 #[cfg(test)]
@@ -268,6 +370,84 @@ mod tests {
     }
 
     #[test]
+    fn content_1_builtin_type_ids_are_valid() {
+        let ids = [
+            TextCodec::content_type(),
+            MarkdownCodec::content_type(),
+            ReplyCodec::content_type(),
+            ReactionCodec::content_type(),
+            ReadReceiptCodec::content_type(),
+            TypingCodec::content_type(),
+            AttachmentCodec::content_type(),
+            EditCodec::content_type(),
+            DeleteCodec::content_type(),
+            GroupUpdatedCodec::content_type(),
+        ];
+        for id in &ids {
+            // The unchecked constructor only builds ids the checked one accepts.
+            let checked = ContentTypeId::new(
+                id.authority(),
+                id.type_id(),
+                id.version_major(),
+                id.version_minor(),
+            )
+            .unwrap();
+            assert_eq!(&checked, id);
+            assert_eq!(id.to_string().parse::<ContentTypeId>().unwrap(), *id);
+        }
+        let mut names: Vec<_> = ids.iter().map(|i| i.type_id().to_owned()).collect();
+        names.dedup();
+        assert_eq!(names.len(), ids.len());
+    }
+
+    #[test]
+    fn content_15_every_builtin_codec_decodes_to_its_variant() {
+        let id = MessageId::from_bytes([1; 32]);
+        let samples = [
+            MarkdownCodec::encode(&"*m*".into()).unwrap(),
+            ReplyCodec::encode(&Reply {
+                in_reply_to: id,
+                content: Content::text("r"),
+            })
+            .unwrap(),
+            ReactionCodec::encode(&Reaction {
+                target: id,
+                action: ReactionAction::Add,
+                emoji: "👍".into(),
+            })
+            .unwrap(),
+            ReadReceiptCodec::encode(&ReadReceipt { up_to: id }).unwrap(),
+            TypingCodec::encode(&Typing { typing: true }).unwrap(),
+            EditCodec::encode(&Edit {
+                target: id,
+                content: Content::text("e"),
+            })
+            .unwrap(),
+            DeleteCodec::encode(&Delete { target: id }).unwrap(),
+        ];
+        for e in samples {
+            let decoded = Content::decode(&e);
+            assert!(
+                !matches!(decoded, Content::Unknown { .. }),
+                "{} decoded as unknown",
+                e.type_id
+            );
+        }
+        // A malformed payload of a known type degrades to its fallback.
+        let mut bad = ReactionCodec::encode(&Reaction {
+            target: id,
+            action: ReactionAction::Add,
+            emoji: "👍".into(),
+        })
+        .unwrap();
+        bad.content.push(0);
+        assert_eq!(
+            Content::decode(&bad).display_text(),
+            Some("Reacted 👍 to a message")
+        );
+    }
+
+    #[test]
     fn content_16_errors_are_not_retryable() {
         let errors = [
             ContentError::InvalidTypeId(String::new()),
@@ -286,6 +466,8 @@ mod tests {
                 actual: ContentTypeId::text(),
             },
             ContentError::Encode(String::new()),
+            ContentError::DigestMismatch,
+            ContentError::DecryptionFailed,
         ];
         for e in errors {
             assert!(!e.is_retryable(), "{e:?}");

@@ -59,6 +59,17 @@ impl ContentTypeId {
         }
     }
 
+    /// A type defined by this crate (`atmls.dev/<name>:<major>.0`). The names are
+    /// constants checked by a unit test, so no validation happens here.
+    pub(crate) fn atmls(name: &str, version_major: u32) -> Self {
+        Self {
+            authority: ATMLS_AUTHORITY.to_owned(),
+            type_id: name.to_owned(),
+            version_major,
+            version_minor: 0,
+        }
+    }
+
     /// The authority that defines the type, e.g. `atmls.dev`.
     pub fn authority(&self) -> &str {
         &self.authority

@@ -3,9 +3,12 @@
 //! validation of incoming commits, proposals and Welcomes (spec/group.md).
 
 mod data;
+mod disappearing;
 mod validate;
 
 pub use data::{GroupData, GroupKind, GROUP_DATA_EXTENSION};
+pub(crate) use disappearing::{check_context_change, disappearing_secs, with_disappearing};
+pub use disappearing::{DISAPPEARING_EXTENSION, MAX_DISAPPEARING_SECS};
 pub(crate) use validate::{
     member_leaves, validate_joined_tree, validate_proposal, validate_staged_commit, Validation,
 };
@@ -173,6 +176,7 @@ fn required_capabilities() -> Extension {
         &[
             ExtensionType::Unknown(GROUP_DATA_EXTENSION),
             ExtensionType::Unknown(LEAF_PROOF_EXTENSION),
+            ExtensionType::Unknown(DISAPPEARING_EXTENSION),
         ],
         &[],
         &[openmls::prelude::CredentialType::Basic],

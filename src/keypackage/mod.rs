@@ -84,6 +84,7 @@ pub(crate) fn capabilities(cs: Ciphersuite) -> Capabilities {
         Some(&[
             ExtensionType::Unknown(GROUP_DATA_EXTENSION),
             ExtensionType::Unknown(LEAF_PROOF_EXTENSION),
+            ExtensionType::Unknown(crate::group::DISAPPEARING_EXTENSION),
             ExtensionType::LastResort,
         ]),
         None,

@@ -2,6 +2,7 @@
 //! `:memory:` for tests). Every state change is one SQLite transaction, so after a crash the
 //! client sees the old epoch or the new one, never a mix (spec/storage.md STORE-1).
 
+pub(crate) mod history;
 mod provider;
 pub(crate) mod tables;
 pub(crate) mod trust;
@@ -85,7 +86,8 @@ CREATE INDEX atmls_messages_group ON atmls_messages(group_id, id);
     r#"
 CREATE TABLE atmls_kp_grace (kp_ref BLOB PRIMARY KEY, until INTEGER NOT NULL);
 "#,
-    // v3: trust (spec/trust.md): verification, the followed declaration, the history of key
+    history::MIGRATION_3,
+    // v4: trust (spec/trust.md): verification, the followed declaration, the history of key
     // changes, revoked devices.
     r#"
 ALTER TABLE atmls_pins ADD COLUMN verified INTEGER NOT NULL DEFAULT 0;
@@ -103,6 +105,11 @@ CREATE INDEX atmls_pin_history_did ON atmls_pin_history(did, id);
 CREATE TABLE atmls_revoked (installation BLOB PRIMARY KEY, did TEXT NOT NULL, seen INTEGER NOT NULL);
 "#,
 ];
+
+/// Rust steps run right after the SQL migration of the same version, in its transaction
+/// (for data SQL alone cannot convert).
+type MigrationStep = fn(&Connection) -> Result<(), StorageError>;
+const MIGRATION_STEPS: &[(usize, MigrationStep)] = &[(3, history::backfill_3)];
 
 /// A client's database.
 ///
@@ -150,6 +157,9 @@ impl Store {
             .skip(usize::try_from(version).unwrap_or(0))
         {
             tx.execute_batch(m)?;
+            for (_, step) in MIGRATION_STEPS.iter().filter(|(v, _)| *v == i + 1) {
+                step(&tx)?;
+            }
             tx.pragma_update(None, "user_version", i as i64 + 1)?;
         }
         tx.commit()?;

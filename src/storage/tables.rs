@@ -332,68 +332,6 @@ pub(crate) fn pin_get(c: &Connection, did: &Did) -> R<Option<[u8; 32]>> {
     .transpose()
 }
 
-/// A stored message.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct MessageRow {
-    pub group_id: Vec<u8>,
-    pub seq: u64,
-    pub sender_did: Did,
-    pub sender_installation: [u8; 32],
-    pub content: Vec<u8>,
-    pub received: u64,
-    pub outgoing: bool,
-}
-
-pub(crate) fn message_add(c: &Connection, m: &MessageRow) -> R<()> {
-    c.execute(
-        "INSERT INTO atmls_messages (group_id, seq, sender_did, sender_installation, content, received, outgoing)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
-            m.group_id,
-            to_i64(m.seq),
-            m.sender_did.as_str(),
-            m.sender_installation.to_vec(),
-            m.content,
-            to_i64(m.received),
-            m.outgoing
-        ],
-    )?;
-    Ok(())
-}
-
-pub(crate) fn messages_of(c: &Connection, group_id: &[u8]) -> R<Vec<MessageRow>> {
-    let mut stmt = c.prepare(
-        "SELECT seq, sender_did, sender_installation, content, received, outgoing FROM atmls_messages WHERE group_id = ?1 ORDER BY id",
-    )?;
-    let rows = stmt
-        .query_map([group_id], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, Vec<u8>>(2)?,
-                r.get::<_, Vec<u8>>(3)?,
-                r.get::<_, i64>(4)?,
-                r.get::<_, bool>(5)?,
-            ))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    rows.into_iter()
-        .map(|(seq, did, inst, content, received, outgoing)| {
-            Ok(MessageRow {
-                group_id: group_id.to_vec(),
-                seq: u64::try_from(seq).unwrap_or(0),
-                sender_did: Did::new(&did).map_err(|_| StorageError::Corrupt("sender did"))?,
-                sender_installation: inst
-                    .try_into()
-                    .map_err(|_| StorageError::Corrupt("sender installation"))?,
-                content,
-                received: u64::try_from(received).unwrap_or(0),
-                outgoing,
-            })
-        })
-        .collect()
-}
-
 /// The canonical DM with `peer`: the smallest group id among live DMs, so that two DMs
 /// created concurrently by both sides converge on the same one (GROUP-7).
 pub(crate) fn dm_for(c: &Connection, peer: &Did) -> R<Option<Vec<u8>>> {
