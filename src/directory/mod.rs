@@ -4,6 +4,8 @@
 //! until [`AccountRecord::verify`] (and, for KeyPackages, `keypackage::validate_record`) pass.
 
 mod memory;
+#[cfg(feature = "pds")]
+pub mod pds;
 
 pub use memory::MemoryDirectory;
 

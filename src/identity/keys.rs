@@ -165,6 +165,10 @@ impl IdentityKeyPair {
         PublicKey(self.0.verifying_key().to_bytes())
     }
 
+    pub(super) fn signing_key(&self) -> &SigningKey {
+        &self.0
+    }
+
     /// Signs a declaration binding this key to `did`.
     pub fn declare(&self, did: &Did, created: u64) -> IdentityDeclaration {
         let mut d = IdentityDeclaration {

@@ -2,9 +2,11 @@
 //! installation (device) keys it certifies. Formats are in `spec/identity.md`.
 
 mod did;
+mod endorsement;
 mod keys;
 
 pub use did::{Did, MAX_DID_LEN};
+pub use endorsement::Endorsement;
 pub(crate) use keys::LeafProofTbs as LeafProofTbsPub;
 pub use keys::{
     DeviceIdentity, IdentityDeclaration, IdentityKeyPair, InstallationCertificate,
@@ -19,6 +21,8 @@ pub mod context {
     pub const INSTALLATION_CERT: &[u8] = b"atmls/v1/installation-certificate";
     /// Signature by the installation key over a leaf's MLS signature key.
     pub const LEAF_PROOF: &[u8] = b"atmls/v1/leaf-signature-key";
+    /// Signature by an earlier identity key endorsing its successor.
+    pub const ENDORSEMENT: &[u8] = b"atmls/v1/identity-endorsement";
 }
 
 /// Errors of the identity layer.
