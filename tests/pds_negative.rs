@@ -135,18 +135,7 @@ async fn rec_2_malformed_key_package_records_are_refused_with_typed_errors() {
 }
 
 fn records_datetime(secs: u64) -> Value {
-    // Same format atmls writes (whole seconds, UTC).
-    let v = records::encode_key_package(&atmls::directory::KeyPackageRecord {
-        did: Did::new("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa").unwrap(),
-        installation_key: InstallationKeyPair::generate().public(),
-        key_package_ref: vec![1],
-        key_package: vec![1],
-        ciphersuite: 1,
-        last_resort: false,
-        created: secs,
-        expires: secs,
-    });
-    v["expiresAt"].clone()
+    Value::String(records::format_datetime(secs))
 }
 
 #[tokio::test]

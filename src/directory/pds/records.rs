@@ -93,6 +93,11 @@ pub struct DeclarationRecord {
     pub profile: Profile,
 }
 
+/// A datetime as atmls writes it in records (RFC 3339, UTC, whole seconds).
+pub fn format_datetime(secs: u64) -> String {
+    datetime_value(secs).as_str().unwrap_or_default().to_owned()
+}
+
 /// The installation id: the record key of a device, lowercase hex of its installation key.
 pub fn installation_id(key: &PublicKey) -> String {
     hex::encode(key.as_bytes())
