@@ -30,7 +30,11 @@ fn atmls(store: &std::path::Path, password: Option<&str>, args: &[&str]) -> Outp
 
 fn ok(o: &Output) -> String {
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(o.status.success(), "{out}\n{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     out
 }
 
@@ -47,10 +51,18 @@ fn cli_init_show_publish_and_list_another_account() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("app password"));
     assert!(list_raw(&alice.did, "dev.atmls.declaration").is_empty());
     // The password is not an argument.
-    let o = atmls(&sa, None, &["init", "--handle", &alice.handle, "--password", "x"]);
+    let o = atmls(
+        &sa,
+        None,
+        &["init", "--handle", &alice.handle, "--password", "x"],
+    );
     assert!(!o.status.success());
 
-    let out = ok(&atmls(&sa, Some(&alice.app_password), &["init", "--handle", &alice.handle]));
+    let out = ok(&atmls(
+        &sa,
+        Some(&alice.app_password),
+        &["init", "--handle", &alice.handle],
+    ));
     assert!(out.contains(&format!("did: {}", alice.did)), "{out}");
     assert!(out.contains("devices: 1"), "{out}");
     assert!(out.contains("key packages: 6"), "{out}");
@@ -64,10 +76,21 @@ fn cli_init_show_publish_and_list_another_account() {
     let out = ok(&atmls(&sb, None, &["show", &alice.handle]));
     assert!(out.contains(&fingerprint), "{out}");
     // Re-running publish keeps the same identity (restored from the store).
-    let out = ok(&atmls(&sa, Some(&alice.app_password), &["publish", "--handle", &alice.handle]));
-    assert!(out.contains(&fingerprint) && out.contains("key packages: 6"), "{out}");
+    let out = ok(&atmls(
+        &sa,
+        Some(&alice.app_password),
+        &["publish", "--handle", &alice.handle],
+    ));
+    assert!(
+        out.contains(&fingerprint) && out.contains("key packages: 6"),
+        "{out}"
+    );
     // publish without init is refused.
-    let o = atmls(&sb, Some(&bob.app_password), &["publish", "--handle", &bob.handle]);
+    let o = atmls(
+        &sb,
+        Some(&bob.app_password),
+        &["publish", "--handle", &bob.handle],
+    );
     assert!(!o.status.success());
 
     // Bob lists alice's devices and KeyPackages.

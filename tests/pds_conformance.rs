@@ -31,12 +31,16 @@ fn policy(n: usize) -> KeyPackagePolicy {
 }
 
 async fn client(a: &Account, net: &Arc<MemoryTransport>, n: usize) -> Client {
-    Client::builder(Arc::new(directory_for(a).await), net.clone(), Store::in_memory().unwrap())
-        .identity(DeviceIdentity::new_account(a.did.clone()))
-        .key_package_policy(policy(n))
-        .build()
-        .await
-        .unwrap()
+    Client::builder(
+        Arc::new(directory_for(a).await),
+        net.clone(),
+        Store::in_memory().unwrap(),
+    )
+    .identity(DeviceIdentity::new_account(a.did.clone()))
+    .key_package_policy(policy(n))
+    .build()
+    .await
+    .unwrap()
 }
 
 fn parse(bytes: &[u8]) -> KeyPackage {
@@ -122,25 +126,45 @@ async fn draft_kp_deleted_after_successful_processing_and_kept_on_failure() {
 
     // Failure: after bob's Welcome is sent, his repository declares another identity key, so
     // alice cannot accept his leaf (its credential names the old key) and refuses the Welcome.
-    bob.create_group(&[alice_a.did.clone()]).await.unwrap();
+    bob.create_group(std::slice::from_ref(&alice_a.did))
+        .await
+        .unwrap();
     let bob_dir = directory_for(&bob_a).await;
     let other = DeviceIdentity::new_account(bob_a.did.clone());
     bob_dir
-        .publish_declaration(&other.identity_key.as_ref().unwrap().declare(&bob_a.did, unix_now()))
+        .publish_declaration(
+            &other
+                .identity_key
+                .as_ref()
+                .unwrap()
+                .declare(&bob_a.did, unix_now()),
+        )
         .await
         .unwrap();
     let ev = alice.sync().await.unwrap();
-    assert!(!ev.iter().any(|e| matches!(e, Event::Joined { .. })), "{ev:?}");
+    assert!(
+        !ev.iter().any(|e| matches!(e, Event::Joined { .. })),
+        "{ev:?}"
+    );
     assert_eq!(refs(), before, "kept after a failed Welcome");
 
     // Success: carol (a fresh account) invites alice with the same package.
     let carol_a = create_account("keepc");
     let carol = client(&carol_a, &net, 1).await;
-    carol.create_group(&[alice_a.did.clone()]).await.unwrap();
+    carol
+        .create_group(std::slice::from_ref(&alice_a.did))
+        .await
+        .unwrap();
     let ev = alice.sync().await.unwrap();
-    assert!(ev.iter().any(|e| matches!(e, Event::Joined { .. })), "{ev:?}");
+    assert!(
+        ev.iter().any(|e| matches!(e, Event::Joined { .. })),
+        "{ev:?}"
+    );
     let after = refs();
-    assert!(after.is_disjoint(&before), "deleted after the successful Welcome");
+    assert!(
+        after.is_disjoint(&before),
+        "deleted after the successful Welcome"
+    );
     assert_eq!(after.len(), 1, "and replaced");
 }
 

@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use atmls::directory::pds::{records, PdsDirectory, PdsError, RecordError};
 use atmls::directory::{Directory, DirectoryError, MemoryDirectory};
-use atmls::identity::{unix_now, DeviceIdentity, Did, IdentityError, IdentityKeyPair, InstallationKeyPair};
+use atmls::identity::{
+    unix_now, DeviceIdentity, Did, IdentityError, IdentityKeyPair, InstallationKeyPair,
+};
 use atmls::keypackage::KeyPackagePolicy;
 use atmls::storage::Store;
 use atmls::transport::MemoryTransport;
@@ -31,7 +33,9 @@ fn policy(n: usize) -> KeyPackagePolicy {
 async fn published(name: &str) -> (Account, Client, IdentityKeyPair) {
     let a = create_account(name);
     let dev = DeviceIdentity::new_account(a.did.clone());
-    let key = IdentityKeyPair::from_secret_bytes(&dev.identity_key.as_ref().unwrap().secret_bytes()[..]).unwrap();
+    let key =
+        IdentityKeyPair::from_secret_bytes(&dev.identity_key.as_ref().unwrap().secret_bytes()[..])
+            .unwrap();
     let c = Client::builder(
         Arc::new(directory_for(&a).await),
         Arc::new(MemoryTransport::new()),
@@ -59,7 +63,8 @@ async fn rec_2_malformed_key_package_records_are_refused_with_typed_errors() {
         f(&mut v);
         v
     };
-    let cases: Vec<(Value, Box<dyn Fn(&RecordError) -> bool>, bool)> = vec![
+    type Case = (Value, Box<dyn Fn(&RecordError) -> bool>, bool);
+    let cases: Vec<Case> = vec![
         (
             variant(&|v| {
                 v.as_object_mut().unwrap().remove("keyPackage");
@@ -69,12 +74,28 @@ async fn rec_2_malformed_key_package_records_are_refused_with_typed_errors() {
         ),
         (
             variant(&|v| v["ciphersuite"] = json!("1")),
-            Box::new(|e| matches!(e, RecordError::WrongType { field: "ciphersuite", .. })),
+            Box::new(|e| {
+                matches!(
+                    e,
+                    RecordError::WrongType {
+                        field: "ciphersuite",
+                        ..
+                    }
+                )
+            }),
             true,
         ),
         (
             variant(&|v| v["lastResort"] = json!(1)),
-            Box::new(|e| matches!(e, RecordError::WrongType { field: "lastResort", .. })),
+            Box::new(|e| {
+                matches!(
+                    e,
+                    RecordError::WrongType {
+                        field: "lastResort",
+                        ..
+                    }
+                )
+            }),
             true,
         ),
         (
@@ -118,7 +139,11 @@ async fn rec_2_malformed_key_package_records_are_refused_with_typed_errors() {
         rkeys.push(put_raw(&m, records::KEY_PACKAGE, None, v));
     }
     let found = reader().lookup(&m.did).await.unwrap();
-    assert_eq!(found.key_packages.len(), 2, "only the two published properly");
+    assert_eq!(
+        found.key_packages.len(),
+        2,
+        "only the two published properly"
+    );
     for (rkey, (_, check, _)) in rkeys.iter().zip(&cases) {
         let r = found
             .rejected
@@ -147,12 +172,16 @@ async fn rec_5_key_package_signed_by_a_device_not_in_the_device_records_is_never
     let now = unix_now();
     let cert = key.certify(&m.did, &inst.public(), now, now + 86_400);
     let side = Arc::new(MemoryDirectory::new());
-    let _rogue = Client::builder(side.clone(), Arc::new(MemoryTransport::new()), Store::in_memory().unwrap())
-        .identity(DeviceIdentity::linked(inst, cert).unwrap())
-        .key_package_policy(policy(1))
-        .build()
-        .await
-        .unwrap();
+    let _rogue = Client::builder(
+        side.clone(),
+        Arc::new(MemoryTransport::new()),
+        Store::in_memory().unwrap(),
+    )
+    .identity(DeviceIdentity::linked(inst, cert).unwrap())
+    .key_package_policy(policy(1))
+    .build()
+    .await
+    .unwrap();
     let mallory_dir = directory_for(&m).await;
     for r in side.key_packages(&m.did).await.unwrap() {
         mallory_dir.publish_key_package(&r).await.unwrap();
@@ -160,17 +189,27 @@ async fn rec_5_key_package_signed_by_a_device_not_in_the_device_records_is_never
     let found = reader().lookup(&m.did).await.unwrap();
     assert_eq!(found.key_packages.len(), 2);
     assert_eq!(found.rejected.len(), 2);
-    assert!(found.rejected.iter().all(|r| r.error == RecordError::UnknownDevice));
+    assert!(found
+        .rejected
+        .iter()
+        .all(|r| r.error == RecordError::UnknownDevice));
 
     // Bob adds mallory: only her listed device joins.
     let b = create_account("bobrogue");
     let net = Arc::new(MemoryTransport::new());
-    let bob = Client::builder(Arc::new(directory_for(&b).await), net, Store::in_memory().unwrap())
-        .identity(DeviceIdentity::new_account(b.did.clone()))
-        .build()
+    let bob = Client::builder(
+        Arc::new(directory_for(&b).await),
+        net,
+        Store::in_memory().unwrap(),
+    )
+    .identity(DeviceIdentity::new_account(b.did.clone()))
+    .build()
+    .await
+    .unwrap();
+    let g = bob
+        .create_group(std::slice::from_ref(&m.did))
         .await
         .unwrap();
-    let g = bob.create_group(&[m.did.clone()]).await.unwrap();
     let members = bob.members(&g).await.unwrap();
     let hers: Vec<_> = members.iter().filter(|x| x.did == m.did).collect();
     assert_eq!(hers.len(), 1, "{members:?}");
@@ -185,7 +224,10 @@ async fn rec_3_forged_binding_signature_is_refused_and_nobody_is_added() {
     let other = IdentityKeyPair::generate();
     decl["identityKey"]["key"] = json!({"$bytes": b64(other.public().as_bytes())});
     put_raw(&m, records::DECLARATION, Some("self"), &decl);
-    assert!(validate(&[(records::DECLARATION, decl.clone())])[0].is_ok(), "well-formed");
+    assert!(
+        validate(&[(records::DECLARATION, decl.clone())])[0].is_ok(),
+        "well-formed"
+    );
     match reader().lookup(&m.did).await {
         Err(PdsError::Declaration { did, error }) => {
             assert_eq!(did, m.did);
@@ -197,7 +239,10 @@ async fn rec_3_forged_binding_signature_is_refused_and_nobody_is_added() {
         other => panic!("{other:?}"),
     }
     let e = reader().account(&m.did).await.unwrap_err();
-    assert!(matches!(e, DirectoryError::Refused(_)) && !e.is_retryable(), "{e:?}");
+    assert!(
+        matches!(e, DirectoryError::Refused(_)) && !e.is_retryable(),
+        "{e:?}"
+    );
 
     let b = create_account("bobforged");
     let bob = Client::builder(
@@ -209,7 +254,10 @@ async fn rec_3_forged_binding_signature_is_refused_and_nobody_is_added() {
     .build()
     .await
     .unwrap();
-    assert!(bob.create_group(&[m.did.clone()]).await.is_err());
+    assert!(bob
+        .create_group(std::slice::from_ref(&m.did))
+        .await
+        .is_err());
     assert!(bob.groups().await.unwrap().is_empty());
 }
 
@@ -224,11 +272,15 @@ async fn id_6_forged_endorsement_is_refused() {
         ..Default::default()
     };
     let decl = key.declare(&m.did, unix_now());
-    dir.publish_declaration_with(&decl, &profile(e.clone())).await.unwrap();
+    dir.publish_declaration_with(&decl, &profile(e.clone()))
+        .await
+        .unwrap();
     let ok = reader().lookup(&m.did).await.unwrap();
     assert_eq!(ok.declaration.profile.endorsements.len(), 1);
     e.created += 1;
-    dir.publish_declaration_with(&decl, &profile(e)).await.unwrap();
+    dir.publish_declaration_with(&decl, &profile(e))
+        .await
+        .unwrap();
     assert!(matches!(
         reader().lookup(&m.did).await,
         Err(PdsError::Declaration {
@@ -320,7 +372,10 @@ async fn rec_6_did_document_without_pds_endpoint() {
     });
     let did = Did::new(&format!("did:web:localhost%3A{port}")).unwrap();
     let e = reader().lookup(&did).await.unwrap_err();
-    assert!(matches!(&e, PdsError::NoPdsEndpoint(d) if *d == did), "{e:?}");
+    assert!(
+        matches!(&e, PdsError::NoPdsEndpoint(d) if *d == did),
+        "{e:?}"
+    );
     assert!(!e.is_retryable());
 }
 
@@ -337,11 +392,20 @@ async fn rec_7_pds_down_is_a_typed_retryable_error() {
     });
     let did = Did::new(&format!("did:web:localhost%3A{port}")).unwrap();
     let dir = reader();
-    assert_eq!(dir.pds_of(&did).await.unwrap(), format!("http://127.0.0.1:{dead}"));
+    assert_eq!(
+        dir.pds_of(&did).await.unwrap(),
+        format!("http://127.0.0.1:{dead}")
+    );
     let e = dir.lookup(&did).await.unwrap_err();
-    assert!(matches!(e, PdsError::Unavailable(_)) && e.is_retryable(), "{e:?}");
+    assert!(
+        matches!(e, PdsError::Unavailable(_)) && e.is_retryable(),
+        "{e:?}"
+    );
     let e = dir.key_packages(&did).await.unwrap_err();
-    assert!(matches!(e, DirectoryError::Unavailable(_)) && e.is_retryable(), "{e:?}");
+    assert!(
+        matches!(e, DirectoryError::Unavailable(_)) && e.is_retryable(),
+        "{e:?}"
+    );
     // The PLC directory down: the same.
     let mut cfg = config();
     cfg.plc_url = format!("http://127.0.0.1:{}", closed_port());
@@ -360,7 +424,11 @@ async fn session_errors_are_typed() {
     assert!(matches!(e, PdsError::Auth(_)) && !e.is_retryable(), "{e:?}");
     // Not logged in: no writes.
     let dev = DeviceIdentity::new_account(a.did.clone());
-    let decl = dev.identity_key.as_ref().unwrap().declare(&a.did, unix_now());
+    let decl = dev
+        .identity_key
+        .as_ref()
+        .unwrap()
+        .declare(&a.did, unix_now());
     let e = dir.publish_declaration(&decl).await.unwrap_err();
     assert!(matches!(e, DirectoryError::Refused(_)), "{e:?}");
     // Logged in as someone else: no writes into another repository.
@@ -371,7 +439,11 @@ async fn session_errors_are_typed() {
     // A refreshed session keeps working.
     bdir.refresh().await.unwrap();
     let bdev = DeviceIdentity::new_account(b.did.clone());
-    let bdecl = bdev.identity_key.as_ref().unwrap().declare(&b.did, unix_now());
+    let bdecl = bdev
+        .identity_key
+        .as_ref()
+        .unwrap()
+        .declare(&b.did, unix_now());
     bdir.publish_declaration(&bdecl).await.unwrap();
     assert_eq!(list_raw(&b.did, records::DECLARATION).len(), 1);
     // A handle that does not exist.

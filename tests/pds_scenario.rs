@@ -28,12 +28,16 @@ fn policy(single_use: usize) -> KeyPackagePolicy {
 }
 
 async fn client(a: &Account, net: &Arc<MemoryTransport>, p: KeyPackagePolicy) -> Client {
-    Client::builder(Arc::new(directory_for(a).await), net.clone(), Store::in_memory().unwrap())
-        .identity(DeviceIdentity::new_account(a.did.clone()))
-        .key_package_policy(p)
-        .build()
-        .await
-        .unwrap()
+    Client::builder(
+        Arc::new(directory_for(a).await),
+        net.clone(),
+        Store::in_memory().unwrap(),
+    )
+    .identity(DeviceIdentity::new_account(a.did.clone()))
+    .key_package_policy(p)
+    .build()
+    .await
+    .unwrap()
 }
 
 fn kp_refs(a: &Account) -> (HashSet<Vec<u8>>, HashSet<Vec<u8>>) {
@@ -88,7 +92,10 @@ async fn rec_1_alice_publishes_bob_resolves_verifies_adds_and_used_key_package_i
 
     // Bob, logged in on his own account, resolves alice by handle and checks everything.
     let bob_dir = Arc::new(directory_for(&bob_acct).await);
-    assert_eq!(bob_dir.resolve(&alice_acct.handle).await.unwrap(), alice_acct.did);
+    assert_eq!(
+        bob_dir.resolve(&alice_acct.handle).await.unwrap(),
+        alice_acct.did
+    );
     let found = bob_dir.lookup(&alice_acct.did).await.unwrap();
     assert!(found.rejected.is_empty(), "{:?}", found.rejected);
     assert_eq!(found.account.devices, vec![*alice.installation()]);
@@ -101,21 +108,39 @@ async fn rec_1_alice_publishes_bob_resolves_verifies_adds_and_used_key_package_i
         .await
         .unwrap();
     let (single_before, last_before) = kp_refs(&alice_acct);
-    let group = bob.create_group(&[alice_acct.did.clone()]).await.unwrap();
+    let group = bob
+        .create_group(std::slice::from_ref(&alice_acct.did))
+        .await
+        .unwrap();
     // Not processed yet: nothing deleted.
-    assert_eq!(kp_refs(&alice_acct), (single_before.clone(), last_before.clone()));
+    assert_eq!(
+        kp_refs(&alice_acct),
+        (single_before.clone(), last_before.clone())
+    );
 
     let ev = alice.sync().await.unwrap();
     assert!(
-        ev.iter().any(|e| matches!(e, Event::Joined { group: g, .. } if *g == group)),
+        ev.iter()
+            .any(|e| matches!(e, Event::Joined { group: g, .. } if *g == group)),
         "{ev:?}"
     );
     let (single_after, last_after) = kp_refs(&alice_acct);
     let used: Vec<_> = single_before.difference(&single_after).collect();
     let fresh: Vec<_> = single_after.difference(&single_before).collect();
-    assert_eq!(used.len(), 1, "the used record is gone from alice's repository");
-    assert_eq!(fresh.len(), 1, "1 left is below the threshold of 2: one fresh record");
-    assert_eq!(last_after, last_before, "the last-resort package was not used");
+    assert_eq!(
+        used.len(),
+        1,
+        "the used record is gone from alice's repository"
+    );
+    assert_eq!(
+        fresh.len(),
+        1,
+        "1 left is below the threshold of 2: one fresh record"
+    );
+    assert_eq!(
+        last_after, last_before,
+        "the last-resort package was not used"
+    );
 
     bob.send_text(&group, "hello alice").await.unwrap();
     assert_eq!(texts(&alice.sync().await.unwrap()), vec!["hello alice"]);
@@ -134,12 +159,18 @@ async fn kp_8_last_resort_join_rotates_the_package_and_the_leaf() {
     assert!(single.is_empty());
     assert_eq!(last_before.len(), 1);
 
-    let group = bob.create_group(&[alice_acct.did.clone()]).await.unwrap();
+    let group = bob
+        .create_group(std::slice::from_ref(&alice_acct.did))
+        .await
+        .unwrap();
     let epoch_at_join = bob.groups().await.unwrap()[0].epoch;
     alice.sync().await.unwrap();
     let (_, last_after) = kp_refs(&alice_acct);
     assert_eq!(last_after.len(), 1, "a new last-resort package replaces it");
-    assert!(last_after.is_disjoint(&last_before), "the used one is deleted");
+    assert!(
+        last_after.is_disjoint(&last_before),
+        "the used one is deleted"
+    );
 
     // Alice committed a self-update in the group: bob sees the next epoch.
     bob.sync().await.unwrap();
@@ -156,12 +187,16 @@ async fn kp_7_expired_records_are_pruned_even_untracked_ones() {
     let a = create_account("prune");
     let dir = directory_for(&a).await;
     let net = Arc::new(MemoryTransport::new());
-    let c = Client::builder(Arc::new(directory_for(&a).await), net, Store::in_memory().unwrap())
-        .identity(DeviceIdentity::new_account(a.did.clone()))
-        .key_package_policy(policy(1))
-        .build()
-        .await
-        .unwrap();
+    let c = Client::builder(
+        Arc::new(directory_for(&a).await),
+        net,
+        Store::in_memory().unwrap(),
+    )
+    .identity(DeviceIdentity::new_account(a.did.clone()))
+    .key_package_policy(policy(1))
+    .build()
+    .await
+    .unwrap();
     // A record no device tracks (e.g. from a lost installation), long expired.
     let (_, v) = list_raw(&a.did, records::KEY_PACKAGE).remove(0);
     let mut stale = records::decode_key_package(&a.did, &v).unwrap();

@@ -51,7 +51,11 @@ impl Endorsement {
 
     /// Checks a chain, oldest first: each endorsement is signed by its `previous_key` and
     /// names the next one's `previous_key`, the last naming `current` (ID-6).
-    pub fn verify_chain(chain: &[Endorsement], did: &Did, current: &PublicKey) -> Result<(), IdentityError> {
+    pub fn verify_chain(
+        chain: &[Endorsement],
+        did: &Did,
+        current: &PublicKey,
+    ) -> Result<(), IdentityError> {
         for (i, e) in chain.iter().enumerate() {
             let next = chain.get(i + 1).map(|n| &n.previous_key).unwrap_or(current);
             if &e.previous_key == next {

@@ -176,7 +176,10 @@ pub fn list_raw(did: &Did, collection: &str) -> Vec<(String, Value)> {
         .iter()
         .map(|r| {
             let uri = r["uri"].as_str().unwrap();
-            (uri.rsplit('/').next().unwrap().to_owned(), r["value"].clone())
+            (
+                uri.rsplit('/').next().unwrap().to_owned(),
+                r["value"].clone(),
+            )
         })
         .collect()
 }
@@ -200,7 +203,13 @@ pub fn put_raw(a: &Account, collection: &str, rkey: Option<&str>, record: &Value
         Some(&body),
     );
     assert_eq!(st, 200, "{nsid}: {out}");
-    out["uri"].as_str().unwrap().rsplit('/').next().unwrap().to_owned()
+    out["uri"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned()
 }
 
 /// Runs the official `@atproto/lexicon` validator (scripts/lexicon/validate.js) on every
@@ -210,7 +219,10 @@ pub fn validate(records: &[(&str, Value)]) -> Vec<Result<(), String>> {
 }
 
 /// Like [`validate`] on another lexicon directory; `Err` carries the validator's complaint.
-pub fn validate_in(dir: &std::path::Path, records: &[(&str, Value)]) -> Result<Vec<Result<(), String>>, String> {
+pub fn validate_in(
+    dir: &std::path::Path,
+    records: &[(&str, Value)],
+) -> Result<Vec<Result<(), String>>, String> {
     let script = root().join("scripts/lexicon/validate.js");
     assert!(
         root().join("scripts/lexicon/node_modules/@atproto/lexicon").is_dir(),

@@ -18,7 +18,11 @@ type Res<T> = Result<T, Box<dyn std::error::Error>>;
 #[derive(Args)]
 pub struct PdsArgs {
     /// XRPC service that resolves handles (com.atproto.identity.resolveHandle).
-    #[arg(long, env = "ATMLS_HANDLE_RESOLVER", default_value = "https://public.api.bsky.app")]
+    #[arg(
+        long,
+        env = "ATMLS_HANDLE_RESOLVER",
+        default_value = "https://public.api.bsky.app"
+    )]
     handle_resolver: String,
     /// PLC directory for did:plc documents.
     #[arg(long, env = "ATMLS_PLC_URL", default_value = "https://plc.directory")]
@@ -99,9 +103,17 @@ async fn open(a: &PdsArgs, handle: &str, create: bool) -> Res<(Arc<PdsDirectory>
     let did = dir.login(handle, &password()?).await?;
     let existed = a.store.exists();
     if !existed && !create {
-        return Err(format!("no store at {}: run `atmls pds init` first", a.store.display()).into());
+        return Err(format!(
+            "no store at {}: run `atmls pds init` first",
+            a.store.display()
+        )
+        .into());
     }
-    let mut b = Client::builder(dir.clone(), Arc::new(MemoryTransport::new()), Store::open(&a.store)?);
+    let mut b = Client::builder(
+        dir.clone(),
+        Arc::new(MemoryTransport::new()),
+        Store::open(&a.store)?,
+    );
     if !existed {
         b = b.identity(DeviceIdentity::new_account(did));
     }
@@ -114,9 +126,15 @@ async fn show(dir: &PdsDirectory, who: &str, what: &str) -> Res<()> {
     if what == "show" {
         println!("did: {did}");
         println!("pds: {}", l.pds);
-        println!("identity key fingerprint: {}", l.account.identity_key.fingerprint());
+        println!(
+            "identity key fingerprint: {}",
+            l.account.identity_key.fingerprint()
+        );
         println!("ciphersuites: {:?}", l.declaration.profile.ciphersuites);
-        println!("incoming policy: {}", l.declaration.profile.incoming_policy.as_str());
+        println!(
+            "incoming policy: {}",
+            l.declaration.profile.incoming_policy.as_str()
+        );
     }
     if what != "key-packages" {
         println!("devices: {}", l.devices.len());
@@ -138,7 +156,11 @@ async fn show(dir: &PdsDirectory, who: &str, what: &str) -> Res<()> {
                     "  {}  device {}  {}  expires {}",
                     hex_short(&k.key_package_ref),
                     &records::installation_id(&k.installation_key)[..16],
-                    if k.last_resort { "last-resort" } else { "single-use" },
+                    if k.last_resort {
+                        "last-resort"
+                    } else {
+                        "single-use"
+                    },
                     date(k.expires)
                 );
             }
@@ -161,7 +183,10 @@ pub async fn run(a: PdsArgs) -> Res<()> {
             let create = matches!(a.command, PdsCommand::Init { .. });
             let (dir, client) = open(&a, handle, create).await?;
             println!("did: {}", client.did());
-            println!("this device: {}", records::installation_id(client.installation()));
+            println!(
+                "this device: {}",
+                records::installation_id(client.installation())
+            );
             show(&dir, client.did().as_str(), "show").await
         }
         PdsCommand::Show { who } => show(&directory(&a), who, "show").await,

@@ -125,7 +125,10 @@ impl PdsDirectory {
         let pds = self.pds_of(&did).await?;
         let s = Session::create(&self.http, &pds, identifier, password).await?;
         if s.did != did {
-            return Err(PdsError::Auth(format!("{identifier} logged in as {}", s.did)));
+            return Err(PdsError::Auth(format!(
+                "{identifier} logged in as {}",
+                s.did
+            )));
         }
         *self.session.lock().await = Some(s);
         Ok(did)
@@ -152,7 +155,9 @@ impl PdsDirectory {
         if handle_or_did.starts_with("did:") {
             return Did::new(handle_or_did).map_err(|e| PdsError::InvalidResponse(e.to_string()));
         }
-        self.resolver.resolve_handle(&self.http, handle_or_did).await
+        self.resolver
+            .resolve_handle(&self.http, handle_or_did)
+            .await
     }
 
     /// The PDS endpoint of `did` (REC-6).
@@ -170,9 +175,15 @@ impl PdsDirectory {
     /// Reads everything `did` published and checks it (REC-3 … REC-5).
     pub async fn lookup(&self, did: &Did) -> Result<Lookup, PdsError> {
         let pds = self.pds_of(did).await?;
-        let raw = repo::get(&self.http, &pds, did, records::DECLARATION, records::DECLARATION_RKEY)
-            .await?
-            .ok_or_else(|| PdsError::NoIdentity(did.clone()))?;
+        let raw = repo::get(
+            &self.http,
+            &pds,
+            did,
+            records::DECLARATION,
+            records::DECLARATION_RKEY,
+        )
+        .await?
+        .ok_or_else(|| PdsError::NoIdentity(did.clone()))?;
         let declaration = check_declaration(did, &raw).map_err(|error| PdsError::Declaration {
             did: did.clone(),
             error,
@@ -217,15 +228,28 @@ impl PdsDirectory {
 
     /// The session, if `did` is the logged-in account.
     async fn own_session(&self, did: &Did) -> Result<Session, PdsError> {
-        let s = self.session.lock().await.clone().ok_or(PdsError::NotLoggedIn)?;
+        let s = self
+            .session
+            .lock()
+            .await
+            .clone()
+            .ok_or(PdsError::NotLoggedIn)?;
         if &s.did != did {
-            return Err(PdsError::InvalidRecord("a record of another account than the logged-in one"));
+            return Err(PdsError::InvalidRecord(
+                "a record of another account than the logged-in one",
+            ));
         }
         Ok(s)
     }
 
     /// Writes one of the logged-in account's records, refreshing the session once if needed.
-    async fn write(&self, did: &Did, collection: &str, rkey: Option<&str>, v: &Value) -> Result<String, PdsError> {
+    async fn write(
+        &self,
+        did: &Did,
+        collection: &str,
+        rkey: Option<&str>,
+        v: &Value,
+    ) -> Result<String, PdsError> {
         let s = self.own_session(did).await?;
         match repo::write(&self.http, &s.pds, &s.access, did, collection, rkey, v).await {
             Err(e) if is_expired_token(&e) => {
@@ -257,14 +281,22 @@ impl PdsDirectory {
         profile: &Profile,
     ) -> Result<(), PdsError> {
         let v = records::encode_declaration(declaration, profile);
-        self.write(&declaration.did, records::DECLARATION, Some(records::DECLARATION_RKEY), &v)
-            .await
-            .map(|_| ())
+        self.write(
+            &declaration.did,
+            records::DECLARATION,
+            Some(records::DECLARATION_RKEY),
+            &v,
+        )
+        .await
+        .map(|_| ())
     }
 
     /// The logged-in account's own KeyPackage records, decoded where possible, as
     /// (record key, record).
-    async fn own_key_packages(&self, did: &Did) -> Result<Vec<(String, KeyPackageRecord)>, PdsError> {
+    async fn own_key_packages(
+        &self,
+        did: &Did,
+    ) -> Result<Vec<(String, KeyPackageRecord)>, PdsError> {
         let pds = self.own_session(did).await?.pds;
         let raw = repo::list(&self.http, &pds, did, records::KEY_PACKAGE).await?;
         let mut out = Vec::new();
@@ -282,8 +314,14 @@ impl PdsDirectory {
 impl Directory for PdsDirectory {
     async fn account(&self, did: &Did) -> Result<Option<AccountRecord>, DirectoryError> {
         let pds = self.pds_of(did).await?;
-        let Some(raw) =
-            repo::get(&self.http, &pds, did, records::DECLARATION, records::DECLARATION_RKEY).await?
+        let Some(raw) = repo::get(
+            &self.http,
+            &pds,
+            did,
+            records::DECLARATION,
+            records::DECLARATION_RKEY,
+        )
+        .await?
         else {
             return Ok(None);
         };
@@ -306,17 +344,27 @@ impl Directory for PdsDirectory {
         Ok(found.key_packages)
     }
 
-    async fn publish_declaration(&self, declaration: &IdentityDeclaration) -> Result<(), DirectoryError> {
-        Ok(self.publish_declaration_with(declaration, &self.profile).await?)
+    async fn publish_declaration(
+        &self,
+        declaration: &IdentityDeclaration,
+    ) -> Result<(), DirectoryError> {
+        Ok(self
+            .publish_declaration_with(declaration, &self.profile)
+            .await?)
     }
 
     async fn publish_device(&self, device: &DeviceRecord) -> Result<(), DirectoryError> {
         let (rkey, v) = records::encode_device(device);
-        self.write(&device.certificate.did, records::DEVICE, Some(&rkey), &v).await?;
+        self.write(&device.certificate.did, records::DEVICE, Some(&rkey), &v)
+            .await?;
         Ok(())
     }
 
-    async fn remove_device(&self, did: &Did, installation: &PublicKey) -> Result<(), DirectoryError> {
+    async fn remove_device(
+        &self,
+        did: &Did,
+        installation: &PublicKey,
+    ) -> Result<(), DirectoryError> {
         for (rkey, r) in self.own_key_packages(did).await? {
             if &r.installation_key == installation {
                 self.delete(did, records::KEY_PACKAGE, &rkey).await?;
@@ -328,12 +376,18 @@ impl Directory for PdsDirectory {
 
     async fn publish_key_package(&self, record: &KeyPackageRecord) -> Result<(), DirectoryError> {
         let v = records::encode_key_package(record);
-        let rkey = self.write(&record.did, records::KEY_PACKAGE, None, &v).await?;
+        let rkey = self
+            .write(&record.did, records::KEY_PACKAGE, None, &v)
+            .await?;
         lock(&self.kp_rkeys).insert(record.key_package_ref.clone(), rkey);
         Ok(())
     }
 
-    async fn delete_key_package(&self, did: &Did, key_package_ref: &[u8]) -> Result<(), DirectoryError> {
+    async fn delete_key_package(
+        &self,
+        did: &Did,
+        key_package_ref: &[u8],
+    ) -> Result<(), DirectoryError> {
         let known = lock(&self.kp_rkeys).get(key_package_ref).cloned();
         let rkey = match known {
             Some(k) => Some(k),

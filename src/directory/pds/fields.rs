@@ -153,13 +153,19 @@ mod tests {
     fn datetimes_are_whole_seconds() {
         let v = json!({ "t": datetime_value(1_795_000_000) });
         assert_eq!(v["t"], "2026-11-18T11:06:40Z");
-        assert_eq!(Obj::of(&v, "x").unwrap().datetime("t").unwrap(), 1_795_000_000);
+        assert_eq!(
+            Obj::of(&v, "x").unwrap().datetime("t").unwrap(),
+            1_795_000_000
+        );
         let frac = json!({ "t": "2026-11-18T12:06:40.999+01:00" });
         assert_eq!(
             Obj::of(&frac, "x").unwrap().datetime("t").unwrap(),
             1_795_000_000
         );
-        for bad in [json!({ "t": "yesterday" }), json!({ "t": "1960-01-01T00:00:00Z" })] {
+        for bad in [
+            json!({ "t": "yesterday" }),
+            json!({ "t": "1960-01-01T00:00:00Z" }),
+        ] {
             assert_eq!(
                 Obj::of(&bad, "x").unwrap().datetime("t"),
                 Err(RecordError::BadDatetime("t"))
@@ -173,8 +179,14 @@ mod tests {
         let o = Obj::of(&v, "t").unwrap();
         assert_eq!(o.str("absent"), Err(RecordError::MissingField("absent")));
         assert_eq!(o.str("z"), Err(RecordError::MissingField("z")));
-        assert!(matches!(o.u16("n"), Err(RecordError::WrongType { field: "n", .. })));
-        assert!(matches!(o.str("s"), Err(RecordError::WrongType { field: "s", .. })));
+        assert!(matches!(
+            o.u16("n"),
+            Err(RecordError::WrongType { field: "n", .. })
+        ));
+        assert!(matches!(
+            o.str("s"),
+            Err(RecordError::WrongType { field: "s", .. })
+        ));
         assert!(matches!(
             int_u16(&json!(70_000), "c"),
             Err(RecordError::WrongType { .. })

@@ -7,9 +7,7 @@ use serde_json::{json, Value};
 use super::fields::{bytes_value, datetime_value, int_u16, Obj};
 use super::RecordError;
 use crate::directory::{DeviceRecord, KeyPackageRecord};
-use crate::identity::{
-    Did, Endorsement, IdentityDeclaration, InstallationCertificate, PublicKey,
-};
+use crate::identity::{Did, Endorsement, IdentityDeclaration, InstallationCertificate, PublicKey};
 
 /// Collection of the identity declaration (record key `self`).
 pub const DECLARATION: &str = "dev.atmls.declaration";
@@ -111,7 +109,9 @@ fn decode_key(o: &Obj<'_>, f: &'static str, what: &'static str) -> Result<Public
     let k = o.obj(f)?;
     let alg = k.str("algorithm")?;
     if alg != ALG_ED25519 {
-        return Err(RecordError::UnsupportedAlgorithm(alg.chars().take(64).collect()));
+        return Err(RecordError::UnsupportedAlgorithm(
+            alg.chars().take(64).collect(),
+        ));
     }
     Ok(PublicKey::from_slice(&k.bytes("key")?, what)?)
 }
@@ -240,7 +240,9 @@ pub fn decode_device(did: &Did, rkey: &str, v: &Value) -> Result<DeviceRecord, R
     if rkey != installation_id(&installation_key) {
         return Err(RecordError::BadRecordKey(rkey.chars().take(512).collect()));
     }
-    let display_name = o.opt_str("displayName")?.map(|s| s.chars().take(64).collect());
+    let display_name = o
+        .opt_str("displayName")?
+        .map(|s| s.chars().take(64).collect());
     Ok(DeviceRecord {
         certificate: InstallationCertificate {
             did: did.clone(),

@@ -153,7 +153,12 @@ pub(crate) async fn delete(
         record: None,
     };
     let _: Value = http
-        .procedure(pds, "com.atproto.repo.deleteRecord", Some(input), Some(token))
+        .procedure(
+            pds,
+            "com.atproto.repo.deleteRecord",
+            Some(input),
+            Some(token),
+        )
         .await?;
     Ok(())
 }

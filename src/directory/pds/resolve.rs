@@ -30,9 +30,15 @@ pub(crate) fn did_web_url(did: &Did, scheme: &str) -> Result<String, PdsError> {
         .strip_prefix("did:web:")
         .ok_or_else(|| PdsError::InvalidResponse(format!("{did} is not did:web")))?;
     let mut parts = id.split(':');
-    let host = parts.next().unwrap_or_default().replace("%3A", ":").replace("%3a", ":");
+    let host = parts
+        .next()
+        .unwrap_or_default()
+        .replace("%3A", ":")
+        .replace("%3a", ":");
     if host.is_empty() || host.contains(['/', '@', '?', '#', '%']) {
-        return Err(PdsError::InvalidResponse(format!("bad did:web host in {did}")));
+        return Err(PdsError::InvalidResponse(format!(
+            "bad did:web host in {did}"
+        )));
     }
     let path: Vec<&str> = parts.collect();
     Ok(if path.is_empty() {
@@ -44,13 +50,19 @@ pub(crate) fn did_web_url(did: &Did, scheme: &str) -> Result<String, PdsError> {
 
 impl Resolver {
     /// The DID document of `did`; its `id` must be `did`.
-    pub(crate) async fn did_document(&self, http: &Http, did: &Did) -> Result<DidDocument, PdsError> {
+    pub(crate) async fn did_document(
+        &self,
+        http: &Http,
+        did: &Did,
+    ) -> Result<DidDocument, PdsError> {
         let url = match did.method() {
             "plc" => format!("{}/{}", self.plc_url.trim_end_matches('/'), did),
             _ => did_web_url(did, &self.did_web_scheme)?,
         };
         let doc: DidDocument = http.get_json(&url).await.map_err(|e| match e {
-            PdsError::Refused { .. } => PdsError::InvalidResponse(format!("no DID document for {did}")),
+            PdsError::Refused { .. } => {
+                PdsError::InvalidResponse(format!("no DID document for {did}"))
+            }
             other => other,
         })?;
         if doc.id != did.as_str() {
@@ -91,11 +103,10 @@ impl Resolver {
             })?;
         let did = Did::new(&out.did).map_err(|_| PdsError::Handle(handle.clone()))?;
         let doc = self.did_document(http, &did).await?;
-        let claimed = doc
-            .also_known_as
-            .unwrap_or_default()
-            .iter()
-            .any(|a| a.strip_prefix("at://").is_some_and(|h| h.eq_ignore_ascii_case(&handle)));
+        let claimed = doc.also_known_as.unwrap_or_default().iter().any(|a| {
+            a.strip_prefix("at://")
+                .is_some_and(|h| h.eq_ignore_ascii_case(&handle))
+        });
         if !claimed {
             return Err(PdsError::Handle(handle));
         }

@@ -66,7 +66,9 @@ impl Session {
             .await
             .map_err(auth_error)?;
         if out.did.as_str() != self.did.as_str() {
-            return Err(PdsError::InvalidResponse("refreshed session is another account".into()));
+            return Err(PdsError::InvalidResponse(
+                "refreshed session is another account".into(),
+            ));
         }
         self.access = out.data.access_jwt;
         self.refresh = out.data.refresh_jwt;

@@ -112,10 +112,13 @@ impl Http {
             token,
         };
         let nsid = request.nsid.clone();
-        let out = tokio::time::timeout(self.timeout, call.send_xrpc::<P, I, O, NoCustomError>(&request))
-            .await
-            .map_err(|_| unavailable(&nsid, "timed out"))?
-            .map_err(|e| map_error(&nsid, e))?;
+        let out = tokio::time::timeout(
+            self.timeout,
+            call.send_xrpc::<P, I, O, NoCustomError>(&request),
+        )
+        .await
+        .map_err(|_| unavailable(&nsid, "timed out"))?
+        .map_err(|e| map_error(&nsid, e))?;
         match out {
             OutputDataOrBytes::Data(o) => Ok(o),
             OutputDataOrBytes::Bytes(_) => {
