@@ -61,10 +61,16 @@ async fn draft_kp_signing_key_differs_from_identity_installation_and_did_keys() 
     let identity = found.account.identity_key;
     let (st, doc) = http("GET", &format!("{}/{}", pds().plc_url, a.did), None, None);
     assert_eq!(st, 200);
-    let did_key = doc["verificationMethod"][0]["publicKeyMultibase"]
+    let multibase = doc["verificationMethod"][0]["publicKeyMultibase"]
         .as_str()
-        .unwrap()
-        .to_owned();
+        .unwrap();
+    let did_key = base58btc(multibase.strip_prefix('z').expect("base58btc multibase"));
+    // Multikey (0xe7 0x01 + 33-byte point) or the legacy uncompressed secp256k1 point.
+    assert!(
+        (did_key.len() == 35 && did_key[..2] == [0xe7, 0x01])
+            || (did_key.len() == 65 && did_key[0] == 0x04),
+        "{multibase}"
+    );
     let mut seen = HashSet::new();
     assert_eq!(found.key_packages.len(), 4);
     for r in &found.key_packages {
@@ -72,14 +78,34 @@ async fn draft_kp_signing_key_differs_from_identity_installation_and_did_keys() 
         let leaf_key = kp.leaf_node().signature_key().as_slice().to_vec();
         assert_ne!(leaf_key, identity.as_bytes().to_vec());
         assert_ne!(leaf_key, c.installation().as_bytes().to_vec());
-        // The DID key is secp256k1 (multibase, 33-byte compressed point): another key.
+        // Not the DID's #atproto (secp256k1) key, nor any 32 bytes of it.
         assert_eq!(leaf_key.len(), 32);
-        assert!(did_key.starts_with('z'));
+        assert!(!did_key.windows(32).any(|w| w == leaf_key.as_slice()));
         assert!(seen.insert(leaf_key), "a leaf key is never reused");
     }
 }
 
 use atmls::directory::pds::PdsDirectory;
+
+/// Decodes base58 (bitcoin alphabet), as multibase `z` uses.
+fn base58btc(s: &str) -> Vec<u8> {
+    const ALPHABET: &str = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+    let mut out: Vec<u8> = Vec::new();
+    for c in s.chars() {
+        let mut carry = ALPHABET.find(c).expect("base58 character") as u32;
+        for b in out.iter_mut().rev() {
+            carry += u32::from(*b) * 58;
+            *b = (carry & 0xff) as u8;
+            carry >>= 8;
+        }
+        while carry > 0 {
+            out.insert(0, (carry & 0xff) as u8);
+            carry >>= 8;
+        }
+    }
+    let zeros = s.chars().take_while(|&c| c == '1').count();
+    [vec![0; zeros], out].concat()
+}
 
 /// "clients SHOULD use 'Last resort' KeyPackages. This requires the inclusion of the
 /// last_resort extension": each device publishes one KeyPackage carrying it, every leaf
