@@ -4,8 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Services the tests need start here, on 127.0.0.1 (later issues: a local PDS for the
-# PDS directory, PostgreSQL for the delivery service). Today everything runs in process.
+# Services the tests need are installed here when absent. The PDS tests (feature `pds`)
+# start the reference PDS (@atproto/pds with an in-memory PLC directory) once per test
+# binary on free 127.0.0.1 ports, and it stops when the binary exits (scripts/pds/).
+# They fail, never skip, when it is missing.
+bash scripts/pds/install.sh
+bash scripts/lexicon/install.sh
 
 echo "== cargo test --all-features (unit, scenario, negative and doc tests)"
 cargo test --all-features

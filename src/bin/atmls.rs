@@ -14,6 +14,10 @@ use atmls::transport::MemoryTransport;
 use atmls::{Client, Event, GroupId};
 use clap::{Parser, Subcommand};
 
+#[cfg(feature = "pds")]
+#[path = "atmls_cli/pds.rs"]
+mod pds;
+
 #[derive(Parser)]
 #[command(
     name = "atmls",
@@ -28,6 +32,10 @@ struct Cli {
 enum Command {
     /// Run the demo: alice (two devices), bob and carol; DMs, a group, removal, restart.
     Demo,
+    /// Your account on a real PDS: publish this device's identity and KeyPackages, look up
+    /// others'.
+    #[cfg(feature = "pds")]
+    Pds(pds::PdsArgs),
 }
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
@@ -292,6 +300,8 @@ async fn main() {
     let cli = Cli::parse();
     let r = match cli.command {
         Command::Demo => demo().await,
+        #[cfg(feature = "pds")]
+        Command::Pds(a) => pds::run(a).await,
     };
     if let Err(e) = r {
         eprintln!("error: {e}");

@@ -272,13 +272,15 @@ fn process_welcome(cx: &Ctx<'_>, payload: &[u8], seq: u64) -> Result<Vec<Event>,
         tables::kp_grace_add(cx.c, &key, unix_now() + KEY_PACKAGE_GRACE_SECS)?;
     }
     if let Some((kp_ref, last_resort)) = used {
-        let kp_ref = kp_ref.as_slice().to_vec();
         if last_resort {
-            // A last-resort leaf key may be shared with other groups: rotate it here (KP-8).
+            // A last-resort leaf key may be shared with other groups: rotate it here, and
+            // replace the package itself; its private keys stay for the grace period so other
+            // inviters who already picked it can still be joined (KP-8).
             tables::account_set_u64(cx.c, &format!("needs_update:{gid}"), 1)?;
-        } else {
-            tables::kp_retire(cx.c, &kp_ref)?;
+            let key = kp_ref.tls_serialize_detached().map_err(|e| werr(&e))?;
+            tables::kp_grace_add(cx.c, &key, unix_now() + KEY_PACKAGE_GRACE_SECS)?;
         }
+        tables::kp_retire(cx.c, kp_ref.as_slice())?;
     }
     tables::account_set_u64(cx.c, K_WELCOME_CURSOR, seq)?;
     Ok(vec![Event::Joined {

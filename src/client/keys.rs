@@ -31,6 +31,9 @@ impl Session<'_> {
             display_name: None,
         };
         self.directory.publish_device(&record).await?;
+        self.directory
+            .prune_key_packages(&self.inner.device.did, unix_now())
+            .await?;
         self.maintain_key_packages().await
     }
 
@@ -79,6 +82,8 @@ impl Session<'_> {
         if wanted.is_empty() {
             return Ok(());
         }
+        // Topping up: also drop expired records this device does not track (KP-7).
+        self.directory.prune_key_packages(&did, now).await?;
         let records = self.inner.atomic(|cx| {
             let mut out = Vec::new();
             for &lr in &wanted {

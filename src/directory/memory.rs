@@ -122,4 +122,14 @@ impl Directory for MemoryDirectory {
             }
         })
     }
+
+    async fn prune_key_packages(&self, did: &Did, now: u64) -> Result<usize, DirectoryError> {
+        self.with(|m| {
+            m.get_mut(did).map_or(0, |e| {
+                let before = e.key_packages.len();
+                e.key_packages.retain(|_, k| k.expires > now);
+                before - e.key_packages.len()
+            })
+        })
+    }
 }

@@ -4,6 +4,8 @@
 //! until [`AccountRecord::verify`] (and, for KeyPackages, `keypackage::validate_record`) pass.
 
 mod memory;
+#[cfg(feature = "pds")]
+pub mod pds;
 
 pub use memory::MemoryDirectory;
 
@@ -162,6 +164,12 @@ pub trait Directory: Send + Sync + 'static {
         did: &Did,
         key_package_ref: &[u8],
     ) -> Result<(), DirectoryError>;
+    /// Deletes the account's KeyPackage records that expired by `now`, including ones this
+    /// device no longer tracks (KP-7). Returns how many were deleted.
+    async fn prune_key_packages(&self, did: &Did, now: u64) -> Result<usize, DirectoryError> {
+        let _ = (did, now);
+        Ok(0)
+    }
 }
 
 #[cfg(test)]

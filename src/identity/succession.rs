@@ -8,7 +8,7 @@ use super::{context, Did, IdentityDeclaration, IdentityError, IdentityKeyPair, P
 
 /// Longest endorsement chain a declaration may carry; longer ones are refused as malformed
 /// (bounds the work a hostile record can cause).
-pub const MAX_ENDORSEMENTS: usize = 64;
+pub const MAX_ENDORSEMENTS: usize = 32;
 
 /// A retiring identity key's signed statement that `new_key` succeeds it for `did`.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -1,0 +1,419 @@
+//! [`PdsDirectory`]: the [`Directory`] on real ATProto repositories.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use super::checks::{check_declaration, check_devices, check_key_packages, Rejected};
+use super::records::{self, DeclarationRecord, Profile};
+use super::resolve::Resolver;
+use super::session::{is_expired_token, Session};
+use super::xrpc::Http;
+use super::{repo, PdsError};
+use crate::directory::{
+    AccountRecord, DeviceRecord, Directory, DirectoryError, KeyPackageRecord, VerifiedAccount,
+};
+use crate::identity::{unix_now, Did, IdentityDeclaration, PublicKey};
+
+/// How long a resolved PDS endpoint is reused before resolving the DID again.
+const PDS_CACHE_SECS: u64 = 300;
+
+/// Where the PDS directory resolves identities, and what it publishes.
+#[derive(Clone, Debug)]
+pub struct PdsConfig {
+    /// PLC directory for did:plc documents (default `https://plc.directory`).
+    pub plc_url: String,
+    /// XRPC service answering `com.atproto.identity.resolveHandle` (e.g. your PDS).
+    pub handle_resolver: String,
+    /// Scheme for did:web documents: `https`, or `http` for local tests.
+    pub did_web_scheme: String,
+    /// Timeout of each request.
+    pub timeout: Duration,
+    /// What the declaration record says besides the key (ciphersuites, delivery service,
+    /// incoming-message policy, endorsements).
+    pub profile: Profile,
+}
+
+impl PdsConfig {
+    /// Defaults for the public network, resolving handles through `handle_resolver`.
+    pub fn new(handle_resolver: impl Into<String>) -> Self {
+        PdsConfig {
+            plc_url: "https://plc.directory".into(),
+            handle_resolver: handle_resolver.into(),
+            did_web_scheme: "https".into(),
+            timeout: Duration::from_secs(20),
+            profile: Profile::default(),
+        }
+    }
+}
+
+/// Everything an account published, after every check (REC-3 … REC-5).
+#[derive(Debug)]
+pub struct Lookup {
+    /// The account's PDS.
+    pub pds: String,
+    /// Its declaration (binding signature and endorsements verified).
+    pub declaration: DeclarationRecord,
+    /// The account with its valid devices.
+    pub account: VerifiedAccount,
+    /// The valid device records.
+    pub devices: Vec<DeviceRecord>,
+    /// The KeyPackage records that passed every check.
+    pub key_packages: Vec<KeyPackageRecord>,
+    /// Records that were refused, with the reason.
+    pub rejected: Vec<Rejected>,
+}
+
+/// A [`Directory`] on ATProto repositories: reads anyone's records from their own PDS
+/// (no login), writes to the logged-in account's repository.
+///
+/// ```no_run
+/// # async fn f() -> Result<(), atmls::directory::pds::PdsError> {
+/// use atmls::directory::pds::{PdsConfig, PdsDirectory};
+/// let dir = PdsDirectory::new(PdsConfig::new("https://bsky.social"));
+/// let did = dir.login("alice.example.com", "app-password").await?;
+/// let bob = dir.resolve("bob.example.com").await?;
+/// let found = dir.lookup(&bob).await?;
+/// println!("{did} sees {} devices of {bob}", found.account.devices.len());
+/// # Ok(()) }
+/// ```
+pub struct PdsDirectory {
+    http: Http,
+    resolver: Resolver,
+    profile: Profile,
+    session: tokio::sync::Mutex<Option<Session>>,
+    pds_cache: Mutex<HashMap<Did, (String, Instant)>>,
+    kp_rkeys: Mutex<HashMap<Vec<u8>, String>>,
+    rejected: Mutex<HashMap<Did, Vec<Rejected>>>,
+}
+
+impl std::fmt::Debug for PdsDirectory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PdsDirectory({:?})", self.resolver)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl PdsDirectory {
+    /// A directory that can read anyone's records; [`login`](Self::login) to publish.
+    pub fn new(config: PdsConfig) -> Self {
+        PdsDirectory {
+            http: Http::new(config.timeout),
+            resolver: Resolver {
+                plc_url: config.plc_url,
+                handle_resolver: config.handle_resolver,
+                did_web_scheme: config.did_web_scheme,
+            },
+            profile: config.profile,
+            session: tokio::sync::Mutex::new(None),
+            pds_cache: Mutex::new(HashMap::new()),
+            kp_rkeys: Mutex::new(HashMap::new()),
+            rejected: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Logs in with a handle or DID and an app password, on the account's own PDS (found by
+    /// resolving the identifier). Returns the account's DID.
+    pub async fn login(&self, identifier: &str, password: &str) -> Result<Did, PdsError> {
+        let did = self.resolve(identifier).await?;
+        let pds = self.pds_of(&did).await?;
+        let s = Session::create(&self.http, &pds, identifier, password).await?;
+        if s.did != did {
+            return Err(PdsError::Auth(format!(
+                "{identifier} logged in as {}",
+                s.did
+            )));
+        }
+        *self.session.lock().await = Some(s);
+        Ok(did)
+    }
+
+    /// Refreshes the session's tokens (done automatically when the access token expires).
+    pub async fn refresh(&self) -> Result<(), PdsError> {
+        let mut g = self.session.lock().await;
+        let s = g.as_mut().ok_or(PdsError::NotLoggedIn)?;
+        s.refresh(&self.http).await
+    }
+
+    /// The logged-in account, if any.
+    pub async fn logged_in(&self) -> Option<(Did, String)> {
+        self.session
+            .lock()
+            .await
+            .as_ref()
+            .map(|s| (s.did.clone(), s.handle.clone()))
+    }
+
+    /// A DID as given, or the DID of a handle (checked both ways, REC-6).
+    pub async fn resolve(&self, handle_or_did: &str) -> Result<Did, PdsError> {
+        if handle_or_did.starts_with("did:") {
+            return Did::new(handle_or_did).map_err(|e| PdsError::InvalidResponse(e.to_string()));
+        }
+        self.resolver
+            .resolve_handle(&self.http, handle_or_did)
+            .await
+    }
+
+    /// The PDS endpoint of `did` (REC-6).
+    pub async fn pds_of(&self, did: &Did) -> Result<String, PdsError> {
+        if let Some((url, at)) = lock(&self.pds_cache).get(did) {
+            if at.elapsed().as_secs() < PDS_CACHE_SECS {
+                return Ok(url.clone());
+            }
+        }
+        let url = self.resolver.pds_endpoint(&self.http, did).await?;
+        lock(&self.pds_cache).insert(did.clone(), (url.clone(), Instant::now()));
+        Ok(url)
+    }
+
+    /// Reads everything `did` published and checks it (REC-3 … REC-5).
+    pub async fn lookup(&self, did: &Did) -> Result<Lookup, PdsError> {
+        let pds = self.pds_of(did).await?;
+        let raw = repo::get(
+            &self.http,
+            &pds,
+            did,
+            records::DECLARATION,
+            records::DECLARATION_RKEY,
+        )
+        .await?
+        .ok_or_else(|| PdsError::NoIdentity(did.clone()))?;
+        let declaration = check_declaration(did, &raw).map_err(|error| PdsError::Declaration {
+            did: did.clone(),
+            error,
+        })?;
+        let now = unix_now();
+        let raw_devices = repo::list(&self.http, &pds, did, records::DEVICE).await?;
+        let (devices, mut rejected) = check_devices(&declaration, &raw_devices, now);
+        let account = AccountRecord {
+            declaration: declaration.declaration.clone(),
+            devices: devices.clone(),
+        }
+        .verify(did, now)
+        .map_err(|e| PdsError::Declaration {
+            did: did.clone(),
+            error: e.into(),
+        })?;
+        let raw_kps = repo::list(&self.http, &pds, did, records::KEY_PACKAGE).await?;
+        let (key_packages, bad) = check_key_packages(&declaration, &account, &raw_kps, now);
+        rejected.extend(bad);
+        Ok(Lookup {
+            pds,
+            declaration,
+            account,
+            devices,
+            key_packages,
+            rejected,
+        })
+    }
+
+    /// The records refused by the last [`Directory`] read of `did` (taken: a second call
+    /// returns nothing until the next read).
+    pub fn take_rejected(&self, did: &Did) -> Vec<Rejected> {
+        lock(&self.rejected).remove(did).unwrap_or_default()
+    }
+
+    fn note_rejected(&self, did: &Did, rejected: Vec<Rejected>) {
+        for r in &rejected {
+            tracing::warn!(did = %did, collection = r.collection, rkey = %r.rkey, error = %r.error, "refused record");
+        }
+        lock(&self.rejected).insert(did.clone(), rejected);
+    }
+
+    /// The session, if `did` is the logged-in account.
+    async fn own_session(&self, did: &Did) -> Result<Session, PdsError> {
+        let s = self
+            .session
+            .lock()
+            .await
+            .clone()
+            .ok_or(PdsError::NotLoggedIn)?;
+        if &s.did != did {
+            return Err(PdsError::InvalidRecord(
+                "a record of another account than the logged-in one",
+            ));
+        }
+        Ok(s)
+    }
+
+    /// Writes one of the logged-in account's records, refreshing the session once if needed.
+    async fn write(
+        &self,
+        did: &Did,
+        collection: &str,
+        rkey: Option<&str>,
+        v: &Value,
+    ) -> Result<String, PdsError> {
+        let s = self.own_session(did).await?;
+        match repo::write(&self.http, &s.pds, &s.access, did, collection, rkey, v).await {
+            Err(e) if is_expired_token(&e) => {
+                self.refresh().await?;
+                let s = self.own_session(did).await?;
+                repo::write(&self.http, &s.pds, &s.access, did, collection, rkey, v).await
+            }
+            r => r,
+        }
+    }
+
+    async fn delete(&self, did: &Did, collection: &str, rkey: &str) -> Result<(), PdsError> {
+        let s = self.own_session(did).await?;
+        match repo::delete(&self.http, &s.pds, &s.access, did, collection, rkey).await {
+            Err(e) if is_expired_token(&e) => {
+                self.refresh().await?;
+                let s = self.own_session(did).await?;
+                repo::delete(&self.http, &s.pds, &s.access, did, collection, rkey).await
+            }
+            r => r,
+        }
+    }
+
+    /// Publishes the declaration with an explicit profile (the [`Directory`] method uses the
+    /// configured one).
+    pub async fn publish_declaration_with(
+        &self,
+        declaration: &IdentityDeclaration,
+        profile: &Profile,
+    ) -> Result<(), PdsError> {
+        let v = records::encode_declaration(declaration, profile);
+        self.write(
+            &declaration.did,
+            records::DECLARATION,
+            Some(records::DECLARATION_RKEY),
+            &v,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// The logged-in account's own KeyPackage records, decoded where possible, as
+    /// (record key, record).
+    async fn own_key_packages(
+        &self,
+        did: &Did,
+    ) -> Result<Vec<(String, KeyPackageRecord)>, PdsError> {
+        let pds = self.own_session(did).await?.pds;
+        let raw = repo::list(&self.http, &pds, did, records::KEY_PACKAGE).await?;
+        let mut out = Vec::new();
+        for (rkey, v) in raw {
+            if let Ok(r) = records::decode_key_package(did, &v) {
+                lock(&self.kp_rkeys).insert(r.key_package_ref.clone(), rkey.clone());
+                out.push((rkey, r));
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl Directory for PdsDirectory {
+    async fn account(&self, did: &Did) -> Result<Option<AccountRecord>, DirectoryError> {
+        let pds = self.pds_of(did).await?;
+        let Some(raw) = repo::get(
+            &self.http,
+            &pds,
+            did,
+            records::DECLARATION,
+            records::DECLARATION_RKEY,
+        )
+        .await?
+        else {
+            return Ok(None);
+        };
+        let declaration = check_declaration(did, &raw).map_err(|error| PdsError::Declaration {
+            did: did.clone(),
+            error,
+        })?;
+        let raw_devices = repo::list(&self.http, &pds, did, records::DEVICE).await?;
+        let (devices, rejected) = check_devices(&declaration, &raw_devices, unix_now());
+        self.note_rejected(did, rejected);
+        Ok(Some(AccountRecord {
+            declaration: declaration.declaration,
+            devices,
+        }))
+    }
+
+    async fn key_packages(&self, did: &Did) -> Result<Vec<KeyPackageRecord>, DirectoryError> {
+        let found = self.lookup(did).await?;
+        self.note_rejected(did, found.rejected);
+        Ok(found.key_packages)
+    }
+
+    async fn publish_declaration(
+        &self,
+        declaration: &IdentityDeclaration,
+    ) -> Result<(), DirectoryError> {
+        Ok(self
+            .publish_declaration_with(declaration, &self.profile)
+            .await?)
+    }
+
+    async fn publish_device(&self, device: &DeviceRecord) -> Result<(), DirectoryError> {
+        let (rkey, v) = records::encode_device(device);
+        self.write(&device.certificate.did, records::DEVICE, Some(&rkey), &v)
+            .await?;
+        Ok(())
+    }
+
+    async fn remove_device(
+        &self,
+        did: &Did,
+        installation: &PublicKey,
+    ) -> Result<(), DirectoryError> {
+        for (rkey, r) in self.own_key_packages(did).await? {
+            if &r.installation_key == installation {
+                self.delete(did, records::KEY_PACKAGE, &rkey).await?;
+            }
+        }
+        let rkey = records::installation_id(installation);
+        Ok(self.delete(did, records::DEVICE, &rkey).await?)
+    }
+
+    async fn publish_key_package(&self, record: &KeyPackageRecord) -> Result<(), DirectoryError> {
+        let v = records::encode_key_package(record);
+        let rkey = self
+            .write(&record.did, records::KEY_PACKAGE, None, &v)
+            .await?;
+        lock(&self.kp_rkeys).insert(record.key_package_ref.clone(), rkey);
+        Ok(())
+    }
+
+    async fn delete_key_package(
+        &self,
+        did: &Did,
+        key_package_ref: &[u8],
+    ) -> Result<(), DirectoryError> {
+        let known = lock(&self.kp_rkeys).get(key_package_ref).cloned();
+        let rkey = match known {
+            Some(k) => Some(k),
+            None => self
+                .own_key_packages(did)
+                .await?
+                .into_iter()
+                .find(|(_, r)| r.key_package_ref == key_package_ref)
+                .map(|(k, _)| k),
+        };
+        if let Some(rkey) = rkey {
+            self.delete(did, records::KEY_PACKAGE, &rkey).await?;
+            lock(&self.kp_rkeys).remove(key_package_ref);
+        }
+        Ok(())
+    }
+
+    async fn prune_key_packages(&self, did: &Did, now: u64) -> Result<usize, DirectoryError> {
+        let mut n = 0;
+        for (rkey, r) in self.own_key_packages(did).await? {
+            if r.expires <= now {
+                self.delete(did, records::KEY_PACKAGE, &rkey).await?;
+                lock(&self.kp_rkeys).remove(&r.key_package_ref);
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+}

@@ -1,0 +1,204 @@
+//! XRPC and plain HTTPS GETs over atrium's XRPC client (reqwest), with a timeout on every
+//! call and errors sorted into retryable (network, 5xx, 429) and not.
+
+use std::time::Duration;
+
+use atrium_xrpc::error::{Error as XError, XrpcErrorKind};
+use atrium_xrpc::http::{Method, Request};
+use atrium_xrpc::types::AuthorizationToken;
+use atrium_xrpc::{HttpClient, InputDataOrBytes, OutputDataOrBytes, XrpcClient, XrpcRequest};
+use atrium_xrpc_client::reqwest::ReqwestClient;
+use serde::{de::DeserializeOwned, Serialize};
+
+use super::PdsError;
+
+/// Largest response body we decode (a page of 100 records of at most 32 KiB, with room).
+const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
+
+/// No XRPC error is specific to the calls we make; every error body is read as
+/// `{error, message}`. An uninhabited type makes atrium fall back to that form.
+#[derive(Debug, serde::Deserialize)]
+enum NoCustomError {}
+
+/// One HTTP client (connection pool) for every host.
+#[derive(Clone)]
+pub(crate) struct Http {
+    client: ReqwestClient,
+    timeout: Duration,
+}
+
+/// One XRPC call's view of the client: which server, with which token.
+struct Call<'a> {
+    client: &'a ReqwestClient,
+    base: &'a str,
+    token: Option<&'a str>,
+}
+
+impl HttpClient for Call<'_> {
+    async fn send_http(
+        &self,
+        request: Request<Vec<u8>>,
+    ) -> Result<
+        atrium_xrpc::http::Response<Vec<u8>>,
+        Box<dyn std::error::Error + Send + Sync + 'static>,
+    > {
+        self.client.send_http(request).await
+    }
+}
+
+impl XrpcClient for Call<'_> {
+    fn base_uri(&self) -> String {
+        self.base.trim_end_matches('/').to_owned()
+    }
+
+    async fn authorization_token(&self, _is_refresh: bool) -> Option<AuthorizationToken> {
+        self.token.map(|t| AuthorizationToken::Bearer(t.to_owned()))
+    }
+}
+
+fn unavailable(what: &str, e: impl std::fmt::Display) -> PdsError {
+    PdsError::Unavailable(format!("{what}: {e}"))
+}
+
+fn map_error(nsid: &str, e: XError<NoCustomError>) -> PdsError {
+    match e {
+        XError::XrpcResponse(r) => {
+            let status = r.status.as_u16();
+            let (error, message) = match r.error {
+                Some(XrpcErrorKind::Undefined(b)) => {
+                    (b.error.unwrap_or_default(), b.message.unwrap_or_default())
+                }
+                _ => (String::new(), String::new()),
+            };
+            if status >= 500 || status == 429 {
+                unavailable(nsid, format!("{status} {error} {message}"))
+            } else {
+                PdsError::Refused {
+                    status,
+                    error,
+                    message,
+                }
+            }
+        }
+        XError::Authentication(h) => PdsError::Auth(format!("{nsid}: {h:?}")),
+        XError::HttpClient(e) => unavailable(nsid, e),
+        other => PdsError::InvalidResponse(format!("{nsid}: {other:?}")),
+    }
+}
+
+impl Http {
+    pub(crate) fn new(timeout: Duration) -> Self {
+        // The base URI is supplied per call, so one client (and its pool) serves every host.
+        Http {
+            client: ReqwestClient::new(""),
+            timeout,
+        }
+    }
+
+    async fn xrpc<P, I, O>(
+        &self,
+        base: &str,
+        token: Option<&str>,
+        request: XrpcRequest<P, I>,
+    ) -> Result<O, PdsError>
+    where
+        P: Serialize + Send + Sync,
+        I: Serialize + Send + Sync,
+        O: DeserializeOwned + Send + Sync,
+    {
+        let call = Call {
+            client: &self.client,
+            base,
+            token,
+        };
+        let nsid = request.nsid.clone();
+        let out = tokio::time::timeout(
+            self.timeout,
+            call.send_xrpc::<P, I, O, NoCustomError>(&request),
+        )
+        .await
+        .map_err(|_| unavailable(&nsid, "timed out"))?
+        .map_err(|e| map_error(&nsid, e))?;
+        match out {
+            OutputDataOrBytes::Data(o) => Ok(o),
+            OutputDataOrBytes::Bytes(_) => {
+                Err(PdsError::InvalidResponse(format!("{nsid}: not JSON")))
+            }
+        }
+    }
+
+    /// An XRPC query (GET).
+    pub(crate) async fn query<P, O>(
+        &self,
+        base: &str,
+        nsid: &str,
+        params: P,
+        token: Option<&str>,
+    ) -> Result<O, PdsError>
+    where
+        P: Serialize + Send + Sync,
+        O: DeserializeOwned + Send + Sync,
+    {
+        let request = XrpcRequest::<P, ()> {
+            method: Method::GET,
+            nsid: nsid.to_owned(),
+            parameters: Some(params),
+            input: None,
+            encoding: None,
+        };
+        self.xrpc(base, token, request).await
+    }
+
+    /// An XRPC procedure (POST with a JSON body, or none).
+    pub(crate) async fn procedure<I, O>(
+        &self,
+        base: &str,
+        nsid: &str,
+        input: Option<I>,
+        token: Option<&str>,
+    ) -> Result<O, PdsError>
+    where
+        I: Serialize + Send + Sync,
+        O: DeserializeOwned + Send + Sync,
+    {
+        let encoding = input.as_ref().map(|_| "application/json".to_owned());
+        let request = XrpcRequest::<(), I> {
+            method: Method::POST,
+            nsid: nsid.to_owned(),
+            parameters: None,
+            input: input.map(InputDataOrBytes::Data),
+            encoding,
+        };
+        self.xrpc(base, token, request).await
+    }
+
+    /// A plain GET of a JSON document (DID documents).
+    pub(crate) async fn get_json<O: DeserializeOwned>(&self, url: &str) -> Result<O, PdsError> {
+        let req = Request::builder()
+            .method(Method::GET)
+            .uri(url)
+            .header("accept", "application/json")
+            .body(Vec::new())
+            .map_err(|e| PdsError::InvalidResponse(format!("{url}: {e}")))?;
+        let resp = tokio::time::timeout(self.timeout, self.client.send_http(req))
+            .await
+            .map_err(|_| unavailable(url, "timed out"))?
+            .map_err(|e| unavailable(url, e))?;
+        let status = resp.status().as_u16();
+        if status >= 500 || status == 429 {
+            return Err(unavailable(url, status));
+        }
+        if status == 404 || status == 410 {
+            return Err(PdsError::Refused {
+                status,
+                error: "NotFound".into(),
+                message: url.to_owned(),
+            });
+        }
+        if !(200..300).contains(&status) || resp.body().len() > MAX_RESPONSE_BYTES {
+            return Err(PdsError::InvalidResponse(format!("{url}: status {status}")));
+        }
+        serde_json::from_slice(resp.body())
+            .map_err(|e| PdsError::InvalidResponse(format!("{url}: {e}")))
+    }
+}
