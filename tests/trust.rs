@@ -495,3 +495,48 @@ async fn trust_13_linking_a_device_by_code_adds_it_everywhere() {
     alice.add_own_devices().await.unwrap();
     assert_eq!(state(&alice).await, before);
 }
+
+#[tokio::test]
+async fn trust_10_watch_runs_the_self_check_and_reports_each_finding_once() {
+    use std::time::Duration;
+    let w = World::new();
+    let alice = std::sync::Arc::new(
+        Client::builder(w.dir.clone(), w.net.clone(), Store::in_memory().unwrap())
+            .identity(DeviceIdentity::new_account(did("alice")))
+            .trust_check_interval(Duration::from_millis(20))
+            .build()
+            .await
+            .unwrap(),
+    );
+    let mut rx = alice.watch(Duration::from_millis(10));
+    let attacker = compromise(&w, "alice").await;
+    let mut alerts = Vec::new();
+    // Liveness bound only: the first rounds after the compromise must report it.
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(ev) = rx.recv().await {
+            if let Ok(Event::SelfCheckAlert(f)) = ev {
+                alerts.push(f);
+                if alerts.len() >= 3 {
+                    // Let a few more rounds run: nothing may be reported twice.
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    while let Ok(ev) = rx.try_recv() {
+                        if let Ok(Event::SelfCheckAlert(f)) = ev {
+                            alerts.push(f);
+                        }
+                    }
+                    break;
+                }
+            }
+        }
+    })
+    .await;
+    assert!(alerts
+        .iter()
+        .any(|f| matches!(f, SelfCheckFinding::ForeignDeclaration { .. })));
+    assert!(alerts.contains(&SelfCheckFinding::ForeignDevice {
+        installation: *attacker.installation()
+    }));
+    for (i, f) in alerts.iter().enumerate() {
+        assert!(!alerts[i + 1..].contains(f), "reported twice: {f:?}");
+    }
+}

@@ -61,9 +61,20 @@ pub struct ClientBuilder {
     ciphersuite: Ciphersuite,
     blob_store: Option<Arc<dyn BlobStore>>,
     moderation: Option<Arc<dyn ModerationPolicy>>,
+    trust_interval: std::time::Duration,
 }
 
+/// How often [`Client::watch`] re-checks contacts' keys and runs the self-check by default.
+pub const DEFAULT_TRUST_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(600);
+
 impl ClientBuilder {
+    /// How often [`Client::watch`] re-reads contacts' declarations and runs the self-check
+    /// (TRUST-10); default [`DEFAULT_TRUST_CHECK_INTERVAL`].
+    pub fn trust_check_interval(mut self, every: std::time::Duration) -> Self {
+        self.trust_interval = every;
+        self
+    }
+
     /// Where attachments larger than [`MAX_INLINE_ATTACHMENT`](crate::content::MAX_INLINE_ATTACHMENT)
     /// are stored, encrypted (CONTENT-25). Without one, only inline attachments can be sent
     /// or downloaded.
@@ -100,6 +111,7 @@ impl ClientBuilder {
         }
         let client = Client {
             blob_store: self.blob_store,
+            trust_interval: self.trust_interval,
             did: inner.device.did.clone(),
             installation: inner.device.installation.public(),
             inner: Mutex::new(inner),
@@ -139,6 +151,7 @@ pub struct Client {
     directory: Arc<dyn Directory>,
     transport: Arc<dyn Transport>,
     blob_store: Option<Arc<dyn BlobStore>>,
+    trust_interval: std::time::Duration,
 }
 
 impl std::fmt::Debug for Client {
@@ -170,6 +183,7 @@ impl Client {
             ciphersuite: DEFAULT_CIPHERSUITE,
             blob_store: None,
             moderation: None,
+            trust_interval: DEFAULT_TRUST_CHECK_INTERVAL,
         }
     }
 
@@ -295,7 +309,18 @@ impl Client {
         let (tx, rx) = mpsc::channel(256);
         let me = Arc::clone(self);
         tokio::spawn(async move {
+            let mut last_trust_check: Option<std::time::Instant> = None;
+            let mut reported = Vec::new();
             loop {
+                if last_trust_check.is_none_or(|t| t.elapsed() >= me.trust_interval) {
+                    last_trust_check = Some(std::time::Instant::now());
+                    let events = me.trust_round(&mut reported).await;
+                    for e in events {
+                        if tx.send(e).await.is_err() {
+                            return;
+                        }
+                    }
+                }
                 let mailboxes = match me.session().await.inner.mailboxes() {
                     Ok(m) => m,
                     Err(e) => {
@@ -328,7 +353,7 @@ impl Client {
                 };
                 tokio::select! {
                     _ = wait => {}
-                    _ = tokio::time::sleep(poll) => {}
+                    _ = tokio::time::sleep(poll.min(me.trust_interval)) => {}
                     _ = tx.closed() => return,
                 }
             }

@@ -169,6 +169,30 @@ impl Session<'_> {
 }
 
 impl Client {
+    /// One periodic trust round for `watch`: contacts re-checked (their events), then the
+    /// self-check, each finding reported once (`reported` remembers them).
+    pub(crate) async fn trust_round(
+        &self,
+        reported: &mut Vec<SelfCheckFinding>,
+    ) -> Vec<Result<Event, Error>> {
+        let mut out: Vec<Result<Event, Error>> = match self.check_contacts().await {
+            Ok(events) => events.into_iter().map(Ok).collect(),
+            Err(e) => vec![Err(e)],
+        };
+        match self.self_check().await {
+            Ok(found) => {
+                for f in found {
+                    if !reported.contains(&f) {
+                        reported.push(f.clone());
+                        out.push(Ok(Event::SelfCheckAlert(f)));
+                    }
+                }
+            }
+            Err(e) => out.push(Err(e)),
+        }
+        out
+    }
+
     /// What this client holds about `did`'s identity key: the pinned key, whether it is
     /// verified, a pending unendorsed key, and the history of changes.
     pub async fn contact_trust(&self, did: &Did) -> Result<ContactTrust, Error> {
