@@ -5,6 +5,7 @@
 //! that every record atmls writes passes the official lexicon validator (REC-1).
 #![cfg(feature = "pds")]
 
+mod common;
 mod pds_support;
 
 use std::collections::HashSet;
@@ -17,6 +18,7 @@ use atmls::keypackage::KeyPackagePolicy;
 use atmls::storage::Store;
 use atmls::transport::MemoryTransport;
 use atmls::{Client, Event};
+use common::texts;
 use pds_support::*;
 
 fn policy(single_use: usize) -> KeyPackagePolicy {
@@ -52,16 +54,6 @@ fn kp_refs(a: &Account) -> (HashSet<Vec<u8>>, HashSet<Vec<u8>>) {
         }
     }
     (single, last)
-}
-
-fn texts(events: &[Event]) -> Vec<String> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Message(m) => m.decoded().display_text().map(str::to_owned),
-            _ => None,
-        })
-        .collect()
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@
 //! records on self-check.
 #![cfg(feature = "pds")]
 
+mod common;
 mod pds_support;
 
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use atmls::storage::Store;
 use atmls::transport::MemoryTransport;
 use atmls::trust::{SelfCheckFinding, TrustError};
 use atmls::{Client, Error, Event};
+use common::texts;
 use pds_support::*;
 
 async fn client_with(dir: PdsDirectory, net: &Arc<MemoryTransport>, id: DeviceIdentity) -> Client {
@@ -32,16 +34,6 @@ async fn client(a: &Account, net: &Arc<MemoryTransport>) -> Client {
         DeviceIdentity::new_account(a.did.clone()),
     )
     .await
-}
-
-fn texts(events: &[Event]) -> Vec<String> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Message(m) => m.decoded().display_text().map(str::to_owned),
-            _ => None,
-        })
-        .collect()
 }
 
 #[tokio::test]

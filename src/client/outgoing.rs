@@ -44,20 +44,53 @@ enum Submitted {
     Lost,
 }
 
+/// A commit changing the group-context extensions to `ext` (removing `revoked` leaves too).
+fn context_commit(
+    cx: &super::state::Ctx<'_>,
+    g: &mut MlsGroup,
+    signer: &openmls_basic_credential::SignatureKeyPair,
+    ext: openmls::prelude::Extensions<openmls::prelude::GroupContext>,
+    revoked: Vec<openmls::prelude::LeafNodeIndex>,
+) -> Result<openmls::prelude::CommitMessageBundle, GroupError> {
+    g.commit_builder()
+        .propose_group_context_extensions(ext)
+        .map_err(mls)?
+        .propose_removals(revoked)
+        .consume_proposal_store(true)
+        .load_psks(cx.p.storage())
+        .map_err(mls)?
+        .build(cx.p.rand(), cx.p.crypto(), signer, |_| true)
+        .map_err(mls)?
+        .stage_commit(&cx.p)
+        .map_err(mls)
+}
+
+/// Other members' leaves whose certificate satisfies `pick`.
+fn leaves_where(
+    g: &MlsGroup,
+    mut pick: impl FnMut(&crate::identity::InstallationCertificate) -> Result<bool, Error>,
+) -> Result<Vec<openmls::prelude::LeafNodeIndex>, Error> {
+    let own = g.own_leaf_index();
+    let mut out = Vec::new();
+    for m in g.members().filter(|m| m.index != own) {
+        if pick(&AtmlsIdentity::from_credential(&m.credential)?.certificate)? {
+            out.push(m.index);
+        }
+    }
+    Ok(out)
+}
+
 /// Leaves of devices their account revoked (TRUST-12): every commit we make removes them.
 fn revoked_leaves(
     cx: &super::state::Ctx<'_>,
     g: &MlsGroup,
 ) -> Result<Vec<openmls::prelude::LeafNodeIndex>, Error> {
-    let own = g.own_leaf_index();
-    let mut out = Vec::new();
-    for m in g.members().filter(|m| m.index != own) {
-        let id = AtmlsIdentity::from_credential(&m.credential)?;
-        if crate::storage::trust::is_revoked(cx.c, &id.certificate.installation_key)? {
-            out.push(m.index);
-        }
-    }
-    Ok(out)
+    leaves_where(g, |c| {
+        Ok(crate::storage::trust::is_revoked(
+            cx.c,
+            &c.installation_key,
+        )?)
+    })
 }
 
 /// Leaves of `dids` certified by another identity key than the one now pinned: devices of a
@@ -68,21 +101,12 @@ fn stale_leaves(
     g: &MlsGroup,
     dids: &[Did],
 ) -> Result<Vec<openmls::prelude::LeafNodeIndex>, Error> {
-    let own = g.own_leaf_index();
-    let mut out = Vec::new();
-    for m in g.members().filter(|m| m.index != own) {
-        let id = AtmlsIdentity::from_credential(&m.credential)?;
-        let did = &id.certificate.did;
-        if !dids.contains(did) {
-            continue;
+    leaves_where(g, |c| {
+        if !dids.contains(&c.did) {
+            return Ok(false);
         }
-        if let Some(pinned) = tables::pin_get(cx.c, did)? {
-            if pinned != id.certificate.identity_key.0 {
-                out.push(m.index);
-            }
-        }
-    }
-    Ok(out)
+        Ok(tables::pin_get(cx.c, &c.did)?.is_some_and(|k| k != c.identity_key.0))
+    })
 }
 
 fn mls(e: impl std::fmt::Display) -> GroupError {
@@ -509,16 +533,7 @@ fn build_commit(
                 return Ok(None);
             }
             let ext = crate::group::with_disappearing(g.extensions(), *secs)?;
-            g.commit_builder()
-                .propose_group_context_extensions(ext)
-                .map_err(mls)?
-                .consume_proposal_store(true)
-                .load_psks(cx.p.storage())
-                .map_err(mls)?
-                .build(cx.p.rand(), cx.p.crypto(), &signer, |_| true)
-                .map_err(mls)?
-                .stage_commit(&cx.p)
-                .map_err(mls)?
+            context_commit(cx, &mut g, &signer, ext, revoked)?
         }
         Intent::RawContextExtension(ty, bytes) => {
             use openmls::prelude::{Extension, ExtensionType, Extensions, UnknownExtension};
@@ -530,16 +545,7 @@ fn build_commit(
                 .collect();
             ext.push(Extension::Unknown(*ty, UnknownExtension(bytes.clone())));
             let ext = Extensions::from_vec(ext).map_err(mls)?;
-            g.commit_builder()
-                .propose_group_context_extensions(ext)
-                .map_err(mls)?
-                .consume_proposal_store(true)
-                .load_psks(cx.p.storage())
-                .map_err(mls)?
-                .build(cx.p.rand(), cx.p.crypto(), &signer, |_| true)
-                .map_err(mls)?
-                .stage_commit(&cx.p)
-                .map_err(mls)?
+            context_commit(cx, &mut g, &signer, ext, revoked)?
         }
         Intent::Pending => {
             let removes_me = g.pending_proposals().any(|p| {
