@@ -11,7 +11,8 @@ use super::{Error, Message, Session};
 use crate::content::EncodedContent;
 use crate::credential::AtmlsIdentity;
 use crate::group::{
-    create_config, epoch_tag, mailbox_for, member_leaves, welcome_mailbox, GroupData, GroupError,
+    create_config, epoch_tag, mailbox_for, member_leaves, outer_seal, welcome_mailbox, GroupData,
+    GroupError,
     GroupId, GroupKind, GroupStatus, Member,
 };
 use crate::identity::{unix_now, Did};
@@ -224,7 +225,8 @@ impl Session<'_> {
                 let tag = epoch_tag(&g, cx.p.crypto())?;
                 let signer = cx.signer(&g)?;
                 let msg = g.create_message(&cx.p, &signer, &bytes).map_err(mls)?;
-                Ok::<_, Error>((tag, msg.tls_serialize_detached().map_err(mls)?))
+                let sealed = outer_seal(&g, cx.p.crypto(), &msg.tls_serialize_detached().map_err(mls)?)?;
+                Ok::<_, Error>((tag, sealed))
             })?;
             match self
                 .transport
@@ -282,14 +284,16 @@ impl Session<'_> {
                 .filter(|(i, m)| m.did == cx.dev.did && *i != own)
                 .map(|(i, _)| i)
                 .collect();
-            let mut out = vec![g
+            let own_leave = g
                 .leave_group(&cx.p, &signer)
                 .map_err(mls)?
                 .tls_serialize_detached()
-                .map_err(mls)?];
+                .map_err(mls)?;
+            let mut out = vec![outer_seal(&g, cx.p.crypto(), &own_leave)?];
             for i in siblings {
                 let (m, _) = g.propose_remove_member(&cx.p, &signer, i).map_err(mls)?;
-                out.push(m.tls_serialize_detached().map_err(mls)?);
+                let m = m.tls_serialize_detached().map_err(mls)?;
+                out.push(outer_seal(&g, cx.p.crypto(), &m)?);
             }
             tables::group_set_status(cx.c, &group.0, GroupStatus::Leaving)?;
             tables::account_set_u64(cx.c, &leave_key(group), g.epoch().as_u64())?;
@@ -428,7 +432,12 @@ fn build_commit(
                 .map_err(mls)?
         }
     };
-    let commit = bundle.commit().tls_serialize_detached().map_err(mls)?;
+    // Sealed with the key of the epoch the commit ends, like every group payload (DS-2).
+    let commit = outer_seal(
+        &g,
+        cx.p.crypto(),
+        &bundle.commit().tls_serialize_detached().map_err(mls)?,
+    )?;
     let welcome = bundle
         .to_welcome_msg()
         .map(|w| w.tls_serialize_detached())
