@@ -114,7 +114,10 @@ async fn scenario(urls: &[String]) -> Secrets {
         .await
         .unwrap();
     let ev = carol.sync().await.unwrap();
-    assert!(ev.iter().any(|e| matches!(e, Event::Removed { .. })), "{ev:?}");
+    assert!(
+        ev.iter().any(|e| matches!(e, Event::Removed { .. })),
+        "{ev:?}"
+    );
     let after = "ds-secret: carol is gone";
     alice2.send_text(&g, after).await.unwrap();
     secrets.add("plaintext", after.as_bytes());
@@ -143,7 +146,12 @@ fn blindness(secrets: &Secrets, backend: &Backend, logs: &[std::path::PathBuf]) 
 async fn ds_1_e2e_sqlite_three_users_five_devices_and_blindness() {
     let dir = tempfile::tempdir().unwrap();
     let backend = sqlite_in(&dir);
-    let ds = Ds::start(&backend, "127.0.0.1:0", dir.path().join("ds.log"), NO_LIMITS);
+    let ds = Ds::start(
+        &backend,
+        "127.0.0.1:0",
+        dir.path().join("ds.log"),
+        NO_LIMITS,
+    );
     let secrets = scenario(&[ds.url.clone()]).await;
     blindness(&secrets, &backend, &[ds.log.clone()]);
 }
@@ -152,7 +160,12 @@ async fn ds_1_e2e_sqlite_three_users_five_devices_and_blindness() {
 async fn ds_1_e2e_postgres_three_users_five_devices_and_blindness() {
     let Some(backend) = pg_fresh() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let ds = Ds::start(&backend, "127.0.0.1:0", dir.path().join("ds.log"), NO_LIMITS);
+    let ds = Ds::start(
+        &backend,
+        "127.0.0.1:0",
+        dir.path().join("ds.log"),
+        NO_LIMITS,
+    );
     let secrets = scenario(&[ds.url.clone()]).await;
     blindness(&secrets, &backend, &[ds.log.clone()]);
 }

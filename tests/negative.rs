@@ -272,7 +272,10 @@ async fn wrong_epoch_commit_is_refused() {
     assert_eq!(before.0 .0, 2);
     // Sealed under epoch 0's outer key (DS-2), it no longer opens in epoch 2.
     let e = bob.process_incoming(&g, &old_commit).await.unwrap_err();
-    assert!(matches!(e, Error::Group(GroupError::Undecryptable(_))), "{e:?}");
+    assert!(
+        matches!(e, Error::Group(GroupError::Undecryptable(_))),
+        "{e:?}"
+    );
     assert_eq!(state(&bob, &g).await, before);
     // Submitted to the transport under a fresh epoch tag, it is stored, and refused by members.
     let mb = mailbox_for(g.as_bytes());
@@ -326,7 +329,10 @@ async fn message_from_removed_member_is_refused() {
     let carol_msg = mailbox_items(&w, &g).await.pop().unwrap();
     // Sealed under her last epoch's outer key (DS-2): it does not open in the current one.
     let e = bob.process_incoming(&g, &carol_msg).await.unwrap_err();
-    assert!(matches!(e, Error::Group(GroupError::Undecryptable(_))), "{e:?}");
+    assert!(
+        matches!(e, Error::Group(GroupError::Undecryptable(_))),
+        "{e:?}"
+    );
     assert_eq!(state(&bob, &g).await, before);
     let ev = bob.sync().await.unwrap();
     assert!(texts(&ev).is_empty());

@@ -15,8 +15,9 @@ use super::{Error, Event, Message, Session};
 use crate::content::EncodedContent;
 use crate::credential::AtmlsIdentity;
 use crate::group::{
-    join_config, mailbox_for, outer_open, validate_joined_tree, validate_proposal, validate_staged_commit,
-    welcome_mailbox, GroupData, GroupError, GroupId, GroupKind, GroupStatus, Member, Validation,
+    join_config, mailbox_for, outer_open, validate_joined_tree, validate_proposal,
+    validate_staged_commit, welcome_mailbox, GroupData, GroupError, GroupId, GroupKind,
+    GroupStatus, Member, Validation,
 };
 use crate::identity::{unix_now, Did, PublicKey};
 use crate::storage::tables::{self, GroupRow};

@@ -12,8 +12,7 @@ use crate::content::EncodedContent;
 use crate::credential::AtmlsIdentity;
 use crate::group::{
     create_config, epoch_tag, mailbox_for, member_leaves, outer_seal, welcome_mailbox, GroupData,
-    GroupError,
-    GroupId, GroupKind, GroupStatus, Member,
+    GroupError, GroupId, GroupKind, GroupStatus, Member,
 };
 use crate::identity::{unix_now, Did};
 use crate::keypackage::new_leaf_key;
@@ -225,7 +224,11 @@ impl Session<'_> {
                 let tag = epoch_tag(&g, cx.p.crypto())?;
                 let signer = cx.signer(&g)?;
                 let msg = g.create_message(&cx.p, &signer, &bytes).map_err(mls)?;
-                let sealed = outer_seal(&g, cx.p.crypto(), &msg.tls_serialize_detached().map_err(mls)?)?;
+                let sealed = outer_seal(
+                    &g,
+                    cx.p.crypto(),
+                    &msg.tls_serialize_detached().map_err(mls)?,
+                )?;
                 Ok::<_, Error>((tag, sealed))
             })?;
             match self

@@ -8,7 +8,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 /// Latency histogram bucket bounds, seconds.
-const BUCKETS: [f64; 10] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5];
+const BUCKETS: [f64; 10] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5,
+];
 
 #[derive(Default)]
 struct Histogram {
@@ -109,7 +111,11 @@ impl Metrics {
         }
         for (name, kind, v) in [
             ("atmls_ds_fetches_total", "counter", &self.fetches),
-            ("atmls_ds_fetched_items_total", "counter", &self.fetched_items),
+            (
+                "atmls_ds_fetched_items_total",
+                "counter",
+                &self.fetched_items,
+            ),
             ("atmls_ds_stored_bytes_total", "counter", &self.stored_bytes),
             ("atmls_ds_pruned_items_total", "counter", &self.pruned),
         ] {

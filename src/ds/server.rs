@@ -283,13 +283,12 @@ async fn post_inner(
             Some(limit as u64),
         )
     };
-    let declared = header_str(headers, header::CONTENT_LENGTH.as_str()).and_then(|v| v.parse().ok());
+    let declared =
+        header_str(headers, header::CONTENT_LENGTH.as_str()).and_then(|v| v.parse().ok());
     if declared.is_some_and(|n: u64| n > limit as u64) {
         return Err(too_large(declared));
     }
-    let payload = to_bytes(body, limit)
-        .await
-        .map_err(|_| too_large(None))?;
+    let payload = to_bytes(body, limit).await.map_err(|_| too_large(None))?;
     if payload.is_empty() {
         return Err(malformed("empty payload"));
     }
@@ -366,7 +365,8 @@ async fn fetch(
             None,
         ));
     }
-    let mailbox = parse_hex::<32>(&mailbox).ok_or_else(|| malformed("mailbox id: 64 hex digits"))?;
+    let mailbox =
+        parse_hex::<32>(&mailbox).ok_or_else(|| malformed("mailbox id: 64 hex digits"))?;
     let num = |name: &str, default: u64| -> Result<u64, ApiError> {
         match q.get(name) {
             None => Ok(default),
@@ -424,9 +424,7 @@ async fn fetch(
                     Ok(id) if id == mailbox => return,
                     Ok(_) => {}
                     Err(broadcast::error::RecvError::Lagged(_)) => return,
-                    Err(broadcast::error::RecvError::Closed) => {
-                        std::future::pending::<()>().await
-                    }
+                    Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
                 }
             }
         };

@@ -73,7 +73,10 @@ impl HttpTransport {
     }
 
     async fn body(resp: Response) -> Result<Vec<u8>, TransportError> {
-        if resp.content_length().is_some_and(|n| n > MAX_RESPONSE as u64) {
+        if resp
+            .content_length()
+            .is_some_and(|n| n > MAX_RESPONSE as u64)
+        {
             return Err(TransportError::Refused("response too large".into()));
         }
         let mut out = Vec::new();
@@ -118,7 +121,11 @@ impl HttpTransport {
         payload: &[u8],
         key: &IdempotencyKey,
     ) -> Result<Answer, TransportError> {
-        let url = format!("{}/v1/mailboxes/{}/{path}", self.base, hex::encode(mailbox.id.0));
+        let url = format!(
+            "{}/v1/mailboxes/{}/{path}",
+            self.base,
+            hex::encode(mailbox.id.0)
+        );
         let mut last = TransportError::Unavailable("no attempt".into());
         for attempt in 0..ATTEMPTS {
             if attempt > 0 {
@@ -140,9 +147,11 @@ impl HttpTransport {
                 Ok(resp) => {
                     let status = resp.status();
                     match Self::body(resp).await {
-                        Ok(body) if status.is_success() => serde_json::from_slice::<Accepted>(&body)
-                            .map(|a| Answer::Stored(a.seq))
-                            .map_err(|_| TransportError::Refused("malformed answer".into())),
+                        Ok(body) if status.is_success() => {
+                            serde_json::from_slice::<Accepted>(&body)
+                                .map(|a| Answer::Stored(a.seq))
+                                .map_err(|_| TransportError::Refused("malformed answer".into()))
+                        }
                         Ok(body) => Self::classify(status, &body).map(Answer::Refused),
                         Err(e) => Err(e),
                     }
@@ -167,7 +176,10 @@ impl Transport for HttpTransport {
         payload: &[u8],
         key: &IdempotencyKey,
     ) -> Result<CommitOutcome, TransportError> {
-        match self.post("commits", mailbox, Some(epoch), payload, key).await? {
+        match self
+            .post("commits", mailbox, Some(epoch), payload, key)
+            .await?
+        {
             Answer::Stored(seq) => Ok(CommitOutcome::Accepted { seq }),
             Answer::Refused(ErrorBody {
                 winner: Some(w), ..
@@ -185,7 +197,10 @@ impl Transport for HttpTransport {
         payload: &[u8],
         key: &IdempotencyKey,
     ) -> Result<SendOutcome, TransportError> {
-        match self.post("messages", mailbox, Some(epoch), payload, key).await? {
+        match self
+            .post("messages", mailbox, Some(epoch), payload, key)
+            .await?
+        {
             Answer::Stored(seq) => Ok(SendOutcome::Accepted { seq }),
             Answer::Refused(e) if e.error == code::STALE_EPOCH => Ok(SendOutcome::StaleEpoch),
             Answer::Refused(e) => Err(TransportError::Refused(e.message)),
@@ -295,13 +310,18 @@ impl Transport for HttpTransport {
                 }
                 while let Some(pos) = buf.iter().position(|&b| b == b'\n') {
                     let line: Vec<u8> = buf.drain(..=pos).collect();
-                    let Some(data) = line.strip_prefix(b"data:") else { continue };
+                    let Some(data) = line.strip_prefix(b"data:") else {
+                        continue;
+                    };
                     let data = String::from_utf8_lossy(data);
                     let data = data.trim();
                     let ids = if data == "*" {
                         all.clone()
                     } else {
-                        api::parse_hex::<32>(data).map(MailboxId).into_iter().collect()
+                        api::parse_hex::<32>(data)
+                            .map(MailboxId)
+                            .into_iter()
+                            .collect()
                     };
                     for id in ids {
                         if tx.send(id).is_err() {

@@ -130,7 +130,10 @@ async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
         .try_get(0)
         .map_err(db)?;
     for (v, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > have) {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(*sql)).execute(&mut *tx).await.map_err(db)?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(*sql))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
         sqlx::query("INSERT INTO schema_migrations (version, applied) VALUES ($1, $2)")
             .bind(v)
             .bind(unix_now())
@@ -151,16 +154,17 @@ async fn run_batch(pool: &PgPool, jobs: &[Job]) -> Result<Vec<(Outcome, bool)>, 
     let mut outs: Vec<Option<(Outcome, bool)>> = vec![None; jobs.len()];
     for i in order {
         let Some((p, _)) = jobs.get(i) else { continue };
-        let row = sqlx::query("SELECT outcome, seq, winner FROM atmls_ds_post($1, $2, $3, $4, $5, $6)")
-            .bind(kind_to_i16(p.kind))
-            .bind(p.mailbox.as_slice())
-            .bind(p.epoch.as_slice())
-            .bind(p.idem.as_slice())
-            .bind(p.payload.as_slice())
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db)?;
+        let row =
+            sqlx::query("SELECT outcome, seq, winner FROM atmls_ds_post($1, $2, $3, $4, $5, $6)")
+                .bind(kind_to_i16(p.kind))
+                .bind(p.mailbox.as_slice())
+                .bind(p.epoch.as_slice())
+                .bind(p.idem.as_slice())
+                .bind(p.payload.as_slice())
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
         let outcome: i16 = row.try_get(0).map_err(db)?;
         let seq: i64 = row.try_get(1).map_err(db)?;
         let winner: Option<Vec<u8>> = row.try_get(2).map_err(db)?;
