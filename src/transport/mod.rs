@@ -43,8 +43,11 @@ impl MailboxId {
     /// so whoever holds the capability can prove it and whoever sees the id cannot post
     /// (spec/ds.md DS-3).
     pub fn for_capability(secret: &[u8; 32]) -> MailboxId {
+        // H(label, data) of spec/group.md: the label is length-prefixed.
+        const LABEL: &[u8] = b"atmls/v1/mailbox-id";
         let mut h = Sha256::new();
-        h.update(b"atmls/v1/mailbox-id");
+        h.update((LABEL.len() as u32).to_be_bytes());
+        h.update(LABEL);
         h.update(secret);
         MailboxId(h.finalize().into())
     }
