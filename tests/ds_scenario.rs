@@ -152,8 +152,8 @@ async fn ds_1_e2e_sqlite_three_users_five_devices_and_blindness() {
         dir.path().join("ds.log"),
         NO_LIMITS,
     );
-    let secrets = scenario(&[ds.url.clone()]).await;
-    blindness(&secrets, &backend, &[ds.log.clone()]);
+    let secrets = scenario(std::slice::from_ref(&ds.url)).await;
+    blindness(&secrets, &backend, std::slice::from_ref(&ds.log));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -166,8 +166,8 @@ async fn ds_1_e2e_postgres_three_users_five_devices_and_blindness() {
         dir.path().join("ds.log"),
         NO_LIMITS,
     );
-    let secrets = scenario(&[ds.url.clone()]).await;
-    blindness(&secrets, &backend, &[ds.log.clone()]);
+    let secrets = scenario(std::slice::from_ref(&ds.url)).await;
+    blindness(&secrets, &backend, std::slice::from_ref(&ds.log));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -178,4 +178,31 @@ async fn ds_4_two_processes_on_one_postgres() {
     let b = Ds::start(&backend, "127.0.0.1:0", dir.path().join("b.log"), NO_LIMITS);
     let secrets = scenario(&[a.url.clone(), b.url.clone()]).await;
     blindness(&secrets, &backend, &[a.log.clone(), b.log.clone()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ds_demo_runs_through_atmls_ds() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = sqlite_in(&dir);
+    let ds = Ds::start(
+        &backend,
+        "127.0.0.1:0",
+        dir.path().join("ds.log"),
+        NO_LIMITS,
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_atmls"))
+        .args(["demo", "--ds", &ds.url])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("through atmls-ds"), "{stdout}");
+    assert!(stdout.contains("still chatting after restart"), "{stdout}");
+    assert!(stdout.contains("demo finished"), "{stdout}");
+    // The demo's conversations went through the service.
+    assert!(backend.dump().len() > 10_000);
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use atmls::directory::MemoryDirectory;
 use atmls::identity::{unix_now, DeviceIdentity, Did, IdentityKeyPair, InstallationKeyPair};
 use atmls::storage::Store;
-use atmls::transport::MemoryTransport;
+use atmls::transport::{MemoryTransport, Transport};
 use atmls::{Client, Event, GroupId};
 use clap::{Parser, Subcommand};
 
@@ -25,14 +25,19 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the demo: alice (two devices), bob and carol; DMs, a group, removal, restart.
-    Demo,
+    Demo {
+        /// Run it through a running atmls-ds at this URL (e.g. http://127.0.0.1:8080) instead
+        /// of the in-process transport (needs the `ds-client` feature).
+        #[arg(long)]
+        ds: Option<String>,
+    },
 }
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
 struct Env {
     dir: Arc<MemoryDirectory>,
-    net: Arc<MemoryTransport>,
+    net: Arc<dyn Transport>,
 }
 
 impl Env {
@@ -81,11 +86,24 @@ async fn show(name: &str, c: &Client) -> Res<()> {
     Ok(())
 }
 
-async fn demo() -> Res<()> {
+fn transport(ds: Option<&str>) -> Res<Arc<dyn Transport>> {
+    match ds {
+        None => Ok(Arc::new(MemoryTransport::new())),
+        #[cfg(feature = "ds-client")]
+        Some(url) => {
+            println!("== through atmls-ds at {url}");
+            Ok(Arc::new(atmls::transport::HttpTransport::new(url)?))
+        }
+        #[cfg(not(feature = "ds-client"))]
+        Some(_) => Err("--ds needs atmls built with the ds-client feature".into()),
+    }
+}
+
+async fn demo(ds: Option<&str>) -> Res<()> {
     let tmp = tempfile::tempdir()?;
     let env = Env {
         dir: Arc::new(MemoryDirectory::new()),
-        net: Arc::new(MemoryTransport::new()),
+        net: transport(ds)?,
     };
     let did = |s: &str| -> Res<Did> { Ok(s.parse()?) };
     println!("== accounts (state in {})", tmp.path().display());
@@ -204,7 +222,7 @@ async fn demo() -> Res<()> {
 async fn main() {
     let cli = Cli::parse();
     let r = match cli.command {
-        Command::Demo => demo().await,
+        Command::Demo { ds } => demo(ds.as_deref()).await,
     };
     if let Err(e) = r {
         eprintln!("error: {e}");
