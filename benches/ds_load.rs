@@ -63,6 +63,17 @@ fn start(database: &str) -> Server {
     Server(child, url)
 }
 
+/// User + system CPU seconds of a process, from /proc (Linux).
+fn cpu_secs(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which is in parentheses): utime is the 12th, stime 13th.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let tick = 100.0; // USER_HZ on Linux
+    let get = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (get(11) + get(12)) / tick
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -105,7 +116,10 @@ async fn run(label: &str, database: &str) {
         task.await.expect("task");
     }
 
+    let server_pid = server.0.id().to_string();
+    let cpu = || (cpu_secs(&server_pid), cpu_secs("self"));
     // Accept.
+    let cpu0 = cpu();
     let payload = Arc::new(vec![0x5a_u8; PAYLOAD]);
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
@@ -140,6 +154,7 @@ async fn run(label: &str, database: &str) {
         lat.extend(task.await.expect("task"));
     }
     let accept_secs = started.elapsed().as_secs_f64();
+    let cpu1 = cpu();
     lat.sort();
     println!(
         "{label:>10} accept: {total} msgs of {PAYLOAD} B over {MAILBOXES} mailboxes, {conc} clients: \
@@ -147,6 +162,11 @@ async fn run(label: &str, database: &str) {
         total as f64 / accept_secs,
         percentile(&lat, 0.50).as_secs_f64() * 1e3,
         percentile(&lat, 0.99).as_secs_f64() * 1e3,
+    );
+    println!(
+        "{label:>10}         CPU per message: server {:.1} us, load generator {:.1} us",
+        (cpu1.0 - cpu0.0) / total as f64 * 1e6,
+        (cpu1.1 - cpu0.1) / total as f64 * 1e6,
     );
 
     // Fetch: every mailbox read back in pages of 100.
@@ -185,6 +205,7 @@ async fn run(label: &str, database: &str) {
         lat.extend(task.await.expect("task"));
     }
     let fetch_secs = started.elapsed().as_secs_f64();
+    let cpu2 = cpu();
     let n = fetched.load(Ordering::Relaxed);
     assert_eq!(n, total + MAILBOXES, "everything comes back");
     lat.sort();
@@ -192,6 +213,26 @@ async fn run(label: &str, database: &str) {
         "{label:>10} fetch: {n} msgs in {} requests of up to 100: {:.0} msg/s, p50 {:.2} ms, p99 {:.2} ms",
         lat.len(),
         n as f64 / fetch_secs,
+        percentile(&lat, 0.50).as_secs_f64() * 1e3,
+        percentile(&lat, 0.99).as_secs_f64() * 1e3,
+    );
+    println!(
+        "{label:>10}         CPU per fetched message: server {:.1} us, load generator {:.1} us",
+        (cpu2.0 - cpu1.0) / n as f64 * 1e6,
+        (cpu2.1 - cpu1.1) / n as f64 * 1e6,
+    );
+
+    // Latency when not saturated: one client fetching one 100-message page at a time.
+    let mut lat = Vec::new();
+    for m in boxes.iter().take(300) {
+        let t0 = Instant::now();
+        let p = t.fetch(&m.id, 0, 100).await.expect("fetch");
+        lat.push(t0.elapsed());
+        assert!(!p.items.is_empty());
+    }
+    lat.sort();
+    println!(
+        "{label:>10} fetch, one client: p50 {:.2} ms, p99 {:.2} ms per page of 100",
         percentile(&lat, 0.50).as_secs_f64() * 1e3,
         percentile(&lat, 0.99).as_secs_f64() * 1e3,
     );

@@ -17,9 +17,10 @@ use crate::transport::Kind;
 
 /// Versioned migrations, applied in order, each once, under an advisory lock so that processes
 /// starting together do not race (DS-11).
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    r#"
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        r#"
     CREATE TABLE mailboxes (
         id BYTEA PRIMARY KEY,
         kind SMALLINT NOT NULL,
@@ -93,7 +94,31 @@ const MIGRATIONS: &[(i64, &str)] = &[(
     END
     $$ LANGUAGE plpgsql;
     "#,
-)];
+    ),
+    (
+        2,
+        r#"
+    -- A whole batch in one round trip: the posts in the given order, each through
+    -- atmls_ds_post, so the rules are exactly those of single posts.
+    CREATE FUNCTION atmls_ds_post_many(p_kind SMALLINT[], p_mailbox BYTEA[], p_epoch BYTEA[],
+        p_idem BYTEA[], p_payload BYTEA[], p_now BIGINT)
+    RETURNS TABLE (ord INT, outcome SMALLINT, seq BIGINT, winner BYTEA)
+    AS $$
+    DECLARE
+        i INT;
+        r RECORD;
+    BEGIN
+        FOR i IN 1 .. coalesce(array_length(p_kind, 1), 0) LOOP
+            SELECT * INTO r FROM atmls_ds_post(p_kind[i], p_mailbox[i], p_epoch[i], p_idem[i],
+                p_payload[i], p_now);
+            ord := i; outcome := r.outcome; seq := r.seq; winner := r.winner;
+            RETURN NEXT;
+        END LOOP;
+    END
+    $$ LANGUAGE plpgsql;
+    "#,
+    ),
+];
 
 const BATCH: usize = 128;
 /// Concurrent writer tasks per process (each owns a share of the mailboxes).
@@ -107,8 +132,16 @@ pub struct PgStore {
     writers: Vec<mpsc::Sender<Job>>,
 }
 
+/// Database errors without values (a constraint violation's detail would name the key, and
+/// logs must not hold mailbox ids, DS-12).
 fn db(e: sqlx::Error) -> StoreError {
-    StoreError::Db(e.to_string())
+    match e {
+        sqlx::Error::Database(d) => StoreError::Db(format!(
+            "database error {}",
+            d.code().map(|c| c.into_owned()).unwrap_or_default()
+        )),
+        other => StoreError::Db(other.to_string()),
+    }
 }
 
 async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
@@ -150,24 +183,54 @@ async fn run_batch(pool: &PgPool, jobs: &[Job]) -> Result<Vec<(Outcome, bool)>, 
     let mut order: Vec<usize> = (0..jobs.len()).collect();
     order.sort_by_key(|&i| jobs.get(i).map(|(p, _)| p.mailbox));
     let now = unix_now();
+    let posts: Vec<&Post> = order
+        .iter()
+        .filter_map(|&i| jobs.get(i).map(|(p, _)| p))
+        .collect();
     let mut tx = pool.begin().await.map_err(db)?;
+    let rows = sqlx::query(
+        "SELECT ord, outcome, seq, winner FROM atmls_ds_post_many($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(
+        posts
+            .iter()
+            .map(|p| kind_to_i16(p.kind))
+            .collect::<Vec<i16>>(),
+    )
+    .bind(
+        posts
+            .iter()
+            .map(|p| p.mailbox.to_vec())
+            .collect::<Vec<Vec<u8>>>(),
+    )
+    .bind(
+        posts
+            .iter()
+            .map(|p| p.epoch.to_vec())
+            .collect::<Vec<Vec<u8>>>(),
+    )
+    .bind(
+        posts
+            .iter()
+            .map(|p| p.idem.to_vec())
+            .collect::<Vec<Vec<u8>>>(),
+    )
+    .bind(
+        posts
+            .iter()
+            .map(|p| p.payload.clone())
+            .collect::<Vec<Vec<u8>>>(),
+    )
+    .bind(now)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db)?;
     let mut outs: Vec<Option<(Outcome, bool)>> = vec![None; jobs.len()];
-    for i in order {
-        let Some((p, _)) = jobs.get(i) else { continue };
-        let row =
-            sqlx::query("SELECT outcome, seq, winner FROM atmls_ds_post($1, $2, $3, $4, $5, $6)")
-                .bind(kind_to_i16(p.kind))
-                .bind(p.mailbox.as_slice())
-                .bind(p.epoch.as_slice())
-                .bind(p.idem.as_slice())
-                .bind(p.payload.as_slice())
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db)?;
-        let outcome: i16 = row.try_get(0).map_err(db)?;
-        let seq: i64 = row.try_get(1).map_err(db)?;
-        let winner: Option<Vec<u8>> = row.try_get(2).map_err(db)?;
+    for row in rows {
+        let ord: i32 = row.try_get(0).map_err(db)?;
+        let outcome: i16 = row.try_get(1).map_err(db)?;
+        let seq: i64 = row.try_get(2).map_err(db)?;
+        let winner: Option<Vec<u8>> = row.try_get(3).map_err(db)?;
         let out = match outcome {
             0 => (Outcome::Accepted(seq as u64), false),
             1 => (Outcome::Accepted(seq as u64), true),
@@ -185,7 +248,13 @@ async fn run_batch(pool: &PgPool, jobs: &[Job]) -> Result<Vec<(Outcome, bool)>, 
             6 => (Outcome::IdempotencyConflict, false),
             o => return Err(StoreError::Db(format!("unknown outcome {o}"))),
         };
-        if let Some(slot) = outs.get_mut(i) {
+        // `ord` is 1-based in the sorted order; map it back to the job.
+        let job = usize::try_from(ord - 1)
+            .ok()
+            .and_then(|k| order.get(k))
+            .copied()
+            .ok_or_else(|| StoreError::Db("bad ord".into()))?;
+        if let Some(slot) = outs.get_mut(job) {
             *slot = Some(out);
         }
     }

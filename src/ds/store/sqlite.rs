@@ -228,10 +228,27 @@ impl SqliteStore {
         let path = path.as_ref().to_path_buf();
         let mut c = open_conn(&path)?;
         migrate(&mut c)?;
+        // Checkpoints run on their own thread, not in the writer's commits.
+        c.execute_batch("PRAGMA wal_autocheckpoint = 0;")
+            .map_err(db)?;
+        let checkpointer = open_conn(&path)?;
         let (tx, rx) = mpsc::channel(4 * BATCH);
         std::thread::Builder::new()
             .name("ds-sqlite-writer".into())
             .spawn(move || writer(c, rx))
+            .map_err(|e| StoreError::Db(e.to_string()))?;
+        let alive = tx.downgrade();
+        std::thread::Builder::new()
+            .name("ds-sqlite-checkpoint".into())
+            .spawn(move || {
+                // PASSIVE: never blocks the writer or readers; stops with the store.
+                while alive.upgrade().is_some() {
+                    std::thread::sleep(std::time::Duration::from_millis(250));
+                    if let Err(e) = checkpointer.execute_batch("PRAGMA wal_checkpoint(PASSIVE);") {
+                        tracing::warn!(error = %e, "checkpoint failed");
+                    }
+                }
+            })
             .map_err(|e| StoreError::Db(e.to_string()))?;
         Ok(SqliteStore {
             tx,
