@@ -74,6 +74,23 @@ fn cpu_secs(pid: &str) -> f64 {
     (get(11) + get(12)) / tick
 }
 
+/// CPU seconds of every `postgres` process (the database's share of the work).
+fn postgres_cpu_secs() -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    dir.filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|pid| pid.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .map(|c| c.trim() == "postgres")
+                .unwrap_or(false)
+        })
+        .map(|pid| cpu_secs(&pid))
+        .sum()
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -117,7 +134,7 @@ async fn run(label: &str, database: &str) {
     }
 
     let server_pid = server.0.id().to_string();
-    let cpu = || (cpu_secs(&server_pid), cpu_secs("self"));
+    let cpu = || (cpu_secs(&server_pid), cpu_secs("self"), postgres_cpu_secs());
     // Accept.
     let cpu0 = cpu();
     let payload = Arc::new(vec![0x5a_u8; PAYLOAD]);
@@ -164,9 +181,10 @@ async fn run(label: &str, database: &str) {
         percentile(&lat, 0.99).as_secs_f64() * 1e3,
     );
     println!(
-        "{label:>10}         CPU per message: server {:.1} us, load generator {:.1} us",
+        "{label:>10}         CPU per message: server {:.1} us, load generator {:.1} us, postgres processes {:.1} us",
         (cpu1.0 - cpu0.0) / total as f64 * 1e6,
         (cpu1.1 - cpu0.1) / total as f64 * 1e6,
+        (cpu1.2 - cpu0.2) / total as f64 * 1e6,
     );
 
     // Fetch: every mailbox read back in pages of 100.

@@ -539,3 +539,63 @@ async fn ds_12_health_metrics_subscription_and_graceful_shutdown() {
         assert!(!log.contains(&hex::encode(mb.id.0)));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ds_8_long_poll_and_subscriptions_across_processes() {
+    // Long poll: an empty fetch waits for the next item.
+    for (ds, _d) in services(&[]) {
+        let t = ds.transport();
+        let mb = group_mailbox();
+        t.submit_commit(&mb, &EpochTag([0; 32]), b"c", &key())
+            .await
+            .unwrap();
+        let url = format!(
+            "{}/v1/mailboxes/{}/items?after=1&wait_ms=10000",
+            ds.url,
+            hex::encode(mb.id.0)
+        );
+        let poll = tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let body: atmls::ds::api::PageBody =
+                reqwest::get(url).await.unwrap().json_or_panic().await;
+            (body, started.elapsed())
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        t.send_message(&mb, &EpochTag([1; 32]), b"m", &key())
+            .await
+            .unwrap();
+        let (body, waited) = poll.await.unwrap();
+        assert_eq!(body.items.len(), 1);
+        assert_eq!(body.items[0].seq, 2);
+        assert!(waited < Duration::from_secs(9), "{waited:?}");
+    }
+    // Two processes on one PostgreSQL: a subscriber on one hears of a post made through the
+    // other (LISTEN/NOTIFY).
+    let Some(pg) = pg_fresh() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let a = Ds::start(&pg, "127.0.0.1:0", dir.path().join("a.log"), NO_LIMITS);
+    let b = Ds::start(&pg, "127.0.0.1:0", dir.path().join("b.log"), NO_LIMITS);
+    let mb = group_mailbox();
+    let mut sub = a.transport().subscribe(&[mb.id]).await.unwrap();
+    b.transport()
+        .submit_commit(&mb, &EpochTag([0; 32]), b"c", &key())
+        .await
+        .unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(10), sub.next())
+        .await
+        .unwrap();
+    assert_eq!(got, Some(mb.id));
+}
+
+trait JsonOrPanic {
+    async fn json_or_panic<T: serde::de::DeserializeOwned>(self) -> T;
+}
+
+impl JsonOrPanic for reqwest::Response {
+    async fn json_or_panic<T: serde::de::DeserializeOwned>(self) -> T {
+        let status = self.status();
+        let bytes = self.bytes().await.unwrap();
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|e| panic!("{status}: {e}: {}", String::from_utf8_lossy(&bytes)))
+    }
+}

@@ -50,6 +50,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         want SMALLINT := CASE WHEN p_kind = 3 THEN 2 ELSE 1 END;
         mk SMALLINT;
         s_seq BIGINT;
+        s_new BIGINT;
         s_kind SMALLINT;
         s_epoch BYTEA;
         s_payload BYTEA;
@@ -60,12 +61,19 @@ const MIGRATIONS: &[(i64, &str)] = &[
             INSERT INTO mailboxes (id, kind, last_seq, touched) VALUES (p_mailbox, want, 0, p_now)
             ON CONFLICT (id) DO NOTHING;
         END IF;
-        SELECT m.kind INTO mk FROM mailboxes m WHERE m.id = p_mailbox FOR UPDATE;
+        -- Bump the position first: the UPDATE locks the mailbox row until commit, so the
+        -- checks below cannot race; a refusal gives the position back under the same lock.
+        UPDATE mailboxes m SET last_seq = m.last_seq + 1, touched = p_now WHERE m.id = p_mailbox
+            RETURNING m.kind, m.last_seq INTO mk, s_new;
         IF NOT FOUND THEN outcome := 4; RETURN; END IF;
-        IF mk <> want THEN outcome := 5; RETURN; END IF;
+        IF mk <> want THEN
+            UPDATE mailboxes m SET last_seq = m.last_seq - 1 WHERE m.id = p_mailbox;
+            outcome := 5; RETURN;
+        END IF;
         SELECT i.seq, i.kind, i.epoch, i.payload INTO s_seq, s_kind, s_epoch, s_payload
             FROM items i WHERE i.mailbox = p_mailbox AND i.idem = p_idem;
         IF FOUND THEN
+            UPDATE mailboxes m SET last_seq = m.last_seq - 1 WHERE m.id = p_mailbox;
             IF s_kind = p_kind AND s_epoch = p_epoch AND s_payload = p_payload THEN
                 outcome := 0; seq := s_seq;
             ELSE
@@ -77,6 +85,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
             SELECT i.seq, i.payload INTO s_seq, s_payload FROM items i
                 WHERE i.mailbox = p_mailbox AND i.epoch = p_epoch AND i.kind = 1;
             IF FOUND THEN
+                UPDATE mailboxes m SET last_seq = m.last_seq - 1 WHERE m.id = p_mailbox;
                 IF p_kind = 1 THEN
                     outcome := 2; seq := s_seq; winner := s_payload;
                 ELSE
@@ -85,11 +94,9 @@ const MIGRATIONS: &[(i64, &str)] = &[
                 RETURN;
             END IF;
         END IF;
-        UPDATE mailboxes m SET last_seq = m.last_seq + 1, touched = p_now WHERE m.id = p_mailbox
-            RETURNING m.last_seq INTO s_seq;
+        s_seq := s_new;
         INSERT INTO items (mailbox, seq, kind, epoch, idem, payload, created)
             VALUES (p_mailbox, s_seq, p_kind, p_epoch, p_idem, p_payload, p_now);
-        PERFORM pg_notify('atmls_ds', encode(p_mailbox, 'hex'));
         outcome := 1; seq := s_seq;
     END
     $$ LANGUAGE plpgsql;
@@ -264,6 +271,23 @@ async fn run_batch(pool: &PgPool, jobs: &[Job]) -> Result<Vec<(Outcome, bool)>, 
         .collect()
 }
 
+/// Tells every process's subscribers (LISTEN atmls_ds) which mailboxes have new items: after
+/// the commit and outside it, because PostgreSQL serializes the commits of notifying
+/// transactions; one notification carries up to 100 ids. Best effort: a lost notification
+/// costs latency only (TRANSPORT-6).
+async fn notify_others(pool: &PgPool, mailboxes: &[[u8; 32]]) {
+    for chunk in mailboxes.chunks(100) {
+        let payload = chunk.iter().map(hex::encode).collect::<Vec<_>>().join(",");
+        if let Err(e) = sqlx::query("SELECT pg_notify('atmls_ds', $1)")
+            .bind(payload)
+            .execute(pool)
+            .await
+        {
+            tracing::warn!(error = %db(e), "notify failed");
+        }
+    }
+}
+
 async fn writer(pool: PgPool, mut rx: mpsc::Receiver<Job>) {
     let mut jobs: Vec<Job> = Vec::with_capacity(BATCH);
     while let Some(first) = rx.recv().await {
@@ -286,9 +310,18 @@ async fn writer(pool: PgPool, mut rx: mpsc::Receiver<Job>) {
         }
         match result {
             Ok(outs) => {
+                let mut fresh: Vec<[u8; 32]> = jobs
+                    .iter()
+                    .zip(&outs)
+                    .filter(|(_, (_, new))| *new)
+                    .map(|((p, _), _)| p.mailbox)
+                    .collect();
+                fresh.sort_unstable();
+                fresh.dedup();
                 for ((_, reply), out) in jobs.drain(..).zip(outs) {
                     let _ = reply.send(Ok(out));
                 }
+                notify_others(&pool, &fresh).await;
             }
             Err(e) => {
                 tracing::warn!(error = %e, "batch failed; nothing stored");
@@ -328,8 +361,10 @@ impl PgStore {
                 // missed, which costs only latency (TRANSPORT-6).
                 match listener.recv().await {
                     Ok(n) => {
-                        if let Some(id) = crate::ds::api::parse_hex::<32>(n.payload()) {
-                            let _ = notify.send(id);
+                        for id in n.payload().split(',') {
+                            if let Some(id) = crate::ds::api::parse_hex::<32>(id) {
+                                let _ = notify.send(id);
+                            }
                         }
                     }
                     Err(e) => {
