@@ -525,14 +525,11 @@ async fn ds_12_health_metrics_subscription_and_graceful_shutdown() {
         assert!(status.success(), "{status:?}");
         // (Notifications may repeat, TRANSPORT-6: on PostgreSQL the local one and the one
         // relayed by LISTEN/NOTIFY.)
-        loop {
-            match tokio::time::timeout(Duration::from_secs(10), sub.next())
-                .await
-                .unwrap()
-            {
-                Some(id) => assert_eq!(id, mb.id),
-                None => break,
-            }
+        while let Some(id) = tokio::time::timeout(Duration::from_secs(10), sub.next())
+            .await
+            .unwrap()
+        {
+            assert_eq!(id, mb.id);
         }
         let log = std::fs::read_to_string(&ds.log).unwrap();
         assert!(log.contains("stopped"), "{log}");
