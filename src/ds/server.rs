@@ -389,8 +389,9 @@ async fn fetch(
         })?;
     let limit = num("limit", 100)?.clamp(1, u64::from(api::MAX_PAGE_ITEMS)) as u32;
     let wait = Duration::from_millis(num("wait_ms", 0)?.min(api::MAX_WAIT_MS));
-    // Subscribe before reading, so that an item stored in between still wakes us.
-    let mut rx = svc.hub.subscribe();
+    // Subscribe before reading, so that an item stored in between still wakes us (only when
+    // the client is willing to wait).
+    let mut rx = (!wait.is_zero()).then(|| svc.hub.subscribe());
     let mut shutdown = svc.shutdown.clone();
     let deadline = tokio::time::Instant::now() + wait;
     loop {
@@ -418,6 +419,9 @@ async fn fetch(
             }));
         }
         // Long poll (DS-8): wait for this mailbox, the deadline, or shutdown.
+        let Some(rx) = rx.as_mut() else {
+            continue;
+        };
         let woke = async {
             loop {
                 match rx.recv().await {

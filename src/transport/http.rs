@@ -160,6 +160,12 @@ impl HttpTransport {
             };
             match result {
                 Err(e) if e.is_retryable() => last = e,
+                Err(TransportError::PayloadTooLarge { limit, .. }) => {
+                    return Err(TransportError::PayloadTooLarge {
+                        size: payload.len(),
+                        limit,
+                    })
+                }
                 other => return other,
             }
         }

@@ -367,3 +367,103 @@ impl Store for SqliteStore {
         .map_err(|e| StoreError::Db(e.to_string()))?
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn post(kind: Kind, mailbox: u8, epoch: u8, idem: u8, payload: &[u8]) -> Post {
+        Post {
+            kind,
+            mailbox: [mailbox; 32],
+            epoch: [epoch; 32],
+            idem: [idem; 16],
+            payload: payload.to_vec(),
+        }
+    }
+
+    #[tokio::test]
+    async fn ds_4_ds_6_store_orders_and_deduplicates() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path().join("s.db")).unwrap();
+        assert_eq!(
+            s.post(post(Kind::Message, 1, 0, 1, b"m")).await.unwrap().0,
+            Outcome::UnknownMailbox
+        );
+        assert_eq!(
+            s.post(post(Kind::Commit, 1, 0, 1, b"c")).await.unwrap(),
+            (Outcome::Accepted(1), true)
+        );
+        assert_eq!(
+            s.post(post(Kind::Commit, 1, 0, 1, b"c")).await.unwrap(),
+            (Outcome::Accepted(1), false)
+        );
+        assert_eq!(
+            s.post(post(Kind::Commit, 1, 0, 1, b"other"))
+                .await
+                .unwrap()
+                .0,
+            Outcome::IdempotencyConflict
+        );
+        let (out, _) = s.post(post(Kind::Commit, 1, 0, 2, b"c2")).await.unwrap();
+        assert!(matches!(out, Outcome::Rejected(w) if w.seq == 1 && w.payload == b"c"));
+        assert_eq!(
+            s.post(post(Kind::Message, 1, 0, 3, b"m")).await.unwrap().0,
+            Outcome::Stale
+        );
+        assert_eq!(
+            s.post(post(Kind::Welcome, 1, 0, 4, b"w")).await.unwrap().0,
+            Outcome::WrongKind
+        );
+        assert_eq!(
+            s.post(post(Kind::Message, 1, 9, 5, b"m")).await.unwrap().0,
+            Outcome::Accepted(2)
+        );
+        assert_eq!(
+            s.fetch([1; 32], 0, 10, 1 << 20).await.unwrap(),
+            Fetched::Page(
+                vec![
+                    StoredItem {
+                        seq: 1,
+                        kind: Kind::Commit,
+                        payload: b"c".to_vec()
+                    },
+                    StoredItem {
+                        seq: 2,
+                        kind: Kind::Message,
+                        payload: b"m".to_vec()
+                    },
+                ],
+                false
+            )
+        );
+        assert_eq!(
+            s.fetch([1; 32], 3, 10, 1 << 20).await.unwrap(),
+            Fetched::CursorAhead
+        );
+        assert_eq!(
+            s.fetch([7; 32], 0, 10, 1 << 20).await.unwrap(),
+            Fetched::Page(vec![], false)
+        );
+    }
+
+    #[tokio::test]
+    async fn ds_11_migrations_apply_once_and_data_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        {
+            let s = SqliteStore::open(&path).unwrap();
+            s.post(post(Kind::Commit, 1, 0, 1, b"c")).await.unwrap();
+        }
+        let s = SqliteStore::open(&path).unwrap();
+        let c = Connection::open(&path).unwrap();
+        let n: i64 = c
+            .query_row("SELECT COUNT(*) FROM schema_migrations", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, MIGRATIONS.len() as i64);
+        assert_eq!(
+            s.post(post(Kind::Message, 1, 1, 2, b"m")).await.unwrap().0,
+            Outcome::Accepted(2)
+        );
+    }
+}
