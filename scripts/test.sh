@@ -11,6 +11,12 @@ cd "$(dirname "$0")/.."
 bash scripts/pds/install.sh
 bash scripts/lexicon/install.sh
 
+# PostgreSQL for the atmls-ds tests (installed by apt when missing), stopped on exit.
+echo "== starting PostgreSQL (scripts/postgres.sh)"
+ATMLS_TEST_DATABASE_URL="$(scripts/postgres.sh start)"
+export ATMLS_TEST_DATABASE_URL
+trap 'scripts/postgres.sh stop' EXIT
+
 echo "== cargo test --all-features (unit, scenario, negative and doc tests)"
 cargo test --all-features
 echo "== all tests passed"

@@ -15,6 +15,8 @@ pub mod client;
 pub mod content;
 pub mod credential;
 pub mod directory;
+#[cfg(any(feature = "ds-client", feature = "ds-server"))]
+pub mod ds;
 pub mod group;
 pub mod identity;
 pub mod keypackage;

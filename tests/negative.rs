@@ -177,8 +177,16 @@ async fn malformed_and_truncated_mls_bytes_are_refused() {
         b"not mls at all".to_vec(),
         vec![0u8; 2 << 20],
     ] {
+        // Oversized bytes are refused before anything else; the rest fail the outer layer
+        // (DS-2), which authenticates every group payload before MLS parses it.
         let e = bob.process_incoming(&g, &bad).await.unwrap_err();
-        assert!(matches!(e, Error::Group(GroupError::Malformed(_))), "{e:?}");
+        assert!(
+            matches!(
+                e,
+                Error::Group(GroupError::Malformed(_) | GroupError::Undecryptable(_))
+            ),
+            "{e:?}"
+        );
     }
     for n in (0..real.len()).step_by(7) {
         let e = bob.process_incoming(&g, &real[..n]).await.unwrap_err();
@@ -210,7 +218,7 @@ async fn malformed_and_truncated_mls_bytes_are_refused() {
         ev.iter().any(|e| matches!(
             e,
             Event::Refused {
-                error: GroupError::Malformed(_),
+                error: GroupError::Undecryptable(_),
                 ..
             }
         )),
@@ -262,8 +270,12 @@ async fn wrong_epoch_commit_is_refused() {
     let old_commit = mailbox_items(&w, &g).await.remove(0);
     let before = state(&bob, &g).await;
     assert_eq!(before.0 .0, 2);
+    // Sealed under epoch 0's outer key (DS-2), it no longer opens in epoch 2.
     let e = bob.process_incoming(&g, &old_commit).await.unwrap_err();
-    assert!(matches!(e, Error::Group(GroupError::WrongEpoch)), "{e:?}");
+    assert!(
+        matches!(e, Error::Group(GroupError::Undecryptable(_))),
+        "{e:?}"
+    );
     assert_eq!(state(&bob, &g).await, before);
     // Submitted to the transport under a fresh epoch tag, it is stored, and refused by members.
     let mb = mailbox_for(g.as_bytes());
@@ -281,7 +293,7 @@ async fn wrong_epoch_commit_is_refused() {
         ev.iter().any(|e| matches!(
             e,
             Event::Refused {
-                error: GroupError::WrongEpoch,
+                error: GroupError::Undecryptable(_),
                 ..
             }
         )),
@@ -315,8 +327,12 @@ async fn message_from_removed_member_is_refused() {
     // Carol has not seen her removal; her message in her last epoch lands after it.
     carol.send_text(&g, "still in?").await.unwrap();
     let carol_msg = mailbox_items(&w, &g).await.pop().unwrap();
+    // Sealed under her last epoch's outer key (DS-2): it does not open in the current one.
     let e = bob.process_incoming(&g, &carol_msg).await.unwrap_err();
-    assert!(matches!(e, Error::Group(GroupError::WrongEpoch)), "{e:?}");
+    assert!(
+        matches!(e, Error::Group(GroupError::Undecryptable(_))),
+        "{e:?}"
+    );
     assert_eq!(state(&bob, &g).await, before);
     let ev = bob.sync().await.unwrap();
     assert!(texts(&ev).is_empty());
@@ -324,7 +340,7 @@ async fn message_from_removed_member_is_refused() {
         ev.iter().any(|e| matches!(
             e,
             Event::Refused {
-                error: GroupError::WrongEpoch,
+                error: GroupError::Undecryptable(_),
                 ..
             }
         )),
@@ -464,7 +480,13 @@ async fn cred_8_update_changing_a_leaf_identity_is_refused() {
         .unwrap()
         .stage_commit(&p)
         .unwrap();
-    let forged = bundle.commit().tls_serialize_detached().unwrap();
+    // Sealed for the mailbox like any commit (DS-2), so only the identity change is wrong.
+    let forged = atmls::group::seal_for_transport(
+        &group,
+        p.crypto(),
+        &bundle.commit().tls_serialize_detached().unwrap(),
+    )
+    .unwrap();
 
     let e = bob.process_incoming(&g, &forged).await.unwrap_err();
     assert!(

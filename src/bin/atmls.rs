@@ -10,7 +10,7 @@ use atmls::content::{Content, EncodedContent};
 use atmls::directory::MemoryDirectory;
 use atmls::identity::{unix_now, DeviceIdentity, Did, IdentityKeyPair, InstallationKeyPair};
 use atmls::storage::Store;
-use atmls::transport::MemoryTransport;
+use atmls::transport::{MemoryTransport, Transport};
 use atmls::{Client, Event, GroupId};
 use clap::{Parser, Subcommand};
 
@@ -31,7 +31,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the demo: alice (two devices), bob and carol; DMs, a group, removal, restart.
-    Demo,
+    Demo {
+        /// Run it through a running atmls-ds at this URL (e.g. http://127.0.0.1:8080) instead
+        /// of the in-process transport (needs the `ds-client` feature).
+        #[arg(long)]
+        ds: Option<String>,
+    },
     /// Your account on a real PDS: publish this device's identity and KeyPackages, look up
     /// others'.
     #[cfg(feature = "pds")]
@@ -42,7 +47,7 @@ type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
 struct Env {
     dir: Arc<MemoryDirectory>,
-    net: Arc<MemoryTransport>,
+    net: Arc<dyn Transport>,
     blobs: Arc<FsBlobStore>,
 }
 
@@ -103,11 +108,24 @@ async fn show(name: &str, c: &Client) -> Res<()> {
     Ok(())
 }
 
-async fn demo() -> Res<()> {
+fn transport(ds: Option<&str>) -> Res<Arc<dyn Transport>> {
+    match ds {
+        None => Ok(Arc::new(MemoryTransport::new())),
+        #[cfg(feature = "ds-client")]
+        Some(url) => {
+            println!("== through atmls-ds at {url}");
+            Ok(Arc::new(atmls::transport::HttpTransport::new(url)?))
+        }
+        #[cfg(not(feature = "ds-client"))]
+        Some(_) => Err("--ds needs atmls built with the ds-client feature".into()),
+    }
+}
+
+async fn demo(ds: Option<&str>) -> Res<()> {
     let tmp = tempfile::tempdir()?;
     let env = Env {
         dir: Arc::new(MemoryDirectory::new()),
-        net: Arc::new(MemoryTransport::new()),
+        net: transport(ds)?,
         blobs: Arc::new(FsBlobStore::new(tmp.path().join("blobs"))?),
     };
     let did = |s: &str| -> Res<Did> { Ok(s.parse()?) };
@@ -299,7 +317,7 @@ async fn content_demo(alice: &Client, bob: &Client, dm: &GroupId) -> Res<()> {
 async fn main() {
     let cli = Cli::parse();
     let r = match cli.command {
-        Command::Demo => demo().await,
+        Command::Demo { ds } => demo(ds.as_deref()).await,
         #[cfg(feature = "pds")]
         Command::Pds(a) => pds::run(a).await,
     };

@@ -16,8 +16,9 @@ use super::{Error, Event, Message, Session};
 use crate::content::{EncodedContent, MessageId};
 use crate::credential::AtmlsIdentity;
 use crate::group::{
-    join_config, mailbox_for, validate_joined_tree, validate_proposal, validate_staged_commit,
-    welcome_mailbox, GroupData, GroupError, GroupId, GroupKind, GroupStatus, Member, Validation,
+    join_config, mailbox_for, outer_open, validate_joined_tree, validate_proposal,
+    validate_staged_commit, welcome_mailbox, GroupData, GroupError, GroupId, GroupKind,
+    GroupStatus, Member, Validation,
 };
 use crate::identity::{unix_now, Did, PublicKey};
 use crate::storage::tables::{self, GroupRow};
@@ -84,14 +85,19 @@ fn process_item(
     seq: u64,
     payload: &[u8],
 ) -> Result<Vec<Event>, Failure> {
-    let msg = parse_mls(payload, MAX_PAYLOAD)?;
+    if payload.len() > MAX_PAYLOAD {
+        return Err(GroupError::Malformed("oversized message".into()).into());
+    }
+    let mut g = cx.load(group)?;
+    // Every group payload is sealed under the current epoch's outer key (DS-2).
+    let inner = outer_open(&g, cx.p.crypto(), payload)?;
+    let msg = parse_mls(&inner, MAX_PAYLOAD)?;
     let pm = msg
         .try_into_protocol_message()
         .map_err(|e| GroupError::Malformed(e.to_string()))?;
     if pm.group_id().as_slice() != group.0.as_slice() {
         return Err(GroupError::WrongGroup.into());
     }
-    let mut g = cx.load(group)?;
     let processed = g
         .process_message(&cx.p, pm)
         .map_err(GroupError::from_process)?;
@@ -111,7 +117,7 @@ fn process_item(
                 .map_err(|e| GroupError::Malformed(format!("content: {e}")))?;
             let message = Message {
                 group: group.clone(),
-                id: MessageId::from_mls_message(payload),
+                id: MessageId::from_mls_message(&inner),
                 seq,
                 sender,
                 content,
@@ -165,7 +171,7 @@ fn process_item(
                 timer_change,
             ) {
                 let timer = crate::group::disappearing_secs(g.extensions())?;
-                history::record_update(cx.c, group, payload, seq, &sender, &update, timer)?;
+                history::record_update(cx.c, group, &inner, seq, &sender, &update, timer)?;
             }
             if let Some(secs) = timer_change {
                 events.push(Event::DisappearingChanged {

@@ -12,8 +12,8 @@ use super::{Error, Message, Session};
 use crate::content::{Content, EncodedContent, MessageId};
 use crate::credential::AtmlsIdentity;
 use crate::group::{
-    create_config, epoch_tag, mailbox_for, member_leaves, welcome_mailbox, GroupData, GroupError,
-    GroupId, GroupKind, GroupStatus, Member,
+    create_config, epoch_tag, mailbox_for, member_leaves, outer_seal, welcome_mailbox, GroupData,
+    GroupError, GroupId, GroupKind, GroupStatus, Member,
 };
 use crate::identity::{unix_now, Did};
 use crate::keypackage::new_leaf_key;
@@ -229,6 +229,9 @@ impl Session<'_> {
                     // Our own commit: record what it does; an unreadable change (only a test's
                     // unchecked commit) is not recorded rather than blocking the merge.
                     let update = history::own_commit_update(&g, &cx.dev.did).ok().flatten();
+                    // Message ids cover the inner MLS message (CONTENT-18): open our own
+                    // sealed commit with the epoch's key before moving on.
+                    let inner = crate::group::outer_open(&g, cx.p.crypto(), &out.commit)?;
                     g.merge_pending_commit(&cx.p).map_err(mls)?;
                     if let Some(u) = update {
                         let me = Member {
@@ -238,7 +241,7 @@ impl Session<'_> {
                         let timer = crate::group::disappearing_secs(g.extensions())
                             .ok()
                             .flatten();
-                        history::record_update(cx.c, group, &out.commit, seq, &me, &u, timer)?;
+                        history::record_update(cx.c, group, &inner, seq, &me, &u, timer)?;
                     }
                     tables::outbox_delete(cx.c, &group.0)?;
                     tables::group_set_cursor(cx.c, &group.0, seq)?;
@@ -307,7 +310,7 @@ impl Session<'_> {
         let mailbox = mailbox_for(&group.0);
         for _ in 0..MAX_COMMIT_ATTEMPTS {
             self.resolve_outbox(group).await?;
-            let (tag, payload, timer) = self.inner.atomic(|cx| {
+            let (tag, payload, inner, timer) = self.inner.atomic(|cx| {
                 let mut g = active(cx, group)?;
                 // Nothing that breaks a history rule leaves this device (CONTENT-29).
                 if check {
@@ -324,7 +327,9 @@ impl Session<'_> {
                 let tag = epoch_tag(&g, cx.p.crypto())?;
                 let signer = cx.signer(&g)?;
                 let msg = g.create_message(&cx.p, &signer, &bytes).map_err(mls)?;
-                Ok::<_, Error>((tag, msg.tls_serialize_detached().map_err(mls)?, timer))
+                let inner = msg.tls_serialize_detached().map_err(mls)?;
+                let sealed = outer_seal(&g, cx.p.crypto(), &inner)?;
+                Ok::<_, Error>((tag, sealed, inner, timer))
             })?;
             match self
                 .transport
@@ -338,8 +343,9 @@ impl Session<'_> {
                     };
                     let message = Message {
                         group: group.clone(),
-                        // The id covers the MLS message as delivered to every member (CONTENT-18).
-                        id: MessageId::from_mls_message(&payload),
+                        // The id covers the MLS message every member decrypts the outer layer
+                        // to (CONTENT-18), not the sealed transport payload.
+                        id: MessageId::from_mls_message(&inner),
                         seq,
                         sender: me,
                         content: content.clone(),
@@ -377,14 +383,16 @@ impl Session<'_> {
                 .filter(|(i, m)| m.did == cx.dev.did && *i != own)
                 .map(|(i, _)| i)
                 .collect();
-            let mut out = vec![g
+            let own_leave = g
                 .leave_group(&cx.p, &signer)
                 .map_err(mls)?
                 .tls_serialize_detached()
-                .map_err(mls)?];
+                .map_err(mls)?;
+            let mut out = vec![outer_seal(&g, cx.p.crypto(), &own_leave)?];
             for i in siblings {
                 let (m, _) = g.propose_remove_member(&cx.p, &signer, i).map_err(mls)?;
-                out.push(m.tls_serialize_detached().map_err(mls)?);
+                let m = m.tls_serialize_detached().map_err(mls)?;
+                out.push(outer_seal(&g, cx.p.crypto(), &m)?);
             }
             tables::group_set_status(cx.c, &group.0, GroupStatus::Leaving)?;
             tables::account_set_u64(cx.c, &leave_key(group), g.epoch().as_u64())?;
@@ -565,7 +573,12 @@ fn build_commit(
                 .map_err(mls)?
         }
     };
-    let commit = bundle.commit().tls_serialize_detached().map_err(mls)?;
+    // Sealed with the key of the epoch the commit ends, like every group payload (DS-2).
+    let commit = outer_seal(
+        &g,
+        cx.p.crypto(),
+        &bundle.commit().tls_serialize_detached().map_err(mls)?,
+    )?;
     let welcome = bundle
         .to_welcome_msg()
         .map(|w| w.tls_serialize_detached())

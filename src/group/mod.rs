@@ -4,11 +4,14 @@
 
 mod data;
 mod disappearing;
+mod outer;
 mod validate;
 
 pub use data::{GroupData, GroupKind, GROUP_DATA_EXTENSION};
 pub(crate) use disappearing::{check_context_change, disappearing_secs, with_disappearing};
 pub use disappearing::{DISAPPEARING_EXTENSION, MAX_DISAPPEARING_SECS};
+pub use outer::seal as seal_for_transport;
+pub(crate) use outer::{open as outer_open, seal as outer_seal};
 pub(crate) use validate::{
     member_leaves, validate_joined_tree, validate_proposal, validate_staged_commit, Validation,
 };
@@ -223,13 +226,12 @@ fn tagged_hash(label: &[u8], data: &[u8]) -> [u8; 32] {
     h.finalize().into()
 }
 
-/// A group's mailbox: its id and posting capability derive from the secret group id, so the
-/// transport learns neither (spec/group.md GROUP-4).
+/// A group's mailbox: its posting capability derives from the secret group id (which never
+/// leaves the members: payloads are sealed, DS-2), and its id from the capability, so the
+/// transport can check a capability without learning the group (spec/group.md GROUP-4,
+/// spec/ds.md DS-3).
 pub fn mailbox_for(group_id: &[u8]) -> Mailbox {
-    Mailbox {
-        id: MailboxId(tagged_hash(b"atmls/v1/mailbox-id", group_id)),
-        post_secret: Some(tagged_hash(b"atmls/v1/mailbox-post", group_id)),
-    }
+    Mailbox::from_capability(tagged_hash(b"atmls/v1/mailbox-post", group_id))
 }
 
 /// A device's Welcome mailbox, derived from its installation key (GROUP-5).

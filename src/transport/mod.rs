@@ -6,11 +6,16 @@
 //! mailbox, the first commit for an epoch tag wins and every later one is refused together with
 //! the winner (spec/transport.md TRANSPORT-1).
 
+#[cfg(feature = "ds-client")]
+mod http;
 mod memory;
 
+#[cfg(feature = "ds-client")]
+pub use http::HttpTransport;
 pub use memory::MemoryTransport;
 
 use async_trait::async_trait;
+use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 /// Largest commit or application message a transport must accept (1 MiB); larger ones are
@@ -37,6 +42,37 @@ pub struct Mailbox {
     pub id: MailboxId,
     /// Members-only posting capability, if the mailbox has one.
     pub post_secret: Option<[u8; 32]>,
+}
+
+impl MailboxId {
+    /// The id of the group mailbox whose posting capability is `secret`: a one-way hash of it,
+    /// so whoever holds the capability can prove it and whoever sees the id cannot post
+    /// (spec/ds.md DS-3).
+    pub fn for_capability(secret: &[u8; 32]) -> MailboxId {
+        // H(label, data) of spec/group.md: the label is length-prefixed.
+        const LABEL: &[u8] = b"atmls/v1/mailbox-id";
+        let mut h = Sha256::new();
+        h.update((LABEL.len() as u32).to_be_bytes());
+        h.update(LABEL);
+        h.update(secret);
+        MailboxId(h.finalize().into())
+    }
+}
+
+impl Mailbox {
+    /// The group mailbox whose posting capability is `secret`.
+    ///
+    /// ```
+    /// use atmls::transport::{Mailbox, MailboxId};
+    /// let m = Mailbox::from_capability([7; 32]);
+    /// assert_eq!(m.id, MailboxId::for_capability(&[7; 32]));
+    /// ```
+    pub fn from_capability(secret: [u8; 32]) -> Mailbox {
+        Mailbox {
+            id: MailboxId::for_capability(&secret),
+            post_secret: Some(secret),
+        }
+    }
 }
 
 /// Opaque per-epoch ordering key: equal for all members in the same epoch of a group,

@@ -1,0 +1,291 @@
+//! Load benchmark of atmls-ds (a load generator, not criterion: it measures a service under
+//! concurrent load). Starts the real binary on loopback, creates 1,000 group mailboxes, then:
+//! - accept: concurrent clients post 1 KiB application messages round-robin over the
+//!   mailboxes; messages per second and p50/p99 post latency;
+//! - fetch: concurrent clients read every mailbox back in pages of 100; messages per second
+//!   and p50/p99 latency per fetch request.
+//!
+//! `cargo bench --features ds-server,ds-client,ds-postgres --bench ds_load` runs SQLite, and
+//! PostgreSQL too when `ATMLS_TEST_DATABASE_URL` names a server (scripts/postgres.sh start).
+//! `ATMLS_BENCH_MESSAGES` (default 100,000) and `ATMLS_BENCH_CONCURRENCY` (default 64) tune it.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use atmls::transport::{EpochTag, HttpTransport, IdempotencyKey, Mailbox, SendOutcome, Transport};
+
+const MAILBOXES: usize = 1000;
+const PAYLOAD: usize = 1024;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+struct Server(Child, String);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(database: &str) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_atmls-ds"))
+        .args(["--listen", "127.0.0.1:0", "--database", database])
+        .args([
+            "--rate-mailbox",
+            "0",
+            "--rate-address",
+            "0",
+            "--log",
+            "warn",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn atmls-ds (build with --features ds-server,ds-client)");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("address");
+    let url = line
+        .trim()
+        .strip_prefix("atmls-ds listening on ")
+        .expect("atmls-ds did not start")
+        .to_owned();
+    Server(child, url)
+}
+
+/// User + system CPU seconds of a process, from /proc (Linux).
+fn cpu_secs(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which is in parentheses): utime is the 12th, stime 13th.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let tick = 100.0; // USER_HZ on Linux
+    let get = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (get(11) + get(12)) / tick
+}
+
+/// CPU seconds of every `postgres` process (the database's share of the work).
+fn postgres_cpu_secs() -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    dir.filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|pid| pid.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .map(|c| c.trim() == "postgres")
+                .unwrap_or(false)
+        })
+        .map(|pid| cpu_secs(&pid))
+        .sum()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+async fn run(label: &str, database: &str) {
+    let total = env_usize("ATMLS_BENCH_MESSAGES", 100_000);
+    let conc = env_usize("ATMLS_BENCH_CONCURRENCY", 64);
+    let server = start(database);
+    let t = Arc::new(HttpTransport::new(&server.1).expect("transport"));
+    let boxes: Arc<Vec<Mailbox>> = Arc::new(
+        (0..MAILBOXES)
+            .map(|i| {
+                let mut cap = [0u8; 32];
+                cap[..8].copy_from_slice(&(i as u64).to_be_bytes());
+                cap[8..16].copy_from_slice(&rand::random::<[u8; 8]>());
+                Mailbox::from_capability(cap)
+            })
+            .collect(),
+    );
+    // Each mailbox starts with a commit (epoch 0); messages go in epoch 1.
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..conc {
+        let (t, boxes, next) = (Arc::clone(&t), Arc::clone(&boxes), Arc::clone(&next));
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(m) = boxes.get(i) else { return };
+                t.submit_commit(m, &EpochTag([0; 32]), b"genesis", &IdempotencyKey::random())
+                    .await
+                    .expect("commit");
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("task");
+    }
+
+    let server_pid = server.0.id().to_string();
+    let cpu = || (cpu_secs(&server_pid), cpu_secs("self"), postgres_cpu_secs());
+    // Accept.
+    let cpu0 = cpu();
+    let payload = Arc::new(vec![0x5a_u8; PAYLOAD]);
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..conc {
+        let (t, boxes, next, payload) = (
+            Arc::clone(&t),
+            Arc::clone(&boxes),
+            Arc::clone(&next),
+            Arc::clone(&payload),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
+                    return lat;
+                }
+                let m = &boxes[i % MAILBOXES];
+                let t0 = Instant::now();
+                let r = t
+                    .send_message(m, &EpochTag([1; 32]), &payload, &IdempotencyKey::random())
+                    .await
+                    .expect("send");
+                assert!(matches!(r, SendOutcome::Accepted { .. }));
+                lat.push(t0.elapsed());
+            }
+        }));
+    }
+    let mut lat = Vec::new();
+    for task in tasks {
+        lat.extend(task.await.expect("task"));
+    }
+    let accept_secs = started.elapsed().as_secs_f64();
+    let cpu1 = cpu();
+    lat.sort();
+    println!(
+        "{label:>10} accept: {total} msgs of {PAYLOAD} B over {MAILBOXES} mailboxes, {conc} clients: \
+         {:.0} msg/s, p50 {:.2} ms, p99 {:.2} ms",
+        total as f64 / accept_secs,
+        percentile(&lat, 0.50).as_secs_f64() * 1e3,
+        percentile(&lat, 0.99).as_secs_f64() * 1e3,
+    );
+    println!(
+        "{label:>10}         CPU per message: server {:.1} us, load generator {:.1} us, postgres processes {:.1} us",
+        (cpu1.0 - cpu0.0) / total as f64 * 1e6,
+        (cpu1.1 - cpu0.1) / total as f64 * 1e6,
+        (cpu1.2 - cpu0.2) / total as f64 * 1e6,
+    );
+
+    // Fetch: every mailbox read back in pages of 100.
+    let next = Arc::new(AtomicUsize::new(0));
+    let fetched = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..conc {
+        let (t, boxes, next, fetched) = (
+            Arc::clone(&t),
+            Arc::clone(&boxes),
+            Arc::clone(&next),
+            Arc::clone(&fetched),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(m) = boxes.get(i) else { return lat };
+                let mut after = 0;
+                loop {
+                    let t0 = Instant::now();
+                    let p = t.fetch(&m.id, after, 100).await.expect("fetch");
+                    lat.push(t0.elapsed());
+                    fetched.fetch_add(p.items.len(), Ordering::Relaxed);
+                    after = p.items.last().map(|d| d.seq).unwrap_or(after);
+                    if !p.more {
+                        break;
+                    }
+                }
+            }
+        }));
+    }
+    let mut lat = Vec::new();
+    for task in tasks {
+        lat.extend(task.await.expect("task"));
+    }
+    let fetch_secs = started.elapsed().as_secs_f64();
+    let cpu2 = cpu();
+    let n = fetched.load(Ordering::Relaxed);
+    assert_eq!(n, total + MAILBOXES, "everything comes back");
+    lat.sort();
+    println!(
+        "{label:>10} fetch: {n} msgs in {} requests of up to 100: {:.0} msg/s, p50 {:.2} ms, p99 {:.2} ms",
+        lat.len(),
+        n as f64 / fetch_secs,
+        percentile(&lat, 0.50).as_secs_f64() * 1e3,
+        percentile(&lat, 0.99).as_secs_f64() * 1e3,
+    );
+    println!(
+        "{label:>10}         CPU per fetched message: server {:.1} us, load generator {:.1} us",
+        (cpu2.0 - cpu1.0) / n as f64 * 1e6,
+        (cpu2.1 - cpu1.1) / n as f64 * 1e6,
+    );
+
+    // Latency when not saturated: one client fetching one 100-message page at a time.
+    let mut lat = Vec::new();
+    for m in boxes.iter().take(300) {
+        let t0 = Instant::now();
+        let p = t.fetch(&m.id, 0, 100).await.expect("fetch");
+        lat.push(t0.elapsed());
+        assert!(!p.items.is_empty());
+    }
+    lat.sort();
+    println!(
+        "{label:>10} fetch, one client: p50 {:.2} ms, p99 {:.2} ms per page of 100",
+        percentile(&lat, 0.50).as_secs_f64() * 1e3,
+        percentile(&lat, 0.99).as_secs_f64() * 1e3,
+    );
+}
+
+fn main() {
+    // `cargo test --benches` runs benches with `--test`-like flags: keep it quick there.
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("bench.db");
+        run("sqlite", &db.display().to_string()).await;
+        if let Ok(base) = std::env::var("ATMLS_TEST_DATABASE_URL") {
+            let name = format!("atmls_bench_{}", hex::encode(rand::random::<[u8; 4]>()));
+            let ok = Command::new("psql")
+                .arg(&base)
+                .arg("-qc")
+                .arg(format!("CREATE DATABASE {name}"))
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false);
+            if let (true, Some((prefix, _))) = (ok, base.rsplit_once('/')) {
+                run("postgresql", &format!("{prefix}/{name}")).await;
+            } else {
+                eprintln!("could not create a PostgreSQL database; skipped");
+            }
+        } else {
+            eprintln!("ATMLS_TEST_DATABASE_URL not set: PostgreSQL skipped");
+        }
+    });
+}

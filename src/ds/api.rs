@@ -1,0 +1,149 @@
+//! The atmls-ds HTTP API, version 1 (spec/ds.md DS-API-*): paths, headers and JSON bodies shared
+//! by the server and the client transport.
+
+use serde::{Deserialize, Serialize};
+
+use crate::transport::Kind;
+
+/// Version prefix of every API path.
+pub const PREFIX: &str = "/v1";
+/// Header carrying the opaque epoch tag (64 hex digits).
+pub const H_EPOCH: &str = "atmls-epoch";
+/// Header carrying the idempotency key (32 hex digits).
+pub const H_IDEMPOTENCY: &str = "idempotency-key";
+/// Largest page a fetch returns, in items.
+pub const MAX_PAGE_ITEMS: u32 = 1000;
+/// A page stops growing once its payloads reach this many bytes (it always holds one item).
+pub const MAX_PAGE_BYTES: usize = 4 << 20;
+/// Longest long-poll wait a fetch may ask for, in milliseconds.
+pub const MAX_WAIT_MS: u64 = 30_000;
+
+/// Body of a successful post (`200`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Accepted {
+    /// Position in the mailbox.
+    pub seq: u64,
+}
+
+/// One item of a mailbox on the wire.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Item {
+    /// Position.
+    pub seq: u64,
+    /// `commit`, `message` or `welcome`.
+    pub kind: WireKind,
+    /// Payload, base64 (standard alphabet, padded).
+    pub payload: String,
+}
+
+/// Item kinds on the wire.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum WireKind {
+    /// A commit.
+    Commit,
+    /// An application message or proposal.
+    Message,
+    /// A Welcome.
+    Welcome,
+}
+
+impl From<Kind> for WireKind {
+    fn from(k: Kind) -> Self {
+        match k {
+            Kind::Commit => WireKind::Commit,
+            Kind::Message => WireKind::Message,
+            Kind::Welcome => WireKind::Welcome,
+        }
+    }
+}
+
+impl From<WireKind> for Kind {
+    fn from(k: WireKind) -> Self {
+        match k {
+            WireKind::Commit => Kind::Commit,
+            WireKind::Message => Kind::Message,
+            WireKind::Welcome => Kind::Welcome,
+        }
+    }
+}
+
+/// Body of a fetch (`200`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PageBody {
+    /// Items in order.
+    pub items: Vec<Item>,
+    /// Whether more items follow.
+    pub more: bool,
+}
+
+/// Body of a subscription request.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SubscribeBody {
+    /// Mailbox ids, hex.
+    pub mailboxes: Vec<String>,
+}
+
+/// Body of every error response.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ErrorBody {
+    /// Machine-readable code (spec/ds.md DS-API-9).
+    pub error: String,
+    /// Human-readable detail.
+    pub message: String,
+    /// For `epoch_taken`: the winning commit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub winner: Option<Item>,
+    /// For `payload_too_large`: the limit in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u64>,
+}
+
+/// Error codes (spec/ds.md DS-API-9).
+pub mod code {
+    /// Malformed request: bad path, header, query or body.
+    pub const MALFORMED: &str = "malformed";
+    /// Payload over the limit.
+    pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
+    /// Missing or wrong posting capability.
+    pub const FORBIDDEN: &str = "forbidden";
+    /// Message to a mailbox no commit created.
+    pub const UNKNOWN_MAILBOX: &str = "unknown_mailbox";
+    /// Group post to a Welcome mailbox or the reverse.
+    pub const WRONG_MAILBOX_KIND: &str = "wrong_mailbox_kind";
+    /// An idempotency key reused for a different request.
+    pub const IDEMPOTENCY_CONFLICT: &str = "idempotency_conflict";
+    /// Another commit holds the epoch (the answer carries it).
+    pub const EPOCH_TAKEN: &str = "epoch_taken";
+    /// A message for an epoch already committed away.
+    pub const STALE_EPOCH: &str = "stale_epoch";
+    /// A cursor past the end of the mailbox or out of range.
+    pub const CURSOR_OUT_OF_RANGE: &str = "cursor_out_of_range";
+    /// Rate limited.
+    pub const RATE_LIMITED: &str = "rate_limited";
+    /// Storage unavailable; retry.
+    pub const UNAVAILABLE: &str = "unavailable";
+}
+
+/// Parses exactly `N` bytes of lowercase or uppercase hex.
+pub fn parse_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
+    if s.len() != 2 * N {
+        return None;
+    }
+    let mut out = [0u8; N];
+    hex::decode_to_slice(s, &mut out).ok()?;
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ds_api_9_hex_is_exact() {
+        assert_eq!(parse_hex::<2>("0aFf"), Some([0x0a, 0xff]));
+        assert_eq!(parse_hex::<2>("0aF"), None);
+        assert_eq!(parse_hex::<2>("0aFf00"), None);
+        assert_eq!(parse_hex::<2>("zzzz"), None);
+    }
+}

@@ -1,0 +1,19 @@
+//! atmls-ds, the delivery service (spec/ds.md): the HTTP API shared with the client transport
+//! ([`api`]), and with feature `ds-server` the service itself: storage, limits, metrics and
+//! the server.
+
+pub mod api;
+
+#[cfg(feature = "ds-server")]
+mod config;
+#[cfg(feature = "ds-server")]
+pub mod limits;
+#[cfg(feature = "ds-server")]
+pub mod metrics;
+#[cfg(feature = "ds-server")]
+pub mod server;
+#[cfg(feature = "ds-server")]
+pub mod store;
+
+#[cfg(feature = "ds-server")]
+pub use config::{run, Config};

@@ -1,0 +1,501 @@
+//! The HTTP service (spec/ds.md DS-API-*): validates requests, applies rate limits, hands posts
+//! to the store and wakes subscribers.
+
+use std::collections::{HashMap, HashSet};
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::{to_bytes, Body};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine as _;
+use futures_util::stream::{self, Stream};
+use tokio::sync::{broadcast, watch};
+
+use super::api::{self, code, parse_hex, Accepted, ErrorBody, Item, PageBody, SubscribeBody};
+use super::limits::RateLimiter;
+use super::metrics::Metrics;
+use super::store::{Fetched, Outcome, Post, Store, StoreError, StoredItem};
+use crate::transport::{Kind, MailboxId};
+
+/// Most mailboxes one subscription may name.
+pub const MAX_SUBSCRIBE: usize = 10_000;
+
+/// Limits of one service (DS-9).
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Largest payload, bytes.
+    pub max_payload: usize,
+    /// Posts per second per mailbox (0: unlimited).
+    pub rate_mailbox: u32,
+    /// Requests per second per client address (0: unlimited).
+    pub rate_address: u32,
+}
+
+/// Shared state of the handlers.
+pub struct Service {
+    store: Arc<dyn Store>,
+    hub: broadcast::Sender<[u8; 32]>,
+    limits: Limits,
+    by_mailbox: RateLimiter<[u8; 32]>,
+    by_address: RateLimiter<IpAddr>,
+    /// The metrics.
+    pub metrics: Metrics,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Service {
+    /// A service over `store`; `hub` carries new-item notifications, `shutdown` ends
+    /// subscriptions and long polls.
+    pub fn new(
+        store: Arc<dyn Store>,
+        hub: broadcast::Sender<[u8; 32]>,
+        limits: Limits,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        Service {
+            store,
+            hub,
+            by_mailbox: RateLimiter::new(limits.rate_mailbox),
+            by_address: RateLimiter::new(limits.rate_address),
+            limits,
+            metrics: Metrics::default(),
+            shutdown,
+        }
+    }
+}
+
+/// An API error: status, code, message.
+struct ApiError(StatusCode, &'static str, String, Option<u64>);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut r = (
+            self.0,
+            Json(ErrorBody {
+                error: self.1.into(),
+                message: self.2,
+                winner: None,
+                limit: self.3,
+            }),
+        )
+            .into_response();
+        if self.1 == code::RATE_LIMITED {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        }
+        r
+    }
+}
+
+fn malformed(what: impl Into<String>) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, code::MALFORMED, what.into(), None)
+}
+
+fn unavailable(e: StoreError) -> ApiError {
+    tracing::warn!(error = %e, "store unavailable");
+    ApiError(
+        StatusCode::SERVICE_UNAVAILABLE,
+        code::UNAVAILABLE,
+        "storage unavailable; retry with the same idempotency key".into(),
+        None,
+    )
+}
+
+fn wire_item(i: &StoredItem) -> Item {
+    Item {
+        seq: i.seq,
+        kind: i.kind.into(),
+        payload: base64::engine::general_purpose::STANDARD.encode(&i.payload),
+    }
+}
+
+/// The router of the service.
+pub fn router(svc: Arc<Service>) -> Router {
+    Router::new()
+        .route("/v1/mailboxes/{mailbox}/commits", post(post_commit))
+        .route("/v1/mailboxes/{mailbox}/messages", post(post_message))
+        .route("/v1/mailboxes/{mailbox}/welcomes", post(post_welcome))
+        .route("/v1/mailboxes/{mailbox}/items", get(fetch))
+        .route("/v1/subscribe", post(subscribe))
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        // Bodies are read with our own limit, so that oversized ones get our error (DS-9).
+        .layer(DefaultBodyLimit::disable())
+        .layer(middleware::from_fn(trace_request))
+        .with_state(svc)
+}
+
+/// Logs each request at debug level by route template, never by mailbox id (DS-12).
+async fn trace_request(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().clone();
+    let t = Instant::now();
+    let r = next.run(req).await;
+    tracing::debug!(%method, %route, status = r.status().as_u16(), us = t.elapsed().as_micros() as u64, "request");
+    r
+}
+
+async fn health() -> &'static str {
+    "ok\n"
+}
+
+async fn metrics(State(svc): State<Arc<Service>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        svc.metrics.render(),
+    )
+}
+
+fn kind_word(k: Kind) -> &'static str {
+    match k {
+        Kind::Commit => "commit",
+        Kind::Message => "message",
+        Kind::Welcome => "welcome",
+    }
+}
+
+async fn post_commit(
+    State(svc): State<Arc<Service>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Path(mailbox): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    handle_post(&svc, Kind::Commit, addr, &mailbox, &headers, body).await
+}
+
+async fn post_message(
+    State(svc): State<Arc<Service>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Path(mailbox): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    handle_post(&svc, Kind::Message, addr, &mailbox, &headers, body).await
+}
+
+async fn post_welcome(
+    State(svc): State<Arc<Service>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Path(mailbox): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    handle_post(&svc, Kind::Welcome, addr, &mailbox, &headers, body).await
+}
+
+async fn handle_post(
+    svc: &Service,
+    kind: Kind,
+    addr: SocketAddr,
+    mailbox: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Response {
+    let t = Instant::now();
+    let (outcome, resp) = match post_inner(svc, kind, addr, mailbox, headers, body).await {
+        Ok((word, r)) => (word, r),
+        Err(e) => {
+            let word = e.1;
+            (word, e.into_response())
+        }
+    };
+    svc.metrics.post(kind_word(kind), outcome, t.elapsed());
+    resp
+}
+
+fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+async fn post_inner(
+    svc: &Service,
+    kind: Kind,
+    addr: SocketAddr,
+    mailbox: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(&'static str, Response), ApiError> {
+    if !svc.by_address.allow(&addr.ip()) {
+        return Err(ApiError(
+            StatusCode::TOO_MANY_REQUESTS,
+            code::RATE_LIMITED,
+            "too many requests from this address".into(),
+            None,
+        ));
+    }
+    let mailbox = parse_hex::<32>(mailbox).ok_or_else(|| malformed("mailbox id: 64 hex digits"))?;
+    let idem = header_str(headers, api::H_IDEMPOTENCY)
+        .and_then(parse_hex::<16>)
+        .ok_or_else(|| malformed("idempotency-key header: 32 hex digits"))?;
+    let epoch = if kind == Kind::Welcome {
+        [0u8; 32]
+    } else {
+        let epoch = header_str(headers, api::H_EPOCH)
+            .and_then(parse_hex::<32>)
+            .ok_or_else(|| malformed("atmls-epoch header: 64 hex digits"))?;
+        // The capability: the mailbox id must be its hash (DS-3).
+        let cap = header_str(headers, header::AUTHORIZATION.as_str())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(parse_hex::<32>);
+        match cap {
+            Some(c) if MailboxId::for_capability(&c).0 == mailbox => {}
+            _ => {
+                return Err(ApiError(
+                    StatusCode::FORBIDDEN,
+                    code::FORBIDDEN,
+                    "missing or wrong posting capability for this mailbox".into(),
+                    None,
+                ))
+            }
+        }
+        epoch
+    };
+    if !svc.by_mailbox.allow(&mailbox) {
+        return Err(ApiError(
+            StatusCode::TOO_MANY_REQUESTS,
+            code::RATE_LIMITED,
+            "too many posts to this mailbox".into(),
+            None,
+        ));
+    }
+    let limit = svc.limits.max_payload;
+    let too_large = |size: Option<u64>| {
+        ApiError(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            code::PAYLOAD_TOO_LARGE,
+            match size {
+                Some(s) => format!("payload of {s} bytes exceeds the limit of {limit}"),
+                None => format!("payload exceeds the limit of {limit}"),
+            },
+            Some(limit as u64),
+        )
+    };
+    let declared =
+        header_str(headers, header::CONTENT_LENGTH.as_str()).and_then(|v| v.parse().ok());
+    if declared.is_some_and(|n: u64| n > limit as u64) {
+        return Err(too_large(declared));
+    }
+    let payload = to_bytes(body, limit).await.map_err(|_| too_large(None))?;
+    if payload.is_empty() {
+        return Err(malformed("empty payload"));
+    }
+    let size = payload.len();
+    let (outcome, new) = svc
+        .store
+        .post(Post {
+            kind,
+            mailbox,
+            epoch,
+            idem,
+            payload: payload.to_vec(),
+        })
+        .await
+        .map_err(unavailable)?;
+    if new {
+        svc.metrics.stored(size);
+        let _ = svc.hub.send(mailbox);
+    }
+    let conflict = |c: &'static str, m: &str| ApiError(StatusCode::CONFLICT, c, m.into(), None);
+    match outcome {
+        Outcome::Accepted(seq) => Ok((
+            if new { "accepted" } else { "duplicate" },
+            Json(Accepted { seq }).into_response(),
+        )),
+        Outcome::Rejected(w) => Ok((
+            "epoch_taken",
+            (
+                StatusCode::CONFLICT,
+                Json(ErrorBody {
+                    error: code::EPOCH_TAKEN.into(),
+                    message: "another commit holds this epoch".into(),
+                    winner: Some(wire_item(&w)),
+                    limit: None,
+                }),
+            )
+                .into_response(),
+        )),
+        Outcome::Stale => Err(conflict(
+            code::STALE_EPOCH,
+            "this epoch was committed away; catch up and re-send",
+        )),
+        Outcome::UnknownMailbox => Err(ApiError(
+            StatusCode::NOT_FOUND,
+            code::UNKNOWN_MAILBOX,
+            "no such mailbox: a group mailbox starts with a commit".into(),
+            None,
+        )),
+        Outcome::WrongKind => Err(conflict(
+            code::WRONG_MAILBOX_KIND,
+            "group posts and Welcomes cannot share a mailbox",
+        )),
+        Outcome::IdempotencyConflict => Err(ApiError(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            code::IDEMPOTENCY_CONFLICT,
+            "idempotency key already used for a different request".into(),
+            None,
+        )),
+    }
+}
+
+async fn fetch(
+    State(svc): State<Arc<Service>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Path(mailbox): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<PageBody>, ApiError> {
+    let t = Instant::now();
+    if !svc.by_address.allow(&addr.ip()) {
+        return Err(ApiError(
+            StatusCode::TOO_MANY_REQUESTS,
+            code::RATE_LIMITED,
+            "too many requests from this address".into(),
+            None,
+        ));
+    }
+    let mailbox =
+        parse_hex::<32>(&mailbox).ok_or_else(|| malformed("mailbox id: 64 hex digits"))?;
+    let num = |name: &str, default: u64| -> Result<u64, ApiError> {
+        match q.get(name) {
+            None => Ok(default),
+            Some(v) => v
+                .parse::<u64>()
+                .map_err(|_| malformed(format!("{name}: a decimal integer"))),
+        }
+    };
+    let after = q
+        .get("after")
+        .map(|v| v.parse::<u64>().ok().filter(|a| *a <= i64::MAX as u64))
+        .unwrap_or(Some(0))
+        .ok_or_else(|| {
+            ApiError(
+                StatusCode::BAD_REQUEST,
+                code::CURSOR_OUT_OF_RANGE,
+                "after: a decimal integer up to 2^63-1".into(),
+                None,
+            )
+        })?;
+    let limit = num("limit", 100)?.clamp(1, u64::from(api::MAX_PAGE_ITEMS)) as u32;
+    let wait = Duration::from_millis(num("wait_ms", 0)?.min(api::MAX_WAIT_MS));
+    // Subscribe before reading, so that an item stored in between still wakes us (only when
+    // the client is willing to wait).
+    let mut rx = (!wait.is_zero()).then(|| svc.hub.subscribe());
+    let mut shutdown = svc.shutdown.clone();
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let page = svc
+            .store
+            .fetch(mailbox, after, limit, api::MAX_PAGE_BYTES)
+            .await
+            .map_err(unavailable)?;
+        let (items, more) = match page {
+            Fetched::Page(items, more) => (items, more),
+            Fetched::CursorAhead => {
+                return Err(ApiError(
+                    StatusCode::BAD_REQUEST,
+                    code::CURSOR_OUT_OF_RANGE,
+                    "cursor is past the end of the mailbox".into(),
+                    None,
+                ))
+            }
+        };
+        if !items.is_empty() || tokio::time::Instant::now() >= deadline || *shutdown.borrow() {
+            svc.metrics.fetch(items.len(), t.elapsed());
+            return Ok(Json(PageBody {
+                items: items.iter().map(wire_item).collect(),
+                more,
+            }));
+        }
+        // Long poll (DS-8): wait for this mailbox, the deadline, or shutdown.
+        let Some(rx) = rx.as_mut() else {
+            continue;
+        };
+        let woke = async {
+            loop {
+                match rx.recv().await {
+                    Ok(id) if id == mailbox => return,
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(_)) => return,
+                    Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
+                }
+            }
+        };
+        tokio::select! {
+            _ = woke => {}
+            _ = tokio::time::sleep_until(deadline) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+/// Server-sent events: one `data: <mailbox hex>` per new item in a named mailbox; `data: *`
+/// after missed notifications (DS-8).
+async fn subscribe(
+    State(svc): State<Arc<Service>>,
+    body: Body,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    let bytes = to_bytes(body, MAX_SUBSCRIBE * 80 + 1024)
+        .await
+        .map_err(|_| malformed("subscription body too large"))?;
+    let req: SubscribeBody =
+        serde_json::from_slice(&bytes).map_err(|e| malformed(format!("subscription body: {e}")))?;
+    if req.mailboxes.len() > MAX_SUBSCRIBE {
+        return Err(malformed(format!("at most {MAX_SUBSCRIBE} mailboxes")));
+    }
+    let set: HashSet<[u8; 32]> = req
+        .mailboxes
+        .iter()
+        .map(|m| parse_hex::<32>(m))
+        .collect::<Option<_>>()
+        .ok_or_else(|| malformed("mailbox id: 64 hex digits"))?;
+    let rx = svc.hub.subscribe();
+    let shutdown = svc.shutdown.clone();
+    svc.metrics.subscribers(1);
+    let guard = SubGuard(Arc::clone(&svc));
+    let first = stream::once(async { Ok(SseEvent::default().comment("subscribed")) });
+    let rest = stream::unfold(
+        (rx, set, shutdown, guard),
+        |(mut rx, set, mut shutdown, guard)| async move {
+            loop {
+                if *shutdown.borrow() {
+                    return None;
+                }
+                let got = tokio::select! {
+                    r = rx.recv() => r,
+                    _ = shutdown.changed() => return None,
+                };
+                let data = match got {
+                    Ok(id) if set.contains(&id) => hex::encode(id),
+                    Ok(_) => continue,
+                    Err(broadcast::error::RecvError::Lagged(_)) => "*".to_owned(),
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                };
+                return Some((
+                    Ok(SseEvent::default().data(data)),
+                    (rx, set, shutdown, guard),
+                ));
+            }
+        },
+    );
+    Ok(Sse::new(stream::StreamExt::chain(first, rest)).keep_alive(KeepAlive::default()))
+}
+
+struct SubGuard(Arc<Service>);
+
+impl Drop for SubGuard {
+    fn drop(&mut self) {
+        self.0.metrics.subscribers(-1);
+    }
+}

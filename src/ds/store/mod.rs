@@ -1,0 +1,154 @@
+//! Storage of the delivery service: a trait with a SQLite implementation (default) and a
+//! PostgreSQL one (feature `ds-postgres`). Both enforce the ordering rules inside a database
+//! transaction (DS-4..DS-7), so several processes on one PostgreSQL agree.
+
+mod sqlite;
+
+#[cfg(feature = "ds-postgres")]
+mod postgres;
+
+#[cfg(feature = "ds-postgres")]
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+use async_trait::async_trait;
+
+use crate::transport::Kind;
+
+/// A write request, validated by the HTTP layer (capability, sizes, formats).
+#[derive(Clone, Debug)]
+pub struct Post {
+    /// Commit, message or Welcome.
+    pub kind: Kind,
+    /// Mailbox id.
+    pub mailbox: [u8; 32],
+    /// Epoch tag (zero for Welcomes).
+    pub epoch: [u8; 32],
+    /// Idempotency key.
+    pub idem: [u8; 16],
+    /// Opaque payload.
+    pub payload: Vec<u8>,
+}
+
+/// A stored item.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredItem {
+    /// Position.
+    pub seq: u64,
+    /// Kind.
+    pub kind: Kind,
+    /// Payload.
+    pub payload: Vec<u8>,
+}
+
+/// What the store did with a post.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Stored at this position, or already stored there under the same idempotency key.
+    Accepted(u64),
+    /// A commit for this epoch is already stored.
+    Rejected(StoredItem),
+    /// A message for an epoch already committed away.
+    Stale,
+    /// A message to a mailbox that has no commit yet.
+    UnknownMailbox,
+    /// A group post to a Welcome mailbox, or a Welcome to a group mailbox.
+    WrongKind,
+    /// The idempotency key was already used for a different request.
+    IdempotencyConflict,
+}
+
+/// Whether this post created a new item (for notifications).
+impl Outcome {
+    /// The position, if the post is (now) stored.
+    pub fn seq(&self) -> Option<u64> {
+        match self {
+            Outcome::Accepted(s) => Some(*s),
+            _ => None,
+        }
+    }
+}
+
+/// A page read from the store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fetched {
+    /// Items after the cursor, and whether more follow.
+    Page(Vec<StoredItem>, bool),
+    /// The cursor is past the end of the mailbox.
+    CursorAhead,
+}
+
+/// Errors of a store: all retryable from the client's point of view.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database failed.
+    #[error("database: {0}")]
+    Db(String),
+    /// The store is shutting down.
+    #[error("store closed")]
+    Closed,
+}
+
+impl StoreError {
+    /// Whether retrying can help (always: nothing was stored).
+    pub fn is_retryable(&self) -> bool {
+        true
+    }
+}
+
+/// Where atmls-ds keeps mailboxes.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Applies one post atomically and durably (DS-4, DS-5, DS-6).
+    async fn post(&self, post: Post) -> Result<(Outcome, bool), StoreError>;
+
+    /// Items with `seq > after`, at most `limit` items or about `max_bytes` bytes (DS-7).
+    async fn fetch(
+        &self,
+        mailbox: [u8; 32],
+        after: u64,
+        limit: u32,
+        max_bytes: usize,
+    ) -> Result<Fetched, StoreError>;
+
+    /// Deletes messages and Welcomes created before `messages_before`, and whole mailboxes not
+    /// written since `idle_before` (unix seconds); returns how many items went (DS-10).
+    async fn prune(&self, messages_before: i64, idle_before: i64) -> Result<u64, StoreError>;
+}
+
+pub(crate) fn kind_to_i16(k: Kind) -> i16 {
+    match k {
+        Kind::Commit => 1,
+        Kind::Message => 2,
+        Kind::Welcome => 3,
+    }
+}
+
+pub(crate) fn kind_from_i16(v: i16) -> Result<Kind, StoreError> {
+    Ok(match v {
+        1 => Kind::Commit,
+        2 => Kind::Message,
+        3 => Kind::Welcome,
+        _ => return Err(StoreError::Db(format!("bad kind {v}"))),
+    })
+}
+
+/// Mailbox kinds.
+pub(crate) const MAILBOX_GROUP: i16 = 1;
+pub(crate) const MAILBOX_WELCOME: i16 = 2;
+
+pub(crate) fn mailbox_kind_of(k: Kind) -> i16 {
+    if k == Kind::Welcome {
+        MAILBOX_WELCOME
+    } else {
+        MAILBOX_GROUP
+    }
+}
+
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

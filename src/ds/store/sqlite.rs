@@ -1,0 +1,469 @@
+//! SQLite storage (WAL): one writer thread applies posts in batches, one transaction per batch,
+//! and answers only after the commit; reads use their own connections.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{
+    kind_from_i16, kind_to_i16, mailbox_kind_of, unix_now, Fetched, Outcome, Post, Store,
+    StoreError, StoredItem,
+};
+use crate::transport::Kind;
+
+/// Versioned migrations, applied in order, each once (DS-11).
+const MIGRATIONS: &[(i64, &str)] = &[(
+    1,
+    "CREATE TABLE mailboxes (
+        id BLOB PRIMARY KEY,
+        kind INTEGER NOT NULL,
+        last_seq INTEGER NOT NULL,
+        touched INTEGER NOT NULL
+    );
+    CREATE TABLE items (
+        mailbox BLOB NOT NULL,
+        seq INTEGER NOT NULL,
+        kind INTEGER NOT NULL,
+        epoch BLOB NOT NULL,
+        idem BLOB NOT NULL,
+        payload BLOB NOT NULL,
+        created INTEGER NOT NULL,
+        PRIMARY KEY (mailbox, seq),
+        UNIQUE (mailbox, idem)
+    );
+    CREATE UNIQUE INDEX items_one_commit_per_epoch ON items (mailbox, epoch) WHERE kind = 1;
+    CREATE INDEX items_created ON items (created) WHERE kind <> 1;",
+)];
+
+/// Most posts applied in one transaction.
+const BATCH: usize = 256;
+
+type Job = (Post, oneshot::Sender<Result<(Outcome, bool), StoreError>>);
+
+/// The SQLite store.
+pub struct SqliteStore {
+    tx: mpsc::Sender<Job>,
+    path: PathBuf,
+    readers: Arc<Mutex<Vec<Connection>>>,
+}
+
+fn db(e: rusqlite::Error) -> StoreError {
+    StoreError::Db(e.to_string())
+}
+
+fn open_conn(path: &Path) -> Result<Connection, StoreError> {
+    let c = Connection::open(path).map_err(db)?;
+    // WAL: readers never block the writer. synchronous=NORMAL: a committed transaction
+    // survives a crash of the process (SIGKILL); FULL would also survive power loss (DS-5).
+    c.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;
+         PRAGMA foreign_keys = ON;",
+    )
+    .map_err(db)?;
+    Ok(c)
+}
+
+fn migrate(c: &mut Connection) -> Result<(), StoreError> {
+    let t = c
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(db)?;
+    t.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied INTEGER NOT NULL)",
+    )
+    .map_err(db)?;
+    let have: i64 = t
+        .query_row(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(db)?;
+    for (v, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > have) {
+        t.execute_batch(sql).map_err(db)?;
+        t.execute(
+            "INSERT INTO schema_migrations (version, applied) VALUES (?1, ?2)",
+            params![v, unix_now()],
+        )
+        .map_err(db)?;
+    }
+    t.commit().map_err(db)
+}
+
+/// Applies one post inside the writer's open transaction.
+fn apply(t: &rusqlite::Transaction<'_>, p: &Post, now: i64) -> Result<(Outcome, bool), StoreError> {
+    let mb = p.mailbox.as_slice();
+    let row: Option<(i16, i64)> = t
+        .prepare_cached("SELECT kind, last_seq FROM mailboxes WHERE id = ?1")
+        .map_err(db)?
+        .query_row([mb], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+        .map_err(db)?;
+    let want = mailbox_kind_of(p.kind);
+    match row {
+        Some((k, _)) if k != want => return Ok((Outcome::WrongKind, false)),
+        None if p.kind == Kind::Message => return Ok((Outcome::UnknownMailbox, false)),
+        _ => {}
+    }
+    if row.is_some() {
+        let seen: Option<(i64, i16, Vec<u8>, Vec<u8>)> = t
+            .prepare_cached(
+                "SELECT seq, kind, epoch, payload FROM items WHERE mailbox = ?1 AND idem = ?2",
+            )
+            .map_err(db)?
+            .query_row(params![mb, p.idem.as_slice()], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .optional()
+            .map_err(db)?;
+        if let Some((seq, kind, epoch, payload)) = seen {
+            let same = kind == kind_to_i16(p.kind) && epoch == p.epoch && payload == p.payload;
+            return Ok((
+                if same {
+                    Outcome::Accepted(seq as u64)
+                } else {
+                    Outcome::IdempotencyConflict
+                },
+                false,
+            ));
+        }
+        if p.kind != Kind::Welcome {
+            let winner: Option<(i64, Vec<u8>)> = t
+                .prepare_cached(
+                    "SELECT seq, payload FROM items WHERE mailbox = ?1 AND epoch = ?2 AND kind = 1",
+                )
+                .map_err(db)?
+                .query_row(params![mb, p.epoch.as_slice()], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()
+                .map_err(db)?;
+            if let Some((seq, payload)) = winner {
+                return Ok((
+                    if p.kind == Kind::Commit {
+                        Outcome::Rejected(StoredItem {
+                            seq: seq as u64,
+                            kind: Kind::Commit,
+                            payload,
+                        })
+                    } else {
+                        Outcome::Stale
+                    },
+                    false,
+                ));
+            }
+        }
+    }
+    let seq: i64 = t
+        .prepare_cached(
+            "INSERT INTO mailboxes (id, kind, last_seq, touched) VALUES (?1, ?2, 1, ?3)
+             ON CONFLICT (id) DO UPDATE SET last_seq = last_seq + 1, touched = ?3
+             RETURNING last_seq",
+        )
+        .map_err(db)?
+        .query_row(params![mb, want, now], |r| r.get(0))
+        .map_err(db)?;
+    t.prepare_cached(
+        "INSERT INTO items (mailbox, seq, kind, epoch, idem, payload, created)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )
+    .map_err(db)?
+    .execute(params![
+        mb,
+        seq,
+        kind_to_i16(p.kind),
+        p.epoch.as_slice(),
+        p.idem.as_slice(),
+        p.payload.as_slice(),
+        now
+    ])
+    .map_err(db)?;
+    Ok((Outcome::Accepted(seq as u64), true))
+}
+
+fn writer(mut c: Connection, mut rx: mpsc::Receiver<Job>) {
+    let mut jobs: Vec<Job> = Vec::with_capacity(BATCH);
+    while let Some(first) = rx.blocking_recv() {
+        jobs.push(first);
+        while jobs.len() < BATCH {
+            match rx.try_recv() {
+                Ok(j) => jobs.push(j),
+                Err(_) => break,
+            }
+        }
+        let now = unix_now();
+        let result = (|| {
+            let t = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db)?;
+            let mut outs = Vec::with_capacity(jobs.len());
+            for (p, _) in &jobs {
+                outs.push(apply(&t, p, now)?);
+            }
+            t.commit().map_err(db)?;
+            Ok::<_, StoreError>(outs)
+        })();
+        match result {
+            // Answer only after the commit: an acknowledged post is durable (DS-5).
+            Ok(outs) => {
+                for ((_, reply), out) in jobs.drain(..).zip(outs) {
+                    let _ = reply.send(Ok(out));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "batch failed; nothing stored");
+                for (_, reply) in jobs.drain(..) {
+                    let _ = reply.send(Err(StoreError::Db(e.to_string())));
+                }
+            }
+        }
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating and migrating) the database at `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let mut c = open_conn(&path)?;
+        migrate(&mut c)?;
+        // Checkpoints run on their own thread, not in the writer's commits.
+        c.execute_batch("PRAGMA wal_autocheckpoint = 0;")
+            .map_err(db)?;
+        let checkpointer = open_conn(&path)?;
+        let (tx, rx) = mpsc::channel(4 * BATCH);
+        std::thread::Builder::new()
+            .name("ds-sqlite-writer".into())
+            .spawn(move || writer(c, rx))
+            .map_err(|e| StoreError::Db(e.to_string()))?;
+        let alive = tx.downgrade();
+        std::thread::Builder::new()
+            .name("ds-sqlite-checkpoint".into())
+            .spawn(move || {
+                // PASSIVE: never blocks the writer or readers; stops with the store.
+                while alive.upgrade().is_some() {
+                    std::thread::sleep(std::time::Duration::from_millis(250));
+                    if let Err(e) = checkpointer.execute_batch("PRAGMA wal_checkpoint(PASSIVE);") {
+                        tracing::warn!(error = %e, "checkpoint failed");
+                    }
+                }
+            })
+            .map_err(|e| StoreError::Db(e.to_string()))?;
+        Ok(SqliteStore {
+            tx,
+            path,
+            readers: Arc::new(Mutex::new(Vec::new())),
+        })
+    }
+
+    async fn read<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        let readers = Arc::clone(&self.readers);
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = readers.lock().ok().and_then(|mut v| v.pop());
+            let c = match pooled {
+                Some(c) => c,
+                None => open_conn(&path)?,
+            };
+            let r = f(&c);
+            if let Ok(mut v) = readers.lock() {
+                v.push(c);
+            }
+            r
+        })
+        .await
+        .map_err(|e| StoreError::Db(e.to_string()))?
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn post(&self, post: Post) -> Result<(Outcome, bool), StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send((post, tx))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn fetch(
+        &self,
+        mailbox: [u8; 32],
+        after: u64,
+        limit: u32,
+        max_bytes: usize,
+    ) -> Result<Fetched, StoreError> {
+        let after = i64::try_from(after).map_err(|_| StoreError::Db("cursor".into()))?;
+        self.read(move |c| {
+            let last: Option<i64> = c
+                .prepare_cached("SELECT last_seq FROM mailboxes WHERE id = ?1")
+                .map_err(db)?
+                .query_row([mailbox.as_slice()], |r| r.get(0))
+                .optional()
+                .map_err(db)?;
+            if after > last.unwrap_or(0) {
+                return Ok(Fetched::CursorAhead);
+            }
+            let mut st = c
+                .prepare_cached(
+                    "SELECT seq, kind, payload FROM items WHERE mailbox = ?1 AND seq > ?2
+                     ORDER BY seq LIMIT ?3",
+                )
+                .map_err(db)?;
+            let mut rows = st
+                .query(params![mailbox.as_slice(), after, i64::from(limit) + 1])
+                .map_err(db)?;
+            let mut items = Vec::new();
+            let mut bytes = 0usize;
+            let mut more = false;
+            while let Some(r) = rows.next().map_err(db)? {
+                if items.len() as u32 >= limit || (bytes >= max_bytes && !items.is_empty()) {
+                    more = true;
+                    break;
+                }
+                let payload: Vec<u8> = r.get(2).map_err(db)?;
+                bytes += payload.len();
+                items.push(StoredItem {
+                    seq: r.get::<_, i64>(0).map_err(db)? as u64,
+                    kind: kind_from_i16(r.get(1).map_err(db)?)?,
+                    payload,
+                });
+            }
+            Ok(Fetched::Page(items, more))
+        })
+        .await
+    }
+
+    async fn prune(&self, messages_before: i64, idle_before: i64) -> Result<u64, StoreError> {
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut c = open_conn(&path)?;
+            let t = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db)?;
+            let mut n = t
+                .execute(
+                    "DELETE FROM items WHERE kind <> 1 AND created < ?1",
+                    [messages_before],
+                )
+                .map_err(db)?;
+            n += t
+                .execute(
+                    "DELETE FROM items WHERE mailbox IN (SELECT id FROM mailboxes WHERE touched < ?1)",
+                    [idle_before],
+                )
+                .map_err(db)?;
+            t.execute("DELETE FROM mailboxes WHERE touched < ?1", [idle_before])
+                .map_err(db)?;
+            t.commit().map_err(db)?;
+            Ok(n as u64)
+        })
+        .await
+        .map_err(|e| StoreError::Db(e.to_string()))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn post(kind: Kind, mailbox: u8, epoch: u8, idem: u8, payload: &[u8]) -> Post {
+        Post {
+            kind,
+            mailbox: [mailbox; 32],
+            epoch: [epoch; 32],
+            idem: [idem; 16],
+            payload: payload.to_vec(),
+        }
+    }
+
+    #[tokio::test]
+    async fn ds_4_ds_6_store_orders_and_deduplicates() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path().join("s.db")).unwrap();
+        assert_eq!(
+            s.post(post(Kind::Message, 1, 0, 1, b"m")).await.unwrap().0,
+            Outcome::UnknownMailbox
+        );
+        assert_eq!(
+            s.post(post(Kind::Commit, 1, 0, 1, b"c")).await.unwrap(),
+            (Outcome::Accepted(1), true)
+        );
+        assert_eq!(
+            s.post(post(Kind::Commit, 1, 0, 1, b"c")).await.unwrap(),
+            (Outcome::Accepted(1), false)
+        );
+        assert_eq!(
+            s.post(post(Kind::Commit, 1, 0, 1, b"other"))
+                .await
+                .unwrap()
+                .0,
+            Outcome::IdempotencyConflict
+        );
+        let (out, _) = s.post(post(Kind::Commit, 1, 0, 2, b"c2")).await.unwrap();
+        assert!(matches!(out, Outcome::Rejected(w) if w.seq == 1 && w.payload == b"c"));
+        assert_eq!(
+            s.post(post(Kind::Message, 1, 0, 3, b"m")).await.unwrap().0,
+            Outcome::Stale
+        );
+        assert_eq!(
+            s.post(post(Kind::Welcome, 1, 0, 4, b"w")).await.unwrap().0,
+            Outcome::WrongKind
+        );
+        assert_eq!(
+            s.post(post(Kind::Message, 1, 9, 5, b"m")).await.unwrap().0,
+            Outcome::Accepted(2)
+        );
+        assert_eq!(
+            s.fetch([1; 32], 0, 10, 1 << 20).await.unwrap(),
+            Fetched::Page(
+                vec![
+                    StoredItem {
+                        seq: 1,
+                        kind: Kind::Commit,
+                        payload: b"c".to_vec()
+                    },
+                    StoredItem {
+                        seq: 2,
+                        kind: Kind::Message,
+                        payload: b"m".to_vec()
+                    },
+                ],
+                false
+            )
+        );
+        assert_eq!(
+            s.fetch([1; 32], 3, 10, 1 << 20).await.unwrap(),
+            Fetched::CursorAhead
+        );
+        assert_eq!(
+            s.fetch([7; 32], 0, 10, 1 << 20).await.unwrap(),
+            Fetched::Page(vec![], false)
+        );
+    }
+
+    #[tokio::test]
+    async fn ds_11_migrations_apply_once_and_data_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        {
+            let s = SqliteStore::open(&path).unwrap();
+            s.post(post(Kind::Commit, 1, 0, 1, b"c")).await.unwrap();
+        }
+        let s = SqliteStore::open(&path).unwrap();
+        let c = Connection::open(&path).unwrap();
+        let n: i64 = c
+            .query_row("SELECT COUNT(*) FROM schema_migrations", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, MIGRATIONS.len() as i64);
+        assert_eq!(
+            s.post(post(Kind::Message, 1, 1, 2, b"m")).await.unwrap().0,
+            Outcome::Accepted(2)
+        );
+    }
+}

@@ -1,0 +1,598 @@
+//! The atmls-ds API against the real binary, on SQLite and on PostgreSQL: ordering,
+//! idempotency, paging, bad input (each a clear error, nothing stored), limits, retention,
+//! health, metrics, subscriptions and graceful shutdown.
+#![cfg(all(feature = "ds-server", feature = "ds-client"))]
+mod common;
+mod ds_support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use atmls::ds::api::ErrorBody;
+use atmls::transport::*;
+use ds_support::*;
+
+/// A backend and a running service on it, for each backend available.
+fn services(extra: &[&str]) -> Vec<(Ds, tempfile::TempDir)> {
+    let mut out = Vec::new();
+    let dir = tempfile::tempdir().unwrap();
+    let b = sqlite_in(&dir);
+    let mut args = NO_LIMITS.to_vec();
+    args.extend_from_slice(extra);
+    out.push((
+        Ds::start(&b, "127.0.0.1:0", dir.path().join("ds.log"), &args),
+        dir,
+    ));
+    if let Some(pg) = pg_fresh() {
+        let dir = tempfile::tempdir().unwrap();
+        out.push((
+            Ds::start(&pg, "127.0.0.1:0", dir.path().join("ds.log"), &args),
+            dir,
+        ));
+    }
+    out
+}
+
+fn group_mailbox() -> Mailbox {
+    Mailbox::from_capability(rand::random())
+}
+
+fn key() -> IdempotencyKey {
+    IdempotencyKey::random()
+}
+
+async fn all_items(t: &HttpTransport, m: &MailboxId) -> Vec<Delivered> {
+    let mut out = Vec::new();
+    loop {
+        let p = t
+            .fetch(m, out.last().map(|d: &Delivered| d.seq).unwrap_or(0), 1000)
+            .await
+            .unwrap();
+        out.extend(p.items);
+        if !p.more {
+            return out;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ds_4_first_commit_wins_among_50_concurrent() {
+    for (ds, _d) in services(&[]) {
+        let t = ds.transport();
+        let mb = group_mailbox();
+        let epoch = EpochTag(rand::random());
+        let mut tasks = Vec::new();
+        for i in 0..50u8 {
+            let (t, mb) = (Arc::clone(&t), mb.clone());
+            tasks.push(tokio::spawn(async move {
+                t.submit_commit(&mb, &epoch, &[i; 100], &key())
+                    .await
+                    .unwrap()
+            }));
+        }
+        let mut accepted = Vec::new();
+        let mut winners = Vec::new();
+        for task in tasks {
+            match task.await.unwrap() {
+                CommitOutcome::Accepted { seq } => accepted.push(seq),
+                CommitOutcome::Rejected { winner } => winners.push(winner),
+            }
+        }
+        assert_eq!(accepted, vec![1], "exactly one commit wins");
+        assert_eq!(winners.len(), 49);
+        let stored = all_items(&t, &mb.id).await;
+        assert_eq!(stored.len(), 1);
+        assert!(winners.iter().all(|w| *w == stored[0]));
+        // Messages of the committed epoch are stale; of the next one, accepted.
+        assert_eq!(
+            t.send_message(&mb, &epoch, b"late", &key()).await.unwrap(),
+            SendOutcome::StaleEpoch
+        );
+        let next = EpochTag(rand::random());
+        assert_eq!(
+            t.send_message(&mb, &next, b"m", &key()).await.unwrap(),
+            SendOutcome::Accepted { seq: 2 }
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ds_6_retried_sends_are_stored_once() {
+    for (ds, _d) in services(&[]) {
+        let t = ds.transport();
+        let mb = group_mailbox();
+        let (e0, e1) = (EpochTag(rand::random()), EpochTag(rand::random()));
+        let ck = key();
+        for _ in 0..3 {
+            assert_eq!(
+                t.submit_commit(&mb, &e0, b"c0", &ck).await.unwrap(),
+                CommitOutcome::Accepted { seq: 1 }
+            );
+        }
+        let mk = key();
+        for _ in 0..3 {
+            assert_eq!(
+                t.send_message(&mb, &e1, b"m1", &mk).await.unwrap(),
+                SendOutcome::Accepted { seq: 2 }
+            );
+        }
+        // After the epoch is committed away, the retried message still gets its answer.
+        t.submit_commit(&mb, &e1, b"c1", &key()).await.unwrap();
+        assert_eq!(
+            t.send_message(&mb, &e1, b"m1", &mk).await.unwrap(),
+            SendOutcome::Accepted { seq: 2 }
+        );
+        let w = MailboxId(rand::random());
+        let wk = key();
+        assert_eq!(t.send_welcome(&w, b"w", &wk).await.unwrap(), 1);
+        assert_eq!(t.send_welcome(&w, b"w", &wk).await.unwrap(), 1);
+        assert_eq!(all_items(&t, &mb.id).await.len(), 3);
+        assert_eq!(all_items(&t, &w).await.len(), 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ds_7_fetch_pages_in_order_without_truncation() {
+    for (ds, _d) in services(&[]) {
+        let t = ds.transport();
+        let mb = group_mailbox();
+        t.submit_commit(&mb, &EpochTag([0; 32]), b"c", &key())
+            .await
+            .unwrap();
+        let e = EpochTag([1; 32]);
+        for i in 0..250u32 {
+            t.send_message(&mb, &e, &i.to_be_bytes(), &key())
+                .await
+                .unwrap();
+        }
+        let mut after = 0;
+        let mut got = Vec::new();
+        loop {
+            let p = t.fetch(&mb.id, after, 7).await.unwrap();
+            assert!(p.items.len() <= 7);
+            for d in &p.items {
+                assert_eq!(d.seq, after + 1, "no gap, no reordering");
+                after = d.seq;
+                got.push(d.clone());
+            }
+            if !p.more {
+                break;
+            }
+        }
+        assert_eq!(got.len(), 251);
+        assert_eq!(got[0].kind, Kind::Commit);
+        for (i, d) in got[1..].iter().enumerate() {
+            assert_eq!(d.payload, (i as u32).to_be_bytes());
+            assert_eq!(d.kind, Kind::Message);
+        }
+        // Unknown mailbox: an empty page.
+        let p = t.fetch(&MailboxId(rand::random()), 0, 10).await.unwrap();
+        assert!(p.items.is_empty() && !p.more);
+    }
+}
+
+/// Raw HTTP, to send what the client transport never would.
+struct Raw {
+    http: reqwest::Client,
+    url: String,
+}
+
+impl Raw {
+    fn new(ds: &Ds) -> Self {
+        Raw {
+            http: reqwest::Client::new(),
+            url: ds.url.clone(),
+        }
+    }
+
+    async fn post(
+        &self,
+        path: &str,
+        headers: &[(&str, String)],
+        body: Vec<u8>,
+    ) -> (u16, Option<ErrorBody>) {
+        let mut r = self.http.post(format!("{}{path}", self.url)).body(body);
+        for (k, v) in headers {
+            r = r.header(*k, v);
+        }
+        let resp = r.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let body = resp.bytes().await.unwrap();
+        (status, serde_json::from_slice(&body).ok())
+    }
+
+    async fn get(&self, path: &str) -> (u16, Option<ErrorBody>) {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let body = resp.bytes().await.unwrap();
+        (status, serde_json::from_slice(&body).ok())
+    }
+}
+
+fn group_headers(mb: &Mailbox, epoch: [u8; 32], idem: [u8; 16]) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "authorization",
+            format!("Bearer {}", hex::encode(mb.post_secret.unwrap())),
+        ),
+        ("atmls-epoch", hex::encode(epoch)),
+        ("idempotency-key", hex::encode(idem)),
+    ]
+}
+
+#[track_caller]
+fn assert_error(got: (u16, Option<ErrorBody>), status: u16, code: &str) {
+    assert_eq!(got.0, status, "{got:?}");
+    let body = got
+        .1
+        .unwrap_or_else(|| panic!("no JSON error body for {code}"));
+    assert_eq!(body.error, code);
+    assert!(!body.message.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ds_api_9_bad_input_is_a_clear_error_and_stores_nothing() {
+    for (ds, _d) in services(&["--max-payload", "4096"]) {
+        let t = ds.transport();
+        let raw = Raw::new(&ds);
+        let mb = group_mailbox();
+        let e0 = [1u8; 32];
+        t.submit_commit(&mb, &EpochTag(e0), b"first", &key())
+            .await
+            .unwrap();
+        let e1 = [2u8; 32];
+        let path = |kind: &str| format!("/v1/mailboxes/{}/{kind}", hex::encode(mb.id.0));
+
+        // Malformed: bad mailbox id, missing or bad headers, empty body.
+        assert_error(
+            raw.post(
+                "/v1/mailboxes/xyz/messages",
+                &group_headers(&mb, e1, [3; 16]),
+                b"m".to_vec(),
+            )
+            .await,
+            400,
+            "malformed",
+        );
+        let mut h = group_headers(&mb, e1, [3; 16]);
+        h.retain(|(k, _)| *k != "idempotency-key");
+        assert_error(
+            raw.post(&path("messages"), &h, b"m".to_vec()).await,
+            400,
+            "malformed",
+        );
+        let mut h = group_headers(&mb, e1, [3; 16]);
+        h[1].1 = "00".into();
+        assert_error(
+            raw.post(&path("messages"), &h, b"m".to_vec()).await,
+            400,
+            "malformed",
+        );
+        assert_error(
+            raw.post(&path("messages"), &group_headers(&mb, e1, [3; 16]), vec![])
+                .await,
+            400,
+            "malformed",
+        );
+        assert_error(
+            raw.post("/v1/subscribe", &[], b"{not json".to_vec()).await,
+            400,
+            "malformed",
+        );
+        // Oversized: refused with the limit, via the client transport too.
+        let big = vec![7u8; 4097];
+        let (status, body) = raw
+            .post(
+                &path("messages"),
+                &group_headers(&mb, e1, [4; 16]),
+                big.clone(),
+            )
+            .await;
+        assert_eq!(status, 413);
+        assert_eq!(body.unwrap().limit, Some(4096));
+        assert!(matches!(
+            t.send_message(&mb, &EpochTag(e1), &big, &key()).await,
+            Err(TransportError::PayloadTooLarge { limit: 4096, .. })
+        ));
+        // Unknown mailbox: a message needs a mailbox started by a commit.
+        let stranger = group_mailbox();
+        let (s, b) = raw
+            .post(
+                &format!("/v1/mailboxes/{}/messages", hex::encode(stranger.id.0)),
+                &group_headers(&stranger, e1, [5; 16]),
+                b"m".to_vec(),
+            )
+            .await;
+        assert_error((s, b), 404, "unknown_mailbox");
+        // Wrong or missing capability.
+        let wrong = Mailbox {
+            id: mb.id,
+            post_secret: Some([9; 32]),
+        };
+        assert_eq!(
+            t.send_message(&wrong, &EpochTag(e1), b"m", &key()).await,
+            Err(TransportError::Forbidden)
+        );
+        assert_eq!(
+            t.submit_commit(&wrong, &EpochTag(e1), b"c", &key()).await,
+            Err(TransportError::Forbidden)
+        );
+        let mut h = group_headers(&mb, e1, [6; 16]);
+        h.remove(0);
+        assert_error(
+            raw.post(&path("messages"), &h, b"m".to_vec()).await,
+            403,
+            "forbidden",
+        );
+        // A Welcome to a group mailbox.
+        assert_error(
+            raw.post(
+                &path("welcomes"),
+                &[("idempotency-key", hex::encode([7u8; 16]))],
+                b"w".to_vec(),
+            )
+            .await,
+            409,
+            "wrong_mailbox_kind",
+        );
+        // A replayed idempotency key with another request.
+        let k = key();
+        t.send_message(&mb, &EpochTag(e1), b"original", &k)
+            .await
+            .unwrap();
+        assert_error(
+            raw.post(
+                &path("messages"),
+                &group_headers(&mb, e1, k.0),
+                b"changed".to_vec(),
+            )
+            .await,
+            422,
+            "idempotency_conflict",
+        );
+        // A commit for a past epoch: refused with the winner.
+        let (s, b) = raw
+            .post(
+                &path("commits"),
+                &group_headers(&mb, e0, [8; 16]),
+                b"late".to_vec(),
+            )
+            .await;
+        assert_eq!(s, 409);
+        let b = b.unwrap();
+        assert_eq!(b.error, "epoch_taken");
+        assert_eq!(b.winner.unwrap().seq, 1);
+        // Huge cursors, and cursors past the end.
+        for after in [
+            u64::MAX.to_string(),
+            (1u64 << 63).to_string(),
+            "99".into(),
+            "-1".into(),
+            "x".into(),
+        ] {
+            assert_error(
+                raw.get(&format!(
+                    "/v1/mailboxes/{}/items?after={after}",
+                    hex::encode(mb.id.0)
+                ))
+                .await,
+                400,
+                "cursor_out_of_range",
+            );
+        }
+        assert_error(
+            raw.get(&format!(
+                "/v1/mailboxes/{}/items?limit=lots",
+                hex::encode(mb.id.0)
+            ))
+            .await,
+            400,
+            "malformed",
+        );
+        // Nothing of the above was stored: the first commit and the one good message.
+        let items = all_items(&t, &mb.id).await;
+        assert_eq!(
+            items.iter().map(|d| d.payload.clone()).collect::<Vec<_>>(),
+            vec![b"first".to_vec(), b"original".to_vec()]
+        );
+        assert!(all_items(&t, &stranger.id).await.is_empty());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ds_9_rate_limits_per_mailbox_and_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = sqlite_in(&dir);
+    let ds = Ds::start(
+        &b,
+        "127.0.0.1:0",
+        dir.path().join("ds.log"),
+        &["--rate-mailbox", "5", "--rate-address", "1000"],
+    );
+    let raw = Raw::new(&ds);
+    let mb = group_mailbox();
+    let path = format!("/v1/mailboxes/{}/commits", hex::encode(mb.id.0));
+    let mut codes = Vec::new();
+    for i in 0..30u8 {
+        codes.push(
+            raw.post(&path, &group_headers(&mb, [i; 32], [i; 16]), b"c".to_vec())
+                .await
+                .0,
+        );
+    }
+    assert!(codes.contains(&429), "{codes:?}");
+    assert!(
+        codes.iter().filter(|c| **c == 200).count() <= 12,
+        "{codes:?}"
+    );
+    // Another mailbox is not affected by the first one's limit.
+    let other = group_mailbox();
+    let p2 = format!("/v1/mailboxes/{}/commits", hex::encode(other.id.0));
+    assert_eq!(
+        raw.post(&p2, &group_headers(&other, [0; 32], [0; 16]), b"c".to_vec())
+            .await
+            .0,
+        200
+    );
+    drop(ds);
+    let ds = Ds::start(
+        &b,
+        "127.0.0.1:0",
+        dir.path().join("ds2.log"),
+        &["--rate-mailbox", "0", "--rate-address", "5"],
+    );
+    let raw = Raw::new(&ds);
+    let mut codes = Vec::new();
+    for _ in 0..30 {
+        codes.push(
+            raw.get(&format!("/v1/mailboxes/{}/items", hex::encode(mb.id.0)))
+                .await
+                .0,
+        );
+    }
+    assert!(codes.contains(&429), "{codes:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ds_10_retention_drops_messages_and_keeps_commits() {
+    for (ds, _d) in services(&["--message-retention", "0", "--prune-interval", "1"]) {
+        let t = ds.transport();
+        let mb = group_mailbox();
+        t.submit_commit(&mb, &EpochTag([0; 32]), b"c", &key())
+            .await
+            .unwrap();
+        t.send_message(&mb, &EpochTag([1; 32]), b"m", &key())
+            .await
+            .unwrap();
+        // Items created before "now - 0 s" go at the next run (unix seconds: wait for 2 s).
+        let mut left = Vec::new();
+        for _ in 0..50 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            left = all_items(&t, &mb.id).await;
+            if left.len() == 1 {
+                break;
+            }
+        }
+        assert_eq!(left.len(), 1, "{left:?}");
+        assert_eq!(left[0].kind, Kind::Commit);
+        // Positions are never reused.
+        assert_eq!(
+            t.send_message(&mb, &EpochTag([1; 32]), b"m2", &key())
+                .await
+                .unwrap(),
+            SendOutcome::Accepted { seq: 3 }
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ds_12_health_metrics_subscription_and_graceful_shutdown() {
+    for (mut ds, _d) in services(&[]) {
+        let http = reqwest::Client::new();
+        let h = http.get(format!("{}/health", ds.url)).send().await.unwrap();
+        assert_eq!(h.status().as_u16(), 200);
+        let t = ds.transport();
+        let mb = group_mailbox();
+        let mut sub = t.subscribe(&[mb.id]).await.unwrap();
+        t.submit_commit(&mb, &EpochTag([0; 32]), b"c", &key())
+            .await
+            .unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(10), sub.next())
+            .await
+            .unwrap();
+        assert_eq!(got, Some(mb.id));
+        let m = http
+            .get(format!("{}/metrics", ds.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            m.contains("atmls_ds_posts_total{kind=\"commit\",outcome=\"accepted\"} 1"),
+            "{m}"
+        );
+        assert!(m.contains("atmls_ds_subscriptions 1"), "{m}");
+        assert!(!m.contains(&hex::encode(mb.id.0)));
+        // SIGTERM: open subscriptions end, the process exits cleanly.
+        let status = ds.terminate();
+        assert!(status.success(), "{status:?}");
+        // (Notifications may repeat, TRANSPORT-6: on PostgreSQL the local one and the one
+        // relayed by LISTEN/NOTIFY.)
+        while let Some(id) = tokio::time::timeout(Duration::from_secs(10), sub.next())
+            .await
+            .unwrap()
+        {
+            assert_eq!(id, mb.id);
+        }
+        let log = std::fs::read_to_string(&ds.log).unwrap();
+        assert!(log.contains("stopped"), "{log}");
+        assert!(!log.contains(&hex::encode(mb.id.0)));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ds_8_long_poll_and_subscriptions_across_processes() {
+    // Long poll: an empty fetch waits for the next item.
+    for (ds, _d) in services(&[]) {
+        let t = ds.transport();
+        let mb = group_mailbox();
+        t.submit_commit(&mb, &EpochTag([0; 32]), b"c", &key())
+            .await
+            .unwrap();
+        let url = format!(
+            "{}/v1/mailboxes/{}/items?after=1&wait_ms=10000",
+            ds.url,
+            hex::encode(mb.id.0)
+        );
+        let poll = tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let body: atmls::ds::api::PageBody =
+                reqwest::get(url).await.unwrap().json_or_panic().await;
+            (body, started.elapsed())
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        t.send_message(&mb, &EpochTag([1; 32]), b"m", &key())
+            .await
+            .unwrap();
+        let (body, waited) = poll.await.unwrap();
+        assert_eq!(body.items.len(), 1);
+        assert_eq!(body.items[0].seq, 2);
+        assert!(waited < Duration::from_secs(9), "{waited:?}");
+    }
+    // Two processes on one PostgreSQL: a subscriber on one hears of a post made through the
+    // other (LISTEN/NOTIFY).
+    let Some(pg) = pg_fresh() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let a = Ds::start(&pg, "127.0.0.1:0", dir.path().join("a.log"), NO_LIMITS);
+    let b = Ds::start(&pg, "127.0.0.1:0", dir.path().join("b.log"), NO_LIMITS);
+    let mb = group_mailbox();
+    let mut sub = a.transport().subscribe(&[mb.id]).await.unwrap();
+    b.transport()
+        .submit_commit(&mb, &EpochTag([0; 32]), b"c", &key())
+        .await
+        .unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(10), sub.next())
+        .await
+        .unwrap();
+    assert_eq!(got, Some(mb.id));
+}
+
+trait JsonOrPanic {
+    async fn json_or_panic<T: serde::de::DeserializeOwned>(self) -> T;
+}
+
+impl JsonOrPanic for reqwest::Response {
+    async fn json_or_panic<T: serde::de::DeserializeOwned>(self) -> T {
+        let status = self.status();
+        let bytes = self.bytes().await.unwrap();
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|e| panic!("{status}: {e}: {}", String::from_utf8_lossy(&bytes)))
+    }
+}
