@@ -540,3 +540,25 @@ async fn trust_10_watch_runs_the_self_check_and_reports_each_finding_once() {
         assert!(!alerts[i + 1..].contains(f), "reported twice: {f:?}");
     }
 }
+
+#[tokio::test]
+async fn trust_9_own_account_replaced_adds_no_rogue_device_and_does_not_block_us() {
+    let w = World::new();
+    let (alice, _) = w.account("alice").await;
+    let (bob, _) = w.account("bob").await;
+    let attacker = compromise(&w, "alice").await;
+    // alice's own client treats the unendorsed declaration for her DID like a contact's:
+    // the attacker's "device of alice" is not added, and alice can still start a group.
+    let g = alice.create_group(&[bob.did().clone()]).await.unwrap();
+    let members = alice.members(&g).await.unwrap();
+    assert_eq!(members.len(), 2, "{members:?}");
+    assert!(!members
+        .iter()
+        .any(|m| &m.installation == attacker.installation()));
+    assert!(joined(&attacker.sync().await.unwrap()).is_empty());
+    let ev = alice.sync().await.unwrap();
+    assert!(
+        warnings(&ev).contains(&(alice.did().clone(), false)),
+        "{ev:?}"
+    );
+}

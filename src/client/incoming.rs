@@ -59,7 +59,7 @@ impl From<crate::storage::StorageError> for Failure {
 }
 
 fn pin_lookup<'a>(cx: &'a Ctx<'a>) -> impl Fn(&Did) -> Option<PublicKey> + 'a {
-    move |d| tables::pin_get(cx.c, d).ok().flatten().map(PublicKey)
+    move |d| crate::storage::trust::pinned_key(cx.c, d).ok().flatten()
 }
 
 fn member_from(cred: &openmls::prelude::Credential) -> Result<Member, GroupError> {

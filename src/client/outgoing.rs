@@ -81,16 +81,17 @@ fn leaves_where(
 }
 
 /// Leaves of devices their account revoked (TRUST-12): every commit we make removes them.
+/// The revoked set is read once and is almost always empty, so a commit in a large group does
+/// not decode every member's credential for nothing.
 fn revoked_leaves(
     cx: &super::state::Ctx<'_>,
     g: &MlsGroup,
 ) -> Result<Vec<openmls::prelude::LeafNodeIndex>, Error> {
-    leaves_where(g, |c| {
-        Ok(crate::storage::trust::is_revoked(
-            cx.c,
-            &c.installation_key,
-        )?)
-    })
+    let revoked = crate::storage::trust::revoked_all(cx.c)?;
+    if revoked.is_empty() {
+        return Ok(Vec::new());
+    }
+    leaves_where(g, |c| Ok(revoked.contains(&c.installation_key)))
 }
 
 /// Leaves of `dids` certified by another identity key than the one now pinned: devices of a
@@ -105,7 +106,7 @@ fn stale_leaves(
         if !dids.contains(&c.did) {
             return Ok(false);
         }
-        Ok(tables::pin_get(cx.c, &c.did)?.is_some_and(|k| k != c.identity_key.0))
+        Ok(crate::storage::trust::pinned_key(cx.c, &c.did)?.is_some_and(|k| k != c.identity_key))
     })
 }
 

@@ -100,7 +100,7 @@ impl Session<'_> {
         Ok(())
     }
 
-    async fn contact(&mut self, did: &Did) -> Result<ContactTrust, Error> {
+    fn contact(&self, did: &Did) -> Result<ContactTrust, Error> {
         let mut c = self
             .inner
             .read(|c| store::contact(c, did))?
@@ -124,7 +124,7 @@ impl Session<'_> {
 
     async fn self_check(&mut self) -> Result<Vec<SelfCheckFinding>, Error> {
         let me = self.inner.device.did.clone();
-        let ours = self.contact(&me).await?.identity_key;
+        let ours = self.contact(&me)?.identity_key;
         let own_installation = self.inner.device.installation.public();
         let mut findings = Vec::new();
         let Some(record) = self.directory.account(&me).await? else {
@@ -196,7 +196,7 @@ impl Client {
     /// What this client holds about `did`'s identity key: the pinned key, whether it is
     /// verified, a pending unendorsed key, and the history of changes.
     pub async fn contact_trust(&self, did: &Did) -> Result<ContactTrust, Error> {
-        self.session().await.contact(did).await
+        self.session().await.contact(did)
     }
 
     /// Accepts `did`'s unendorsed new identity key `new_key` (the one a
@@ -254,17 +254,17 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub async fn safety_number(&self, did: &Did) -> Result<SafetyNumber, Error> {
-        let mut s = self.session().await;
+        let s = self.session().await;
         let me = s.inner.device.did.clone();
-        let mine = s.contact(&me).await?.identity_key;
-        let theirs = s.contact(did).await?.identity_key;
+        let mine = s.contact(&me)?.identity_key;
+        let theirs = s.contact(did)?.identity_key;
         Ok(SafetyNumber::new(&me, &mine, did, &theirs))
     }
 
     /// Marks `did` verified: the user compared the safety number out of band (TRUST-8).
     pub async fn mark_verified(&self, did: &Did) -> Result<(), Error> {
         let mut s = self.session().await;
-        s.contact(did).await?;
+        s.contact(did)?;
         s.inner.atomic(|cx| store::set_verified(cx.c, did, true))?;
         Ok(())
     }

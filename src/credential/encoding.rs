@@ -55,6 +55,8 @@ impl AtmlsIdentity {
             certificate_signature: c.signature.clone().into(),
         }
         .tls_serialize_detached()
+        // Our own bounded fields (DID ≤ 2,048 bytes) always encode; empty bytes would in any
+        // case be refused by every reader (CRED-1), never mistaken for an identity.
         .unwrap_or_default()
     }
 
@@ -131,6 +133,7 @@ impl LeafProof {
             signature: self.signature.clone().into(),
         }
         .tls_serialize_detached()
+        // A 64-byte signature always encodes; an empty payload would fail CRED-5 anyway.
         .unwrap_or_default();
         Extension::Unknown(LEAF_PROOF_EXTENSION, UnknownExtension(bytes))
     }

@@ -62,7 +62,7 @@ pub fn validate_leaf(
         u16::from(ciphersuite),
     );
     cert.installation_key
-        .verify(&tbs.bytes(), &proof.signature, "leaf proof")
+        .verify(tbs.bytes().as_deref(), &proof.signature, "leaf proof")
         .map_err(|_| CredentialError::BadLeafProof)?;
     Ok(LeafIdentity {
         did: cert.did,

@@ -53,6 +53,7 @@ impl Did {
 
     /// The DID method (`plc` or `web`).
     pub fn method(&self) -> &str {
+        // A `Did` is validated on construction (ID-1): it always has a method part.
         self.0.split(':').nth(1).unwrap_or_default()
     }
 }

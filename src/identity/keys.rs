@@ -49,13 +49,15 @@ impl PublicKey {
             .join(" ")
     }
 
-    /// Verifies `sig` over `msg` (strict Ed25519 verification).
+    /// Verifies `sig` over a to-be-signed encoding (strict Ed25519 verification). A TBS that
+    /// could not be encoded (`None`) never verifies.
     pub(crate) fn verify(
         &self,
-        msg: &[u8],
+        msg: Option<&[u8]>,
         sig: &[u8],
         what: &'static str,
     ) -> Result<(), IdentityError> {
+        let msg = msg.ok_or(IdentityError::BadSignature(what))?;
         let vk = VerifyingKey::from_bytes(&self.0).map_err(|_| IdentityError::InvalidKey(what))?;
         let sig = Signature::from_slice(sig).map_err(|_| IdentityError::BadSignature(what))?;
         vk.verify_strict(msg, &sig)
@@ -77,6 +79,14 @@ impl fmt::Display for PublicKey {
 
 fn generate_signing_key() -> SigningKey {
     SigningKey::generate(&mut rand::rngs::OsRng)
+}
+
+/// Signs a to-be-signed encoding. Our TBS fields are bounded (a DID is at most 2,048 bytes,
+/// keys 32), so encoding them cannot fail; should it ever, the signature is left empty, which
+/// never verifies, rather than a signature over empty bytes.
+fn sign_tbs(key: &SigningKey, tbs: Option<&[u8]>) -> Vec<u8> {
+    tbs.map(|m| key.sign(m).to_bytes().to_vec())
+        .unwrap_or_default()
 }
 
 fn signing_key_from(bytes: &[u8], what: &'static str) -> Result<SigningKey, IdentityError> {
@@ -134,9 +144,8 @@ impl LeafProofTbs {
         }
     }
 
-    pub(crate) fn bytes(&self) -> Vec<u8> {
-        // Serializing into a Vec cannot fail for these bounded fields.
-        self.tls_serialize_detached().unwrap_or_default()
+    pub(crate) fn bytes(&self) -> Option<Vec<u8>> {
+        self.tls_serialize_detached().ok()
     }
 }
 
@@ -165,9 +174,9 @@ impl IdentityKeyPair {
         PublicKey(self.0.verifying_key().to_bytes())
     }
 
-    /// Signs `msg` (already domain-separated by its context string).
-    pub(crate) fn sign_raw(&self, msg: &[u8]) -> Vec<u8> {
-        self.0.sign(msg).to_bytes().to_vec()
+    /// Signs a to-be-signed encoding (already domain-separated by its context string).
+    pub(crate) fn sign_raw(&self, tbs: Option<&[u8]>) -> Vec<u8> {
+        sign_tbs(&self.0, tbs)
     }
 
     /// Signs a declaration binding this key to `did` (a first key: no endorsements).
@@ -180,7 +189,7 @@ impl IdentityKeyPair {
             revocations: Vec::new(),
             signature: Vec::new(),
         };
-        d.signature = self.0.sign(&d.tbs()).to_bytes().to_vec();
+        d.signature = self.sign_raw(d.tbs().as_deref());
         d
     }
 
@@ -200,7 +209,7 @@ impl IdentityKeyPair {
             expires,
             signature: Vec::new(),
         };
-        c.signature = self.0.sign(&c.tbs()).to_bytes().to_vec();
+        c.signature = self.sign_raw(c.tbs().as_deref());
         c
     }
 }
@@ -241,7 +250,7 @@ impl InstallationKeyPair {
     /// Signs the proof that this installation owns the MLS leaf signature key `leaf_key`.
     pub(crate) fn sign_leaf_key(&self, did: &Did, leaf_key: &[u8], ciphersuite: u16) -> Vec<u8> {
         let tbs = LeafProofTbs::new(did, &self.public(), leaf_key, ciphersuite);
-        self.0.sign(&tbs.bytes()).to_bytes().to_vec()
+        sign_tbs(&self.0, tbs.bytes().as_deref())
     }
 }
 
@@ -274,7 +283,7 @@ pub struct IdentityDeclaration {
 }
 
 impl IdentityDeclaration {
-    fn tbs(&self) -> Vec<u8> {
+    fn tbs(&self) -> Option<Vec<u8>> {
         let did: VLBytes = self.did.as_str().as_bytes().to_vec().into();
         DeclarationTbs {
             context: context::DECLARATION.to_vec().into(),
@@ -283,13 +292,16 @@ impl IdentityDeclaration {
             created: self.created,
         }
         .tls_serialize_detached()
-        .unwrap_or_default()
+        .ok()
     }
 
     /// Checks the signature (ID-3).
     pub fn verify(&self) -> Result<(), IdentityError> {
-        self.identity_key
-            .verify(&self.tbs(), &self.signature, "identity declaration")
+        self.identity_key.verify(
+            self.tbs().as_deref(),
+            &self.signature,
+            "identity declaration",
+        )
     }
 }
 
@@ -311,7 +323,7 @@ pub struct InstallationCertificate {
 }
 
 impl InstallationCertificate {
-    fn tbs(&self) -> Vec<u8> {
+    fn tbs(&self) -> Option<Vec<u8>> {
         CertificateTbs {
             context: context::INSTALLATION_CERT.to_vec().into(),
             did: self.did.as_str().as_bytes().to_vec().into(),
@@ -321,13 +333,16 @@ impl InstallationCertificate {
             expires: self.expires,
         }
         .tls_serialize_detached()
-        .unwrap_or_default()
+        .ok()
     }
 
     /// Checks the signature and validity period at `now` (ID-4, ID-5).
     pub fn verify(&self, now: u64) -> Result<(), IdentityError> {
-        self.identity_key
-            .verify(&self.tbs(), &self.signature, "installation certificate")?;
+        self.identity_key.verify(
+            self.tbs().as_deref(),
+            &self.signature,
+            "installation certificate",
+        )?;
         if self.expires <= self.created
             || now >= self.expires
             || self.created > now.saturating_add(CLOCK_SKEW_SECS)

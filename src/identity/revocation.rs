@@ -32,7 +32,7 @@ struct RevocationTbs {
 }
 
 impl DeviceRevocation {
-    fn tbs(&self) -> Vec<u8> {
+    fn tbs(&self) -> Option<Vec<u8>> {
         RevocationTbs {
             context: context::DEVICE_REVOCATION.to_vec().into(),
             did: self.did.as_str().as_bytes().to_vec().into(),
@@ -41,7 +41,7 @@ impl DeviceRevocation {
             revoked_at: self.revoked_at,
         }
         .tls_serialize_detached()
-        .unwrap_or_default()
+        .ok()
     }
 
     /// Checks that it is for `did` and signed by one of `keys` (the declared identity key or
@@ -51,7 +51,7 @@ impl DeviceRevocation {
             return Err(IdentityError::Mismatch("revocation signer"));
         }
         self.identity_key
-            .verify(&self.tbs(), &self.signature, "device revocation")
+            .verify(self.tbs().as_deref(), &self.signature, "device revocation")
     }
 }
 
@@ -65,7 +65,7 @@ impl IdentityKeyPair {
             revoked_at,
             signature: Vec::new(),
         };
-        r.signature = self.sign_raw(&r.tbs());
+        r.signature = self.sign_raw(r.tbs().as_deref());
         r
     }
 }

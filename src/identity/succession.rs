@@ -35,7 +35,7 @@ struct EndorsementTbs {
 }
 
 impl Endorsement {
-    fn tbs(&self) -> Vec<u8> {
+    fn tbs(&self) -> Option<Vec<u8>> {
         EndorsementTbs {
             context: context::ENDORSEMENT.to_vec().into(),
             did: self.did.as_str().as_bytes().to_vec().into(),
@@ -44,7 +44,7 @@ impl Endorsement {
             created: self.created,
         }
         .tls_serialize_detached()
-        .unwrap_or_default()
+        .ok()
     }
 
     /// Checks the signature by the previous key and that it is for `did` (TRUST-2).
@@ -53,7 +53,7 @@ impl Endorsement {
             return Err(IdentityError::ForgedEndorsement);
         }
         self.previous_key
-            .verify(&self.tbs(), &self.signature, "endorsement")
+            .verify(self.tbs().as_deref(), &self.signature, "endorsement")
             .map_err(|_| IdentityError::ForgedEndorsement)
     }
 }
@@ -93,7 +93,7 @@ impl IdentityKeyPair {
             created,
             signature: Vec::new(),
         };
-        e.signature = self.sign_raw(&e.tbs());
+        e.signature = self.sign_raw(e.tbs().as_deref());
         e
     }
 

@@ -316,22 +316,6 @@ pub(crate) fn kp_deleted(c: &Connection, kp_ref: &[u8]) -> R<()> {
     Ok(())
 }
 
-/// Pinned identity keys per contact DID.
-pub(crate) fn pin_get(c: &Connection, did: &Did) -> R<Option<[u8; 32]>> {
-    let v: Option<Vec<u8>> = c
-        .query_row(
-            "SELECT identity_key FROM atmls_pins WHERE did = ?1",
-            [did.as_str()],
-            |r| r.get(0),
-        )
-        .optional()?;
-    v.map(|v| {
-        v.try_into()
-            .map_err(|_| StorageError::Corrupt("pinned key"))
-    })
-    .transpose()
-}
-
 /// The canonical DM with `peer`: the smallest group id among live DMs, so that two DMs
 /// created concurrently by both sides converge on the same one (GROUP-7).
 pub(crate) fn dm_for(c: &Connection, peer: &Did) -> R<Option<Vec<u8>>> {

@@ -20,6 +20,18 @@ fn u(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
+/// The key pinned for `did`, if any: what leaf validation checks certificates against.
+pub(crate) fn pinned_key(c: &Connection, did: &Did) -> R<Option<PublicKey>> {
+    let v: Option<Vec<u8>> = c
+        .query_row(
+            "SELECT identity_key FROM atmls_pins WHERE did = ?1",
+            [did.as_str()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    v.map(|v| key(v, "pinned key")).transpose()
+}
+
 /// Everything pinned about `did`, with its history.
 pub(crate) fn contact(c: &Connection, did: &Did) -> R<Option<ContactTrust>> {
     type Row = (Vec<u8>, i64, i64, i64);
@@ -165,4 +177,15 @@ pub(crate) fn is_revoked(c: &Connection, installation: &PublicKey) -> R<bool> {
     )
     .optional()?
     .is_some())
+}
+
+/// All revoked installations (usually none: checked once per commit we build).
+pub(crate) fn revoked_all(c: &Connection) -> R<std::collections::HashSet<PublicKey>> {
+    let mut stmt = c.prepare("SELECT installation FROM atmls_revoked")?;
+    let rows = stmt
+        .query_map([], |r| r.get::<_, Vec<u8>>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter()
+        .map(|v| key(v, "revoked installation"))
+        .collect()
 }

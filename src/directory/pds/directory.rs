@@ -172,10 +172,16 @@ impl PdsDirectory {
         Ok(url)
     }
 
-    /// Reads everything `did` published and checks it (REC-3 … REC-5).
-    pub async fn lookup(&self, did: &Did) -> Result<Lookup, PdsError> {
+    /// `did`'s PDS, checked declaration, and device records (valid ones, and the refused
+    /// ones), or `None` when it published no declaration (REC-3, REC-4).
+    async fn read_account(
+        &self,
+        did: &Did,
+        now: u64,
+    ) -> Result<Option<(String, DeclarationRecord, Vec<DeviceRecord>, Vec<Rejected>)>, PdsError>
+    {
         let pds = self.pds_of(did).await?;
-        let raw = repo::get(
+        let Some(raw) = repo::get(
             &self.http,
             &pds,
             did,
@@ -183,14 +189,25 @@ impl PdsDirectory {
             records::DECLARATION_RKEY,
         )
         .await?
-        .ok_or_else(|| PdsError::NoIdentity(did.clone()))?;
+        else {
+            return Ok(None);
+        };
         let declaration = check_declaration(did, &raw).map_err(|error| PdsError::Declaration {
             did: did.clone(),
             error,
         })?;
-        let now = unix_now();
         let raw_devices = repo::list(&self.http, &pds, did, records::DEVICE).await?;
-        let (devices, mut rejected) = check_devices(&declaration, &raw_devices, now);
+        let (devices, rejected) = check_devices(&declaration, &raw_devices, now);
+        Ok(Some((pds, declaration, devices, rejected)))
+    }
+
+    /// Reads everything `did` published and checks it (REC-3 … REC-5).
+    pub async fn lookup(&self, did: &Did) -> Result<Lookup, PdsError> {
+        let now = unix_now();
+        let (pds, declaration, devices, mut rejected) = self
+            .read_account(did, now)
+            .await?
+            .ok_or_else(|| PdsError::NoIdentity(did.clone()))?;
         let account = AccountRecord {
             declaration: declaration.declaration.clone(),
             devices: devices.clone(),
@@ -313,24 +330,10 @@ impl PdsDirectory {
 #[async_trait]
 impl Directory for PdsDirectory {
     async fn account(&self, did: &Did) -> Result<Option<AccountRecord>, DirectoryError> {
-        let pds = self.pds_of(did).await?;
-        let Some(raw) = repo::get(
-            &self.http,
-            &pds,
-            did,
-            records::DECLARATION,
-            records::DECLARATION_RKEY,
-        )
-        .await?
+        let Some((_, declaration, devices, rejected)) = self.read_account(did, unix_now()).await?
         else {
             return Ok(None);
         };
-        let declaration = check_declaration(did, &raw).map_err(|error| PdsError::Declaration {
-            did: did.clone(),
-            error,
-        })?;
-        let raw_devices = repo::list(&self.http, &pds, did, records::DEVICE).await?;
-        let (devices, rejected) = check_devices(&declaration, &raw_devices, unix_now());
         self.note_rejected(did, rejected);
         Ok(Some(AccountRecord {
             declaration: declaration.declaration,
