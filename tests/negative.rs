@@ -391,8 +391,18 @@ impl openmls_traits::OpenMlsProvider for RawProvider {
 /// CRED-8: alice's first device commits an update whose new leaf carries her second
 /// device's identity (validly certified and proven, so only the identity change is wrong).
 /// bob refuses it with `IdentityChanged` and his state does not move.
-#[tokio::test]
-async fn cred_8_update_changing_a_leaf_identity_is_refused() {
+/// Which identity the forged update of alice1's leaf carries.
+enum Forged {
+    /// alice's second device (validly certified and proven): another installation.
+    OtherDevice,
+    /// alice1's own installation, certified by a key alice never declared or endorsed.
+    UnendorsedKey,
+}
+
+/// alice1 and alice2 in a group with bob; alice1's own MLS state is driven with raw
+/// openmls to build an update commit signed by her current leaf key whose new leaf carries
+/// the `forged` identity. bob must refuse it with `want`, his state unchanged.
+async fn forged_update_is_refused(forged: Forged, want: CredentialError) {
     use openmls::prelude::{
         tls_codec::Serialize as _, LeafNodeParameters, MlsGroup, NewSignerBundle,
     };
@@ -405,16 +415,25 @@ async fn cred_8_update_changing_a_leaf_identity_is_refused() {
     let key =
         IdentityKeyPair::from_secret_bytes(&a1.identity_key.as_ref().unwrap().secret_bytes()[..])
             .unwrap();
+    let a1_installation = a1.installation.secret_bytes();
     let alice1 = w.client(a1, Store::open(&path).unwrap()).await;
     // alice's second device: keep a copy of its keys to forge with.
     let inst = InstallationKeyPair::generate();
     let now = unix_now();
     let cert = key.certify(&did("alice"), &inst.public(), now, now + 86_400);
-    let a2_copy = DeviceIdentity::linked(
-        InstallationKeyPair::from_secret_bytes(&inst.secret_bytes()[..]).unwrap(),
-        cert.clone(),
-    )
-    .unwrap();
+    let leaf_identity = match forged {
+        Forged::OtherDevice => DeviceIdentity::linked(
+            InstallationKeyPair::from_secret_bytes(&inst.secret_bytes()[..]).unwrap(),
+            cert.clone(),
+        )
+        .unwrap(),
+        Forged::UnendorsedKey => {
+            let rogue = IdentityKeyPair::generate();
+            let own = InstallationKeyPair::from_secret_bytes(&a1_installation[..]).unwrap();
+            let c = rogue.certify(&did("alice"), &own.public(), now, now + 86_400);
+            DeviceIdentity::linked(own, c).unwrap()
+        }
+    };
     let alice2 = w
         .client(
             DeviceIdentity::linked(inst, cert).unwrap(),
@@ -428,8 +447,6 @@ async fn cred_8_update_changing_a_leaf_identity_is_refused() {
     assert_eq!(bob.members(&g).await.unwrap().len(), 3);
     let before = state(&bob, &g).await;
 
-    // Drive alice1's own MLS state with openmls: an update commit signed by her current leaf
-    // key, but with a new leaf whose credential is alice2's.
     let conn = rusqlite::Connection::open(&path).unwrap();
     let p = RawProvider {
         crypto: RustCrypto::default(),
@@ -454,7 +471,7 @@ async fn cred_8_update_changing_a_leaf_identity_is_refused() {
     )
     .unwrap();
     let (new_signer, cwk, ext) =
-        atmls::keypackage::new_leaf_key(&p, &a2_copy, group.ciphersuite()).unwrap();
+        atmls::keypackage::new_leaf_key(&p, &leaf_identity, group.ciphersuite()).unwrap();
     assert_ne!(cwk.signature_key.as_slice(), signer.public());
     let bundle = group
         .commit_builder()
@@ -480,7 +497,7 @@ async fn cred_8_update_changing_a_leaf_identity_is_refused() {
         .unwrap()
         .stage_commit(&p)
         .unwrap();
-    // Sealed for the mailbox like any commit (DS-2), so only the identity change is wrong.
+    // Sealed for the mailbox like any commit (DS-2), so only the identity is wrong.
     let forged = atmls::group::seal_for_transport(
         &group,
         p.crypto(),
@@ -490,12 +507,25 @@ async fn cred_8_update_changing_a_leaf_identity_is_refused() {
 
     let e = bob.process_incoming(&g, &forged).await.unwrap_err();
     assert!(
-        matches!(
-            e,
-            Error::Group(GroupError::Credential(CredentialError::IdentityChanged))
-        ),
+        matches!(&e, Error::Group(GroupError::Credential(c)) if *c == want),
         "{e:?}"
     );
     assert_eq!(state(&bob, &g).await, before);
     assert_eq!(bob.members(&g).await.unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn cred_8_update_changing_a_leaf_identity_is_refused() {
+    forged_update_is_refused(Forged::OtherDevice, CredentialError::IdentityChanged).await;
+}
+
+/// TRUST-14: a leaf may be re-certified only by the account's current (declared, endorsed)
+/// key; a certificate from any other key is refused even for the same installation.
+#[tokio::test]
+async fn trust_14_recertification_by_an_unendorsed_key_is_refused() {
+    forged_update_is_refused(
+        Forged::UnendorsedKey,
+        CredentialError::UnknownIdentityKey(did("alice")),
+    )
+    .await;
 }

@@ -34,3 +34,19 @@ async fn dm_multi_device_seen_on_all_devices() {
     assert_eq!(texts(&alice2.sync().await.unwrap()), vec!["hi alice"]);
     assert_eq!(alice1.members(&dm).await.unwrap().len(), 3);
 }
+
+/// Messages read on the way while committing are not lost to the app: the next sync reports
+/// them.
+#[tokio::test]
+async fn messages_read_while_committing_are_reported_by_the_next_sync() {
+    let w = World::new();
+    let (alice, _) = w.account("alice").await;
+    let (bob, _) = w.account("bob").await;
+    let dm = alice.dm(bob.did()).await.unwrap();
+    bob.sync().await.unwrap();
+    alice.send_text(&dm, "first").await.unwrap();
+    // bob updates without syncing first: committing catches up on "first".
+    bob.self_update(&dm).await.unwrap();
+    assert_eq!(texts(&bob.sync().await.unwrap()), vec!["first"]);
+    assert_eq!(texts(&bob.sync().await.unwrap()), Vec::<String>::new());
+}

@@ -562,3 +562,99 @@ async fn trust_9_own_account_replaced_adds_no_rogue_device_and_does_not_block_us
         "{ev:?}"
     );
 }
+
+/// TRUST-14: alice rotates her identity key on her phone. Contacts follow the endorsement
+/// without a warning, the groups carry on (her leaves are re-credentialed by ordinary
+/// updates), her other device follows at its next self-check, and a device linked under the
+/// new key is accepted everywhere. Her older leaves are not treated as a replaced identity.
+#[tokio::test]
+async fn trust_14_rotation_keeps_groups_going_and_accepts_new_devices() {
+    use atmls::trust::PendingLink;
+    let w = World::new();
+    let (alice, k0) = w.account("alice").await;
+    let alice2 = w.device("alice", &k0).await;
+    let (bob, _) = w.account("bob").await;
+    let (carol, _) = w.account("carol").await;
+    let g = bob
+        .create_group(&[alice.did().clone(), carol.did().clone()])
+        .await
+        .unwrap();
+    let dm = alice.dm(bob.did()).await.unwrap();
+    for c in [&alice, &alice2, &carol, &bob] {
+        c.sync().await.unwrap();
+    }
+    let number_before = bob.safety_number(alice.did()).await.unwrap();
+
+    let k1 = alice.rotate_identity_key().await.unwrap();
+    assert_ne!(k1, k0.public());
+    let ev = bob.sync().await.unwrap();
+    assert!(warnings(&ev).is_empty(), "{ev:?}");
+    assert!(
+        !ev.iter().any(|e| matches!(e, Event::Refused { .. })),
+        "{ev:?}"
+    );
+    assert!(ev.iter().any(|e| matches!(
+        e,
+        Event::IdentityKeyRotated { did, new, .. } if did == alice.did() && *new == k1
+    )));
+    let t = bob.contact_trust(alice.did()).await.unwrap();
+    assert_eq!(t.identity_key, k1);
+    assert_eq!(t.history[0].kind, ChangeKind::Endorsed);
+    assert_ne!(bob.safety_number(alice.did()).await.unwrap(), number_before);
+    assert_eq!(
+        bob.safety_number(alice.did()).await.unwrap(),
+        alice.safety_number(bob.did()).await.unwrap()
+    );
+
+    // The groups carry on, in both directions.
+    alice.send_text(&g, "new key, same me").await.unwrap();
+    assert_eq!(texts(&bob.sync().await.unwrap()), vec!["new key, same me"]);
+    let ev = carol.sync().await.unwrap();
+    assert!(warnings(&ev).is_empty(), "{ev:?}");
+    assert_eq!(texts(&ev), vec!["new key, same me"]);
+    bob.send_text(&dm, "still private").await.unwrap();
+    assert_eq!(texts(&alice.sync().await.unwrap()), vec!["still private"]);
+
+    // alice's other device: its self-check finds nothing foreign, it takes its new
+    // certificate and re-credentials its leaves.
+    assert_eq!(alice2.self_check().await.unwrap(), vec![]);
+    let ev = alice2.sync().await.unwrap();
+    assert!(
+        texts(&ev).contains(&"new key, same me".to_string()),
+        "{ev:?}"
+    );
+    alice2.send_text(&g, "from the laptop").await.unwrap();
+    for c in [&bob, &carol, &alice] {
+        let ev = c.sync().await.unwrap();
+        assert!(
+            texts(&ev).contains(&"from the laptop".to_string()),
+            "{ev:?}"
+        );
+    }
+
+    // A device linked under the new key joins every group of alice's.
+    let pending = PendingLink::start(&*w.net, alice.did().clone())
+        .await
+        .unwrap();
+    alice.approve_link(pending.code()).await.unwrap();
+    let a3 = w
+        .client(
+            pending.finish(&*w.net).await.unwrap(),
+            Store::in_memory().unwrap(),
+        )
+        .await;
+    alice.add_own_devices().await.unwrap();
+    let mut got = joined(&a3.sync().await.unwrap());
+    got.sort();
+    let mut want = vec![dm.clone(), g.clone()];
+    want.sort();
+    assert_eq!(got, want);
+    carol.send_text(&g, "hello third device").await.unwrap();
+    assert_eq!(texts(&a3.sync().await.unwrap()), vec!["hello third device"]);
+    bob.sync().await.unwrap();
+    // Adding alice again adds nothing and removes none of her (re-certified) devices.
+    let members = bob.members(&g).await.unwrap().len();
+    assert_eq!(members, 5);
+    bob.add_members(&g, &[alice.did().clone()]).await.unwrap();
+    assert_eq!(bob.members(&g).await.unwrap().len(), 5);
+}

@@ -20,7 +20,7 @@ use crate::group::{
     validate_staged_commit, welcome_mailbox, GroupData, GroupError, GroupId, GroupKind,
     GroupStatus, Member, Validation,
 };
-use crate::identity::{unix_now, Did, PublicKey};
+use crate::identity::{unix_now, Did};
 use crate::storage::tables::{self, GroupRow};
 use crate::transport::{Delivered, MAX_PAYLOAD, MAX_WELCOME_PAYLOAD};
 use crate::wire::WelcomeEnvelope;
@@ -58,8 +58,8 @@ impl From<crate::storage::StorageError> for Failure {
     }
 }
 
-fn pin_lookup<'a>(cx: &'a Ctx<'a>) -> impl Fn(&Did) -> Option<PublicKey> + 'a {
-    move |d| crate::storage::trust::pinned_key(cx.c, d).ok().flatten()
+fn pin_lookup<'a>(cx: &'a Ctx<'a>) -> impl Fn(&Did) -> Option<crate::trust::PinnedKeys> + 'a {
+    move |d| crate::storage::trust::pinned_keys(cx.c, d).ok().flatten()
 }
 
 fn member_from(cred: &openmls::prelude::Credential) -> Result<Member, GroupError> {
@@ -296,27 +296,44 @@ fn process_welcome(cx: &Ctx<'_>, payload: &[u8], seq: u64) -> Result<Vec<Event>,
     }])
 }
 
+fn unknown_key(dids: &[Did]) -> GroupError {
+    match dids.first() {
+        Some(d) => crate::credential::CredentialError::UnknownIdentityKey(d.clone()).into(),
+        None => GroupError::Mls("identity keys still unknown after directory lookup".into()),
+    }
+}
+
 impl Session<'_> {
     /// Runs `step` atomically; fetches unknown identity keys and retries once if asked.
     async fn settle(
         &mut self,
         step: impl Fn(&Ctx<'_>) -> Result<Vec<Event>, Failure>,
     ) -> Result<Result<Vec<Event>, GroupError>, Error> {
-        for _ in 0..2 {
+        let mut looked_up = false;
+        loop {
             match self.inner.atomic(|cx| step(cx)) {
                 Ok(ev) => return Ok(Ok(ev)),
                 Err(Failure::Refused(e)) => return Ok(Err(e)),
                 Err(Failure::Fatal(e)) => return Err(e),
-                Err(Failure::NeedDirectory(dids)) => match self.pin_from_directory(&dids).await {
-                    Ok(()) => {}
-                    Err(Error::Credential(e)) => return Ok(Err(e.into())),
-                    Err(e) => return Err(e),
-                },
+                // The directory was asked and the leaves still carry keys we do not hold for
+                // their accounts (an unendorsed or unknown key): refused (CRED-7, TRUST-5).
+                Err(Failure::NeedDirectory(dids)) if looked_up => {
+                    return Ok(Err(unknown_key(&dids)))
+                }
+                Err(Failure::NeedDirectory(dids)) => {
+                    looked_up = true;
+                    match self.pin_from_directory(&dids).await {
+                        Ok(()) => {}
+                        Err(Error::Credential(e)) => return Ok(Err(e.into())),
+                        // An unendorsed key raised its warning; the message is refused.
+                        Err(Error::Trust(_)) | Err(Error::Identity(_)) => {
+                            return Ok(Err(unknown_key(&dids)))
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
             }
         }
-        Ok(Err(GroupError::Mls(
-            "identity keys still unknown after directory lookup".into(),
-        )))
     }
 
     async fn process_delivered(
@@ -375,6 +392,14 @@ impl Session<'_> {
     pub(crate) async fn sync_group(&mut self, group: &GroupId) -> Result<Vec<Event>, Error> {
         self.resolve_outbox(group).await?;
         self.sync_group_until(group, u64::MAX).await
+    }
+
+    /// Like `sync_group`, for syncs inside another operation (a commit, a send): the events
+    /// wait for the next `sync`, so no message read on the way goes unreported.
+    pub(crate) async fn sync_group_deferred(&mut self, group: &GroupId) -> Result<(), Error> {
+        let ev = self.sync_group(group).await?;
+        self.inner.deferred_events.extend(ev);
+        Ok(())
     }
 
     /// Processes the group's mailbox up to position `until`.
@@ -445,7 +470,8 @@ impl Session<'_> {
     /// Welcomes, then every group; then commits leave requests, re-proposes our own leave if it
     /// was dropped, rotates last-resort leaves, and maintains KeyPackages.
     pub(crate) async fn sync_all(&mut self) -> Result<Vec<Event>, Error> {
-        let mut events = self.sync_welcomes().await?;
+        let mut events = std::mem::take(&mut self.inner.deferred_events);
+        events.extend(self.sync_welcomes().await?);
         let groups = self.inner.read(tables::groups_all)?;
         for row in groups.iter().filter(|r| r.status != GroupStatus::Left) {
             events.extend(self.sync_group(&GroupId(row.group_id.clone())).await?);
@@ -486,8 +512,9 @@ impl Session<'_> {
         }
         self.maintain_key_packages().await?;
         self.flush_welcomes().await?;
-        // Trust events raised by directory lookups since the last sync (TRUST-1, TRUST-3).
-        events.append(&mut self.inner.trust_events);
+        // Events raised while committing above, and trust events from directory lookups
+        // (TRUST-1, TRUST-3).
+        events.append(&mut self.inner.deferred_events);
         Ok(events)
     }
 }

@@ -18,8 +18,18 @@ impl Session<'_> {
         let dev = &self.inner.device;
         if let Some(k) = &dev.identity_key {
             let current = self.directory.account(&dev.did).await?;
-            let ours = current.as_ref().map(|a| a.declaration.identity_key) == Some(k.public());
-            if !ours {
+            let declared = current.as_ref().map(|a| &a.declaration);
+            let ours = declared.map(|d| d.identity_key) == Some(k.public());
+            // A successor our key endorsed (a rotation made on another device) must not be
+            // overwritten by the key it replaced (TRUST-14).
+            let superseded = declared.is_some_and(|d| {
+                d.verify().is_ok()
+                    && matches!(
+                        crate::identity::succession(&k.public(), d),
+                        Ok(crate::identity::Succession::Endorsed(_))
+                    )
+            });
+            if !ours && !superseded {
                 self.directory
                     .publish_declaration(&k.declare(&dev.did, unix_now()))
                     .await?;

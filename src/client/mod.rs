@@ -9,6 +9,7 @@ mod history;
 mod incoming;
 mod keys;
 mod outgoing;
+mod rotation;
 mod state;
 mod trust;
 

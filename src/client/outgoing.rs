@@ -94,8 +94,9 @@ fn revoked_leaves(
     leaves_where(g, |c| Ok(revoked.contains(&c.installation_key)))
 }
 
-/// Leaves of `dids` certified by another identity key than the one now pinned: devices of a
-/// replaced identity (the user accepted a new key, TRUST-5). Adding that account's current
+/// Leaves of `dids` certified by an identity key that is neither the one now pinned nor an
+/// endorsed predecessor of it (TRUST-14): devices of a replaced identity (the user accepted
+/// a new key, TRUST-5). Adding that account's current
 /// devices removes them in the same commit, so the group never mixes the two identities.
 fn stale_leaves(
     cx: &super::state::Ctx<'_>,
@@ -106,7 +107,8 @@ fn stale_leaves(
         if !dids.contains(&c.did) {
             return Ok(false);
         }
-        Ok(crate::storage::trust::pinned_key(cx.c, &c.did)?.is_some_and(|k| k != c.identity_key))
+        Ok(crate::storage::trust::pinned_keys(cx.c, &c.did)?
+            .is_some_and(|k| !k.accepts(&c.identity_key, true)))
     })
 }
 
@@ -184,7 +186,7 @@ impl Session<'_> {
         intent: Intent,
     ) -> Result<(), Error> {
         for _ in 0..MAX_COMMIT_ATTEMPTS {
-            self.sync_group(group).await?;
+            self.sync_group_deferred(group).await?;
             let kps = match &intent {
                 Intent::Add(dids) => {
                     let present: Vec<_> = self
@@ -224,7 +226,8 @@ impl Session<'_> {
         match outcome {
             CommitOutcome::Accepted { seq } => {
                 // Messages before our commit belong to our current epoch: read them first.
-                self.sync_group_until(group, seq.saturating_sub(1)).await?;
+                let ev = self.sync_group_until(group, seq.saturating_sub(1)).await?;
+                self.inner.deferred_events.extend(ev);
                 self.inner.atomic(|cx| {
                     let mut g = cx.load(group)?;
                     // Our own commit: record what it does; an unreadable change (only a test's
@@ -365,7 +368,7 @@ impl Session<'_> {
                 }
                 // Our epoch was committed away before the message arrived: catch up, re-encrypt.
                 SendOutcome::StaleEpoch => {
-                    self.sync_group(group).await?;
+                    self.sync_group_deferred(group).await?;
                 }
             }
         }
@@ -373,7 +376,7 @@ impl Session<'_> {
     }
 
     pub(crate) async fn leave(&mut self, group: &GroupId) -> Result<(), Error> {
-        self.sync_group(group).await?;
+        self.sync_group_deferred(group).await?;
         let (tag, proposals) = self.inner.atomic(|cx| {
             let mut g = active(cx, group)?;
             let tag = epoch_tag(&g, cx.p.crypto())?;

@@ -29,8 +29,9 @@ pub(crate) struct Inner {
     /// Unendorsed identity keys seen per contact and not accepted (TRUST-5): memory only.
     pub(crate) unendorsed:
         std::collections::HashMap<crate::identity::Did, crate::identity::PublicKey>,
-    /// Trust events raised outside a sync, handed out by the next one.
-    pub(crate) trust_events: Vec<super::Event>,
+    /// Events raised outside a sync (trust lookups, messages read while committing or
+    /// sending), handed out by the next sync in the order they happened.
+    pub(crate) deferred_events: Vec<super::Event>,
     /// Who may delete others' messages (CONTENT-26).
     pub(crate) moderation: std::sync::Arc<dyn ModerationPolicy>,
 }
@@ -65,8 +66,8 @@ impl Ctx<'_> {
 
 const K_DID: &str = "did";
 const K_INSTALLATION: &str = "installation_secret";
-const K_CERT: &str = "certificate";
-const K_IDENTITY: &str = "identity_secret";
+pub(crate) const K_CERT: &str = "certificate";
+pub(crate) const K_IDENTITY: &str = "identity_secret";
 
 impl Inner {
     pub(crate) fn open(
@@ -136,7 +137,7 @@ impl Inner {
             policy,
             used_key_packages: Default::default(),
             unendorsed: Default::default(),
-            trust_events: Vec::new(),
+            deferred_events: Vec::new(),
             moderation: std::sync::Arc::new(AuthorOnly),
         })
     }

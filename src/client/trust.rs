@@ -25,13 +25,19 @@ impl Session<'_> {
             Assessment::FirstSeen => {
                 if pin_first {
                     let (k, at) = (declaration.identity_key, declaration.created);
-                    self.inner
-                        .atomic(|cx| store::pin_first(cx.c, did, &k, at, unix_now()))?;
+                    let before = declaration.predecessors();
+                    self.inner.atomic(|cx| {
+                        store::pin_first(cx.c, did, &k, at, unix_now())?;
+                        store::predecessors_set(cx.c, did, &before)
+                    })?;
                     self.record_revocations(declaration)?;
                 }
             }
             Assessment::Same => {
                 self.inner.unendorsed.remove(did);
+                let before = declaration.predecessors();
+                self.inner
+                    .atomic(|cx| store::predecessors_set(cx.c, did, &before))?;
                 self.record_revocations(declaration)?;
             }
             Assessment::Endorsed => {
@@ -39,12 +45,14 @@ impl Session<'_> {
                     .map(|p| p.identity_key)
                     .ok_or_else(|| TrustError::UnknownContact(did.clone()))?;
                 let (new, at) = (declaration.identity_key, declaration.created);
+                let before = declaration.predecessors();
                 self.inner.atomic(|cx| {
-                    store::change_key(cx.c, did, &new, at, ChangeKind::Endorsed, unix_now())
+                    store::change_key(cx.c, did, &new, at, ChangeKind::Endorsed, unix_now())?;
+                    store::predecessors_set(cx.c, did, &before)
                 })?;
                 self.inner.unendorsed.remove(did);
                 self.record_revocations(declaration)?;
-                self.inner.trust_events.push(Event::IdentityKeyRotated {
+                self.inner.deferred_events.push(Event::IdentityKeyRotated {
                     did: did.clone(),
                     old,
                     new,
@@ -54,7 +62,7 @@ impl Session<'_> {
                 let pin = pinned.ok_or_else(|| TrustError::UnknownContact(did.clone()))?;
                 let new = declaration.identity_key;
                 if self.inner.unendorsed.insert(did.clone(), new) != Some(new) {
-                    self.inner.trust_events.push(Event::TrustWarning {
+                    self.inner.deferred_events.push(Event::TrustWarning {
                         did: did.clone(),
                         old: pin.identity_key,
                         new,
@@ -83,8 +91,13 @@ impl Session<'_> {
             .filter(|(_, why)| *why == IdentityError::Revoked)
             .map(|(k, _)| *k)
             .collect();
+        let before = &account.predecessors;
         self.inner.atomic(|cx| {
-            store::pin_first(cx.c, did, &k, at, unix_now())?;
+            // A pin that exists stays (TOFU); its predecessors were set when it was judged.
+            if store::pinned_key(cx.c, did)?.is_none() {
+                store::pin_first(cx.c, did, &k, at, unix_now())?;
+                store::predecessors_set(cx.c, did, before)?;
+            }
             store::revoked_add(cx.c, did, &revoked, unix_now())
         })?;
         Ok(())
@@ -110,6 +123,7 @@ impl Session<'_> {
     }
 
     async fn refresh_contacts(&mut self) -> Result<Vec<Event>, Error> {
+        self.follow_own_rotation().await?;
         let me = self.inner.device.did.clone();
         let dids = self.inner.read(store::contacts)?;
         for did in dids.iter().filter(|d| **d != me) {
@@ -119,10 +133,12 @@ impl Session<'_> {
                 Err(e) => tracing::warn!(did = %did, error = %e, "contact check failed"),
             }
         }
-        Ok(std::mem::take(&mut self.inner.trust_events))
+        Ok(std::mem::take(&mut self.inner.deferred_events))
     }
 
     async fn self_check(&mut self) -> Result<Vec<SelfCheckFinding>, Error> {
+        // A rotation made on another of our devices is ours, not a finding (TRUST-14).
+        self.follow_own_rotation().await?;
         let me = self.inner.device.did.clone();
         let ours = self.contact(&me)?.identity_key;
         let own_installation = self.inner.device.installation.public();
@@ -237,8 +253,12 @@ impl Client {
             return Err(crate::identity::IdentityError::Rollback.into());
         }
         let at = account.declared_at;
+        // The replaced key's leaves are not predecessors: they are removed at our next add
+        // of this account (TRUST-5); the new key's own endorsed chain is.
+        let before = account.predecessors.clone();
         s.inner.atomic(|cx| {
-            store::change_key(cx.c, did, new_key, at, ChangeKind::Accepted, unix_now())
+            store::change_key(cx.c, did, new_key, at, ChangeKind::Accepted, unix_now())?;
+            store::predecessors_set(cx.c, did, &before)
         })?;
         s.inner.unendorsed.remove(did);
         Ok(())

@@ -71,12 +71,25 @@ pub fn validate_leaf(
     })
 }
 
-/// CRED-8: a leaf's identity bytes never change across an update.
-pub fn check_identity_unchanged(old: &Credential, new: &Credential) -> Result<(), CredentialError> {
-    if old.credential_type() != new.credential_type()
-        || old.serialized_content() != new.serialized_content()
+/// CRED-8: a leaf's identity never changes across an update: the same DID and installation.
+/// Only its certificate may be replaced (re-certified by the account's current key after a
+/// rotation, or renewed, TRUST-14). Returns whether the credential changed; the caller then
+/// requires the new certificate to be by the account's current key.
+pub fn check_identity_unchanged(
+    old: &Credential,
+    new: &Credential,
+) -> Result<bool, CredentialError> {
+    if old.credential_type() == new.credential_type()
+        && old.serialized_content() == new.serialized_content()
     {
+        return Ok(false);
+    }
+    let (a, b) = (
+        AtmlsIdentity::from_credential(old)?.certificate,
+        AtmlsIdentity::from_credential(new)?.certificate,
+    );
+    if a.did != b.did || a.installation_key != b.installation_key {
         return Err(CredentialError::IdentityChanged);
     }
-    Ok(())
+    Ok(true)
 }

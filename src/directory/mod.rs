@@ -63,6 +63,9 @@ pub struct VerifiedAccount {
     pub identity_key: PublicKey,
     /// When its declaration was made (unix seconds).
     pub declared_at: u64,
+    /// The earlier identity keys that endorsed their way to `identity_key` (TRUST-14),
+    /// oldest first: their existing leaves stay valid until re-certified.
+    pub predecessors: Vec<PublicKey>,
     /// Installation keys of its valid devices.
     pub devices: Vec<PublicKey>,
     /// Devices that were skipped, with the reason.
@@ -104,6 +107,7 @@ impl AccountRecord {
             did: did.clone(),
             identity_key: key,
             declared_at: self.declaration.created,
+            predecessors: self.declaration.predecessors(),
             devices,
             rejected_devices,
         })

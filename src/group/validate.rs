@@ -7,7 +7,8 @@ use openmls::prelude::{
 
 use super::{GroupError, Member};
 use crate::credential::{check_identity_unchanged, validate_leaf, AtmlsIdentity, LeafIdentity};
-use crate::identity::{Did, PublicKey};
+use crate::identity::Did;
+use crate::trust::PinnedKeys;
 
 /// The outcome of validation: refused, or the DIDs whose identity keys must first be fetched
 /// from the directory and pinned.
@@ -38,19 +39,25 @@ fn member_of(id: &LeafIdentity) -> Member {
     }
 }
 
-/// Checks a leaf (CRED-1 … CRED-6) and its identity key against our pin (CRED-7).
+/// Our pins, by DID: what leaf validation checks certificates against.
+pub(crate) type Pins<'a> = dyn Fn(&Did) -> Option<PinnedKeys> + 'a;
+
+/// Checks a leaf (CRED-1 … CRED-6) and its identity key against our pin (CRED-7): the pinned
+/// key, or for an `existing` leaf also an endorsed predecessor (TRUST-14). A DID we have not
+/// pinned, or whose leaf carries another key, is looked up in the directory first (the
+/// account may have rotated its key); the caller refuses if that does not settle it.
 fn check_leaf(
     leaf: &LeafNode,
     cs: Ciphersuite,
     now: u64,
-    pin: &dyn Fn(&Did) -> Option<PublicKey>,
+    pin: &Pins<'_>,
+    existing: bool,
     missing: &mut Vec<Did>,
 ) -> Result<LeafIdentity, Validation> {
     let id = validate_leaf(leaf, cs, now)?;
-    match pin(&id.did) {
-        Some(k) => id.check_account(&k, None)?,
-        None if !missing.contains(&id.did) => missing.push(id.did.clone()),
-        None => {}
+    let known = pin(&id.did).is_some_and(|k| k.accepts(&id.identity_key, existing));
+    if !known && !missing.contains(&id.did) {
+        missing.push(id.did.clone());
     }
     Ok(id)
 }
@@ -69,7 +76,7 @@ pub(crate) fn validate_staged_commit(
     group: &MlsGroup,
     staged: &StagedCommit,
     committer: LeafNodeIndex,
-    pin: &dyn Fn(&Did) -> Option<PublicKey>,
+    pin: &Pins<'_>,
     now: u64,
 ) -> Result<CommitSummary, Validation> {
     let cs = group.ciphersuite();
@@ -84,6 +91,7 @@ pub(crate) fn validate_staged_commit(
             cs,
             now,
             pin,
+            false,
             &mut missing,
         )?;
         summary.added.push(member_of(&id));
@@ -93,12 +101,14 @@ pub(crate) fn validate_staged_commit(
             return Err(GroupError::NotAllowed("update from a non-member").into());
         };
         let new = upd.update_proposal().leaf_node();
-        check_leaf(new, cs, now, pin, &mut missing)?;
-        check_identity_unchanged(leaf_at(group, *idx)?.credential(), new.credential())?;
+        let changed =
+            check_identity_unchanged(leaf_at(group, *idx)?.credential(), new.credential())?;
+        check_leaf(new, cs, now, pin, !changed, &mut missing)?;
     }
     if let Some(new) = staged.update_path_leaf_node() {
-        check_leaf(new, cs, now, pin, &mut missing)?;
-        check_identity_unchanged(leaf_at(group, committer)?.credential(), new.credential())?;
+        let changed =
+            check_identity_unchanged(leaf_at(group, committer)?.credential(), new.credential())?;
+        check_leaf(new, cs, now, pin, !changed, &mut missing)?;
     }
     for rem in staged.remove_proposals() {
         let leaf = leaf_at(group, rem.remove_proposal().removed())?;
@@ -147,7 +157,7 @@ pub(crate) fn validate_proposal(
 /// Validates every leaf of a tree joined from a Welcome (CRED-1 … CRED-7).
 pub(crate) fn validate_joined_tree(
     group: &MlsGroup,
-    pin: &dyn Fn(&Did) -> Option<PublicKey>,
+    pin: &Pins<'_>,
     now: u64,
 ) -> Result<Vec<LeafIdentity>, Validation> {
     let cs = group.ciphersuite();
@@ -159,6 +169,7 @@ pub(crate) fn validate_joined_tree(
             cs,
             now,
             pin,
+            true,
             &mut missing,
         )?);
     }

@@ -72,6 +72,15 @@ impl IdentityDeclaration {
         keys
     }
 
+    /// The earlier keys of the account, oldest first: those whose endorsement in this
+    /// declaration verifies (TRUST-14).
+    pub fn predecessors(&self) -> Vec<PublicKey> {
+        let mut keys = self.account_keys();
+        keys.remove(0);
+        keys.retain(|k| *k != self.identity_key);
+        keys
+    }
+
     /// Installations revoked by a valid revocation (TRUST-12).
     pub fn revoked(&self) -> Vec<PublicKey> {
         let keys = self.account_keys();

@@ -104,6 +104,11 @@ CREATE TABLE atmls_pin_history (
 CREATE INDEX atmls_pin_history_did ON atmls_pin_history(did, id);
 CREATE TABLE atmls_revoked (installation BLOB PRIMARY KEY, did TEXT NOT NULL, seen INTEGER NOT NULL);
 "#,
+    // v5: the endorsed predecessors of each pinned key (TRUST-14): leaves they certified stay
+    // valid until their devices re-certify.
+    r#"
+CREATE TABLE atmls_pin_predecessors (did TEXT NOT NULL, key BLOB NOT NULL, PRIMARY KEY (did, key));
+"#,
 ];
 
 /// Rust steps run right after the SQL migration of the same version, in its transaction

@@ -27,6 +27,11 @@ pub(crate) fn account_set(c: &Connection, k: &str, v: &[u8]) -> R<()> {
     Ok(())
 }
 
+pub(crate) fn account_delete(c: &Connection, k: &str) -> R<()> {
+    c.execute("DELETE FROM atmls_account WHERE k = ?1", [k])?;
+    Ok(())
+}
+
 pub(crate) fn account_u64(c: &Connection, k: &str) -> R<u64> {
     Ok(account_get(c, k)?
         .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())

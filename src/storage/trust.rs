@@ -7,7 +7,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::tables::to_i64;
 use super::StorageError;
 use crate::identity::{Did, PublicKey};
-use crate::trust::{ChangeKind, ContactTrust, KeyChange};
+use crate::trust::{ChangeKind, ContactTrust, KeyChange, PinnedKeys};
 
 type R<T> = Result<T, StorageError>;
 
@@ -30,6 +30,39 @@ pub(crate) fn pinned_key(c: &Connection, did: &Did) -> R<Option<PublicKey>> {
         )
         .optional()?;
     v.map(|v| key(v, "pinned key")).transpose()
+}
+
+/// The key pinned for `did` with its endorsed predecessors (TRUST-14), if pinned.
+pub(crate) fn pinned_keys(c: &Connection, did: &Did) -> R<Option<PinnedKeys>> {
+    let Some(current) = pinned_key(c, did)? else {
+        return Ok(None);
+    };
+    let mut stmt = c.prepare_cached("SELECT key FROM atmls_pin_predecessors WHERE did = ?1")?;
+    let predecessors = stmt
+        .query_map([did.as_str()], |r| r.get::<_, Vec<u8>>(0))?
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .map(|v| key(v, "predecessor key"))
+        .collect::<R<Vec<_>>>()?;
+    Ok(Some(PinnedKeys {
+        current,
+        predecessors,
+    }))
+}
+
+/// Replaces the endorsed predecessors remembered for `did` (TRUST-14).
+pub(crate) fn predecessors_set(c: &Connection, did: &Did, keys: &[PublicKey]) -> R<()> {
+    c.execute(
+        "DELETE FROM atmls_pin_predecessors WHERE did = ?1",
+        [did.as_str()],
+    )?;
+    for k in keys {
+        c.execute(
+            "INSERT OR IGNORE INTO atmls_pin_predecessors (did, key) VALUES (?1, ?2)",
+            params![did.as_str(), k.0.to_vec()],
+        )?;
+    }
+    Ok(())
 }
 
 /// Everything pinned about `did`, with its history.

@@ -103,6 +103,23 @@ pub enum SelfCheckFinding {
     OwnDeviceMissing,
 }
 
+/// The keys a contact's leaves may carry (TRUST-14): the pinned key, and the endorsed
+/// predecessors it replaced, whose existing leaves stay valid until their devices
+/// re-certify. New leaves (adds, changed credentials) need the pinned key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PinnedKeys {
+    pub(crate) current: PublicKey,
+    pub(crate) predecessors: Vec<PublicKey>,
+}
+
+impl PinnedKeys {
+    /// Whether a leaf certified by `key` is acceptable: `existing` leaves (already in the
+    /// tree, or an update keeping its credential) may carry a predecessor.
+    pub(crate) fn accepts(&self, key: &PublicKey, existing: bool) -> bool {
+        *key == self.current || (existing && self.predecessors.contains(key))
+    }
+}
+
 /// The verdict on a declaration read from the directory, against what we pinned.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Assessment {
