@@ -1,7 +1,8 @@
 //! Trust in identity keys (spec/trust.md), on the in-memory directory: a stolen PDS password
 //! (anyone can rewrite the directory records) must not let an attacker join or read chats,
-//! and contacts are warned. The same scenarios run against the real PDS in
-//! `tests/trust_compromise.rs` once the PDS directory is in place.
+//! and contacts are warned. The same rules run against the real PDS in
+//! `tests/trust_compromise.rs` (stolen password) and `tests/trust_pds.rs` (succession,
+//! linking, revocation, safety numbers, forgeries).
 mod common;
 use atmls::directory::Directory;
 use atmls::identity::{DeviceIdentity, IdentityError, IdentityKeyPair};

@@ -102,6 +102,7 @@ pub fn http(method: &str, url: &str, token: Option<&str>, body: Option<&Value>) 
     (status, json)
 }
 
+#[derive(Clone)]
 pub struct Account {
     pub handle: String,
     pub did: Did,
