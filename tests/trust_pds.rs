@@ -319,3 +319,57 @@ async fn trust_2_3_4_13_forgeries_replays_and_wrong_codes_on_the_real_pds() {
     ));
     assert_eq!(alice.store_snapshot().await.unwrap(), before);
 }
+
+/// TRUST-11 on the real PDS: alice loses every device but kept her passphrase export; a new
+/// device built from the restored key keeps her identity (no warning, same safety number)
+/// and is added to her group. Starting over without it is a new identity: bob is warned.
+#[tokio::test]
+async fn trust_11_restoring_the_identity_key_on_the_real_pds() {
+    let (a, b) = (create_account("alice"), create_account("bob"));
+    let net = Arc::new(MemoryTransport::new());
+    let alice = client(&a, &net).await;
+    let bob = client(&b, &net).await;
+    let g = bob
+        .create_group(std::slice::from_ref(&a.did))
+        .await
+        .unwrap();
+    alice.sync().await.unwrap();
+    let n = bob.safety_number(&a.did).await.unwrap();
+    let blob = alice
+        .export_identity_key("correct horse battery")
+        .await
+        .unwrap();
+    drop(alice);
+
+    assert!(IdentityKeyPair::import_encrypted(&blob, &a.did, "wrong").is_err());
+    let key = IdentityKeyPair::import_encrypted(&blob, &a.did, "correct horse battery").unwrap();
+    let restored = client_in(
+        &a,
+        &net,
+        DeviceIdentity::with_identity_key(a.did.clone(), key),
+        Store::in_memory().unwrap(),
+    )
+    .await;
+    assert!(restored.self_check().await.unwrap().is_empty());
+    bob.add_members(&g, std::slice::from_ref(&a.did))
+        .await
+        .unwrap();
+    no_warnings(&bob.sync().await.unwrap());
+    assert_eq!(bob.safety_number(&a.did).await.unwrap(), n);
+    assert_eq!(joined(&restored.sync().await.unwrap()), vec![g.clone()]);
+    bob.send_text(&g, "welcome back").await.unwrap();
+    assert_eq!(texts(&restored.sync().await.unwrap()), vec!["welcome back"]);
+
+    // Starting over with a fresh identity key: bob is warned and adds nothing.
+    let _fresh = client(&a, &net).await;
+    assert!(matches!(
+        bob.add_members(&g, std::slice::from_ref(&a.did)).await,
+        Err(Error::Trust(TrustError::UnacceptedKeyChange { .. }))
+    ));
+    assert!(bob
+        .sync()
+        .await
+        .unwrap()
+        .iter()
+        .any(|e| matches!(e, Event::TrustWarning { did, .. } if did == &a.did)));
+}
