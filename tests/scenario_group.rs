@@ -3,6 +3,7 @@
 mod common;
 use std::sync::Arc;
 
+use atmls::directory::Directory as _;
 use atmls::identity::DeviceIdentity;
 use atmls::storage::Store;
 use atmls::transport::*;
@@ -262,4 +263,52 @@ async fn kp_6_two_inviters_racing_for_one_key_package_both_join() {
     let mut t = texts(&carol.sync().await.unwrap());
     t.sort();
     assert_eq!(t, vec!["one", "two"]);
+}
+
+/// KP-7: packages near their expiry are replaced, and their private keys are deleted once
+/// they have expired, so old init keys do not pile up in the store (forward secrecy).
+#[tokio::test]
+async fn kp_7_expired_key_packages_lose_their_private_keys() {
+    let w = World::new();
+    let policy = atmls::keypackage::KeyPackagePolicy {
+        single_use: 1,
+        replenish_below: 1,
+        lifetime_secs: 2,
+    };
+    let alice = atmls::Client::builder(
+        w.dir.clone(),
+        w.net.clone(),
+        atmls::storage::Store::in_memory().unwrap(),
+    )
+    .identity(atmls::identity::DeviceIdentity::new_account(did("alice")))
+    .key_package_policy(policy)
+    .build()
+    .await
+    .unwrap();
+    let private_keys = |snap: Vec<(String, Vec<String>)>| {
+        snap.into_iter()
+            .find(|(t, _)| t == "openmls_key_packages")
+            .map(|(_, rows)| rows.len())
+            .unwrap_or(0)
+    };
+    // Each round replaces the (already expiring) packages: one single-use, one last-resort.
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        alice.sync().await.unwrap();
+        seen.push(private_keys(alice.store_snapshot().await.unwrap()));
+        tokio::time::sleep(std::time::Duration::from_millis(2_100)).await;
+    }
+    // The published pair plus, at most, the pair replaced in this round.
+    assert!(seen.iter().all(|&n| n <= 4), "{seen:?}");
+    alice.sync().await.unwrap();
+    assert_eq!(
+        w.dir
+            .key_packages(&did("alice"))
+            .await
+            .unwrap()
+            .iter()
+            .filter(|r| r.expires > atmls::identity::unix_now())
+            .count(),
+        2
+    );
 }

@@ -27,7 +27,7 @@ use crate::wire::WelcomeEnvelope;
 
 const PAGE: u32 = 100;
 /// How long a used single-use KeyPackage's private keys are kept for racing inviters.
-const KEY_PACKAGE_GRACE_SECS: u64 = 24 * 3600;
+pub(crate) const KEY_PACKAGE_GRACE_SECS: u64 = 24 * 3600;
 const K_WELCOME_CURSOR: &str = "welcome_cursor";
 
 /// Why processing one item stopped.

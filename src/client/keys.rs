@@ -11,6 +11,23 @@ use crate::identity::{unix_now, Did, PublicKey};
 use crate::keypackage::{self, select_per_device};
 use crate::storage::tables;
 
+/// Retires one of our KeyPackages (`kp_ref`: the raw hash): withdrawn from the directory at
+/// the next round, its private keys deleted from openmls's storage after `keep_until`.
+pub(crate) fn retire_own(
+    c: &rusqlite::Connection,
+    kp_ref: &[u8],
+    keep_until: u64,
+) -> Result<(), crate::storage::StorageError> {
+    use openmls::prelude::tls_codec::Serialize as _;
+    tables::kp_retire(c, kp_ref)?;
+    // A KeyPackageRef is a hash in a variable-length vector: the same encoding as VLBytes,
+    // which is how the grace table keys openmls's storage.
+    let key = openmls::prelude::tls_codec::VLBytes::new(kp_ref.to_vec())
+        .tls_serialize_detached()
+        .map_err(|_| crate::storage::StorageError::Corrupt("key package ref"))?;
+    tables::kp_grace_add(c, &key, keep_until)
+}
+
 impl Session<'_> {
     /// Publishes the declaration (if we hold the identity key), our device record, and
     /// KeyPackages.
@@ -70,7 +87,10 @@ impl Session<'_> {
         })?;
         let own = self.inner.read(tables::kp_all)?;
         for k in own.iter().filter(|k| k.expires <= now + 3600) {
-            self.inner.atomic(|cx| tables::kp_retire(cx.c, &k.kp_ref))?;
+            // Its private keys go once it has expired (a Welcome may still arrive until
+            // then), so old init keys do not pile up (forward secrecy).
+            self.inner
+                .atomic(|cx| retire_own(cx.c, &k.kp_ref, k.expires))?;
             self.directory.delete_key_package(&did, &k.kp_ref).await?;
             self.inner
                 .atomic(|cx| tables::kp_deleted(cx.c, &k.kp_ref))?;

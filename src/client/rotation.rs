@@ -146,8 +146,12 @@ impl Session<'_> {
     /// and every group gets an update carrying the new credential.
     async fn recredential(&mut self) -> Result<(), Error> {
         let did = self.inner.device.did.clone();
+        // Withdrawn now; their private keys stay for the grace period of KP-6, for inviters
+        // who already picked them.
+        let keep = unix_now() + super::incoming::KEY_PACKAGE_GRACE_SECS;
         for k in self.inner.read(tables::kp_all)? {
-            self.inner.atomic(|cx| tables::kp_retire(cx.c, &k.kp_ref))?;
+            self.inner
+                .atomic(|cx| super::keys::retire_own(cx.c, &k.kp_ref, keep))?;
         }
         for r in self.inner.read(tables::kp_deletions)? {
             self.directory.delete_key_package(&did, &r).await?;
