@@ -78,7 +78,7 @@ use atmls::keypackage::KeyPackagePolicy;
 use atmls::storage::Store;
 use atmls::transport::{
     CommitOutcome, EpochTag, IdempotencyKey, Mailbox, MailboxId, MemoryTransport, Page,
-    SendOutcome, Subscription, Transport, TransportError,
+    SendOutcome, Subscription, Transport, TransportError, TreeLocator,
 };
 use atmls::{Client, Event, GroupId};
 
@@ -181,6 +181,14 @@ impl Transport for BenchNet {
 
     async fn subscribe(&self, mailboxes: &[MailboxId]) -> Result<Subscription, TransportError> {
         self.inner.subscribe(mailboxes).await
+    }
+
+    async fn put_tree(&self, locator: &TreeLocator, blob: &[u8]) -> Result<(), TransportError> {
+        self.inner.put_tree(locator, blob).await
+    }
+
+    async fn fetch_tree(&self, locator: &TreeLocator) -> Result<Vec<u8>, TransportError> {
+        self.inner.fetch_tree(locator).await
     }
 }
 

@@ -4,7 +4,7 @@
 use openmls::prelude::{
     tls_codec::{DeserializeBytes as _, Serialize as _},
     KeyPackageBundle, KeyPackageRef, MlsMessageBodyIn, MlsMessageIn, ProcessedMessageContent,
-    ProcessedWelcome, Sender,
+    ProcessedWelcome, RatchetTreeIn, Sender,
 };
 use openmls_traits::storage::StorageProvider as _;
 use openmls_traits::OpenMlsProvider as _;
@@ -16,13 +16,14 @@ use super::{Error, Event, Message, Session};
 use crate::content::{EncodedContent, MessageId};
 use crate::credential::AtmlsIdentity;
 use crate::group::{
-    join_config, mailbox_for, outer_open, validate_joined_tree, validate_proposal,
+    join_config, mailbox_for, outer_open, staging_error, validate_joined_tree, validate_proposal,
     validate_staged_commit, welcome_mailbox, GroupData, GroupError, GroupId, GroupKind,
-    GroupStatus, Member, Validation,
+    GroupStatus, Member, TreeError, TreeRef, Validation,
 };
 use crate::identity::{unix_now, Did};
 use crate::storage::tables::{self, GroupRow};
-use crate::transport::{Delivered, MAX_PAYLOAD, MAX_WELCOME_PAYLOAD};
+use crate::storage::StorageError;
+use crate::transport::{Delivered, TransportError, MAX_PAYLOAD, MAX_WELCOME_PAYLOAD};
 use crate::wire::WelcomeEnvelope;
 
 const PAGE: u32 = 100;
@@ -207,8 +208,43 @@ fn process_item(
     Ok(events)
 }
 
-/// Joins from one Welcome inside a transaction.
-fn process_welcome(cx: &Ctx<'_>, payload: &[u8], seq: u64) -> Result<Vec<Event>, Failure> {
+/// The reference to a Welcome's out-of-band tree, if it has one (LG-T-5): `None` for a Welcome
+/// that carries its tree inline (or none at all: joining then refuses it).
+fn peek_tree_ref(cx: &Ctx<'_>, payload: &[u8]) -> Result<Option<TreeRef>, GroupError> {
+    let env = WelcomeEnvelope::from_bytes(payload)?;
+    let MlsMessageBodyIn::Welcome(welcome) =
+        parse_mls(&env.welcome, MAX_WELCOME_PAYLOAD)?.extract()
+    else {
+        return Err(GroupError::Malformed("not a Welcome".into()));
+    };
+    let pw = ProcessedWelcome::new_from_welcome(&cx.p, &join_config(), welcome)
+        .map_err(|e| GroupError::Welcome(e.to_string()))?;
+    let ext = pw.unverified_group_info().extensions();
+    if ext.ratchet_tree().is_some() {
+        return Ok(None);
+    }
+    TreeRef::from_group_info(ext).map_err(GroupError::WelcomeTree)
+}
+
+/// Ends a transaction that must change nothing (see [`Session::welcome_tree`]).
+enum Rollback {
+    Peeked(Result<Option<TreeRef>, GroupError>),
+    Storage(StorageError),
+}
+
+impl From<StorageError> for Rollback {
+    fn from(e: StorageError) -> Self {
+        Rollback::Storage(e)
+    }
+}
+
+/// Joins from one Welcome inside a transaction, with its out-of-band `tree` if it has one.
+fn process_welcome(
+    cx: &Ctx<'_>,
+    payload: &[u8],
+    seq: u64,
+    tree: Option<RatchetTreeIn>,
+) -> Result<Vec<Event>, Failure> {
     let env = WelcomeEnvelope::from_bytes(payload)?;
     let MlsMessageBodyIn::Welcome(welcome) =
         parse_mls(&env.welcome, MAX_WELCOME_PAYLOAD)?.extract()
@@ -237,7 +273,11 @@ fn process_welcome(cx: &Ctx<'_>, payload: &[u8], seq: u64) -> Result<Vec<Event>,
         Some((r, false)) => stored.into_iter().find(|(s, _)| s == r).map(|(_, b)| b),
         _ => None,
     };
-    let staged = pw.into_staged_welcome(&cx.p, None).map_err(|e| werr(&e))?;
+    // openmls checks the tree against the GroupInfo's tree hash (LG-T-5).
+    let out_of_band = tree.is_some();
+    let staged = pw
+        .into_staged_welcome(&cx.p, tree)
+        .map_err(|e| staging_error(&e, out_of_band))?;
     let by = member_from(staged.welcome_sender().map_err(|e| werr(&e))?.credential())?.did;
     let gid = GroupId(staged.group_context().group_id().as_slice().to_vec());
     if tables::group_get(cx.c, &gid.0)?.is_some() {
@@ -304,6 +344,38 @@ fn unknown_key(dids: &[Did]) -> GroupError {
 }
 
 impl Session<'_> {
+    /// Fetches and opens the out-of-band tree a Welcome points to (LG-T-5). `Err` for a
+    /// transient failure (the Welcome stays unprocessed, to be retried by the next sync);
+    /// `Ok(Err)` for a refusal. Changes nothing: openmls deletes a used KeyPackage while it
+    /// decrypts a Welcome, so reading the reference runs in a transaction rolled back.
+    async fn welcome_tree(
+        &mut self,
+        payload: &[u8],
+    ) -> Result<Result<Option<RatchetTreeIn>, GroupError>, Error> {
+        let peeked = match self.inner.atomic(|cx| {
+            Err::<(), _>(Rollback::Peeked(peek_tree_ref(cx, payload)))
+        }) {
+            Err(Rollback::Peeked(p)) => p,
+            Err(Rollback::Storage(e)) => return Err(e.into()),
+            Ok(()) => Ok(None),
+        };
+        let r = match peeked {
+            Ok(Some(r)) => r,
+            Ok(None) => return Ok(Ok(None)),
+            Err(e) => return Ok(Err(e)),
+        };
+        let blob = match self.transport.fetch_tree(&r.locator).await {
+            Ok(b) => b,
+            Err(e) if e.is_retryable() => return Err(e.into()),
+            Err(TransportError::NotFound) => return Ok(Err(GroupError::WelcomeTree(TreeError::Missing))),
+            Err(TransportError::PayloadTooLarge { size, limit }) => {
+                return Ok(Err(GroupError::WelcomeTree(TreeError::TooLarge { size, limit })))
+            }
+            Err(e) => return Ok(Err(GroupError::WelcomeTree(TreeError::Fetch(e.to_string())))),
+        };
+        Ok(r.open(&blob).map(Some).map_err(GroupError::WelcomeTree))
+    }
+
     /// Runs `step` atomically; fetches unknown identity keys and retries once if asked.
     async fn settle(
         &mut self,
@@ -443,10 +515,14 @@ impl Session<'_> {
                 .read(|c| tables::account_u64(c, K_WELCOME_CURSOR))?;
             let page = self.transport.fetch(&mailbox, cursor, PAGE).await?;
             for item in &page.items {
-                match self
-                    .settle(|cx| process_welcome(cx, &item.payload, item.seq))
-                    .await?
-                {
+                let joined = match self.welcome_tree(&item.payload).await? {
+                    Ok(tree) => {
+                        self.settle(|cx| process_welcome(cx, &item.payload, item.seq, tree.clone()))
+                            .await?
+                    }
+                    Err(e) => Err(e),
+                };
+                match joined {
                     Ok(ev) => events.extend(ev),
                     Err(error) => {
                         // A Welcome we cannot process keeps its KeyPackage (KP-6).

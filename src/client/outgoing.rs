@@ -13,12 +13,12 @@ use crate::content::{Content, EncodedContent, MessageId};
 use crate::credential::AtmlsIdentity;
 use crate::group::{
     create_config, epoch_tag, mailbox_for, member_leaves, outer_seal, welcome_mailbox, GroupData,
-    GroupError, GroupId, GroupKind, GroupStatus, Member,
+    GroupError, GroupId, GroupKind, GroupStatus, Member, TreeRef,
 };
 use crate::identity::{unix_now, Did};
 use crate::keypackage::new_leaf_key;
 use crate::storage::tables::{self, GroupRow, Outgoing};
-use crate::transport::{CommitOutcome, EpochTag, IdempotencyKey, SendOutcome};
+use crate::transport::{CommitOutcome, EpochTag, IdempotencyKey, SendOutcome, TreeLocator};
 use crate::wire::WelcomeEnvelope;
 
 /// How often an operation retries after losing a commit race.
@@ -249,7 +249,28 @@ impl Session<'_> {
                     }
                     tables::outbox_delete(cx.c, &group.0)?;
                     tables::group_set_cursor(cx.c, &group.0, seq)?;
-                    if let Some(w) = &out.welcome {
+                    // The tree our Welcome points to, exported after the merge: the tree the
+                    // GroupInfo's tree hash names. Queued with the Welcomes, uploaded before
+                    // them (LG-T-3).
+                    let tree_queued = match (&out.welcome, &out.tree_seed) {
+                        (Some(_), Some(seed)) => {
+                            let r = TreeRef::from_seed(seed);
+                            match r.seal(&g.export_ratchet_tree()) {
+                                Ok(blob) => {
+                                    tables::tree_queue(cx.c, &r.locator.0, &blob)?;
+                                    true
+                                }
+                                // Only a tree over the transport's limit: the commit stands
+                                // (the transport accepted it), its joiners cannot join.
+                                Err(error) => {
+                                    tracing::warn!(%error, "ratchet tree not uploadable");
+                                    false
+                                }
+                            }
+                        }
+                        _ => true,
+                    };
+                    if let Some(w) = out.welcome.as_ref().filter(|_| tree_queued) {
                         let env = WelcomeEnvelope {
                             commit_seq: seq,
                             welcome: w.clone(),
@@ -288,6 +309,21 @@ impl Session<'_> {
     }
 
     pub(crate) async fn flush_welcomes(&mut self) -> Result<(), Error> {
+        // Trees first: a Welcome is sent only once the tree it points to is stored (LG-T-3).
+        for locator in self.inner.read(tables::tree_pending)? {
+            let Some(blob) = self.inner.read(|c| tables::tree_blob(c, &locator))? else {
+                continue;
+            };
+            match self.transport.put_tree(&TreeLocator(locator), &blob).await {
+                Ok(()) => {}
+                Err(e) if e.is_retryable() => return Err(e.into()),
+                // Refused for good (e.g. over this transport's limit): its joiners will find
+                // no tree and refuse their Welcome (LG-T-5); nothing else is held up.
+                Err(error) => tracing::warn!(%error, "ratchet tree upload refused"),
+            }
+            self.inner
+                .atomic(|cx| tables::tree_sent(cx.c, &locator))?;
+        }
         for (id, mailbox, idem, payload) in self.inner.read(tables::welcome_pending)? {
             self.transport
                 .send_welcome(
@@ -470,11 +506,16 @@ fn build_commit(
         .into_iter()
         .filter(|i| !pending_removed.contains(i))
         .collect();
+    let mut tree_seed = None;
     let bundle = match intent {
         Intent::Add(dids) => {
             if kps.is_empty() {
                 return Ok(None);
             }
+            // The Welcome carries no tree, only where to fetch it and the key to open it, inside
+            // its encrypted and signed GroupInfo (LG-T-1, LG-T-2).
+            let seed: [u8; 32] = rand::random();
+            tree_seed = Some(seed);
             let mut stale = stale_leaves(cx, &g, dids)?;
             let extra: Vec<_> = revoked
                 .iter()
@@ -487,6 +528,8 @@ fn build_commit(
                 .propose_removals(stale)
                 .consume_proposal_store(true)
                 .load_psks(cx.p.storage())
+                .map_err(mls)?
+                .create_group_info_with_extensions([TreeRef::from_seed(&seed).extension()])
                 .map_err(mls)?
                 .build(cx.p.rand(), cx.p.crypto(), &signer, |_| true)
                 .map_err(mls)?
@@ -592,6 +635,7 @@ fn build_commit(
         epoch_tag: tag.0,
         idem: IdempotencyKey::random().0,
         commit,
+        tree_seed: tree_seed.filter(|_| welcome.is_some()),
         welcome,
         recipients,
     };

@@ -68,6 +68,13 @@ impl From<WireKind> for Kind {
     }
 }
 
+/// Body of a successful tree upload (`200`, DS-API-10).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TreeStored {
+    /// When the blob expires, unix seconds.
+    pub expires: i64,
+}
+
 /// Body of a fetch (`200`).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PageBody {
@@ -117,6 +124,8 @@ pub mod code {
     pub const EPOCH_TAKEN: &str = "epoch_taken";
     /// A message for an epoch already committed away.
     pub const STALE_EPOCH: &str = "stale_epoch";
+    /// No tree blob under this locator (never stored, or expired).
+    pub const UNKNOWN_TREE: &str = "unknown_tree";
     /// A cursor past the end of the mailbox or out of range.
     pub const CURSOR_OUT_OF_RANGE: &str = "cursor_out_of_range";
     /// Rate limited.

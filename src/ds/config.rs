@@ -23,6 +23,12 @@ pub struct Config {
     /// Largest payload in bytes.
     #[arg(long, env = "ATMLS_DS_MAX_PAYLOAD", default_value_t = crate::transport::MAX_PAYLOAD)]
     pub max_payload: usize,
+    /// Largest ratchet-tree blob in bytes (LG-T-3).
+    #[arg(long, env = "ATMLS_DS_MAX_TREE", default_value_t = crate::transport::MAX_TREE_BLOB)]
+    pub max_tree: usize,
+    /// Seconds a ratchet-tree blob is kept (LG-T-4).
+    #[arg(long, env = "ATMLS_DS_TREE_RETENTION", default_value_t = crate::transport::TREE_TTL_SECS)]
+    pub tree_retention: u64,
     /// Posts per second per mailbox (bursts of twice that); 0 disables.
     #[arg(long, env = "ATMLS_DS_RATE_MAILBOX", default_value_t = 50)]
     pub rate_mailbox: u32,
@@ -94,6 +100,8 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error>> {
             max_payload: cfg.max_payload,
             rate_mailbox: cfg.rate_mailbox,
             rate_address: cfg.rate_address,
+            max_tree: cfg.max_tree,
+            tree_retention: cfg.tree_retention,
         },
         stop_rx,
     ));
@@ -121,6 +129,13 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error>> {
                         tracing::info!(items = n, "pruned expired items");
                     }
                     Err(e) => tracing::warn!(error = %e, "pruning failed"),
+                }
+                match store.prune_trees(now).await {
+                    Ok(n) => {
+                        svc.metrics.pruned(n);
+                        tracing::info!(trees = n, "pruned expired trees");
+                    }
+                    Err(e) => tracing::warn!(error = %e, "pruning trees failed"),
                 }
             }
         })

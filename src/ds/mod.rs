@@ -14,6 +14,8 @@ pub mod metrics;
 pub mod server;
 #[cfg(feature = "ds-server")]
 pub mod store;
+#[cfg(feature = "ds-server")]
+mod trees;
 
 #[cfg(feature = "ds-server")]
 pub use config::{run, Config};

@@ -37,13 +37,17 @@ pub struct Limits {
     pub rate_mailbox: u32,
     /// Requests per second per client address (0: unlimited).
     pub rate_address: u32,
+    /// Largest ratchet-tree blob, bytes (LG-T-3).
+    pub max_tree: usize,
+    /// Seconds a ratchet-tree blob is kept (LG-T-4).
+    pub tree_retention: u64,
 }
 
 /// Shared state of the handlers.
 pub struct Service {
-    store: Arc<dyn Store>,
+    pub(super) store: Arc<dyn Store>,
     hub: broadcast::Sender<[u8; 32]>,
-    limits: Limits,
+    pub(super) limits: Limits,
     by_mailbox: RateLimiter<[u8; 32]>,
     by_address: RateLimiter<IpAddr>,
     /// The metrics.
@@ -70,10 +74,20 @@ impl Service {
             shutdown,
         }
     }
+
+    /// Takes a token of the client address's rate limit (DS-9).
+    pub(super) fn allow_address(&self, addr: &SocketAddr) -> bool {
+        self.by_address.allow(&addr.ip())
+    }
 }
 
-/// An API error: status, code, message.
-struct ApiError(StatusCode, &'static str, String, Option<u64>);
+/// An API error: status, code, message, limit.
+pub(super) struct ApiError(
+    pub(super) StatusCode,
+    pub(super) &'static str,
+    pub(super) String,
+    pub(super) Option<u64>,
+);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -95,11 +109,20 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn malformed(what: impl Into<String>) -> ApiError {
+pub(super) fn rate_limited() -> ApiError {
+    ApiError(
+        StatusCode::TOO_MANY_REQUESTS,
+        code::RATE_LIMITED,
+        "too many requests from this address".into(),
+        None,
+    )
+}
+
+pub(super) fn malformed(what: impl Into<String>) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, code::MALFORMED, what.into(), None)
 }
 
-fn unavailable(e: StoreError) -> ApiError {
+pub(super) fn unavailable(e: StoreError) -> ApiError {
     tracing::warn!(error = %e, "store unavailable");
     ApiError(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -124,6 +147,10 @@ pub fn router(svc: Arc<Service>) -> Router {
         .route("/v1/mailboxes/{mailbox}/messages", post(post_message))
         .route("/v1/mailboxes/{mailbox}/welcomes", post(post_welcome))
         .route("/v1/mailboxes/{mailbox}/items", get(fetch))
+        .route(
+            "/v1/trees/{locator}",
+            get(super::trees::get_tree).put(super::trees::put_tree),
+        )
         .route("/v1/subscribe", post(subscribe))
         .route("/health", get(health))
         .route("/metrics", get(metrics))

@@ -5,6 +5,7 @@
 mod data;
 mod disappearing;
 mod outer;
+mod tree;
 mod validate;
 
 pub use data::{GroupData, GroupKind, GROUP_DATA_EXTENSION};
@@ -12,6 +13,8 @@ pub(crate) use disappearing::{check_context_change, disappearing_secs, with_disa
 pub use disappearing::{DISAPPEARING_EXTENSION, MAX_DISAPPEARING_SECS};
 pub use outer::seal as seal_for_transport;
 pub(crate) use outer::{open as outer_open, seal as outer_seal};
+pub(crate) use tree::{staging_error, TreeRef};
+pub use tree::{TreeError, WELCOME_TREE_EXTENSION};
 pub(crate) use validate::{
     member_leaves, validate_joined_tree, validate_proposal, validate_staged_commit, Validation,
 };
@@ -139,6 +142,9 @@ pub enum GroupError {
     /// A Welcome did not match any of our KeyPackages or failed to join.
     #[error("cannot join from Welcome: {0}")]
     Welcome(String),
+    /// A Welcome's out-of-band ratchet tree was missing or bad (spec/large-groups.md LG-T-5).
+    #[error("cannot join from Welcome: {0}")]
+    WelcomeTree(TreeError),
     /// An MLS library failure on our side.
     #[error("mls: {0}")]
     Mls(String),
@@ -196,7 +202,8 @@ pub(crate) fn create_config(
         .map_err(|e| GroupError::Mls(e.to_string()))?;
     let config = MlsGroupCreateConfig::builder()
         .ciphersuite(cs)
-        .use_ratchet_tree_extension(true)
+        // The tree travels out of band (spec/large-groups.md LG-T-1).
+        .use_ratchet_tree_extension(false)
         .wire_format_policy(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY)
         .max_past_epochs(0)
         .sender_ratchet_configuration(SenderRatchetConfiguration::new(20, 1000))
@@ -211,7 +218,7 @@ pub(crate) fn create_config(
 /// The configuration a joiner uses.
 pub(crate) fn join_config() -> MlsGroupJoinConfig {
     MlsGroupJoinConfig::builder()
-        .use_ratchet_tree_extension(true)
+        .use_ratchet_tree_extension(false)
         .wire_format_policy(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY)
         .max_past_epochs(0)
         .sender_ratchet_configuration(SenderRatchetConfiguration::new(20, 1000))

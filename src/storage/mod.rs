@@ -109,6 +109,12 @@ CREATE TABLE atmls_revoked (installation BLOB PRIMARY KEY, did TEXT NOT NULL, se
     r#"
 CREATE TABLE atmls_pin_predecessors (did TEXT NOT NULL, key BLOB NOT NULL, PRIMARY KEY (did, key));
 "#,
+    // v6: the ratchet tree out of band (spec/large-groups.md LG-T-*): the seed of an outgoing
+    // commit's tree reference, and trees waiting for upload before their Welcomes go out.
+    r#"
+ALTER TABLE atmls_outbox ADD COLUMN tree_seed BLOB;
+CREATE TABLE atmls_tree_outbox (locator BLOB PRIMARY KEY, blob BLOB NOT NULL);
+"#,
 ];
 
 /// Rust steps run right after the SQL migration of the same version, in its transaction

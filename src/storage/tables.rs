@@ -175,26 +175,36 @@ pub(crate) struct Outgoing {
     pub welcome: Option<Vec<u8>>,
     /// Welcome mailboxes of the devices being added.
     pub recipients: Vec<[u8; 32]>,
+    /// Seed of the reference to the tree its Welcome points to (LG-T-2).
+    pub tree_seed: Option<[u8; 32]>,
 }
 
 pub(crate) fn outbox_put(c: &Connection, group_id: &[u8], o: &Outgoing) -> R<()> {
     let rec: Vec<u8> = o.recipients.iter().flatten().copied().collect();
     c.execute(
-        "INSERT OR REPLACE INTO atmls_outbox (group_id, epoch_tag, idem, commit_msg, welcome, recipients) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![group_id, o.epoch_tag.to_vec(), o.idem.to_vec(), o.commit, o.welcome, rec],
+        "INSERT OR REPLACE INTO atmls_outbox (group_id, epoch_tag, idem, commit_msg, welcome, recipients, tree_seed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![group_id, o.epoch_tag.to_vec(), o.idem.to_vec(), o.commit, o.welcome, rec, o.tree_seed.map(|s| s.to_vec())],
     )?;
     Ok(())
 }
 
 pub(crate) fn outbox_get(c: &Connection, group_id: &[u8]) -> R<Option<Outgoing>> {
-    let row: Option<(Vec<u8>, Vec<u8>, Vec<u8>, Option<Vec<u8>>, Vec<u8>)> = c
+    type Row = (
+        Vec<u8>,
+        Vec<u8>,
+        Vec<u8>,
+        Option<Vec<u8>>,
+        Vec<u8>,
+        Option<Vec<u8>>,
+    );
+    let row: Option<Row> = c
         .query_row(
-            "SELECT epoch_tag, idem, commit_msg, welcome, recipients FROM atmls_outbox WHERE group_id = ?1",
+            "SELECT epoch_tag, idem, commit_msg, welcome, recipients, tree_seed FROM atmls_outbox WHERE group_id = ?1",
             [group_id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
         )
         .optional()?;
-    row.map(|(t, i, commit, welcome, rec)| {
+    row.map(|(t, i, commit, welcome, rec, seed)| {
         Ok(Outgoing {
             epoch_tag: t
                 .try_into()
@@ -208,6 +218,9 @@ pub(crate) fn outbox_get(c: &Connection, group_id: &[u8]) -> R<Option<Outgoing>>
                 .chunks_exact(32)
                 .map(|c| <[u8; 32]>::try_from(c).map_err(|_| StorageError::Corrupt("recipients")))
                 .collect::<R<_>>()?,
+            tree_seed: seed
+                .map(|s| s.try_into().map_err(|_| StorageError::Corrupt("tree seed")))
+                .transpose()?,
         })
     })
     .transpose()
@@ -261,6 +274,47 @@ pub(crate) fn welcome_pending(c: &Connection) -> R<Vec<(i64, [u8; 32], [u8; 16],
 
 pub(crate) fn welcome_sent(c: &Connection, id: i64) -> R<()> {
     c.execute("DELETE FROM atmls_welcome_outbox WHERE id = ?1", [id])?;
+    Ok(())
+}
+
+/// A sealed ratchet tree to upload before the Welcomes queued with it (LG-T-3).
+pub(crate) fn tree_queue(c: &Connection, locator: &[u8; 32], blob: &[u8]) -> R<()> {
+    c.execute(
+        "INSERT OR REPLACE INTO atmls_tree_outbox (locator, blob) VALUES (?1, ?2)",
+        params![locator.to_vec(), blob],
+    )?;
+    Ok(())
+}
+
+/// Locators of the trees waiting for upload (their blobs are read one at a time: each can be
+/// megabytes).
+pub(crate) fn tree_pending(c: &Connection) -> R<Vec<[u8; 32]>> {
+    let mut stmt = c.prepare("SELECT locator FROM atmls_tree_outbox ORDER BY rowid")?;
+    let rows = stmt
+        .query_map([], |r| r.get::<_, Vec<u8>>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter()
+        .map(|l| {
+            l.try_into()
+                .map_err(|_| StorageError::Corrupt("tree locator"))
+        })
+        .collect()
+}
+
+pub(crate) fn tree_blob(c: &Connection, locator: &[u8; 32]) -> R<Option<Vec<u8>>> {
+    Ok(c.query_row(
+        "SELECT blob FROM atmls_tree_outbox WHERE locator = ?1",
+        [locator.as_slice()],
+        |r| r.get(0),
+    )
+    .optional()?)
+}
+
+pub(crate) fn tree_sent(c: &Connection, locator: &[u8; 32]) -> R<()> {
+    c.execute(
+        "DELETE FROM atmls_tree_outbox WHERE locator = ?1",
+        [locator.as_slice()],
+    )?;
     Ok(())
 }
 

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use super::{
     CommitOutcome, Delivered, EpochTag, IdempotencyKey, Mailbox, MailboxId, Page, SendOutcome,
-    Subscription, Transport, TransportError,
+    Subscription, Transport, TransportError, TreeLocator, MAX_TREE_BLOB,
 };
 use crate::ds::api::{self, code, Accepted, ErrorBody, Item, PageBody, SubscribeBody};
 
@@ -73,17 +73,18 @@ impl HttpTransport {
     }
 
     async fn body(resp: Response) -> Result<Vec<u8>, TransportError> {
-        if resp
-            .content_length()
-            .is_some_and(|n| n > MAX_RESPONSE as u64)
-        {
+        Self::body_limited(resp, MAX_RESPONSE).await
+    }
+
+    async fn body_limited(resp: Response, limit: usize) -> Result<Vec<u8>, TransportError> {
+        if resp.content_length().is_some_and(|n| n > limit as u64) {
             return Err(TransportError::Refused("response too large".into()));
         }
         let mut out = Vec::new();
         let mut s = resp.bytes_stream();
         while let Some(chunk) = s.next().await {
             let chunk = chunk.map_err(unavailable)?;
-            if out.len() + chunk.len() > MAX_RESPONSE {
+            if out.len() + chunk.len() > limit {
                 return Err(TransportError::Refused("response too large".into()));
             }
             out.extend_from_slice(&chunk);
@@ -107,10 +108,30 @@ impl HttpTransport {
                 limit: e.limit.unwrap_or(0) as usize,
             },
             code::FORBIDDEN => TransportError::Forbidden,
+            code::UNKNOWN_TREE => TransportError::NotFound,
             code::RATE_LIMITED => TransportError::RateLimited,
             code::UNAVAILABLE => TransportError::Unavailable(e.message),
             _ => TransportError::Refused(format!("{}: {}", e.error, e.message)),
         })
+    }
+
+    /// Runs `attempt` until it succeeds, fails for good, or [`ATTEMPTS`] retryable failures.
+    async fn retrying<T, F, Fut>(&self, attempt: F) -> Result<T, TransportError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, TransportError>>,
+    {
+        let mut last = TransportError::Unavailable("no attempt".into());
+        for n in 0..ATTEMPTS {
+            if n > 0 {
+                tokio::time::sleep(Duration::from_millis(50 << n.min(5))).await;
+            }
+            match attempt().await {
+                Err(e) if e.is_retryable() => last = e,
+                other => return other,
+            }
+        }
+        Err(last)
     }
 
     async fn post(
@@ -282,6 +303,59 @@ impl Transport for HttpTransport {
             }
         }
         Err(last)
+    }
+
+    async fn put_tree(&self, locator: &TreeLocator, blob: &[u8]) -> Result<(), TransportError> {
+        if blob.len() > MAX_TREE_BLOB {
+            return Err(TransportError::PayloadTooLarge {
+                size: blob.len(),
+                limit: MAX_TREE_BLOB,
+            });
+        }
+        let url = format!("{}/v1/trees/{}", self.base, hex::encode(locator.0));
+        // The locator makes the upload idempotent (DS-API-10): retrying is safe.
+        self.retrying(|| async {
+            let resp = self
+                .http
+                .put(&url)
+                .header("content-type", "application/octet-stream")
+                .body(blob.to_vec())
+                .send()
+                .await
+                .map_err(unavailable)?;
+            let status = resp.status();
+            let body = Self::body(resp).await?;
+            if status.is_success() {
+                return Ok(());
+            }
+            Err(match Self::classify(status, &body) {
+                Err(TransportError::PayloadTooLarge { limit, .. }) => {
+                    TransportError::PayloadTooLarge {
+                        size: blob.len(),
+                        limit,
+                    }
+                }
+                Err(e) => e,
+                Ok(e) => TransportError::Refused(e.message),
+            })
+        })
+        .await
+    }
+
+    async fn fetch_tree(&self, locator: &TreeLocator) -> Result<Vec<u8>, TransportError> {
+        let url = format!("{}/v1/trees/{}", self.base, hex::encode(locator.0));
+        self.retrying(|| async {
+            let resp = self.http.get(&url).send().await.map_err(unavailable)?;
+            let status = resp.status();
+            if status.is_success() {
+                return Self::body_limited(resp, MAX_TREE_BLOB).await;
+            }
+            let body = Self::body(resp).await?;
+            Err(Self::classify(status, &body)
+                .err()
+                .unwrap_or_else(|| TransportError::Refused(format!("answered {status}"))))
+        })
+        .await
     }
 
     async fn subscribe(&self, mailboxes: &[MailboxId]) -> Result<Subscription, TransportError> {

@@ -2,6 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
@@ -9,7 +10,8 @@ use tokio::sync::mpsc;
 
 use super::{
     CommitOutcome, Delivered, EpochTag, IdempotencyKey, Kind, Mailbox, MailboxId, Page,
-    SendOutcome, Subscription, Transport, TransportError, MAX_PAYLOAD, MAX_WELCOME_PAYLOAD,
+    SendOutcome, Subscription, Transport, TransportError, TreeLocator, MAX_PAYLOAD,
+    MAX_TREE_BLOB, MAX_WELCOME_PAYLOAD, TREE_TTL_SECS,
 };
 
 #[derive(Default)]
@@ -27,6 +29,8 @@ struct Slot {
 struct State {
     boxes: HashMap<MailboxId, Slot>,
     subscribers: Vec<(HashSet<MailboxId>, mpsc::UnboundedSender<MailboxId>)>,
+    /// Ratchet-tree blobs and when they expire (LG-T-3, LG-T-4).
+    trees: HashMap<TreeLocator, (Vec<u8>, Instant)>,
 }
 
 /// One commit per epoch per mailbox, idempotent sends, cursors, subscriptions: all in memory.
@@ -43,9 +47,15 @@ struct State {
 /// assert!(matches!(second, CommitOutcome::Rejected { .. }));
 /// # });
 /// ```
-#[derive(Default)]
 pub struct MemoryTransport {
     state: Mutex<State>,
+    tree_ttl: Duration,
+}
+
+impl Default for MemoryTransport {
+    fn default() -> Self {
+        Self::with_tree_ttl(Duration::from_secs(TREE_TTL_SECS))
+    }
 }
 
 fn capability_hash(secret: &Option<[u8; 32]>) -> Option<[u8; 32]> {
@@ -56,6 +66,15 @@ impl MemoryTransport {
     /// An empty transport.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty transport that keeps ratchet-tree blobs for `ttl` instead of
+    /// [`TREE_TTL_SECS`] (tests of expiry).
+    pub fn with_tree_ttl(ttl: Duration) -> Self {
+        MemoryTransport {
+            state: Mutex::new(State::default()),
+            tree_ttl: ttl,
+        }
     }
 
     fn with<R>(
@@ -216,6 +235,40 @@ impl Transport for MemoryTransport {
         })?;
         Ok(Subscription::new(rx))
     }
+
+    async fn put_tree(&self, locator: &TreeLocator, blob: &[u8]) -> Result<(), TransportError> {
+        if blob.len() > MAX_TREE_BLOB {
+            return Err(TransportError::PayloadTooLarge {
+                size: blob.len(),
+                limit: MAX_TREE_BLOB,
+            });
+        }
+        if blob.is_empty() {
+            return Err(TransportError::Refused("empty tree blob".into()));
+        }
+        let now = Instant::now();
+        self.with(|st| {
+            st.trees.retain(|_, (_, until)| *until > now);
+            match st.trees.get(locator) {
+                Some((have, _)) if have.as_slice() == blob => Ok(()),
+                Some(_) => Err(TransportError::Refused(
+                    "another tree is stored under this locator".into(),
+                )),
+                None => {
+                    st.trees.insert(*locator, (blob.to_vec(), now + self.tree_ttl));
+                    Ok(())
+                }
+            }
+        })
+    }
+
+    async fn fetch_tree(&self, locator: &TreeLocator) -> Result<Vec<u8>, TransportError> {
+        let now = Instant::now();
+        self.with(|st| match st.trees.get(locator) {
+            Some((blob, until)) if *until > now => Ok(blob.clone()),
+            _ => Err(TransportError::NotFound),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -342,6 +395,32 @@ mod tests {
             }
         }
         assert_eq!(got, (0..25).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn lg_t_3_tree_blobs_are_idempotent_bounded_and_expire() {
+        let t = MemoryTransport::with_tree_ttl(Duration::from_millis(200));
+        let l = TreeLocator([4; 32]);
+        assert_eq!(t.fetch_tree(&l).await, Err(TransportError::NotFound));
+        t.put_tree(&l, b"tree").await.unwrap();
+        t.put_tree(&l, b"tree").await.unwrap();
+        assert!(matches!(
+            t.put_tree(&l, b"other").await,
+            Err(TransportError::Refused(_))
+        ));
+        assert_eq!(t.fetch_tree(&l).await.unwrap(), b"tree");
+        let big = vec![0u8; MAX_TREE_BLOB + 1];
+        let e = t.put_tree(&TreeLocator([5; 32]), &big).await.unwrap_err();
+        assert!(matches!(e, TransportError::PayloadTooLarge { .. }));
+        assert!(!e.is_retryable());
+        assert_eq!(
+            t.fetch_tree(&TreeLocator([5; 32])).await,
+            Err(TransportError::NotFound)
+        );
+        // LG-T-4: gone after its time to live.
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert_eq!(t.fetch_tree(&l).await, Err(TransportError::NotFound));
+        assert!(!TransportError::NotFound.is_retryable());
     }
 
     #[tokio::test]

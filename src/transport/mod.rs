@@ -27,6 +27,15 @@ pub const MAX_PAYLOAD: usize = 1 << 20;
 /// groups of about 30,000 members.
 pub const MAX_WELCOME_PAYLOAD: usize = 16 << 20;
 
+/// Largest ratchet-tree blob a transport must accept (64 MiB): a Welcome's tree travels out of
+/// band (spec/large-groups.md LG-T-3), about 550 bytes per member, so this fits groups of
+/// about 100,000 members.
+pub const MAX_TREE_BLOB: usize = 64 << 20;
+
+/// How long a transport keeps a ratchet-tree blob (7 days): as long as a joiner may take to
+/// process its Welcome (LG-T-4).
+pub const TREE_TTL_SECS: u64 = 7 * 24 * 3600;
+
 /// Opaque id of a mailbox (a group's, or a device's Welcome mailbox).
 #[derive(
     Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, serde::Serialize, serde::Deserialize,
@@ -74,6 +83,12 @@ impl Mailbox {
         }
     }
 }
+
+/// Unguessable name of a stored ratchet-tree blob: 32 random bytes chosen by the committer and
+/// told only to the joiners (inside their encrypted Welcome). Knowing it is the right to read
+/// the blob (a capability, LG-T-3).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct TreeLocator(pub [u8; 32]);
 
 /// Opaque per-epoch ordering key: equal for all members in the same epoch of a group,
 /// unpredictable to anyone else.
@@ -190,6 +205,9 @@ pub enum TransportError {
     /// Rate limited; retry later.
     #[error("rate limited")]
     RateLimited,
+    /// Nothing is stored under this name (never stored, or expired).
+    #[error("not found (never stored or expired)")]
+    NotFound,
     /// Any other refusal.
     #[error("transport refused: {0}")]
     Refused(String),
@@ -245,4 +263,13 @@ pub trait Transport: Send + Sync + 'static {
 
     /// Notifications of new items in any of `mailboxes`.
     async fn subscribe(&self, mailboxes: &[MailboxId]) -> Result<Subscription, TransportError>;
+
+    /// Stores an opaque ratchet-tree blob under `locator` for [`TREE_TTL_SECS`] (LG-T-3).
+    /// Idempotent: storing the same bytes again under the same locator succeeds and stores
+    /// nothing new; other bytes under a stored locator are refused. Blobs over
+    /// [`MAX_TREE_BLOB`] are refused with `PayloadTooLarge`.
+    async fn put_tree(&self, locator: &TreeLocator, blob: &[u8]) -> Result<(), TransportError>;
+
+    /// The blob stored under `locator`; `NotFound` if there is none or it expired.
+    async fn fetch_tree(&self, locator: &TreeLocator) -> Result<Vec<u8>, TransportError>;
 }

@@ -167,4 +167,10 @@ impl Transport for TestTransport {
     async fn subscribe(&self, m: &[MailboxId]) -> Result<Subscription, TransportError> {
         self.inner.subscribe(m).await
     }
+    async fn put_tree(&self, l: &TreeLocator, b: &[u8]) -> Result<(), TransportError> {
+        self.inner.put_tree(l, b).await
+    }
+    async fn fetch_tree(&self, l: &TreeLocator) -> Result<Vec<u8>, TransportError> {
+        self.inner.fetch_tree(l).await
+    }
 }

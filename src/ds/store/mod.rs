@@ -78,6 +78,15 @@ pub enum Fetched {
     CursorAhead,
 }
 
+/// What the store did with a tree blob (LG-T-3).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TreePut {
+    /// Stored (now, or before with the same bytes) until this time, unix seconds.
+    Stored(i64),
+    /// Other bytes are stored under this locator; nothing was changed.
+    Conflict,
+}
+
 /// Errors of a store: all retryable from the client's point of view.
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +124,29 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes messages and Welcomes created before `messages_before`, and whole mailboxes not
     /// written since `idle_before` (unix seconds); returns how many items went (DS-10).
     async fn prune(&self, messages_before: i64, idle_before: i64) -> Result<u64, StoreError>;
+
+    /// Stores a ratchet-tree blob under `locator` until `expires` (unix seconds), unless a
+    /// live blob is already there: the same bytes answer `Stored` with the original expiry,
+    /// other bytes `Conflict` (LG-T-3). An expired blob not yet pruned counts as absent.
+    async fn put_tree(
+        &self,
+        locator: [u8; 32],
+        blob: Vec<u8>,
+        now: i64,
+        expires: i64,
+    ) -> Result<TreePut, StoreError>;
+
+    /// The live blob under `locator` at time `now`, if any (LG-T-4).
+    async fn get_tree(&self, locator: [u8; 32], now: i64) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Deletes tree blobs expired at `now`; returns how many went (LG-T-4).
+    async fn prune_trees(&self, now: i64) -> Result<u64, StoreError>;
+}
+
+/// The digest a store keeps beside a tree blob to recognise a repeated upload cheaply.
+pub(crate) fn tree_digest(blob: &[u8]) -> Vec<u8> {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(blob).to_vec()
 }
 
 pub(crate) fn kind_to_i16(k: Kind) -> i16 {

@@ -11,7 +11,8 @@ use sqlx::Row;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::{
-    kind_from_i16, kind_to_i16, unix_now, Fetched, Outcome, Post, Store, StoreError, StoredItem,
+    kind_from_i16, kind_to_i16, tree_digest, unix_now, Fetched, Outcome, Post, Store, StoreError,
+    StoredItem, TreePut,
 };
 use crate::transport::Kind;
 
@@ -123,6 +124,19 @@ const MIGRATIONS: &[(i64, &str)] = &[
         END LOOP;
     END
     $$ LANGUAGE plpgsql;
+    "#,
+    ),
+    (
+        3,
+        r#"
+    -- Ratchet-tree blobs of Welcomes (LG-T-3): opaque, under a random locator, until expiry.
+    CREATE TABLE trees (
+        locator BYTEA PRIMARY KEY,
+        digest BYTEA NOT NULL,
+        blob BYTEA NOT NULL,
+        expires BIGINT NOT NULL
+    );
+    CREATE INDEX trees_expires ON trees (expires);
     "#,
     ),
 ];
@@ -461,5 +475,75 @@ impl Store for PgStore {
             .map_err(db)?;
         tx.commit().await.map_err(db)?;
         Ok(a + b)
+    }
+
+    async fn put_tree(
+        &self,
+        locator: [u8; 32],
+        blob: Vec<u8>,
+        now: i64,
+        expires: i64,
+    ) -> Result<TreePut, StoreError> {
+        let digest = tree_digest(&blob);
+        // One statement: insert, or replace an expired blob; a live one is left alone and
+        // read back to tell a repeat from a conflict. The row lock of the conflicting row
+        // orders concurrent uploads across processes.
+        let stored: Option<i64> = sqlx::query(
+            "INSERT INTO trees (locator, digest, blob, expires) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (locator) DO UPDATE
+                SET digest = EXCLUDED.digest, blob = EXCLUDED.blob, expires = EXCLUDED.expires
+                WHERE trees.expires <= $5
+             RETURNING expires",
+        )
+        .bind(locator.as_slice())
+        .bind(&digest)
+        .bind(&blob)
+        .bind(expires)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?
+        .map(|r| r.try_get(0))
+        .transpose()
+        .map_err(db)?;
+        if let Some(e) = stored {
+            return Ok(TreePut::Stored(e));
+        }
+        let have = sqlx::query("SELECT digest, expires FROM trees WHERE locator = $1")
+            .bind(locator.as_slice())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        let Some(row) = have else {
+            return Err(StoreError::Db("tree vanished during upload".into()));
+        };
+        let d: Vec<u8> = row.try_get(0).map_err(db)?;
+        let e: i64 = row.try_get(1).map_err(db)?;
+        Ok(if d == digest {
+            TreePut::Stored(e)
+        } else {
+            TreePut::Conflict
+        })
+    }
+
+    async fn get_tree(&self, locator: [u8; 32], now: i64) -> Result<Option<Vec<u8>>, StoreError> {
+        sqlx::query("SELECT blob FROM trees WHERE locator = $1 AND expires > $2")
+            .bind(locator.as_slice())
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?
+            .map(|r| r.try_get(0))
+            .transpose()
+            .map_err(db)
+    }
+
+    async fn prune_trees(&self, now: i64) -> Result<u64, StoreError> {
+        Ok(sqlx::query("DELETE FROM trees WHERE expires <= $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?
+            .rows_affected())
     }
 }

@@ -9,13 +9,14 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    kind_from_i16, kind_to_i16, mailbox_kind_of, unix_now, Fetched, Outcome, Post, Store,
-    StoreError, StoredItem,
+    kind_from_i16, kind_to_i16, mailbox_kind_of, tree_digest, unix_now, Fetched, Outcome, Post,
+    Store, StoreError, StoredItem, TreePut,
 };
 use crate::transport::Kind;
 
 /// Versioned migrations, applied in order, each once (DS-11).
-const MIGRATIONS: &[(i64, &str)] = &[(
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
     1,
     "CREATE TABLE mailboxes (
         id BLOB PRIMARY KEY,
@@ -36,7 +37,19 @@ const MIGRATIONS: &[(i64, &str)] = &[(
     );
     CREATE UNIQUE INDEX items_one_commit_per_epoch ON items (mailbox, epoch) WHERE kind = 1;
     CREATE INDEX items_created ON items (created) WHERE kind <> 1;",
-)];
+    ),
+    // Ratchet-tree blobs of Welcomes (LG-T-3): opaque, under a random locator, until expiry.
+    (
+        2,
+        "CREATE TABLE trees (
+        locator BLOB PRIMARY KEY,
+        digest BLOB NOT NULL,
+        blob BLOB NOT NULL,
+        expires INTEGER NOT NULL
+    );
+    CREATE INDEX trees_expires ON trees (expires);",
+    ),
+];
 
 /// Most posts applied in one transaction.
 const BATCH: usize = 256;
@@ -257,6 +270,9 @@ impl SqliteStore {
         })
     }
 
+    /// Runs `f` on a pooled connection (reads, and the tree writes, which do not go through
+    /// the batching writer: they are rare, independent of mailboxes, and SQLite's busy timeout
+    /// serializes them with the writer's transactions).
     async fn read<R: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
@@ -366,6 +382,76 @@ impl Store for SqliteStore {
         .await
         .map_err(|e| StoreError::Db(e.to_string()))?
     }
+
+    async fn put_tree(
+        &self,
+        locator: [u8; 32],
+        blob: Vec<u8>,
+        now: i64,
+        expires: i64,
+    ) -> Result<TreePut, StoreError> {
+        self.read(move |c| put_tree_in(c, locator, &blob, now, expires))
+            .await
+    }
+
+    async fn get_tree(&self, locator: [u8; 32], now: i64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read(move |c| {
+            c.prepare_cached("SELECT blob FROM trees WHERE locator = ?1 AND expires > ?2")
+                .map_err(db)?
+                .query_row(params![locator.as_slice(), now], |r| r.get(0))
+                .optional()
+                .map_err(db)
+        })
+        .await
+    }
+
+    async fn prune_trees(&self, now: i64) -> Result<u64, StoreError> {
+        self.read(move |c| {
+            c.execute("DELETE FROM trees WHERE expires <= ?1", [now])
+                .map(|n| n as u64)
+                .map_err(db)
+        })
+        .await
+    }
+}
+
+fn put_tree_in(
+    c: &Connection,
+    locator: [u8; 32],
+    blob: &[u8],
+    now: i64,
+    expires: i64,
+) -> Result<TreePut, StoreError> {
+    // IMMEDIATE: the write lock is taken first, so the check and the insert are one step.
+    c.execute_batch("BEGIN IMMEDIATE").map_err(db)?;
+    let r = (|| {
+        let digest = tree_digest(blob);
+        let have: Option<(Vec<u8>, i64)> = c
+            .prepare_cached("SELECT digest, expires FROM trees WHERE locator = ?1")
+            .map_err(db)?
+            .query_row([locator.as_slice()], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()
+            .map_err(db)?;
+        Ok(match have {
+            Some((d, e)) if e > now && d == digest => TreePut::Stored(e),
+            Some((_, e)) if e > now => TreePut::Conflict,
+            _ => {
+                c.prepare_cached(
+                    "INSERT OR REPLACE INTO trees (locator, digest, blob, expires)
+                     VALUES (?1, ?2, ?3, ?4)",
+                )
+                .map_err(db)?
+                .execute(params![locator.as_slice(), digest, blob, expires])
+                .map_err(db)?;
+                TreePut::Stored(expires)
+            }
+        })
+    })()
+    .and_then(|out| c.execute_batch("COMMIT").map_err(db).map(|()| out));
+    if r.is_err() {
+        let _ = c.execute_batch("ROLLBACK");
+    }
+    r
 }
 
 #[cfg(test)]
@@ -445,6 +531,37 @@ mod tests {
             s.fetch([7; 32], 0, 10, 1 << 20).await.unwrap(),
             Fetched::Page(vec![], false)
         );
+    }
+
+    #[tokio::test]
+    async fn lg_t_3_lg_t_4_store_trees_idempotent_conflicting_and_expiring() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path().join("s.db")).unwrap();
+        let l = [3u8; 32];
+        assert_eq!(s.get_tree(l, 100).await.unwrap(), None);
+        assert_eq!(
+            s.put_tree(l, b"t".to_vec(), 100, 200).await.unwrap(),
+            TreePut::Stored(200)
+        );
+        // Same bytes later: the original expiry; other bytes: a conflict, nothing changed.
+        assert_eq!(
+            s.put_tree(l, b"t".to_vec(), 150, 250).await.unwrap(),
+            TreePut::Stored(200)
+        );
+        assert_eq!(
+            s.put_tree(l, b"x".to_vec(), 150, 250).await.unwrap(),
+            TreePut::Conflict
+        );
+        assert_eq!(s.get_tree(l, 199).await.unwrap(), Some(b"t".to_vec()));
+        // Expired: invisible before pruning, replaceable, and pruned.
+        assert_eq!(s.get_tree(l, 200).await.unwrap(), None);
+        assert_eq!(s.prune_trees(199).await.unwrap(), 0);
+        assert_eq!(s.prune_trees(200).await.unwrap(), 1);
+        assert_eq!(
+            s.put_tree(l, b"x".to_vec(), 300, 400).await.unwrap(),
+            TreePut::Stored(400)
+        );
+        assert_eq!(s.get_tree(l, 300).await.unwrap(), Some(b"x".to_vec()));
     }
 
     #[tokio::test]
