@@ -11,7 +11,7 @@ use crate::content::{
     ReactionAction,
 };
 use crate::credential::AtmlsIdentity;
-use crate::group::{check_context_change, GroupError, GroupId, Member};
+use crate::group::{authorize_commit, GovernanceChange, GroupError, GroupId, Member};
 use crate::identity::{Did, PublicKey};
 use crate::storage::history::{self as store, HistoryRow};
 use crate::storage::StorageError;
@@ -442,9 +442,14 @@ pub(crate) fn own_commit_update(
                 .and_then(|l| member(l.credential()))
         })
         .collect();
-    let disappearing_secs =
-        check_context_change(g.extensions(), staged.group_context().extensions())?;
-    Ok(update_if_any(me.clone(), added, removed, disappearing_secs))
+    let effect = authorize_commit(g, staged, g.own_leaf_index())?;
+    Ok(update_if_any(
+        me.clone(),
+        added,
+        removed,
+        effect.timer,
+        effect.changes,
+    ))
 }
 
 /// A group update, unless the commit changed nothing worth showing (a key update).
@@ -453,15 +458,19 @@ pub(crate) fn update_if_any(
     added: Vec<Member>,
     removed: Vec<Member>,
     disappearing_secs: Option<u32>,
+    changes: Vec<GovernanceChange>,
 ) -> Option<GroupUpdated> {
-    (!added.is_empty() || !removed.is_empty() || disappearing_secs.is_some()).then_some(
-        GroupUpdated {
-            by,
-            added,
-            removed,
-            disappearing_secs,
-        },
-    )
+    (!added.is_empty()
+        || !removed.is_empty()
+        || disappearing_secs.is_some()
+        || !changes.is_empty())
+    .then_some(GroupUpdated {
+        by,
+        added,
+        removed,
+        disappearing_secs,
+        changes,
+    })
 }
 
 /// A stored row as the public item, with its reactions.

@@ -125,9 +125,29 @@ fn process_item(
                 received: unix_now(),
             };
             let timer = crate::group::disappearing_secs(g.extensions())?;
+            let gov = crate::group::Governance::from_extensions(g.extensions())
+                .map_err(GroupError::from)?;
+            // GOV-8: a post from an account without the Post permission is dropped.
+            if let Some(gv) = &gov {
+                let decoded = crate::content::Content::decode(&message.content);
+                if super::governance::is_post(&decoded)
+                    && !gv.allows(&message.sender.did, crate::group::Action::Post)
+                {
+                    let error = crate::group::GovernanceError::Forbidden {
+                        did: message.sender.did.clone(),
+                        action: crate::group::Action::Post,
+                    };
+                    tables::group_set_cursor(cx.c, &group.0, seq)?;
+                    return Ok(vec![Event::PostDropped { message, error }]);
+                }
+            }
+            let moderation = super::governance::RoleModeration {
+                base: cx.moderation,
+                gov,
+            };
             // A history-rule violation keeps the decryption (the message was valid MLS) but
             // changes no history (CONTENT-29).
-            match history::apply(cx.c, cx.moderation, &message, &bytes, timer) {
+            match history::apply(cx.c, &moderation, &message, &bytes, timer) {
                 Ok(()) => events.push(Event::Message(message)),
                 Err(ApplyError::Rejected(error)) => {
                     events.push(Event::ContentRejected { message, error })
@@ -158,17 +178,24 @@ fn process_item(
                     return Err(GroupError::NotAllowed("commit adds a revoked device").into());
                 }
             }
-            let timer_change = crate::group::check_context_change(
-                g.extensions(),
-                staged.group_context().extensions(),
-            )?;
+            // GOV-4: what the committer was not allowed to do is refused, unmerged.
+            let effect = crate::group::authorize_commit(&g, &staged, sender_index)?;
+            let timer_change = effect.timer;
             g.merge_staged_commit(&cx.p, *staged)
                 .map_err(|e| GroupError::InvalidCommit(e.to_string()))?;
+            for change in &effect.changes {
+                events.push(Event::GovernanceChanged {
+                    group: group.clone(),
+                    by: sender.did.clone(),
+                    change: change.clone(),
+                });
+            }
             if let Some(update) = history::update_if_any(
                 sender.did.clone(),
                 summary.added.clone(),
                 summary.removed.clone(),
                 timer_change,
+                effect.changes,
             ) {
                 let timer = crate::group::disappearing_secs(g.extensions())?;
                 history::record_update(cx.c, group, &inner, seq, &sender, &update, timer)?;
@@ -196,6 +223,9 @@ fn process_item(
             }
             if summary.self_removed {
                 tables::group_set_status(cx.c, &group.0, GroupStatus::Left)?;
+                // A removed or departed device keeps no group secrets (GROUP-9).
+                g.delete(cx.p.storage())
+                    .map_err(|e| Failure::Fatal(GroupError::Mls(e.to_string()).into()))?;
                 events.push(Event::Removed {
                     group: group.clone(),
                     by: sender.did,
@@ -246,6 +276,8 @@ fn process_welcome(cx: &Ctx<'_>, payload: &[u8], seq: u64) -> Result<Vec<Event>,
     let g = staged.into_group(&cx.p).map_err(|e| werr(&e))?;
     validate_joined_tree(&g, &pin_lookup(cx), unix_now())?;
     let data = GroupData::from_extensions(g.extensions())?;
+    // Roles, policies, metadata and invites must decode (GOV-3).
+    crate::group::check_context(g.extensions())?;
     // A malformed disappearing timer would make every later message unreadable (CONTENT-28).
     crate::group::disappearing_secs(g.extensions())?;
     let me = &cx.dev.did;
@@ -484,6 +516,8 @@ impl Session<'_> {
                 GroupStatus::Left => {}
             }
         }
+        // Join requests through invite links and handles (INV-4).
+        events.extend(self.serve_invites().await?);
         self.maintain_key_packages().await?;
         self.flush_welcomes().await?;
         // Trust events raised by directory lookups since the last sync (TRUST-1, TRUST-3).

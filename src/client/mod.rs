@@ -5,8 +5,10 @@
 mod content_api;
 mod error;
 mod events;
+mod governance;
 mod history;
 mod incoming;
+mod invites;
 mod keys;
 mod outgoing;
 mod state;
@@ -14,6 +16,9 @@ mod trust;
 
 pub use error::Error;
 pub use events::{Event, Message};
+pub use invites::{
+    InviteError, InviteLink, InviteOptions, JoinOutcome, JoinRequest, PendingJoin, RequestId,
+};
 pub use history::{
     AuthorOnly, HistoryCursor, HistoryError, HistoryItem, HistoryPage, ModerationPolicy,
     ReactionCount, ReadPosition, Revision, Tombstone,

@@ -136,10 +136,22 @@ pub(crate) fn validate_proposal(
             .certificate
             .did)
     };
-    if did_at(*from)? != did_at(r.removed())? {
+    let proposer = did_at(*from)?;
+    if proposer != did_at(r.removed())? {
         return Err(GroupError::NotAllowed(
             "a proposal may only remove the proposer's own devices",
         ));
+    }
+    // GOV-6: the last owner's leave request is refused; it must name a successor first.
+    if let Some(gov) = super::Governance::from_extensions(group.extensions())? {
+        let owner_left = gov.roles.iter().any(|(d, r)| {
+            r == super::Role::Owner
+                && *d != proposer
+                && member_leaves(group).iter().any(|(_, m)| &m.did == d)
+        });
+        if gov.roles.get(&proposer) == super::Role::Owner && !owner_left {
+            return Err(super::GovernanceError::LastOwner.into());
+        }
     }
     Ok(())
 }
