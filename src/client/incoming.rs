@@ -171,6 +171,9 @@ fn process_item(
             return Err(GroupError::NotAllowed("external join proposals").into());
         }
         ProcessedMessageContent::StagedCommitMessage(staged) => {
+            // GOV-4: what the committer was not allowed to do is refused, unmerged, before
+            // any directory lookup.
+            let effect = crate::group::authorize_commit(&g, &staged, sender_index)?;
             let summary =
                 validate_staged_commit(&g, &staged, sender_index, &pin_lookup(cx), unix_now())?;
             for m in &summary.added {
@@ -178,8 +181,6 @@ fn process_item(
                     return Err(GroupError::NotAllowed("commit adds a revoked device").into());
                 }
             }
-            // GOV-4: what the committer was not allowed to do is refused, unmerged.
-            let effect = crate::group::authorize_commit(&g, &staged, sender_index)?;
             let timer_change = effect.timer;
             g.merge_staged_commit(&cx.p, *staged)
                 .map_err(|e| GroupError::InvalidCommit(e.to_string()))?;

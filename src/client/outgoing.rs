@@ -210,6 +210,10 @@ impl Session<'_> {
     ) -> Result<(), Error> {
         for _ in 0..MAX_COMMIT_ATTEMPTS {
             self.sync_group(group).await?;
+            if let Intent::Add(dids) = &intent {
+                // GOV-4, before any directory lookup: nothing changes when it is refused.
+                self.check_may_add(group, dids)?;
+            }
             let kps = match &intent {
                 Intent::Add(dids) | Intent::AddViaInvite(dids, _) => {
                     let present: Vec<_> = self
@@ -232,6 +236,27 @@ impl Session<'_> {
             }
         }
         Err(Error::Conflict)
+    }
+
+    /// Refuses an add of new accounts that this account's role does not allow (GOV-4).
+    fn check_may_add(&mut self, group: &GroupId, dids: &[Did]) -> Result<(), Error> {
+        let me = self.inner.device.did.clone();
+        let present: Vec<Did> = self.inner.members(group)?.into_iter().map(|m| m.did).collect();
+        if !dids.iter().any(|d| *d != me && !present.contains(d)) {
+            return Ok(());
+        }
+        let gov = self.inner.atomic(|cx| {
+            let g = cx.load(group)?;
+            Ok::<_, Error>(
+                crate::group::Governance::from_extensions(g.extensions())
+                    .map_err(GroupError::from)?,
+            )
+        })?;
+        if let Some(gov) = gov {
+            gov.require(&me, crate::group::Action::AddMembers)
+                .map_err(GroupError::from)?;
+        }
+        Ok(())
     }
 
     /// Offers the stored outgoing commit to the transport and settles the outcome.

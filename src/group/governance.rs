@@ -237,6 +237,14 @@ impl Policies {
         )
     }
 
+    /// The extension's bytes (type [`POLICIES_EXTENSION`]).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        match self.to_extension() {
+            Extension::Unknown(_, b) => b.0,
+            _ => Vec::new(),
+        }
+    }
+
     /// Decodes the policies: every known action exactly once, in wire order.
     pub(crate) fn from_bytes(raw: &[u8]) -> Result<Self, GovernanceError> {
         let bad = || GovernanceError::Malformed("policies");
@@ -301,6 +309,14 @@ impl Roles {
             ROLES_EXTENSION,
             UnknownExtension(wire.tls_serialize_detached().unwrap_or_default()),
         )
+    }
+
+    /// The extension's bytes (type [`ROLES_EXTENSION`]).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        match self.to_extension() {
+            Extension::Unknown(_, b) => b.0,
+            _ => Vec::new(),
+        }
     }
 
     /// Decodes the roles: valid DIDs, strictly sorted (so distinct), no explicit member.

@@ -113,6 +113,14 @@ impl GroupMetadata {
         ))
     }
 
+    /// The extension's bytes (type [`METADATA_EXTENSION`]), after checking the limits.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, GovernanceError> {
+        match self.to_extension()? {
+            Extension::Unknown(_, b) => Ok(b.0),
+            _ => Err(GovernanceError::Malformed("metadata")),
+        }
+    }
+
     /// Decodes and checks the extension (untrusted: another member's commit).
     pub(crate) fn from_bytes(raw: &[u8]) -> Result<Self, GovernanceError> {
         let bad = || GovernanceError::Malformed("metadata");
