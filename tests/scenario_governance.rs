@@ -619,3 +619,35 @@ async fn gov_7_metadata_avatar_and_pins_round_trip_with_audit() {
     alice.sync().await.unwrap();
     assert!(alice.metadata(&g).await.unwrap().pinned.is_empty());
 }
+
+#[tokio::test]
+async fn inv_3_forged_invite_use_without_a_join_is_refused() {
+    let c = cast(Preset::AllMembers).await;
+    c.alice
+        .create_invite(&c.g, atmls::client::InviteOptions::default())
+        .await
+        .unwrap();
+    for m in [&c.bob, &c.carol, &c.dave] {
+        m.sync().await.unwrap();
+    }
+    // bob raises the use count by hand: version, count, secret (32), expiry (8),
+    // max uses (4), then uses (4, big-endian) at bytes 46..50.
+    let forged = forge(&c.bob_db, &c.g, |g, p, s| {
+        let mut raw = g
+            .extensions()
+            .unknown(atmls::group::INVITES_EXTENSION)
+            .unwrap()
+            .0
+            .clone();
+        raw[49] = 1;
+        let ext = with_extension(g, atmls::group::INVITES_EXTENSION, raw);
+        context_commit(ext)(g, p, s)
+    });
+    all_refuse(&c, &forged, |e| {
+        matches!(
+            e,
+            Error::Group(GroupError::Governance(GovernanceError::Immutable(_)))
+        )
+    })
+    .await;
+}
