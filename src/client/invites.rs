@@ -393,14 +393,8 @@ impl Session<'_> {
             match rec.state(unix_now()) {
                 InviteState::Open => {
                     // INV-4: the request must come from a current device of that account.
-                    let kps = self.collect_key_packages(&[did.clone()], &[], true).await?;
-                    let device = kps.iter().any(|k| {
-                        crate::credential::AtmlsIdentity::from_credential(
-                            k.leaf_node().credential(),
-                        )
-                        .is_ok_and(|i| i.certificate.installation_key.0 == req.installation)
-                    });
-                    if !device {
+                    let account = self.verified_account(&did).await?;
+                    if !account.devices.contains(&PublicKey(req.installation)) {
                         JoinOutcome::Declined
                     } else {
                         match self
