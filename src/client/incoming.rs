@@ -271,8 +271,18 @@ fn process_welcome(cx: &Ctx<'_>, payload: &[u8], seq: u64) -> Result<Vec<Event>,
     let staged = pw.into_staged_welcome(&cx.p, None).map_err(|e| werr(&e))?;
     let by = member_from(staged.welcome_sender().map_err(|e| werr(&e))?.credential())?.did;
     let gid = GroupId(staged.group_context().group_id().as_slice().to_vec());
-    if tables::group_get(cx.c, &gid.0)?.is_some() {
-        return Err(GroupError::Welcome("already joined this group".into()).into());
+    match tables::group_get(cx.c, &gid.0)? {
+        // Re-added after leaving or being removed (e.g. by an invite link): a fresh start.
+        Some(row) if row.status == GroupStatus::Left => {
+            let mls_id = openmls::prelude::GroupId::from_slice(&gid.0);
+            if let Ok(Some(mut old)) = openmls::prelude::MlsGroup::load(cx.p.storage(), &mls_id) {
+                old.delete(cx.p.storage()).map_err(|e| werr(&e))?;
+            }
+        }
+        Some(_) => {
+            return Err(GroupError::Welcome("already joined this group".into()).into());
+        }
+        None => {}
     }
     let g = staged.into_group(&cx.p).map_err(|e| werr(&e))?;
     validate_joined_tree(&g, &pin_lookup(cx), unix_now())?;

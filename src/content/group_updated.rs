@@ -130,28 +130,6 @@ fn read_change(r: &mut super::encoded::Reader<'_>) -> Result<GovernanceChange, C
     })
 }
 
-/// A one-line description of a governance change ("made did:… moderator").
-pub(crate) fn describe(c: &GovernanceChange) -> String {
-    match c {
-        GovernanceChange::RoleChanged { did, role } => format!("made {did} {}", role.name()),
-        GovernanceChange::PolicyChanged { action, policy } => match policy {
-            Policy::Nobody => format!("set {action:?} to nobody"),
-            Policy::AtLeast(r) => format!("set {action:?} to {}s and up", r.name()),
-        },
-        GovernanceChange::NameChanged(n) => format!("renamed the group to \"{n}\""),
-        GovernanceChange::DescriptionChanged(_) => "changed the description".into(),
-        GovernanceChange::AvatarChanged(true) => "changed the avatar".into(),
-        GovernanceChange::AvatarChanged(false) => "removed the avatar".into(),
-        GovernanceChange::Pinned(m) => format!("pinned {m}"),
-        GovernanceChange::Unpinned(m) => format!("unpinned {m}"),
-        GovernanceChange::InviteCreated(id) => format!("created invite {id}"),
-        GovernanceChange::InviteRevoked(id) => format!("revoked invite {id}"),
-        GovernanceChange::InviteUsed { id, uses } => format!("invite {id} used ({uses})"),
-        #[allow(unreachable_patterns)]
-        _ => "changed the group".into(),
-    }
-}
-
 impl ContentCodec for GroupUpdatedCodec {
     type Content = GroupUpdated;
 
@@ -233,7 +211,7 @@ impl ContentCodec for GroupUpdatedCodec {
             Some(s) => parts.push(format!("set disappearing messages to {s} s")),
             None => {}
         }
-        parts.extend(u.changes.iter().map(describe));
+        parts.extend(u.changes.iter().map(GovernanceChange::description));
         if parts.is_empty() {
             parts.push("updated the group".into());
         }

@@ -113,6 +113,31 @@ pub enum GovernanceChange {
     },
 }
 
+impl GovernanceChange {
+    /// A one-line description ("made did:… moderator", "renamed the group to …"); prefix
+    /// it with who committed it.
+    pub fn description(&self) -> String {
+        match self {
+            GovernanceChange::RoleChanged { did, role } => format!("made {did} {}", role.name()),
+            GovernanceChange::PolicyChanged { action, policy } => match policy {
+                Policy::Nobody => format!("set {action:?} to nobody"),
+                Policy::AtLeast(r) => format!("set {action:?} to {}s and up", r.name()),
+            },
+            GovernanceChange::NameChanged(n) => format!("renamed the group to \"{n}\""),
+            GovernanceChange::DescriptionChanged(_) => "changed the description".into(),
+            GovernanceChange::AvatarChanged(true) => "changed the avatar".into(),
+            GovernanceChange::AvatarChanged(false) => "removed the avatar".into(),
+            GovernanceChange::Pinned(m) => format!("pinned {m}"),
+            GovernanceChange::Unpinned(m) => format!("unpinned {m}"),
+            GovernanceChange::InviteCreated(id) => format!("created invite {id}"),
+            GovernanceChange::InviteRevoked(id) => format!("revoked invite {id}"),
+            GovernanceChange::InviteUsed { id, uses } => {
+                format!("admitted someone by invite {id} ({uses} use(s))")
+            }
+        }
+    }
+}
+
 /// What an authorized commit changes beyond membership.
 #[derive(Debug, Default)]
 pub(crate) struct CommitEffect {
