@@ -474,8 +474,15 @@ async fn gov_3_policy_preset_switch() {
     c.bob.sync().await.unwrap();
     let e = c.bob.send_text(&c.g, "hello?").await.unwrap_err();
     assert!(forbidden(&e, Action::Post), "{e:?}");
-    // DMs have a fixed policy (GOV-3).
+    // DMs have a fixed policy (GOV-3): no metadata, no third account.
     let dm = c.alice.dm(c.bob.did()).await.unwrap();
+    c.bob.sync().await.unwrap();
+    let e = c
+        .alice
+        .add_members(&dm, &[c.carol.did().clone()])
+        .await
+        .unwrap_err();
+    assert!(forbidden(&e, Action::AddMembers), "{e:?}");
     let e = c.alice.set_name(&dm, "our DM").await.unwrap_err();
     assert!(
         matches!(
@@ -650,4 +657,73 @@ async fn inv_3_forged_invite_use_without_a_join_is_refused() {
         )
     })
     .await;
+}
+
+#[tokio::test]
+async fn gov_6_a_forged_leave_request_of_the_last_owner_is_refused() {
+    let c = cast(Preset::AllMembers).await;
+    c.alice
+        .transfer_ownership(&c.g, c.bob.did())
+        .await
+        .unwrap();
+    for m in [&c.bob, &c.carol, &c.dave] {
+        m.sync().await.unwrap();
+    }
+    // bob is now the only owner; his modified client sends a leave request anyway.
+    let p = RawProvider {
+        crypto: RustCrypto::default(),
+        storage: openmls_sqlite_storage::SqliteStorageProvider::new(
+            rusqlite::Connection::open(&c.bob_db).unwrap(),
+        ),
+    };
+    let mut group = MlsGroup::load(
+        p.storage(),
+        &openmls::group::GroupId::from_slice(c.g.as_bytes()),
+    )
+    .unwrap()
+    .unwrap();
+    let key = group.own_leaf_node().unwrap().signature_key().as_slice().to_vec();
+    let signer = openmls_basic_credential::SignatureKeyPair::read(
+        p.storage(),
+        &key,
+        group.ciphersuite().signature_algorithm(),
+    )
+    .unwrap();
+    let msg = group.leave_group(&p, &signer).unwrap();
+    let sealed = atmls::group::seal_for_transport(
+        &group,
+        p.crypto(),
+        &msg.tls_serialize_detached().unwrap(),
+    )
+    .unwrap();
+    for m in [&c.alice, &c.carol, &c.dave] {
+        let before = state(m, &c.g).await;
+        let e = m.process_incoming(&c.g, &sealed).await.unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::Group(GroupError::Governance(GovernanceError::LastOwner))
+            ),
+            "{e:?}"
+        );
+        assert!(state(m, &c.g).await == before, "state changed");
+    }
+}
+
+#[tokio::test]
+async fn gov_9_a_removed_member_can_be_added_again() {
+    let c = cast(Preset::AllMembers).await;
+    c.alice
+        .remove_members(&c.g, &[c.dave.did().clone()])
+        .await
+        .unwrap();
+    c.dave.sync().await.unwrap();
+    assert!(c.dave.members(&c.g).await.is_err(), "state dropped");
+    c.alice
+        .add_members(&c.g, &[c.dave.did().clone()])
+        .await
+        .unwrap();
+    assert_eq!(joined(&c.dave.sync().await.unwrap()), vec![c.g.clone()]);
+    c.alice.send_text(&c.g, "welcome back").await.unwrap();
+    assert_eq!(texts(&c.dave.sync().await.unwrap()), vec!["welcome back"]);
 }

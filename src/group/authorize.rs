@@ -223,10 +223,24 @@ pub(crate) fn authorize_commit(
             return Err(GroupError::NotAllowed("proposal type"));
         }
     }
-    let leaves: BTreeMap<LeafNodeIndex, Did> = member_leaves(g)
-        .into_iter()
-        .map(|(i, m)| (i, m.did))
-        .collect();
+    // Decoding every member's credential is needed only when membership or roles change;
+    // a key update or a metadata change in a large group reads the committer's leaf alone.
+    let membership_changes =
+        staged.add_proposals().next().is_some() || staged.remove_proposals().next().is_some();
+    let roles_changed = old.unknown(ROLES_EXTENSION) != new.unknown(ROLES_EXTENSION);
+    let leaves: BTreeMap<LeafNodeIndex, Did> = if membership_changes || roles_changed {
+        member_leaves(g)
+            .into_iter()
+            .map(|(i, m)| (i, m.did))
+            .collect()
+    } else {
+        let leaf = g
+            .public_group()
+            .leaf(committer)
+            .ok_or(GroupError::NotAllowed("committer is not a member"))?;
+        let id = crate::credential::AtmlsIdentity::from_credential(leaf.credential())?;
+        BTreeMap::from([(committer, id.certificate.did)])
+    };
     let me = leaves
         .get(&committer)
         .cloned()
