@@ -162,10 +162,7 @@ async fn gov_1_creator_is_owner_and_gov_5_moderator_removes_a_member() {
             _ => None,
         })
         .collect();
-    assert!(
-        texts.iter().any(|t| t.contains("moderator")),
-        "{texts:?}"
-    );
+    assert!(texts.iter().any(|t| t.contains("moderator")), "{texts:?}");
 }
 
 #[tokio::test]
@@ -404,7 +401,13 @@ async fn gov_4_forged_add_rename_and_self_promotion_are_refused_by_every_member(
         .unwrap();
     let ev = c.alice.sync().await.unwrap();
     assert!(
-        ev.iter().any(|e| matches!(e, Event::Refused { error: GroupError::Governance(_), .. })),
+        ev.iter().any(|e| matches!(
+            e,
+            Event::Refused {
+                error: GroupError::Governance(_),
+                ..
+            }
+        )),
         "{ev:?}"
     );
     assert_eq!(c.alice.epoch_fingerprint(&c.g).await.unwrap(), before);
@@ -424,7 +427,10 @@ async fn gov_7_metadata_over_the_limit_is_refused_by_api_and_by_receivers() {
     assert!(
         matches!(
             e,
-            Error::Group(GroupError::Governance(GovernanceError::TooLarge { what: "name", .. }))
+            Error::Group(GroupError::Governance(GovernanceError::TooLarge {
+                what: "name",
+                ..
+            }))
         ),
         "{e:?}"
     );
@@ -561,10 +567,7 @@ async fn gov_6_last_owner_cannot_leave_owner_hand_over_then_leave() {
     assert_eq!(state(&c.alice, &c.g).await, before);
 
     // Hand-over: bob becomes owner, alice admin.
-    c.alice
-        .transfer_ownership(&c.g, c.bob.did())
-        .await
-        .unwrap();
+    c.alice.transfer_ownership(&c.g, c.bob.did()).await.unwrap();
     c.bob.sync().await.unwrap();
     assert_eq!(c.bob.role(&c.g, c.bob.did()).await.unwrap(), Role::Owner);
     assert_eq!(c.bob.role(&c.g, c.alice.did()).await.unwrap(), Role::Admin);
@@ -579,7 +582,10 @@ async fn gov_6_last_owner_cannot_leave_owner_hand_over_then_leave() {
     );
     // The leaver's device drops the group state.
     let ev = c.bob.sync().await.unwrap();
-    assert!(ev.iter().any(|e| matches!(e, Event::Removed { .. })), "{ev:?}");
+    assert!(
+        ev.iter().any(|e| matches!(e, Event::Removed { .. })),
+        "{ev:?}"
+    );
     assert!(c.bob.members(&c.g).await.is_err());
     assert!(c.bob.send_text(&c.g, "still here?").await.is_err());
 }
@@ -662,10 +668,7 @@ async fn inv_3_forged_invite_use_without_a_join_is_refused() {
 #[tokio::test]
 async fn gov_6_a_forged_leave_request_of_the_last_owner_is_refused() {
     let c = cast(Preset::AllMembers).await;
-    c.alice
-        .transfer_ownership(&c.g, c.bob.did())
-        .await
-        .unwrap();
+    c.alice.transfer_ownership(&c.g, c.bob.did()).await.unwrap();
     for m in [&c.bob, &c.carol, &c.dave] {
         m.sync().await.unwrap();
     }
@@ -682,7 +685,12 @@ async fn gov_6_a_forged_leave_request_of_the_last_owner_is_refused() {
     )
     .unwrap()
     .unwrap();
-    let key = group.own_leaf_node().unwrap().signature_key().as_slice().to_vec();
+    let key = group
+        .own_leaf_node()
+        .unwrap()
+        .signature_key()
+        .as_slice()
+        .to_vec();
     let signer = openmls_basic_credential::SignatureKeyPair::read(
         p.storage(),
         &key,

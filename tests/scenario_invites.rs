@@ -59,7 +59,16 @@ async fn inv_4_auto_approved_link_adds_the_requester_and_counts_a_use() {
     );
     assert_eq!(joined(&carol.sync().await.unwrap()), vec![g.clone()]);
     let ev = bob.sync().await.unwrap();
-    assert!(ev.iter().any(|e| matches!(e, Event::GovernanceChanged { change: GovernanceChange::InviteUsed { uses: 1, .. }, .. })), "{ev:?}");
+    assert!(
+        ev.iter().any(|e| matches!(
+            e,
+            Event::GovernanceChanged {
+                change: GovernanceChange::InviteUsed { uses: 1, .. },
+                ..
+            }
+        )),
+        "{ev:?}"
+    );
     assert!(is_member(&bob.members(&g).await.unwrap(), &carol));
     assert_eq!(bob.invites(&g).await.unwrap()[0].uses, 1);
     carol.send_text(&g, "thanks for the link").await.unwrap();
@@ -113,7 +122,10 @@ async fn inv_4_manual_approve_and_decline() {
         JoinOutcome::Approved
     );
     alice.decline_join(&g, &rd.id).await.unwrap();
-    assert_eq!(carol.join_outcome(&pc).await.unwrap(), JoinOutcome::Approved);
+    assert_eq!(
+        carol.join_outcome(&pc).await.unwrap(),
+        JoinOutcome::Approved
+    );
     assert_eq!(dave.join_outcome(&pd).await.unwrap(), JoinOutcome::Declined);
     assert_eq!(joined(&carol.sync().await.unwrap()), vec![g.clone()]);
     assert!(joined(&dave.sync().await.unwrap()).is_empty());
@@ -143,7 +155,10 @@ async fn inv_5_expired_used_up_and_revoked_links_fail_with_a_typed_outcome() {
     alice.sync().await.unwrap();
     let pd = dave.request_join(&once).await.unwrap();
     alice.sync().await.unwrap();
-    assert_eq!(carol.join_outcome(&pc).await.unwrap(), JoinOutcome::Approved);
+    assert_eq!(
+        carol.join_outcome(&pc).await.unwrap(),
+        JoinOutcome::Approved
+    );
     assert_eq!(dave.join_outcome(&pd).await.unwrap(), JoinOutcome::UsedUp);
 
     // Revoked.

@@ -109,7 +109,10 @@ async fn show(name: &str, c: &Client) -> Res<()> {
                 println!("  [{name}] {} asks to join", request.did)
             }
             Event::PostDropped { message, error } => {
-                println!("  [{name}] dropped a post from {}: {error}", message.sender.did)
+                println!(
+                    "  [{name}] dropped a post from {}: {error}",
+                    message.sender.did
+                )
             }
             other => println!("  [{name}] {other:?}"),
         }

@@ -344,7 +344,8 @@ impl Client {
 
     /// Renames the group (at most [`MAX_NAME`](crate::group::MAX_NAME) bytes).
     pub async fn set_name(&self, group: &GroupId, name: &str) -> Result<(), Error> {
-        self.change_context(group, ContextEdit::Name(name.to_owned())).await
+        self.change_context(group, ContextEdit::Name(name.to_owned()))
+            .await
     }
 
     /// Sets the description (at most [`MAX_DESCRIPTION`](crate::group::MAX_DESCRIPTION)
@@ -373,7 +374,8 @@ impl Client {
                 })
             }
         };
-        self.change_context(group, ContextEdit::Avatar(avatar)).await
+        self.change_context(group, ContextEdit::Avatar(avatar))
+            .await
     }
 
     /// The avatar's MIME type and bytes, fetched from the blob store with its digest

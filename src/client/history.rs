@@ -460,17 +460,14 @@ pub(crate) fn update_if_any(
     disappearing_secs: Option<u32>,
     changes: Vec<GovernanceChange>,
 ) -> Option<GroupUpdated> {
-    (!added.is_empty()
-        || !removed.is_empty()
-        || disappearing_secs.is_some()
-        || !changes.is_empty())
-    .then_some(GroupUpdated {
-        by,
-        added,
-        removed,
-        disappearing_secs,
-        changes,
-    })
+    (!added.is_empty() || !removed.is_empty() || disappearing_secs.is_some() || !changes.is_empty())
+        .then_some(GroupUpdated {
+            by,
+            added,
+            removed,
+            disappearing_secs,
+            changes,
+        })
 }
 
 /// A stored row as the public item, with its reactions.

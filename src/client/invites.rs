@@ -91,11 +91,7 @@ impl InviteLink {
 }
 
 fn request_channel(secret: &[u8; 32]) -> SecretChannel {
-    SecretChannel::derive(
-        b"atmls/v1/invite-mailbox",
-        b"atmls/v1/invite-key",
-        secret,
-    )
+    SecretChannel::derive(b"atmls/v1/invite-mailbox", b"atmls/v1/invite-key", secret)
 }
 
 fn reply_channel(secret: &[u8; 32]) -> SecretChannel {
@@ -263,7 +259,12 @@ struct RequestWire {
     signature: VLBytes,
 }
 
-fn request_tbs(invite: &InviteId, did: &Did, installation: &PublicKey, reply: &[u8; 32]) -> Vec<u8> {
+fn request_tbs(
+    invite: &InviteId,
+    did: &Did,
+    installation: &PublicKey,
+    reply: &[u8; 32],
+) -> Vec<u8> {
     let mut t = Vec::new();
     for part in [
         REQUEST_CONTEXT,
@@ -348,7 +349,9 @@ impl Session<'_> {
     }
 
     fn stored(&self, group: &GroupId) -> Result<Vec<Stored>, Error> {
-        let raw = self.inner.read(|c| tables::account_get(c, &pending_key(group)))?;
+        let raw = self
+            .inner
+            .read(|c| tables::account_get(c, &pending_key(group)))?;
         Ok(raw
             .and_then(|r| serde_json::from_slice(&r).ok())
             .unwrap_or_default())
@@ -403,9 +406,9 @@ impl Session<'_> {
                         {
                             Ok(()) => JoinOutcome::Approved,
                             // Another admin used the last place first.
-                            Err(Error::Group(GroupError::Governance(_))) => {
-                                JoinOutcome::of_state(self.invite(group, &invite)?.0.state(unix_now()))
-                            }
+                            Err(Error::Group(GroupError::Governance(_))) => JoinOutcome::of_state(
+                                self.invite(group, &invite)?.0.state(unix_now()),
+                            ),
                             Err(e) => return Err(e),
                         }
                     }
@@ -641,17 +644,14 @@ impl Client {
                 [1, o] => JoinOutcome::from_u8(*o),
                 _ => None,
             })
-            .last()
+            .next_back()
             .unwrap_or(JoinOutcome::Pending))
     }
 
     /// Requests waiting for an admin's decision on this device.
     pub async fn join_requests(&self, group: &GroupId) -> Result<Vec<JoinRequest>, Error> {
         let s = self.session().await;
-        Ok(s.stored(group)?
-            .iter()
-            .filter_map(Stored::public)
-            .collect())
+        Ok(s.stored(group)?.iter().filter_map(Stored::public).collect())
     }
 
     /// Approves a request: an ordinary add commit that also counts a use of the invite

@@ -16,12 +16,12 @@ mod trust;
 
 pub use error::Error;
 pub use events::{Event, Message};
-pub use invites::{
-    InviteError, InviteLink, InviteOptions, JoinOutcome, JoinRequest, PendingJoin, RequestId,
-};
 pub use history::{
     AuthorOnly, HistoryCursor, HistoryError, HistoryItem, HistoryPage, ModerationPolicy,
     ReactionCount, ReadPosition, Revision, Tombstone,
+};
+pub use invites::{
+    InviteError, InviteLink, InviteOptions, JoinOutcome, JoinRequest, PendingJoin, RequestId,
 };
 
 use std::sync::Arc;

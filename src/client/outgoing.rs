@@ -241,7 +241,12 @@ impl Session<'_> {
     /// Refuses an add of new accounts that this account's role does not allow (GOV-4).
     fn check_may_add(&mut self, group: &GroupId, dids: &[Did]) -> Result<(), Error> {
         let me = self.inner.device.did.clone();
-        let present: Vec<Did> = self.inner.members(group)?.into_iter().map(|m| m.did).collect();
+        let present: Vec<Did> = self
+            .inner
+            .members(group)?
+            .into_iter()
+            .map(|m| m.did)
+            .collect();
         if !dids.iter().any(|d| *d != me && !present.contains(d)) {
             return Ok(());
         }
@@ -378,14 +383,7 @@ impl Session<'_> {
                         base: cx.moderation,
                         gov: gov.clone(),
                     };
-                    history::validate(
-                        cx.c,
-                        &moderation,
-                        group,
-                        &cx.dev.did,
-                        &decoded,
-                        unix_now(),
-                    )?;
+                    history::validate(cx.c, &moderation, group, &cx.dev.did, &decoded, unix_now())?;
                 }
                 let timer = crate::group::disappearing_secs(g.extensions())?;
                 let tag = epoch_tag(&g, cx.p.crypto())?;
@@ -581,9 +579,7 @@ fn build_commit(
             let dropped = super::governance::drop_roles(g.extensions(), dids)?;
             let builder = g.commit_builder().propose_removals(leaves);
             let builder = match dropped {
-                Some(ext) => builder
-                    .propose_group_context_extensions(ext)
-                    .map_err(mls)?,
+                Some(ext) => builder.propose_group_context_extensions(ext).map_err(mls)?,
                 None => builder,
             };
             builder

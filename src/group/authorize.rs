@@ -158,7 +158,9 @@ const MUTABLE: [u16; 5] = [
 fn immutable_part(e: &Extensions<GroupContext>) -> Vec<Extension> {
     let mut v: Vec<Extension> = e
         .iter()
-        .filter(|x| !matches!(x.extension_type(), ExtensionType::Unknown(t) if MUTABLE.contains(&t)))
+        .filter(
+            |x| !matches!(x.extension_type(), ExtensionType::Unknown(t) if MUTABLE.contains(&t)),
+        )
         .cloned()
         .collect();
     v.sort_by_key(|x| u16::from(x.extension_type()));
@@ -174,7 +176,9 @@ pub(crate) fn metadata_of(e: &Extensions<GroupContext>) -> Result<GroupMetadata,
 }
 
 /// The invites in a group context.
-pub(crate) fn invites_of(e: &Extensions<GroupContext>) -> Result<Vec<InviteRecord>, GovernanceError> {
+pub(crate) fn invites_of(
+    e: &Extensions<GroupContext>,
+) -> Result<Vec<InviteRecord>, GovernanceError> {
     e.unknown(INVITES_EXTENSION)
         .map(|m| invites::from_bytes(&m.0))
         .transpose()
@@ -290,8 +294,8 @@ pub(crate) fn authorize_commit(
     }
     let gov = Governance::from_extensions(old)?
         .ok_or(GovernanceError::Malformed("group without roles"))?;
-    let gov_new = Governance::from_extensions(new)?
-        .ok_or(GovernanceError::Immutable("roles removed"))?;
+    let gov_new =
+        Governance::from_extensions(new)?.ok_or(GovernanceError::Immutable("roles removed"))?;
     let my_role = gov.roles.get(&me);
     let mut effect = CommitEffect {
         timer,
@@ -344,10 +348,11 @@ pub(crate) fn authorize_commit(
     let bumps = invite_changes(&gov, &me, old, new, &mut effect.changes)?;
     // GOV-4 / INV-3: new accounts come in by the add permission, or by an invite whose use
     // count the same commit raises by exactly their number.
-    if !joined.is_empty() && !gov.allows(&me, Action::AddMembers) {
-        if !(gov.allows(&me, Action::Invite) && bumps == joined.len()) {
-            return Err(forbidden(&me, Action::AddMembers));
-        }
+    let may_admit = joined.is_empty()
+        || gov.allows(&me, Action::AddMembers)
+        || (gov.allows(&me, Action::Invite) && bumps == joined.len());
+    if !may_admit {
+        return Err(forbidden(&me, Action::AddMembers));
     }
     if bumps != 0 && bumps != joined.len() {
         return Err(GovernanceError::Immutable("invite use count without a join").into());
@@ -401,7 +406,9 @@ fn authorize_dm(
         INVITES_EXTENSION,
     ] {
         if new.unknown(t).is_some() {
-            return Err(GovernanceError::Immutable("a DM has no roles, metadata or invites").into());
+            return Err(
+                GovernanceError::Immutable("a DM has no roles, metadata or invites").into(),
+            );
         }
     }
     if after

@@ -384,7 +384,10 @@ impl Governance {
     pub(crate) fn from_extensions(
         ext: &Extensions<GroupContext>,
     ) -> Result<Option<Self>, GovernanceError> {
-        match (ext.unknown(ROLES_EXTENSION), ext.unknown(POLICIES_EXTENSION)) {
+        match (
+            ext.unknown(ROLES_EXTENSION),
+            ext.unknown(POLICIES_EXTENSION),
+        ) {
             (None, None) => Ok(None),
             (Some(r), Some(p)) => Ok(Some(Governance {
                 roles: Roles::from_bytes(&r.0)?,

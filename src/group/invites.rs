@@ -146,9 +146,9 @@ pub(crate) fn to_extension(invites: &[InviteRecord]) -> Result<Extension, Govern
                 expires: i.expires,
                 max_uses: i.max_uses,
                 uses: i.uses,
-                flags: u8::from(i.approval) * F_APPROVAL
-                    | u8::from(i.revoked) * F_REVOKED
-                    | u8::from(i.public) * F_PUBLIC,
+                flags: (u8::from(i.approval) * F_APPROVAL)
+                    | (u8::from(i.revoked) * F_REVOKED)
+                    | (u8::from(i.public) * F_PUBLIC),
                 created_by: i.created_by.as_str().as_bytes().to_vec().into(),
             })
             .collect(),
@@ -156,7 +156,10 @@ pub(crate) fn to_extension(invites: &[InviteRecord]) -> Result<Extension, Govern
     let bytes = wire
         .tls_serialize_detached()
         .map_err(|_| GovernanceError::Malformed("invites"))?;
-    Ok(Extension::Unknown(INVITES_EXTENSION, UnknownExtension(bytes)))
+    Ok(Extension::Unknown(
+        INVITES_EXTENSION,
+        UnknownExtension(bytes),
+    ))
 }
 
 /// Decodes and checks the invites: distinct ids, uses within bounds, known flags.

@@ -11,22 +11,19 @@ mod metadata;
 mod outer;
 mod validate;
 
-pub use data::{GroupData, GroupKind, GROUP_DATA_EXTENSION};
-pub(crate) use authorize::{
-    authorize_commit, check_context, invites_of, metadata_of,
-};
+pub(crate) use authorize::{authorize_commit, check_context, invites_of, metadata_of};
 pub use authorize::{GovernanceChange, GovernanceError};
+pub use data::{GroupData, GroupKind, GROUP_DATA_EXTENSION};
 pub(crate) use disappearing::{disappearing_secs, with_disappearing};
+pub use disappearing::{DISAPPEARING_EXTENSION, MAX_DISAPPEARING_SECS};
 pub use governance::{
-    Action, Governance, Policies, Policy, Preset, Role, Roles, POLICIES_EXTENSION,
-    ROLES_EXTENSION,
+    Action, Governance, Policies, Policy, Preset, Role, Roles, POLICIES_EXTENSION, ROLES_EXTENSION,
 };
 pub(crate) use invites::{invite_id, to_extension as invites_to_extension};
 pub use invites::{InviteId, InviteRecord, InviteState, INVITES_EXTENSION, MAX_INVITES};
 pub use metadata::{
     Avatar, GroupMetadata, MAX_DESCRIPTION, MAX_NAME, MAX_PINNED, METADATA_EXTENSION,
 };
-pub use disappearing::{DISAPPEARING_EXTENSION, MAX_DISAPPEARING_SECS};
 pub use outer::seal as seal_for_transport;
 pub(crate) use outer::{open as outer_open, seal as outer_seal};
 pub(crate) use validate::{
