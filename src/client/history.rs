@@ -52,12 +52,13 @@ impl HistoryError {
 
 /// Decides who may delete other people's messages (CONTENT-26).
 ///
-/// Edits are always author-only. For deletes, the author may always delete; anyone else
-/// only if this policy says so. The default, [`AuthorOnly`], allows no one else. Roles
-/// (moderators) are not built yet: a role-aware policy implements this trait and is given
-/// to [`ClientBuilder::moderation`](super::ClientBuilder::moderation). Every member's
-/// device applies its own policy to every delete it receives, so all devices must agree
-/// on it (roles in the group state will make that so).
+/// Edits are always author-only. For deletes, the author may always delete; so may an
+/// account with the group's *moderate* permission whose role is not below the author's
+/// (spec/governance.md GOV-8, from the group state, so every member agrees); anyone else
+/// only if this policy says so. The default, [`AuthorOnly`], adds no one. A custom policy
+/// is given to [`ClientBuilder::moderation`](super::ClientBuilder::moderation); every
+/// member's device applies its own to every delete it receives, so all devices must be
+/// given the same one.
 ///
 /// ```
 /// use atmls::client::ModerationPolicy;

@@ -211,7 +211,9 @@ impl Client {
     }
 
     /// Creates a group with every current device of `members` (and this account's other
-    /// devices). Returns once the first commit is accepted and the Welcomes are sent.
+    /// devices), this account as owner and the *all members* policy preset
+    /// ([`create_group_with`](Self::create_group_with) chooses). Returns once the first commit
+    /// is accepted and the Welcomes are sent.
     pub async fn create_group(&self, members: &[Did]) -> Result<GroupId, Error> {
         self.session().await.create(GroupKind::Group, members).await
     }
@@ -255,7 +257,9 @@ impl Client {
     }
 
     /// Leaves the group with all of this account's devices: proposes their removal, which the
-    /// next member to sync commits.
+    /// next member to sync commits; then this device deletes its group state. The last
+    /// owner of a group must name a successor first
+    /// ([`leave_naming`](Self::leave_naming), spec/governance.md GOV-6).
     pub async fn leave(&self, group: &GroupId) -> Result<(), Error> {
         self.session().await.leave(group).await
     }
