@@ -735,3 +735,42 @@ async fn gov_9_a_removed_member_can_be_added_again() {
     c.alice.send_text(&c.g, "welcome back").await.unwrap();
     assert_eq!(texts(&c.dave.sync().await.unwrap()), vec!["welcome back"]);
 }
+
+#[tokio::test]
+async fn gov_5_an_admin_cannot_demote_the_owner_even_by_a_forged_commit() {
+    let c = cast(Preset::AdminsOnly).await;
+    c.alice
+        .set_role(&c.g, c.bob.did(), Role::Admin)
+        .await
+        .unwrap();
+    for m in [&c.bob, &c.carol, &c.dave] {
+        m.sync().await.unwrap();
+    }
+    // The API refuses...
+    let e = c
+        .bob
+        .set_role(&c.g, c.alice.did(), Role::Member)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Group(GroupError::Governance(GovernanceError::Outranked { .. }))
+        ),
+        "{e:?}"
+    );
+    // ...and so does every member when bob's modified client commits it anyway.
+    let mut roles = Roles::with_owner(c.bob.did().clone());
+    roles.set(c.alice.did().clone(), Role::Member);
+    let forged = forge(&c.bob_db, &c.g, |g, p, s| {
+        let ext = with_extension(g, ROLES_EXTENSION, roles.to_bytes());
+        context_commit(ext)(g, p, s)
+    });
+    all_refuse(&c, &forged, |e| {
+        matches!(
+            e,
+            Error::Group(GroupError::Governance(GovernanceError::Outranked { .. }))
+        )
+    })
+    .await;
+}
