@@ -262,3 +262,35 @@ async fn inv_6_join_request_through_the_public_handle_approved() {
     bob.sync().await.unwrap();
     assert!(is_member(&bob.members(&g).await.unwrap(), &carol));
 }
+
+#[tokio::test]
+async fn inv_4_a_watching_admin_admits_when_the_request_arrives() {
+    let w = World::new();
+    let (alice, _bob, g) = group_of_alice(&w).await;
+    let alice = std::sync::Arc::new(alice);
+    let (carol, _) = w.account("carol").await;
+    let link = alice
+        .create_invite(&g, InviteOptions::default())
+        .await
+        .unwrap();
+    // A long poll interval: once the first round is done, only the subscription to the
+    // invite mailbox can wake alice.
+    let _events = alice.watch(Duration::from_secs(3600));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pending = carol.request_join(&link).await.unwrap();
+    let admitted = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            if carol.join_outcome(&pending).await.unwrap() == JoinOutcome::Approved {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .unwrap_or(false);
+    assert!(admitted);
+    assert_eq!(
+        carol.join_outcome(&pending).await.unwrap(),
+        JoinOutcome::Approved
+    );
+}

@@ -338,6 +338,35 @@ fn open_request(link: &SecretChannel, invite: &InviteId, sealed: &[u8]) -> Optio
     })
 }
 
+impl super::state::Inner {
+    /// The request mailboxes this device answers (INV-4), so that `watch` wakes up when a
+    /// join request arrives.
+    pub(crate) fn invite_mailboxes(&self) -> Result<Vec<crate::transport::MailboxId>, Error> {
+        let me = self.device.did.clone();
+        let rows = self.read(tables::groups_all)?;
+        self.ctx_read(|cx| {
+            let mut out = Vec::new();
+            for row in rows {
+                if row.status != GroupStatus::Active || row.kind != GroupKind::Group {
+                    continue;
+                }
+                let Ok(g) = cx.load(&GroupId(row.group_id)) else {
+                    continue;
+                };
+                let Ok(Some(gov)) = Governance::from_extensions(g.extensions()) else {
+                    continue;
+                };
+                if gov.allows(&me, Action::Invite) || gov.allows(&me, Action::AddMembers) {
+                    for rec in invites_of(g.extensions()).unwrap_or_default() {
+                        out.push(request_channel(&rec.secret).mailbox);
+                    }
+                }
+            }
+            Ok(out)
+        })
+    }
+}
+
 impl Session<'_> {
     async fn reply(&mut self, reply_secret: &[u8; 32], outcome: JoinOutcome) -> Result<(), Error> {
         let ch = reply_channel(reply_secret);

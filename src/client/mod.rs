@@ -330,7 +330,15 @@ impl Client {
                         }
                     }
                 }
-                let mailboxes = match me.session().await.inner.mailboxes() {
+                let mailboxes = {
+                    // Invite request mailboxes too, so a join request wakes us (INV-4).
+                    let s = me.session().await;
+                    s.inner.mailboxes().and_then(|mut m| {
+                        m.extend(s.inner.invite_mailboxes()?);
+                        Ok(m)
+                    })
+                };
+                let mailboxes = match mailboxes {
                     Ok(m) => m,
                     Err(e) => {
                         let _ = tx.send(Err(e)).await;

@@ -144,13 +144,18 @@ pub(crate) fn validate_proposal(
     }
     // GOV-6: the last owner's leave request is refused; it must name a successor first.
     if let Some(gov) = super::Governance::from_extensions(group.extensions())? {
-        let owner_left = gov.roles.iter().any(|(d, r)| {
-            r == super::Role::Owner
-                && *d != proposer
-                && member_leaves(group).iter().any(|(_, m)| &m.did == d)
-        });
-        if gov.roles.get(&proposer) == super::Role::Owner && !owner_left {
-            return Err(super::GovernanceError::LastOwner.into());
+        if gov.roles.get(&proposer) == super::Role::Owner {
+            let members: std::collections::BTreeSet<Did> = member_leaves(group)
+                .into_iter()
+                .map(|(_, m)| m.did)
+                .collect();
+            let other_owner = gov
+                .roles
+                .iter()
+                .any(|(d, r)| r == super::Role::Owner && *d != proposer && members.contains(d));
+            if !other_owner {
+                return Err(super::GovernanceError::LastOwner.into());
+            }
         }
     }
     Ok(())
