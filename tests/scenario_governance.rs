@@ -722,9 +722,18 @@ async fn gov_6_a_forged_leave_request_of_the_last_owner_is_refused() {
 async fn gov_9_a_removed_member_can_be_added_again() {
     let c = cast(Preset::AllMembers).await;
     c.alice
+        .set_role(&c.g, c.dave.did(), Role::Moderator)
+        .await
+        .unwrap();
+    c.alice
         .remove_members(&c.g, &[c.dave.did().clone()])
         .await
         .unwrap();
+    // The role went with him (GOV-5): he comes back as a member.
+    assert_eq!(
+        c.alice.role(&c.g, c.dave.did()).await.unwrap(),
+        Role::Member
+    );
     c.dave.sync().await.unwrap();
     assert!(c.dave.members(&c.g).await.is_err(), "state dropped");
     c.alice

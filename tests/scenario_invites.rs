@@ -40,9 +40,13 @@ async fn inv_4_auto_approved_link_adds_the_requester_and_counts_a_use() {
         .unwrap();
     let url = link.to_url();
     assert!(url.starts_with("atmls://invite/"), "{url}");
-    // bob, a member, sees the invite in the group state (audit event).
+    // Any member's device sees the invite arrive (audit event) and can show the link.
     let ev = bob.sync().await.unwrap();
     assert!(ev.iter().any(|e| matches!(e, Event::GovernanceChanged { change: GovernanceChange::InviteCreated(id), .. } if *id == link.id())));
+    assert_eq!(
+        bob.invite_link(&g, &link.id()).await.unwrap(),
+        Some(link.clone())
+    );
 
     let pending = carol
         .request_join(&InviteLink::parse(&url).unwrap())

@@ -628,6 +628,24 @@ impl Client {
         })
     }
 
+    /// The shareable link of one of the group's invites: any member's device can show it
+    /// again (the secret is in the group state, INV-1).
+    pub async fn invite_link(
+        &self,
+        group: &GroupId,
+        id: &InviteId,
+    ) -> Result<Option<InviteLink>, Error> {
+        Ok(self
+            .invites(group)
+            .await?
+            .into_iter()
+            .find(|i| i.id() == *id)
+            .map(|i| InviteLink {
+                secret: i.secret,
+                public: i.public,
+            }))
+    }
+
     /// Asks to join through an invite link or a public handle (INV-4): a request signed by
     /// this device, sealed under a key only link holders know, posted to the link's
     /// mailbox. See the example on [`create_invite`](Self::create_invite).
