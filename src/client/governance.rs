@@ -168,6 +168,39 @@ pub(crate) fn drop_roles(
     replace(ext, roles.to_extension()).map(Some)
 }
 
+/// The leaves among `leaves` this account may remove in a commit (GOV-5): a device of an
+/// account that keeps another device, or any device of an account it may remove.
+pub(crate) fn removable(
+    g: &openmls::prelude::MlsGroup,
+    me: &Did,
+    leaves: Vec<openmls::prelude::LeafNodeIndex>,
+) -> Result<Vec<openmls::prelude::LeafNodeIndex>, GroupError> {
+    let members = crate::group::member_leaves(g);
+    let gov = Governance::from_extensions(g.extensions())?;
+    let did_of = |i: &openmls::prelude::LeafNodeIndex| {
+        members
+            .iter()
+            .find(|(l, _)| l == i)
+            .map(|(_, m)| m.did.clone())
+    };
+    Ok(leaves
+        .iter()
+        .filter(|i| {
+            let Some(did) = did_of(i) else { return false };
+            let keeps_one = members
+                .iter()
+                .any(|(l, m)| m.did == did && !leaves.contains(l));
+            let may_remove = gov.as_ref().is_some_and(|gv| {
+                let mine = gv.roles.get(me);
+                gv.allows(me, Action::RemoveMembers)
+                    && (mine == Role::Owner || gv.roles.get(&did) < mine)
+            });
+            keeps_one || may_remove
+        })
+        .copied()
+        .collect())
+}
+
 /// Whether content counts as a post for the `Post` policy (GOV-8): receipts, typing
 /// indicators and deletes do not.
 pub(crate) fn is_post(c: &Content) -> bool {

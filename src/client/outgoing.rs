@@ -541,6 +541,13 @@ fn build_commit(
         .into_iter()
         .filter(|i| !pending_removed.contains(i))
         .collect();
+    // Only those whose removal our role allows (GOV-5): else every commit we make would be
+    // refused, by us and by everyone.
+    let revoked = if revoked.is_empty() {
+        revoked
+    } else {
+        super::governance::removable(&g, &cx.dev.did, revoked)?
+    };
     let bundle = match intent {
         Intent::Add(dids) => {
             if kps.is_empty() {
