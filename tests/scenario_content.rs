@@ -518,6 +518,7 @@ async fn content_27_group_updates_are_derived_from_commits_and_cannot_be_forged(
         added: vec![],
         removed: vec![],
         disappearing_secs: Some(1),
+        changes: vec![],
     })
     .unwrap();
     assert!(matches!(

@@ -102,6 +102,18 @@ async fn show(name: &str, c: &Client) -> Res<()> {
             }
             Event::LeaveRequested { did, .. } => println!("  [{name}] {did} asked to leave"),
             Event::Refused { error, .. } => println!("  [{name}] refused a message: {error}"),
+            Event::GovernanceChanged { by, change, .. } => {
+                println!("  [{name}] {by} {}", change.description())
+            }
+            Event::JoinRequested { request, .. } => {
+                println!("  [{name}] {} asks to join", request.did)
+            }
+            Event::PostDropped { message, error } => {
+                println!(
+                    "  [{name}] dropped a post from {}: {error}",
+                    message.sender.did
+                )
+            }
             other => println!("  [{name}] {other:?}"),
         }
     }
@@ -224,6 +236,7 @@ async fn demo(ds: Option<&str>) -> Res<()> {
     show("alice-laptop", &alice_laptop).await?;
 
     content_demo(&alice_phone, &bob, &dm).await?;
+    governance_demo(&alice_phone, &bob, &carol, &g).await?;
 
     println!("\n== alice's laptop restarts from its SQLite file");
     drop(alice_laptop);
@@ -309,6 +322,51 @@ async fn content_demo(alice: &Client, bob: &Client, dm: &GroupId) -> Res<()> {
         .await?;
     show("bob", bob).await?;
     alice.set_disappearing(dm, None).await?;
+    show("bob", bob).await?;
+    Ok(())
+}
+
+/// Roles, policies, metadata and an invite link in the group (spec/governance.md).
+async fn governance_demo(alice: &Client, bob: &Client, carol: &Client, g: &GroupId) -> Res<()> {
+    use atmls::client::{InviteLink, InviteOptions};
+    use atmls::group::{Preset, Role};
+    println!("\n== roles, policies and an invite link in the group");
+    println!(
+        "  roles: alice is {}, bob is {}",
+        bob.role(g, alice.did()).await?.name(),
+        bob.role(g, bob.did()).await?.name()
+    );
+    alice.set_name(g, "Lunch Club").await?;
+    alice.set_role(g, bob.did(), Role::Moderator).await?;
+    alice.apply_preset(g, Preset::AdminsOnly).await?;
+    show("bob", bob).await?;
+    if let Err(e) = bob.set_name(g, "Bob's Club").await {
+        println!("  [bob] cannot rename the group: {e}");
+    }
+    let link = alice
+        .create_invite(
+            g,
+            InviteOptions {
+                max_uses: 1,
+                expires_in: Some(std::time::Duration::from_secs(3600)),
+                approval: false,
+            },
+        )
+        .await?;
+    let url = link.qr_payload();
+    println!("  [alice] invite link (also the QR payload): {url}");
+    let pending = carol.request_join(&InviteLink::parse(&url)?).await?;
+    println!("  [carol] asked to join with the link");
+    show("alice-phone", alice).await?;
+    println!(
+        "  [carol] outcome: {:?}",
+        carol.join_outcome(&pending).await?
+    );
+    show("carol", carol).await?;
+    println!(
+        "  [carol] the group is called \"{}\"",
+        carol.metadata(g).await?.name
+    );
     show("bob", bob).await?;
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 use super::HistoryError;
 use crate::content::{Content, EncodedContent, MessageId};
-use crate::group::{GroupError, GroupId, GroupKind, Member};
+use crate::group::{GovernanceChange, GovernanceError, GroupError, GroupId, GroupKind, Member};
 use crate::identity::{Did, PublicKey};
 
 /// An application message, received or sent.
@@ -121,6 +121,33 @@ pub enum Event {
         by: Did,
         /// The new timer in seconds; `None`: messages no longer disappear.
         secs: Option<u32>,
+    },
+    /// A verified commit changed a role, a policy, the metadata or an invite
+    /// (spec/governance.md GOV-10): derived from the commit, never from a message.
+    GovernanceChanged {
+        /// The group.
+        group: GroupId,
+        /// Who committed the change.
+        by: Did,
+        /// What changed.
+        change: GovernanceChange,
+    },
+    /// A message from an account the group's policies do not let post (GOV-8): decrypted,
+    /// then dropped; nothing is stored.
+    PostDropped {
+        /// The message.
+        message: Message,
+        /// Why.
+        error: GovernanceError,
+    },
+    /// Someone asked to join by an invite link or the group's public handle and an admin
+    /// must decide (INV-4): [`crate::Client::approve_join`] or
+    /// [`crate::Client::decline_join`].
+    JoinRequested {
+        /// The group.
+        group: GroupId,
+        /// The request.
+        request: crate::client::JoinRequest,
     },
     /// An incoming message or Welcome was refused; the group state is unchanged.
     Refused {

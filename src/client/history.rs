@@ -11,7 +11,7 @@ use crate::content::{
     ReactionAction,
 };
 use crate::credential::AtmlsIdentity;
-use crate::group::{check_context_change, GroupError, GroupId, Member};
+use crate::group::{authorize_commit, GovernanceChange, GroupError, GroupId, Member};
 use crate::identity::{Did, PublicKey};
 use crate::storage::history::{self as store, HistoryRow};
 use crate::storage::StorageError;
@@ -52,12 +52,13 @@ impl HistoryError {
 
 /// Decides who may delete other people's messages (CONTENT-26).
 ///
-/// Edits are always author-only. For deletes, the author may always delete; anyone else
-/// only if this policy says so. The default, [`AuthorOnly`], allows no one else. Roles
-/// (moderators) are not built yet: a role-aware policy implements this trait and is given
-/// to [`ClientBuilder::moderation`](super::ClientBuilder::moderation). Every member's
-/// device applies its own policy to every delete it receives, so all devices must agree
-/// on it (roles in the group state will make that so).
+/// Edits are always author-only. For deletes, the author may always delete; so may an
+/// account with the group's *moderate* permission whose role is not below the author's
+/// (spec/governance.md GOV-8, from the group state, so every member agrees); anyone else
+/// only if this policy says so. The default, [`AuthorOnly`], adds no one. A custom policy
+/// is given to [`ClientBuilder::moderation`](super::ClientBuilder::moderation); every
+/// member's device applies its own to every delete it receives, so all devices must be
+/// given the same one.
 ///
 /// ```
 /// use atmls::client::ModerationPolicy;
@@ -442,9 +443,14 @@ pub(crate) fn own_commit_update(
                 .and_then(|l| member(l.credential()))
         })
         .collect();
-    let disappearing_secs =
-        check_context_change(g.extensions(), staged.group_context().extensions())?;
-    Ok(update_if_any(me.clone(), added, removed, disappearing_secs))
+    let effect = authorize_commit(g, staged, g.own_leaf_index())?;
+    Ok(update_if_any(
+        me.clone(),
+        added,
+        removed,
+        effect.timer,
+        effect.changes,
+    ))
 }
 
 /// A group update, unless the commit changed nothing worth showing (a key update).
@@ -453,15 +459,16 @@ pub(crate) fn update_if_any(
     added: Vec<Member>,
     removed: Vec<Member>,
     disappearing_secs: Option<u32>,
+    changes: Vec<GovernanceChange>,
 ) -> Option<GroupUpdated> {
-    (!added.is_empty() || !removed.is_empty() || disappearing_secs.is_some()).then_some(
-        GroupUpdated {
+    (!added.is_empty() || !removed.is_empty() || disappearing_secs.is_some() || !changes.is_empty())
+        .then_some(GroupUpdated {
             by,
             added,
             removed,
             disappearing_secs,
-        },
-    )
+            changes,
+        })
 }
 
 /// A stored row as the public item, with its reactions.

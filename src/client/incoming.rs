@@ -126,9 +126,29 @@ fn process_item(
                 received: unix_now(),
             };
             let timer = crate::group::disappearing_secs(g.extensions())?;
+            let gov = crate::group::Governance::from_extensions(g.extensions())
+                .map_err(GroupError::from)?;
+            // GOV-8: a post from an account without the Post permission is dropped.
+            if let Some(gv) = &gov {
+                let decoded = crate::content::Content::decode(&message.content);
+                if super::governance::is_post(&decoded)
+                    && !gv.allows(&message.sender.did, crate::group::Action::Post)
+                {
+                    let error = crate::group::GovernanceError::Forbidden {
+                        did: message.sender.did.clone(),
+                        action: crate::group::Action::Post,
+                    };
+                    tables::group_set_cursor(cx.c, &group.0, seq)?;
+                    return Ok(vec![Event::PostDropped { message, error }]);
+                }
+            }
+            let moderation = super::governance::RoleModeration {
+                base: cx.moderation,
+                gov,
+            };
             // A history-rule violation keeps the decryption (the message was valid MLS) but
             // changes no history (CONTENT-29).
-            match history::apply(cx.c, cx.moderation, &message, &bytes, timer) {
+            match history::apply(cx.c, &moderation, &message, &bytes, timer) {
                 Ok(()) => events.push(Event::Message(message)),
                 Err(ApplyError::Rejected(error)) => {
                     events.push(Event::ContentRejected { message, error })
@@ -152,6 +172,9 @@ fn process_item(
             return Err(GroupError::NotAllowed("external join proposals").into());
         }
         ProcessedMessageContent::StagedCommitMessage(staged) => {
+            // GOV-4: what the committer was not allowed to do is refused, unmerged, before
+            // any directory lookup.
+            let effect = crate::group::authorize_commit(&g, &staged, sender_index)?;
             let summary =
                 validate_staged_commit(&g, &staged, sender_index, &pin_lookup(cx), unix_now())?;
             for m in &summary.added {
@@ -159,17 +182,22 @@ fn process_item(
                     return Err(GroupError::NotAllowed("commit adds a revoked device").into());
                 }
             }
-            let timer_change = crate::group::check_context_change(
-                g.extensions(),
-                staged.group_context().extensions(),
-            )?;
+            let timer_change = effect.timer;
             g.merge_staged_commit(&cx.p, *staged)
                 .map_err(|e| GroupError::InvalidCommit(e.to_string()))?;
+            for change in &effect.changes {
+                events.push(Event::GovernanceChanged {
+                    group: group.clone(),
+                    by: sender.did.clone(),
+                    change: change.clone(),
+                });
+            }
             if let Some(update) = history::update_if_any(
                 sender.did.clone(),
                 summary.added.clone(),
                 summary.removed.clone(),
                 timer_change,
+                effect.changes,
             ) {
                 let timer = crate::group::disappearing_secs(g.extensions())?;
                 history::record_update(cx.c, group, &inner, seq, &sender, &update, timer)?;
@@ -197,6 +225,9 @@ fn process_item(
             }
             if summary.self_removed {
                 tables::group_set_status(cx.c, &group.0, GroupStatus::Left)?;
+                // A removed or departed device keeps no group secrets (GROUP-9).
+                g.delete(cx.p.storage())
+                    .map_err(|e| Failure::Fatal(GroupError::Mls(e.to_string()).into()))?;
                 events.push(Event::Removed {
                     group: group.clone(),
                     by: sender.did,
@@ -280,12 +311,24 @@ fn process_welcome(
         .map_err(|e| staging_error(&e, out_of_band))?;
     let by = member_from(staged.welcome_sender().map_err(|e| werr(&e))?.credential())?.did;
     let gid = GroupId(staged.group_context().group_id().as_slice().to_vec());
-    if tables::group_get(cx.c, &gid.0)?.is_some() {
-        return Err(GroupError::Welcome("already joined this group".into()).into());
+    match tables::group_get(cx.c, &gid.0)? {
+        // Re-added after leaving or being removed (e.g. by an invite link): a fresh start.
+        Some(row) if row.status == GroupStatus::Left => {
+            let mls_id = openmls::prelude::GroupId::from_slice(&gid.0);
+            if let Ok(Some(mut old)) = openmls::prelude::MlsGroup::load(cx.p.storage(), &mls_id) {
+                old.delete(cx.p.storage()).map_err(|e| werr(&e))?;
+            }
+        }
+        Some(_) => {
+            return Err(GroupError::Welcome("already joined this group".into()).into());
+        }
+        None => {}
     }
     let g = staged.into_group(&cx.p).map_err(|e| werr(&e))?;
     validate_joined_tree(&g, &pin_lookup(cx), unix_now())?;
     let data = GroupData::from_extensions(g.extensions())?;
+    // Roles, policies, metadata and invites must decode (GOV-3).
+    crate::group::check_context(g.extensions())?;
     // A malformed disappearing timer would make every later message unreadable (CONTENT-28).
     crate::group::disappearing_secs(g.extensions())?;
     let me = &cx.dev.did;
@@ -352,9 +395,10 @@ impl Session<'_> {
         &mut self,
         payload: &[u8],
     ) -> Result<Result<Option<RatchetTreeIn>, GroupError>, Error> {
-        let peeked = match self.inner.atomic(|cx| {
-            Err::<(), _>(Rollback::Peeked(peek_tree_ref(cx, payload)))
-        }) {
+        let peeked = match self
+            .inner
+            .atomic(|cx| Err::<(), _>(Rollback::Peeked(peek_tree_ref(cx, payload))))
+        {
             Err(Rollback::Peeked(p)) => p,
             Err(Rollback::Storage(e)) => return Err(e.into()),
             Ok(()) => Ok(None),
@@ -367,11 +411,20 @@ impl Session<'_> {
         let blob = match self.transport.fetch_tree(&r.locator).await {
             Ok(b) => b,
             Err(e) if e.is_retryable() => return Err(e.into()),
-            Err(TransportError::NotFound) => return Ok(Err(GroupError::WelcomeTree(TreeError::Missing))),
-            Err(TransportError::PayloadTooLarge { size, limit }) => {
-                return Ok(Err(GroupError::WelcomeTree(TreeError::TooLarge { size, limit })))
+            Err(TransportError::NotFound) => {
+                return Ok(Err(GroupError::WelcomeTree(TreeError::Missing)))
             }
-            Err(e) => return Ok(Err(GroupError::WelcomeTree(TreeError::Fetch(e.to_string())))),
+            Err(TransportError::PayloadTooLarge { size, limit }) => {
+                return Ok(Err(GroupError::WelcomeTree(TreeError::TooLarge {
+                    size,
+                    limit,
+                })))
+            }
+            Err(e) => {
+                return Ok(Err(GroupError::WelcomeTree(TreeError::Fetch(
+                    e.to_string(),
+                ))))
+            }
         };
         Ok(r.open(&blob).map(Some).map_err(GroupError::WelcomeTree))
     }
@@ -560,7 +613,13 @@ impl Session<'_> {
                         .inner
                         .atomic(|cx| Ok::<_, Error>(cx.load(&gid)?.has_pending_proposals()))?;
                     if has_pending {
-                        self.run_commit(&gid, Intent::Pending).await?;
+                        match self.run_commit(&gid, Intent::Pending).await {
+                            // Someone else's role allows it; not ours (GOV-4).
+                            Err(Error::Group(GroupError::Governance(e))) => {
+                                tracing::debug!(error = %e, "cannot commit pending proposals");
+                            }
+                            r => r?,
+                        }
                     }
                     let key = format!("needs_update:{gid}");
                     if self.inner.read(|c| tables::account_u64(c, &key))? == 1 {
@@ -586,6 +645,8 @@ impl Session<'_> {
                 GroupStatus::Left => {}
             }
         }
+        // Join requests through invite links and handles (INV-4).
+        events.extend(self.serve_invites().await?);
         self.maintain_key_packages().await?;
         self.flush_welcomes().await?;
         // Events raised while committing above, and trust events from directory lookups

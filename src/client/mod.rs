@@ -5,8 +5,10 @@
 mod content_api;
 mod error;
 mod events;
+mod governance;
 mod history;
 mod incoming;
+mod invites;
 mod keys;
 mod outgoing;
 mod rotation;
@@ -18,6 +20,9 @@ pub use events::{Event, Message};
 pub use history::{
     AuthorOnly, HistoryCursor, HistoryError, HistoryItem, HistoryPage, ModerationPolicy,
     ReactionCount, ReadPosition, Revision, Tombstone,
+};
+pub use invites::{
+    InviteError, InviteLink, InviteOptions, JoinOutcome, JoinRequest, PendingJoin, RequestId,
 };
 
 use std::sync::Arc;
@@ -207,7 +212,9 @@ impl Client {
     }
 
     /// Creates a group with every current device of `members` (and this account's other
-    /// devices). Returns once the first commit is accepted and the Welcomes are sent.
+    /// devices), this account as owner and the *all members* policy preset
+    /// ([`create_group_with`](Self::create_group_with) chooses). Returns once the first commit
+    /// is accepted and the Welcomes are sent.
     pub async fn create_group(&self, members: &[Did]) -> Result<GroupId, Error> {
         self.session().await.create(GroupKind::Group, members).await
     }
@@ -251,7 +258,9 @@ impl Client {
     }
 
     /// Leaves the group with all of this account's devices: proposes their removal, which the
-    /// next member to sync commits.
+    /// next member to sync commits; then this device deletes its group state. The last
+    /// owner of a group must name a successor first
+    /// ([`leave_naming`](Self::leave_naming), spec/governance.md GOV-6).
     pub async fn leave(&self, group: &GroupId) -> Result<(), Error> {
         self.session().await.leave(group).await
     }
@@ -322,7 +331,15 @@ impl Client {
                         }
                     }
                 }
-                let mailboxes = match me.session().await.inner.mailboxes() {
+                let mailboxes = {
+                    // Invite request mailboxes too, so a join request wakes us (INV-4).
+                    let s = me.session().await;
+                    s.inner.mailboxes().and_then(|mut m| {
+                        m.extend(s.inner.invite_mailboxes()?);
+                        Ok(m)
+                    })
+                };
+                let mailboxes = match mailboxes {
                     Ok(m) => m,
                     Err(e) => {
                         let _ = tx.send(Err(e)).await;

@@ -34,6 +34,10 @@ pub(crate) enum Intent {
     Pending,
     /// Set the disappearing-messages timer, in seconds (0: off) (CONTENT-28).
     SetDisappearing(u32),
+    /// Change roles, policies, metadata or invites (spec/governance.md).
+    Context(super::governance::ContextEdit),
+    /// Add accounts that redeemed invite `1`, raising its use count (INV-3).
+    AddViaInvite(Vec<Did>, crate::group::InviteId),
     /// Put raw bytes in a group-context extension, unchecked: only for tests of what
     /// receivers refuse.
     RawContextExtension(u16, Vec<u8>),
@@ -122,6 +126,19 @@ impl Session<'_> {
         kind: GroupKind,
         members: &[Did],
     ) -> Result<GroupId, Error> {
+        self.create_with(kind, members, crate::group::Preset::AllMembers, None)
+            .await
+    }
+
+    /// Creates a group; a group (not a DM) starts with its creator as owner, the policy
+    /// preset and the metadata given (GOV-1, GOV-3).
+    pub(crate) async fn create_with(
+        &mut self,
+        kind: GroupKind,
+        members: &[Did],
+        preset: crate::group::Preset,
+        metadata: Option<crate::group::GroupMetadata>,
+    ) -> Result<GroupId, Error> {
         let me = self.inner.device.did.clone();
         let mine = self.inner.device.installation.public();
         // Validate everyone's KeyPackages before creating anything.
@@ -154,9 +171,17 @@ impl Session<'_> {
         } else {
             None
         };
+        let mut extra = Vec::new();
+        if kind == GroupKind::Group {
+            extra.push(crate::group::Roles::with_owner(me.clone()).to_extension());
+            extra.push(crate::group::Policies::preset(preset).to_extension());
+            if let Some(m) = &metadata {
+                extra.push(m.to_extension().map_err(GroupError::from)?);
+            }
+        }
         self.inner.atomic(|cx| {
             let (signer, cwk, ext) = new_leaf_key(&cx.p, cx.dev, cx.cs)?;
-            let config = create_config(cx.cs, &data, ext)?;
+            let config = create_config(cx.cs, &data, extra, ext)?;
             MlsGroup::new_with_group_id(&cx.p, &signer, &config, MlsGroupId::from_slice(&gid), cwk)
                 .map_err(mls)?;
             tables::group_put(
@@ -187,8 +212,12 @@ impl Session<'_> {
     ) -> Result<(), Error> {
         for _ in 0..MAX_COMMIT_ATTEMPTS {
             self.sync_group_deferred(group).await?;
+            if let Intent::Add(dids) = &intent {
+                // GOV-4, before any directory lookup: nothing changes when it is refused.
+                self.check_may_add(group, dids)?;
+            }
             let kps = match &intent {
-                Intent::Add(dids) => {
+                Intent::Add(dids) | Intent::AddViaInvite(dids, _) => {
                     let present: Vec<_> = self
                         .inner
                         .members(group)?
@@ -209,6 +238,32 @@ impl Session<'_> {
             }
         }
         Err(Error::Conflict)
+    }
+
+    /// Refuses an add of new accounts that this account's role does not allow (GOV-4).
+    fn check_may_add(&mut self, group: &GroupId, dids: &[Did]) -> Result<(), Error> {
+        let me = self.inner.device.did.clone();
+        let present: Vec<Did> = self
+            .inner
+            .members(group)?
+            .into_iter()
+            .map(|m| m.did)
+            .collect();
+        if !dids.iter().any(|d| *d != me && !present.contains(d)) {
+            return Ok(());
+        }
+        let gov = self.inner.atomic(|cx| {
+            let g = cx.load(group)?;
+            Ok::<_, Error>(
+                crate::group::Governance::from_extensions(g.extensions())
+                    .map_err(GroupError::from)?,
+            )
+        })?;
+        if let Some(gov) = gov {
+            gov.require(&me, crate::group::Action::AddMembers)
+                .map_err(GroupError::from)?;
+        }
+        Ok(())
     }
 
     /// Offers the stored outgoing commit to the transport and settles the outcome.
@@ -321,8 +376,7 @@ impl Session<'_> {
                 // no tree and refuse their Welcome (LG-T-5); nothing else is held up.
                 Err(error) => tracing::warn!(%error, "ratchet tree upload refused"),
             }
-            self.inner
-                .atomic(|cx| tables::tree_sent(cx.c, &locator))?;
+            self.inner.atomic(|cx| tables::tree_sent(cx.c, &locator))?;
         }
         for (id, mailbox, idem, payload) in self.inner.read(tables::welcome_pending)? {
             self.transport
@@ -350,18 +404,24 @@ impl Session<'_> {
         let mailbox = mailbox_for(&group.0);
         for _ in 0..MAX_COMMIT_ATTEMPTS {
             self.resolve_outbox(group).await?;
-            let (tag, payload, inner, timer) = self.inner.atomic(|cx| {
+            let (tag, payload, inner, timer, gov) = self.inner.atomic(|cx| {
                 let mut g = active(cx, group)?;
                 // Nothing that breaks a history rule leaves this device (CONTENT-29).
+                let gov = crate::group::Governance::from_extensions(g.extensions())
+                    .map_err(GroupError::from)?;
                 if check {
-                    history::validate(
-                        cx.c,
-                        cx.moderation,
-                        group,
-                        &cx.dev.did,
-                        &decoded,
-                        unix_now(),
-                    )?;
+                    // GOV-8: what other members would drop is not sent.
+                    if let Some(gv) = &gov {
+                        if super::governance::is_post(&decoded) {
+                            gv.require(&cx.dev.did, crate::group::Action::Post)
+                                .map_err(GroupError::from)?;
+                        }
+                    }
+                    let moderation = super::governance::RoleModeration {
+                        base: cx.moderation,
+                        gov: gov.clone(),
+                    };
+                    history::validate(cx.c, &moderation, group, &cx.dev.did, &decoded, unix_now())?;
                 }
                 let timer = crate::group::disappearing_secs(g.extensions())?;
                 let tag = epoch_tag(&g, cx.p.crypto())?;
@@ -369,7 +429,7 @@ impl Session<'_> {
                 let msg = g.create_message(&cx.p, &signer, &bytes).map_err(mls)?;
                 let inner = msg.tls_serialize_detached().map_err(mls)?;
                 let sealed = outer_seal(&g, cx.p.crypto(), &inner)?;
-                Ok::<_, Error>((tag, sealed, inner, timer))
+                Ok::<_, Error>((tag, sealed, inner, timer, gov))
             })?;
             match self
                 .transport
@@ -394,7 +454,11 @@ impl Session<'_> {
                     };
                     self.inner.atomic(|cx| {
                         tables::own_post_add(cx.c, &group.0, seq)?;
-                        match history::apply(cx.c, cx.moderation, &message, &bytes, timer) {
+                        let moderation = super::governance::RoleModeration {
+                            base: cx.moderation,
+                            gov,
+                        };
+                        match history::apply(cx.c, &moderation, &message, &bytes, timer) {
                             Err(history::ApplyError::Rejected(_)) if !check => {}
                             r => r?,
                         }
@@ -418,6 +482,15 @@ impl Session<'_> {
             let tag = epoch_tag(&g, cx.p.crypto())?;
             let signer = cx.signer(&g)?;
             let own = g.own_leaf_index();
+            // GOV-6: the last owner names a successor first (Client::leave_naming).
+            if let Some(gov) = crate::group::Governance::from_extensions(g.extensions())
+                .map_err(GroupError::from)?
+            {
+                let dids: Vec<Did> = member_leaves(&g).into_iter().map(|(_, m)| m.did).collect();
+                if super::governance::is_last_owner(&gov, &dids, &cx.dev.did) {
+                    return Err(GroupError::from(crate::group::GovernanceError::LastOwner).into());
+                }
+            }
             let siblings: Vec<_> = member_leaves(&g)
                 .into_iter()
                 .filter(|(i, m)| m.did == cx.dev.did && *i != own)
@@ -506,6 +579,13 @@ fn build_commit(
         .into_iter()
         .filter(|i| !pending_removed.contains(i))
         .collect();
+    // Only those whose removal our role allows (GOV-5): else every commit we make would be
+    // refused, by us and by everyone.
+    let revoked = if revoked.is_empty() {
+        revoked
+    } else {
+        super::governance::removable(&g, &cx.dev.did, revoked)?
+    };
     let mut tree_seed = None;
     let bundle = match intent {
         Intent::Add(dids) => {
@@ -546,8 +626,15 @@ fn build_commit(
             if leaves.is_empty() {
                 return Ok(None);
             }
-            g.commit_builder()
-                .propose_removals(leaves)
+            // Roles of removed accounts go with them (GOV-5), so a re-added account starts
+            // as a member.
+            let dropped = super::governance::drop_roles(g.extensions(), dids)?;
+            let builder = g.commit_builder().propose_removals(leaves);
+            let builder = match dropped {
+                Some(ext) => builder.propose_group_context_extensions(ext).map_err(mls)?,
+                None => builder,
+            };
+            builder
                 .consume_proposal_store(true)
                 .load_psks(cx.p.storage())
                 .map_err(mls)?
@@ -590,6 +677,42 @@ fn build_commit(
             let ext = crate::group::with_disappearing(g.extensions(), *secs)?;
             context_commit(cx, &mut g, &signer, ext, revoked)?
         }
+        Intent::Context(edit) => {
+            let Some(ext) = super::governance::apply_edit(g.extensions(), edit, &cx.dev.did)?
+            else {
+                return Ok(None);
+            };
+            context_commit(cx, &mut g, &signer, ext, revoked)?
+        }
+        Intent::AddViaInvite(dids, invite) => {
+            if kps.is_empty() {
+                return Ok(None);
+            }
+            let joining = kps
+                .iter()
+                .filter_map(|k| AtmlsIdentity::from_credential(k.leaf_node().credential()).ok())
+                .map(|id| id.certificate.did)
+                .filter(|d| dids.contains(d))
+                .collect::<std::collections::BTreeSet<_>>();
+            let ext = super::governance::bump_invite(g.extensions(), invite, joining.len())?;
+            // Small Welcome, tree out of band, as for every add (LG-T-1, LG-T-2).
+            let seed: [u8; 32] = rand::random();
+            tree_seed = Some(seed);
+            g.commit_builder()
+                .propose_adds(kps)
+                .propose_group_context_extensions(ext)
+                .map_err(mls)?
+                .propose_removals(revoked)
+                .consume_proposal_store(true)
+                .load_psks(cx.p.storage())
+                .map_err(mls)?
+                .create_group_info_with_extensions([TreeRef::from_seed(&seed).extension()])
+                .map_err(mls)?
+                .build(cx.p.rand(), cx.p.crypto(), &signer, |_| true)
+                .map_err(mls)?
+                .stage_commit(&cx.p)
+                .map_err(mls)?
+        }
         Intent::RawContextExtension(ty, bytes) => {
             use openmls::prelude::{Extension, ExtensionType, Extensions, UnknownExtension};
             let mut ext: Vec<Extension> = g
@@ -620,6 +743,13 @@ fn build_commit(
                 .map_err(mls)?
         }
     };
+    // We refuse to send what every other member would refuse (GOV-4); the transaction
+    // rolls back, so the staged commit is dropped.
+    if !matches!(intent, Intent::RawContextExtension(..)) {
+        if let Some(staged) = g.pending_commit() {
+            crate::group::authorize_commit(&g, staged, own)?;
+        }
+    }
     // Sealed with the key of the epoch the commit ends, like every group payload (DS-2).
     let commit = outer_seal(
         &g,

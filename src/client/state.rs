@@ -183,7 +183,10 @@ impl Inner {
         Ok(f(&self.store.conn)?)
     }
 
-    fn ctx_read<R>(&self, f: impl FnOnce(&Ctx<'_>) -> Result<R, Error>) -> Result<R, Error> {
+    pub(crate) fn ctx_read<R>(
+        &self,
+        f: impl FnOnce(&Ctx<'_>) -> Result<R, Error>,
+    ) -> Result<R, Error> {
         let ctx = Ctx {
             p: Provider::new(&self.crypto, &self.store.conn),
             c: &self.store.conn,

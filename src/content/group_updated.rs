@@ -4,7 +4,7 @@
 
 use super::payload::{encoded, open, utf8, Writer};
 use super::{ContentCodec, ContentError, ContentTypeId, EncodedContent};
-use crate::group::Member;
+use crate::group::{Action, GovernanceChange, InviteId, Member, Policy, Role};
 use crate::identity::{Did, PublicKey};
 
 /// What a verified commit changed.
@@ -19,6 +19,8 @@ pub struct GroupUpdated {
     /// The new disappearing-message timer in seconds, if the commit changed it
     /// (`Some(0)`: turned off).
     pub disappearing_secs: Option<u32>,
+    /// Role, policy, metadata and invite changes (spec/governance.md GOV-10).
+    pub changes: Vec<GovernanceChange>,
 }
 
 /// Codec for [`GroupUpdated`], content type `atmls.dev/group-updated:1.0`.
@@ -28,7 +30,7 @@ pub struct GroupUpdated {
 ///
 /// let u = GroupUpdated {
 ///     by: "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?,
-///     added: vec![], removed: vec![], disappearing_secs: Some(3600),
+///     added: vec![], removed: vec![], disappearing_secs: Some(3600), changes: vec![],
 /// };
 /// let e = GroupUpdatedCodec::encode(&u)?;
 /// assert_eq!(GroupUpdatedCodec::decode(&e)?, u);
@@ -62,6 +64,72 @@ fn read_members(bytes: &[u8]) -> Result<Vec<Member>, ContentError> {
     Ok(out)
 }
 
+fn write_change(w: &mut Writer, c: &GovernanceChange) -> Result<(), ContentError> {
+    match c {
+        GovernanceChange::RoleChanged { did, role } => {
+            w.u8(1).opaque(did.as_str().as_bytes())?.u8(role.to_u8());
+        }
+        GovernanceChange::PolicyChanged { action, policy } => {
+            w.u8(2).u8(action.to_u8()).u8(policy.to_u8());
+        }
+        GovernanceChange::NameChanged(s) => {
+            w.u8(3).opaque(s.as_bytes())?;
+        }
+        GovernanceChange::DescriptionChanged(s) => {
+            w.u8(4).opaque(s.as_bytes())?;
+        }
+        GovernanceChange::AvatarChanged(set) => {
+            w.u8(5).u8(u8::from(*set));
+        }
+        GovernanceChange::Pinned(m) => {
+            w.u8(6).fixed(m.as_bytes());
+        }
+        GovernanceChange::Unpinned(m) => {
+            w.u8(7).fixed(m.as_bytes());
+        }
+        GovernanceChange::InviteCreated(id) => {
+            w.u8(8).fixed(&id.0);
+        }
+        GovernanceChange::InviteRevoked(id) => {
+            w.u8(9).fixed(&id.0);
+        }
+        GovernanceChange::InviteUsed { id, uses } => {
+            w.u8(10).fixed(&id.0).u32(*uses);
+        }
+    }
+    Ok(())
+}
+
+fn read_change(r: &mut super::encoded::Reader<'_>) -> Result<GovernanceChange, ContentError> {
+    let bad = |what| ContentError::Malformed(what);
+    Ok(match r.u8()? {
+        1 => GovernanceChange::RoleChanged {
+            did: Did::new(&utf8(r.opaque()?, "role DID")?).map_err(|_| bad("role DID"))?,
+            role: Role::from_u8(r.u8()?).ok_or(bad("role"))?,
+        },
+        2 => GovernanceChange::PolicyChanged {
+            action: Action::from_u8(r.u8()?).ok_or(bad("action"))?,
+            policy: Policy::from_u8(r.u8()?).ok_or(bad("policy"))?,
+        },
+        3 => GovernanceChange::NameChanged(utf8(r.opaque()?, "name")?),
+        4 => GovernanceChange::DescriptionChanged(utf8(r.opaque()?, "description")?),
+        5 => GovernanceChange::AvatarChanged(match r.u8()? {
+            0 => false,
+            1 => true,
+            _ => return Err(bad("avatar flag")),
+        }),
+        6 => GovernanceChange::Pinned(super::MessageId::from_bytes(r.fixed()?)),
+        7 => GovernanceChange::Unpinned(super::MessageId::from_bytes(r.fixed()?)),
+        8 => GovernanceChange::InviteCreated(InviteId(r.fixed()?)),
+        9 => GovernanceChange::InviteRevoked(InviteId(r.fixed()?)),
+        10 => GovernanceChange::InviteUsed {
+            id: InviteId(r.fixed()?),
+            uses: r.u32()?,
+        },
+        _ => return Err(bad("governance change kind")),
+    })
+}
+
 impl ContentCodec for GroupUpdatedCodec {
     type Content = GroupUpdated;
 
@@ -78,6 +146,14 @@ impl ContentCodec for GroupUpdatedCodec {
             None => w.u8(0),
             Some(s) => w.u8(1).u32(s),
         };
+        // Absent when empty, so updates without governance changes keep their 1.0 bytes.
+        if !u.changes.is_empty() {
+            let mut inner = Writer::default();
+            for c in &u.changes {
+                write_change(&mut inner, c)?;
+            }
+            w.opaque(&inner.into_bytes())?;
+        }
         Ok(encoded(
             Self::content_type(),
             w.into_bytes(),
@@ -100,12 +176,20 @@ impl ContentCodec for GroupUpdatedCodec {
                 ))
             }
         };
+        let mut changes = Vec::new();
+        if !r.is_empty() {
+            let mut inner = super::encoded::Reader::new(r.opaque()?);
+            while !inner.is_empty() {
+                changes.push(read_change(&mut inner)?);
+            }
+        }
         r.finish()?;
         Ok(GroupUpdated {
             by,
             added,
             removed,
             disappearing_secs,
+            changes,
         })
     }
 
@@ -127,6 +211,7 @@ impl ContentCodec for GroupUpdatedCodec {
             Some(s) => parts.push(format!("set disappearing messages to {s} s")),
             None => {}
         }
+        parts.extend(u.changes.iter().map(GovernanceChange::description));
         if parts.is_empty() {
             parts.push("updated the group".into());
         }
@@ -148,6 +233,17 @@ mod tests {
             added: vec![m("did:plc:bbbbbbbbbbbbbbbbbbbbbbbb", 1)],
             removed: vec![m("did:plc:cccccccccccccccccccccccc", 2)],
             disappearing_secs: None,
+            changes: vec![
+                GovernanceChange::RoleChanged {
+                    did: "did:plc:cccccccccccccccccccccccc".parse().unwrap(),
+                    role: Role::Moderator,
+                },
+                GovernanceChange::NameChanged("club".into()),
+                GovernanceChange::InviteUsed {
+                    id: InviteId([7; 16]),
+                    uses: 2,
+                },
+            ],
         }
     }
 
@@ -165,6 +261,7 @@ mod tests {
         }
         let fb = GroupUpdatedCodec::fallback(&sample()).unwrap();
         assert!(fb.contains("added did:plc:bbbb"), "{fb}");
+        assert!(fb.contains("moderator"), "{fb}");
     }
 
     #[test]
@@ -173,7 +270,10 @@ mod tests {
         for cut in 0..good.content.len() {
             let mut e = good.clone();
             e.content.truncate(cut);
-            assert!(GroupUpdatedCodec::decode(&e).is_err(), "prefix {cut}");
+            // A cut right before the optional changes decodes, as an update without them.
+            if let Ok(u) = GroupUpdatedCodec::decode(&e) {
+                assert!(u.changes.is_empty() && u != sample(), "prefix {cut}");
+            }
         }
         let mut e = good.clone();
         e.content.push(0);

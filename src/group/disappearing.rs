@@ -1,9 +1,12 @@
 //! The disappearing-messages timer, a group-context extension (spec/content.md
-//! CONTENT-28): changing it is a commit, so every member's device agrees on it.
+//! CONTENT-28): changing it is a commit, so every member's device agrees on it. Who may
+//! change it is checked with the other group-context extensions (`authorize.rs`).
 
 use openmls::prelude::{Extension, ExtensionType, Extensions, GroupContext, UnknownExtension};
 
-use super::{GroupError, GROUP_DATA_EXTENSION};
+use super::GroupError;
+#[cfg(test)]
+use super::GROUP_DATA_EXTENSION;
 
 /// Group-context extension type of the disappearing-messages timer (private-use range).
 pub const DISAPPEARING_EXTENSION: u16 = 0xF0A2;
@@ -53,35 +56,6 @@ pub(crate) fn with_disappearing(
     Extensions::from_vec(out).map_err(|e| GroupError::Mls(e.to_string()))
 }
 
-/// Checks a commit's change of the group context (CONTENT-28): only the timer may
-/// change, to a valid value; the group data and required capabilities stay as they
-/// were. Returns the new timer if it changed (`Some(0)`: turned off).
-pub(crate) fn check_context_change(
-    old: &Extensions<GroupContext>,
-    new: &Extensions<GroupContext>,
-) -> Result<Option<u32>, GroupError> {
-    let others = |e: &Extensions<GroupContext>| -> Vec<Extension> {
-        let mut v: Vec<Extension> = e
-            .iter()
-            .filter(|x| x.extension_type() != ExtensionType::Unknown(DISAPPEARING_EXTENSION))
-            .cloned()
-            .collect();
-        v.sort_by_key(|x| u16::from(x.extension_type()));
-        v
-    };
-    if others(old) != others(new) {
-        return Err(GroupError::NotAllowed(
-            "a commit may change only the disappearing-messages timer in the group context",
-        ));
-    }
-    if new.unknown(GROUP_DATA_EXTENSION).is_none() {
-        return Err(GroupError::NotAllowed("group data removed"));
-    }
-    let before = disappearing_secs(old)?;
-    let after = disappearing_secs(new)?;
-    Ok((before != after).then_some(after.unwrap_or(0)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,11 +76,9 @@ mod tests {
         assert_eq!(disappearing_secs(&b).unwrap(), None);
         let on = with_disappearing(&b, 60).unwrap();
         assert_eq!(disappearing_secs(&on).unwrap(), Some(60));
-        assert_eq!(check_context_change(&b, &on).unwrap(), Some(60));
-        assert_eq!(check_context_change(&on, &on).unwrap(), None);
         let off = with_disappearing(&on, 0).unwrap();
         assert_eq!(disappearing_secs(&off).unwrap(), None);
-        assert_eq!(check_context_change(&on, &off).unwrap(), Some(0));
+        assert!(on.unknown(GROUP_DATA_EXTENSION).is_some());
         assert!(with_disappearing(&b, MAX_DISAPPEARING_SECS + 1).is_err());
     }
 
@@ -126,20 +98,6 @@ mod tests {
             ])
             .unwrap();
             assert!(disappearing_secs(&ext).is_err(), "{raw:?}");
-            assert!(check_context_change(&b, &ext).is_err());
         }
-        let dm = Extensions::from_vec(vec![GroupData {
-            kind: GroupKind::Dm,
-            dm_members: vec![
-                "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse().unwrap(),
-                "did:plc:bbbbbbbbbbbbbbbbbbbbbbbb".parse().unwrap(),
-            ],
-        }
-        .to_extension()])
-        .unwrap();
-        assert!(matches!(
-            check_context_change(&b, &dm),
-            Err(GroupError::NotAllowed(_))
-        ));
     }
 }

@@ -2,15 +2,29 @@
 //! transport (mailbox, epoch tag), group data (DM or group), membership by DID, and the
 //! validation of incoming commits, proposals and Welcomes (spec/group.md).
 
+mod authorize;
 mod data;
 mod disappearing;
+mod governance;
+mod invites;
+mod metadata;
 mod outer;
 mod tree;
 mod validate;
 
+pub(crate) use authorize::{authorize_commit, check_context, invites_of, metadata_of};
+pub use authorize::{GovernanceChange, GovernanceError};
 pub use data::{GroupData, GroupKind, GROUP_DATA_EXTENSION};
-pub(crate) use disappearing::{check_context_change, disappearing_secs, with_disappearing};
+pub(crate) use disappearing::{disappearing_secs, with_disappearing};
 pub use disappearing::{DISAPPEARING_EXTENSION, MAX_DISAPPEARING_SECS};
+pub use governance::{
+    Action, Governance, Policies, Policy, Preset, Role, Roles, POLICIES_EXTENSION, ROLES_EXTENSION,
+};
+pub(crate) use invites::{invite_id, to_extension as invites_to_extension};
+pub use invites::{InviteId, InviteRecord, InviteState, INVITES_EXTENSION, MAX_INVITES};
+pub use metadata::{
+    Avatar, GroupMetadata, MAX_DESCRIPTION, MAX_NAME, MAX_PINNED, METADATA_EXTENSION,
+};
 pub use outer::seal as seal_for_transport;
 pub(crate) use outer::{open as outer_open, seal as outer_seal};
 pub(crate) use tree::{staging_error, TreeRef};
@@ -145,6 +159,10 @@ pub enum GroupError {
     /// A Welcome's out-of-band ratchet tree was missing or bad (spec/large-groups.md LG-T-5).
     #[error("cannot join from Welcome: {0}")]
     WelcomeTree(TreeError),
+    /// A governance rule (roles, policies, metadata limits, invites) refused it
+    /// (spec/governance.md).
+    #[error(transparent)]
+    Governance(#[from] GovernanceError),
     /// An MLS library failure on our side.
     #[error("mls: {0}")]
     Mls(String),
@@ -186,6 +204,10 @@ fn required_capabilities() -> Extension {
             ExtensionType::Unknown(GROUP_DATA_EXTENSION),
             ExtensionType::Unknown(LEAF_PROOF_EXTENSION),
             ExtensionType::Unknown(DISAPPEARING_EXTENSION),
+            ExtensionType::Unknown(ROLES_EXTENSION),
+            ExtensionType::Unknown(POLICIES_EXTENSION),
+            ExtensionType::Unknown(METADATA_EXTENSION),
+            ExtensionType::Unknown(INVITES_EXTENSION),
         ],
         &[],
         &[openmls::prelude::CredentialType::Basic],
@@ -196,10 +218,12 @@ fn required_capabilities() -> Extension {
 pub(crate) fn create_config(
     cs: Ciphersuite,
     data: &GroupData,
+    extra: Vec<Extension>,
     leaf_extensions: Extensions<LeafNode>,
 ) -> Result<MlsGroupCreateConfig, GroupError> {
-    let ext = Extensions::from_vec(vec![required_capabilities(), data.to_extension()])
-        .map_err(|e| GroupError::Mls(e.to_string()))?;
+    let mut ext = vec![required_capabilities(), data.to_extension()];
+    ext.extend(extra);
+    let ext = Extensions::from_vec(ext).map_err(|e| GroupError::Mls(e.to_string()))?;
     let config = MlsGroupCreateConfig::builder()
         .ciphersuite(cs)
         // The tree travels out of band (spec/large-groups.md LG-T-1).

@@ -16,7 +16,7 @@ use super::{tagged_hash, GroupError};
 use crate::transport::{TreeLocator, MAX_TREE_BLOB};
 
 /// GroupInfo extension type carrying the tree reference (LG-T-2).
-pub const WELCOME_TREE_EXTENSION: u16 = 0xF0A3;
+pub const WELCOME_TREE_EXTENSION: u16 = 0xF0A7;
 
 const REF_VERSION: u8 = 1;
 const BLOB_VERSION: u8 = 1;
@@ -193,8 +193,7 @@ impl TreeRef {
 /// (LG-T-5). Anything else is the Welcome's fault.
 pub(crate) fn staging_error(e: &impl std::fmt::Debug, out_of_band: bool) -> GroupError {
     let s = format!("{e:?}");
-    if s.contains("TreeHashMismatch") || (out_of_band && s.contains("InvalidGroupInfoSignature"))
-    {
+    if s.contains("TreeHashMismatch") || (out_of_band && s.contains("InvalidGroupInfoSignature")) {
         GroupError::WelcomeTree(TreeError::Mismatch)
     } else if s.contains("MissingRatchetTree") {
         GroupError::WelcomeTree(TreeError::NoTree)

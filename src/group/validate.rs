@@ -146,10 +146,27 @@ pub(crate) fn validate_proposal(
             .certificate
             .did)
     };
-    if did_at(*from)? != did_at(r.removed())? {
+    let proposer = did_at(*from)?;
+    if proposer != did_at(r.removed())? {
         return Err(GroupError::NotAllowed(
             "a proposal may only remove the proposer's own devices",
         ));
+    }
+    // GOV-6: the last owner's leave request is refused; it must name a successor first.
+    if let Some(gov) = super::Governance::from_extensions(group.extensions())? {
+        if gov.roles.get(&proposer) == super::Role::Owner {
+            let members: std::collections::BTreeSet<Did> = member_leaves(group)
+                .into_iter()
+                .map(|(_, m)| m.did)
+                .collect();
+            let other_owner = gov
+                .roles
+                .iter()
+                .any(|(d, r)| r == super::Role::Owner && *d != proposer && members.contains(d));
+            if !other_owner {
+                return Err(super::GovernanceError::LastOwner.into());
+            }
+        }
     }
     Ok(())
 }

@@ -247,6 +247,11 @@ impl InstallationKeyPair {
         PublicKey(self.0.verifying_key().to_bytes())
     }
 
+    /// Signs a to-be-signed encoding (already domain-separated by its context string).
+    pub(crate) fn sign_raw(&self, tbs: Option<&[u8]>) -> Vec<u8> {
+        sign_tbs(&self.0, tbs)
+    }
+
     /// Signs the proof that this installation owns the MLS leaf signature key `leaf_key`.
     pub(crate) fn sign_leaf_key(&self, did: &Did, leaf_key: &[u8], ciphersuite: u16) -> Vec<u8> {
         let tbs = LeafProofTbs::new(did, &self.public(), leaf_key, ciphersuite);

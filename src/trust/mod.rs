@@ -9,7 +9,7 @@
 mod pairing;
 mod safety;
 
-pub(crate) use pairing::{find_request, respond};
+pub(crate) use pairing::{find_request, respond, SecretChannel};
 pub use pairing::{PairingCode, PendingLink};
 pub use safety::SafetyNumber;
 

@@ -99,15 +99,50 @@ impl PairingCode {
         Ok((did, Self::parse(code)?))
     }
 
+    fn channel(&self) -> SecretChannel {
+        SecretChannel::derive(
+            b"atmls/v1/pairing-mailbox",
+            b"atmls/v1/pairing-key",
+            &self.0,
+        )
+    }
+
     /// The channel's mailbox.
     pub(crate) fn mailbox(&self) -> MailboxId {
-        MailboxId(tagged(b"atmls/v1/pairing-mailbox", &self.0))
+        self.channel().mailbox
     }
 
     fn seal(&self, kind: u8, body: &[u8]) -> Result<Vec<u8>, TrustError> {
-        let key = tagged(b"atmls/v1/pairing-key", &self.0);
+        self.channel().seal(kind, body)
+    }
+
+    fn open(&self, kind: u8, sealed: &[u8]) -> Option<Vec<u8>> {
+        self.channel().open(kind, sealed)
+    }
+}
+
+/// A channel over a transport mailbox keyed by a shared secret: its mailbox and its
+/// ChaCha20-Poly1305 key both derive from the secret, so the transport can neither read
+/// nor forge what travels on it. Device pairing (TRUST-13) and invite links
+/// (spec/governance.md INV-2) use it.
+pub(crate) struct SecretChannel {
+    pub(crate) mailbox: MailboxId,
+    key: [u8; 32],
+}
+
+impl SecretChannel {
+    /// The channel of `secret`, with one label for its mailbox and one for its key.
+    pub(crate) fn derive(mailbox_label: &[u8], key_label: &[u8], secret: &[u8]) -> Self {
+        SecretChannel {
+            mailbox: MailboxId(tagged(mailbox_label, secret)),
+            key: tagged(key_label, secret),
+        }
+    }
+
+    /// Seals `body` as a message of `kind` (the kind is authenticated).
+    pub(crate) fn seal(&self, kind: u8, body: &[u8]) -> Result<Vec<u8>, TrustError> {
         let nonce: [u8; 12] = rand::random();
-        let ct = ChaCha20Poly1305::new(Key::from_slice(&key))
+        let ct = ChaCha20Poly1305::new(Key::from_slice(&self.key))
             .encrypt(
                 Nonce::from_slice(&nonce),
                 Payload {
@@ -119,16 +154,15 @@ impl PairingCode {
         Ok([&[kind][..], &nonce, &ct].concat())
     }
 
-    /// Opens a sealed message of `kind`; anything else (another kind, another code,
+    /// Opens a sealed message of `kind`; anything else (another kind, another secret,
     /// tampering) is `None`.
-    fn open(&self, kind: u8, sealed: &[u8]) -> Option<Vec<u8>> {
+    pub(crate) fn open(&self, kind: u8, sealed: &[u8]) -> Option<Vec<u8>> {
         let (k, rest) = sealed.split_first()?;
         if *k != kind || rest.len() < 12 {
             return None;
         }
         let (nonce, ct) = rest.split_at(12);
-        let key = tagged(b"atmls/v1/pairing-key", &self.0);
-        ChaCha20Poly1305::new(Key::from_slice(&key))
+        ChaCha20Poly1305::new(Key::from_slice(&self.key))
             .decrypt(
                 Nonce::from_slice(nonce),
                 Payload {

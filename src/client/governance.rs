@@ -1,0 +1,442 @@
+//! The governance half of the client API: roles, policies, metadata, pinned messages,
+//! ownership hand-over (spec/governance.md). Every change is a commit that every member's
+//! device authorizes against the roles and policies before merging it.
+
+use openmls::prelude::{Extension, ExtensionType, Extensions, GroupContext};
+
+use super::history::ModerationPolicy;
+use super::outgoing::Intent;
+use super::{Client, Error};
+use crate::content::{encrypt_attachment, Content, MessageId};
+use crate::group::{
+    invites_of, metadata_of, Action, Avatar, Governance, GovernanceError, GroupError, GroupId,
+    GroupKind, GroupMetadata, InviteId, InviteRecord, Policies, Policy, Preset, Role,
+};
+use crate::identity::Did;
+
+/// A change of the group-context extensions, re-applied to the current state on every
+/// commit attempt (GROUP-6).
+#[derive(Clone, Debug)]
+pub(crate) enum ContextEdit {
+    Roles(Vec<(Did, Role)>),
+    Policies(Policies),
+    Name(String),
+    Description(String),
+    Avatar(Option<Avatar>),
+    Pin(MessageId),
+    Unpin(MessageId),
+    CreateInvite(Box<InviteRecord>),
+    RevokeInvite(InviteId),
+}
+
+/// `ext` with `new` in place of the extension of the same type.
+fn replace(
+    ext: &Extensions<GroupContext>,
+    new: Extension,
+) -> Result<Extensions<GroupContext>, GroupError> {
+    let ty = new.extension_type();
+    let mut v: Vec<Extension> = ext
+        .iter()
+        .filter(|e| e.extension_type() != ty)
+        .cloned()
+        .collect();
+    v.push(new);
+    Extensions::from_vec(v).map_err(|e| GroupError::Mls(e.to_string()))
+}
+
+fn governance(ext: &Extensions<GroupContext>) -> Result<Governance, GroupError> {
+    Governance::from_extensions(ext)?
+        .ok_or(GovernanceError::Immutable("a DM has no roles, metadata or invites").into())
+}
+
+/// The extensions after `edit`, or `None` if it changes nothing.
+pub(crate) fn apply_edit(
+    ext: &Extensions<GroupContext>,
+    edit: &ContextEdit,
+    me: &Did,
+) -> Result<Option<Extensions<GroupContext>>, GroupError> {
+    let gov = governance(ext)?;
+    let mut meta = metadata_of(ext)?;
+    let before = meta.clone();
+    let new = match edit {
+        ContextEdit::Roles(changes) => {
+            let mut roles = gov.roles.clone();
+            for (d, r) in changes {
+                roles.set(d.clone(), *r);
+            }
+            if roles == gov.roles {
+                return Ok(None);
+            }
+            roles.to_extension()
+        }
+        ContextEdit::Policies(p) => {
+            if *p == gov.policies {
+                return Ok(None);
+            }
+            p.to_extension()
+        }
+        ContextEdit::CreateInvite(rec) => {
+            let mut all = invites_of(ext)?;
+            // Revoked, expired or used-up links make room for new ones.
+            if all.len() >= crate::group::MAX_INVITES {
+                let now = crate::identity::unix_now();
+                all.retain(|i| i.state(now) == crate::group::InviteState::Open);
+            }
+            let mut rec = (**rec).clone();
+            rec.created_by = me.clone();
+            all.push(rec);
+            crate::group::invites_to_extension(&all)?
+        }
+        ContextEdit::RevokeInvite(id) => {
+            let mut all = invites_of(ext)?;
+            let i = all
+                .iter_mut()
+                .find(|i| i.id() == *id)
+                .ok_or(GovernanceError::UnknownInvite)?;
+            if i.revoked {
+                return Ok(None);
+            }
+            i.revoked = true;
+            crate::group::invites_to_extension(&all)?
+        }
+        ContextEdit::Name(n) => {
+            meta.name = n.clone();
+            meta.to_extension()?
+        }
+        ContextEdit::Description(d) => {
+            meta.description = d.clone();
+            meta.to_extension()?
+        }
+        ContextEdit::Avatar(a) => {
+            meta.avatar = a.clone();
+            meta.to_extension()?
+        }
+        ContextEdit::Pin(m) => {
+            if !meta.pinned.contains(m) {
+                meta.pinned.push(*m);
+            }
+            meta.to_extension()?
+        }
+        ContextEdit::Unpin(m) => {
+            meta.pinned.retain(|p| p != m);
+            meta.to_extension()?
+        }
+    };
+    let is_meta = new.extension_type() == ExtensionType::Unknown(crate::group::METADATA_EXTENSION);
+    if is_meta && meta == before {
+        return Ok(None);
+    }
+    Ok(Some(replace(ext, new)?))
+}
+
+/// The extensions with invite `id`'s use count raised by `n` (INV-3); fails with the
+/// invite's state if it cannot take them.
+pub(crate) fn bump_invite(
+    ext: &Extensions<GroupContext>,
+    id: &InviteId,
+    n: usize,
+) -> Result<Extensions<GroupContext>, GroupError> {
+    let mut all = invites_of(ext)?;
+    let i = all
+        .iter_mut()
+        .find(|i| i.id() == *id)
+        .ok_or(GovernanceError::UnknownInvite)?;
+    let n = u32::try_from(n).map_err(|_| GovernanceError::Malformed("use count"))?;
+    if i.revoked || (i.max_uses != 0 && i.uses.saturating_add(n) > i.max_uses) {
+        return Err(GovernanceError::Immutable("invite revoked or used up").into());
+    }
+    i.uses = i.uses.saturating_add(n);
+    let e = crate::group::invites_to_extension(&all)?;
+    replace(ext, e)
+}
+
+/// The extensions without the roles of `dids`, or `None` if none of them has one.
+pub(crate) fn drop_roles(
+    ext: &Extensions<GroupContext>,
+    dids: &[Did],
+) -> Result<Option<Extensions<GroupContext>>, GroupError> {
+    let Some(gov) = Governance::from_extensions(ext)? else {
+        return Ok(None);
+    };
+    let mut roles = gov.roles.clone();
+    for d in dids {
+        roles.set(d.clone(), Role::Member);
+    }
+    if roles == gov.roles {
+        return Ok(None);
+    }
+    replace(ext, roles.to_extension()).map(Some)
+}
+
+/// The leaves among `leaves` this account may remove in a commit (GOV-5): a device of an
+/// account that keeps another device, or any device of an account it may remove.
+pub(crate) fn removable(
+    g: &openmls::prelude::MlsGroup,
+    me: &Did,
+    leaves: Vec<openmls::prelude::LeafNodeIndex>,
+) -> Result<Vec<openmls::prelude::LeafNodeIndex>, GroupError> {
+    let members = crate::group::member_leaves(g);
+    let gov = Governance::from_extensions(g.extensions())?;
+    let did_of = |i: &openmls::prelude::LeafNodeIndex| {
+        members
+            .iter()
+            .find(|(l, _)| l == i)
+            .map(|(_, m)| m.did.clone())
+    };
+    Ok(leaves
+        .iter()
+        .filter(|i| {
+            let Some(did) = did_of(i) else { return false };
+            let keeps_one = members
+                .iter()
+                .any(|(l, m)| m.did == did && !leaves.contains(l));
+            let may_remove = gov.as_ref().is_some_and(|gv| {
+                let mine = gv.roles.get(me);
+                gv.allows(me, Action::RemoveMembers)
+                    && (mine == Role::Owner || gv.roles.get(&did) < mine)
+            });
+            keeps_one || may_remove
+        })
+        .copied()
+        .collect())
+}
+
+/// Whether content counts as a post for the `Post` policy (GOV-8): receipts, typing
+/// indicators and deletes do not.
+pub(crate) fn is_post(c: &Content) -> bool {
+    !matches!(
+        c,
+        Content::ReadReceipt(_) | Content::Typing(_) | Content::Delete(_)
+    )
+}
+
+/// The builder's moderation policy, widened by the group's roles (GOV-8): an account with
+/// the `Moderate` permission deletes messages of accounts whose role is not above its own.
+pub(crate) struct RoleModeration<'a> {
+    pub base: &'a dyn ModerationPolicy,
+    pub gov: Option<Governance>,
+}
+
+impl ModerationPolicy for RoleModeration<'_> {
+    fn may_delete(&self, group: &GroupId, actor: &Did, author: &Did) -> bool {
+        self.base.may_delete(group, actor, author)
+            || self.gov.as_ref().is_some_and(|g| {
+                g.allows(actor, Action::Moderate) && g.roles.get(actor) >= g.roles.get(author)
+            })
+    }
+}
+
+/// Whether `did` is the group's only owner among its members (GOV-6).
+pub(crate) fn is_last_owner(gov: &Governance, members: &[Did], did: &Did) -> bool {
+    gov.roles.get(did) == Role::Owner
+        && !gov
+            .roles
+            .iter()
+            .any(|(d, r)| r == Role::Owner && d != did && members.contains(d))
+}
+
+impl Client {
+    async fn change_context(&self, group: &GroupId, edit: ContextEdit) -> Result<(), Error> {
+        self.session()
+            .await
+            .run_commit(group, Intent::Context(edit))
+            .await
+    }
+
+    /// Creates a group with a policy preset and initial metadata; this account is its
+    /// owner (GOV-1). [`create_group`](Self::create_group) uses
+    /// [`Preset::AllMembers`] and no metadata.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # use std::sync::Arc;
+    /// # use atmls::{Client, directory::MemoryDirectory, transport::MemoryTransport, storage::Store};
+    /// # use atmls::identity::DeviceIdentity;
+    /// # let (dir, net) = (Arc::new(MemoryDirectory::new()), Arc::new(MemoryTransport::new()));
+    /// # let alice = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
+    /// #     .identity(DeviceIdentity::new_account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?)).build().await?;
+    /// # let bob = Client::builder(dir, net, Store::in_memory()?)
+    /// #     .identity(DeviceIdentity::new_account("did:plc:bbbbbbbbbbbbbbbbbbbbbbbb".parse()?)).build().await?;
+    /// use atmls::group::{Action, GroupMetadata, Preset, Role, GroupError, GovernanceError};
+    /// use atmls::Error;
+    /// let meta = GroupMetadata { name: "Secret Club".into(), ..Default::default() };
+    /// let g = alice.create_group_with(&[bob.did().clone()], Preset::AdminsOnly, meta).await?;
+    /// bob.sync().await?;
+    /// assert_eq!(bob.metadata(&g).await?.name, "Secret Club");
+    /// assert_eq!(bob.role(&g, alice.did()).await?, Role::Owner);
+    /// // Bob is a member: renaming needs an admin under this preset.
+    /// let err = bob.set_name(&g, "Bob's Club").await.unwrap_err();
+    /// assert!(matches!(err, Error::Group(GroupError::Governance(
+    ///     GovernanceError::Forbidden { action: Action::EditName, .. }))));
+    /// alice.set_role(&g, bob.did(), Role::Admin).await?;
+    /// bob.sync().await?;
+    /// bob.set_name(&g, "Bob's Club").await?;
+    /// alice.sync().await?;
+    /// assert_eq!(alice.metadata(&g).await?.name, "Bob's Club");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn create_group_with(
+        &self,
+        members: &[Did],
+        preset: Preset,
+        metadata: GroupMetadata,
+    ) -> Result<GroupId, Error> {
+        metadata.check().map_err(GroupError::from)?;
+        self.session()
+            .await
+            .create_with(GroupKind::Group, members, preset, Some(metadata))
+            .await
+    }
+
+    /// The group's roles and policies (`None` for a DM, whose policy is fixed: GOV-3).
+    pub async fn governance(&self, group: &GroupId) -> Result<Option<Governance>, Error> {
+        let mut s = self.session().await;
+        s.inner.atomic(|cx| {
+            let g = cx.load(group)?;
+            Ok::<_, Error>(Governance::from_extensions(g.extensions()).map_err(GroupError::from)?)
+        })
+    }
+
+    /// The role of `did` in the group (members of a DM are all [`Role::Member`]).
+    pub async fn role(&self, group: &GroupId, did: &Did) -> Result<Role, Error> {
+        Ok(self
+            .governance(group)
+            .await?
+            .map(|g| g.roles.get(did))
+            .unwrap_or(Role::Member))
+    }
+
+    /// Gives `did` a role (GOV-5): needs [`Action::ChangeRoles`], and no one grants or
+    /// takes away a role above their own. The last owner cannot demote themself (GOV-6):
+    /// use [`transfer_ownership`](Self::transfer_ownership).
+    pub async fn set_role(&self, group: &GroupId, did: &Did, role: Role) -> Result<(), Error> {
+        if !self.members(group).await?.iter().any(|m| &m.did == did) {
+            return Err(Error::InvalidArgument("not a member of this group"));
+        }
+        self.change_context(group, ContextEdit::Roles(vec![(did.clone(), role)]))
+            .await
+    }
+
+    /// Makes `to` an owner and this account an admin, in one commit (GOV-6).
+    pub async fn transfer_ownership(&self, group: &GroupId, to: &Did) -> Result<(), Error> {
+        if to == self.did() {
+            return Err(Error::InvalidArgument("already the owner"));
+        }
+        if !self.members(group).await?.iter().any(|m| &m.did == to) {
+            return Err(Error::InvalidArgument("not a member of this group"));
+        }
+        self.change_context(
+            group,
+            ContextEdit::Roles(vec![
+                (to.clone(), Role::Owner),
+                (self.did().clone(), Role::Admin),
+            ]),
+        )
+        .await
+    }
+
+    /// Leaves after making `successor` an owner: what the last owner must do (GOV-6).
+    pub async fn leave_naming(&self, group: &GroupId, successor: &Did) -> Result<(), Error> {
+        self.set_role(group, successor, Role::Owner).await?;
+        self.leave(group).await
+    }
+
+    /// Sets the policy of one action (needs [`Action::ChangePolicies`]).
+    pub async fn set_policy(
+        &self,
+        group: &GroupId,
+        action: Action,
+        policy: Policy,
+    ) -> Result<(), Error> {
+        let mut p = self
+            .governance(group)
+            .await?
+            .ok_or(GroupError::from(GovernanceError::Immutable(
+                "a DM has fixed policies",
+            )))?
+            .policies;
+        p.set(action, policy);
+        self.change_context(group, ContextEdit::Policies(p)).await
+    }
+
+    /// Replaces every policy with a preset (GOV-3; needs [`Action::ChangePolicies`]).
+    pub async fn apply_preset(&self, group: &GroupId, preset: Preset) -> Result<(), Error> {
+        self.change_context(group, ContextEdit::Policies(Policies::preset(preset)))
+            .await
+    }
+
+    /// The group's name, description, avatar reference and pinned messages.
+    pub async fn metadata(&self, group: &GroupId) -> Result<GroupMetadata, Error> {
+        let mut s = self.session().await;
+        s.inner.atomic(|cx| {
+            let g = cx.load(group)?;
+            Ok::<_, Error>(metadata_of(g.extensions()).map_err(GroupError::from)?)
+        })
+    }
+
+    /// Renames the group (at most [`MAX_NAME`](crate::group::MAX_NAME) bytes).
+    pub async fn set_name(&self, group: &GroupId, name: &str) -> Result<(), Error> {
+        self.change_context(group, ContextEdit::Name(name.to_owned()))
+            .await
+    }
+
+    /// Sets the description (at most [`MAX_DESCRIPTION`](crate::group::MAX_DESCRIPTION)
+    /// bytes).
+    pub async fn set_description(&self, group: &GroupId, text: &str) -> Result<(), Error> {
+        self.change_context(group, ContextEdit::Description(text.to_owned()))
+            .await
+    }
+
+    /// Sets the avatar: the image is encrypted with a fresh key into the blob store; the
+    /// key and digest go into the group state (GOV-7). `None` removes it.
+    pub async fn set_avatar(
+        &self,
+        group: &GroupId,
+        image: Option<(&str, &[u8])>,
+    ) -> Result<(), Error> {
+        let avatar = match image {
+            None => None,
+            Some((mime, bytes)) => {
+                let blobs = self.blob_store.as_ref().ok_or(Error::NoBlobStore)?;
+                let (ciphertext, mut blob) = encrypt_attachment(bytes)?;
+                blob.url = blobs.put(&ciphertext).await?;
+                Some(Avatar {
+                    mime_type: mime.to_owned(),
+                    blob,
+                })
+            }
+        };
+        self.change_context(group, ContextEdit::Avatar(avatar))
+            .await
+    }
+
+    /// The avatar's MIME type and bytes, fetched from the blob store with its digest
+    /// checked (`None` if the group has none).
+    pub async fn avatar(&self, group: &GroupId) -> Result<Option<(String, Vec<u8>)>, Error> {
+        let Some(a) = self.metadata(group).await?.avatar else {
+            return Ok(None);
+        };
+        let blobs = self.blob_store.as_ref().ok_or(Error::NoBlobStore)?;
+        let bytes = a.blob.decrypt(&blobs.get(&a.blob.url).await?)?;
+        Ok(Some((a.mime_type.clone(), bytes)))
+    }
+
+    /// Pins a message of the group's history (at most
+    /// [`MAX_PINNED`](crate::group::MAX_PINNED)).
+    pub async fn pin(&self, group: &GroupId, id: &MessageId) -> Result<(), Error> {
+        if self.message(group, id).await?.is_none() {
+            return Err(super::HistoryError::UnknownMessage(*id).into());
+        }
+        self.change_context(group, ContextEdit::Pin(*id)).await
+    }
+
+    /// Unpins a message.
+    pub async fn unpin(&self, group: &GroupId, id: &MessageId) -> Result<(), Error> {
+        self.change_context(group, ContextEdit::Unpin(*id)).await
+    }
+
+    pub(crate) async fn edit_invites(&self, group: &GroupId, e: ContextEdit) -> Result<(), Error> {
+        self.change_context(group, e).await
+    }
+}
