@@ -133,7 +133,13 @@ async fn ds_api_10_trees_idempotent_bounded_and_bad_input_refused() {
             "malformed",
         );
         assert_error(
-            raw(&ds, Method::GET, &format!("/v1/trees/{}", &hex[..62]), vec![]).await,
+            raw(
+                &ds,
+                Method::GET,
+                &format!("/v1/trees/{}", &hex[..62]),
+                vec![],
+            )
+            .await,
             400,
             "malformed",
         );
@@ -178,10 +184,17 @@ async fn lg_t_4_trees_expire_on_the_ds_and_joiners_then_refuse() {
         assert_eq!(t.fetch_tree(&l).await, Err(TransportError::NotFound));
         let events = bob.sync().await.unwrap();
         assert!(joined(&events).is_empty(), "{events:?}");
-        assert!(events.iter().any(|e| matches!(
-            e,
-            Event::Refused { group: None, error: GroupError::WelcomeTree(TreeError::Missing), .. }
-        )), "{events:?}");
+        assert!(
+            events.iter().any(|e| matches!(
+                e,
+                Event::Refused {
+                    group: None,
+                    error: GroupError::WelcomeTree(TreeError::Missing),
+                    ..
+                }
+            )),
+            "{events:?}"
+        );
     }
 }
 
@@ -199,10 +212,17 @@ async fn lg_t_5_joins_through_the_ds_and_a_tampered_tree_is_refused() {
         let before = carol.store_snapshot().await.unwrap();
         let events = carol.sync().await.unwrap();
         assert!(joined(&events).is_empty(), "{events:?}");
-        assert!(events.iter().any(|e| matches!(
-            e,
-            Event::Refused { group: None, error: GroupError::WelcomeTree(TreeError::Undecryptable), .. }
-        )), "{events:?}");
+        assert!(
+            events.iter().any(|e| matches!(
+                e,
+                Event::Refused {
+                    group: None,
+                    error: GroupError::WelcomeTree(TreeError::Undecryptable),
+                    ..
+                }
+            )),
+            "{events:?}"
+        );
         assert!(carol.groups().await.unwrap().is_empty());
         // Only the Welcome cursor moved.
         let after = carol.store_snapshot().await.unwrap();

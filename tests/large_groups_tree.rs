@@ -139,11 +139,15 @@ impl Net {
     }
 
     async fn account(&self, name: &str) -> Client {
-        Client::builder(self.dir.clone(), self.net.clone(), Store::in_memory().unwrap())
-            .identity(atmls::identity::DeviceIdentity::new_account(did(name)))
-            .build()
-            .await
-            .unwrap()
+        Client::builder(
+            self.dir.clone(),
+            self.net.clone(),
+            Store::in_memory().unwrap(),
+        )
+        .identity(atmls::identity::DeviceIdentity::new_account(did(name)))
+        .build()
+        .await
+        .unwrap()
     }
 
     async fn welcome_sizes(&self, c: &Client) -> Vec<usize> {
@@ -222,15 +226,28 @@ async fn lg_t_5_transient_fetch_failure_keeps_the_welcome_for_the_next_sync() {
     w.net.set(Fault::Unavailable);
     let before = bob.store_snapshot().await.unwrap();
     let e = bob.sync().await.unwrap_err();
-    assert!(matches!(e, Error::Transport(TransportError::Unavailable(_))), "{e:?}");
+    assert!(
+        matches!(e, Error::Transport(TransportError::Unavailable(_))),
+        "{e:?}"
+    );
     assert!(e.is_retryable());
-    assert_eq!(bob.store_snapshot().await.unwrap(), before, "nothing changed");
+    assert_eq!(
+        bob.store_snapshot().await.unwrap(),
+        before,
+        "nothing changed"
+    );
     w.net.set(Fault::None);
     assert_eq!(joined(&bob.sync().await.unwrap()), vec![g]);
 }
 
 /// A fresh joiner added to `g` by `alice`, then refused its Welcome under `fault`.
-async fn refused_under(w: &Net, alice: &Client, g: &GroupId, name: &str, fault: Fault) -> GroupError {
+async fn refused_under(
+    w: &Net,
+    alice: &Client,
+    g: &GroupId,
+    name: &str,
+    fault: Fault,
+) -> GroupError {
     let j = w.account(name).await;
     alice.add_members(g, &[j.did().clone()]).await.unwrap();
     let before = rows_but_cursor(&j).await;
@@ -241,7 +258,11 @@ async fn refused_under(w: &Net, alice: &Client, g: &GroupId, name: &str, fault: 
     assert!(j.groups().await.unwrap().is_empty());
     // The refused Welcome changed nothing but the cursor past it: the KeyPackage is kept
     // (KP-6), no group, no key material.
-    assert_eq!(rows_but_cursor(&j).await, before, "{fault:?}: state changed");
+    assert_eq!(
+        rows_but_cursor(&j).await,
+        before,
+        "{fault:?}: state changed"
+    );
     // A permanent refusal: the next sync does not try again.
     let fetched = w.net.fetches.load(Ordering::SeqCst);
     assert!(j.sync().await.unwrap().is_empty());

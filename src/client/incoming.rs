@@ -345,9 +345,10 @@ impl Session<'_> {
         &mut self,
         payload: &[u8],
     ) -> Result<Result<Option<RatchetTreeIn>, GroupError>, Error> {
-        let peeked = match self.inner.atomic(|cx| {
-            Err::<(), _>(Rollback::Peeked(peek_tree_ref(cx, payload)))
-        }) {
+        let peeked = match self
+            .inner
+            .atomic(|cx| Err::<(), _>(Rollback::Peeked(peek_tree_ref(cx, payload))))
+        {
             Err(Rollback::Peeked(p)) => p,
             Err(Rollback::Storage(e)) => return Err(e.into()),
             Ok(()) => Ok(None),
@@ -360,11 +361,20 @@ impl Session<'_> {
         let blob = match self.transport.fetch_tree(&r.locator).await {
             Ok(b) => b,
             Err(e) if e.is_retryable() => return Err(e.into()),
-            Err(TransportError::NotFound) => return Ok(Err(GroupError::WelcomeTree(TreeError::Missing))),
-            Err(TransportError::PayloadTooLarge { size, limit }) => {
-                return Ok(Err(GroupError::WelcomeTree(TreeError::TooLarge { size, limit })))
+            Err(TransportError::NotFound) => {
+                return Ok(Err(GroupError::WelcomeTree(TreeError::Missing)))
             }
-            Err(e) => return Ok(Err(GroupError::WelcomeTree(TreeError::Fetch(e.to_string())))),
+            Err(TransportError::PayloadTooLarge { size, limit }) => {
+                return Ok(Err(GroupError::WelcomeTree(TreeError::TooLarge {
+                    size,
+                    limit,
+                })))
+            }
+            Err(e) => {
+                return Ok(Err(GroupError::WelcomeTree(TreeError::Fetch(
+                    e.to_string(),
+                ))))
+            }
         };
         Ok(r.open(&blob).map(Some).map_err(GroupError::WelcomeTree))
     }

@@ -318,8 +318,7 @@ impl Session<'_> {
                 // no tree and refuse their Welcome (LG-T-5); nothing else is held up.
                 Err(error) => tracing::warn!(%error, "ratchet tree upload refused"),
             }
-            self.inner
-                .atomic(|cx| tables::tree_sent(cx.c, &locator))?;
+            self.inner.atomic(|cx| tables::tree_sent(cx.c, &locator))?;
         }
         for (id, mailbox, idem, payload) in self.inner.read(tables::welcome_pending)? {
             self.transport

@@ -122,9 +122,5 @@ pub(super) async fn get_tree(
             )
         })?;
     svc.metrics.fetch(1, t.elapsed());
-    Ok((
-        [(header::CONTENT_TYPE, "application/octet-stream")],
-        blob,
-    )
-        .into_response())
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], blob).into_response())
 }

@@ -193,8 +193,7 @@ impl TreeRef {
 /// (LG-T-5). Anything else is the Welcome's fault.
 pub(crate) fn staging_error(e: &impl std::fmt::Debug, out_of_band: bool) -> GroupError {
     let s = format!("{e:?}");
-    if s.contains("TreeHashMismatch") || (out_of_band && s.contains("InvalidGroupInfoSignature"))
-    {
+    if s.contains("TreeHashMismatch") || (out_of_band && s.contains("InvalidGroupInfoSignature")) {
         GroupError::WelcomeTree(TreeError::Mismatch)
     } else if s.contains("MissingRatchetTree") {
         GroupError::WelcomeTree(TreeError::NoTree)

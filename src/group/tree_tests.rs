@@ -2,8 +2,9 @@
 //! groups so that openmls's own tree-hash check is what is tested.
 
 use openmls::prelude::{
-    tls_codec::{DeserializeBytes as _, Serialize as _}, BasicCredential, Ciphersuite, CredentialWithKey, KeyPackage,
-    MlsGroup, MlsGroupCreateConfig, MlsMessageBodyIn, MlsMessageIn, ProcessedWelcome,
+    tls_codec::{DeserializeBytes as _, Serialize as _},
+    BasicCredential, Ciphersuite, CredentialWithKey, KeyPackage, MlsGroup, MlsGroupCreateConfig,
+    MlsMessageBodyIn, MlsMessageIn, ProcessedWelcome,
 };
 use openmls_basic_credential::SignatureKeyPair;
 use openmls_rust_crypto::OpenMlsRustCrypto;
@@ -89,7 +90,10 @@ fn lg_t_2_reference_rides_in_the_group_info_and_decodes_strictly() {
     let (_, welcome) = group_with_welcome(&a, &[&b], &r);
     let pw = processed(&b, &welcome);
     let ext = pw.unverified_group_info().extensions();
-    assert!(ext.ratchet_tree().is_none(), "LG-T-1: no tree in the Welcome");
+    assert!(
+        ext.ratchet_tree().is_none(),
+        "LG-T-1: no tree in the Welcome"
+    );
     assert_eq!(TreeRef::from_group_info(ext).unwrap(), Some(r.clone()));
     // The Welcome stays small: a header, one joiner's secrets, a signed GroupInfo.
     assert!(welcome.len() < 1024, "Welcome of {} bytes", welcome.len());
@@ -111,10 +115,7 @@ fn lg_t_2_reference_rides_in_the_group_info_and_decodes_strictly() {
             UnknownExtension(bad),
         )])
         .unwrap();
-        assert_eq!(
-            TreeRef::from_group_info(&ext),
-            Err(TreeError::BadReference)
-        );
+        assert_eq!(TreeRef::from_group_info(&ext), Err(TreeError::BadReference));
     }
     assert_eq!(TreeRef::from_group_info(&Extensions::empty()), Ok(None));
 }
@@ -140,7 +141,11 @@ fn lg_t_3_sealed_tree_opens_only_intact_under_its_reference() {
 
     // Truncated anywhere: refused.
     for n in (0..blob.len()).step_by(7) {
-        assert_eq!(r.open(&blob[..n]).unwrap_err(), TreeError::Undecryptable, "{n}");
+        assert_eq!(
+            r.open(&blob[..n]).unwrap_err(),
+            TreeError::Undecryptable,
+            "{n}"
+        );
     }
     // Any flipped byte (version, nonce, ciphertext, tag): refused.
     for i in [0, 1, 12, 13, blob.len() / 2, blob.len() - 1] {
@@ -227,7 +232,10 @@ fn lg_t_5_openmls_checks_the_tree_against_the_group_info_tree_hash() {
         .unwrap();
     assert_eq!(joined.epoch(), g.epoch());
     assert_eq!(
-        joined.export_ratchet_tree().tls_serialize_detached().unwrap(),
+        joined
+            .export_ratchet_tree()
+            .tls_serialize_detached()
+            .unwrap(),
         g.export_ratchet_tree().tls_serialize_detached().unwrap()
     );
 }

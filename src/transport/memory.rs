@@ -10,8 +10,8 @@ use tokio::sync::mpsc;
 
 use super::{
     CommitOutcome, Delivered, EpochTag, IdempotencyKey, Kind, Mailbox, MailboxId, Page,
-    SendOutcome, Subscription, Transport, TransportError, TreeLocator, MAX_PAYLOAD,
-    MAX_TREE_BLOB, MAX_WELCOME_PAYLOAD, TREE_TTL_SECS,
+    SendOutcome, Subscription, Transport, TransportError, TreeLocator, MAX_PAYLOAD, MAX_TREE_BLOB,
+    MAX_WELCOME_PAYLOAD, TREE_TTL_SECS,
 };
 
 #[derive(Default)]
@@ -255,7 +255,8 @@ impl Transport for MemoryTransport {
                     "another tree is stored under this locator".into(),
                 )),
                 None => {
-                    st.trees.insert(*locator, (blob.to_vec(), now + self.tree_ttl));
+                    st.trees
+                        .insert(*locator, (blob.to_vec(), now + self.tree_ttl));
                     Ok(())
                 }
             }

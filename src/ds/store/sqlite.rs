@@ -17,8 +17,8 @@ use crate::transport::Kind;
 /// Versioned migrations, applied in order, each once (DS-11).
 const MIGRATIONS: &[(i64, &str)] = &[
     (
-    1,
-    "CREATE TABLE mailboxes (
+        1,
+        "CREATE TABLE mailboxes (
         id BLOB PRIMARY KEY,
         kind INTEGER NOT NULL,
         last_seq INTEGER NOT NULL,
