@@ -33,6 +33,7 @@ struct TreeNet {
     puts: AtomicUsize,
     fetches: AtomicUsize,
     locators: Mutex<Vec<TreeLocator>>,
+    sizes: Mutex<Vec<usize>>,
 }
 
 impl TreeNet {
@@ -43,6 +44,7 @@ impl TreeNet {
             puts: AtomicUsize::new(0),
             fetches: AtomicUsize::new(0),
             locators: Mutex::new(Vec::new()),
+            sizes: Mutex::new(Vec::new()),
         }
     }
 
@@ -88,6 +90,7 @@ impl Transport for TreeNet {
     async fn put_tree(&self, l: &TreeLocator, b: &[u8]) -> Result<(), TransportError> {
         self.puts.fetch_add(1, Ordering::SeqCst);
         self.locators.lock().unwrap().push(*l);
+        self.sizes.lock().unwrap().push(b.len());
         self.inner.put_tree(l, b).await
     }
     async fn fetch_tree(&self, l: &TreeLocator) -> Result<Vec<u8>, TransportError> {
@@ -311,4 +314,45 @@ async fn lg_t_4_an_expired_tree_is_missing() {
         refusal(&events),
         Some(GroupError::WelcomeTree(TreeError::Missing))
     );
+}
+
+/// LG-T-1 at 1,000 members: adding one device sends a Welcome of the same size as in a group of
+/// five, and the tree (about 550 bytes per member) is uploaded once. Prints both sizes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lg_t_1_welcome_size_does_not_grow_with_the_group() {
+    let w = Net::new(MemoryTransport::new());
+    let alice = w.account("alice").await;
+    let policy = atmls::keypackage::KeyPackagePolicy {
+        single_use: 0,
+        replenish_below: 0,
+        lifetime_secs: 86_400,
+    };
+    let mut dids = Vec::new();
+    for i in 0..998u32 {
+        let name: String = format!("{:0>6}", i)
+            .chars()
+            .map(|c| (b'a' + (c as u8 - b'0')) as char)
+            .collect();
+        let d = did(&format!("m{name}"));
+        Client::builder(w.dir.clone(), w.net.clone(), Store::in_memory().unwrap())
+            .identity(atmls::identity::DeviceIdentity::new_account(d.clone()))
+            .key_package_policy(policy.clone())
+            .build()
+            .await
+            .unwrap();
+        dids.push(d);
+    }
+    let g = alice.create_group(&dids).await.unwrap();
+    let carol = w.account("carol").await;
+    alice.add_members(&g, &[carol.did().clone()]).await.unwrap();
+    assert_eq!(alice.members(&g).await.unwrap().len(), 1000);
+    let welcome = w.welcome_sizes(&carol).await;
+    let tree = *w.net.sizes.lock().unwrap().last().unwrap();
+    eprintln!(
+        "1,000 members: Welcome {} bytes (envelope included); tree blob {tree} bytes, uploaded once",
+        welcome[0]
+    );
+    assert!(welcome[0] < 1024, "Welcome of {} bytes", welcome[0]);
+    assert!(tree > 400 * 1000, "tree blob of {tree} bytes");
+    assert_eq!(joined(&carol.sync().await.unwrap()), vec![g]);
 }
