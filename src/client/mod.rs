@@ -367,6 +367,12 @@ impl Client {
         Ok(self.session().await.inner.store.snapshot()?)
     }
 
+    /// Bytes the client's database uses (for benchmarks of state size).
+    #[doc(hidden)]
+    pub async fn store_bytes(&self) -> Result<u64, Error> {
+        Ok(self.session().await.inner.store.used_bytes()?)
+    }
+
     /// The group's current epoch and an exporter value (for tests asserting unchanged state).
     #[doc(hidden)]
     pub async fn epoch_fingerprint(&self, group: &GroupId) -> Result<(u64, Vec<u8>), Error> {

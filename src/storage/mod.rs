@@ -166,6 +166,16 @@ impl Store {
         Ok(Store { conn })
     }
 
+    /// Bytes the database uses (its pages minus free ones): for benchmarks of state size.
+    #[doc(hidden)]
+    pub fn used_bytes(&self) -> Result<u64, StorageError> {
+        let q = |p: &str| -> Result<u64, StorageError> {
+            let v: i64 = self.conn.pragma_query_value(None, p, |r| r.get(0))?;
+            Ok(u64::try_from(v).unwrap_or(0))
+        };
+        Ok(q("page_count")?.saturating_sub(q("freelist_count")?) * q("page_size")?)
+    }
+
     /// Every row of every table, in a stable order: for tests asserting that a refused input
     /// changed nothing.
     #[doc(hidden)]
