@@ -61,7 +61,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode};
-use openmls::prelude::{tls_codec::Serialize as _, BasicCredential, CredentialWithKey, KeyPackage, MlsGroup};
+use openmls::prelude::{
+    tls_codec::Serialize as _, BasicCredential, CredentialWithKey, KeyPackage, MlsGroup,
+};
 use openmls_traits::OpenMlsProvider;
 
 use atmls::directory::MemoryDirectory;

@@ -183,7 +183,9 @@ fn atmls_run(n: usize) -> Result<(), BoxError> {
         }
         for (l, c) in leaves.iter().zip(&kept) {
             if list.get(*l).map(|m| &m.did) != Some(c.did()) {
-                eprintln!("  warning: member kept for leaf {l} is elsewhere; filled tree is partial");
+                eprintln!(
+                    "  warning: member kept for leaf {l} is elsewhere; filled tree is partial"
+                );
             }
         }
         let t = Instant::now();
@@ -228,10 +230,7 @@ async fn atmls_rows(fx: &mut Atmls, s: &Samples) -> Result<(), BoxError> {
         let t = Instant::now();
         let ev = fx.bob.sync().await?;
         v.push(ms(t.elapsed()) / 100.0);
-        let got = ev
-            .iter()
-            .filter(|e| matches!(e, Event::Message(_)))
-            .count();
+        let got = ev.iter().filter(|e| matches!(e, Event::Message(_))).count();
         if got != 100 {
             return Err(format!("bob got {got} of 100 messages").into());
         }
@@ -299,7 +298,11 @@ async fn atmls_rows(fx: &mut Atmls, s: &Samples) -> Result<(), BoxError> {
     }
     fx.alice.sync().await?;
     fx.bob.sync().await?;
-    eprintln!("  tree filled by {} commits in {:.1?}", fx.kept.len(), t.elapsed());
+    eprintln!(
+        "  tree filled by {} commits in {:.1?}",
+        fx.kept.len(),
+        t.elapsed()
+    );
     let mut v = Vec::new();
     for _ in 0..s.slow {
         let t = Instant::now();
@@ -327,13 +330,20 @@ fn raw_run(n: usize) {
     let kp_provider = RawProvider::new();
     // Member i (0 = bob) sits at leaf i + 1; kept members have their own provider.
     let mut kps = Vec::with_capacity(n - 1);
-    let mut kept_pending: Vec<(usize, RawProvider, openmls_basic_credential::SignatureKeyPair)> =
-        Vec::new();
+    let mut kept_pending: Vec<(
+        usize,
+        RawProvider,
+        openmls_basic_credential::SignatureKeyPair,
+    )> = Vec::new();
     let mut bob_parts = None;
     for i in 0..n - 1 {
         let leaf = i + 1;
         if leaf == 1 || leaves.contains(&leaf) {
-            let d = if leaf == 1 { did(b'b', 0) } else { did(b'm', i as u64) };
+            let d = if leaf == 1 {
+                did(b'b', 0)
+            } else {
+                did(b'm', i as u64)
+            };
             let (p, signer, kp) = raw_joiner(&d);
             kps.push(kp);
             if leaf == 1 {
@@ -475,7 +485,11 @@ fn raw_run(n: usize) {
             }
         }
     }
-    eprintln!("  tree filled by {} commits in {:.1?}", kept.len(), t.elapsed());
+    eprintln!(
+        "  tree filled by {} commits in {:.1?}",
+        kept.len(),
+        t.elapsed()
+    );
     let mut v = Vec::new();
     for _ in 0..s.slow {
         let t = Instant::now();
