@@ -204,6 +204,7 @@ fn process_item(
         }
     }
     tables::group_set_cursor(cx.c, &group.0, seq)?;
+    cx.keep(group, g);
     Ok(events)
 }
 
@@ -289,6 +290,7 @@ fn process_welcome(cx: &Ctx<'_>, payload: &[u8], seq: u64) -> Result<Vec<Event>,
         tables::kp_retire(cx.c, kp_ref.as_slice())?;
     }
     tables::account_set_u64(cx.c, K_WELCOME_CURSOR, seq)?;
+    cx.keep(&gid, g);
     Ok(vec![Event::Joined {
         group: gid,
         kind: data.kind,
@@ -454,9 +456,9 @@ impl Session<'_> {
             let gid = GroupId(row.group_id.clone());
             match row.status {
                 GroupStatus::Active => {
-                    let has_pending = self
-                        .inner
-                        .atomic(|cx| Ok::<_, Error>(cx.load(&gid)?.has_pending_proposals()))?;
+                    let has_pending = self.inner.atomic(|cx| {
+                        Ok::<_, Error>(cx.peek(&gid, |g| g.has_pending_proposals())?)
+                    })?;
                     if has_pending {
                         self.run_commit(&gid, Intent::Pending).await?;
                     }
@@ -473,7 +475,7 @@ impl Session<'_> {
                         .read(|c| tables::account_u64(c, &leave_key(&gid)))?;
                     let epoch = self
                         .inner
-                        .atomic(|cx| Ok::<_, Error>(cx.load(&gid)?.epoch().as_u64()))?;
+                        .atomic(|cx| Ok::<_, Error>(cx.peek(&gid, |g| g.epoch().as_u64())?))?;
                     if epoch > asked {
                         self.inner.atomic(|cx| {
                             tables::group_set_status(cx.c, &gid.0, GroupStatus::Active)

@@ -246,6 +246,7 @@ impl Session<'_> {
                     }
                     tables::outbox_delete(cx.c, &group.0)?;
                     tables::group_set_cursor(cx.c, &group.0, seq)?;
+                    cx.keep(group, g);
                     if let Some(w) = &out.welcome {
                         let env = WelcomeEnvelope {
                             commit_seq: seq,
@@ -266,6 +267,7 @@ impl Session<'_> {
                     g.clear_pending_commit(cx.p.storage())
                         .map_err(|e| mls(format!("{e:?}")))?;
                     tables::outbox_delete(cx.c, &group.0)?;
+                    cx.keep(group, g);
                     Ok::<_, Error>(())
                 })?;
                 Ok(Submitted::Lost)
@@ -330,6 +332,7 @@ impl Session<'_> {
                 let msg = g.create_message(&cx.p, &signer, &bytes).map_err(mls)?;
                 let inner = msg.tls_serialize_detached().map_err(mls)?;
                 let sealed = outer_seal(&g, cx.p.crypto(), &inner)?;
+                cx.keep(group, g);
                 Ok::<_, Error>((tag, sealed, inner, timer))
             })?;
             match self
@@ -397,6 +400,7 @@ impl Session<'_> {
             }
             tables::group_set_status(cx.c, &group.0, GroupStatus::Leaving)?;
             tables::account_set_u64(cx.c, &leave_key(group), g.epoch().as_u64())?;
+            cx.keep(group, g);
             Ok::<_, Error>((tag, out))
         })?;
         let mailbox = mailbox_for(&group.0);
@@ -593,5 +597,6 @@ fn build_commit(
         recipients,
     };
     tables::outbox_put(cx.c, &group.0, &out)?;
+    cx.keep(group, g);
     Ok(Some(out))
 }

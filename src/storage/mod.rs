@@ -7,7 +7,9 @@ mod provider;
 pub(crate) mod tables;
 pub(crate) mod trust;
 
-pub(crate) use provider::{Provider, StorageCodec};
+pub(crate) use provider::Provider;
+#[doc(hidden)]
+pub use provider::{CodecError, StorageCodec};
 
 use std::path::Path;
 

@@ -13,8 +13,9 @@ use rusqlite::Connection;
 /// as they always did, or rows written by earlier versions would no longer be found, and
 /// openmls's join config needs a self-describing format. Reading goes by the tag, so JSON
 /// values of existing stores stay readable and are rewritten compactly on their next write.
+#[doc(hidden)]
 #[derive(Default)]
-pub(crate) struct StorageCodec;
+pub struct StorageCodec;
 
 /// Tag of a postcard value.
 const TAG_POSTCARD: u8 = 0x01;
@@ -36,14 +37,20 @@ fn is_compact<T: ?Sized>() -> bool {
 }
 
 /// Why a stored openmls value could not be encoded or decoded.
+#[doc(hidden)]
+#[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum CodecError {
+pub enum CodecError {
+    /// A JSON value.
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),
+    /// A postcard value.
     #[error("postcard: {0}")]
     Postcard(#[from] postcard::Error),
+    /// An LZ4 block.
     #[error("lz4: {0}")]
     Lz4(#[from] lz4_flex::block::DecompressError),
+    /// A compressed value's length prefix.
     #[error("compressed value too short or too large")]
     Length,
 }
