@@ -78,6 +78,19 @@ fn parse_mls(payload: &[u8], limit: usize) -> Result<MlsMessageIn, GroupError> {
         .map_err(|e| GroupError::Malformed(e.to_string()))
 }
 
+/// Where a pass over a page stopped.
+enum Stop {
+    Done,
+    Removed,
+    /// Item `k` needs these accounts' identity keys from the directory.
+    NeedDirectory(usize, Vec<Did>),
+}
+
+fn savepoint(cx: &Ctx<'_>, sql: &str) -> Result<(), Error> {
+    cx.c.execute_batch(sql)
+        .map_err(|e| Error::from(crate::storage::StorageError::from(e)))
+}
+
 /// Processes one group message inside a transaction.
 fn process_item(
     cx: &Ctx<'_>,
@@ -321,38 +334,89 @@ impl Session<'_> {
         )))
     }
 
-    async fn process_delivered(
+    /// Processes one fetched page of a group's mailbox in one transaction (LG-4): one durable
+    /// write per pass however many messages it holds. Each item runs inside a savepoint, so a
+    /// refused item is undone alone and only the cursor moves past it (STORE-1). A crash or
+    /// a failed commit undoes the whole pass: nothing is lost (the cursor did not move either)
+    /// and nothing is processed twice. Returns the events and whether we were removed.
+    async fn process_page(
         &mut self,
         group: &GroupId,
-        item: &Delivered,
-    ) -> Result<Vec<Event>, Error> {
-        let seq = item.seq;
-        let own = self.inner.atomic(|cx| {
-            let own = tables::own_post_take(cx.c, &group.0, seq)?;
-            if own {
-                tables::group_set_cursor(cx.c, &group.0, seq)?;
+        items: &[&Delivered],
+    ) -> Result<(Vec<Event>, bool), Error> {
+        let mut events = Vec::new();
+        let mut start = 0;
+        // The item whose identity keys were just fetched: asking again would not help.
+        let mut asked: Option<usize> = None;
+        while start < items.len() {
+            let retried = asked;
+            let (stop, mut ev) = self.inner.atomic(|cx| {
+                let mut ev = Vec::new();
+                for (k, item) in items.iter().enumerate().skip(start) {
+                    let seq = item.seq;
+                    if tables::own_post_take(cx.c, &group.0, seq)? {
+                        tables::group_set_cursor(cx.c, &group.0, seq)?;
+                        continue;
+                    }
+                    savepoint(cx, "SAVEPOINT atmls_item")?;
+                    let error = match process_item(cx, group, seq, &item.payload) {
+                        Ok(e) => {
+                            savepoint(cx, "RELEASE atmls_item")?;
+                            let removed = e.iter().any(|e| matches!(e, Event::Removed { .. }));
+                            ev.extend(e);
+                            if removed {
+                                return Ok((Stop::Removed, ev));
+                            }
+                            continue;
+                        }
+                        Err(Failure::Fatal(e)) => return Err(e),
+                        Err(Failure::Refused(e)) => e,
+                        Err(Failure::NeedDirectory(dids)) if retried != Some(k) => {
+                            savepoint(cx, "ROLLBACK TO atmls_item; RELEASE atmls_item")?;
+                            return Ok((Stop::NeedDirectory(k, dids), ev));
+                        }
+                        Err(Failure::NeedDirectory(_)) => GroupError::Mls(
+                            "identity keys still unknown after directory lookup".into(),
+                        ),
+                    };
+                    tracing::debug!(%error, seq, "refused group message");
+                    savepoint(cx, "ROLLBACK TO atmls_item; RELEASE atmls_item")?;
+                    tables::group_set_cursor(cx.c, &group.0, seq)?;
+                    ev.push(Event::Refused {
+                        group: Some(group.clone()),
+                        seq,
+                        error,
+                    });
+                }
+                Ok::<_, Error>((Stop::Done, ev))
+            })?;
+            events.append(&mut ev);
+            match stop {
+                Stop::Done => break,
+                Stop::Removed => return Ok((events, true)),
+                Stop::NeedDirectory(k, dids) => {
+                    // Network calls never run inside a transaction: what came before this
+                    // item is committed, the item is retried once its keys are pinned.
+                    start = k;
+                    match self.pin_from_directory(&dids).await {
+                        Ok(()) => asked = Some(k),
+                        Err(Error::Credential(e)) => {
+                            let seq = items.get(k).map_or(0, |i| i.seq);
+                            self.inner
+                                .atomic(|cx| tables::group_set_cursor(cx.c, &group.0, seq))?;
+                            events.push(Event::Refused {
+                                group: Some(group.clone()),
+                                seq,
+                                error: e.into(),
+                            });
+                            start = k + 1;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
             }
-            Ok::<_, Error>(own)
-        })?;
-        if own {
-            return Ok(Vec::new());
         }
-        match self
-            .settle(|cx| process_item(cx, group, seq, &item.payload))
-            .await?
-        {
-            Ok(ev) => Ok(ev),
-            Err(error) => {
-                tracing::debug!(%error, seq, "refused group message");
-                self.inner
-                    .atomic(|cx| tables::group_set_cursor(cx.c, &group.0, seq))?;
-                Ok(vec![Event::Refused {
-                    group: Some(group.clone()),
-                    seq,
-                    error,
-                }])
-            }
-        }
+        Ok((events, false))
     }
 
     /// Processes raw bytes for a group without touching the cursor; errors change nothing.
@@ -396,14 +460,12 @@ impl Session<'_> {
                 return Ok(events);
             }
             let page = self.transport.fetch(&mailbox, row.cursor, PAGE).await?;
-            for item in page.items.iter().filter(|i| i.seq <= until) {
-                let ev = self.process_delivered(group, item).await?;
-                let removed = ev.iter().any(|e| matches!(e, Event::Removed { .. }));
-                events.extend(ev);
-                if removed {
-                    // Nothing after our removal is for us.
-                    return Ok(events);
-                }
+            let items: Vec<&Delivered> = page.items.iter().filter(|i| i.seq <= until).collect();
+            let (ev, removed) = self.process_page(group, &items).await?;
+            events.extend(ev);
+            if removed {
+                // Nothing after our removal is for us.
+                return Ok(events);
             }
             if !page.more || page.items.last().map(|i| i.seq >= until).unwrap_or(true) {
                 return Ok(events);
