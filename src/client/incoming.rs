@@ -164,8 +164,14 @@ fn process_item(
             return Err(GroupError::NotAllowed("external join proposals").into());
         }
         ProcessedMessageContent::StagedCommitMessage(staged) => {
-            let summary =
-                validate_staged_commit(&g, &staged, sender_index, &pin_lookup(cx), unix_now())?;
+            let summary = validate_staged_commit(
+                &g,
+                &staged,
+                sender_index,
+                cx.verdicts,
+                &pin_lookup(cx),
+                unix_now(),
+            )?;
             for m in &summary.added {
                 if crate::storage::trust::is_revoked(cx.c, &m.installation)? {
                     return Err(GroupError::NotAllowed("commit adds a revoked device").into());
@@ -258,7 +264,7 @@ fn process_welcome(cx: &Ctx<'_>, payload: &[u8], seq: u64) -> Result<Vec<Event>,
         return Err(GroupError::Welcome("already joined this group".into()).into());
     }
     let g = staged.into_group(&cx.p).map_err(|e| werr(&e))?;
-    validate_joined_tree(&g, &pin_lookup(cx), unix_now())?;
+    validate_joined_tree(&g, cx.verdicts, &pin_lookup(cx), unix_now())?;
     let data = GroupData::from_extensions(g.extensions())?;
     // A malformed disappearing timer would make every later message unreadable (CONTENT-28).
     crate::group::disappearing_secs(g.extensions())?;

@@ -39,6 +39,8 @@ pub(crate) struct Inner {
     /// Groups as of the last committed transaction, so that an operation does not reload
     /// (and decode) a large group from SQLite (LG-3). Only ever holds committed state.
     pub(crate) groups: GroupCache,
+    /// Valid leaves by content (LG-5).
+    pub(crate) verdicts: crate::credential::VerdictCache,
 }
 
 /// At most this many groups stay decoded in memory.
@@ -85,6 +87,7 @@ pub(crate) struct Ctx<'a> {
     pub(crate) cs: Ciphersuite,
     pub(crate) moderation: &'a dyn ModerationPolicy,
     pub(crate) cache: RefCell<TxCache>,
+    pub(crate) verdicts: &'a crate::credential::VerdictCache,
 }
 
 impl Ctx<'_> {
@@ -216,6 +219,7 @@ impl Inner {
             trust_events: Vec::new(),
             moderation: std::sync::Arc::new(AuthorOnly),
             groups: GroupCache::new(),
+            verdicts: Default::default(),
         })
     }
 
@@ -238,6 +242,7 @@ impl Inner {
             cs: self.cs,
             moderation: &*self.moderation,
             cache: RefCell::new(TxCache::new(std::mem::take(&mut self.groups))),
+            verdicts: &self.verdicts,
         };
         let r = f(&ctx);
         let cache = ctx.cache.into_inner();
@@ -278,6 +283,7 @@ impl Inner {
             cs: self.cs,
             moderation: &*self.moderation,
             cache: RefCell::new(TxCache::new(std::mem::take(&mut self.groups))),
+            verdicts: &self.verdicts,
         };
         let r = f(&ctx);
         // Nothing was written: whatever was loaded is committed state.

@@ -6,7 +6,7 @@ use openmls::prelude::{
 };
 
 use super::{GroupError, Member};
-use crate::credential::{check_identity_unchanged, validate_leaf, AtmlsIdentity, LeafIdentity};
+use crate::credential::{check_identity_unchanged, AtmlsIdentity, LeafIdentity, VerdictCache};
 use crate::identity::{Did, PublicKey};
 
 /// The outcome of validation: refused, or the DIDs whose identity keys must first be fetched
@@ -38,15 +38,27 @@ fn member_of(id: &LeafIdentity) -> Member {
     }
 }
 
-/// Checks a leaf (CRED-1 … CRED-6) and its identity key against our pin (CRED-7).
+/// Checks a leaf (CRED-1 … CRED-6, once per leaf content: LG-5) and its identity key against
+/// our pin (CRED-7).
 fn check_leaf(
     leaf: &LeafNode,
     cs: Ciphersuite,
     now: u64,
+    verdicts: &VerdictCache,
     pin: &dyn Fn(&Did) -> Option<PublicKey>,
     missing: &mut Vec<Did>,
 ) -> Result<LeafIdentity, Validation> {
-    let id = validate_leaf(leaf, cs, now)?;
+    let id = verdicts.validate(leaf, cs, now)?;
+    check_pin(id, pin, missing)
+}
+
+/// CRED-7 for a validated leaf: its identity key is the pinned one, or the DID is noted as
+/// missing a pin.
+fn check_pin(
+    id: LeafIdentity,
+    pin: &dyn Fn(&Did) -> Option<PublicKey>,
+    missing: &mut Vec<Did>,
+) -> Result<LeafIdentity, Validation> {
     match pin(&id.did) {
         Some(k) => id.check_account(&k, None)?,
         None if !missing.contains(&id.did) => missing.push(id.did.clone()),
@@ -69,6 +81,7 @@ pub(crate) fn validate_staged_commit(
     group: &MlsGroup,
     staged: &StagedCommit,
     committer: LeafNodeIndex,
+    verdicts: &VerdictCache,
     pin: &dyn Fn(&Did) -> Option<PublicKey>,
     now: u64,
 ) -> Result<CommitSummary, Validation> {
@@ -83,6 +96,7 @@ pub(crate) fn validate_staged_commit(
             add.add_proposal().key_package().leaf_node(),
             cs,
             now,
+            verdicts,
             pin,
             &mut missing,
         )?;
@@ -93,11 +107,11 @@ pub(crate) fn validate_staged_commit(
             return Err(GroupError::NotAllowed("update from a non-member").into());
         };
         let new = upd.update_proposal().leaf_node();
-        check_leaf(new, cs, now, pin, &mut missing)?;
+        check_leaf(new, cs, now, verdicts, pin, &mut missing)?;
         check_identity_unchanged(leaf_at(group, *idx)?.credential(), new.credential())?;
     }
     if let Some(new) = staged.update_path_leaf_node() {
-        check_leaf(new, cs, now, pin, &mut missing)?;
+        check_leaf(new, cs, now, verdicts, pin, &mut missing)?;
         check_identity_unchanged(leaf_at(group, committer)?.credential(), new.credential())?;
     }
     for rem in staged.remove_proposals() {
@@ -144,23 +158,23 @@ pub(crate) fn validate_proposal(
     Ok(())
 }
 
-/// Validates every leaf of a tree joined from a Welcome (CRED-1 … CRED-7).
+/// Validates every leaf of a tree joined from a Welcome (CRED-1 … CRED-7): the leaves on all
+/// cores, each once per content (LG-5), then the pins in leaf order.
 pub(crate) fn validate_joined_tree(
     group: &MlsGroup,
+    verdicts: &VerdictCache,
     pin: &dyn Fn(&Did) -> Option<PublicKey>,
     now: u64,
 ) -> Result<Vec<LeafIdentity>, Validation> {
     let cs = group.ciphersuite();
+    let leaves: Vec<&LeafNode> = group
+        .members()
+        .map(|m| leaf_at(group, m.index))
+        .collect::<Result<_, _>>()?;
     let mut missing = Vec::new();
-    let mut out = Vec::new();
-    for m in group.members() {
-        out.push(check_leaf(
-            leaf_at(group, m.index)?,
-            cs,
-            now,
-            pin,
-            &mut missing,
-        )?);
+    let mut out = Vec::with_capacity(leaves.len());
+    for r in verdicts.validate_all(&leaves, cs, now) {
+        out.push(check_pin(r?, pin, &mut missing)?);
     }
     if !missing.is_empty() {
         return Err(Validation::NeedDirectory(missing));
