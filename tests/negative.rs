@@ -353,41 +353,6 @@ async fn message_from_removed_member_is_refused() {
     assert!(matches!(e, Error::Group(GroupError::NotMember)), "{e:?}");
 }
 
-/// openmls over a client's SQLite file, as a hostile device would drive it directly.
-struct RawProvider {
-    crypto: RustCrypto,
-    storage: openmls_sqlite_storage::SqliteStorageProvider<JsonCodec, rusqlite::Connection>,
-}
-
-#[derive(Default)]
-struct JsonCodec;
-
-impl openmls_sqlite_storage::Codec for JsonCodec {
-    type Error = serde_json::Error;
-    fn to_vec<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, Self::Error> {
-        serde_json::to_vec(value)
-    }
-    fn from_slice<T: serde::de::DeserializeOwned>(slice: &[u8]) -> Result<T, Self::Error> {
-        serde_json::from_slice(slice)
-    }
-}
-
-impl openmls_traits::OpenMlsProvider for RawProvider {
-    type CryptoProvider = RustCrypto;
-    type RandProvider = RustCrypto;
-    type StorageProvider =
-        openmls_sqlite_storage::SqliteStorageProvider<JsonCodec, rusqlite::Connection>;
-    fn storage(&self) -> &Self::StorageProvider {
-        &self.storage
-    }
-    fn crypto(&self) -> &RustCrypto {
-        &self.crypto
-    }
-    fn rand(&self) -> &RustCrypto {
-        &self.crypto
-    }
-}
-
 /// CRED-8: alice's first device commits an update whose new leaf carries her second
 /// device's identity (validly certified and proven, so only the identity change is wrong).
 /// bob refuses it with `IdentityChanged` and his state does not move.

@@ -194,41 +194,6 @@ async fn gov_4_api_refuses_what_the_policies_forbid_state_unchanged() {
     assert!(erin.sync().await.unwrap().is_empty());
 }
 
-/// The raw openmls provider over a client's SQLite file (as in tests/negative.rs).
-struct RawProvider {
-    crypto: RustCrypto,
-    storage: openmls_sqlite_storage::SqliteStorageProvider<JsonCodec, rusqlite::Connection>,
-}
-
-#[derive(Default)]
-struct JsonCodec;
-
-impl openmls_sqlite_storage::Codec for JsonCodec {
-    type Error = serde_json::Error;
-    fn to_vec<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, Self::Error> {
-        serde_json::to_vec(value)
-    }
-    fn from_slice<T: serde::de::DeserializeOwned>(slice: &[u8]) -> Result<T, Self::Error> {
-        serde_json::from_slice(slice)
-    }
-}
-
-impl openmls_traits::OpenMlsProvider for RawProvider {
-    type CryptoProvider = RustCrypto;
-    type RandProvider = RustCrypto;
-    type StorageProvider =
-        openmls_sqlite_storage::SqliteStorageProvider<JsonCodec, rusqlite::Connection>;
-    fn storage(&self) -> &Self::StorageProvider {
-        &self.storage
-    }
-    fn crypto(&self) -> &Self::CryptoProvider {
-        &self.crypto
-    }
-    fn rand(&self) -> &Self::RandProvider {
-        &self.crypto
-    }
-}
-
 /// A commit built with raw openmls on the offender's own state (our API refuses to build
 /// it), sealed for the mailbox like any commit.
 fn forge(

@@ -596,10 +596,9 @@ impl Client {
     /// The group's disappearing-messages timer; see [`set_disappearing`](Self::set_disappearing).
     pub async fn disappearing(&self, group: &GroupId) -> Result<Option<Duration>, Error> {
         let mut s = self.session().await;
-        let secs = s.inner.atomic(|cx| {
-            let g = cx.load(group)?;
-            Ok::<_, Error>(disappearing_secs(g.extensions())?)
-        })?;
+        let secs = s
+            .inner
+            .atomic(|cx| Ok::<_, Error>(cx.peek(group, |g| disappearing_secs(g.extensions()))??))?;
         Ok(secs.map(|s| Duration::from_secs(u64::from(s))))
     }
 

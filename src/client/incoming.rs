@@ -79,6 +79,19 @@ fn parse_mls(payload: &[u8], limit: usize) -> Result<MlsMessageIn, GroupError> {
         .map_err(|e| GroupError::Malformed(e.to_string()))
 }
 
+/// Where a pass over a page stopped.
+enum Stop {
+    Done,
+    Removed,
+    /// Item `k` needs these accounts' identity keys from the directory.
+    NeedDirectory(usize, Vec<Did>),
+}
+
+fn savepoint(cx: &Ctx<'_>, sql: &str) -> Result<(), Error> {
+    cx.c.execute_batch(sql)
+        .map_err(|e| Error::from(crate::storage::StorageError::from(e)))
+}
+
 /// Processes one group message inside a transaction.
 fn process_item(
     cx: &Ctx<'_>,
@@ -175,8 +188,14 @@ fn process_item(
             // GOV-4: what the committer was not allowed to do is refused, unmerged, before
             // any directory lookup.
             let effect = crate::group::authorize_commit(&g, &staged, sender_index)?;
-            let summary =
-                validate_staged_commit(&g, &staged, sender_index, &pin_lookup(cx), unix_now())?;
+            let summary = validate_staged_commit(
+                &g,
+                &staged,
+                sender_index,
+                cx.verdicts,
+                &pin_lookup(cx),
+                unix_now(),
+            )?;
             for m in &summary.added {
                 if crate::storage::trust::is_revoked(cx.c, &m.installation)? {
                     return Err(GroupError::NotAllowed("commit adds a revoked device").into());
@@ -236,6 +255,11 @@ fn process_item(
         }
     }
     tables::group_set_cursor(cx.c, &group.0, seq)?;
+    // A group whose state was just deleted (we were removed) must not come back from the
+    // cache.
+    if !events.iter().any(|e| matches!(e, Event::Removed { .. })) {
+        cx.keep(group, g);
+    }
     Ok(events)
 }
 
@@ -325,7 +349,7 @@ fn process_welcome(
         None => {}
     }
     let g = staged.into_group(&cx.p).map_err(|e| werr(&e))?;
-    validate_joined_tree(&g, &pin_lookup(cx), unix_now())?;
+    validate_joined_tree(&g, cx.verdicts, &pin_lookup(cx), unix_now())?;
     let data = GroupData::from_extensions(g.extensions())?;
     // Roles, policies, metadata and invites must decode (GOV-3).
     crate::group::check_context(g.extensions())?;
@@ -372,6 +396,7 @@ fn process_welcome(
         tables::kp_retire(cx.c, kp_ref.as_slice())?;
     }
     tables::account_set_u64(cx.c, K_WELCOME_CURSOR, seq)?;
+    cx.keep(&gid, g);
     Ok(vec![Event::Joined {
         group: gid,
         kind: data.kind,
@@ -461,38 +486,89 @@ impl Session<'_> {
         }
     }
 
-    async fn process_delivered(
+    /// Processes one fetched page of a group's mailbox in one transaction (LG-4): one durable
+    /// write per pass however many messages it holds. Each item runs inside a savepoint, so a
+    /// refused item is undone alone and only the cursor moves past it (STORE-1). A crash or
+    /// a failed commit undoes the whole pass: nothing is lost (the cursor did not move either)
+    /// and nothing is processed twice. Returns the events and whether we were removed.
+    async fn process_page(
         &mut self,
         group: &GroupId,
-        item: &Delivered,
-    ) -> Result<Vec<Event>, Error> {
-        let seq = item.seq;
-        let own = self.inner.atomic(|cx| {
-            let own = tables::own_post_take(cx.c, &group.0, seq)?;
-            if own {
-                tables::group_set_cursor(cx.c, &group.0, seq)?;
+        items: &[&Delivered],
+    ) -> Result<(Vec<Event>, bool), Error> {
+        let mut events = Vec::new();
+        let mut start = 0;
+        // The item whose identity keys were just fetched: asking again would not help.
+        let mut asked: Option<usize> = None;
+        while start < items.len() {
+            let retried = asked;
+            let (stop, mut ev) = self.inner.atomic(|cx| {
+                let mut ev = Vec::new();
+                for (k, item) in items.iter().enumerate().skip(start) {
+                    let seq = item.seq;
+                    if tables::own_post_take(cx.c, &group.0, seq)? {
+                        tables::group_set_cursor(cx.c, &group.0, seq)?;
+                        continue;
+                    }
+                    savepoint(cx, "SAVEPOINT atmls_item")?;
+                    let error = match process_item(cx, group, seq, &item.payload) {
+                        Ok(e) => {
+                            savepoint(cx, "RELEASE atmls_item")?;
+                            let removed = e.iter().any(|e| matches!(e, Event::Removed { .. }));
+                            ev.extend(e);
+                            if removed {
+                                return Ok((Stop::Removed, ev));
+                            }
+                            continue;
+                        }
+                        Err(Failure::Fatal(e)) => return Err(e),
+                        Err(Failure::Refused(e)) => e,
+                        Err(Failure::NeedDirectory(dids)) if retried != Some(k) => {
+                            savepoint(cx, "ROLLBACK TO atmls_item; RELEASE atmls_item")?;
+                            return Ok((Stop::NeedDirectory(k, dids), ev));
+                        }
+                        Err(Failure::NeedDirectory(_)) => GroupError::Mls(
+                            "identity keys still unknown after directory lookup".into(),
+                        ),
+                    };
+                    tracing::debug!(%error, seq, "refused group message");
+                    savepoint(cx, "ROLLBACK TO atmls_item; RELEASE atmls_item")?;
+                    tables::group_set_cursor(cx.c, &group.0, seq)?;
+                    ev.push(Event::Refused {
+                        group: Some(group.clone()),
+                        seq,
+                        error,
+                    });
+                }
+                Ok::<_, Error>((Stop::Done, ev))
+            })?;
+            events.append(&mut ev);
+            match stop {
+                Stop::Done => break,
+                Stop::Removed => return Ok((events, true)),
+                Stop::NeedDirectory(k, dids) => {
+                    // Network calls never run inside a transaction: what came before this
+                    // item is committed, the item is retried once its keys are pinned.
+                    start = k;
+                    match self.pin_from_directory(&dids).await {
+                        Ok(()) => asked = Some(k),
+                        Err(Error::Credential(e)) => {
+                            let seq = items.get(k).map_or(0, |i| i.seq);
+                            self.inner
+                                .atomic(|cx| tables::group_set_cursor(cx.c, &group.0, seq))?;
+                            events.push(Event::Refused {
+                                group: Some(group.clone()),
+                                seq,
+                                error: e.into(),
+                            });
+                            start = k + 1;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
             }
-            Ok::<_, Error>(own)
-        })?;
-        if own {
-            return Ok(Vec::new());
         }
-        match self
-            .settle(|cx| process_item(cx, group, seq, &item.payload))
-            .await?
-        {
-            Ok(ev) => Ok(ev),
-            Err(error) => {
-                tracing::debug!(%error, seq, "refused group message");
-                self.inner
-                    .atomic(|cx| tables::group_set_cursor(cx.c, &group.0, seq))?;
-                Ok(vec![Event::Refused {
-                    group: Some(group.clone()),
-                    seq,
-                    error,
-                }])
-            }
-        }
+        Ok((events, false))
     }
 
     /// Processes raw bytes for a group without touching the cursor; errors change nothing.
@@ -544,14 +620,12 @@ impl Session<'_> {
                 return Ok(events);
             }
             let page = self.transport.fetch(&mailbox, row.cursor, PAGE).await?;
-            for item in page.items.iter().filter(|i| i.seq <= until) {
-                let ev = self.process_delivered(group, item).await?;
-                let removed = ev.iter().any(|e| matches!(e, Event::Removed { .. }));
-                events.extend(ev);
-                if removed {
-                    // Nothing after our removal is for us.
-                    return Ok(events);
-                }
+            let items: Vec<&Delivered> = page.items.iter().filter(|i| i.seq <= until).collect();
+            let (ev, removed) = self.process_page(group, &items).await?;
+            events.extend(ev);
+            if removed {
+                // Nothing after our removal is for us.
+                return Ok(events);
             }
             if !page.more || page.items.last().map(|i| i.seq >= until).unwrap_or(true) {
                 return Ok(events);
@@ -609,9 +683,9 @@ impl Session<'_> {
             let gid = GroupId(row.group_id.clone());
             match row.status {
                 GroupStatus::Active => {
-                    let has_pending = self
-                        .inner
-                        .atomic(|cx| Ok::<_, Error>(cx.load(&gid)?.has_pending_proposals()))?;
+                    let has_pending = self.inner.atomic(|cx| {
+                        Ok::<_, Error>(cx.peek(&gid, |g| g.has_pending_proposals())?)
+                    })?;
                     if has_pending {
                         match self.run_commit(&gid, Intent::Pending).await {
                             // Someone else's role allows it; not ours (GOV-4).
@@ -634,7 +708,7 @@ impl Session<'_> {
                         .read(|c| tables::account_u64(c, &leave_key(&gid)))?;
                     let epoch = self
                         .inner
-                        .atomic(|cx| Ok::<_, Error>(cx.load(&gid)?.epoch().as_u64()))?;
+                        .atomic(|cx| Ok::<_, Error>(cx.peek(&gid, |g| g.epoch().as_u64())?))?;
                     if epoch > asked {
                         self.inner.atomic(|cx| {
                             tables::group_set_status(cx.c, &gid.0, GroupStatus::Active)

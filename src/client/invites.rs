@@ -341,7 +341,7 @@ fn open_request(link: &SecretChannel, invite: &InviteId, sealed: &[u8]) -> Optio
 impl super::state::Inner {
     /// The request mailboxes this device answers (INV-4), so that `watch` wakes up when a
     /// join request arrives.
-    pub(crate) fn invite_mailboxes(&self) -> Result<Vec<crate::transport::MailboxId>, Error> {
+    pub(crate) fn invite_mailboxes(&mut self) -> Result<Vec<crate::transport::MailboxId>, Error> {
         let me = self.device.did.clone();
         let rows = self.read(tables::groups_all)?;
         self.ctx_read(|cx| {

@@ -333,7 +333,7 @@ impl Client {
                 }
                 let mailboxes = {
                     // Invite request mailboxes too, so a join request wakes us (INV-4).
-                    let s = me.session().await;
+                    let mut s = me.session().await;
                     s.inner.mailboxes().and_then(|mut m| {
                         m.extend(s.inner.invite_mailboxes()?);
                         Ok(m)
@@ -383,6 +383,12 @@ impl Client {
     #[doc(hidden)]
     pub async fn store_snapshot(&self) -> Result<Vec<(String, Vec<String>)>, Error> {
         Ok(self.session().await.inner.store.snapshot()?)
+    }
+
+    /// Bytes the client's database uses (for benchmarks of state size).
+    #[doc(hidden)]
+    pub async fn store_bytes(&self) -> Result<u64, Error> {
+        Ok(self.session().await.inner.store.used_bytes()?)
     }
 
     /// The group's current epoch and an exporter value (for tests asserting unchanged state).

@@ -325,6 +325,7 @@ impl Session<'_> {
                         }
                         _ => true,
                     };
+                    cx.keep(group, g);
                     if let Some(w) = out.welcome.as_ref().filter(|_| tree_queued) {
                         let env = WelcomeEnvelope {
                             commit_seq: seq,
@@ -345,6 +346,7 @@ impl Session<'_> {
                     g.clear_pending_commit(cx.p.storage())
                         .map_err(|e| mls(format!("{e:?}")))?;
                     tables::outbox_delete(cx.c, &group.0)?;
+                    cx.keep(group, g);
                     Ok::<_, Error>(())
                 })?;
                 Ok(Submitted::Lost)
@@ -429,6 +431,7 @@ impl Session<'_> {
                 let msg = g.create_message(&cx.p, &signer, &bytes).map_err(mls)?;
                 let inner = msg.tls_serialize_detached().map_err(mls)?;
                 let sealed = outer_seal(&g, cx.p.crypto(), &inner)?;
+                cx.keep(group, g);
                 Ok::<_, Error>((tag, sealed, inner, timer, gov))
             })?;
             match self
@@ -509,6 +512,7 @@ impl Session<'_> {
             }
             tables::group_set_status(cx.c, &group.0, GroupStatus::Leaving)?;
             tables::account_set_u64(cx.c, &leave_key(group), g.epoch().as_u64())?;
+            cx.keep(group, g);
             Ok::<_, Error>((tag, out))
         })?;
         let mailbox = mailbox_for(&group.0);
@@ -770,5 +774,6 @@ fn build_commit(
         recipients,
     };
     tables::outbox_put(cx.c, &group.0, &out)?;
+    cx.keep(group, g);
     Ok(Some(out))
 }

@@ -1,5 +1,8 @@
 //! The client's locked state and the atomic-transaction helper.
 
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+
 use openmls::prelude::{Ciphersuite, GroupId as MlsGroupId, MlsGroup};
 use openmls_basic_credential::SignatureKeyPair;
 use openmls_rust_crypto::RustCrypto;
@@ -34,6 +37,47 @@ pub(crate) struct Inner {
     pub(crate) deferred_events: Vec<super::Event>,
     /// Who may delete others' messages (CONTENT-26).
     pub(crate) moderation: std::sync::Arc<dyn ModerationPolicy>,
+    /// Groups as of the last committed transaction, so that an operation does not reload
+    /// (and decode) a large group from SQLite (LG-3). Only ever holds committed state.
+    pub(crate) groups: GroupCache,
+    /// Valid leaves by content (LG-5).
+    pub(crate) verdicts: crate::credential::VerdictCache,
+}
+
+/// At most this many groups stay decoded in memory.
+const CACHED_GROUPS: usize = 32;
+
+/// Loaded groups by id (LG-3).
+pub(crate) type GroupCache = HashMap<GroupId, MlsGroup>;
+
+/// The cache as one transaction sees it: groups it loaded are taken out (and marked), and go
+/// back only through [`Ctx::keep`] once the operation left them consistent with storage.
+#[derive(Default)]
+pub(crate) struct TxCache {
+    groups: GroupCache,
+    touched: HashSet<GroupId>,
+}
+
+impl TxCache {
+    fn new(groups: GroupCache) -> Self {
+        TxCache {
+            groups,
+            touched: HashSet::new(),
+        }
+    }
+
+    /// After a commit: every kept group is committed state.
+    fn committed(self) -> GroupCache {
+        self.groups
+    }
+
+    /// After a rollback: groups kept in this transaction hold state that was not committed.
+    fn rolled_back(mut self) -> GroupCache {
+        for g in &self.touched {
+            self.groups.remove(g);
+        }
+        self.groups
+    }
 }
 
 /// What a closure inside a transaction sees.
@@ -43,13 +87,49 @@ pub(crate) struct Ctx<'a> {
     pub(crate) dev: &'a DeviceIdentity,
     pub(crate) cs: Ciphersuite,
     pub(crate) moderation: &'a dyn ModerationPolicy,
+    pub(crate) cache: RefCell<TxCache>,
+    pub(crate) verdicts: &'a crate::credential::VerdictCache,
 }
 
 impl Ctx<'_> {
+    /// The group as of this transaction: from the cache, else decoded from storage. The caller
+    /// owns it; [`keep`](Self::keep) puts it back when the operation succeeded.
     pub(crate) fn load(&self, group: &GroupId) -> Result<MlsGroup, GroupError> {
+        let mut cache = self.cache.borrow_mut();
+        cache.touched.insert(group.clone());
+        if let Some(g) = cache.groups.remove(group) {
+            return Ok(g);
+        }
+        drop(cache);
         MlsGroup::load(self.p.storage(), &MlsGroupId::from_slice(&group.0))
             .map_err(|e| GroupError::Mls(format!("loading group: {e:?}")))?
             .ok_or(GroupError::UnknownGroup)
+    }
+
+    /// Puts a group back in the cache: its in-memory state must be what this transaction
+    /// wrote (openmls writes every change through the provider). Dropped again if the
+    /// transaction rolls back.
+    pub(crate) fn keep(&self, group: &GroupId, g: MlsGroup) {
+        let mut cache = self.cache.borrow_mut();
+        cache.touched.insert(group.clone());
+        if cache.groups.len() >= CACHED_GROUPS && !cache.groups.contains_key(group) {
+            if let Some(k) = cache.groups.keys().next().cloned() {
+                cache.groups.remove(&k);
+            }
+        }
+        cache.groups.insert(group.clone(), g);
+    }
+
+    /// Runs a read-only `f` on the group, keeping it cached.
+    pub(crate) fn peek<R>(
+        &self,
+        group: &GroupId,
+        f: impl FnOnce(&MlsGroup) -> R,
+    ) -> Result<R, GroupError> {
+        let g = self.load(group)?;
+        let r = f(&g);
+        self.keep(group, g);
+        Ok(r)
     }
 
     /// The signer of our leaf in `group`.
@@ -139,12 +219,14 @@ impl Inner {
             unendorsed: Default::default(),
             deferred_events: Vec::new(),
             moderation: std::sync::Arc::new(AuthorOnly),
+            groups: GroupCache::new(),
+            verdicts: Default::default(),
         })
     }
 
     /// Runs `f` in one SQLite transaction: committed if it returns `Ok`, rolled back otherwise
-    /// (STORE-1). openmls objects are reloaded from storage on every call, so a rollback also
-    /// discards in-memory changes.
+    /// (STORE-1). Groups `f` loaded are cached again only if the transaction commits (LG-3),
+    /// so a rollback also discards in-memory changes.
     pub(crate) fn atomic<R, E: From<StorageError>>(
         &mut self,
         f: impl FnOnce(&Ctx<'_>) -> Result<R, E>,
@@ -160,16 +242,26 @@ impl Inner {
             dev: &self.device,
             cs: self.cs,
             moderation: &*self.moderation,
+            cache: RefCell::new(TxCache::new(std::mem::take(&mut self.groups))),
+            verdicts: &self.verdicts,
         };
         let r = f(&ctx);
+        let cache = ctx.cache.into_inner();
         match r {
-            Ok(v) => {
-                tx.commit().map_err(StorageError::from)?;
-                Ok(v)
-            }
+            Ok(v) => match tx.commit() {
+                Ok(()) => {
+                    self.groups = cache.committed();
+                    Ok(v)
+                }
+                Err(e) => {
+                    self.groups = cache.rolled_back();
+                    Err(StorageError::from(e).into())
+                }
+            },
             Err(e) => {
                 // Dropping the transaction rolls it back.
                 drop(tx);
+                self.groups = cache.rolled_back();
                 Err(e)
             }
         }
@@ -183,8 +275,9 @@ impl Inner {
         Ok(f(&self.store.conn)?)
     }
 
+    /// Read-only access through openmls (no transaction; groups stay cached).
     pub(crate) fn ctx_read<R>(
-        &self,
+        &mut self,
         f: impl FnOnce(&Ctx<'_>) -> Result<R, Error>,
     ) -> Result<R, Error> {
         let ctx = Ctx {
@@ -193,17 +286,22 @@ impl Inner {
             dev: &self.device,
             cs: self.cs,
             moderation: &*self.moderation,
+            cache: RefCell::new(TxCache::new(std::mem::take(&mut self.groups))),
+            verdicts: &self.verdicts,
         };
-        f(&ctx)
+        let r = f(&ctx);
+        // Nothing was written: whatever was loaded is committed state.
+        self.groups = ctx.cache.into_inner().committed();
+        r
     }
 
-    pub(crate) fn group_infos(&self) -> Result<Vec<GroupInfo>, Error> {
+    pub(crate) fn group_infos(&mut self) -> Result<Vec<GroupInfo>, Error> {
         let rows = self.read(tables::groups_all)?;
         self.ctx_read(|cx| {
             rows.into_iter()
                 .map(|r| {
                     let id = GroupId(r.group_id);
-                    let epoch = cx.load(&id).map(|g| g.epoch().as_u64()).unwrap_or(0);
+                    let epoch = cx.peek(&id, |g| g.epoch().as_u64()).unwrap_or(0);
                     Ok(GroupInfo {
                         id,
                         kind: r.kind,
@@ -216,9 +314,10 @@ impl Inner {
         })
     }
 
-    pub(crate) fn members(&self, group: &GroupId) -> Result<Vec<Member>, Error> {
+    pub(crate) fn members(&mut self, group: &GroupId) -> Result<Vec<Member>, Error> {
         self.ctx_read(|cx| {
-            Ok(member_leaves(&cx.load(group)?)
+            Ok(cx
+                .peek(group, member_leaves)?
                 .into_iter()
                 .map(|(_, m)| m)
                 .collect())
@@ -261,13 +360,15 @@ impl Inner {
         Ok(out)
     }
 
-    pub(crate) fn epoch_fingerprint(&self, group: &GroupId) -> Result<(u64, Vec<u8>), Error> {
+    pub(crate) fn epoch_fingerprint(&mut self, group: &GroupId) -> Result<(u64, Vec<u8>), Error> {
         self.ctx_read(|cx| {
-            let g = cx.load(group)?;
-            let secret = g
-                .export_secret(cx.p.crypto(), "atmls/test/fingerprint", &[], 32)
-                .map_err(|e| GroupError::Mls(e.to_string()))?;
-            Ok((g.epoch().as_u64(), secret))
+            let (epoch, secret) = cx.peek(group, |g| {
+                (
+                    g.epoch().as_u64(),
+                    g.export_secret(cx.p.crypto(), "atmls/test/fingerprint", &[], 32),
+                )
+            })?;
+            Ok((epoch, secret.map_err(|e| GroupError::Mls(e.to_string()))?))
         })
     }
 }

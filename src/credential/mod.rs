@@ -5,9 +5,11 @@
 
 mod encoding;
 mod validate;
+mod verdicts;
 
 pub use encoding::{AtmlsIdentity, LeafProof, IDENTITY_VERSION, LEAF_PROOF_EXTENSION};
 pub use validate::{check_identity_unchanged, validate_leaf, LeafIdentity};
+pub use verdicts::VerdictCache;
 
 use crate::identity::{Did, IdentityError};
 

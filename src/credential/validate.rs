@@ -43,6 +43,15 @@ pub fn validate_leaf(
     ciphersuite: Ciphersuite,
     now: u64,
 ) -> Result<LeafIdentity, CredentialError> {
+    validate_leaf_window(leaf, ciphersuite, now).map(|(id, _, _)| id)
+}
+
+/// [`validate_leaf`], also returning the certificate's validity window (created, expires).
+pub(crate) fn validate_leaf_window(
+    leaf: &LeafNode,
+    ciphersuite: Ciphersuite,
+    now: u64,
+) -> Result<(LeafIdentity, u64, u64), CredentialError> {
     let identity = AtmlsIdentity::from_credential(leaf.credential())?;
     let cert = identity.certificate;
     cert.verify(now)?;
@@ -64,11 +73,15 @@ pub fn validate_leaf(
     cert.installation_key
         .verify(tbs.bytes().as_deref(), &proof.signature, "leaf proof")
         .map_err(|_| CredentialError::BadLeafProof)?;
-    Ok(LeafIdentity {
-        did: cert.did,
-        identity_key: cert.identity_key,
-        installation_key: cert.installation_key,
-    })
+    Ok((
+        LeafIdentity {
+            did: cert.did,
+            identity_key: cert.identity_key,
+            installation_key: cert.installation_key,
+        },
+        cert.created,
+        cert.expires,
+    ))
 }
 
 /// CRED-8: a leaf's identity never changes across an update: the same DID and installation.

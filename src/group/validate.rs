@@ -6,7 +6,7 @@ use openmls::prelude::{
 };
 
 use super::{GroupError, Member};
-use crate::credential::{check_identity_unchanged, validate_leaf, AtmlsIdentity, LeafIdentity};
+use crate::credential::{check_identity_unchanged, AtmlsIdentity, LeafIdentity, VerdictCache};
 use crate::identity::Did;
 use crate::trust::PinnedKeys;
 
@@ -42,19 +42,31 @@ fn member_of(id: &LeafIdentity) -> Member {
 /// Our pins, by DID: what leaf validation checks certificates against.
 pub(crate) type Pins<'a> = dyn Fn(&Did) -> Option<PinnedKeys> + 'a;
 
-/// Checks a leaf (CRED-1 … CRED-6) and its identity key against our pin (CRED-7): the pinned
-/// key, or for an `existing` leaf also an endorsed predecessor (TRUST-14). A DID we have not
-/// pinned, or whose leaf carries another key, is looked up in the directory first (the
-/// account may have rotated its key); the caller refuses if that does not settle it.
+/// Checks a leaf (CRED-1 … CRED-6, once per leaf content: LG-5) and its identity key against
+/// our pin (CRED-7): the pinned key, or for an `existing` leaf also an endorsed predecessor
+/// (TRUST-14).
 fn check_leaf(
     leaf: &LeafNode,
     cs: Ciphersuite,
     now: u64,
+    verdicts: &VerdictCache,
     pin: &Pins<'_>,
     existing: bool,
     missing: &mut Vec<Did>,
 ) -> Result<LeafIdentity, Validation> {
-    let id = validate_leaf(leaf, cs, now)?;
+    let id = verdicts.validate(leaf, cs, now)?;
+    check_pin(id, pin, existing, missing)
+}
+
+/// CRED-7 for a validated leaf. A DID we have not pinned, or whose leaf carries another key,
+/// is noted for a directory lookup (the account may have rotated its key, TRUST-14); the
+/// caller refuses if that does not settle it.
+fn check_pin(
+    id: LeafIdentity,
+    pin: &Pins<'_>,
+    existing: bool,
+    missing: &mut Vec<Did>,
+) -> Result<LeafIdentity, Validation> {
     let known = pin(&id.did).is_some_and(|k| k.accepts(&id.identity_key, existing));
     if !known && !missing.contains(&id.did) {
         missing.push(id.did.clone());
@@ -76,6 +88,7 @@ pub(crate) fn validate_staged_commit(
     group: &MlsGroup,
     staged: &StagedCommit,
     committer: LeafNodeIndex,
+    verdicts: &VerdictCache,
     pin: &Pins<'_>,
     now: u64,
 ) -> Result<CommitSummary, Validation> {
@@ -90,6 +103,7 @@ pub(crate) fn validate_staged_commit(
             add.add_proposal().key_package().leaf_node(),
             cs,
             now,
+            verdicts,
             pin,
             false,
             &mut missing,
@@ -103,12 +117,12 @@ pub(crate) fn validate_staged_commit(
         let new = upd.update_proposal().leaf_node();
         let changed =
             check_identity_unchanged(leaf_at(group, *idx)?.credential(), new.credential())?;
-        check_leaf(new, cs, now, pin, !changed, &mut missing)?;
+        check_leaf(new, cs, now, verdicts, pin, !changed, &mut missing)?;
     }
     if let Some(new) = staged.update_path_leaf_node() {
         let changed =
             check_identity_unchanged(leaf_at(group, committer)?.credential(), new.credential())?;
-        check_leaf(new, cs, now, pin, !changed, &mut missing)?;
+        check_leaf(new, cs, now, verdicts, pin, !changed, &mut missing)?;
     }
     for rem in staged.remove_proposals() {
         let leaf = leaf_at(group, rem.remove_proposal().removed())?;
@@ -171,24 +185,23 @@ pub(crate) fn validate_proposal(
     Ok(())
 }
 
-/// Validates every leaf of a tree joined from a Welcome (CRED-1 … CRED-7).
+/// Validates every leaf of a tree joined from a Welcome (CRED-1 … CRED-7): the leaves on all
+/// cores, each once per content (LG-5), then the pins in leaf order.
 pub(crate) fn validate_joined_tree(
     group: &MlsGroup,
+    verdicts: &VerdictCache,
     pin: &Pins<'_>,
     now: u64,
 ) -> Result<Vec<LeafIdentity>, Validation> {
     let cs = group.ciphersuite();
+    let leaves: Vec<&LeafNode> = group
+        .members()
+        .map(|m| leaf_at(group, m.index))
+        .collect::<Result<_, _>>()?;
     let mut missing = Vec::new();
-    let mut out = Vec::new();
-    for m in group.members() {
-        out.push(check_leaf(
-            leaf_at(group, m.index)?,
-            cs,
-            now,
-            pin,
-            true,
-            &mut missing,
-        )?);
+    let mut out = Vec::with_capacity(leaves.len());
+    for r in verdicts.validate_all(&leaves, cs, now) {
+        out.push(check_pin(r?, pin, true, &mut missing)?);
     }
     if !missing.is_empty() {
         return Err(Validation::NeedDirectory(missing));

@@ -13,7 +13,7 @@ use super::{context, Did, IdentityError};
 pub const DEFAULT_CERT_LIFETIME_SECS: u64 = 365 * 24 * 3600;
 
 /// Clock skew tolerated when checking `created` (spec/identity.md ID-5).
-const CLOCK_SKEW_SECS: u64 = 300;
+pub(crate) const CLOCK_SKEW_SECS: u64 = 300;
 
 /// An Ed25519 public key (identity, installation or leaf key).
 #[derive(

@@ -9,6 +9,7 @@ mod succession;
 
 pub use did::{Did, MAX_DID_LEN};
 pub(crate) use keys::LeafProofTbs as LeafProofTbsPub;
+pub(crate) use keys::CLOCK_SKEW_SECS;
 pub use keys::{
     DeviceIdentity, IdentityDeclaration, IdentityKeyPair, InstallationCertificate,
     InstallationKeyPair, PublicKey, DEFAULT_CERT_LIFETIME_SECS,

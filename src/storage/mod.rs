@@ -7,7 +7,9 @@ mod provider;
 pub(crate) mod tables;
 pub(crate) mod trust;
 
-pub(crate) use provider::{Provider, StorageCodec};
+pub(crate) use provider::Provider;
+#[doc(hidden)]
+pub use provider::{CodecError, StorageCodec};
 
 use std::path::Path;
 
@@ -175,6 +177,16 @@ impl Store {
         }
         tx.commit()?;
         Ok(Store { conn })
+    }
+
+    /// Bytes the database uses (its pages minus free ones): for benchmarks of state size.
+    #[doc(hidden)]
+    pub fn used_bytes(&self) -> Result<u64, StorageError> {
+        let q = |p: &str| -> Result<u64, StorageError> {
+            let v: i64 = self.conn.pragma_query_value(None, p, |r| r.get(0))?;
+            Ok(u64::try_from(v).unwrap_or(0))
+        };
+        Ok(q("page_count")?.saturating_sub(q("freelist_count")?) * q("page_size")?)
     }
 
     /// Every row of every table, in a stable order: for tests asserting that a refused input

@@ -174,3 +174,43 @@ impl Transport for TestTransport {
         self.inner.fetch_tree(l).await
     }
 }
+
+/// openmls over a client's SQLite file (in atmls's codec), as a hostile device would drive
+/// it directly: for commits our API refuses to build.
+pub struct RawProvider {
+    pub crypto: openmls_rust_crypto::RustCrypto,
+    pub storage: openmls_sqlite_storage::SqliteStorageProvider<
+        atmls::storage::StorageCodec,
+        rusqlite::Connection,
+    >,
+}
+
+impl RawProvider {
+    /// Opens the client database at `path`.
+    pub fn open(path: &std::path::Path) -> Self {
+        RawProvider {
+            crypto: Default::default(),
+            storage: openmls_sqlite_storage::SqliteStorageProvider::new(
+                rusqlite::Connection::open(path).unwrap(),
+            ),
+        }
+    }
+}
+
+impl openmls_traits::OpenMlsProvider for RawProvider {
+    type CryptoProvider = openmls_rust_crypto::RustCrypto;
+    type RandProvider = openmls_rust_crypto::RustCrypto;
+    type StorageProvider = openmls_sqlite_storage::SqliteStorageProvider<
+        atmls::storage::StorageCodec,
+        rusqlite::Connection,
+    >;
+    fn storage(&self) -> &Self::StorageProvider {
+        &self.storage
+    }
+    fn crypto(&self) -> &Self::CryptoProvider {
+        &self.crypto
+    }
+    fn rand(&self) -> &Self::RandProvider {
+        &self.crypto
+    }
+}
