@@ -362,6 +362,9 @@ enum Forged {
     OtherDevice,
     /// alice1's own installation, certified by a key alice never declared or endorsed.
     UnendorsedKey,
+    /// The same, with that key also published as alice's declaration by someone holding her
+    /// PDS password: the lookup bob makes raises a warning, and still refuses.
+    RogueDeclared,
 }
 
 /// alice1 and alice2 in a group with bob; alice1's own MLS state is driven with raw
@@ -386,14 +389,18 @@ async fn forged_update_is_refused(forged: Forged, want: CredentialError) {
     let inst = InstallationKeyPair::generate();
     let now = unix_now();
     let cert = key.certify(&did("alice"), &inst.public(), now, now + 86_400);
+    let mut rogue_declaration = None;
     let leaf_identity = match forged {
         Forged::OtherDevice => DeviceIdentity::linked(
             InstallationKeyPair::from_secret_bytes(&inst.secret_bytes()[..]).unwrap(),
             cert.clone(),
         )
         .unwrap(),
-        Forged::UnendorsedKey => {
+        Forged::UnendorsedKey | Forged::RogueDeclared => {
             let rogue = IdentityKeyPair::generate();
+            if matches!(forged, Forged::RogueDeclared) {
+                rogue_declaration = Some(rogue.declare(&did("alice"), now + 5));
+            }
             let own = InstallationKeyPair::from_secret_bytes(&a1_installation[..]).unwrap();
             let c = rogue.certify(&did("alice"), &own.public(), now, now + 86_400);
             DeviceIdentity::linked(own, c).unwrap()
@@ -410,6 +417,10 @@ async fn forged_update_is_refused(forged: Forged, want: CredentialError) {
     bob.sync().await.unwrap();
     alice2.sync().await.unwrap();
     assert_eq!(bob.members(&g).await.unwrap().len(), 3);
+    if let Some(d) = &rogue_declaration {
+        use atmls::directory::Directory as _;
+        w.dir.publish_declaration(d).await.unwrap();
+    }
     let before = state(&bob, &g).await;
 
     let conn = rusqlite::Connection::open(&path).unwrap();
@@ -477,6 +488,29 @@ async fn forged_update_is_refused(forged: Forged, want: CredentialError) {
     );
     assert_eq!(state(&bob, &g).await, before);
     assert_eq!(bob.members(&g).await.unwrap().len(), 3);
+
+    // The same commit through the transport: bob's sync refuses it and carries on (the
+    // group is not stuck behind it).
+    w.net
+        .submit_commit(
+            &mailbox_for(g.as_bytes()),
+            &EpochTag(rand::random()),
+            &forged,
+            &IdempotencyKey::random(),
+        )
+        .await
+        .unwrap();
+    let ev = bob.sync().await.unwrap();
+    assert!(
+        ev.iter().any(|e| matches!(
+            e,
+            Event::Refused { error: GroupError::Credential(c), .. } if *c == want
+        )),
+        "{ev:?}"
+    );
+    assert_eq!(bob.epoch_fingerprint(&g).await.unwrap(), before.0);
+    alice2.send_text(&g, "still going").await.unwrap();
+    assert_eq!(texts(&bob.sync().await.unwrap()), vec!["still going"]);
 }
 
 #[tokio::test]
@@ -490,6 +524,17 @@ async fn cred_8_update_changing_a_leaf_identity_is_refused() {
 async fn trust_14_recertification_by_an_unendorsed_key_is_refused() {
     forged_update_is_refused(
         Forged::UnendorsedKey,
+        CredentialError::UnknownIdentityKey(did("alice")),
+    )
+    .await;
+}
+
+/// TRUST-5, TRUST-14: the same when someone holding alice's PDS password also published the
+/// rogue key as her declaration: bob's lookup raises a warning and still refuses.
+#[tokio::test]
+async fn trust_5_recertification_by_a_rogue_declared_key_is_refused() {
+    forged_update_is_refused(
+        Forged::RogueDeclared,
         CredentialError::UnknownIdentityKey(did("alice")),
     )
     .await;

@@ -491,12 +491,7 @@ impl Session<'_> {
     /// refused item is undone alone and only the cursor moves past it (STORE-1). A crash or
     /// a failed commit undoes the whole pass: nothing is lost (the cursor did not move either)
     /// and nothing is processed twice. Returns the events and whether we were removed.
-    async fn process_page(
-        &mut self,
-        group: &GroupId,
-        items: &[&Delivered],
-    ) -> Result<(Vec<Event>, bool), Error> {
-        let mut events = Vec::new();
+    async fn process_page(&mut self, group: &GroupId, items: &[&Delivered]) -> Result<bool, Error> {
         let mut start = 0;
         // The item whose identity keys were just fetched: asking again would not help.
         let mut asked: Option<usize> = None;
@@ -527,9 +522,9 @@ impl Session<'_> {
                             savepoint(cx, "ROLLBACK TO atmls_item; RELEASE atmls_item")?;
                             return Ok((Stop::NeedDirectory(k, dids), ev));
                         }
-                        Err(Failure::NeedDirectory(_)) => GroupError::Mls(
-                            "identity keys still unknown after directory lookup".into(),
-                        ),
+                        // Looked up and still not a key we hold for the account (CRED-7,
+                        // TRUST-5).
+                        Err(Failure::NeedDirectory(dids)) => unknown_key(&dids),
                     };
                     tracing::debug!(%error, seq, "refused group message");
                     savepoint(cx, "ROLLBACK TO atmls_item; RELEASE atmls_item")?;
@@ -542,24 +537,31 @@ impl Session<'_> {
                 }
                 Ok::<_, Error>((Stop::Done, ev))
             })?;
-            events.append(&mut ev);
+            // Committed: queued at once, so a later failure in this pass loses none.
+            self.inner.deferred_events.append(&mut ev);
             match stop {
                 Stop::Done => break,
-                Stop::Removed => return Ok((events, true)),
+                Stop::Removed => return Ok(true),
                 Stop::NeedDirectory(k, dids) => {
                     // Network calls never run inside a transaction: what came before this
                     // item is committed, the item is retried once its keys are pinned.
                     start = k;
                     match self.pin_from_directory(&dids).await {
                         Ok(()) => asked = Some(k),
-                        Err(Error::Credential(e)) => {
+                        // The directory answered, and the answer refuses the item: a bad
+                        // credential, or an unendorsed key (its warning is raised).
+                        Err(e @ (Error::Credential(_) | Error::Trust(_) | Error::Identity(_))) => {
+                            let error = match e {
+                                Error::Credential(c) => c.into(),
+                                _ => unknown_key(&dids),
+                            };
                             let seq = items.get(k).map_or(0, |i| i.seq);
                             self.inner
                                 .atomic(|cx| tables::group_set_cursor(cx.c, &group.0, seq))?;
-                            events.push(Event::Refused {
+                            self.inner.deferred_events.push(Event::Refused {
                                 group: Some(group.clone()),
                                 seq,
-                                error: e.into(),
+                                error,
                             });
                             start = k + 1;
                         }
@@ -568,7 +570,7 @@ impl Session<'_> {
                 }
             }
         }
-        Ok((events, false))
+        Ok(false)
     }
 
     /// Processes raw bytes for a group without touching the cursor; errors change nothing.
@@ -590,26 +592,20 @@ impl Session<'_> {
     }
 
     /// Fetches and processes a group's mailbox after settling any outgoing commit.
-    pub(crate) async fn sync_group(&mut self, group: &GroupId) -> Result<Vec<Event>, Error> {
+    /// Settles any outgoing commit, then processes the group's mailbox. Events go to the
+    /// queue the next `sync` hands out: none is lost if a later step fails.
+    pub(crate) async fn sync_group(&mut self, group: &GroupId) -> Result<(), Error> {
         self.resolve_outbox(group).await?;
         self.sync_group_until(group, u64::MAX).await
     }
 
-    /// Like `sync_group`, for syncs inside another operation (a commit, a send): the events
-    /// wait for the next `sync`, so no message read on the way goes unreported.
-    pub(crate) async fn sync_group_deferred(&mut self, group: &GroupId) -> Result<(), Error> {
-        let ev = self.sync_group(group).await?;
-        self.inner.deferred_events.extend(ev);
-        Ok(())
-    }
-
-    /// Processes the group's mailbox up to position `until`.
+    /// Processes the group's mailbox up to position `until` (events queued as in
+    /// `sync_group`).
     pub(crate) async fn sync_group_until(
         &mut self,
         group: &GroupId,
         until: u64,
-    ) -> Result<Vec<Event>, Error> {
-        let mut events = Vec::new();
+    ) -> Result<(), Error> {
         let mailbox = mailbox_for(&group.0).id;
         loop {
             let row = self
@@ -617,25 +613,23 @@ impl Session<'_> {
                 .read(|c| tables::group_get(c, &group.0))?
                 .ok_or(GroupError::UnknownGroup)?;
             if row.status == GroupStatus::Left || row.cursor >= until {
-                return Ok(events);
+                return Ok(());
             }
             let page = self.transport.fetch(&mailbox, row.cursor, PAGE).await?;
             let items: Vec<&Delivered> = page.items.iter().filter(|i| i.seq <= until).collect();
-            let (ev, removed) = self.process_page(group, &items).await?;
-            events.extend(ev);
+            let removed = self.process_page(group, &items).await?;
             if removed {
                 // Nothing after our removal is for us.
-                return Ok(events);
+                return Ok(());
             }
             if !page.more || page.items.last().map(|i| i.seq >= until).unwrap_or(true) {
-                return Ok(events);
+                return Ok(());
             }
         }
     }
 
-    async fn sync_welcomes(&mut self) -> Result<Vec<Event>, Error> {
+    async fn sync_welcomes(&mut self) -> Result<(), Error> {
         let mailbox = welcome_mailbox(&self.inner.device.installation.public());
-        let mut events = Vec::new();
         loop {
             let cursor = self
                 .inner
@@ -650,13 +644,13 @@ impl Session<'_> {
                     Err(e) => Err(e),
                 };
                 match joined {
-                    Ok(ev) => events.extend(ev),
+                    Ok(ev) => self.inner.deferred_events.extend(ev),
                     Err(error) => {
                         // A Welcome we cannot process keeps its KeyPackage (KP-6).
                         self.inner.atomic(|cx| {
                             tables::account_set_u64(cx.c, K_WELCOME_CURSOR, item.seq)
                         })?;
-                        events.push(Event::Refused {
+                        self.inner.deferred_events.push(Event::Refused {
                             group: None,
                             seq: item.seq,
                             error,
@@ -665,7 +659,7 @@ impl Session<'_> {
                 }
             }
             if !page.more {
-                return Ok(events);
+                return Ok(());
             }
         }
     }
@@ -673,11 +667,12 @@ impl Session<'_> {
     /// Welcomes, then every group; then commits leave requests, re-proposes our own leave if it
     /// was dropped, rotates last-resort leaves, and maintains KeyPackages.
     pub(crate) async fn sync_all(&mut self) -> Result<Vec<Event>, Error> {
-        let mut events = std::mem::take(&mut self.inner.deferred_events);
-        events.extend(self.sync_welcomes().await?);
+        // Every step queues its events as it goes, so that an error part-way (a transport
+        // failure) loses none: they come with the next sync.
+        self.sync_welcomes().await?;
         let groups = self.inner.read(tables::groups_all)?;
         for row in groups.iter().filter(|r| r.status != GroupStatus::Left) {
-            events.extend(self.sync_group(&GroupId(row.group_id.clone())).await?);
+            self.sync_group(&GroupId(row.group_id.clone())).await?;
         }
         for row in self.inner.read(tables::groups_all)? {
             let gid = GroupId(row.group_id.clone());
@@ -720,12 +715,12 @@ impl Session<'_> {
             }
         }
         // Join requests through invite links and handles (INV-4).
-        events.extend(self.serve_invites().await?);
+        let ev = self.serve_invites().await?;
+        self.inner.deferred_events.extend(ev);
         self.maintain_key_packages().await?;
         self.flush_welcomes().await?;
-        // Events raised while committing above, and trust events from directory lookups
-        // (TRUST-1, TRUST-3).
-        events.append(&mut self.inner.deferred_events);
-        Ok(events)
+        // With the events raised while committing above and trust events from directory
+        // lookups (TRUST-1, TRUST-3).
+        Ok(std::mem::take(&mut self.inner.deferred_events))
     }
 }

@@ -211,7 +211,7 @@ impl Session<'_> {
         intent: Intent,
     ) -> Result<(), Error> {
         for _ in 0..MAX_COMMIT_ATTEMPTS {
-            self.sync_group_deferred(group).await?;
+            self.sync_group(group).await?;
             if let Intent::Add(dids) = &intent {
                 // GOV-4, before any directory lookup: nothing changes when it is refused.
                 self.check_may_add(group, dids)?;
@@ -281,8 +281,7 @@ impl Session<'_> {
         match outcome {
             CommitOutcome::Accepted { seq } => {
                 // Messages before our commit belong to our current epoch: read them first.
-                let ev = self.sync_group_until(group, seq.saturating_sub(1)).await?;
-                self.inner.deferred_events.extend(ev);
+                self.sync_group_until(group, seq.saturating_sub(1)).await?;
                 self.inner.atomic(|cx| {
                     let mut g = cx.load(group)?;
                     // Our own commit: record what it does; an unreadable change (only a test's
@@ -471,7 +470,7 @@ impl Session<'_> {
                 }
                 // Our epoch was committed away before the message arrived: catch up, re-encrypt.
                 SendOutcome::StaleEpoch => {
-                    self.sync_group_deferred(group).await?;
+                    self.sync_group(group).await?;
                 }
             }
         }
@@ -479,7 +478,7 @@ impl Session<'_> {
     }
 
     pub(crate) async fn leave(&mut self, group: &GroupId) -> Result<(), Error> {
-        self.sync_group_deferred(group).await?;
+        self.sync_group(group).await?;
         let (tag, proposals) = self.inner.atomic(|cx| {
             let mut g = active(cx, group)?;
             let tag = epoch_tag(&g, cx.p.crypto())?;
