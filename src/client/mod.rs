@@ -278,6 +278,10 @@ impl Client {
     /// Fetches and processes everything new: Welcomes, then every group's mailbox. Also
     /// commits pending leave requests, keeps KeyPackages published, and deletes expired
     /// disappearing messages (CONTENT-28).
+    ///
+    /// Returns every event since the last `sync`, in order, including those of messages
+    /// read while committing or sending. If it fails part-way (retryable transport errors),
+    /// what was already processed stays processed and its events come with the next call.
     pub async fn sync(&self) -> Result<Vec<Event>, Error> {
         let mut s = self.session().await;
         s.purge_expired(crate::identity::unix_now())?;
