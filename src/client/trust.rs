@@ -73,21 +73,24 @@ impl Session<'_> {
         Ok(())
     }
 
-    /// Pins an account met for the first time (after the operation using it went ahead),
-    /// with the devices its record revokes.
-    pub(crate) fn pin(&mut self, account: &VerifiedAccount) -> Result<(), Error> {
-        let (did, k, at) = (&account.did, account.identity_key, account.declared_at);
-        let revoked: Vec<PublicKey> = account
-            .rejected_devices
-            .iter()
-            .filter(|(_, why)| *why == IdentityError::Revoked)
-            .map(|(k, _)| *k)
-            .collect();
+    /// Pins accounts met for the first time (after the operation using them went ahead), with
+    /// the devices their records revoke, in one transaction.
+    pub(crate) fn pin_all(&mut self, accounts: &[VerifiedAccount]) -> Result<(), Error> {
+        let now = unix_now();
         self.inner.atomic(|cx| {
-            store::pin_first(cx.c, did, &k, at, unix_now())?;
-            store::revoked_add(cx.c, did, &revoked, unix_now())
-        })?;
-        Ok(())
+            for account in accounts {
+                let (did, k, at) = (&account.did, account.identity_key, account.declared_at);
+                let revoked: Vec<PublicKey> = account
+                    .rejected_devices
+                    .iter()
+                    .filter(|(_, why)| *why == IdentityError::Revoked)
+                    .map(|(k, _)| *k)
+                    .collect();
+                store::pin_first(cx.c, did, &k, at, now)?;
+                store::revoked_add(cx.c, did, &revoked, now)?;
+            }
+            Ok::<_, Error>(())
+        })
     }
 
     /// Stores the devices a trusted declaration revokes (TRUST-12).
