@@ -56,6 +56,9 @@
 
 mod common;
 
+// The raw side is the unpatched openmls 0.9.2 release (atmls links the patched one).
+use openmls_upstream as openmls;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
