@@ -91,7 +91,10 @@ impl Big {
             .add_members(&self.group, std::slice::from_ref(c.did()))
             .await?;
         let ev = c.sync().await?;
-        assert!(ev.iter().any(|e| matches!(e, Event::Joined { .. })), "{ev:?}");
+        assert!(
+            ev.iter().any(|e| matches!(e, Event::Joined { .. })),
+            "{ev:?}"
+        );
         let ev = self.bob.sync().await?;
         assert!(ev
             .iter()
@@ -141,7 +144,10 @@ async fn ten_thousand_members_build_add_message_update_remove() -> Result<(), Bo
         .remove_members(&big.group, std::slice::from_ref(carol.did()))
         .await?;
     let ev = carol.sync().await?;
-    assert!(ev.iter().any(|e| matches!(e, Event::Removed { .. })), "{ev:?}");
+    assert!(
+        ev.iter().any(|e| matches!(e, Event::Removed { .. })),
+        "{ev:?}"
+    );
     let ev = big.bob.sync().await?;
     assert!(ev
         .iter()

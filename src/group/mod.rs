@@ -13,7 +13,8 @@ pub use disappearing::{DISAPPEARING_EXTENSION, MAX_DISAPPEARING_SECS};
 pub use outer::seal as seal_for_transport;
 pub(crate) use outer::{open as outer_open, seal as outer_seal};
 pub(crate) use validate::{
-    member_leaves, unpinned_in_welcome, validate_joined_tree, validate_proposal, validate_staged_commit, Validation,
+    member_leaves, unpinned_in_welcome, validate_joined_tree, validate_proposal,
+    validate_staged_commit, Validation,
 };
 
 use std::fmt;

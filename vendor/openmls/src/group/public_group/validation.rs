@@ -895,11 +895,7 @@ impl PublicGroup {
         credential_types: &CredentialTypes,
     ) -> Result<(), LeafNodeValidationError> {
         // Call the validation function and validate the lifetime
-        self.validate_leaf_node_inner(
-            leaf_node,
-            LeafNodeLifetimePolicy::Verify,
-            credential_types,
-        )
+        self.validate_leaf_node_inner(leaf_node, LeafNodeLifetimePolicy::Verify, credential_types)
     }
 
     /// Validate a leaf node.
