@@ -21,10 +21,11 @@
 //!
 //! Both sides use ciphersuite 0x0001, the ratchet tree extension, the pure-ciphertext wire
 //! format, `max_past_epochs(0)` and the same sender ratchet configuration. The raw openmls side
-//! uses `openmls_rust_crypto` and `openmls_sqlite_storage` with a JSON codec on an in-memory
-//! rusqlite connection per member, as atmls does (atmls wraps each operation in one SQLite
-//! transaction and reloads the `MlsGroup` from storage each time; raw openmls keeps the
-//! `MlsGroup` in memory and runs in autocommit mode). Raw credentials are `BasicCredential`s
+//! is the unpatched openmls 0.9.2 release with `openmls_rust_crypto` and
+//! `openmls_sqlite_storage` (JSON codec) on an in-memory rusqlite connection per member (atmls
+//! uses the patched openmls, a compact codec, one SQLite transaction per operation and keeps
+//! loaded groups in memory: spec/large-groups.md; raw openmls keeps the `MlsGroup` in memory
+//! and runs in autocommit mode). Raw credentials are `BasicCredential`s
 //! holding a DID; atmls's carry an installation certificate and a leaf proof extension.
 //!
 //! Set-up: one N-member group per N and side, built once outside the timed loops (the set-up
@@ -41,8 +42,8 @@
 //! still derived from wall time, which keeps each benchmark near its time budget.
 //!
 //! Diagnostic, openmls only: `load_group/openmls/N` is one `MlsGroup::load` from the SQLite
-//! storage with the JSON codec, which atmls does at least once per operation (see
-//! `Ctx::load`): it explains most of atmls's overhead at large N.
+//! storage with the JSON codec, which atmls did once or more per operation before it kept
+//! groups in memory (LG-3).
 //!
 //! Notes: the atmls `join` and `process_commit` timings include what `sync()` does besides
 //! (pinning unknown DIDs from the directory, replenishing the joiner's KeyPackage, the
@@ -55,6 +56,9 @@
 //! sizes. `cargo test --benches` (criterion's test mode) runs each benchmark once at N = 10.
 
 mod common;
+
+// The raw side is the unpatched openmls 0.9.2 release (atmls links the patched one).
+use openmls_upstream as openmls;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

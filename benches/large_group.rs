@@ -38,6 +38,9 @@
 
 mod common;
 
+// The raw side is the unpatched openmls 0.9.2 release (atmls links the patched one).
+use openmls_upstream as openmls;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};

@@ -19,4 +19,8 @@ trap 'scripts/postgres.sh stop' EXIT
 
 echo "== cargo test --all-features (unit, scenario, negative and doc tests)"
 cargo test --all-features
+# A 10,000-member group (spec/large-groups.md), in release mode: in a debug build it would take
+# most of an hour. No timing assertions; the benchmark measures (benches/large_group.rs).
+echo "== cargo test --release --all-features --test large_group_10k"
+cargo test --release --all-features --test large_group_10k
 echo "== all tests passed"

@@ -3,6 +3,9 @@
 //! openmls side (providers, configs, a member that adds, removes, updates and processes).
 #![allow(dead_code)] // each bench uses a subset
 
+// The raw side is the unpatched openmls 0.9.2 release (atmls links the patched one).
+use openmls_upstream as openmls;
+
 use std::rc::Rc;
 use std::sync::Arc;
 

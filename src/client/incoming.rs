@@ -319,6 +319,10 @@ fn process_welcome(
     }
     let pw =
         ProcessedWelcome::new_from_welcome(&cx.p, &join_config(), welcome).map_err(|e| werr(&e))?;
+    let unpinned = crate::group::unpinned_in_welcome(&pw, tree.as_ref(), &pin_lookup(cx));
+    if !unpinned.is_empty() {
+        return Err(Failure::NeedDirectory(unpinned));
+    }
     let used = pw
         .own_key_package()
         .map(|kp| kp.hash_ref(cx.p.crypto()).map(|r| (r, kp.last_resort())))

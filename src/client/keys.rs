@@ -4,6 +4,7 @@ use openmls::prelude::KeyPackage;
 use openmls_traits::storage::StorageProvider as _;
 use openmls_traits::OpenMlsProvider as _;
 use rand::seq::SliceRandom;
+use rayon::prelude::*;
 
 use super::{Error, Session};
 use crate::directory::{DeviceRecord, VerifiedAccount};
@@ -151,32 +152,51 @@ impl Session<'_> {
         Ok(account)
     }
 
-    /// Pins the identity keys of DIDs met in a commit or Welcome, from the directory.
+    /// Pins the identity keys of DIDs met in a commit or Welcome, from the directory. A joiner
+    /// of a large group meets thousands (LG-6): the lookups run first, then the signatures
+    /// are checked on all cores, then every pin is written in one transaction.
     pub(crate) async fn pin_from_directory(&mut self, dids: &[Did]) -> Result<(), Error> {
+        let mut records = Vec::with_capacity(dids.len());
         for did in dids {
-            let account = self.verified_account(did).await?;
-            self.pin(&account)?;
+            records.push(
+                self.directory
+                    .account(did)
+                    .await?
+                    .ok_or_else(|| crate::directory::DirectoryError::NoIdentity(did.clone()))?,
+            );
         }
-        Ok(())
+        let now = unix_now();
+        let verified: Vec<_> = records
+            .par_iter()
+            .zip(dids.par_iter())
+            .map(|(r, d)| r.verify(d, now))
+            .collect();
+        let mut accounts = Vec::with_capacity(dids.len());
+        for (record, account) in records.iter().zip(verified) {
+            let account = account?;
+            self.judge(&record.declaration, false)?;
+            accounts.push(account);
+        }
+        self.pin_all(&accounts)
     }
 
-    /// One valid KeyPackage per device of each DID, skipping `exclude` devices.
+    /// One valid KeyPackage per device of each DID, skipping `exclude` devices. Adding
+    /// thousands at once (LG-6): the lookups run first, then the accounts and KeyPackages are
+    /// verified on all cores, then everything else goes in order, with the pins in one
+    /// transaction.
     pub(crate) async fn collect_key_packages(
         &mut self,
         dids: &[Did],
         exclude: &[PublicKey],
         reserve: bool,
     ) -> Result<Vec<KeyPackage>, Error> {
-        let mut out = Vec::new();
+        let mut fetched = Vec::with_capacity(dids.len());
         for did in dids {
-            let account = match self.verified_account(did).await {
-                Ok(a) => a,
-                // Our own account's records were replaced by someone else (TRUST-9): add none
-                // of "our" devices, but do not let that block our own conversations. The
-                // self-check reports it.
-                Err(Error::Trust(_)) if did == &self.inner.device.did => continue,
-                Err(e) => return Err(e),
-            };
+            let record = self
+                .directory
+                .account(did)
+                .await?
+                .ok_or_else(|| crate::directory::DirectoryError::NoIdentity(did.clone()))?;
             let mut records = self.directory.key_packages(did).await?;
             // Spread invitations over the published packages, and never hand the same
             // single-use package to two of our own commits (it can only be joined once).
@@ -184,13 +204,34 @@ impl Session<'_> {
             records.retain(|r| {
                 r.last_resort || !self.inner.used_key_packages.contains(&r.key_package_ref)
             });
-            let (chosen, refused) = select_per_device(
-                &records,
-                &account,
-                &self.inner.crypto,
-                self.inner.cs,
-                unix_now(),
-            );
+            fetched.push((did, record, records));
+        }
+        let (crypto, cs, now) = (&self.inner.crypto, self.inner.cs, unix_now());
+        let checked: Vec<_> = fetched
+            .par_iter()
+            .map(|(did, record, records)| {
+                record
+                    .verify(did, now)
+                    .map(|account| {
+                        let selection = select_per_device(records, &account, crypto, cs, now);
+                        (account, selection)
+                    })
+                    .map_err(Error::from)
+            })
+            .collect();
+        let mut out = Vec::new();
+        let mut to_pin = Vec::new();
+        for ((did, record, _), checked) in fetched.iter().zip(checked) {
+            let did: &Did = did;
+            let judged = checked.and_then(|c| self.judge(&record.declaration, false).map(|()| c));
+            let (account, (chosen, refused)) = match judged {
+                Ok(c) => c,
+                // Our own account's records were replaced by someone else (TRUST-9): add none
+                // of "our" devices, but do not let that block our own conversations. The
+                // self-check reports it.
+                Err(Error::Trust(_)) if did == &self.inner.device.did => continue,
+                Err(e) => return Err(e),
+            };
             for (rec, why) in &refused {
                 tracing::warn!(did = %did, kp = %hex::encode(&rec.key_package_ref), error = %why, "skipping invalid KeyPackage");
             }
@@ -204,15 +245,16 @@ impl Session<'_> {
                     self.inner.used_key_packages.insert(r.as_slice().to_vec());
                 }
             }
-            if reserve && !fresh.is_empty() {
-                self.pin(&account)?;
-            }
             let already = account.devices.iter().any(|d| exclude.contains(d));
             if fresh.is_empty() && !already && did != &self.inner.device.did {
                 return Err(Error::NoKeyPackages(did.clone()));
             }
+            if reserve && !fresh.is_empty() {
+                to_pin.push(account);
+            }
             out.extend(fresh);
         }
+        self.pin_all(&to_pin)?;
         Ok(out)
     }
 }

@@ -81,26 +81,29 @@ impl Session<'_> {
         Ok(())
     }
 
-    /// Pins an account met for the first time (after the operation using it went ahead),
-    /// with the devices its record revokes.
-    pub(crate) fn pin(&mut self, account: &VerifiedAccount) -> Result<(), Error> {
-        let (did, k, at) = (&account.did, account.identity_key, account.declared_at);
-        let revoked: Vec<PublicKey> = account
-            .rejected_devices
-            .iter()
-            .filter(|(_, why)| *why == IdentityError::Revoked)
-            .map(|(k, _)| *k)
-            .collect();
-        let before = &account.predecessors;
+    /// Pins accounts met for the first time (after the operation using them went ahead), with
+    /// their endorsed predecessors (TRUST-14) and the devices their records revoke, in one
+    /// transaction. A pin that exists stays (TOFU); its predecessors were set when it was
+    /// judged.
+    pub(crate) fn pin_all(&mut self, accounts: &[VerifiedAccount]) -> Result<(), Error> {
+        let now = unix_now();
         self.inner.atomic(|cx| {
-            // A pin that exists stays (TOFU); its predecessors were set when it was judged.
-            if store::pinned_key(cx.c, did)?.is_none() {
-                store::pin_first(cx.c, did, &k, at, unix_now())?;
-                store::predecessors_set(cx.c, did, before)?;
+            for account in accounts {
+                let (did, k, at) = (&account.did, account.identity_key, account.declared_at);
+                let revoked: Vec<PublicKey> = account
+                    .rejected_devices
+                    .iter()
+                    .filter(|(_, why)| *why == IdentityError::Revoked)
+                    .map(|(k, _)| *k)
+                    .collect();
+                if store::pinned_key(cx.c, did)?.is_none() {
+                    store::pin_first(cx.c, did, &k, at, now)?;
+                    store::predecessors_set(cx.c, did, &account.predecessors)?;
+                }
+                store::revoked_add(cx.c, did, &revoked, now)?;
             }
-            store::revoked_add(cx.c, did, &revoked, unix_now())
-        })?;
-        Ok(())
+            Ok::<_, Error>(())
+        })
     }
 
     /// Stores the devices a trusted declaration revokes (TRUST-12).

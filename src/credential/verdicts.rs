@@ -49,16 +49,19 @@ fn key(leaf: &LeafNode, cs: Ciphersuite) -> Option<[u8; 32]> {
 
 impl VerdictCache {
     /// A new, empty cache.
+    #[cfg(test)]
     pub fn new() -> Self {
         Self::default()
     }
 
     /// Number of cached verdicts.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.map.lock().map(|m| m.len()).unwrap_or(0)
     }
 
     /// Whether no verdict is cached.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

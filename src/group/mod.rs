@@ -30,7 +30,8 @@ pub(crate) use outer::{open as outer_open, seal as outer_seal};
 pub(crate) use tree::{staging_error, TreeRef};
 pub use tree::{TreeError, WELCOME_TREE_EXTENSION};
 pub(crate) use validate::{
-    member_leaves, validate_joined_tree, validate_proposal, validate_staged_commit, Validation,
+    member_leaves, unpinned_in_welcome, validate_joined_tree, validate_proposal,
+    validate_staged_commit, Validation,
 };
 
 use std::fmt;

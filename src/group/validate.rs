@@ -209,6 +209,31 @@ pub(crate) fn validate_joined_tree(
     Ok(out)
 }
 
+/// The accounts named in a Welcome's ratchet tree (not yet verified) that have no pin: fetched
+/// from the directory before the join rather than after it, so that a joiner of a large group
+/// runs openmls's join once, not twice (LG-7). Only a hint: the leaves are validated as ever
+/// once the tree is verified.
+pub(crate) fn unpinned_in_welcome(
+    welcome: &openmls::prelude::ProcessedWelcome,
+    out_of_band: Option<&openmls::prelude::RatchetTreeIn>,
+    pin: &Pins<'_>,
+) -> Vec<Did> {
+    // The tree fetched out of band (LG-T-5), else one the Welcome carries.
+    let tree = match out_of_band {
+        Some(t) => t,
+        None => match welcome.unverified_group_info().extensions().ratchet_tree() {
+            Some(e) => e.ratchet_tree(),
+            None => return Vec::new(),
+        },
+    };
+    let mut seen = std::collections::HashSet::new();
+    tree.leaves()
+        .filter_map(|l| AtmlsIdentity::from_credential(l.credential()).ok())
+        .map(|id| id.certificate.did)
+        .filter(|d| seen.insert(d.clone()) && pin(d).is_none())
+        .collect()
+}
+
 /// The members of a group by leaf, decoded from their (already validated) credentials.
 pub(crate) fn member_leaves(group: &MlsGroup) -> Vec<(LeafNodeIndex, Member)> {
     group

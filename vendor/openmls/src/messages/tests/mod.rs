@@ -1,0 +1,6 @@
+//! Unit tests for messages
+
+mod codec;
+mod export_group_info;
+mod proposals;
+mod welcome;
