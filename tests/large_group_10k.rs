@@ -1,4 +1,5 @@
-//! A 10,000-member group (issue 8): build, add, message, update, remove. Release mode only
+//! A 10,000-member group (issue 8): build, add, message, update, remove, and late joiners who
+//! fetch the ratchet tree out of band (every Welcome is small, LG-T-1, LG-T-5). Release mode only
 //! (`cargo test --release --all-features --test large_group_10k`, run by scripts/test.sh); in
 //! a debug build this file has no tests. No timing assertions: speed is the benchmark's job
 //! (benches/large_group.rs); this checks that everything works at this size.
@@ -84,7 +85,8 @@ impl Big {
         c.members(&self.group).await.map(|m| m.len()).unwrap_or(0)
     }
 
-    /// alice adds a new account; it joins from its Welcome (tree in the Welcome); bob sees it.
+    /// alice adds a new account; it joins from its small Welcome, fetching the tree out of
+    /// band (LG-T-5); bob sees it.
     async fn add_and_join(&self, tag: u8) -> Result<Client, BoxError> {
         let c = self.new_account(tag).await?;
         self.alice
@@ -139,6 +141,16 @@ async fn ten_thousand_members_build_add_message_update_remove() -> Result<(), Bo
         carol.epoch_fingerprint(&big.group).await?
     );
 
+    // A late joiner after the update: the tree it fetches has bob's new path in it.
+    let dave = big.add_and_join(b'd').await?;
+    assert_eq!(
+        big.alice.epoch_fingerprint(&big.group).await?,
+        dave.epoch_fingerprint(&big.group).await?
+    );
+    carol.sync().await?;
+    big.message(&dave, &[&big.alice, &big.bob, &carol], "late, but in")
+        .await?;
+
     // Remove carol: she learns it, the others see it and go on without her.
     big.alice
         .remove_members(&big.group, std::slice::from_ref(carol.did()))
@@ -152,8 +164,10 @@ async fn ten_thousand_members_build_add_message_update_remove() -> Result<(), Bo
     assert!(ev
         .iter()
         .any(|e| matches!(e, Event::MembersRemoved { members, .. } if members.iter().any(|m| &m.did == carol.did()))));
-    assert_eq!(big.size(&big.bob).await, N);
-    big.message(&big.bob, &[&big.alice], "still here").await?;
+    assert_eq!(big.size(&big.bob).await, N + 1);
+    dave.sync().await?;
+    big.message(&big.bob, &[&big.alice, &dave], "still here")
+        .await?;
     assert_eq!(
         big.alice.epoch_fingerprint(&big.group).await?,
         big.bob.epoch_fingerprint(&big.group).await?
