@@ -293,8 +293,10 @@ impl Client {
     pub async fn governance(&self, group: &GroupId) -> Result<Option<Governance>, Error> {
         let mut s = self.session().await;
         s.inner.atomic(|cx| {
-            let g = cx.load(group)?;
-            Ok::<_, Error>(Governance::from_extensions(g.extensions()).map_err(GroupError::from)?)
+            Ok::<_, Error>(
+                cx.peek(group, |g| Governance::from_extensions(g.extensions()))?
+                    .map_err(GroupError::from)?,
+            )
         })
     }
 
@@ -370,8 +372,10 @@ impl Client {
     pub async fn metadata(&self, group: &GroupId) -> Result<GroupMetadata, Error> {
         let mut s = self.session().await;
         s.inner.atomic(|cx| {
-            let g = cx.load(group)?;
-            Ok::<_, Error>(metadata_of(g.extensions()).map_err(GroupError::from)?)
+            Ok::<_, Error>(
+                cx.peek(group, |g| metadata_of(g.extensions()))?
+                    .map_err(GroupError::from)?,
+            )
         })
     }
 

@@ -350,14 +350,18 @@ impl super::state::Inner {
                 if row.status != GroupStatus::Active || row.kind != GroupKind::Group {
                     continue;
                 }
-                let Ok(g) = cx.load(&GroupId(row.group_id)) else {
-                    continue;
-                };
-                let Ok(Some(gov)) = Governance::from_extensions(g.extensions()) else {
+                // Peeked, not taken: this runs on every sync and must not evict the group
+                // from the cache (LG-3).
+                let Ok((Ok(Some(gov)), invites)) = cx.peek(&GroupId(row.group_id), |g| {
+                    (
+                        Governance::from_extensions(g.extensions()),
+                        invites_of(g.extensions()).unwrap_or_default(),
+                    )
+                }) else {
                     continue;
                 };
                 if gov.allows(&me, Action::Invite) || gov.allows(&me, Action::AddMembers) {
-                    for rec in invites_of(g.extensions()).unwrap_or_default() {
+                    for rec in invites {
                         out.push(request_channel(&rec.secret).mailbox);
                     }
                 }
@@ -401,9 +405,14 @@ impl Session<'_> {
         id: &InviteId,
     ) -> Result<(InviteRecord, Option<Governance>), Error> {
         self.inner.atomic(|cx| {
-            let g = cx.load(group)?;
-            let gov = Governance::from_extensions(g.extensions()).map_err(GroupError::from)?;
-            let rec = invites_of(g.extensions())
+            let (gov, invites) = cx.peek(group, |g| {
+                (
+                    Governance::from_extensions(g.extensions()),
+                    invites_of(g.extensions()),
+                )
+            })?;
+            let gov = gov.map_err(GroupError::from)?;
+            let rec = invites
                 .map_err(GroupError::from)?
                 .into_iter()
                 .find(|i| i.id() == *id)
@@ -461,10 +470,16 @@ impl Session<'_> {
             }
             let gid = GroupId(row.group_id.clone());
             let (gov, invites) = self.inner.atomic(|cx| {
-                let g = cx.load(&gid)?;
-                let gov = Governance::from_extensions(g.extensions()).map_err(GroupError::from)?;
-                let inv = invites_of(g.extensions()).map_err(GroupError::from)?;
-                Ok::<_, Error>((gov, inv))
+                let (gov, inv) = cx.peek(&gid, |g| {
+                    (
+                        Governance::from_extensions(g.extensions()),
+                        invites_of(g.extensions()),
+                    )
+                })?;
+                Ok::<_, Error>((
+                    gov.map_err(GroupError::from)?,
+                    inv.map_err(GroupError::from)?,
+                ))
             })?;
             let Some(gov) = gov else { continue };
             if !(gov.allows(&me, Action::Invite) || gov.allows(&me, Action::AddMembers)) {
@@ -623,8 +638,10 @@ impl Client {
     pub async fn invites(&self, group: &GroupId) -> Result<Vec<InviteRecord>, Error> {
         let mut s = self.session().await;
         s.inner.atomic(|cx| {
-            let g = cx.load(group)?;
-            Ok::<_, Error>(invites_of(g.extensions()).map_err(GroupError::from)?)
+            Ok::<_, Error>(
+                cx.peek(group, |g| invites_of(g.extensions()))?
+                    .map_err(GroupError::from)?,
+            )
         })
     }
 

@@ -253,10 +253,11 @@ impl Session<'_> {
             return Ok(());
         }
         let gov = self.inner.atomic(|cx| {
-            let g = cx.load(group)?;
             Ok::<_, Error>(
-                crate::group::Governance::from_extensions(g.extensions())
-                    .map_err(GroupError::from)?,
+                cx.peek(group, |g| {
+                    crate::group::Governance::from_extensions(g.extensions())
+                })?
+                .map_err(GroupError::from)?,
             )
         })?;
         if let Some(gov) = gov {
