@@ -371,9 +371,7 @@ enum Forged {
 /// openmls to build an update commit signed by her current leaf key whose new leaf carries
 /// the `forged` identity. bob must refuse it with `want`, his state unchanged.
 async fn forged_update_is_refused(forged: Forged, want: CredentialError) {
-    use openmls::prelude::{
-        tls_codec::Serialize as _, LeafNodeParameters, MlsGroup, NewSignerBundle,
-    };
+    use openmls::prelude::{tls_codec::Serialize as _, LeafNodeParameters, NewSignerBundle};
     use openmls_traits::OpenMlsProvider as _;
 
     let w = World::new();
@@ -423,29 +421,7 @@ async fn forged_update_is_refused(forged: Forged, want: CredentialError) {
     }
     let before = state(&bob, &g).await;
 
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    let p = RawProvider {
-        crypto: RustCrypto::default(),
-        storage: openmls_sqlite_storage::SqliteStorageProvider::new(conn),
-    };
-    let mut group = MlsGroup::load(
-        p.storage(),
-        &openmls::group::GroupId::from_slice(g.as_bytes()),
-    )
-    .unwrap()
-    .unwrap();
-    let own_key = group
-        .own_leaf_node()
-        .unwrap()
-        .signature_key()
-        .as_slice()
-        .to_vec();
-    let signer = openmls_basic_credential::SignatureKeyPair::read(
-        p.storage(),
-        &own_key,
-        group.ciphersuite().signature_algorithm(),
-    )
-    .unwrap();
+    let (p, mut group, signer) = RawProvider::open_group(&path, &g);
     let (new_signer, cwk, ext) =
         atmls::keypackage::new_leaf_key(&p, &leaf_identity, group.ciphersuite()).unwrap();
     assert_ne!(cwk.signature_key.as_slice(), signer.public());

@@ -205,30 +205,7 @@ fn forge(
         &openmls_basic_credential::SignatureKeyPair,
     ) -> CommitMessageBundle,
 ) -> Vec<u8> {
-    let p = RawProvider {
-        crypto: RustCrypto::default(),
-        storage: openmls_sqlite_storage::SqliteStorageProvider::new(
-            rusqlite::Connection::open(db).unwrap(),
-        ),
-    };
-    let mut group = MlsGroup::load(
-        p.storage(),
-        &openmls::group::GroupId::from_slice(g.as_bytes()),
-    )
-    .unwrap()
-    .unwrap();
-    let key = group
-        .own_leaf_node()
-        .unwrap()
-        .signature_key()
-        .as_slice()
-        .to_vec();
-    let signer = openmls_basic_credential::SignatureKeyPair::read(
-        p.storage(),
-        &key,
-        group.ciphersuite().signature_algorithm(),
-    )
-    .unwrap();
+    let (p, mut group, signer) = RawProvider::open_group(db, g);
     let bundle = build(&mut group, &p, &signer);
     let sealed = atmls::group::seal_for_transport(
         &group,
@@ -638,30 +615,7 @@ async fn gov_6_a_forged_leave_request_of_the_last_owner_is_refused() {
         m.sync().await.unwrap();
     }
     // bob is now the only owner; his modified client sends a leave request anyway.
-    let p = RawProvider {
-        crypto: RustCrypto::default(),
-        storage: openmls_sqlite_storage::SqliteStorageProvider::new(
-            rusqlite::Connection::open(&c.bob_db).unwrap(),
-        ),
-    };
-    let mut group = MlsGroup::load(
-        p.storage(),
-        &openmls::group::GroupId::from_slice(c.g.as_bytes()),
-    )
-    .unwrap()
-    .unwrap();
-    let key = group
-        .own_leaf_node()
-        .unwrap()
-        .signature_key()
-        .as_slice()
-        .to_vec();
-    let signer = openmls_basic_credential::SignatureKeyPair::read(
-        p.storage(),
-        &key,
-        group.ciphersuite().signature_algorithm(),
-    )
-    .unwrap();
+    let (p, mut group, signer) = RawProvider::open_group(&c.bob_db, &c.g);
     let msg = group.leave_group(&p, &signer).unwrap();
     let sealed = atmls::group::seal_for_transport(
         &group,

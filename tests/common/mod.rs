@@ -186,6 +186,39 @@ pub struct RawProvider {
 }
 
 impl RawProvider {
+    /// The group `g` as stored in the client database at `path`, with the signer of the
+    /// device's own leaf: what a modified client would commit with.
+    pub fn open_group(
+        path: &std::path::Path,
+        g: &GroupId,
+    ) -> (
+        Self,
+        openmls::prelude::MlsGroup,
+        openmls_basic_credential::SignatureKeyPair,
+    ) {
+        use openmls_traits::OpenMlsProvider as _;
+        let p = Self::open(path);
+        let group = openmls::prelude::MlsGroup::load(
+            p.storage(),
+            &openmls::group::GroupId::from_slice(g.as_bytes()),
+        )
+        .unwrap()
+        .unwrap();
+        let key = group
+            .own_leaf_node()
+            .unwrap()
+            .signature_key()
+            .as_slice()
+            .to_vec();
+        let signer = openmls_basic_credential::SignatureKeyPair::read(
+            p.storage(),
+            &key,
+            group.ciphersuite().signature_algorithm(),
+        )
+        .unwrap();
+        (p, group, signer)
+    }
+
     /// Opens the client database at `path`.
     pub fn open(path: &std::path::Path) -> Self {
         RawProvider {
