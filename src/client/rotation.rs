@@ -58,46 +58,37 @@ impl Session<'_> {
         // Every valid device of ours gets a certificate from the new key, so readers, who
         // check devices against the declared key, keep seeing all of them.
         let revoked = declared.revoked();
+        let me = self.inner.device.installation.public();
+        let mut devices: Vec<(PublicKey, Option<String>)> = record
+            .devices
+            .iter()
+            .filter(|d| {
+                let c = &d.certificate;
+                c.did == did
+                    && (c.identity_key == current.public() || c.identity_key == next.public())
+                    && !revoked.contains(&c.installation_key)
+                    && c.verify(now).is_ok()
+            })
+            .map(|d| (d.certificate.installation_key, d.display_name.clone()))
+            .collect();
+        // Our own record may be missing (deleted by someone else): we re-certify ourselves.
+        if !devices.iter().any(|(k, _)| *k == me) {
+            devices.push((me, None));
+        }
         let mut own = None;
-        for d in &record.devices {
-            let c = &d.certificate;
-            let ours = c.did == did
-                && (c.identity_key == current.public() || c.identity_key == next.public())
-                && !revoked.contains(&c.installation_key)
-                && c.verify(now).is_ok();
-            if !ours {
-                continue;
-            }
-            let cert = next.certify(
-                &did,
-                &c.installation_key,
-                now,
-                now + DEFAULT_CERT_LIFETIME_SECS,
-            );
+        for (installation, display_name) in devices {
+            let cert = next.certify(&did, &installation, now, now + DEFAULT_CERT_LIFETIME_SECS);
             self.directory
                 .publish_device(&DeviceRecord {
                     certificate: cert.clone(),
-                    display_name: d.display_name.clone(),
+                    display_name,
                 })
                 .await?;
-            if c.installation_key == self.inner.device.installation.public() {
+            if installation == me {
                 own = Some(cert);
             }
         }
-        match own {
-            Some(c) => Ok(c),
-            None => {
-                let installation = self.inner.device.installation.public();
-                let cert = next.certify(&did, &installation, now, now + DEFAULT_CERT_LIFETIME_SECS);
-                self.directory
-                    .publish_device(&DeviceRecord {
-                        certificate: cert.clone(),
-                        display_name: None,
-                    })
-                    .await?;
-                Ok(cert)
-            }
-        }
+        own.ok_or(Error::InvalidArgument("own device not certified"))
     }
 
     /// Takes `cert` (from our account's new key) as this device's certificate, stored with
