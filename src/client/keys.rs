@@ -147,7 +147,8 @@ impl Session<'_> {
             .account(did)
             .await?
             .ok_or_else(|| crate::directory::DirectoryError::NoIdentity(did.clone()))?;
-        let account = record.verify(did, unix_now())?;
+        let account =
+            record.verify_with(did, unix_now(), Some(self.inner.verdicts.signatures()))?;
         self.judge(&record.declaration, false)?;
         Ok(account)
     }
@@ -166,10 +167,11 @@ impl Session<'_> {
             );
         }
         let now = unix_now();
+        let sigs = self.inner.verdicts.signatures();
         let verified: Vec<_> = records
             .par_iter()
             .zip(dids.par_iter())
-            .map(|(r, d)| r.verify(d, now))
+            .map(|(r, d)| r.verify_with(d, now, Some(sigs)))
             .collect();
         let mut accounts = Vec::with_capacity(dids.len());
         for (record, account) in records.iter().zip(verified) {
@@ -207,11 +209,12 @@ impl Session<'_> {
             fetched.push((did, record, records));
         }
         let (crypto, cs, now) = (&self.inner.crypto, self.inner.cs, unix_now());
+        let sigs = self.inner.verdicts.signatures();
         let checked: Vec<_> = fetched
             .par_iter()
             .map(|(did, record, records)| {
                 record
-                    .verify(did, now)
+                    .verify_with(did, now, Some(sigs))
                     .map(|account| {
                         let selection = select_per_device(records, &account, crypto, cs, now);
                         (account, selection)

@@ -43,18 +43,20 @@ pub fn validate_leaf(
     ciphersuite: Ciphersuite,
     now: u64,
 ) -> Result<LeafIdentity, CredentialError> {
-    validate_leaf_window(leaf, ciphersuite, now).map(|(id, _, _)| id)
+    validate_leaf_window(leaf, ciphersuite, now, None).map(|(id, _, _)| id)
 }
 
 /// [`validate_leaf`], also returning the certificate's validity window (created, expires).
+/// The certificate's signature is answered from `sigs` when it verified before (LG-9).
 pub(crate) fn validate_leaf_window(
     leaf: &LeafNode,
     ciphersuite: Ciphersuite,
     now: u64,
+    sigs: Option<&crate::identity::VerifiedSignatures>,
 ) -> Result<(LeafIdentity, u64, u64), CredentialError> {
     let identity = AtmlsIdentity::from_credential(leaf.credential())?;
     let cert = identity.certificate;
-    cert.verify(now)?;
+    cert.verify_with(now, sigs)?;
     let leaf_key = leaf.signature_key().as_slice();
     if leaf_key == cert.identity_key.as_bytes() || leaf_key == cert.installation_key.as_bytes() {
         return Err(CredentialError::KeyReuse);

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 use super::validate::validate_leaf_window;
 use super::{CredentialError, LeafIdentity};
-use crate::identity::CLOCK_SKEW_SECS;
+use crate::identity::{VerifiedSignatures, CLOCK_SKEW_SECS};
 
 /// Entries kept before the cache is emptied (a crude bound: 200,000 leaves is ~40 MB).
 const MAX_ENTRIES: usize = 200_000;
@@ -31,6 +31,8 @@ struct Verdict {
 #[derive(Default)]
 pub struct VerdictCache {
     map: Mutex<HashMap<[u8; 32], Verdict>>,
+    /// Certificates verified from directory records or leaves (LG-9).
+    sigs: VerifiedSignatures,
 }
 
 impl std::fmt::Debug for VerdictCache {
@@ -85,7 +87,7 @@ impl VerdictCache {
         }
         // A miss, or a verdict whose certificate is no longer current: the full check gives
         // the precise error.
-        let (id, created, expires) = validate_leaf_window(leaf, cs, now)?;
+        let (id, created, expires) = validate_leaf_window(leaf, cs, now, Some(&self.sigs))?;
         if let (Some(k), Ok(mut m)) = (k, self.map.lock()) {
             if m.len() >= MAX_ENTRIES {
                 m.clear();
@@ -100,6 +102,11 @@ impl VerdictCache {
             );
         }
         Ok(id)
+    }
+
+    /// The certificate signatures verified so far, for checks of directory records (LG-9).
+    pub fn signatures(&self) -> &VerifiedSignatures {
+        &self.sigs
     }
 
     /// Validates many leaves on all cores; results in input order.
@@ -127,18 +134,16 @@ mod tests {
     use openmls_traits::OpenMlsProvider as _;
 
     fn leaf(name: &str) -> LeafNode {
+        leaf_of(&DeviceIdentity::new_account(
+            Did::new(&format!("did:plc:{name:a<24}")).unwrap(),
+        ))
+    }
+
+    fn leaf_of(dev: &DeviceIdentity) -> LeafNode {
         let p = OpenMlsRustCrypto::default();
-        let did = Did::new(&format!("did:plc:{name:a<24}")).unwrap();
-        let bytes = generate(
-            &p,
-            &DeviceIdentity::new_account(did),
-            CS,
-            false,
-            86_400,
-            unix_now(),
-        )
-        .unwrap()
-        .key_package;
+        let bytes = generate(&p, dev, CS, false, 86_400, unix_now())
+            .unwrap()
+            .key_package;
         KeyPackageIn::tls_deserialize_exact(&bytes)
             .unwrap()
             .validate(p.crypto(), ProtocolVersion::Mls10)
@@ -191,5 +196,26 @@ mod tests {
             );
         }
         assert_eq!(cache.len(), 3);
+    }
+
+    #[test]
+    fn lg_9_a_certificate_verified_from_the_directory_is_not_verified_again_in_the_leaf() {
+        let dev =
+            DeviceIdentity::new_account(Did::new("did:plc:bbbbbbbbbbbbbbbbbbbbbbbb").unwrap());
+        let l = leaf_of(&dev);
+        let cache = VerdictCache::new();
+        let now = unix_now();
+        // The directory record's certificate (LG-7 pins before the join) ...
+        dev.certificate
+            .verify_with(now, Some(cache.signatures()))
+            .unwrap();
+        assert_eq!(cache.signatures().len(), 1);
+        // ... is the one the leaf carries: the leaf's check finds it.
+        cache.validate(&l, CS, now).unwrap();
+        assert_eq!(cache.signatures().len(), 1);
+        // A fresh cache verifies it and remembers it.
+        let fresh = VerdictCache::new();
+        fresh.validate(&l, CS, now).unwrap();
+        assert_eq!(fresh.signatures().len(), 1);
     }
 }

@@ -76,6 +76,17 @@ impl AccountRecord {
     /// Checks the declaration (ID-3) is for `did`, and each device certificate (ID-4, ID-5) is
     /// for `did` under the declared key. Bad devices are skipped and reported.
     pub fn verify(&self, did: &Did, now: u64) -> Result<VerifiedAccount, IdentityError> {
+        self.verify_with(did, now, None)
+    }
+
+    /// [`verify`](Self::verify), device certificates answered from `cache` when they verified
+    /// before (LG-9).
+    pub(crate) fn verify_with(
+        &self,
+        did: &Did,
+        now: u64,
+        cache: Option<&crate::identity::VerifiedSignatures>,
+    ) -> Result<VerifiedAccount, IdentityError> {
         if &self.declaration.did != did {
             return Err(IdentityError::Mismatch("declaration DID"));
         }
@@ -93,7 +104,7 @@ impl AccountRecord {
             } else if c.identity_key != key {
                 Err(IdentityError::Mismatch("device identity key"))
             } else {
-                c.verify(now)
+                c.verify_with(now, cache)
             };
             match verdict {
                 Ok(()) if !devices.contains(&c.installation_key) => {

@@ -343,7 +343,19 @@ impl InstallationCertificate {
 
     /// Checks the signature and validity period at `now` (ID-4, ID-5).
     pub fn verify(&self, now: u64) -> Result<(), IdentityError> {
-        self.identity_key.verify(
+        self.verify_with(now, None)
+    }
+
+    /// [`verify`](Self::verify), the signature answered from `cache` when it verified before
+    /// (LG-9); the validity period is checked every time.
+    pub(crate) fn verify_with(
+        &self,
+        now: u64,
+        cache: Option<&super::VerifiedSignatures>,
+    ) -> Result<(), IdentityError> {
+        super::verified::verify_with(
+            cache,
+            &self.identity_key,
             self.tbs().as_deref(),
             &self.signature,
             "installation certificate",

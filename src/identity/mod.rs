@@ -6,6 +6,7 @@ mod keys;
 mod recovery;
 mod revocation;
 mod succession;
+mod verified;
 
 pub use did::{Did, MAX_DID_LEN};
 pub(crate) use keys::LeafProofTbs as LeafProofTbsPub;
@@ -17,6 +18,7 @@ pub use keys::{
 pub use recovery::RECOVERY_MEMORY_KIB;
 pub use revocation::DeviceRevocation;
 pub use succession::{succession, Endorsement, Succession, MAX_ENDORSEMENTS};
+pub(crate) use verified::VerifiedSignatures;
 
 /// Context strings that domain-separate every signature atmls makes (spec/identity.md ID-2).
 pub mod context {
