@@ -84,8 +84,12 @@ impl AtmlsIdentity {
         Ok(AtmlsIdentity {
             certificate: InstallationCertificate {
                 did,
-                identity_key: PublicKey::from_slice(w.identity_key.as_slice(), "identity")?,
-                installation_key: PublicKey::from_slice(
+                // Points are checked by the signature checks that use them (LG-10).
+                identity_key: PublicKey::from_slice_unchecked(
+                    w.identity_key.as_slice(),
+                    "identity",
+                )?,
+                installation_key: PublicKey::from_slice_unchecked(
                     w.installation_key.as_slice(),
                     "installation",
                 )?,
@@ -238,5 +242,68 @@ mod tests {
             LeafProof::from_extension_bytes(&b[..3]),
             Err(CredentialError::BadLeafProof)
         );
+    }
+
+    /// 32 bytes that do not decode as an Ed25519 point.
+    fn not_a_point() -> [u8; 32] {
+        (0u8..=255)
+            .map(|i| [i; 32])
+            .find(|b| ed25519_dalek::VerifyingKey::from_bytes(b).is_err())
+            .unwrap()
+    }
+
+    #[test]
+    fn lg_10_cred_1_a_key_that_is_not_a_point_fails_the_certificate_check() {
+        let id = identity();
+        let now = id.certificate.created + 1;
+        for (which, bad_identity) in [("identity", true), ("installation", false)] {
+            let mut c = id.certificate.clone();
+            if bad_identity {
+                c.identity_key = PublicKey(not_a_point());
+            } else {
+                c.installation_key = PublicKey(not_a_point());
+            }
+            let bytes = AtmlsIdentity {
+                certificate: c.clone(),
+            }
+            .to_bytes();
+            // Decoding reads the 32 bytes; the signature checks refuse the key.
+            let decoded = AtmlsIdentity::from_bytes(&bytes).unwrap();
+            let e = decoded.certificate.verify(now).unwrap_err();
+            if bad_identity {
+                // The certificate's signing key is refused before any arithmetic.
+                assert!(
+                    matches!(e, crate::identity::IdentityError::InvalidKey(_)),
+                    "{which}: {e:?}"
+                );
+            } else {
+                // The certificate covers the installation key: another key breaks it (and the
+                // leaf proof, CRED-5, would refuse it as its signing key).
+                assert!(
+                    matches!(e, crate::identity::IdentityError::BadSignature(_)),
+                    "{which}: {e:?}"
+                );
+                assert!(matches!(
+                    c.installation_key
+                        .verify(Some(b"x"), &[0; 64], "leaf proof"),
+                    Err(crate::identity::IdentityError::InvalidKey(_))
+                ));
+            }
+        }
+        // Not 32 bytes: refused at decoding.
+        let c = &id.certificate;
+        let bytes = IdentityWire {
+            version: 1,
+            did: c.did.as_str().as_bytes().to_vec().into(),
+            identity_key_scheme: ED25519,
+            identity_key: vec![1u8; 31].into(),
+            installation_key: c.installation_key.0.to_vec().into(),
+            created: c.created,
+            expires: c.expires,
+            certificate_signature: c.signature.clone().into(),
+        }
+        .tls_serialize_detached()
+        .unwrap();
+        assert!(AtmlsIdentity::from_bytes(&bytes).is_err());
     }
 }

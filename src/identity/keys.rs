@@ -31,6 +31,20 @@ impl PublicKey {
         Ok(PublicKey(arr))
     }
 
+    /// Reads a 32-byte key without checking that it is an Ed25519 point: for keys inside MLS
+    /// credentials, decoded on every commit for the member list. Every signature check
+    /// decodes its key and refuses one that is not a point (`InvalidKey`), so a credential
+    /// with such a key never passes validation (spec/credential.md CRED-1, LG-10).
+    pub(crate) fn from_slice_unchecked(
+        bytes: &[u8],
+        what: &'static str,
+    ) -> Result<Self, IdentityError> {
+        bytes
+            .try_into()
+            .map(PublicKey)
+            .map_err(|_| IdentityError::InvalidKey(what))
+    }
+
     /// The raw 32 bytes.
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
