@@ -298,7 +298,7 @@ fn process_welcome(
     cx: &Ctx<'_>,
     payload: &[u8],
     seq: u64,
-    tree: Option<RatchetTreeIn>,
+    tree: Option<&RatchetTreeIn>,
 ) -> Result<Vec<Event>, Failure> {
     let env = WelcomeEnvelope::from_bytes(payload)?;
     let MlsMessageBodyIn::Welcome(welcome) =
@@ -319,7 +319,7 @@ fn process_welcome(
     }
     let pw =
         ProcessedWelcome::new_from_welcome(&cx.p, &join_config(), welcome).map_err(|e| werr(&e))?;
-    let unpinned = crate::group::unpinned_in_welcome(&pw, tree.as_ref(), &pin_lookup(cx));
+    let unpinned = crate::group::unpinned_in_welcome(&pw, tree, &pin_lookup(cx));
     if !unpinned.is_empty() {
         return Err(Failure::NeedDirectory(unpinned));
     }
@@ -335,7 +335,7 @@ fn process_welcome(
     // openmls checks the tree against the GroupInfo's tree hash (LG-T-5).
     let out_of_band = tree.is_some();
     let staged = pw
-        .into_staged_welcome(&cx.p, tree)
+        .into_staged_welcome(&cx.p, tree.cloned())
         .map_err(|e| staging_error(&e, out_of_band))?;
     let by = member_from(staged.welcome_sender().map_err(|e| werr(&e))?.credential())?.did;
     let gid = GroupId(staged.group_context().group_id().as_slice().to_vec());
@@ -642,8 +642,10 @@ impl Session<'_> {
             for item in &page.items {
                 let joined = match self.welcome_tree(&item.payload).await? {
                     Ok(tree) => {
-                        self.settle(|cx| process_welcome(cx, &item.payload, item.seq, tree.clone()))
-                            .await?
+                        self.settle(|cx| {
+                            process_welcome(cx, &item.payload, item.seq, tree.as_ref())
+                        })
+                        .await?
                     }
                     Err(e) => Err(e),
                 };
