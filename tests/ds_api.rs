@@ -237,7 +237,7 @@ fn assert_error(got: (u16, Option<ErrorBody>), status: u16, code: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ds_api_9_bad_input_is_a_clear_error_and_stores_nothing() {
-    for (ds, _d) in services(&["--max-payload", "4096"]) {
+    for (ds, _d) in services(&["--max-payload", "4096", "--max-commit", "8192"]) {
         let t = ds.transport();
         let raw = Raw::new(&ds);
         let mb = group_mailbox();
@@ -299,6 +299,21 @@ async fn ds_api_9_bad_input_is_a_clear_error_and_stores_nothing() {
             t.send_message(&mb, &EpochTag(e1), &big, &key()).await,
             Err(TransportError::PayloadTooLarge { limit: 4096, .. })
         ));
+        // Commits have their own, larger limit (LG-11): over the message limit is fine,
+        // over the commit limit is refused with it, and nothing is stored.
+        let fresh = group_mailbox();
+        assert!(matches!(
+            t.submit_commit(&fresh, &EpochTag(e0), &vec![8u8; 8193], &key())
+                .await,
+            Err(TransportError::PayloadTooLarge { limit: 8192, .. })
+        ));
+        assert!(t.fetch(&fresh.id, 0, 100).await.unwrap().items.is_empty());
+        assert!(matches!(
+            t.submit_commit(&fresh, &EpochTag(e0), &vec![8u8; 6000], &key())
+                .await,
+            Ok(CommitOutcome::Accepted { .. })
+        ));
+        assert_eq!(t.fetch(&fresh.id, 0, 100).await.unwrap().items.len(), 1);
         // Unknown mailbox: a message needs a mailbox started by a commit.
         let stranger = group_mailbox();
         let (s, b) = raw

@@ -515,3 +515,50 @@ async fn trust_5_recertification_by_a_rogue_declared_key_is_refused() {
     )
     .await;
 }
+
+/// LG-11 / TRANSPORT-4: commits may take up to 16 MiB (update paths grow with the group),
+/// application messages stay at 1 MiB. A member's modified client seals a 1.5 MiB
+/// application message for the group: bob refuses it as oversized, his state unchanged,
+/// and over 16 MiB anything is refused before it is opened.
+#[tokio::test]
+async fn lg_11_application_messages_keep_their_1_mib_limit() {
+    use openmls_traits::OpenMlsProvider as _;
+
+    let w = World::new();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("alice.sqlite");
+    let alice = w
+        .client(
+            DeviceIdentity::new_account(did("alice")),
+            Store::open(&path).unwrap(),
+        )
+        .await;
+    let (bob, _) = w.account("bob").await;
+    let g = alice.create_group(&[bob.did().clone()]).await.unwrap();
+    bob.sync().await.unwrap();
+    let before = state(&bob, &g).await;
+
+    let (p, mut group, signer) = RawProvider::open_group(&path, &g);
+    let big = vec![b'x'; 3 << 19];
+    let msg = group.create_message(&p, &signer, &big).unwrap();
+    use openmls::prelude::tls_codec::Serialize as _;
+    let sealed = atmls::group::seal_for_transport(
+        &group,
+        p.crypto(),
+        &msg.tls_serialize_detached().unwrap(),
+    )
+    .unwrap();
+    assert!(sealed.len() > atmls::transport::MAX_PAYLOAD);
+    let e = bob.process_incoming(&g, &sealed).await.unwrap_err();
+    assert!(
+        matches!(&e, Error::Group(GroupError::Malformed(m)) if m.contains("oversized")),
+        "{e:?}"
+    );
+    assert_eq!(state(&bob, &g).await, before);
+    let huge = vec![0u8; atmls::transport::MAX_COMMIT_PAYLOAD + 1];
+    assert!(matches!(
+        bob.process_incoming(&g, &huge).await.unwrap_err(),
+        Error::Group(GroupError::Malformed(_))
+    ));
+    assert_eq!(state(&bob, &g).await, before);
+}

@@ -23,7 +23,9 @@ use crate::group::{
 use crate::identity::{unix_now, Did};
 use crate::storage::tables::{self, GroupRow};
 use crate::storage::StorageError;
-use crate::transport::{Delivered, TransportError, MAX_PAYLOAD, MAX_WELCOME_PAYLOAD};
+use crate::transport::{
+    Delivered, TransportError, MAX_COMMIT_PAYLOAD, MAX_PAYLOAD, MAX_WELCOME_PAYLOAD,
+};
 use crate::wire::WelcomeEnvelope;
 
 const PAGE: u32 = 100;
@@ -99,13 +101,15 @@ fn process_item(
     seq: u64,
     payload: &[u8],
 ) -> Result<Vec<Event>, Failure> {
-    if payload.len() > MAX_PAYLOAD {
+    // The kind is only known once opened: commits may be larger (LG-11), application
+    // messages are held to their own limit below.
+    if payload.len() > MAX_COMMIT_PAYLOAD {
         return Err(GroupError::Malformed("oversized message".into()).into());
     }
     let mut g = cx.load(group)?;
     // Every group payload is sealed under the current epoch's outer key (DS-2).
     let inner = outer_open(&g, cx.p.crypto(), payload)?;
-    let msg = parse_mls(&inner, MAX_PAYLOAD)?;
+    let msg = parse_mls(&inner, MAX_COMMIT_PAYLOAD)?;
     let pm = msg
         .try_into_protocol_message()
         .map_err(|e| GroupError::Malformed(e.to_string()))?;
@@ -126,6 +130,9 @@ fn process_item(
     let mut events = Vec::new();
     match processed.into_content() {
         ProcessedMessageContent::ApplicationMessage(am) => {
+            if payload.len() > MAX_PAYLOAD {
+                return Err(GroupError::Malformed("oversized message".into()).into());
+            }
             let bytes = am.into_bytes();
             let content = EncodedContent::from_bytes(&bytes)
                 .map_err(|e| GroupError::Malformed(format!("content: {e}")))?;

@@ -20,9 +20,12 @@ pub struct Config {
     /// Storage: a SQLite file path (or `sqlite:PATH`), or a `postgres://` URL.
     #[arg(long, env = "ATMLS_DS_DATABASE", default_value = "atmls-ds.db")]
     pub database: String,
-    /// Largest payload in bytes.
+    /// Largest application message or Welcome in bytes.
     #[arg(long, env = "ATMLS_DS_MAX_PAYLOAD", default_value_t = crate::transport::MAX_PAYLOAD)]
     pub max_payload: usize,
+    /// Largest commit in bytes (update paths grow with the group, LG-11).
+    #[arg(long, env = "ATMLS_DS_MAX_COMMIT", default_value_t = crate::transport::MAX_COMMIT_PAYLOAD)]
+    pub max_commit: usize,
     /// Largest ratchet-tree blob in bytes (LG-T-3).
     #[arg(long, env = "ATMLS_DS_MAX_TREE", default_value_t = crate::transport::MAX_TREE_BLOB)]
     pub max_tree: usize,
@@ -98,6 +101,7 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error>> {
         hub,
         Limits {
             max_payload: cfg.max_payload,
+            max_commit: cfg.max_commit,
             rate_mailbox: cfg.rate_mailbox,
             rate_address: cfg.rate_address,
             max_tree: cfg.max_tree,

@@ -31,8 +31,10 @@ pub const MAX_SUBSCRIBE: usize = 10_000;
 /// Limits of one service (DS-9).
 #[derive(Clone, Debug)]
 pub struct Limits {
-    /// Largest payload, bytes.
+    /// Largest application message or Welcome, bytes.
     pub max_payload: usize,
+    /// Largest commit, bytes (LG-11).
+    pub max_commit: usize,
     /// Posts per second per mailbox (0: unlimited).
     pub rate_mailbox: u32,
     /// Requests per second per client address (0: unlimited).
@@ -298,7 +300,10 @@ async fn post_inner(
             None,
         ));
     }
-    let limit = svc.limits.max_payload;
+    let limit = match kind {
+        Kind::Commit => svc.limits.max_commit,
+        Kind::Message | Kind::Welcome => svc.limits.max_payload,
+    };
     let too_large = |size: Option<u64>| {
         ApiError(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -10,8 +10,8 @@ use tokio::sync::mpsc;
 
 use super::{
     CommitOutcome, Delivered, EpochTag, IdempotencyKey, Kind, Mailbox, MailboxId, Page,
-    SendOutcome, Subscription, Transport, TransportError, TreeLocator, MAX_PAYLOAD, MAX_TREE_BLOB,
-    MAX_WELCOME_PAYLOAD, TREE_TTL_SECS,
+    SendOutcome, Subscription, Transport, TransportError, TreeLocator, MAX_COMMIT_PAYLOAD,
+    MAX_PAYLOAD, MAX_TREE_BLOB, MAX_WELCOME_PAYLOAD, TREE_TTL_SECS,
 };
 
 #[derive(Default)]
@@ -99,7 +99,8 @@ impl MemoryTransport {
     ) -> Result<(u64, bool), TransportError> {
         let limit = match kind {
             Kind::Welcome => MAX_WELCOME_PAYLOAD,
-            Kind::Commit | Kind::Message => MAX_PAYLOAD,
+            Kind::Commit => MAX_COMMIT_PAYLOAD,
+            Kind::Message => MAX_PAYLOAD,
         };
         if payload.len() > limit {
             return Err(TransportError::PayloadTooLarge {
@@ -364,6 +365,27 @@ mod tests {
             Err(TransportError::PayloadTooLarge { .. })
         ));
         assert_eq!(t.fetch(&mb(1).id, 0, 10).await.unwrap().items.len(), 1);
+        // Commits carry update paths that grow with the group: a larger limit (LG-11).
+        let c = MailboxId([0xCC; 32]);
+        let m = Mailbox {
+            id: c,
+            post_secret: Some([9; 32]),
+        };
+        t.submit_commit(&m, &e, &big, &IdempotencyKey::random())
+            .await
+            .unwrap();
+        let huge_commit = vec![0u8; MAX_COMMIT_PAYLOAD + 1];
+        assert!(matches!(
+            t.submit_commit(
+                &m,
+                &EpochTag([2; 32]),
+                &huge_commit,
+                &IdempotencyKey::random()
+            )
+            .await,
+            Err(TransportError::PayloadTooLarge { .. })
+        ));
+        assert_eq!(t.fetch(&c, 0, 10).await.unwrap().items.len(), 1);
         // Welcomes carry the ratchet tree: a larger limit, still enforced.
         let w = MailboxId([0xEE; 32]);
         t.send_welcome(&w, &big, &IdempotencyKey::random())

@@ -18,9 +18,15 @@ use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
-/// Largest commit or application message a transport must accept (1 MiB); larger ones are
-/// refused.
+/// Largest application message a transport must accept (1 MiB); larger ones are refused.
 pub const MAX_PAYLOAD: usize = 1 << 20;
+
+/// Largest commit a transport must accept (16 MiB). A commit with an update path (every remove,
+/// every self-update) encrypts a path secret to each node of the committer's copath
+/// resolution: on a tree whose parent nodes are blank (a group built by adds) that is about
+/// every member, about 85 bytes each, 8.2 MB at 100,000 members (spec/large-groups.md
+/// LG-11). 16 MiB fits about 190,000 members.
+pub const MAX_COMMIT_PAYLOAD: usize = 16 << 20;
 
 /// Largest Welcome a transport must accept (16 MiB). A Welcome carries the whole ratchet tree
 /// (about 550 bytes per member), so it needs more room than other messages: 16 MiB fits
