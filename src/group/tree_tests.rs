@@ -239,3 +239,44 @@ fn lg_t_5_openmls_checks_the_tree_against_the_group_info_tree_hash() {
         g.export_ratchet_tree().tls_serialize_detached().unwrap()
     );
 }
+
+/// LG-P4: openmls verifies the leaves of a joined tree on all cores. A tree of 100 members
+/// (enough for several parallel chunks) with one leaf signature altered, far from the
+/// committer's leaf, is refused; the intact tree joins.
+#[test]
+fn lg_p4_a_bad_leaf_signature_anywhere_in_a_joined_tree_is_refused() {
+    let a = party("alice");
+    let others: Vec<Party> = (0..99).map(|i| party(&format!("m{i}"))).collect();
+    let b = &others[0];
+    let r = TreeRef::from_seed(&[6; 32]);
+    let (g, welcome) = group_with_welcome(&a, &others.iter().collect::<Vec<_>>(), &r);
+    let tree = g.export_ratchet_tree().tls_serialize_detached().unwrap();
+    for leaf in [90u32, 40] {
+        let sig = g
+            .public_group()
+            .leaf(openmls::prelude::LeafNodeIndex::new(leaf))
+            .unwrap()
+            .signature()
+            .tls_serialize_detached()
+            .unwrap();
+        let at = tree
+            .windows(sig.len())
+            .position(|w| w == sig.as_slice())
+            .unwrap();
+        let mut bad = tree.clone();
+        bad[at + 10] ^= 1;
+        let bad = RatchetTreeIn::tls_deserialize_exact_bytes(&bad).unwrap();
+        let e = processed(b, &welcome)
+            .into_staged_welcome(&b.p, Some(bad))
+            .map(|_| ())
+            .unwrap_err();
+        assert!(format!("{e:?}").contains("InvalidNodeSignature"), "{e:?}");
+    }
+    let good = RatchetTreeIn::tls_deserialize_exact_bytes(&tree).unwrap();
+    let joined = processed(b, &welcome)
+        .into_staged_welcome(&b.p, Some(good))
+        .unwrap()
+        .into_group(&b.p)
+        .unwrap();
+    assert_eq!(joined.members().count(), 100);
+}

@@ -161,11 +161,104 @@ pub(crate) struct SecretTreeNode {
 #[cfg_attr(any(feature = "crypto-debug", test), derive(Debug))]
 pub(crate) struct SecretTree {
     own_index: LeafNodeIndex,
+    // atmls patch LG-P3: stored sparsely (see `sparse_vec`).
+    #[serde(with = "sparse_vec")]
     leaf_nodes: Vec<Option<SecretTreeNode>>,
+    #[serde(with = "sparse_vec")]
     parent_nodes: Vec<Option<SecretTreeNode>>,
+    #[serde(with = "sparse_vec")]
     handshake_sender_ratchets: Vec<Option<SenderRatchet>>,
+    #[serde(with = "sparse_vec")]
     application_sender_ratchets: Vec<Option<SenderRatchet>>,
     size: TreeSize,
+}
+
+/// atmls patch LG-P3: a `Vec<Option<T>>` serialised as its length and its present entries
+/// with their indices, in increasing order. The secret tree has four vectors of about twice
+/// the group size, almost all empty, and openmls stores it after every message: at 10,000
+/// members serde walked 4 × 16,384 slots per message. Decoding refuses an index out of
+/// range, indices not strictly increasing, and a length over `MAX_LEN`, instead of
+/// allocating or panicking.
+pub(crate) mod sparse_vec {
+    use serde::{de::Error as _, Deserialize, Deserializer, Serialize, Serializer};
+
+    /// Largest length decoded: 2^25 slots is a tree of 2^24 (16 million) leaves.
+    pub(crate) const MAX_LEN: u64 = 1 << 25;
+
+    #[derive(Serialize)]
+    struct SparseRef<'a, T> {
+        len: u64,
+        entries: Vec<(u32, &'a T)>,
+    }
+
+    #[derive(Deserialize)]
+    struct Sparse<T> {
+        len: u64,
+        entries: Vec<(u32, T)>,
+    }
+
+    pub(crate) fn serialize<S: Serializer, T: Serialize>(
+        v: &[Option<T>],
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        let entries = v
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| e.as_ref().map(|e| (i as u32, e)))
+            .collect();
+        SparseRef {
+            len: v.len() as u64,
+            entries,
+        }
+        .serialize(s)
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+        d: D,
+    ) -> Result<Vec<Option<T>>, D::Error> {
+        let Sparse { len, entries } = Sparse::<T>::deserialize(d)?;
+        if len > MAX_LEN {
+            return Err(D::Error::custom("sparse vector too long"));
+        }
+        let mut v: Vec<Option<T>> = std::iter::repeat_with(|| None).take(len as usize).collect();
+        let mut last: Option<u32> = None;
+        for (i, e) in entries {
+            if last.is_some_and(|l| i <= l) {
+                return Err(D::Error::custom("sparse vector indices not increasing"));
+            }
+            let slot = v
+                .get_mut(i as usize)
+                .ok_or_else(|| D::Error::custom("sparse vector index out of range"))?;
+            *slot = Some(e);
+            last = Some(i);
+        }
+        Ok(v)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+        struct W(#[serde(with = "super")] Vec<Option<u8>>);
+
+        #[test]
+        fn round_trip_and_refusals() {
+            for v in [vec![], vec![None, None], vec![Some(1), None, Some(3)], vec![Some(7)]] {
+                let w = W(v);
+                let json = serde_json::to_string(&w).unwrap();
+                assert_eq!(serde_json::from_str::<W>(&json).unwrap(), w);
+            }
+            let sparse = serde_json::to_string(&W(vec![None; 1000])).unwrap();
+            assert!(sparse.len() < 40, "{sparse}");
+            for bad in [
+                r#"{"len":2,"entries":[[2,1]]}"#,
+                r#"{"len":3,"entries":[[1,1],[1,2]]}"#,
+                r#"{"len":3,"entries":[[2,1],[1,2]]}"#,
+                r#"{"len":99999999999,"entries":[]}"#,
+            ] {
+                assert!(serde_json::from_str::<W>(bad).is_err(), "{bad}");
+            }
+        }
+    }
 }
 
 impl SecretTree {
