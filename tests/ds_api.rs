@@ -299,7 +299,7 @@ async fn ds_api_9_bad_input_is_a_clear_error_and_stores_nothing() {
             t.send_message(&mb, &EpochTag(e1), &big, &key()).await,
             Err(TransportError::PayloadTooLarge { limit: 4096, .. })
         ));
-        // Commits have their own, larger limit (LG-11): over the message limit is fine,
+        // Commits have their own, larger limit (LG-13): over the message limit is fine,
         // over the commit limit is refused with it, and nothing is stored.
         let fresh = group_mailbox();
         assert!(matches!(

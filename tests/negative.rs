@@ -516,12 +516,12 @@ async fn trust_5_recertification_by_a_rogue_declared_key_is_refused() {
     .await;
 }
 
-/// LG-11 / TRANSPORT-4: commits may take up to 16 MiB (update paths grow with the group),
+/// LG-13 / TRANSPORT-4: commits may take up to 16 MiB (update paths grow with the group),
 /// application messages stay at 1 MiB. A member's modified client seals a 1.5 MiB
 /// application message for the group: bob refuses it as oversized, his state unchanged,
 /// and over 16 MiB anything is refused before it is opened.
 #[tokio::test]
-async fn lg_11_application_messages_keep_their_1_mib_limit() {
+async fn lg_13_application_messages_keep_their_1_mib_limit() {
     use openmls_traits::OpenMlsProvider as _;
 
     let w = World::new();

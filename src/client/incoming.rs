@@ -101,7 +101,7 @@ fn process_item(
     seq: u64,
     payload: &[u8],
 ) -> Result<Vec<Event>, Failure> {
-    // The kind is only known once opened: commits may be larger (LG-11), application
+    // The kind is only known once opened: commits may be larger (LG-13), application
     // messages are held to their own limit below.
     if payload.len() > MAX_COMMIT_PAYLOAD {
         return Err(GroupError::Malformed("oversized message".into()).into());

@@ -84,7 +84,7 @@ impl AtmlsIdentity {
         Ok(AtmlsIdentity {
             certificate: InstallationCertificate {
                 did,
-                // Points are checked by the signature checks that use them (LG-10).
+                // Points are checked by the signature checks that use them (LG-12).
                 identity_key: PublicKey::from_slice_unchecked(
                     w.identity_key.as_slice(),
                     "identity",
@@ -253,7 +253,7 @@ mod tests {
     }
 
     #[test]
-    fn lg_10_cred_1_a_key_that_is_not_a_point_fails_the_certificate_check() {
+    fn lg_12_cred_1_a_key_that_is_not_a_point_fails_the_certificate_check() {
         let id = identity();
         let now = id.certificate.created + 1;
         for (which, bad_identity) in [("identity", true), ("installation", false)] {

@@ -47,7 +47,7 @@ pub fn validate_leaf(
 }
 
 /// [`validate_leaf`], also returning the certificate's validity window (created, expires).
-/// The certificate's signature is answered from `sigs` when it verified before (LG-9).
+/// The certificate's signature is answered from `sigs` when it verified before (LG-11).
 pub(crate) fn validate_leaf_window(
     leaf: &LeafNode,
     ciphersuite: Ciphersuite,

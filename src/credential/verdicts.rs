@@ -31,7 +31,7 @@ struct Verdict {
 #[derive(Default)]
 pub struct VerdictCache {
     map: Mutex<HashMap<[u8; 32], Verdict>>,
-    /// Certificates verified from directory records or leaves (LG-9).
+    /// Certificates verified from directory records or leaves (LG-11).
     sigs: VerifiedSignatures,
 }
 
@@ -104,7 +104,7 @@ impl VerdictCache {
         Ok(id)
     }
 
-    /// The certificate signatures verified so far, for checks of directory records (LG-9).
+    /// The certificate signatures verified so far, for checks of directory records (LG-11).
     pub fn signatures(&self) -> &VerifiedSignatures {
         &self.sigs
     }
@@ -199,7 +199,7 @@ mod tests {
     }
 
     #[test]
-    fn lg_9_a_certificate_verified_from_the_directory_is_not_verified_again_in_the_leaf() {
+    fn lg_11_a_certificate_verified_from_the_directory_is_not_verified_again_in_the_leaf() {
         let dev =
             DeviceIdentity::new_account(Did::new("did:plc:bbbbbbbbbbbbbbbbbbbbbbbb").unwrap());
         let l = leaf_of(&dev);

@@ -80,7 +80,7 @@ impl AccountRecord {
     }
 
     /// [`verify`](Self::verify), device certificates answered from `cache` when they verified
-    /// before (LG-9).
+    /// before (LG-11).
     pub(crate) fn verify_with(
         &self,
         did: &Did,

@@ -23,7 +23,7 @@ pub struct Config {
     /// Largest application message or Welcome in bytes.
     #[arg(long, env = "ATMLS_DS_MAX_PAYLOAD", default_value_t = crate::transport::MAX_PAYLOAD)]
     pub max_payload: usize,
-    /// Largest commit in bytes (update paths grow with the group, LG-11).
+    /// Largest commit in bytes (update paths grow with the group, LG-13).
     #[arg(long, env = "ATMLS_DS_MAX_COMMIT", default_value_t = crate::transport::MAX_COMMIT_PAYLOAD)]
     pub max_commit: usize,
     /// Largest ratchet-tree blob in bytes (LG-T-3).

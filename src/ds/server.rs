@@ -33,7 +33,7 @@ pub const MAX_SUBSCRIBE: usize = 10_000;
 pub struct Limits {
     /// Largest application message or Welcome, bytes.
     pub max_payload: usize,
-    /// Largest commit, bytes (LG-11).
+    /// Largest commit, bytes (LG-13).
     pub max_commit: usize,
     /// Posts per second per mailbox (0: unlimited).
     pub rate_mailbox: u32,

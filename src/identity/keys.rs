@@ -34,7 +34,7 @@ impl PublicKey {
     /// Reads a 32-byte key without checking that it is an Ed25519 point: for keys inside MLS
     /// credentials, decoded on every commit for the member list. Every signature check
     /// decodes its key and refuses one that is not a point (`InvalidKey`), so a credential
-    /// with such a key never passes validation (spec/credential.md CRED-1, LG-10).
+    /// with such a key never passes validation (spec/credential.md CRED-1, LG-12).
     pub(crate) fn from_slice_unchecked(
         bytes: &[u8],
         what: &'static str,
@@ -361,7 +361,7 @@ impl InstallationCertificate {
     }
 
     /// [`verify`](Self::verify), the signature answered from `cache` when it verified before
-    /// (LG-9); the validity period is checked every time.
+    /// (LG-11); the validity period is checked every time.
     pub(crate) fn verify_with(
         &self,
         now: u64,

@@ -1,4 +1,4 @@
-//! Signatures already verified, remembered by digest (spec/large-groups.md LG-9). A joiner of
+//! Signatures already verified, remembered by digest (spec/large-groups.md LG-11). A joiner of
 //! a large group meets each member's installation certificate twice: in the account's
 //! directory record (pinned first, LG-7) and in the member's leaf (CRED-2). Ed25519
 //! verification is deterministic, so a signature that verified over the same key and bytes
@@ -90,7 +90,7 @@ mod tests {
     use crate::identity::{DeviceIdentity, Did};
 
     #[test]
-    fn lg_9_only_successes_are_remembered_and_any_change_is_checked_again() {
+    fn lg_11_only_successes_are_remembered_and_any_change_is_checked_again() {
         let dev =
             DeviceIdentity::new_account(Did::new("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa").unwrap());
         let cert = dev.certificate.clone();

@@ -365,7 +365,7 @@ mod tests {
             Err(TransportError::PayloadTooLarge { .. })
         ));
         assert_eq!(t.fetch(&mb(1).id, 0, 10).await.unwrap().items.len(), 1);
-        // Commits carry update paths that grow with the group: a larger limit (LG-11).
+        // Commits carry update paths that grow with the group: a larger limit (LG-13).
         let c = MailboxId([0xCC; 32]);
         let m = Mailbox {
             id: c,

@@ -25,7 +25,7 @@ pub const MAX_PAYLOAD: usize = 1 << 20;
 /// every self-update) encrypts a path secret to each node of the committer's copath
 /// resolution: on a tree whose parent nodes are blank (a group built by adds) that is about
 /// every member, about 85 bytes each, 8.2 MB at 100,000 members (spec/large-groups.md
-/// LG-11). 16 MiB fits about 190,000 members.
+/// LG-13). 16 MiB fits about 190,000 members.
 pub const MAX_COMMIT_PAYLOAD: usize = 16 << 20;
 
 /// Largest Welcome a transport must accept (16 MiB). A Welcome carries the whole ratchet tree
