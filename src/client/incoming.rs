@@ -118,7 +118,13 @@ fn process_item(
     let Sender::Member(sender_index) = *processed.sender() else {
         return Err(GroupError::NotAllowed("non-member sender").into());
     };
-    let sender = member_from(processed.credential())?;
+    let roster = cx.roster(group, &g);
+    // The roster names the sender's leaf without decoding its credential (LG-8); openmls
+    // reports the credential of that same leaf.
+    let sender = match roster.get(sender_index) {
+        Some(l) => l.member.clone(),
+        None => member_from(processed.credential())?,
+    };
     // Nothing from a device its account revoked is accepted once we know (TRUST-12).
     if crate::storage::trust::is_revoked(cx.c, &sender.installation)? {
         return Err(GroupError::NotAllowed("sender device revoked").into());
@@ -170,7 +176,7 @@ fn process_item(
             }
         }
         ProcessedMessageContent::ProposalMessage(qp) => {
-            validate_proposal(&g, &qp)?;
+            validate_proposal(&g, &roster, &qp)?;
             g.store_pending_proposal(cx.p.storage(), *qp)
                 .map_err(|e| Failure::Fatal(GroupError::Mls(e.to_string()).into()))?;
             events.push(Event::LeaveRequested {
@@ -187,7 +193,7 @@ fn process_item(
         ProcessedMessageContent::StagedCommitMessage(staged) => {
             // GOV-4: what the committer was not allowed to do is refused, unmerged, before
             // any directory lookup.
-            let effect = crate::group::authorize_commit(&g, &staged, sender_index)?;
+            let effect = crate::group::authorize_commit(&g, &roster, &staged, sender_index)?;
             let summary = validate_staged_commit(
                 &g,
                 &staged,
@@ -202,8 +208,10 @@ fn process_item(
                 }
             }
             let timer_change = effect.timer;
+            let change = crate::group::RosterChange::of(&staged, sender_index);
             g.merge_staged_commit(&cx.p, *staged)
                 .map_err(|e| GroupError::InvalidCommit(e.to_string()))?;
+            cx.roster_merged(group, roster, change, &g);
             for change in &effect.changes {
                 events.push(Event::GovernanceChanged {
                     group: group.clone(),
@@ -247,6 +255,7 @@ fn process_item(
                 // A removed or departed device keeps no group secrets (GROUP-9).
                 g.delete(cx.p.storage())
                     .map_err(|e| Failure::Fatal(GroupError::Mls(e.to_string()).into()))?;
+                cx.forget_roster(group);
                 events.push(Event::Removed {
                     group: group.clone(),
                     by: sender.did,
