@@ -343,12 +343,20 @@ impl Session<'_> {
                     };
                     cx.keep(group, g);
                     if let Some(w) = out.welcome.as_ref().filter(|_| tree_queued) {
-                        let env = WelcomeEnvelope {
-                            commit_seq: seq,
-                            welcome: w.clone(),
-                        }
-                        .to_bytes();
-                        for r in &out.recipients {
+                        for (k, r) in out.recipients.iter().enumerate() {
+                            // Only this joiner's secrets (LG-9); the whole Welcome when its
+                            // ref is unknown (a row from an older version).
+                            let welcome = out
+                                .recipient_refs
+                                .as_ref()
+                                .and_then(|refs| refs.get(k))
+                                .and_then(|kp| crate::group::welcome_for(w, kp))
+                                .unwrap_or_else(|| w.clone());
+                            let env = WelcomeEnvelope {
+                                commit_seq: seq,
+                                welcome,
+                            }
+                            .to_bytes();
                             tables::welcome_queue(cx.c, r, &IdempotencyKey::random().0, &env)?;
                         }
                     }
@@ -396,17 +404,36 @@ impl Session<'_> {
             }
             self.inner.atomic(|cx| tables::tree_sent(cx.c, &locator))?;
         }
+        // Sent ones are marked in one transaction, at the end or at the first failure: one
+        // that is sent again after a crash carries the same idempotency key, so the
+        // transport keeps one copy.
+        let mut sent = Vec::new();
+        let mut result = Ok(());
         for (id, mailbox, idem, payload) in self.inner.read(tables::welcome_pending)? {
-            self.transport
+            match self
+                .transport
                 .send_welcome(
                     &crate::transport::MailboxId(mailbox),
                     &payload,
                     &IdempotencyKey(idem),
                 )
-                .await?;
-            self.inner.atomic(|cx| tables::welcome_sent(cx.c, id))?;
+                .await
+            {
+                Ok(_) => sent.push(id),
+                Err(e) => {
+                    result = Err(e.into());
+                    break;
+                }
+            }
         }
-        Ok(())
+        if !sent.is_empty() {
+            self.inner.atomic(|cx| {
+                sent.iter()
+                    .try_for_each(|id| tables::welcome_sent(cx.c, *id))
+                    .map_err(Error::from)
+            })?;
+        }
+        result
     }
 
     /// Sends `content`; `check` applies the history rules first (CONTENT-29), which only a
@@ -579,11 +606,17 @@ fn build_commit(
     let tag = epoch_tag(&g, cx.p.crypto())?;
     let signer = cx.signer(&g)?;
     let own = g.own_leaf_index();
-    let recipients: Vec<[u8; 32]> = kps
+    // Each joiner's Welcome mailbox and KeyPackage ref: it is sent only its own part of the
+    // Welcome (LG-9).
+    let (recipients, refs): (Vec<[u8; 32]>, Vec<Option<Vec<u8>>>) = kps
         .iter()
-        .filter_map(|k| AtmlsIdentity::from_credential(k.leaf_node().credential()).ok())
-        .map(|id| welcome_mailbox(&id.certificate.installation_key).0)
-        .collect();
+        .filter_map(|k| {
+            let id = AtmlsIdentity::from_credential(k.leaf_node().credential()).ok()?;
+            let r = k.hash_ref(cx.p.crypto()).ok().map(|r| r.as_slice().to_vec());
+            Some((welcome_mailbox(&id.certificate.installation_key).0, r))
+        })
+        .unzip();
+    let recipient_refs: Option<Vec<Vec<u8>>> = refs.into_iter().collect();
     // Revoked devices go in whatever we commit, unless a pending proposal already removes them.
     let pending_removed: Vec<_> = g
         .pending_proposals()
@@ -786,6 +819,7 @@ fn build_commit(
         tree_seed: tree_seed.filter(|_| welcome.is_some()),
         welcome,
         recipients,
+        recipient_refs,
     };
     tables::outbox_put(cx.c, &group.0, &out)?;
     cx.keep(group, g);

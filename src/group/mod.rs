@@ -12,6 +12,7 @@ mod outer;
 mod roster;
 mod tree;
 mod validate;
+mod welcome;
 
 pub(crate) use authorize::{authorize_commit, check_context, invites_of, metadata_of};
 pub use authorize::{GovernanceChange, GovernanceError};
@@ -30,6 +31,7 @@ pub use outer::seal as seal_for_transport;
 pub(crate) use outer::{open as outer_open, seal as outer_seal};
 pub(crate) use roster::{Roster, RosterChange};
 pub(crate) use tree::{staging_error, TreeRef};
+pub(crate) use welcome::welcome_for;
 pub use tree::{TreeError, WELCOME_TREE_EXTENSION};
 pub(crate) use validate::{
     unpinned_in_welcome, validate_joined_tree, validate_proposal,

@@ -117,6 +117,12 @@ CREATE TABLE atmls_pin_predecessors (did TEXT NOT NULL, key BLOB NOT NULL, PRIMA
 ALTER TABLE atmls_outbox ADD COLUMN tree_seed BLOB;
 CREATE TABLE atmls_tree_outbox (locator BLOB PRIMARY KEY, blob BLOB NOT NULL);
 "#,
+    // v7: the KeyPackage refs of an outgoing commit's joiners, in recipient order, so that
+    // each is sent a Welcome holding only its own secrets (spec/large-groups.md LG-9). NULL
+    // in rows written before: their joiners get the whole Welcome.
+    r#"
+ALTER TABLE atmls_outbox ADD COLUMN recipient_refs BLOB;
+"#,
 ];
 
 /// Rust steps run right after the SQL migration of the same version, in its transaction

@@ -177,13 +177,39 @@ pub(crate) struct Outgoing {
     pub recipients: Vec<[u8; 32]>,
     /// Seed of the reference to the tree its Welcome points to (LG-T-2).
     pub tree_seed: Option<[u8; 32]>,
+    /// The KeyPackage ref of each recipient, in the same order (LG-9); `None` in rows
+    /// written before they were kept.
+    pub recipient_refs: Option<Vec<Vec<u8>>>,
+}
+
+/// Refs as `u8 length ‖ bytes` each.
+fn encode_refs(refs: &[Vec<u8>]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    for r in refs {
+        out.push(u8::try_from(r.len()).ok()?);
+        out.extend_from_slice(r);
+    }
+    Some(out)
+}
+
+fn decode_refs(mut b: &[u8]) -> R<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    while let Some((&n, rest)) = b.split_first() {
+        let (r, tail) = rest
+            .split_at_checked(n as usize)
+            .ok_or(StorageError::Corrupt("recipient refs"))?;
+        out.push(r.to_vec());
+        b = tail;
+    }
+    Ok(out)
 }
 
 pub(crate) fn outbox_put(c: &Connection, group_id: &[u8], o: &Outgoing) -> R<()> {
     let rec: Vec<u8> = o.recipients.iter().flatten().copied().collect();
+    let refs = o.recipient_refs.as_deref().and_then(encode_refs);
     c.execute(
-        "INSERT OR REPLACE INTO atmls_outbox (group_id, epoch_tag, idem, commit_msg, welcome, recipients, tree_seed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![group_id, o.epoch_tag.to_vec(), o.idem.to_vec(), o.commit, o.welcome, rec, o.tree_seed.map(|s| s.to_vec())],
+        "INSERT OR REPLACE INTO atmls_outbox (group_id, epoch_tag, idem, commit_msg, welcome, recipients, tree_seed, recipient_refs) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![group_id, o.epoch_tag.to_vec(), o.idem.to_vec(), o.commit, o.welcome, rec, o.tree_seed.map(|s| s.to_vec()), refs],
     )?;
     Ok(())
 }
@@ -196,15 +222,16 @@ pub(crate) fn outbox_get(c: &Connection, group_id: &[u8]) -> R<Option<Outgoing>>
         Option<Vec<u8>>,
         Vec<u8>,
         Option<Vec<u8>>,
+        Option<Vec<u8>>,
     );
     let row: Option<Row> = c
         .query_row(
-            "SELECT epoch_tag, idem, commit_msg, welcome, recipients, tree_seed FROM atmls_outbox WHERE group_id = ?1",
+            "SELECT epoch_tag, idem, commit_msg, welcome, recipients, tree_seed, recipient_refs FROM atmls_outbox WHERE group_id = ?1",
             [group_id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
         )
         .optional()?;
-    row.map(|(t, i, commit, welcome, rec, seed)| {
+    row.map(|(t, i, commit, welcome, rec, seed, refs)| {
         Ok(Outgoing {
             epoch_tag: t
                 .try_into()
@@ -221,6 +248,7 @@ pub(crate) fn outbox_get(c: &Connection, group_id: &[u8]) -> R<Option<Outgoing>>
             tree_seed: seed
                 .map(|s| s.try_into().map_err(|_| StorageError::Corrupt("tree seed")))
                 .transpose()?,
+            recipient_refs: refs.as_deref().map(decode_refs).transpose()?,
         })
     })
     .transpose()
