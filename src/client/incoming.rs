@@ -88,8 +88,13 @@ enum Stop {
 }
 
 fn savepoint(cx: &Ctx<'_>, sql: &str) -> Result<(), Error> {
-    cx.c.execute_batch(sql)
-        .map_err(|e| Error::from(crate::storage::StorageError::from(e)))
+    // One cached statement each (LG-10): these run around every item of a pass.
+    for stmt in sql.split("; ") {
+        cx.c.prepare_cached(stmt)
+            .and_then(|mut s| s.execute([]))
+            .map_err(|e| Error::from(crate::storage::StorageError::from(e)))?;
+    }
+    Ok(())
 }
 
 /// Processes one group message inside a transaction.

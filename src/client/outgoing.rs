@@ -12,8 +12,8 @@ use super::{Error, Message, Session};
 use crate::content::{Content, EncodedContent, MessageId};
 use crate::credential::AtmlsIdentity;
 use crate::group::{
-    create_config, epoch_tag, mailbox_for, outer_seal, welcome_mailbox, GroupData,
-    GroupError, GroupId, GroupKind, GroupStatus, Member, Roster, RosterChange, TreeRef,
+    create_config, epoch_tag, mailbox_for, outer_seal, welcome_mailbox, GroupData, GroupError,
+    GroupId, GroupKind, GroupStatus, Member, Roster, RosterChange, TreeRef,
 };
 use crate::identity::{unix_now, Did};
 use crate::keypackage::new_leaf_key;
@@ -538,7 +538,10 @@ impl Session<'_> {
                     return Err(GroupError::from(crate::group::GovernanceError::LastOwner).into());
                 }
             }
-            let siblings: Vec<_> = roster.leaves_of(&cx.dev.did).filter(|i| *i != own).collect();
+            let siblings: Vec<_> = roster
+                .leaves_of(&cx.dev.did)
+                .filter(|i| *i != own)
+                .collect();
             let own_leave = g
                 .leave_group(&cx.p, &signer)
                 .map_err(mls)?
@@ -612,7 +615,10 @@ fn build_commit(
         .iter()
         .filter_map(|k| {
             let id = AtmlsIdentity::from_credential(k.leaf_node().credential()).ok()?;
-            let r = k.hash_ref(cx.p.crypto()).ok().map(|r| r.as_slice().to_vec());
+            let r = k
+                .hash_ref(cx.p.crypto())
+                .ok()
+                .map(|r| r.as_slice().to_vec());
             Some((welcome_mailbox(&id.certificate.installation_key).0, r))
         })
         .unzip();

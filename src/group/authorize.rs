@@ -14,7 +14,7 @@ use super::governance::{Action, Governance, Policy, Role, POLICIES_EXTENSION, RO
 use super::invites::{self, InviteId, InviteRecord, INVITES_EXTENSION};
 use super::metadata::{GroupMetadata, METADATA_EXTENSION};
 use super::{
-    disappearing_secs, GroupData, Roster, GroupError, GroupKind, DISAPPEARING_EXTENSION,
+    disappearing_secs, GroupData, GroupError, GroupKind, Roster, DISAPPEARING_EXTENSION,
     GROUP_DATA_EXTENSION,
 };
 use crate::content::MessageId;

@@ -31,12 +31,12 @@ pub use outer::seal as seal_for_transport;
 pub(crate) use outer::{open as outer_open, seal as outer_seal};
 pub(crate) use roster::{Roster, RosterChange};
 pub(crate) use tree::{staging_error, TreeRef};
-pub(crate) use welcome::welcome_for;
 pub use tree::{TreeError, WELCOME_TREE_EXTENSION};
 pub(crate) use validate::{
-    unpinned_in_welcome, validate_joined_tree, validate_proposal,
-    validate_staged_commit, Validation,
+    unpinned_in_welcome, validate_joined_tree, validate_proposal, validate_staged_commit,
+    Validation,
 };
+pub(crate) use welcome::welcome_for;
 
 use std::fmt;
 

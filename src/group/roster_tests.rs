@@ -157,15 +157,11 @@ fn lg_8_a_receivers_roster_follows_commits_it_processes() {
         openmls::prelude::MlsMessageBodyIn::Welcome(w) => w,
         _ => unreachable!(),
     };
-    let mut bg = openmls::prelude::StagedWelcome::new_from_welcome(
-        &b.p,
-        &Default::default(),
-        welcome,
-        None,
-    )
-    .unwrap()
-    .into_group(&b.p)
-    .unwrap();
+    let mut bg =
+        openmls::prelude::StagedWelcome::new_from_welcome(&b.p, &Default::default(), welcome, None)
+            .unwrap()
+            .into_group(&b.p)
+            .unwrap();
     let mut br = Roster::of(&bg);
     assert_eq!(br, r);
     let (c, d) = (party(2), party(3));
@@ -212,7 +208,10 @@ fn lg_8_a_change_that_does_not_match_the_tree_is_refused() {
 fn lg_8_a_leaf_that_does_not_decode_still_occupies_its_slot() {
     let a = party(0);
     let mut g = MlsGroup::new(&a.p, &a.signer, &config(), a.cwk.clone()).unwrap();
-    let odd = party_with(did(1), BasicCredential::new(b"not an identity".to_vec()).into());
+    let odd = party_with(
+        did(1),
+        BasicCredential::new(b"not an identity".to_vec()).into(),
+    );
     let mut r = Roster::of(&g);
     commit(&a, &mut g, &mut r, &[&odd], &[]);
     assert_eq!(r.get(LeafNodeIndex::new(1)), None);

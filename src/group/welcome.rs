@@ -143,9 +143,17 @@ mod tests {
         // Not a joiner of this Welcome, or not a Welcome at all: no copy.
         let other = party("x").kp.unwrap().hash_ref(a.p.crypto()).unwrap();
         assert_eq!(welcome_for(&full, other.as_slice()), None);
-        let r0 = joiners[0].kp.as_ref().unwrap().hash_ref(a.p.crypto()).unwrap();
+        let r0 = joiners[0]
+            .kp
+            .as_ref()
+            .unwrap()
+            .hash_ref(a.p.crypto())
+            .unwrap();
         assert_eq!(welcome_for(&full[..full.len() - 1], r0.as_slice()), None);
-        assert_eq!(welcome_for(&[full.clone(), vec![0]].concat(), r0.as_slice()), None);
+        assert_eq!(
+            welcome_for(&[full.clone(), vec![0]].concat(), r0.as_slice()),
+            None
+        );
         assert_eq!(welcome_for(b"", r0.as_slice()), None);
     }
 }

@@ -163,6 +163,8 @@ impl Store {
     fn init(mut conn: Connection) -> Result<Self, StorageError> {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Every statement on a hot path is prepared once per connection (LG-10).
+        conn.set_prepared_statement_cache_capacity(128);
         openmls_sqlite_storage::SqliteStorageProvider::<StorageCodec, &mut Connection>::new(
             &mut conn,
         )
