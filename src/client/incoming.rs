@@ -123,11 +123,14 @@ fn process_item(
     let Sender::Member(sender_index) = *processed.sender() else {
         return Err(GroupError::NotAllowed("non-member sender").into());
     };
-    let roster = cx.roster(group, &g);
-    // The roster names the sender's leaf without decoding its credential (LG-8); openmls
-    // reports the credential of that same leaf.
-    let sender = match roster.get(sender_index) {
-        Some(l) => l.member.clone(),
+    // A cached roster names the sender's leaf without decoding its credential (LG-8);
+    // openmls reports the credential of that same leaf. An application message does not
+    // make one: that would decode every leaf of a group just loaded.
+    let sender = match cx
+        .cached_roster(group, &g)
+        .and_then(|r| r.get(sender_index).map(|l| l.member.clone()))
+    {
+        Some(m) => m,
         None => member_from(processed.credential())?,
     };
     // Nothing from a device its account revoked is accepted once we know (TRUST-12).
@@ -181,7 +184,7 @@ fn process_item(
             }
         }
         ProcessedMessageContent::ProposalMessage(qp) => {
-            validate_proposal(&g, &roster, &qp)?;
+            validate_proposal(&g, &cx.roster(group, &g), &qp)?;
             g.store_pending_proposal(cx.p.storage(), *qp)
                 .map_err(|e| Failure::Fatal(GroupError::Mls(e.to_string()).into()))?;
             events.push(Event::LeaveRequested {
@@ -198,6 +201,7 @@ fn process_item(
         ProcessedMessageContent::StagedCommitMessage(staged) => {
             // GOV-4: what the committer was not allowed to do is refused, unmerged, before
             // any directory lookup.
+            let roster = cx.roster(group, &g);
             let effect = crate::group::authorize_commit(&g, &roster, &staged, sender_index)?;
             let summary = validate_staged_commit(
                 &g,

@@ -147,6 +147,17 @@ impl Ctx<'_> {
         r
     }
 
+    /// The cached roster of `g`, if there is one that describes its tree (LG-8).
+    pub(crate) fn cached_roster(&self, group: &GroupId, g: &MlsGroup) -> Option<Arc<Roster>> {
+        self.cache
+            .borrow()
+            .cache
+            .rosters
+            .get(group)
+            .filter(|r| r.fits(g))
+            .cloned()
+    }
+
     /// After `g` merged the commit whose changes are `change`: moves the roster on from
     /// `before` (the roster of the tree before the merge) in O(changes). Without a change,
     /// or when the tree is not what it predicts, the roster is dropped and rebuilt when next
