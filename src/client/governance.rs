@@ -172,28 +172,25 @@ pub(crate) fn drop_roles(
 /// account that keeps another device, or any device of an account it may remove.
 pub(crate) fn removable(
     g: &openmls::prelude::MlsGroup,
+    roster: &crate::group::Roster,
     me: &Did,
     leaves: Vec<openmls::prelude::LeafNodeIndex>,
 ) -> Result<Vec<openmls::prelude::LeafNodeIndex>, GroupError> {
-    let members = crate::group::member_leaves(g);
     let gov = Governance::from_extensions(g.extensions())?;
-    let did_of = |i: &openmls::prelude::LeafNodeIndex| {
-        members
-            .iter()
-            .find(|(l, _)| l == i)
-            .map(|(_, m)| m.did.clone())
-    };
+    let set: std::collections::BTreeSet<_> = leaves.iter().copied().collect();
     Ok(leaves
         .iter()
         .filter(|i| {
-            let Some(did) = did_of(i) else { return false };
-            let keeps_one = members
-                .iter()
-                .any(|(l, m)| m.did == did && !leaves.contains(l));
+            let Some(did) = roster.did(**i) else {
+                return false;
+            };
+            // Leaves of `did` outside `leaves`: its count minus those inside.
+            let inside = set.iter().filter(|l| roster.did(**l) == Some(did)).count();
+            let keeps_one = roster.count(did) > inside;
             let may_remove = gov.as_ref().is_some_and(|gv| {
                 let mine = gv.roles.get(me);
                 gv.allows(me, Action::RemoveMembers)
-                    && (mine == Role::Owner || gv.roles.get(&did) < mine)
+                    && (mine == Role::Owner || gv.roles.get(did) < mine)
             });
             keeps_one || may_remove
         })

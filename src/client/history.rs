@@ -419,6 +419,7 @@ pub(crate) fn record_update(
 /// What our own staged commit changes, for the history (None: nothing to record).
 pub(crate) fn own_commit_update(
     g: &MlsGroup,
+    roster: &crate::group::Roster,
     me: &Did,
 ) -> Result<Option<GroupUpdated>, GroupError> {
     let Some(staged) = g.pending_commit() else {
@@ -437,13 +438,10 @@ pub(crate) fn own_commit_update(
         .collect();
     let removed: Vec<Member> = staged
         .remove_proposals()
-        .filter_map(|r| {
-            g.public_group()
-                .leaf(r.remove_proposal().removed())
-                .and_then(|l| member(l.credential()))
-        })
+        .filter_map(|r| roster.get(r.remove_proposal().removed()))
+        .map(|l| l.member.clone())
         .collect();
-    let effect = authorize_commit(g, staged, g.own_leaf_index())?;
+    let effect = authorize_commit(g, roster, staged, g.own_leaf_index())?;
     Ok(update_if_any(
         me.clone(),
         added,

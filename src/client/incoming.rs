@@ -90,8 +90,13 @@ enum Stop {
 }
 
 fn savepoint(cx: &Ctx<'_>, sql: &str) -> Result<(), Error> {
-    cx.c.execute_batch(sql)
-        .map_err(|e| Error::from(crate::storage::StorageError::from(e)))
+    // One cached statement each (LG-10): these run around every item of a pass.
+    for stmt in sql.split("; ") {
+        cx.c.prepare_cached(stmt)
+            .and_then(|mut s| s.execute([]))
+            .map_err(|e| Error::from(crate::storage::StorageError::from(e)))?;
+    }
+    Ok(())
 }
 
 /// Processes one group message inside a transaction.
@@ -122,7 +127,16 @@ fn process_item(
     let Sender::Member(sender_index) = *processed.sender() else {
         return Err(GroupError::NotAllowed("non-member sender").into());
     };
-    let sender = member_from(processed.credential())?;
+    // A cached roster names the sender's leaf without decoding its credential (LG-8);
+    // openmls reports the credential of that same leaf. An application message does not
+    // make one: that would decode every leaf of a group just loaded.
+    let sender = match cx
+        .cached_roster(group, &g)
+        .and_then(|r| r.get(sender_index).map(|l| l.member.clone()))
+    {
+        Some(m) => m,
+        None => member_from(processed.credential())?,
+    };
     // Nothing from a device its account revoked is accepted once we know (TRUST-12).
     if crate::storage::trust::is_revoked(cx.c, &sender.installation)? {
         return Err(GroupError::NotAllowed("sender device revoked").into());
@@ -177,7 +191,7 @@ fn process_item(
             }
         }
         ProcessedMessageContent::ProposalMessage(qp) => {
-            validate_proposal(&g, &qp)?;
+            validate_proposal(&g, &cx.roster(group, &g), &qp)?;
             g.store_pending_proposal(cx.p.storage(), *qp)
                 .map_err(|e| Failure::Fatal(GroupError::Mls(e.to_string()).into()))?;
             events.push(Event::LeaveRequested {
@@ -194,7 +208,8 @@ fn process_item(
         ProcessedMessageContent::StagedCommitMessage(staged) => {
             // GOV-4: what the committer was not allowed to do is refused, unmerged, before
             // any directory lookup.
-            let effect = crate::group::authorize_commit(&g, &staged, sender_index)?;
+            let roster = cx.roster(group, &g);
+            let effect = crate::group::authorize_commit(&g, &roster, &staged, sender_index)?;
             let summary = validate_staged_commit(
                 &g,
                 &staged,
@@ -209,8 +224,10 @@ fn process_item(
                 }
             }
             let timer_change = effect.timer;
+            let change = crate::group::RosterChange::of(&staged, sender_index);
             g.merge_staged_commit(&cx.p, *staged)
                 .map_err(|e| GroupError::InvalidCommit(e.to_string()))?;
+            cx.roster_merged(group, roster, change, &g);
             for change in &effect.changes {
                 events.push(Event::GovernanceChanged {
                     group: group.clone(),
@@ -254,6 +271,7 @@ fn process_item(
                 // A removed or departed device keeps no group secrets (GROUP-9).
                 g.delete(cx.p.storage())
                     .map_err(|e| Failure::Fatal(GroupError::Mls(e.to_string()).into()))?;
+                cx.forget_roster(group);
                 events.push(Event::Removed {
                     group: group.clone(),
                     by: sender.did,

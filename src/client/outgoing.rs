@@ -2,8 +2,8 @@
 //! race, dropped, caught up and retried), application messages, leave proposals, Welcomes.
 
 use openmls::prelude::{
-    tls_codec::Serialize as _, GroupId as MlsGroupId, KeyPackage, LeafNodeParameters, MlsGroup,
-    NewSignerBundle,
+    tls_codec::Serialize as _, GroupId as MlsGroupId, KeyPackage, LeafNodeIndex,
+    LeafNodeParameters, MlsGroup, NewSignerBundle,
 };
 use openmls_traits::OpenMlsProvider as _;
 
@@ -12,8 +12,8 @@ use super::{Error, Message, Session};
 use crate::content::{Content, EncodedContent, MessageId};
 use crate::credential::AtmlsIdentity;
 use crate::group::{
-    create_config, epoch_tag, mailbox_for, member_leaves, outer_seal, welcome_mailbox, GroupData,
-    GroupError, GroupId, GroupKind, GroupStatus, Member, TreeRef,
+    create_config, epoch_tag, mailbox_for, outer_seal, welcome_mailbox, GroupData, GroupError,
+    GroupId, GroupKind, GroupStatus, Member, Roster, RosterChange, TreeRef,
 };
 use crate::identity::{unix_now, Did};
 use crate::keypackage::new_leaf_key;
@@ -69,51 +69,55 @@ fn context_commit(
         .map_err(mls)
 }
 
-/// Other members' leaves whose certificate satisfies `pick`.
-fn leaves_where(
-    g: &MlsGroup,
-    mut pick: impl FnMut(&crate::identity::InstallationCertificate) -> Result<bool, Error>,
-) -> Result<Vec<openmls::prelude::LeafNodeIndex>, Error> {
-    let own = g.own_leaf_index();
-    let mut out = Vec::new();
-    for m in g.members().filter(|m| m.index != own) {
-        if pick(&AtmlsIdentity::from_credential(&m.credential)?.certificate)? {
-            out.push(m.index);
-        }
-    }
-    Ok(out)
-}
-
 /// Leaves of devices their account revoked (TRUST-12): every commit we make removes them.
-/// The revoked set is read once and is almost always empty, so a commit in a large group does
-/// not decode every member's credential for nothing.
+/// The revoked set is read once and is almost always empty; the roster (LG-8) names every
+/// leaf's device without decoding a credential.
 fn revoked_leaves(
     cx: &super::state::Ctx<'_>,
-    g: &MlsGroup,
-) -> Result<Vec<openmls::prelude::LeafNodeIndex>, Error> {
+    roster: &Roster,
+    own: LeafNodeIndex,
+) -> Result<Vec<LeafNodeIndex>, Error> {
     let revoked = crate::storage::trust::revoked_all(cx.c)?;
     if revoked.is_empty() {
         return Ok(Vec::new());
     }
-    leaves_where(g, |c| Ok(revoked.contains(&c.installation_key)))
+    Ok(roster
+        .leaves()
+        .filter(|(i, l)| *i != own && revoked.contains(&l.member.installation))
+        .map(|(i, _)| i)
+        .collect())
 }
 
 /// Leaves of `dids` certified by an identity key that is neither the one now pinned nor an
 /// endorsed predecessor of it (TRUST-14): devices of a replaced identity (the user accepted
 /// a new key, TRUST-5). Adding that account's current
 /// devices removes them in the same commit, so the group never mixes the two identities.
+/// Only the leaves of `dids` are looked at (LG-8).
 fn stale_leaves(
     cx: &super::state::Ctx<'_>,
-    g: &MlsGroup,
+    roster: &Roster,
+    own: LeafNodeIndex,
     dids: &[Did],
-) -> Result<Vec<openmls::prelude::LeafNodeIndex>, Error> {
-    leaves_where(g, |c| {
-        if !dids.contains(&c.did) {
-            return Ok(false);
+) -> Result<Vec<LeafNodeIndex>, Error> {
+    let mut out = std::collections::BTreeSet::new();
+    for did in dids {
+        let mut leaves = roster.leaves_of(did).filter(|i| *i != own).peekable();
+        if leaves.peek().is_none() {
+            continue;
         }
-        Ok(crate::storage::trust::pinned_keys(cx.c, &c.did)?
-            .is_some_and(|k| !k.accepts(&c.identity_key, true)))
-    })
+        let Some(pinned) = crate::storage::trust::pinned_keys(cx.c, did)? else {
+            continue;
+        };
+        for i in leaves {
+            if roster
+                .get(i)
+                .is_some_and(|l| !pinned.accepts(&l.identity_key, true))
+            {
+                out.insert(i);
+            }
+        }
+    }
+    Ok(out.into_iter().collect())
 }
 
 fn mls(e: impl std::fmt::Display) -> GroupError {
@@ -218,12 +222,17 @@ impl Session<'_> {
             }
             let kps = match &intent {
                 Intent::Add(dids) | Intent::AddViaInvite(dids, _) => {
-                    let present: Vec<_> = self
-                        .inner
-                        .members(group)?
-                        .into_iter()
-                        .map(|m| m.installation)
-                        .collect();
+                    // Devices of these accounts already in the group (only theirs can be
+                    // among the KeyPackages fetched).
+                    let present: Vec<_> = self.inner.ctx_read(|cx| {
+                        Ok(cx.peek(group, |g| {
+                            let r = cx.roster(group, g);
+                            dids.iter()
+                                .flat_map(|d| r.leaves_of(d))
+                                .filter_map(|i| r.get(i).map(|l| l.member.installation))
+                                .collect()
+                        })?)
+                    })?;
                     self.collect_key_packages(dids, &present, true).await?
                 }
                 _ => Vec::new(),
@@ -243,13 +252,13 @@ impl Session<'_> {
     /// Refuses an add of new accounts that this account's role does not allow (GOV-4).
     fn check_may_add(&mut self, group: &GroupId, dids: &[Did]) -> Result<(), Error> {
         let me = self.inner.device.did.clone();
-        let present: Vec<Did> = self
-            .inner
-            .members(group)?
-            .into_iter()
-            .map(|m| m.did)
-            .collect();
-        if !dids.iter().any(|d| *d != me && !present.contains(d)) {
+        let new_accounts = self.inner.ctx_read(|cx| {
+            Ok(cx.peek(group, |g| {
+                let r = cx.roster(group, g);
+                dids.iter().any(|d| *d != me && !r.contains(d))
+            })?)
+        })?;
+        if !new_accounts {
             return Ok(());
         }
         let gov = self.inner.atomic(|cx| {
@@ -285,13 +294,20 @@ impl Session<'_> {
                 self.sync_group_until(group, seq.saturating_sub(1)).await?;
                 self.inner.atomic(|cx| {
                     let mut g = cx.load(group)?;
+                    let roster = cx.roster(group, &g);
                     // Our own commit: record what it does; an unreadable change (only a test's
                     // unchecked commit) is not recorded rather than blocking the merge.
-                    let update = history::own_commit_update(&g, &cx.dev.did).ok().flatten();
+                    let update = history::own_commit_update(&g, &roster, &cx.dev.did)
+                        .ok()
+                        .flatten();
+                    let change = g
+                        .pending_commit()
+                        .and_then(|s| RosterChange::of(s, g.own_leaf_index()));
                     // Message ids cover the inner MLS message (CONTENT-18): open our own
                     // sealed commit with the epoch's key before moving on.
                     let inner = crate::group::outer_open(&g, cx.p.crypto(), &out.commit)?;
                     g.merge_pending_commit(&cx.p).map_err(mls)?;
+                    cx.roster_merged(group, roster, change, &g);
                     if let Some(u) = update {
                         let me = Member {
                             did: cx.dev.did.clone(),
@@ -327,12 +343,20 @@ impl Session<'_> {
                     };
                     cx.keep(group, g);
                     if let Some(w) = out.welcome.as_ref().filter(|_| tree_queued) {
-                        let env = WelcomeEnvelope {
-                            commit_seq: seq,
-                            welcome: w.clone(),
-                        }
-                        .to_bytes();
-                        for r in &out.recipients {
+                        for (k, r) in out.recipients.iter().enumerate() {
+                            // Only this joiner's secrets (LG-9); the whole Welcome when its
+                            // ref is unknown (a row from an older version).
+                            let welcome = out
+                                .recipient_refs
+                                .as_ref()
+                                .and_then(|refs| refs.get(k))
+                                .and_then(|kp| crate::group::welcome_for(w, kp))
+                                .unwrap_or_else(|| w.clone());
+                            let env = WelcomeEnvelope {
+                                commit_seq: seq,
+                                welcome,
+                            }
+                            .to_bytes();
                             tables::welcome_queue(cx.c, r, &IdempotencyKey::random().0, &env)?;
                         }
                     }
@@ -380,17 +404,36 @@ impl Session<'_> {
             }
             self.inner.atomic(|cx| tables::tree_sent(cx.c, &locator))?;
         }
+        // Sent ones are marked in one transaction, at the end or at the first failure: one
+        // that is sent again after a crash carries the same idempotency key, so the
+        // transport keeps one copy.
+        let mut sent = Vec::new();
+        let mut result = Ok(());
         for (id, mailbox, idem, payload) in self.inner.read(tables::welcome_pending)? {
-            self.transport
+            match self
+                .transport
                 .send_welcome(
                     &crate::transport::MailboxId(mailbox),
                     &payload,
                     &IdempotencyKey(idem),
                 )
-                .await?;
-            self.inner.atomic(|cx| tables::welcome_sent(cx.c, id))?;
+                .await
+            {
+                Ok(_) => sent.push(id),
+                Err(e) => {
+                    result = Err(e.into());
+                    break;
+                }
+            }
         }
-        Ok(())
+        if !sent.is_empty() {
+            self.inner.atomic(|cx| {
+                sent.iter()
+                    .try_for_each(|id| tables::welcome_sent(cx.c, *id))
+                    .map_err(Error::from)
+            })?;
+        }
+        result
     }
 
     /// Sends `content`; `check` applies the history rules first (CONTENT-29), which only a
@@ -486,18 +529,18 @@ impl Session<'_> {
             let signer = cx.signer(&g)?;
             let own = g.own_leaf_index();
             // GOV-6: the last owner names a successor first (Client::leave_naming).
+            let roster = cx.roster(group, &g);
             if let Some(gov) = crate::group::Governance::from_extensions(g.extensions())
                 .map_err(GroupError::from)?
             {
-                let dids: Vec<Did> = member_leaves(&g).into_iter().map(|(_, m)| m.did).collect();
+                let dids: Vec<Did> = roster.accounts().cloned().collect();
                 if super::governance::is_last_owner(&gov, &dids, &cx.dev.did) {
                     return Err(GroupError::from(crate::group::GovernanceError::LastOwner).into());
                 }
             }
-            let siblings: Vec<_> = member_leaves(&g)
-                .into_iter()
-                .filter(|(i, m)| m.did == cx.dev.did && *i != own)
-                .map(|(i, _)| i)
+            let siblings: Vec<_> = roster
+                .leaves_of(&cx.dev.did)
+                .filter(|i| *i != own)
                 .collect();
             let own_leave = g
                 .leave_group(&cx.p, &signer)
@@ -566,11 +609,20 @@ fn build_commit(
     let tag = epoch_tag(&g, cx.p.crypto())?;
     let signer = cx.signer(&g)?;
     let own = g.own_leaf_index();
-    let recipients: Vec<[u8; 32]> = kps
+    // Each joiner's Welcome mailbox and KeyPackage ref: it is sent only its own part of the
+    // Welcome (LG-9).
+    let (recipients, refs): (Vec<[u8; 32]>, Vec<Option<Vec<u8>>>) = kps
         .iter()
-        .filter_map(|k| AtmlsIdentity::from_credential(k.leaf_node().credential()).ok())
-        .map(|id| welcome_mailbox(&id.certificate.installation_key).0)
-        .collect();
+        .filter_map(|k| {
+            let id = AtmlsIdentity::from_credential(k.leaf_node().credential()).ok()?;
+            let r = k
+                .hash_ref(cx.p.crypto())
+                .ok()
+                .map(|r| r.as_slice().to_vec());
+            Some((welcome_mailbox(&id.certificate.installation_key).0, r))
+        })
+        .unzip();
+    let recipient_refs: Option<Vec<Vec<u8>>> = refs.into_iter().collect();
     // Revoked devices go in whatever we commit, unless a pending proposal already removes them.
     let pending_removed: Vec<_> = g
         .pending_proposals()
@@ -579,7 +631,8 @@ fn build_commit(
             _ => None,
         })
         .collect();
-    let revoked: Vec<_> = revoked_leaves(cx, &g)?
+    let roster = cx.roster(group, &g);
+    let revoked: Vec<_> = revoked_leaves(cx, &roster, own)?
         .into_iter()
         .filter(|i| !pending_removed.contains(i))
         .collect();
@@ -588,7 +641,7 @@ fn build_commit(
     let revoked = if revoked.is_empty() {
         revoked
     } else {
-        super::governance::removable(&g, &cx.dev.did, revoked)?
+        super::governance::removable(&g, &roster, &cx.dev.did, revoked)?
     };
     let mut tree_seed = None;
     let bundle = match intent {
@@ -600,7 +653,7 @@ fn build_commit(
             // its encrypted and signed GroupInfo (LG-T-1, LG-T-2).
             let seed: [u8; 32] = rand::random();
             tree_seed = Some(seed);
-            let mut stale = stale_leaves(cx, &g, dids)?;
+            let mut stale = stale_leaves(cx, &roster, own, dids)?;
             let extra: Vec<_> = revoked
                 .iter()
                 .filter(|i| !stale.contains(i))
@@ -621,10 +674,10 @@ fn build_commit(
                 .map_err(mls)?
         }
         Intent::Remove(dids) => {
-            let leaves = member_leaves(&g)
-                .into_iter()
-                .filter(|(i, m)| dids.contains(&m.did) && *i != own)
-                .map(|(i, _)| i)
+            let leaves = dids
+                .iter()
+                .flat_map(|d| roster.leaves_of(d))
+                .filter(|i| *i != own)
                 .chain(revoked.iter().copied())
                 .collect::<std::collections::BTreeSet<_>>();
             if leaves.is_empty() {
@@ -751,7 +804,7 @@ fn build_commit(
     // rolls back, so the staged commit is dropped.
     if !matches!(intent, Intent::RawContextExtension(..)) {
         if let Some(staged) = g.pending_commit() {
-            crate::group::authorize_commit(&g, staged, own)?;
+            crate::group::authorize_commit(&g, &roster, staged, own)?;
         }
     }
     // Sealed with the key of the epoch the commit ends, like every group payload (DS-2).
@@ -772,6 +825,7 @@ fn build_commit(
         tree_seed: tree_seed.filter(|_| welcome.is_some()),
         welcome,
         recipients,
+        recipient_refs,
     };
     tables::outbox_put(cx.c, &group.0, &out)?;
     cx.keep(group, g);

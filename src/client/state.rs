@@ -2,6 +2,7 @@
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use openmls::prelude::{Ciphersuite, GroupId as MlsGroupId, MlsGroup};
 use openmls_basic_credential::SignatureKeyPair;
@@ -12,7 +13,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::history::{self, AuthorOnly, ModerationPolicy};
 use super::{Error, GroupInfo, Message};
 use crate::group::{
-    mailbox_for, member_leaves, welcome_mailbox, GroupError, GroupId, GroupStatus, Member,
+    mailbox_for, welcome_mailbox, GroupError, GroupId, GroupStatus, Member, Roster, RosterChange,
 };
 use crate::identity::{
     DeviceIdentity, IdentityKeyPair, InstallationCertificate, InstallationKeyPair,
@@ -47,36 +48,43 @@ pub(crate) struct Inner {
 /// At most this many groups stay decoded in memory.
 const CACHED_GROUPS: usize = 32;
 
-/// Loaded groups by id (LG-3).
-pub(crate) type GroupCache = HashMap<GroupId, MlsGroup>;
+/// Loaded groups by id (LG-3), with their rosters (LG-8).
+#[derive(Default)]
+pub(crate) struct GroupCache {
+    groups: HashMap<GroupId, MlsGroup>,
+    /// Each names the tree it describes (by tree hash) and is used only for that tree, so
+    /// one may outlive its group here; it is dropped with it all the same.
+    rosters: HashMap<GroupId, Arc<Roster>>,
+}
 
 /// The cache as one transaction sees it: groups it loaded are taken out (and marked), and go
 /// back only through [`Ctx::keep`] once the operation left them consistent with storage.
 #[derive(Default)]
 pub(crate) struct TxCache {
-    groups: GroupCache,
+    cache: GroupCache,
     touched: HashSet<GroupId>,
 }
 
 impl TxCache {
-    fn new(groups: GroupCache) -> Self {
+    fn new(cache: GroupCache) -> Self {
         TxCache {
-            groups,
+            cache,
             touched: HashSet::new(),
         }
     }
 
     /// After a commit: every kept group is committed state.
     fn committed(self) -> GroupCache {
-        self.groups
+        self.cache
     }
 
     /// After a rollback: groups kept in this transaction hold state that was not committed.
     fn rolled_back(mut self) -> GroupCache {
         for g in &self.touched {
-            self.groups.remove(g);
+            self.cache.groups.remove(g);
+            self.cache.rosters.remove(g);
         }
-        self.groups
+        self.cache
     }
 }
 
@@ -97,7 +105,7 @@ impl Ctx<'_> {
     pub(crate) fn load(&self, group: &GroupId) -> Result<MlsGroup, GroupError> {
         let mut cache = self.cache.borrow_mut();
         cache.touched.insert(group.clone());
-        if let Some(g) = cache.groups.remove(group) {
+        if let Some(g) = cache.cache.groups.remove(group) {
             return Ok(g);
         }
         drop(cache);
@@ -112,12 +120,70 @@ impl Ctx<'_> {
     pub(crate) fn keep(&self, group: &GroupId, g: MlsGroup) {
         let mut cache = self.cache.borrow_mut();
         cache.touched.insert(group.clone());
-        if cache.groups.len() >= CACHED_GROUPS && !cache.groups.contains_key(group) {
-            if let Some(k) = cache.groups.keys().next().cloned() {
-                cache.groups.remove(&k);
+        let c = &mut cache.cache;
+        if c.groups.len() >= CACHED_GROUPS && !c.groups.contains_key(group) {
+            if let Some(k) = c.groups.keys().next().cloned() {
+                c.groups.remove(&k);
+                c.rosters.remove(&k);
             }
         }
-        cache.groups.insert(group.clone(), g);
+        c.groups.insert(group.clone(), g);
+    }
+
+    /// The roster of `g` (the group `group` as this transaction holds it): the cached one if
+    /// it describes `g`'s tree, else decoded from the tree and cached (LG-8).
+    pub(crate) fn roster(&self, group: &GroupId, g: &MlsGroup) -> Arc<Roster> {
+        if let Some(r) = self.cache.borrow().cache.rosters.get(group) {
+            if r.fits(g) {
+                return r.clone();
+            }
+        }
+        let r = Arc::new(Roster::of(g));
+        self.cache
+            .borrow_mut()
+            .cache
+            .rosters
+            .insert(group.clone(), r.clone());
+        r
+    }
+
+    /// The cached roster of `g`, if there is one that describes its tree (LG-8).
+    pub(crate) fn cached_roster(&self, group: &GroupId, g: &MlsGroup) -> Option<Arc<Roster>> {
+        self.cache
+            .borrow()
+            .cache
+            .rosters
+            .get(group)
+            .filter(|r| r.fits(g))
+            .cloned()
+    }
+
+    /// After `g` merged the commit whose changes are `change`: moves the roster on from
+    /// `before` (the roster of the tree before the merge) in O(changes). Without a change,
+    /// or when the tree is not what it predicts, the roster is dropped and rebuilt when next
+    /// needed (LG-8).
+    pub(crate) fn roster_merged(
+        &self,
+        group: &GroupId,
+        before: Arc<Roster>,
+        change: Option<RosterChange>,
+        g: &MlsGroup,
+    ) {
+        let mut cache = self.cache.borrow_mut();
+        cache.touched.insert(group.clone());
+        cache.cache.rosters.remove(group);
+        let Some(change) = change else { return };
+        // The transaction's own copy is gone; cloning happens only if a caller still holds
+        // one.
+        let mut r = Arc::try_unwrap(before).unwrap_or_else(|a| (*a).clone());
+        if r.advance(change, g) {
+            cache.cache.rosters.insert(group.clone(), Arc::new(r));
+        }
+    }
+
+    /// Forgets the roster of a group whose state was deleted.
+    pub(crate) fn forget_roster(&self, group: &GroupId) {
+        self.cache.borrow_mut().cache.rosters.remove(group);
     }
 
     /// Runs a read-only `f` on the group, keeping it cached.
@@ -219,7 +285,7 @@ impl Inner {
             unendorsed: Default::default(),
             deferred_events: Vec::new(),
             moderation: std::sync::Arc::new(AuthorOnly),
-            groups: GroupCache::new(),
+            groups: GroupCache::default(),
             verdicts: Default::default(),
         })
     }
@@ -315,13 +381,7 @@ impl Inner {
     }
 
     pub(crate) fn members(&mut self, group: &GroupId) -> Result<Vec<Member>, Error> {
-        self.ctx_read(|cx| {
-            Ok(cx
-                .peek(group, member_leaves)?
-                .into_iter()
-                .map(|(_, m)| m)
-                .collect())
-        })
+        self.ctx_read(|cx| Ok(cx.peek(group, |g| cx.roster(group, g).members())?))
     }
 
     /// The group's live timeline, oldest first, with edits applied and deleted items left

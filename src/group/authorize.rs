@@ -14,7 +14,7 @@ use super::governance::{Action, Governance, Policy, Role, POLICIES_EXTENSION, RO
 use super::invites::{self, InviteId, InviteRecord, INVITES_EXTENSION};
 use super::metadata::{GroupMetadata, METADATA_EXTENSION};
 use super::{
-    disappearing_secs, member_leaves, GroupData, GroupError, GroupKind, DISAPPEARING_EXTENSION,
+    disappearing_secs, GroupData, GroupError, GroupKind, Roster, DISAPPEARING_EXTENSION,
     GROUP_DATA_EXTENSION,
 };
 use crate::content::MessageId;
@@ -202,9 +202,36 @@ pub(crate) fn check_context(e: &Extensions<GroupContext>) -> Result<(), GroupErr
 /// Who proposed each leaf's removal, per account.
 type Removals = BTreeMap<Did, Vec<Option<Did>>>;
 
-/// Authorizes `staged`, made by the member at leaf `committer` of `g` (GOV-4).
+/// Leaves per account before and after a commit: the roster and what the commit changes, so
+/// that only the accounts it touches are looked at (LG-8).
+struct Counts<'a> {
+    roster: &'a Roster,
+    delta: BTreeMap<Did, isize>,
+}
+
+impl Counts<'_> {
+    fn before(&self, d: &Did) -> bool {
+        self.roster.contains(d)
+    }
+
+    fn after(&self, d: &Did) -> bool {
+        self.roster.count(d) as isize + self.delta.get(d).copied().unwrap_or(0) > 0
+    }
+
+    /// Every account with a leaf after the commit.
+    fn after_accounts(&self) -> impl Iterator<Item = &Did> {
+        self.roster
+            .accounts()
+            .chain(self.delta.keys())
+            .filter(|d| self.after(d))
+    }
+}
+
+/// Authorizes `staged`, made by the member at leaf `committer` of `g` (GOV-4); `roster` is
+/// `g`'s (LG-8).
 pub(crate) fn authorize_commit(
     g: &MlsGroup,
+    roster: &Roster,
     staged: &StagedCommit,
     committer: LeafNodeIndex,
 ) -> Result<CommitEffect, GroupError> {
@@ -227,62 +254,43 @@ pub(crate) fn authorize_commit(
             return Err(GroupError::NotAllowed("proposal type"));
         }
     }
-    // Decoding every member's credential is needed only when membership or roles change;
-    // a key update or a metadata change in a large group reads the committer's leaf alone.
-    let membership_changes =
-        staged.add_proposals().next().is_some() || staged.remove_proposals().next().is_some();
-    let roles_changed = old.unknown(ROLES_EXTENSION) != new.unknown(ROLES_EXTENSION);
-    let leaves: BTreeMap<LeafNodeIndex, Did> = if membership_changes || roles_changed {
-        member_leaves(g)
-            .into_iter()
-            .map(|(i, m)| (i, m.did))
-            .collect()
-    } else {
-        let leaf = g
-            .public_group()
-            .leaf(committer)
-            .ok_or(GroupError::NotAllowed("committer is not a member"))?;
-        let id = crate::credential::AtmlsIdentity::from_credential(leaf.credential())?;
-        BTreeMap::from([(committer, id.certificate.did)])
-    };
-    let me = leaves
-        .get(&committer)
+    let me = roster
+        .did(committer)
         .cloned()
         .ok_or(GroupError::NotAllowed("committer is not a member"))?;
-    let mut before: BTreeMap<Did, usize> = BTreeMap::new();
-    for d in leaves.values() {
-        *before.entry(d.clone()).or_default() += 1;
-    }
-    let mut after = before.clone();
+    let mut counts = Counts {
+        roster,
+        delta: BTreeMap::new(),
+    };
     let mut removals: Removals = BTreeMap::new();
     for r in staged.remove_proposals() {
-        let did = leaves
-            .get(&r.remove_proposal().removed())
+        let did = roster
+            .did(r.remove_proposal().removed())
             .ok_or(GroupError::NotAllowed("removes no member"))?;
         let proposer = match r.sender() {
-            Sender::Member(i) => leaves.get(i).cloned(),
+            Sender::Member(i) => roster.did(*i).cloned(),
             _ => None,
         };
         removals.entry(did.clone()).or_default().push(proposer);
-        if let Some(n) = after.get_mut(did) {
-            *n = n.saturating_sub(1);
-        }
+        *counts.delta.entry(did.clone()).or_default() -= 1;
     }
     for a in staged.add_proposals() {
         let id = crate::credential::AtmlsIdentity::from_credential(
             a.add_proposal().key_package().leaf_node().credential(),
         )?;
-        *after.entry(id.certificate.did).or_default() += 1;
+        *counts.delta.entry(id.certificate.did).or_default() += 1;
     }
-    let is_in = |m: &BTreeMap<Did, usize>, d: &Did| m.get(d).is_some_and(|n| *n > 0);
-    let joined: Vec<Did> = after
+    // Only an account the commit touches can join or go.
+    let joined: Vec<Did> = counts
+        .delta
         .keys()
-        .filter(|d| is_in(&after, d) && !is_in(&before, d))
+        .filter(|d| counts.after(d) && !counts.before(d))
         .cloned()
         .collect();
-    let gone: BTreeSet<Did> = before
+    let gone: BTreeSet<Did> = counts
+        .delta
         .keys()
-        .filter(|d| !is_in(&after, d))
+        .filter(|d| counts.before(d) && !counts.after(d))
         .cloned()
         .collect();
     let timer_before = disappearing_secs(old)?;
@@ -290,7 +298,7 @@ pub(crate) fn authorize_commit(
     let timer = (timer_before != timer_after).then_some(timer_after.unwrap_or(0));
     let data = GroupData::from_extensions(old)?;
     if data.kind == GroupKind::Dm {
-        return authorize_dm(&data, new, &me, &after, &removals, &gone, timer);
+        return authorize_dm(&data, new, &me, &counts, &removals, &gone, timer);
     }
     let gov = Governance::from_extensions(old)?
         .ok_or(GovernanceError::Malformed("group without roles"))?;
@@ -361,13 +369,13 @@ pub(crate) fn authorize_commit(
         gov.require(&me, Action::SetDisappearing)?;
     }
     // GOV-6: a group that had an owner among its members keeps one.
-    let owners = |gv: &Governance, m: &BTreeMap<Did, usize>| {
+    let owners = |gv: &Governance, is_in: &dyn Fn(&Did) -> bool| {
         gv.roles
             .iter()
-            .filter(|(d, r)| *r == Role::Owner && is_in(m, d))
+            .filter(|(d, r)| *r == Role::Owner && is_in(d))
             .count()
     };
-    if owners(&gov, &before) > 0 && owners(&gov_new, &after) == 0 {
+    if owners(&gov, &|d| counts.before(d)) > 0 && owners(&gov_new, &|d| counts.after(d)) == 0 {
         return Err(GovernanceError::LastOwner.into());
     }
     Ok(effect)
@@ -394,7 +402,7 @@ fn authorize_dm(
     data: &GroupData,
     new: &Extensions<GroupContext>,
     me: &Did,
-    after: &BTreeMap<Did, usize>,
+    counts: &Counts<'_>,
     removals: &Removals,
     gone: &BTreeSet<Did>,
     timer: Option<u32>,
@@ -411,9 +419,9 @@ fn authorize_dm(
             );
         }
     }
-    if after
-        .iter()
-        .any(|(d, n)| *n > 0 && !data.dm_members.contains(d))
+    if counts
+        .after_accounts()
+        .any(|d| !data.dm_members.contains(d))
     {
         return Err(forbidden(me, Action::AddMembers));
     }

@@ -9,8 +9,10 @@ mod governance;
 mod invites;
 mod metadata;
 mod outer;
+mod roster;
 mod tree;
 mod validate;
+mod welcome;
 
 pub(crate) use authorize::{authorize_commit, check_context, invites_of, metadata_of};
 pub use authorize::{GovernanceChange, GovernanceError};
@@ -27,12 +29,14 @@ pub use metadata::{
 };
 pub use outer::seal as seal_for_transport;
 pub(crate) use outer::{open as outer_open, seal as outer_seal};
+pub(crate) use roster::{Roster, RosterChange};
 pub(crate) use tree::{staging_error, TreeRef};
 pub use tree::{TreeError, WELCOME_TREE_EXTENSION};
 pub(crate) use validate::{
-    member_leaves, unpinned_in_welcome, validate_joined_tree, validate_proposal,
-    validate_staged_commit, Validation,
+    unpinned_in_welcome, validate_joined_tree, validate_proposal, validate_staged_commit,
+    Validation,
 };
+pub(crate) use welcome::welcome_for;
 
 use std::fmt;
 

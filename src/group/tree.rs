@@ -3,7 +3,7 @@
 //! The committer uploads the tree once per commit, encrypted; each joiner fetches it once, and
 //! openmls checks it against the GroupInfo's tree hash.
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::aead::{Aead, AeadInPlace, KeyInit, Payload};
 use chacha20poly1305::ChaCha20Poly1305;
 use openmls::messages::group_info::GroupInfo;
 use openmls::prelude::{
@@ -121,30 +121,28 @@ impl TreeRef {
     /// Encrypts `tree` for upload (LG-T-3):
     /// `0x01 ‖ nonce[12] ‖ ChaCha20-Poly1305(key, nonce, pad(tree), aad = label ‖ locator)`.
     pub(crate) fn seal(&self, tree: &RatchetTree) -> Result<Vec<u8>, GroupError> {
-        let bytes = tree
-            .tls_serialize_detached()
-            .map_err(|e| GroupError::Mls(format!("ratchet tree: {e}")))?;
-        let len =
-            u32::try_from(bytes.len()).map_err(|_| GroupError::Mls("tree too long".into()))?;
-        let padded = (4usize + bytes.len()).div_ceil(PAD) * PAD;
-        let mut plain = Vec::with_capacity(padded);
-        plain.extend_from_slice(&len.to_be_bytes());
-        plain.extend_from_slice(&bytes);
-        plain.resize(padded, 0);
+        use openmls::prelude::tls_codec::Size as _;
+        // Built in one buffer and encrypted in place: at 10,000 members the tree is 5.5 MB,
+        // and every copy of it counts in an add commit.
         let nonce: [u8; NONCE_LEN] = rand::random();
-        let ct = ChaCha20Poly1305::new((&self.key).into())
-            .encrypt(
-                (&nonce).into(),
-                Payload {
-                    msg: &plain,
-                    aad: &self.aad(),
-                },
-            )
-            .map_err(|_| GroupError::Mls("tree seal".into()))?;
-        let mut out = Vec::with_capacity(1 + NONCE_LEN + ct.len());
+        let head = 1 + NONCE_LEN;
+        let cap = head + (4 + tree.tls_serialized_len()).div_ceil(PAD) * PAD + TAG_LEN;
+        let mut out = Vec::with_capacity(cap);
         out.push(BLOB_VERSION);
         out.extend_from_slice(&nonce);
-        out.extend_from_slice(&ct);
+        out.extend_from_slice(&[0; 4]);
+        tree.tls_serialize(&mut out)
+            .map_err(|e| GroupError::Mls(format!("ratchet tree: {e}")))?;
+        let len = out.len() - head - 4;
+        let len32 = u32::try_from(len).map_err(|_| GroupError::Mls("tree too long".into()))?;
+        if let Some(l) = out.get_mut(head..head + 4) {
+            l.copy_from_slice(&len32.to_be_bytes());
+        }
+        out.resize(head + (4 + len).div_ceil(PAD) * PAD, 0);
+        let tag = ChaCha20Poly1305::new((&self.key).into())
+            .encrypt_in_place_detached((&nonce).into(), &self.aad(), &mut out[head..])
+            .map_err(|_| GroupError::Mls("tree seal".into()))?;
+        out.extend_from_slice(&tag);
         if out.len() > MAX_TREE_BLOB {
             return Err(GroupError::Mls(format!(
                 "ratchet tree of {} bytes exceeds the transport's {MAX_TREE_BLOB}",

@@ -141,6 +141,7 @@ pub(crate) fn validate_staged_commit(
 /// Proposals a member may send by itself: removing leaves of its own account (leaving).
 pub(crate) fn validate_proposal(
     group: &MlsGroup,
+    roster: &super::Roster,
     proposal: &QueuedProposal,
 ) -> Result<(), GroupError> {
     let Sender::Member(from) = proposal.sender() else {
@@ -152,13 +153,10 @@ pub(crate) fn validate_proposal(
         ));
     };
     let did_at = |i: LeafNodeIndex| -> Result<Did, GroupError> {
-        let leaf = group
-            .public_group()
-            .leaf(i)
-            .ok_or(GroupError::NotAllowed("no such leaf"))?;
-        Ok(AtmlsIdentity::from_credential(leaf.credential())?
-            .certificate
-            .did)
+        roster
+            .did(i)
+            .cloned()
+            .ok_or(GroupError::NotAllowed("no such leaf"))
     };
     let proposer = did_at(*from)?;
     if proposer != did_at(r.removed())? {
@@ -169,14 +167,10 @@ pub(crate) fn validate_proposal(
     // GOV-6: the last owner's leave request is refused; it must name a successor first.
     if let Some(gov) = super::Governance::from_extensions(group.extensions())? {
         if gov.roles.get(&proposer) == super::Role::Owner {
-            let members: std::collections::BTreeSet<Did> = member_leaves(group)
-                .into_iter()
-                .map(|(_, m)| m.did)
-                .collect();
             let other_owner = gov
                 .roles
                 .iter()
-                .any(|(d, r)| r == super::Role::Owner && *d != proposer && members.contains(d));
+                .any(|(d, r)| r == super::Role::Owner && *d != proposer && roster.contains(d));
             if !other_owner {
                 return Err(super::GovernanceError::LastOwner.into());
             }
@@ -231,22 +225,5 @@ pub(crate) fn unpinned_in_welcome(
         .filter_map(|l| AtmlsIdentity::from_credential(l.credential()).ok())
         .map(|id| id.certificate.did)
         .filter(|d| seen.insert(d.clone()) && pin(d).is_none())
-        .collect()
-}
-
-/// The members of a group by leaf, decoded from their (already validated) credentials.
-pub(crate) fn member_leaves(group: &MlsGroup) -> Vec<(LeafNodeIndex, Member)> {
-    group
-        .members()
-        .filter_map(|m| {
-            let id = AtmlsIdentity::from_credential(&m.credential).ok()?;
-            Some((
-                m.index,
-                Member {
-                    did: id.certificate.did,
-                    installation: id.certificate.installation_key,
-                },
-            ))
-        })
         .collect()
 }

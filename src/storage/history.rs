@@ -53,7 +53,7 @@ CREATE VIRTUAL TABLE atmls_messages_fts USING fts5(body, tokenize = 'unicode61 r
 /// stored before it. Their MLS bytes were not kept, so their id is derived from the group
 /// and mailbox position instead (the same on every device; CONTENT-18).
 pub(super) fn backfill_3(c: &Connection) -> R<()> {
-    let mut stmt = c.prepare("SELECT id, group_id, seq, content FROM atmls_messages")?;
+    let mut stmt = c.prepare_cached("SELECT id, group_id, seq, content FROM atmls_messages")?;
     let rows = stmt
         .query_map([], |r| {
             Ok((
@@ -75,15 +75,11 @@ pub(super) fn backfill_3(c: &Connection) -> R<()> {
             Ok(e) => (e.type_id.to_string(), search_text(&e)),
             Err(_) => (String::new(), None),
         };
-        c.execute(
-            "UPDATE atmls_messages SET message_id = ?2, type_id = ?3 WHERE id = ?1",
-            params![id, mid.to_vec(), type_id],
-        )?;
+        c.prepare_cached("UPDATE atmls_messages SET message_id = ?2, type_id = ?3 WHERE id = ?1")?
+            .execute(params![id, mid.to_vec(), type_id])?;
         if let Some(b) = body {
-            c.execute(
-                "INSERT INTO atmls_messages_fts (rowid, body) VALUES (?1, ?2)",
-                params![id, b],
-            )?;
+            c.prepare_cached("INSERT INTO atmls_messages_fts (rowid, body) VALUES (?1, ?2)")?
+                .execute(params![id, b])?;
         }
     }
     c.execute_batch(
@@ -195,30 +191,28 @@ fn query(c: &Connection, sql: &str, p: impl rusqlite::Params) -> R<Vec<HistoryRo
 
 /// A new timeline item; returns its local row id. Also indexes its text.
 pub(crate) fn insert(c: &Connection, m: &HistoryRow, body: Option<&str>) -> R<i64> {
-    c.execute(
+    c.prepare_cached(
         "INSERT INTO atmls_messages (group_id, message_id, seq, sender_did, sender_installation,
            type_id, content, received, outgoing, reply_to, expires_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-        params![
-            m.group_id,
-            m.message_id.to_vec(),
-            to_i64(m.seq),
-            m.sender_did.as_str(),
-            m.sender_installation.to_vec(),
-            m.type_id,
-            m.content,
-            to_i64(m.received),
-            m.outgoing,
-            m.reply_to.map(|r| r.to_vec()),
-            m.expires_at.map(to_i64),
-        ],
-    )?;
+    )?
+    .execute(params![
+        m.group_id,
+        m.message_id.to_vec(),
+        to_i64(m.seq),
+        m.sender_did.as_str(),
+        m.sender_installation.to_vec(),
+        m.type_id,
+        m.content,
+        to_i64(m.received),
+        m.outgoing,
+        m.reply_to.map(|r| r.to_vec()),
+        m.expires_at.map(to_i64),
+    ])?;
     let rowid = c.last_insert_rowid();
     if let Some(b) = body {
-        c.execute(
-            "INSERT INTO atmls_messages_fts (rowid, body) VALUES (?1, ?2)",
-            params![rowid, b],
-        )?;
+        c.prepare_cached("INSERT INTO atmls_messages_fts (rowid, body) VALUES (?1, ?2)")?
+            .execute(params![rowid, b])?;
     }
     Ok(rowid)
 }
@@ -290,31 +284,27 @@ pub(crate) fn apply_edit(
     body: Option<&str>,
     now: u64,
 ) -> R<()> {
-    c.execute(
+    c.prepare_cached(
         "INSERT INTO atmls_edits (group_id, target, message_id, sender_did, content, received)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![
-            target.group_id,
-            target.message_id.to_vec(),
-            edit_id.to_vec(),
-            sender.as_str(),
-            content,
-            to_i64(now)
-        ],
-    )?;
-    c.execute(
+    )?
+    .execute(params![
+        target.group_id,
+        target.message_id.to_vec(),
+        edit_id.to_vec(),
+        sender.as_str(),
+        content,
+        to_i64(now)
+    ])?;
+    c.prepare_cached(
         "UPDATE atmls_messages SET edited_content = ?2, edited_at = ?3 WHERE id = ?1",
-        params![target.rowid, content, to_i64(now)],
-    )?;
-    c.execute(
-        "DELETE FROM atmls_messages_fts WHERE rowid = ?1",
-        [target.rowid],
-    )?;
+    )?
+    .execute(params![target.rowid, content, to_i64(now)])?;
+    c.prepare_cached("DELETE FROM atmls_messages_fts WHERE rowid = ?1")?
+        .execute([target.rowid])?;
     if let Some(b) = body {
-        c.execute(
-            "INSERT INTO atmls_messages_fts (rowid, body) VALUES (?1, ?2)",
-            params![target.rowid, b],
-        )?;
+        c.prepare_cached("INSERT INTO atmls_messages_fts (rowid, body) VALUES (?1, ?2)")?
+            .execute(params![target.rowid, b])?;
     }
     Ok(())
 }
@@ -325,8 +315,7 @@ pub(crate) fn edits_of(
     group: &[u8],
     target: &[u8; 32],
 ) -> R<Vec<(Did, Vec<u8>, u64)>> {
-    let mut stmt = c.prepare(
-        "SELECT sender_did, content, received FROM atmls_edits WHERE group_id = ?1 AND target = ?2 ORDER BY id",
+    let mut stmt = c.prepare_cached("SELECT sender_did, content, received FROM atmls_edits WHERE group_id = ?1 AND target = ?2 ORDER BY id",
     )?;
     let rows = stmt
         .query_map(params![group, target.to_vec()], |r| {
@@ -350,10 +339,8 @@ pub(crate) fn edits_of(
 
 /// Turns an item into a tombstone: its content, edits, reactions and search text go.
 pub(crate) fn tombstone(c: &Connection, target: &HistoryRow, by: &Did, now: u64) -> R<()> {
-    c.execute(
-        "UPDATE atmls_messages SET content = X'', edited_content = NULL, deleted_by = ?2, deleted_at = ?3
-         WHERE id = ?1",
-        params![target.rowid, by.as_str(), to_i64(now)],
+    c.prepare_cached("UPDATE atmls_messages SET content = X'', edited_content = NULL, deleted_by = ?2, deleted_at = ?3
+         WHERE id = ?1")?.execute(params![target.rowid, by.as_str(), to_i64(now)],
     )?;
     forget_related(c, target)?;
     compact_index(c)
@@ -362,27 +349,19 @@ pub(crate) fn tombstone(c: &Connection, target: &HistoryRow, by: &Did, now: u64)
 /// FTS5 keeps a deleted row's terms in its segments until they merge; merging them all
 /// now makes deleted and expired text leave the database (CONTENT-28, CONTENT-30).
 fn compact_index(c: &Connection) -> R<()> {
-    c.execute(
-        "INSERT INTO atmls_messages_fts (atmls_messages_fts) VALUES ('optimize')",
-        [],
-    )?;
+    c.prepare_cached("INSERT INTO atmls_messages_fts (atmls_messages_fts) VALUES ('optimize')")?
+        .execute([])?;
     Ok(())
 }
 
 fn forget_related(c: &Connection, target: &HistoryRow) -> R<()> {
     let mid = target.message_id.to_vec();
-    c.execute(
-        "DELETE FROM atmls_edits WHERE group_id = ?1 AND target = ?2",
-        params![target.group_id, mid],
-    )?;
-    c.execute(
-        "DELETE FROM atmls_reactions WHERE group_id = ?1 AND target = ?2",
-        params![target.group_id, mid],
-    )?;
-    c.execute(
-        "DELETE FROM atmls_messages_fts WHERE rowid = ?1",
-        [target.rowid],
-    )?;
+    c.prepare_cached("DELETE FROM atmls_edits WHERE group_id = ?1 AND target = ?2")?
+        .execute(params![target.group_id, mid])?;
+    c.prepare_cached("DELETE FROM atmls_reactions WHERE group_id = ?1 AND target = ?2")?
+        .execute(params![target.group_id, mid])?;
+    c.prepare_cached("DELETE FROM atmls_messages_fts WHERE rowid = ?1")?
+        .execute([target.rowid])?;
     Ok(())
 }
 
@@ -397,7 +376,8 @@ pub(crate) fn purge_expired(c: &Connection, now: u64) -> R<usize> {
     )?;
     for row in &expired {
         forget_related(c, row)?;
-        c.execute("DELETE FROM atmls_messages WHERE id = ?1", [row.rowid])?;
+        c.prepare_cached("DELETE FROM atmls_messages WHERE id = ?1")?
+            .execute([row.rowid])?;
     }
     if !expired.is_empty() {
         compact_index(c)?;
@@ -416,15 +396,19 @@ pub(crate) fn set_reaction(
     now: u64,
 ) -> R<()> {
     if add {
-        c.execute(
+        c.prepare_cached(
             "INSERT OR IGNORE INTO atmls_reactions (group_id, target, sender_did, emoji, received)
              VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![group, target.to_vec(), did.as_str(), emoji, to_i64(now)],
-        )?;
+        )?
+        .execute(params![
+            group,
+            target.to_vec(),
+            did.as_str(),
+            emoji,
+            to_i64(now)
+        ])?;
     } else {
-        c.execute(
-            "DELETE FROM atmls_reactions WHERE group_id = ?1 AND target = ?2 AND sender_did = ?3 AND emoji = ?4",
-            params![group, target.to_vec(), did.as_str(), emoji],
+        c.prepare_cached("DELETE FROM atmls_reactions WHERE group_id = ?1 AND target = ?2 AND sender_did = ?3 AND emoji = ?4")?.execute(params![group, target.to_vec(), did.as_str(), emoji],
         )?;
     }
     Ok(())
@@ -436,8 +420,7 @@ pub(crate) fn reactions_of(
     group: &[u8],
     target: &[u8; 32],
 ) -> R<Vec<(String, Did)>> {
-    let mut stmt = c.prepare(
-        "SELECT emoji, sender_did FROM atmls_reactions WHERE group_id = ?1 AND target = ?2 ORDER BY rowid",
+    let mut stmt = c.prepare_cached("SELECT emoji, sender_did FROM atmls_reactions WHERE group_id = ?1 AND target = ?2 ORDER BY rowid",
     )?;
     let rows = stmt
         .query_map(params![group, target.to_vec()], |r| {
@@ -475,17 +458,15 @@ pub(crate) fn set_receipt(
     if current.is_some_and(|cur| cur >= up_to_rowid) {
         return Ok(());
     }
-    c.execute(
-        "INSERT INTO atmls_receipts (group_id, did, up_to, received) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT(group_id, did) DO UPDATE SET up_to = excluded.up_to, received = excluded.received",
-        params![group, did.as_str(), up_to.to_vec(), to_i64(now)],
+    c.prepare_cached("INSERT INTO atmls_receipts (group_id, did, up_to, received) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT(group_id, did) DO UPDATE SET up_to = excluded.up_to, received = excluded.received")?.execute(params![group, did.as_str(), up_to.to_vec(), to_i64(now)],
     )?;
     Ok(())
 }
 
 /// Each account's read position in a group: `(account, newest message read, when)`.
 pub(crate) fn receipts_of(c: &Connection, group: &[u8]) -> R<Vec<(Did, [u8; 32], u64)>> {
-    let mut stmt = c.prepare(
+    let mut stmt = c.prepare_cached(
         "SELECT did, up_to, received FROM atmls_receipts WHERE group_id = ?1 ORDER BY did",
     )?;
     let rows = stmt

@@ -117,6 +117,12 @@ CREATE TABLE atmls_pin_predecessors (did TEXT NOT NULL, key BLOB NOT NULL, PRIMA
 ALTER TABLE atmls_outbox ADD COLUMN tree_seed BLOB;
 CREATE TABLE atmls_tree_outbox (locator BLOB PRIMARY KEY, blob BLOB NOT NULL);
 "#,
+    // v7: the KeyPackage refs of an outgoing commit's joiners, in recipient order, so that
+    // each is sent a Welcome holding only its own secrets (spec/large-groups.md LG-9). NULL
+    // in rows written before: their joiners get the whole Welcome.
+    r#"
+ALTER TABLE atmls_outbox ADD COLUMN recipient_refs BLOB;
+"#,
 ];
 
 /// Rust steps run right after the SQL migration of the same version, in its transaction
@@ -157,6 +163,8 @@ impl Store {
     fn init(mut conn: Connection) -> Result<Self, StorageError> {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Every statement on a hot path is prepared once per connection (LG-10).
+        conn.set_prepared_statement_cache_capacity(128);
         openmls_sqlite_storage::SqliteStorageProvider::<StorageCodec, &mut Connection>::new(
             &mut conn,
         )

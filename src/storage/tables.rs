@@ -12,23 +12,21 @@ type R<T> = Result<T, StorageError>;
 /// Account values (`atmls_account`).
 pub(crate) fn account_get(c: &Connection, k: &str) -> R<Option<Vec<u8>>> {
     Ok(
-        c.query_row("SELECT v FROM atmls_account WHERE k = ?1", [k], |r| {
-            r.get(0)
-        })
-        .optional()?,
+        c.prepare_cached("SELECT v FROM atmls_account WHERE k = ?1")?
+            .query_row([k], |r| r.get(0))
+            .optional()?,
     )
 }
 
 pub(crate) fn account_set(c: &Connection, k: &str, v: &[u8]) -> R<()> {
-    c.execute(
-        "INSERT INTO atmls_account (k, v) VALUES (?1, ?2) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
-        params![k, v],
+    c.prepare_cached("INSERT INTO atmls_account (k, v) VALUES (?1, ?2) ON CONFLICT(k) DO UPDATE SET v = excluded.v")?.execute(params![k, v],
     )?;
     Ok(())
 }
 
 pub(crate) fn account_delete(c: &Connection, k: &str) -> R<()> {
-    c.execute("DELETE FROM atmls_account WHERE k = ?1", [k])?;
+    c.prepare_cached("DELETE FROM atmls_account WHERE k = ?1")?
+        .execute([k])?;
     Ok(())
 }
 
@@ -135,35 +133,30 @@ pub(crate) fn group_put(c: &Connection, g: &GroupRow) -> R<()> {
 }
 
 pub(crate) fn group_set_cursor(c: &Connection, group_id: &[u8], cursor: u64) -> R<()> {
-    c.execute(
-        "UPDATE atmls_groups SET cursor = ?2 WHERE group_id = ?1",
-        params![group_id, to_i64(cursor)],
-    )?;
+    c.prepare_cached("UPDATE atmls_groups SET cursor = ?2 WHERE group_id = ?1")?
+        .execute(params![group_id, to_i64(cursor)])?;
     Ok(())
 }
 
 pub(crate) fn group_set_status(c: &Connection, group_id: &[u8], status: GroupStatus) -> R<()> {
-    c.execute(
-        "UPDATE atmls_groups SET status = ?2 WHERE group_id = ?1",
-        params![group_id, status.to_i64()],
-    )?;
+    c.prepare_cached("UPDATE atmls_groups SET status = ?2 WHERE group_id = ?1")?
+        .execute(params![group_id, status.to_i64()])?;
     Ok(())
 }
 
 /// Positions of our own posts, skipped when they come back in a fetch.
 pub(crate) fn own_post_add(c: &Connection, group_id: &[u8], seq: u64) -> R<()> {
-    c.execute(
-        "INSERT OR IGNORE INTO atmls_own_posts (group_id, seq) VALUES (?1, ?2)",
-        params![group_id, to_i64(seq)],
-    )?;
+    c.prepare_cached("INSERT OR IGNORE INTO atmls_own_posts (group_id, seq) VALUES (?1, ?2)")?
+        .execute(params![group_id, to_i64(seq)])?;
     Ok(())
 }
 
 pub(crate) fn own_post_take(c: &Connection, group_id: &[u8], seq: u64) -> R<bool> {
-    Ok(c.execute(
-        "DELETE FROM atmls_own_posts WHERE group_id = ?1 AND seq = ?2",
-        params![group_id, to_i64(seq)],
-    )? > 0)
+    Ok(
+        c.prepare_cached("DELETE FROM atmls_own_posts WHERE group_id = ?1 AND seq = ?2")?
+            .execute(params![group_id, to_i64(seq)])?
+            > 0,
+    )
 }
 
 /// A commit we submitted and have not yet seen resolved.
@@ -177,13 +170,37 @@ pub(crate) struct Outgoing {
     pub recipients: Vec<[u8; 32]>,
     /// Seed of the reference to the tree its Welcome points to (LG-T-2).
     pub tree_seed: Option<[u8; 32]>,
+    /// The KeyPackage ref of each recipient, in the same order (LG-9); `None` in rows
+    /// written before they were kept.
+    pub recipient_refs: Option<Vec<Vec<u8>>>,
+}
+
+/// Refs as `u8 length ‖ bytes` each.
+fn encode_refs(refs: &[Vec<u8>]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    for r in refs {
+        out.push(u8::try_from(r.len()).ok()?);
+        out.extend_from_slice(r);
+    }
+    Some(out)
+}
+
+fn decode_refs(mut b: &[u8]) -> R<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    while let Some((&n, rest)) = b.split_first() {
+        let (r, tail) = rest
+            .split_at_checked(n as usize)
+            .ok_or(StorageError::Corrupt("recipient refs"))?;
+        out.push(r.to_vec());
+        b = tail;
+    }
+    Ok(out)
 }
 
 pub(crate) fn outbox_put(c: &Connection, group_id: &[u8], o: &Outgoing) -> R<()> {
     let rec: Vec<u8> = o.recipients.iter().flatten().copied().collect();
-    c.execute(
-        "INSERT OR REPLACE INTO atmls_outbox (group_id, epoch_tag, idem, commit_msg, welcome, recipients, tree_seed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![group_id, o.epoch_tag.to_vec(), o.idem.to_vec(), o.commit, o.welcome, rec, o.tree_seed.map(|s| s.to_vec())],
+    let refs = o.recipient_refs.as_deref().and_then(encode_refs);
+    c.prepare_cached("INSERT OR REPLACE INTO atmls_outbox (group_id, epoch_tag, idem, commit_msg, welcome, recipients, tree_seed, recipient_refs) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")?.execute(params![group_id, o.epoch_tag.to_vec(), o.idem.to_vec(), o.commit, o.welcome, rec, o.tree_seed.map(|s| s.to_vec()), refs],
     )?;
     Ok(())
 }
@@ -196,15 +213,16 @@ pub(crate) fn outbox_get(c: &Connection, group_id: &[u8]) -> R<Option<Outgoing>>
         Option<Vec<u8>>,
         Vec<u8>,
         Option<Vec<u8>>,
+        Option<Vec<u8>>,
     );
     let row: Option<Row> = c
         .query_row(
-            "SELECT epoch_tag, idem, commit_msg, welcome, recipients, tree_seed FROM atmls_outbox WHERE group_id = ?1",
+            "SELECT epoch_tag, idem, commit_msg, welcome, recipients, tree_seed, recipient_refs FROM atmls_outbox WHERE group_id = ?1",
             [group_id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
         )
         .optional()?;
-    row.map(|(t, i, commit, welcome, rec, seed)| {
+    row.map(|(t, i, commit, welcome, rec, seed, refs)| {
         Ok(Outgoing {
             epoch_tag: t
                 .try_into()
@@ -221,13 +239,15 @@ pub(crate) fn outbox_get(c: &Connection, group_id: &[u8]) -> R<Option<Outgoing>>
             tree_seed: seed
                 .map(|s| s.try_into().map_err(|_| StorageError::Corrupt("tree seed")))
                 .transpose()?,
+            recipient_refs: refs.as_deref().map(decode_refs).transpose()?,
         })
     })
     .transpose()
 }
 
 pub(crate) fn outbox_delete(c: &Connection, group_id: &[u8]) -> R<()> {
-    c.execute("DELETE FROM atmls_outbox WHERE group_id = ?1", [group_id])?;
+    c.prepare_cached("DELETE FROM atmls_outbox WHERE group_id = ?1")?
+        .execute([group_id])?;
     Ok(())
 }
 
@@ -238,16 +258,17 @@ pub(crate) fn welcome_queue(
     idem: &[u8; 16],
     payload: &[u8],
 ) -> R<()> {
-    c.execute(
+    c.prepare_cached(
         "INSERT INTO atmls_welcome_outbox (mailbox, idem, payload) VALUES (?1, ?2, ?3)",
-        params![mailbox.to_vec(), idem.to_vec(), payload],
-    )?;
+    )?
+    .execute(params![mailbox.to_vec(), idem.to_vec(), payload])?;
     Ok(())
 }
 
 pub(crate) fn welcome_pending(c: &Connection) -> R<Vec<(i64, [u8; 32], [u8; 16], Vec<u8>)>> {
-    let mut stmt =
-        c.prepare("SELECT id, mailbox, idem, payload FROM atmls_welcome_outbox ORDER BY id")?;
+    let mut stmt = c.prepare_cached(
+        "SELECT id, mailbox, idem, payload FROM atmls_welcome_outbox ORDER BY id",
+    )?;
     let rows = stmt
         .query_map([], |r| {
             Ok((
@@ -273,23 +294,22 @@ pub(crate) fn welcome_pending(c: &Connection) -> R<Vec<(i64, [u8; 32], [u8; 16],
 }
 
 pub(crate) fn welcome_sent(c: &Connection, id: i64) -> R<()> {
-    c.execute("DELETE FROM atmls_welcome_outbox WHERE id = ?1", [id])?;
+    c.prepare_cached("DELETE FROM atmls_welcome_outbox WHERE id = ?1")?
+        .execute([id])?;
     Ok(())
 }
 
 /// A sealed ratchet tree to upload before the Welcomes queued with it (LG-T-3).
 pub(crate) fn tree_queue(c: &Connection, locator: &[u8; 32], blob: &[u8]) -> R<()> {
-    c.execute(
-        "INSERT OR REPLACE INTO atmls_tree_outbox (locator, blob) VALUES (?1, ?2)",
-        params![locator.to_vec(), blob],
-    )?;
+    c.prepare_cached("INSERT OR REPLACE INTO atmls_tree_outbox (locator, blob) VALUES (?1, ?2)")?
+        .execute(params![locator.to_vec(), blob])?;
     Ok(())
 }
 
 /// Locators of the trees waiting for upload (their blobs are read one at a time: each can be
 /// megabytes).
 pub(crate) fn tree_pending(c: &Connection) -> R<Vec<[u8; 32]>> {
-    let mut stmt = c.prepare("SELECT locator FROM atmls_tree_outbox ORDER BY rowid")?;
+    let mut stmt = c.prepare_cached("SELECT locator FROM atmls_tree_outbox ORDER BY rowid")?;
     let rows = stmt
         .query_map([], |r| r.get::<_, Vec<u8>>(0))?
         .collect::<Result<Vec<_>, _>>()?;
@@ -302,19 +322,16 @@ pub(crate) fn tree_pending(c: &Connection) -> R<Vec<[u8; 32]>> {
 }
 
 pub(crate) fn tree_blob(c: &Connection, locator: &[u8; 32]) -> R<Option<Vec<u8>>> {
-    Ok(c.query_row(
-        "SELECT blob FROM atmls_tree_outbox WHERE locator = ?1",
-        [locator.as_slice()],
-        |r| r.get(0),
+    Ok(
+        c.prepare_cached("SELECT blob FROM atmls_tree_outbox WHERE locator = ?1")?
+            .query_row([locator.as_slice()], |r| r.get(0))
+            .optional()?,
     )
-    .optional()?)
 }
 
 pub(crate) fn tree_sent(c: &Connection, locator: &[u8; 32]) -> R<()> {
-    c.execute(
-        "DELETE FROM atmls_tree_outbox WHERE locator = ?1",
-        [locator.as_slice()],
-    )?;
+    c.prepare_cached("DELETE FROM atmls_tree_outbox WHERE locator = ?1")?
+        .execute([locator.as_slice()])?;
     Ok(())
 }
 
@@ -328,15 +345,13 @@ pub(crate) struct OwnKeyPackage {
 }
 
 pub(crate) fn kp_add(c: &Connection, k: &OwnKeyPackage) -> R<()> {
-    c.execute(
-        "INSERT OR REPLACE INTO atmls_key_packages (kp_ref, last_resort, created, expires) VALUES (?1, ?2, ?3, ?4)",
-        params![k.kp_ref, k.last_resort, to_i64(k.created), to_i64(k.expires)],
+    c.prepare_cached("INSERT OR REPLACE INTO atmls_key_packages (kp_ref, last_resort, created, expires) VALUES (?1, ?2, ?3, ?4)")?.execute(params![k.kp_ref, k.last_resort, to_i64(k.created), to_i64(k.expires)],
     )?;
     Ok(())
 }
 
 pub(crate) fn kp_all(c: &Connection) -> R<Vec<OwnKeyPackage>> {
-    let mut stmt = c.prepare(
+    let mut stmt = c.prepare_cached(
         "SELECT kp_ref, last_resort, created, expires FROM atmls_key_packages ORDER BY created",
     )?;
     let rows = stmt
@@ -354,16 +369,15 @@ pub(crate) fn kp_all(c: &Connection) -> R<Vec<OwnKeyPackage>> {
 
 /// Marks a used KeyPackage for deletion from the directory (done after the local commit).
 pub(crate) fn kp_retire(c: &Connection, kp_ref: &[u8]) -> R<()> {
-    c.execute("DELETE FROM atmls_key_packages WHERE kp_ref = ?1", [kp_ref])?;
-    c.execute(
-        "INSERT OR IGNORE INTO atmls_kp_deletions (kp_ref) VALUES (?1)",
-        [kp_ref],
-    )?;
+    c.prepare_cached("DELETE FROM atmls_key_packages WHERE kp_ref = ?1")?
+        .execute([kp_ref])?;
+    c.prepare_cached("INSERT OR IGNORE INTO atmls_kp_deletions (kp_ref) VALUES (?1)")?
+        .execute([kp_ref])?;
     Ok(())
 }
 
 pub(crate) fn kp_deletions(c: &Connection) -> R<Vec<Vec<u8>>> {
-    let mut stmt = c.prepare("SELECT kp_ref FROM atmls_kp_deletions")?;
+    let mut stmt = c.prepare_cached("SELECT kp_ref FROM atmls_kp_deletions")?;
     let rows = stmt
         .query_map([], |r| r.get(0))?
         .collect::<Result<Vec<_>, _>>()?;
@@ -371,16 +385,15 @@ pub(crate) fn kp_deletions(c: &Connection) -> R<Vec<Vec<u8>>> {
 }
 
 pub(crate) fn kp_deleted(c: &Connection, kp_ref: &[u8]) -> R<()> {
-    c.execute("DELETE FROM atmls_kp_deletions WHERE kp_ref = ?1", [kp_ref])?;
+    c.prepare_cached("DELETE FROM atmls_kp_deletions WHERE kp_ref = ?1")?
+        .execute([kp_ref])?;
     Ok(())
 }
 
 /// The canonical DM with `peer`: the smallest group id among live DMs, so that two DMs
 /// created concurrently by both sides converge on the same one (GROUP-7).
 pub(crate) fn dm_for(c: &Connection, peer: &Did) -> R<Option<Vec<u8>>> {
-    Ok(c.query_row(
-        "SELECT group_id FROM atmls_groups WHERE dm_peer = ?1 AND kind = 2 AND status != 3 ORDER BY group_id LIMIT 1",
-        [peer.as_str()],
+    Ok(c.prepare_cached("SELECT group_id FROM atmls_groups WHERE dm_peer = ?1 AND kind = 2 AND status != 3 ORDER BY group_id LIMIT 1")?.query_row([peer.as_str()],
         |r| r.get(0),
     )
     .optional()?)
@@ -388,22 +401,18 @@ pub(crate) fn dm_for(c: &Connection, peer: &Did) -> R<Option<Vec<u8>>> {
 
 /// Used single-use KeyPackages whose private keys are kept until `until` (KP-6).
 pub(crate) fn kp_grace_add(c: &Connection, kp_ref: &[u8], until: u64) -> R<()> {
-    c.execute(
-        "INSERT OR REPLACE INTO atmls_kp_grace (kp_ref, until) VALUES (?1, ?2)",
-        params![kp_ref, to_i64(until)],
-    )?;
+    c.prepare_cached("INSERT OR REPLACE INTO atmls_kp_grace (kp_ref, until) VALUES (?1, ?2)")?
+        .execute(params![kp_ref, to_i64(until)])?;
     Ok(())
 }
 
 /// Takes the grace entries that ended by `now`.
 pub(crate) fn kp_grace_take_expired(c: &Connection, now: u64) -> R<Vec<Vec<u8>>> {
-    let mut stmt = c.prepare("SELECT kp_ref FROM atmls_kp_grace WHERE until <= ?1")?;
+    let mut stmt = c.prepare_cached("SELECT kp_ref FROM atmls_kp_grace WHERE until <= ?1")?;
     let rows = stmt
         .query_map([to_i64(now)], |r| r.get(0))?
         .collect::<Result<Vec<Vec<u8>>, _>>()?;
-    c.execute(
-        "DELETE FROM atmls_kp_grace WHERE until <= ?1",
-        [to_i64(now)],
-    )?;
+    c.prepare_cached("DELETE FROM atmls_kp_grace WHERE until <= ?1")?
+        .execute([to_i64(now)])?;
     Ok(rows)
 }
