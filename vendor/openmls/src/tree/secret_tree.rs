@@ -242,7 +242,12 @@ pub(crate) mod sparse_vec {
 
         #[test]
         fn round_trip_and_refusals() {
-            for v in [vec![], vec![None, None], vec![Some(1), None, Some(3)], vec![Some(7)]] {
+            for v in [
+                vec![],
+                vec![None, None],
+                vec![Some(1), None, Some(3)],
+                vec![Some(7)],
+            ] {
                 let w = W(v);
                 let json = serde_json::to_string(&w).unwrap();
                 assert_eq!(serde_json::from_str::<W>(&json).unwrap(), w);
