@@ -709,9 +709,10 @@ impl Session<'_> {
             let gid = GroupId(row.group_id.clone());
             match row.status {
                 GroupStatus::Active => {
-                    let has_pending = self.inner.atomic(|cx| {
-                        Ok::<_, Error>(cx.peek(&gid, |g| g.has_pending_proposals())?)
-                    })?;
+                    // Read-only: no write transaction (LG-10).
+                    let has_pending = self
+                        .inner
+                        .ctx_read(|cx| Ok(cx.peek(&gid, |g| g.has_pending_proposals())?))?;
                     if has_pending {
                         match self.run_commit(&gid, Intent::Pending).await {
                             // Someone else's role allows it; not ours (GOV-4).
@@ -734,7 +735,7 @@ impl Session<'_> {
                         .read(|c| tables::account_u64(c, &leave_key(&gid)))?;
                     let epoch = self
                         .inner
-                        .atomic(|cx| Ok::<_, Error>(cx.peek(&gid, |g| g.epoch().as_u64())?))?;
+                        .ctx_read(|cx| Ok(cx.peek(&gid, |g| g.epoch().as_u64())?))?;
                     if epoch > asked {
                         self.inner.atomic(|cx| {
                             tables::group_set_status(cx.c, &gid.0, GroupStatus::Active)

@@ -261,13 +261,12 @@ impl Session<'_> {
         if !new_accounts {
             return Ok(());
         }
-        let gov = self.inner.atomic(|cx| {
-            Ok::<_, Error>(
-                cx.peek(group, |g| {
+        let gov = self.inner.ctx_read(|cx| {
+            Ok(cx
+                .peek(group, |g| {
                     crate::group::Governance::from_extensions(g.extensions())
                 })?
-                .map_err(GroupError::from)?,
-            )
+                .map_err(GroupError::from)?)
         })?;
         if let Some(gov) = gov {
             gov.require(&me, crate::group::Action::AddMembers)
