@@ -38,7 +38,9 @@
 //! the 100,000-member targets are join, add and message.
 //!
 //! Env: `ATMLS_BENCH_SIZES=1000,10000` (default), `ATMLS_BENCH_LARGE=100000` (adds that size),
-//! `ATMLS_BENCH_SIDES=atmls,openmls`, `ATMLS_BENCH_SAMPLES=k` (samples of the slow rows).
+//! `ATMLS_BENCH_SIDES=atmls,openmls`, `ATMLS_BENCH_SAMPLES=k` (samples of the slow rows),
+//! `ATMLS_BENCH_FAST_SAMPLES=k` (samples of the app-message row), `ATMLS_BENCH_MARKS=1`
+//! (markers for a profiler).
 
 mod common;
 
@@ -118,6 +120,14 @@ fn update_rows(n: usize) -> bool {
     n < 50_000
 }
 
+/// With `ATMLS_BENCH_MARKS=1`, prints `MARK <label>` on stderr around the timed steps of the
+/// add/join/remove rows, so a profiler can be attached to just that step.
+fn mark(label: &str) {
+    if std::env::var_os("ATMLS_BENCH_MARKS").is_some() {
+        eprintln!("MARK {label}");
+    }
+}
+
 struct Samples {
     fast: usize,
     slow: usize,
@@ -128,10 +138,12 @@ fn samples(n: usize) -> Samples {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(if n >= 10_000 { 3 } else { 5 });
-    Samples {
-        fast: if n >= 100_000 { 10 } else { 30 },
-        slow,
-    }
+    // More fast samples give a profiler something to see (`ATMLS_BENCH_FAST_SAMPLES=2000`).
+    let fast = std::env::var("ATMLS_BENCH_FAST_SAMPLES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if n >= 100_000 { 10 } else { 30 });
+    Samples { fast, slow }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -269,13 +281,17 @@ async fn atmls_rows(fx: &mut Atmls, s: &Samples) -> Result<(), BoxError> {
         let joiner = fx.fresh(joiner_policy()).await;
         let d = joiner.did().clone();
         let t = Instant::now();
+        mark("add");
         fx.alice
             .add_members(&fx.group, std::slice::from_ref(&d))
             .await?;
         add.push(ms(t.elapsed()));
+        mark("added");
+        mark("process add");
         let t = Instant::now();
         let ev = fx.bob.sync().await?;
         padd.push(ms(t.elapsed()));
+        mark("processed add");
         if !ev.iter().any(|e| matches!(e, Event::MembersAdded { .. })) {
             return Err(format!("bob saw no add: {ev:?}").into());
         }
@@ -286,9 +302,11 @@ async fn atmls_rows(fx: &mut Atmls, s: &Samples) -> Result<(), BoxError> {
             .items
             .first()
             .map_or(0, |d| d.payload.len());
+        mark("join");
         let t = Instant::now();
         let ev = joiner.sync().await?;
         join.push(ms(t.elapsed()));
+        mark("joined");
         if !ev.iter().any(|e| matches!(e, Event::Joined { .. })) {
             return Err(format!("no join: {ev:?}").into());
         }
@@ -296,9 +314,11 @@ async fn atmls_rows(fx: &mut Atmls, s: &Samples) -> Result<(), BoxError> {
         fx.alice
             .remove_members(&fx.group, std::slice::from_ref(&d))
             .await?;
+        mark("process remove");
         let t = Instant::now();
         fx.bob.sync().await?;
         prm.push(ms(t.elapsed()));
+        mark("processed remove");
     }
     emit("add_ms", median(add));
     emit("process_add_ms", median(padd));

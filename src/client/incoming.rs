@@ -37,6 +37,9 @@ const K_WELCOME_CURSOR: &str = "welcome_cursor";
 enum Failure {
     Refused(GroupError),
     NeedDirectory(Vec<Did>),
+    /// The sender's hint names accounts we hold no keys for (LG-14): look them up, then
+    /// process the item. Nothing was changed; a failed lookup refuses nothing.
+    Prefetch(Vec<Did>),
     Fatal(Error),
 }
 
@@ -65,6 +68,16 @@ fn pin_lookup<'a>(cx: &'a Ctx<'a>) -> impl Fn(&Did) -> Option<crate::trust::Pinn
     move |d| crate::storage::trust::pinned_keys(cx.c, d).ok().flatten()
 }
 
+/// The accounts a sender's hint names that we hold no keys for, each once.
+fn unpinned_in_hint(cx: &Ctx<'_>, hint: &[Did]) -> Vec<Did> {
+    let lookup = pin_lookup(cx);
+    let mut seen = std::collections::HashSet::new();
+    hint.iter()
+        .filter(|d| seen.insert(*d) && lookup(d).is_none())
+        .cloned()
+        .collect()
+}
+
 fn member_from(cred: &openmls::prelude::Credential) -> Result<Member, GroupError> {
     let id = AtmlsIdentity::from_credential(cred)?;
     Ok(Member {
@@ -87,6 +100,8 @@ enum Stop {
     Removed,
     /// Item `k` needs these accounts' identity keys from the directory.
     NeedDirectory(usize, Vec<Did>),
+    /// Item `k`'s hint names these accounts (LG-14).
+    Prefetch(usize, Vec<Did>),
 }
 
 fn savepoint(cx: &Ctx<'_>, sql: &str) -> Result<(), Error> {
@@ -100,11 +115,14 @@ fn savepoint(cx: &Ctx<'_>, sql: &str) -> Result<(), Error> {
 }
 
 /// Processes one group message inside a transaction.
+/// Processes one group payload. With `prefetch`, a commit whose sender names accounts we
+/// hold no keys for stops before openmls sees it ([`Failure::Prefetch`], LG-14).
 fn process_item(
     cx: &Ctx<'_>,
     group: &GroupId,
     seq: u64,
     payload: &[u8],
+    prefetch: bool,
 ) -> Result<Vec<Event>, Failure> {
     // The kind is only known once opened: commits may be larger (LG-13), application
     // messages are held to their own limit below.
@@ -113,7 +131,17 @@ fn process_item(
     }
     let mut g = cx.load(group)?;
     // Every group payload is sealed under the current epoch's outer key (DS-2).
-    let inner = outer_open(&g, cx.p.crypto(), payload)?;
+    let opened = outer_open(&g, cx.p.crypto(), payload)?;
+    if prefetch {
+        let unpinned = unpinned_in_hint(cx, &opened.hint);
+        if !unpinned.is_empty() {
+            // Nothing changed yet (openmls has not seen the message): the group goes back
+            // to the cache as it was, so the retry stages the commit once, in memory.
+            cx.keep(group, g);
+            return Err(Failure::Prefetch(unpinned));
+        }
+    }
+    let inner = opened.mls;
     let msg = parse_mls(&inner, MAX_COMMIT_PAYLOAD)?;
     let pm = msg
         .try_into_protocol_message()
@@ -494,6 +522,15 @@ impl Session<'_> {
                 Ok(ev) => return Ok(Ok(ev)),
                 Err(Failure::Refused(e)) => return Ok(Err(e)),
                 Err(Failure::Fatal(e)) => return Err(e),
+                // Steps run here do not prefetch; were one to, its lookup is what a
+                // NeedDirectory would do, and the next round must not ask again.
+                Err(Failure::Prefetch(dids)) => {
+                    if looked_up {
+                        return Ok(Err(unknown_key(&dids)));
+                    }
+                    looked_up = true;
+                    self.prefetch(&dids).await;
+                }
                 // The directory was asked and the leaves still carry keys we do not hold for
                 // their accounts (an unendorsed or unknown key): refused (CRED-7, TRUST-5).
                 Err(Failure::NeedDirectory(dids)) if looked_up => {
@@ -524,8 +561,11 @@ impl Session<'_> {
         let mut start = 0;
         // The item whose identity keys were just fetched: asking again would not help.
         let mut asked: Option<usize> = None;
+        // The item whose hint was just looked up (LG-14): processed without it next time.
+        let mut hinted: Option<usize> = None;
         while start < items.len() {
             let retried = asked;
+            let prefetched = hinted;
             let (stop, mut ev) = self.inner.atomic(|cx| {
                 let mut ev = Vec::new();
                 for (k, item) in items.iter().enumerate().skip(start) {
@@ -535,7 +575,8 @@ impl Session<'_> {
                         continue;
                     }
                     savepoint(cx, "SAVEPOINT atmls_item")?;
-                    let error = match process_item(cx, group, seq, &item.payload) {
+                    let prefetch = prefetched != Some(k) && retried != Some(k);
+                    let error = match process_item(cx, group, seq, &item.payload, prefetch) {
                         Ok(e) => {
                             savepoint(cx, "RELEASE atmls_item")?;
                             let removed = e.iter().any(|e| matches!(e, Event::Removed { .. }));
@@ -547,6 +588,10 @@ impl Session<'_> {
                         }
                         Err(Failure::Fatal(e)) => return Err(e),
                         Err(Failure::Refused(e)) => e,
+                        Err(Failure::Prefetch(dids)) => {
+                            savepoint(cx, "ROLLBACK TO atmls_item; RELEASE atmls_item")?;
+                            return Ok((Stop::Prefetch(k, dids), ev));
+                        }
                         Err(Failure::NeedDirectory(dids)) if retried != Some(k) => {
                             savepoint(cx, "ROLLBACK TO atmls_item; RELEASE atmls_item")?;
                             return Ok((Stop::NeedDirectory(k, dids), ev));
@@ -571,6 +616,11 @@ impl Session<'_> {
             match stop {
                 Stop::Done => break,
                 Stop::Removed => return Ok(true),
+                Stop::Prefetch(k, dids) => {
+                    start = k;
+                    self.prefetch(&dids).await;
+                    hinted = Some(k);
+                }
                 Stop::NeedDirectory(k, dids) => {
                     // Network calls never run inside a transaction: what came before this
                     // item is committed, the item is retried once its keys are pinned.
@@ -615,7 +665,7 @@ impl Session<'_> {
             .cursor;
         let r = self
             // process_item rewrites the cursor with its current value: it does not move.
-            .settle(|cx| process_item(cx, group, cursor, payload))
+            .settle(|cx| process_item(cx, group, cursor, payload, false))
             .await?;
         Ok(r?)
     }

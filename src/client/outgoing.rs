@@ -12,8 +12,8 @@ use super::{Error, Message, Session};
 use crate::content::{Content, EncodedContent, MessageId};
 use crate::credential::AtmlsIdentity;
 use crate::group::{
-    create_config, epoch_tag, mailbox_for, outer_seal, welcome_mailbox, GroupData, GroupError,
-    GroupId, GroupKind, GroupStatus, Member, Roster, RosterChange, TreeRef,
+    create_config, epoch_tag, mailbox_for, outer_seal, outer_seal_hinted, welcome_mailbox,
+    GroupData, GroupError, GroupId, GroupKind, GroupStatus, Member, Roster, RosterChange, TreeRef,
 };
 use crate::identity::{unix_now, Did};
 use crate::keypackage::new_leaf_key;
@@ -52,7 +52,7 @@ enum Submitted {
 fn context_commit(
     cx: &super::state::Ctx<'_>,
     g: &mut MlsGroup,
-    signer: &openmls_basic_credential::SignatureKeyPair,
+    signer: &crate::group::LeafSigner,
     ext: openmls::prelude::Extensions<openmls::prelude::GroupContext>,
     revoked: Vec<openmls::prelude::LeafNodeIndex>,
 ) -> Result<openmls::prelude::CommitMessageBundle, GroupError> {
@@ -304,7 +304,7 @@ impl Session<'_> {
                         .and_then(|s| RosterChange::of(s, g.own_leaf_index()));
                     // Message ids cover the inner MLS message (CONTENT-18): open our own
                     // sealed commit with the epoch's key before moving on.
-                    let inner = crate::group::outer_open(&g, cx.p.crypto(), &out.commit)?;
+                    let inner = crate::group::outer_open(&g, cx.p.crypto(), &out.commit)?.mls;
                     g.merge_pending_commit(&cx.p).map_err(mls)?;
                     cx.roster_merged(group, roster, change, &g);
                     if let Some(u) = update {
@@ -325,7 +325,7 @@ impl Session<'_> {
                     let tree_queued = match (&out.welcome, &out.tree_seed) {
                         (Some(_), Some(seed)) => {
                             let r = TreeRef::from_seed(seed);
-                            match r.seal(&g.export_ratchet_tree()) {
+                            match r.seal(&g.export_ratchet_tree_ref()) {
                                 Ok(blob) => {
                                     tables::tree_queue(cx.c, &r.locator.0, &blob)?;
                                     true
@@ -470,7 +470,7 @@ impl Session<'_> {
                 let timer = crate::group::disappearing_secs(g.extensions())?;
                 let tag = epoch_tag(&g, cx.p.crypto())?;
                 let signer = cx.signer(&g)?;
-                let msg = g.create_message(&cx.p, &signer, &bytes).map_err(mls)?;
+                let msg = g.create_message(&cx.p, &*signer, &bytes).map_err(mls)?;
                 let inner = msg.tls_serialize_detached().map_err(mls)?;
                 let sealed = outer_seal(&g, cx.p.crypto(), &inner)?;
                 cx.keep(group, g);
@@ -542,13 +542,13 @@ impl Session<'_> {
                 .filter(|i| *i != own)
                 .collect();
             let own_leave = g
-                .leave_group(&cx.p, &signer)
+                .leave_group(&cx.p, &*signer)
                 .map_err(mls)?
                 .tls_serialize_detached()
                 .map_err(mls)?;
             let mut out = vec![outer_seal(&g, cx.p.crypto(), &own_leave)?];
             for i in siblings {
-                let (m, _) = g.propose_remove_member(&cx.p, &signer, i).map_err(mls)?;
+                let (m, _) = g.propose_remove_member(&cx.p, &*signer, i).map_err(mls)?;
                 let m = m.tls_serialize_detached().map_err(mls)?;
                 out.push(outer_seal(&g, cx.p.crypto(), &m)?);
             }
@@ -667,7 +667,7 @@ fn build_commit(
                 .map_err(mls)?
                 .create_group_info_with_extensions([TreeRef::from_seed(&seed).extension()])
                 .map_err(mls)?
-                .build(cx.p.rand(), cx.p.crypto(), &signer, |_| true)
+                .build(cx.p.rand(), cx.p.crypto(), &*signer, |_| true)
                 .map_err(mls)?
                 .stage_commit(&cx.p)
                 .map_err(mls)?
@@ -694,7 +694,7 @@ fn build_commit(
                 .consume_proposal_store(true)
                 .load_psks(cx.p.storage())
                 .map_err(mls)?
-                .build(cx.p.rand(), cx.p.crypto(), &signer, |_| true)
+                .build(cx.p.rand(), cx.p.crypto(), &*signer, |_| true)
                 .map_err(mls)?
                 .stage_commit(&cx.p)
                 .map_err(mls)?
@@ -715,7 +715,7 @@ fn build_commit(
                 .build_with_new_signer(
                     cx.p.rand(),
                     cx.p.crypto(),
-                    &signer,
+                    &*signer,
                     NewSignerBundle {
                         signer: &new_signer,
                         credential_with_key: cwk,
@@ -764,7 +764,7 @@ fn build_commit(
                 .map_err(mls)?
                 .create_group_info_with_extensions([TreeRef::from_seed(&seed).extension()])
                 .map_err(mls)?
-                .build(cx.p.rand(), cx.p.crypto(), &signer, |_| true)
+                .build(cx.p.rand(), cx.p.crypto(), &*signer, |_| true)
                 .map_err(mls)?
                 .stage_commit(&cx.p)
                 .map_err(mls)?
@@ -793,7 +793,7 @@ fn build_commit(
                 .consume_proposal_store(true)
                 .load_psks(cx.p.storage())
                 .map_err(mls)?
-                .build(cx.p.rand(), cx.p.crypto(), &signer, |_| true)
+                .build(cx.p.rand(), cx.p.crypto(), &*signer, |_| true)
                 .map_err(mls)?
                 .stage_commit(&cx.p)
                 .map_err(mls)?
@@ -806,11 +806,17 @@ fn build_commit(
             crate::group::authorize_commit(&g, &roster, staged, own)?;
         }
     }
-    // Sealed with the key of the epoch the commit ends, like every group payload (DS-2).
-    let commit = outer_seal(
+    // Sealed with the key of the epoch the commit ends, like every group payload (DS-2), with
+    // the accounts it adds named so receivers can look them up first (LG-14).
+    let adds = g
+        .pending_commit()
+        .map(crate::group::added_accounts)
+        .unwrap_or_default();
+    let commit = outer_seal_hinted(
         &g,
         cx.p.crypto(),
         &bundle.commit().tls_serialize_detached().map_err(mls)?,
+        &adds,
     )?;
     let welcome = bundle
         .to_welcome_msg()

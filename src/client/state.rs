@@ -55,6 +55,9 @@ pub(crate) struct GroupCache {
     /// Each names the tree it describes (by tree hash) and is used only for that tree, so
     /// one may outlive its group here; it is dropped with it all the same.
     rosters: HashMap<GroupId, Arc<Roster>>,
+    /// Our leaf signers by public key (LG-15). Derived from stored keys, so a rollback does
+    /// not touch them (one whose key was not committed is never asked for).
+    signers: HashMap<Vec<u8>, Arc<crate::group::LeafSigner>>,
 }
 
 /// The cache as one transaction sees it: groups it loaded are taken out (and marked), and go
@@ -198,15 +201,27 @@ impl Ctx<'_> {
         Ok(r)
     }
 
-    /// The signer of our leaf in `group`.
-    pub(crate) fn signer(&self, group: &MlsGroup) -> Result<SignatureKeyPair, GroupError> {
+    /// The signer of our leaf in `group`: kept in memory once read (LG-15).
+    pub(crate) fn signer(
+        &self,
+        group: &MlsGroup,
+    ) -> Result<Arc<crate::group::LeafSigner>, GroupError> {
         let leaf = group.own_leaf_node().ok_or(GroupError::NotMember)?;
-        SignatureKeyPair::read(
-            self.p.storage(),
-            leaf.signature_key().as_slice(),
-            self.cs.signature_algorithm(),
-        )
-        .ok_or(GroupError::Mls("leaf signer missing from storage".into()))
+        let public = leaf.signature_key().as_slice();
+        if let Some(s) = self.cache.borrow().cache.signers.get(public) {
+            return Ok(s.clone());
+        }
+        let pair = SignatureKeyPair::read(self.p.storage(), public, self.cs.signature_algorithm())
+            .ok_or(GroupError::Mls("leaf signer missing from storage".into()))?;
+        let s = Arc::new(crate::group::LeafSigner::new(pair));
+        let mut cache = self.cache.borrow_mut();
+        let signers = &mut cache.cache.signers;
+        // One per group we are in, give or take an update: bounded like the groups.
+        if signers.len() >= 2 * CACHED_GROUPS {
+            signers.clear();
+        }
+        signers.insert(public.to_vec(), s.clone());
+        Ok(s)
     }
 }
 

@@ -10,6 +10,7 @@ mod invites;
 mod metadata;
 mod outer;
 mod roster;
+mod signer;
 mod tree;
 mod validate;
 mod welcome;
@@ -27,14 +28,15 @@ pub use invites::{InviteId, InviteRecord, InviteState, INVITES_EXTENSION, MAX_IN
 pub use metadata::{
     Avatar, GroupMetadata, MAX_DESCRIPTION, MAX_NAME, MAX_PINNED, METADATA_EXTENSION,
 };
-pub use outer::seal as seal_for_transport;
-pub(crate) use outer::{open as outer_open, seal as outer_seal};
+pub(crate) use outer::{open as outer_open, seal as outer_seal, seal_hinted as outer_seal_hinted};
+pub use outer::{seal as seal_for_transport, seal_hinted as seal_for_transport_with_hint};
 pub(crate) use roster::{Roster, RosterChange};
+pub(crate) use signer::LeafSigner;
 pub(crate) use tree::{staging_error, TreeRef};
 pub use tree::{TreeError, WELCOME_TREE_EXTENSION};
 pub(crate) use validate::{
-    unpinned_in_welcome, validate_joined_tree, validate_proposal, validate_staged_commit,
-    Validation,
+    added_accounts, unpinned_in_welcome, validate_joined_tree, validate_proposal,
+    validate_staged_commit, Validation,
 };
 pub(crate) use welcome::welcome_for;
 

@@ -7,10 +7,8 @@ use chacha20poly1305::aead::{Aead, AeadInPlace, KeyInit, Payload};
 use chacha20poly1305::ChaCha20Poly1305;
 use openmls::messages::group_info::GroupInfo;
 use openmls::prelude::{
-    tls_codec::{DeserializeBytes as _, Serialize as _},
-    Extension, Extensions, RatchetTreeIn, UnknownExtension,
+    tls_codec::DeserializeBytes as _, Extension, Extensions, RatchetTreeIn, UnknownExtension,
 };
-use openmls::treesync::RatchetTree;
 
 use super::{tagged_hash, GroupError};
 use crate::transport::{TreeLocator, MAX_TREE_BLOB};
@@ -120,8 +118,13 @@ impl TreeRef {
 
     /// Encrypts `tree` for upload (LG-T-3):
     /// `0x01 ‖ nonce[12] ‖ ChaCha20-Poly1305(key, nonce, pad(tree), aad = label ‖ locator)`.
-    pub(crate) fn seal(&self, tree: &RatchetTree) -> Result<Vec<u8>, GroupError> {
-        use openmls::prelude::tls_codec::Size as _;
+    /// `tree` is an exported [`RatchetTree`](openmls::treesync::RatchetTree) or, without
+    /// the clone, the group's borrowed export (`MlsGroup::export_ratchet_tree_ref`, LG-P7):
+    /// both encode the same.
+    pub(crate) fn seal<T>(&self, tree: &T) -> Result<Vec<u8>, GroupError>
+    where
+        T: openmls::prelude::tls_codec::Serialize + openmls::prelude::tls_codec::Size,
+    {
         // Built in one buffer and encrypted in place: at 10,000 members the tree is 5.5 MB,
         // and every copy of it counts in an add commit.
         let nonce: [u8; NONCE_LEN] = rand::random();

@@ -280,3 +280,38 @@ fn lg_p4_a_bad_leaf_signature_anywhere_in_a_joined_tree_is_refused() {
         .unwrap();
     assert_eq!(joined.members().count(), 100);
 }
+
+/// LG-P7: the committer seals the tree from openmls's borrowed export. It encodes like the
+/// cloned export whatever the tree's shape: blank leaves inside, blank parents, and after the
+/// rightmost members leave (trailing blanks trimmed).
+#[test]
+fn lg_p7_borrowed_tree_export_seals_the_same_tree() {
+    let a = party("alice");
+    let others: Vec<Party> = (0..6).map(|i| party(&format!("m{i}"))).collect();
+    let r = TreeRef::from_seed(&[9; 32]);
+    let (mut g, _) = group_with_welcome(&a, &others.iter().collect::<Vec<_>>(), &r);
+    let same = |g: &MlsGroup| {
+        let cloned = g.export_ratchet_tree().tls_serialize_detached().unwrap();
+        let borrowed = g
+            .export_ratchet_tree_ref()
+            .tls_serialize_detached()
+            .unwrap();
+        assert_eq!(borrowed, cloned);
+        let opened = r
+            .open(&r.seal(&g.export_ratchet_tree_ref()).unwrap())
+            .unwrap();
+        assert_eq!(opened.tls_serialize_detached().unwrap(), cloned);
+    };
+    same(&g);
+    // A member in the middle, then the two rightmost, leave the tree.
+    for gone in [[2u32].as_slice(), &[5, 6]] {
+        let leaves: Vec<_> = gone
+            .iter()
+            .map(|&l| openmls::prelude::LeafNodeIndex::new(l))
+            .collect();
+        g.remove_members(&a.p, &a.signer, &leaves).unwrap();
+        g.merge_pending_commit(&a.p).unwrap();
+        same(&g);
+    }
+    assert_eq!(g.members().count(), 4);
+}

@@ -227,3 +227,19 @@ pub(crate) fn unpinned_in_welcome(
         .filter(|d| seen.insert(d.clone()) && pin(d).is_none())
         .collect()
 }
+
+/// The accounts a staged commit adds, each once, in proposal order: the hint its receivers
+/// look up before processing it (LG-14). Leaves that carry no atmls credential are left out
+/// (the commit is refused for them anyway).
+pub(crate) fn added_accounts(staged: &openmls::prelude::StagedCommit) -> Vec<Did> {
+    let mut seen = std::collections::HashSet::new();
+    staged
+        .add_proposals()
+        .filter_map(|a| {
+            AtmlsIdentity::from_credential(a.add_proposal().key_package().leaf_node().credential())
+                .ok()
+        })
+        .map(|id| id.certificate.did)
+        .filter(|d| seen.insert(d.clone()))
+        .collect()
+}

@@ -184,7 +184,8 @@ fn decode(t: RawRow) -> R<HistoryRow> {
 }
 
 fn query(c: &Connection, sql: &str, p: impl rusqlite::Params) -> R<Vec<HistoryRow>> {
-    let mut stmt = c.prepare(sql)?;
+    // Each call site's text is fixed, so the statement is parsed once (LG-10).
+    let mut stmt = c.prepare_cached(sql)?;
     let rows = stmt.query_map(p, raw)?.collect::<Result<Vec<_>, _>>()?;
     rows.into_iter().map(decode).collect()
 }

@@ -92,18 +92,17 @@ fn decode_group(t: (Vec<u8>, Vec<u8>, i64, i64, Option<String>, i64, i64)) -> R<
 const GROUP_COLS: &str = "group_id, mailbox, cursor, kind, dm_peer, status, created";
 
 pub(crate) fn group_get(c: &Connection, group_id: &[u8]) -> R<Option<GroupRow>> {
-    c.query_row(
-        &format!("SELECT {GROUP_COLS} FROM atmls_groups WHERE group_id = ?1"),
-        [group_id],
-        row_to_group,
-    )
+    c.prepare_cached(&format!(
+        "SELECT {GROUP_COLS} FROM atmls_groups WHERE group_id = ?1"
+    ))?
+    .query_row([group_id], row_to_group)
     .optional()?
     .map(decode_group)
     .transpose()
 }
 
 pub(crate) fn groups_all(c: &Connection) -> R<Vec<GroupRow>> {
-    let mut stmt = c.prepare(&format!(
+    let mut stmt = c.prepare_cached(&format!(
         "SELECT {GROUP_COLS} FROM atmls_groups ORDER BY created, group_id"
     ))?;
     let rows = stmt
@@ -216,11 +215,12 @@ pub(crate) fn outbox_get(c: &Connection, group_id: &[u8]) -> R<Option<Outgoing>>
         Option<Vec<u8>>,
     );
     let row: Option<Row> = c
-        .query_row(
+        .prepare_cached(
             "SELECT epoch_tag, idem, commit_msg, welcome, recipients, tree_seed, recipient_refs FROM atmls_outbox WHERE group_id = ?1",
-            [group_id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
-        )
+        )?
+        .query_row([group_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+        })
         .optional()?;
     row.map(|(t, i, commit, welcome, rec, seed, refs)| {
         Ok(Outgoing {

@@ -203,13 +203,12 @@ pub(crate) fn revoked_add(c: &Connection, did: &Did, keys: &[PublicKey], now: u6
 
 /// Whether an installation was revoked.
 pub(crate) fn is_revoked(c: &Connection, installation: &PublicKey) -> R<bool> {
-    Ok(c.query_row(
-        "SELECT 1 FROM atmls_revoked WHERE installation = ?1",
-        [installation.0.to_vec()],
-        |_| Ok(()),
+    Ok(
+        c.prepare_cached("SELECT 1 FROM atmls_revoked WHERE installation = ?1")?
+            .query_row([installation.0.to_vec()], |_| Ok(()))
+            .optional()?
+            .is_some(),
     )
-    .optional()?
-    .is_some())
 }
 
 /// All revoked installations (usually none: checked once per commit we build).

@@ -16,6 +16,7 @@ use crate::{
     framing::*,
     schedule::*,
     tree::sender_ratchet::*,
+    tree::sparse_slots::SlotVec,
 };
 
 /// Secret tree error
@@ -156,115 +157,21 @@ pub(crate) struct SecretTreeNode {
     pub(crate) secret: Secret,
 }
 
-#[derive(Serialize, Deserialize)]
 #[cfg_attr(any(feature = "test-utils", test), derive(PartialEq, Clone))]
 #[cfg_attr(any(feature = "crypto-debug", test), derive(Debug))]
 pub(crate) struct SecretTree {
     own_index: LeafNodeIndex,
-    // atmls patch LG-P3: stored sparsely (see `sparse_vec`).
-    #[serde(with = "sparse_vec")]
-    leaf_nodes: Vec<Option<SecretTreeNode>>,
-    #[serde(with = "sparse_vec")]
-    parent_nodes: Vec<Option<SecretTreeNode>>,
-    #[serde(with = "sparse_vec")]
-    handshake_sender_ratchets: Vec<Option<SenderRatchet>>,
-    #[serde(with = "sparse_vec")]
-    application_sender_ratchets: Vec<Option<SenderRatchet>>,
+    // LG-P3: slot vectors that know their present slots (see `serde_impl`).
+    leaf_nodes: SlotVec<SecretTreeNode>,
+    parent_nodes: SlotVec<SecretTreeNode>,
+    handshake_sender_ratchets: SlotVec<SenderRatchet>,
+    application_sender_ratchets: SlotVec<SenderRatchet>,
     size: TreeSize,
 }
 
-/// atmls patch LG-P3: a `Vec<Option<T>>` serialised as its length and its present entries
-/// with their indices, in increasing order. The secret tree has four vectors of about twice
-/// the group size, almost all empty, and openmls stores it after every message: at 10,000
-/// members serde walked 4 × 16,384 slots per message. Decoding refuses an index out of
-/// range, indices not strictly increasing, and a length over `MAX_LEN`, instead of
-/// allocating or panicking.
-pub(crate) mod sparse_vec {
-    use serde::{de::Error as _, Deserialize, Deserializer, Serialize, Serializer};
-
-    /// Largest length decoded: 2^25 slots is a tree of 2^24 (16 million) leaves.
-    pub(crate) const MAX_LEN: u64 = 1 << 25;
-
-    #[derive(Serialize)]
-    struct SparseRef<'a, T> {
-        len: u64,
-        entries: Vec<(u32, &'a T)>,
-    }
-
-    #[derive(Deserialize)]
-    struct Sparse<T> {
-        len: u64,
-        entries: Vec<(u32, T)>,
-    }
-
-    pub(crate) fn serialize<S: Serializer, T: Serialize>(
-        v: &[Option<T>],
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        let entries = v
-            .iter()
-            .enumerate()
-            .filter_map(|(i, e)| e.as_ref().map(|e| (i as u32, e)))
-            .collect();
-        SparseRef {
-            len: v.len() as u64,
-            entries,
-        }
-        .serialize(s)
-    }
-
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-        d: D,
-    ) -> Result<Vec<Option<T>>, D::Error> {
-        let Sparse { len, entries } = Sparse::<T>::deserialize(d)?;
-        if len > MAX_LEN {
-            return Err(D::Error::custom("sparse vector too long"));
-        }
-        let mut v: Vec<Option<T>> = std::iter::repeat_with(|| None).take(len as usize).collect();
-        let mut last: Option<u32> = None;
-        for (i, e) in entries {
-            if last.is_some_and(|l| i <= l) {
-                return Err(D::Error::custom("sparse vector indices not increasing"));
-            }
-            let slot = v
-                .get_mut(i as usize)
-                .ok_or_else(|| D::Error::custom("sparse vector index out of range"))?;
-            *slot = Some(e);
-            last = Some(i);
-        }
-        Ok(v)
-    }
-
-    #[cfg(test)]
-    mod tests {
-        #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
-        struct W(#[serde(with = "super")] Vec<Option<u8>>);
-
-        #[test]
-        fn round_trip_and_refusals() {
-            for v in [
-                vec![],
-                vec![None, None],
-                vec![Some(1), None, Some(3)],
-                vec![Some(7)],
-            ] {
-                let w = W(v);
-                let json = serde_json::to_string(&w).unwrap();
-                assert_eq!(serde_json::from_str::<W>(&json).unwrap(), w);
-            }
-            let sparse = serde_json::to_string(&W(vec![None; 1000])).unwrap();
-            assert!(sparse.len() < 40, "{sparse}");
-            for bad in [
-                r#"{"len":2,"entries":[[2,1]]}"#,
-                r#"{"len":3,"entries":[[1,1],[1,2]]}"#,
-                r#"{"len":3,"entries":[[2,1],[1,2]]}"#,
-                r#"{"len":99999999999,"entries":[]}"#,
-            ] {
-                assert!(serde_json::from_str::<W>(bad).is_err(), "{bad}");
-            }
-        }
-    }
-}
+// LG-P3: `Serialize` and `Deserialize` (sparse slot vectors).
+#[path = "secret_tree_serde.rs"]
+mod serde_impl;
 
 impl SecretTree {
     /// Creates a new SecretTree based on an `encryption_secret` and group size
@@ -277,11 +184,10 @@ impl SecretTree {
         own_index: LeafNodeIndex,
     ) -> Self {
         let leaf_count = size.leaf_count() as usize;
-        let leaf_nodes = std::iter::repeat_with(|| None).take(leaf_count).collect();
-        let parent_nodes = std::iter::repeat_with(|| None).take(leaf_count).collect();
-        let handshake_sender_ratchets = std::iter::repeat_with(|| None).take(leaf_count).collect();
-        let application_sender_ratchets =
-            std::iter::repeat_with(|| None).take(leaf_count).collect();
+        let leaf_nodes = SlotVec::new(leaf_count);
+        let parent_nodes = SlotVec::new(leaf_count);
+        let handshake_sender_ratchets = SlotVec::new(leaf_count);
+        let application_sender_ratchets = SlotVec::new(leaf_count);
 
         let mut secret_tree = SecretTree {
             own_index,
@@ -444,14 +350,12 @@ impl SecretTree {
             )
         };
 
-        *self
-            .handshake_sender_ratchets
-            .get_mut(index.usize())
-            .ok_or(SecretTreeError::IndexOutOfBounds)? = Some(handshake_sender_ratchet);
-        *self
-            .application_sender_ratchets
-            .get_mut(index.usize())
-            .ok_or(SecretTreeError::IndexOutOfBounds)? = Some(application_sender_ratchet);
+        self.handshake_sender_ratchets
+            .set(index.usize(), Some(handshake_sender_ratchet))
+            .ok_or(SecretTreeError::IndexOutOfBounds)?;
+        self.application_sender_ratchets
+            .set(index.usize(), Some(application_sender_ratchet))
+            .ok_or(SecretTreeError::IndexOutOfBounds)?;
 
         // Delete leaf node
         self.set_node(index.into(), None)
@@ -622,7 +526,7 @@ impl SecretTree {
         };
         sender_ratchets
             .get_mut(index.usize())
-            .and_then(|r| r.as_mut())
+            .flatten()
             .ok_or(SecretTreeError::IndexOutOfBounds)
     }
 
@@ -637,7 +541,7 @@ impl SecretTree {
             SecretType::ApplicationSecret => &self.application_sender_ratchets,
         };
         match sender_ratchets.get(index.usize()) {
-            Some(sender_ratchet_option) => Ok(sender_ratchet_option.as_ref()),
+            Some(sender_ratchet_option) => Ok(sender_ratchet_option),
             None => Err(SecretTreeError::IndexOutOfBounds),
         }
     }
@@ -701,16 +605,14 @@ impl SecretTree {
 
     fn get_node(&self, index: TreeNodeIndex) -> Result<Option<&SecretTreeNode>, SecretTreeError> {
         match index {
-            TreeNodeIndex::Leaf(leaf_index) => Ok(self
+            TreeNodeIndex::Leaf(leaf_index) => self
                 .leaf_nodes
                 .get(leaf_index.usize())
-                .ok_or(SecretTreeError::IndexOutOfBounds)?
-                .as_ref()),
-            TreeNodeIndex::Parent(parent_index) => Ok(self
+                .ok_or(SecretTreeError::IndexOutOfBounds),
+            TreeNodeIndex::Parent(parent_index) => self
                 .parent_nodes
                 .get(parent_index.usize())
-                .ok_or(SecretTreeError::IndexOutOfBounds)?
-                .as_ref()),
+                .ok_or(SecretTreeError::IndexOutOfBounds),
         }
     }
 
@@ -721,16 +623,14 @@ impl SecretTree {
     ) -> Result<(), SecretTreeError> {
         match index {
             TreeNodeIndex::Leaf(leaf_index) => {
-                *self
-                    .leaf_nodes
-                    .get_mut(leaf_index.usize())
-                    .ok_or(SecretTreeError::IndexOutOfBounds)? = node;
+                self.leaf_nodes
+                    .set(leaf_index.usize(), node)
+                    .ok_or(SecretTreeError::IndexOutOfBounds)?;
             }
             TreeNodeIndex::Parent(parent_index) => {
-                *self
-                    .parent_nodes
-                    .get_mut(parent_index.usize())
-                    .ok_or(SecretTreeError::IndexOutOfBounds)? = node;
+                self.parent_nodes
+                    .set(parent_index.usize(), node)
+                    .ok_or(SecretTreeError::IndexOutOfBounds)?;
             }
         }
         Ok(())

@@ -40,6 +40,7 @@ pub(crate) struct OwnUpdatePathOverride {
 }
 use super::{
     errors::*,
+    hash_cache::{NewTreeHashes, TreeHashCache},
     node::{
         encryption_keys::{EncryptionKey, EncryptionKeyPair, EncryptionPrivateKey},
         parent_node::{ParentNode, PathDerivationResult, PlainUpdatePathNode},
@@ -55,7 +56,7 @@ use crate::group::GroupId;
 use crate::{
     binary_tree::{
         array_representation::{
-            LeafNodeIndex, ParentNodeIndex, TreeNodeIndex, TreeSize, MIN_TREE_SIZE,
+            subtree_leaves, LeafNodeIndex, ParentNodeIndex, TreeNodeIndex, TreeSize, MIN_TREE_SIZE,
         },
         MlsBinaryTreeDiff, StagedMlsBinaryTreeDiff,
     },
@@ -79,6 +80,10 @@ pub(crate) type UpdatePathResult = (
 pub(crate) struct StagedTreeSyncDiff {
     diff: StagedMlsBinaryTreeDiff<TreeSyncLeafNode, TreeSyncParentNode>,
     new_tree_hash: Vec<u8>,
+    /// LG-P2: the tree hashes computed for the new tree, for the cache of the
+    /// tree this diff is merged into (not stored).
+    #[serde(skip)]
+    new_hashes: NewTreeHashes,
 }
 
 impl StagedTreeSyncDiff {
@@ -87,8 +92,9 @@ impl StagedTreeSyncDiff {
     ) -> (
         StagedMlsBinaryTreeDiff<TreeSyncLeafNode, TreeSyncParentNode>,
         Vec<u8>,
+        NewTreeHashes,
     ) {
-        (self.diff, self.new_tree_hash)
+        (self.diff, self.new_tree_hash, self.new_hashes)
     }
 
     /// Export the staged [`RatchetTree`]
@@ -119,64 +125,108 @@ impl StagedTreeSyncDiff {
 /// invariants. See [`TreeSync`] for the list of invariants.
 pub(crate) struct TreeSyncDiff<'a> {
     diff: MlsBinaryTreeDiff<'a, TreeSyncLeafNode, TreeSyncParentNode>,
+    /// LG-P2: the tree hashes of the original tree's nodes.
+    hash_cache: &'a TreeHashCache,
 }
 
 impl<'a> From<&'a TreeSync> for TreeSyncDiff<'a> {
     fn from(tree_sync: &'a TreeSync) -> Self {
         TreeSyncDiff {
             diff: tree_sync.tree.empty_diff(),
+            hash_cache: &tree_sync.hash_cache,
         }
+    }
+}
+
+#[cfg(test)]
+impl TreeSync {
+    /// LG-P2 test helper: checks that the stored tree hash and every cached
+    /// node hash equal a computation from scratch (without any cache), and
+    /// returns how many node hashes are cached.
+    pub(crate) fn assert_tree_hashes_fresh(
+        &self,
+        crypto: &impl OpenMlsCrypto,
+        ciphersuite: Ciphersuite,
+    ) -> usize {
+        let no_cache = TreeHashCache::default();
+        let diff = TreeSyncDiff {
+            diff: self.tree.empty_diff(),
+            hash_cache: &no_cache,
+        };
+        let (root_hash, all) = diff
+            .compute_tree_hashes_collect(crypto, ciphersuite)
+            .expect("tree hash");
+        assert_eq!(root_hash, self.tree_hash, "stored tree hash is stale");
+        assert_eq!(all.len() as u32, self.tree.tree_size().u32());
+        for (node, hash) in &all {
+            if let Some(cached) = self.hash_cache.get(*node) {
+                assert_eq!(cached, hash.as_slice(), "stale cached hash of {node:?}");
+            }
+        }
+        self.hash_cache.len()
     }
 }
 
 impl TreeSyncDiff<'_> {
     /// Filtered direct path, skips the nodes whose copath resolution is empty.
     pub(crate) fn filtered_direct_path(&self, leaf_index: LeafNodeIndex) -> Vec<ParentNodeIndex> {
-        // Full direct path
-        let direct_path = self.diff.direct_path(leaf_index);
-        // Copath resolutions
-        let copath_resolutions = self.copath_resolutions(leaf_index);
-
-        // The two vectors should have the same length
-        debug_assert_eq!(direct_path.len(), copath_resolutions.len());
-
-        direct_path
+        let filtered: Vec<ParentNodeIndex> = self
+            .diff
+            .direct_path(leaf_index)
             .into_iter()
-            .zip(copath_resolutions)
-            .filter_map(|(index, resolution)| {
-                // Filter out the nodes whose copath resolution is empty
-                if !resolution.is_empty() {
-                    Some(index)
-                } else {
-                    None
-                }
-            })
-            .collect()
+            .zip(self.nonempty_copath(leaf_index))
+            .filter_map(|(index, nonempty)| nonempty.then_some(index))
+            .collect();
+        #[cfg(debug_assertions)]
+        debug_assert_eq!(
+            filtered,
+            self.diff
+                .direct_path(leaf_index)
+                .into_iter()
+                .zip(self.copath_resolutions(leaf_index))
+                .filter_map(|(index, resolution)| (!resolution.is_empty()).then_some(index))
+                .collect::<Vec<_>>(),
+            "LG-P8"
+        );
+        filtered
     }
 
     /// Filtered copath, skips the nodes whose copath resolution is empty.
     /// Matches the filtered direct path.
     pub(crate) fn filtered_copath(&self, leaf_index: LeafNodeIndex) -> Vec<TreeNodeIndex> {
-        // Full copath
-        let copath = self.diff.copath(leaf_index);
-        // Copath resolutions
-        let copath_resolutions = self.copath_resolutions(leaf_index);
-
-        // The two vectors should have the same length
-        debug_assert_eq!(copath.len(), copath_resolutions.len());
-
-        copath
+        self.diff
+            .copath(leaf_index)
             .into_iter()
-            .zip(copath_resolutions)
-            .filter_map(|(index, resolution)| {
-                // Filter out the nodes whose copath resolution is empty
-                if !resolution.is_empty() {
-                    Some(index)
-                } else {
-                    None
-                }
-            })
+            .zip(self.nonempty_copath(leaf_index))
+            .filter_map(|(index, nonempty)| nonempty.then_some(index))
             .collect()
+    }
+
+    /// atmls LG-P8: for each node of the copath, whether its resolution is non-empty, that is,
+    /// whether its subtree holds a non-blank node. 0.9.2 built every copath node's full
+    /// resolution to test it for emptiness: in a tree whose parents are blank (a group built
+    /// by adds) that lists every leaf, O(N) with a vector per node, at every commit. The
+    /// search stops at the first non-blank node, and a 1-leaf tree has no copath, as before.
+    fn nonempty_copath(&self, leaf_index: LeafNodeIndex) -> Vec<bool> {
+        if self.diff.leaf_count() == MIN_TREE_SIZE {
+            return vec![];
+        }
+        self.diff
+            .copath(leaf_index)
+            .into_iter()
+            .map(|node| self.subtree_has_non_blank(node))
+            .collect()
+    }
+
+    fn subtree_has_non_blank(&self, node_index: TreeNodeIndex) -> bool {
+        match node_index {
+            TreeNodeIndex::Leaf(leaf) => self.diff.leaf(leaf).node().is_some(),
+            TreeNodeIndex::Parent(parent) => {
+                self.diff.parent(parent).node().is_some()
+                    || self.subtree_has_non_blank(self.diff.left_child(parent))
+                    || self.subtree_has_non_blank(self.diff.right_child(parent))
+            }
+        }
     }
 
     /// Trims the tree by shrinking it until the last full leaf is in the
@@ -620,6 +670,8 @@ impl TreeSyncDiff<'_> {
     /// Returns a vector containing the copath resolutions of the given
     /// `leaf_index` beginning with the neighbour of the leaf. Returns an error
     /// if the target leaf is outside of the tree.
+    // atmls LG-P8: only the debug cross-check of `filtered_direct_path` uses it now.
+    #[cfg(debug_assertions)]
     pub(crate) fn copath_resolutions(
         &self,
         leaf_index: LeafNodeIndex,
@@ -769,17 +821,21 @@ impl TreeSyncDiff<'_> {
         crypto: &impl OpenMlsCrypto,
         ciphersuite: Ciphersuite,
     ) -> Result<StagedTreeSyncDiff, LibraryError> {
-        let new_tree_hash = self.compute_tree_hashes(crypto, ciphersuite)?;
+        let (new_tree_hash, new_hashes) = self.compute_tree_hashes_collect(crypto, ciphersuite)?;
         debug_assert!(self.verify_parent_hashes(crypto, ciphersuite).is_ok());
         Ok(StagedTreeSyncDiff {
             diff: self.diff.into(),
             new_tree_hash,
+            new_hashes: NewTreeHashes(new_hashes),
         })
     }
 
     /// Helper function to compute and set the tree hash of the given node and
     /// all nodes below it in the tree. The leaf nodes in `exclusion_list` are
     /// not included in the tree hash.
+    ///
+    /// LG-P2: the hash of a subtree that this diff did not change and that
+    /// holds no excluded leaf is the one cached for the original tree.
     pub(crate) fn compute_tree_hash(
         &self,
         crypto: &impl OpenMlsCrypto,
@@ -787,7 +843,42 @@ impl TreeSyncDiff<'_> {
         node_index: TreeNodeIndex,
         exclusion_list: &HashSet<&LeafNodeIndex>,
     ) -> Result<Vec<u8>, LibraryError> {
-        match node_index {
+        let mut excluded: Vec<LeafNodeIndex> = exclusion_list.iter().map(|&&l| l).collect();
+        excluded.sort_unstable();
+        self.tree_hash_below(
+            crypto,
+            ciphersuite,
+            node_index,
+            exclusion_list,
+            &excluded,
+            None,
+        )
+    }
+
+    /// [`Self::compute_tree_hash`] with the exclusion list also given sorted,
+    /// adding every hash it computes (rather than finds in the cache) to
+    /// `computed` (only used without exclusions).
+    fn tree_hash_below(
+        &self,
+        crypto: &impl OpenMlsCrypto,
+        ciphersuite: Ciphersuite,
+        node_index: TreeNodeIndex,
+        exclusion_list: &HashSet<&LeafNodeIndex>,
+        excluded: &[LeafNodeIndex],
+        mut computed: Option<&mut Vec<(TreeNodeIndex, Vec<u8>)>>,
+    ) -> Result<Vec<u8>, LibraryError> {
+        let (first, last) = subtree_leaves(node_index);
+        // Excluded leaves only matter inside this subtree (unmerged leaves of
+        // a node are below it).
+        let excludes_here = excluded
+            .get(excluded.partition_point(|l| *l < first))
+            .is_some_and(|l| *l <= last);
+        if !excludes_here && self.diff.subtree_unchanged(node_index) {
+            if let Some(hash) = self.hash_cache.get(node_index) {
+                return Ok(hash.to_vec());
+            }
+        }
+        let hash = match node_index {
             TreeNodeIndex::Leaf(leaf_index) => {
                 let leaf = self.diff.leaf(leaf_index);
 
@@ -800,18 +891,36 @@ impl TreeSyncDiff<'_> {
             TreeNodeIndex::Parent(parent_index) => {
                 // Compute left hash.
                 let left_child = self.diff.left_child(parent_index);
-                let left_hash =
-                    self.compute_tree_hash(crypto, ciphersuite, left_child, exclusion_list)?;
+                let left_hash = self.tree_hash_below(
+                    crypto,
+                    ciphersuite,
+                    left_child,
+                    exclusion_list,
+                    excluded,
+                    computed.as_deref_mut(),
+                )?;
                 // Compute right hash.
                 let right_child = self.diff.right_child(parent_index);
-                let right_hash =
-                    self.compute_tree_hash(crypto, ciphersuite, right_child, exclusion_list)?;
+                let right_hash = self.tree_hash_below(
+                    crypto,
+                    ciphersuite,
+                    right_child,
+                    exclusion_list,
+                    excluded,
+                    computed.as_deref_mut(),
+                )?;
 
                 let node = self.diff.parent(parent_index);
 
                 node.compute_tree_hash(crypto, ciphersuite, left_hash, right_hash, exclusion_list)
             }
+        }?;
+        if let Some(computed) = computed {
+            if excluded.is_empty() {
+                computed.push((node_index, hash.clone()));
+            }
         }
+        Ok(hash)
     }
 
     /// Return a reference to the leaf with the given index.
@@ -828,6 +937,27 @@ impl TreeSyncDiff<'_> {
         self.compute_tree_hash(crypto, ciphersuite, self.diff.root(), &HashSet::new())
     }
 
+    /// [`Self::compute_tree_hashes`], also returning the hashes it computed
+    /// rather than found in the cache: the tree hashes of the changed nodes
+    /// and their ancestors, of every node if the cache was empty (LG-P2).
+    #[allow(clippy::type_complexity)]
+    pub(super) fn compute_tree_hashes_collect(
+        &self,
+        crypto: &impl OpenMlsCrypto,
+        ciphersuite: Ciphersuite,
+    ) -> Result<(Vec<u8>, Vec<(TreeNodeIndex, Vec<u8>)>), LibraryError> {
+        let mut computed = Vec::new();
+        let root_hash = self.tree_hash_below(
+            crypto,
+            ciphersuite,
+            self.diff.root(),
+            &HashSet::new(),
+            &[],
+            Some(&mut computed),
+        )?;
+        Ok((root_hash, computed))
+    }
+
     /// Returns the position of the subtree root shared by both given indices in
     /// the direct path of `leaf_index_1`.
     ///
@@ -837,8 +967,19 @@ impl TreeSyncDiff<'_> {
         leaf_index_1: LeafNodeIndex,
         leaf_index_2: LeafNodeIndex,
     ) -> Result<usize, TreeSyncDiffError> {
-        let subtree_root_node_index = self.diff.lowest_common_ancestor(leaf_index_1, leaf_index_2);
         let leaf_index_1_direct_path = self.filtered_direct_path(leaf_index_1);
+        self.subtree_root_position_in(&leaf_index_1_direct_path, leaf_index_1, leaf_index_2)
+    }
+
+    /// [`Self::subtree_root_position`] with the filtered direct path of
+    /// `leaf_index_1` already computed (atmls patch LG-P5).
+    pub(super) fn subtree_root_position_in(
+        &self,
+        leaf_index_1_direct_path: &[ParentNodeIndex],
+        leaf_index_1: LeafNodeIndex,
+        leaf_index_2: LeafNodeIndex,
+    ) -> Result<usize, TreeSyncDiffError> {
+        let subtree_root_node_index = self.diff.lowest_common_ancestor(leaf_index_1, leaf_index_2);
 
         leaf_index_1_direct_path
             .iter()

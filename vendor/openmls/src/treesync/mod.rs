@@ -48,7 +48,7 @@ use crate::{
 use crate::{
     binary_tree::{
         array_representation::{is_node_in_tree, LeafNodeIndex, TreeSize},
-        MlsBinaryTree, MlsBinaryTreeError,
+        MlsBinaryTree, MlsBinaryTreeError, StagedMlsBinaryTreeDiff,
     },
     ciphersuite::{signable::Verifiable, Secret},
     credentials::CredentialWithKey,
@@ -62,6 +62,8 @@ use crate::{
 };
 
 // Private
+mod export_ref;
+mod hash_cache;
 mod hashes;
 use errors::*;
 
@@ -80,6 +82,7 @@ pub use node::encryption_keys::test_utils;
 pub use node::encryption_keys::EncryptionKey;
 
 // Public re-exports
+pub use export_ref::RatchetTreeRef;
 pub use node::{
     leaf_node::{
         LeafNode, LeafNodeParameters, LeafNodeParametersBuilder, LeafNodeSource,
@@ -159,71 +162,74 @@ impl RatchetTree {
 
                 // Verify the nodes.
                 // https://validation.openmls.tech/#valn1407
-                // atmls patch LG-P4: the leaf signatures are verified on all cores (at 10,000
-                // members they were a third of a join); the first failing node in index order
-                // is the one reported, as before.
+                //
+                // LG-P4: the leaf signatures are verified in parallel (most of
+                // a large join's time otherwise). Every node is checked, then
+                // the first error in node order is returned, as the sequential
+                // loop did.
                 let verify = |(index, node): (usize, Option<NodeIn>)| {
-                    Ok(match (index % 2, node) {
-                        // Even indices must be leaf nodes.
-                        (0, Some(NodeIn::LeafNode(leaf_node))) => {
-                            let tree_position = TreePosition::new(
-                                group_id.clone(),
-                                LeafNodeIndex::new((index / 2) as u32),
-                            );
-                            let verifiable_leaf_node = leaf_node.into_verifiable_leaf_node();
-                            let signature_key = verifiable_leaf_node
-                                .signature_key()
-                                .clone()
-                                .into_signature_public_key_enriched(
-                                    ciphersuite.signature_algorithm(),
-                                );
-                            Some(Node::leaf_node(match verifiable_leaf_node {
-                                VerifiableLeafNode::KeyPackage(leaf_node) => leaf_node
-                                    .verify(crypto, &signature_key)
-                                    .map_err(|_| RatchetTreeError::InvalidNodeSignature)?,
-                                VerifiableLeafNode::Update(mut leaf_node) => {
-                                    leaf_node.add_tree_position(tree_position);
-                                    leaf_node
-                                        .verify(crypto, &signature_key)
-                                        .map_err(|_| RatchetTreeError::InvalidNodeSignature)?
-                                }
-                                VerifiableLeafNode::Commit(mut leaf_node) => {
-                                    leaf_node.add_tree_position(tree_position);
-                                    leaf_node
-                                        .verify(crypto, &signature_key)
-                                        .map_err(|_| RatchetTreeError::InvalidNodeSignature)?
-                                }
-                            }))
-                        }
-                        // Odd indices must be parent nodes.
-                        (1, Some(NodeIn::ParentNode(parent_node))) => {
-                            Some(Node::ParentNode(parent_node))
-                        }
-                        // Blank nodes.
-                        (_, None) => None,
-                        // All other cases are invalid.
-                        _ => {
-                            return Err(RatchetTreeError::WrongNodeType);
-                        }
-                    })
+                    Self::verify_node(ciphersuite, crypto, group_id, index, node)
                 };
                 #[cfg(not(target_arch = "wasm32"))]
-                let results: Vec<Result<Option<Node>, RatchetTreeError>> = {
+                let checked: Vec<Result<Option<Node>, RatchetTreeError>> = {
                     use rayon::prelude::*;
-                    nodes
-                        .into_par_iter()
-                        .enumerate()
-                        .with_min_len(64)
-                        .map(verify)
-                        .collect()
+                    nodes.into_par_iter().enumerate().map(verify).collect()
                 };
                 #[cfg(target_arch = "wasm32")]
-                let results: Vec<Result<Option<Node>, RatchetTreeError>> =
+                let checked: Vec<Result<Option<Node>, RatchetTreeError>> =
                     nodes.into_iter().enumerate().map(verify).collect();
-                let verified_nodes = results.into_iter().collect::<Result<Vec<_>, _>>()?;
+                let verified_nodes = checked.into_iter().collect::<Result<Vec<_>, _>>()?;
                 Ok(Self::trimmed(verified_nodes))
             }
         }
+    }
+
+    /// Checks one node of a received tree: its type for its position and, for
+    /// a leaf, its signature.
+    fn verify_node(
+        ciphersuite: Ciphersuite,
+        crypto: &impl OpenMlsCrypto,
+        group_id: &GroupId,
+        index: usize,
+        node: Option<NodeIn>,
+    ) -> Result<Option<Node>, RatchetTreeError> {
+        Ok(match (index % 2, node) {
+            // Even indices must be leaf nodes.
+            (0, Some(NodeIn::LeafNode(leaf_node))) => {
+                let tree_position =
+                    TreePosition::new(group_id.clone(), LeafNodeIndex::new((index / 2) as u32));
+                let verifiable_leaf_node = leaf_node.into_verifiable_leaf_node();
+                let signature_key = verifiable_leaf_node
+                    .signature_key()
+                    .clone()
+                    .into_signature_public_key_enriched(ciphersuite.signature_algorithm());
+                Some(Node::leaf_node(match verifiable_leaf_node {
+                    VerifiableLeafNode::KeyPackage(leaf_node) => leaf_node
+                        .verify(crypto, &signature_key)
+                        .map_err(|_| RatchetTreeError::InvalidNodeSignature)?,
+                    VerifiableLeafNode::Update(mut leaf_node) => {
+                        leaf_node.add_tree_position(tree_position);
+                        leaf_node
+                            .verify(crypto, &signature_key)
+                            .map_err(|_| RatchetTreeError::InvalidNodeSignature)?
+                    }
+                    VerifiableLeafNode::Commit(mut leaf_node) => {
+                        leaf_node.add_tree_position(tree_position);
+                        leaf_node
+                            .verify(crypto, &signature_key)
+                            .map_err(|_| RatchetTreeError::InvalidNodeSignature)?
+                    }
+                }))
+            }
+            // Odd indices must be parent nodes.
+            (1, Some(NodeIn::ParentNode(parent_node))) => Some(Node::ParentNode(parent_node)),
+            // Blank nodes.
+            (_, None) => None,
+            // All other cases are invalid.
+            _ => {
+                return Err(RatchetTreeError::WrongNodeType);
+            }
+        })
     }
 
     /// Returns an iterator over all nodes in the ratchet tree.
@@ -433,6 +439,9 @@ impl fmt::Display for RatchetTree {
 pub struct TreeSync {
     tree: MlsBinaryTree<TreeSyncLeafNode, TreeSyncParentNode>,
     tree_hash: Vec<u8>,
+    /// LG-P2: tree hashes of the nodes of `tree` (derived, not stored).
+    #[serde(skip)]
+    hash_cache: hash_cache::TreeHashCache,
 }
 
 impl TreeSync {
@@ -473,6 +482,7 @@ impl TreeSync {
         let mut tree_sync = Self {
             tree,
             tree_hash: vec![],
+            hash_cache: Default::default(),
         };
         // Populate tree hash caches.
         tree_sync.populate_parent_hashes(provider.crypto(), ciphersuite)?;
@@ -525,6 +535,7 @@ impl TreeSync {
         let mut tree_sync = Self {
             tree,
             tree_hash: vec![],
+            hash_cache: Default::default(),
         };
         tree_sync.populate_parent_hashes(provider.crypto(), ciphersuite)?;
 
@@ -544,8 +555,10 @@ impl TreeSync {
     /// Merge the given diff into this `TreeSync` instance, refreshing the
     /// `tree_hash` value in the process.
     pub(crate) fn merge_diff(&mut self, tree_sync_diff: StagedTreeSyncDiff) {
-        let (diff, new_tree_hash) = tree_sync_diff.into_parts();
+        let (diff, new_tree_hash, new_hashes) = tree_sync_diff.into_parts();
         self.tree_hash = new_tree_hash;
+        self.hash_cache
+            .merge(diff.tree_size(), diff.changed_nodes(), new_hashes.0);
         self.tree.merge_diff(diff);
     }
 
@@ -615,7 +628,13 @@ impl TreeSync {
         let mut tree_sync = Self {
             tree,
             tree_hash: vec![],
+            hash_cache: Default::default(),
         };
+
+        // Populate tree hash caches. (LG-P2: before verifying the parent
+        // hashes, which then reuse the cached hashes of the subtrees that
+        // hold no unmerged leaf.)
+        tree_sync.populate_parent_hashes(crypto, ciphersuite)?;
 
         // Verify all parent hashes.
         tree_sync
@@ -626,9 +645,6 @@ impl TreeSync {
                     TreeSyncFromNodesError::from(PublicTreeError::InvalidParentHash)
                 }
             })?;
-
-        // Populate tree hash caches.
-        tree_sync.populate_parent_hashes(crypto, ciphersuite)?;
         Ok(tree_sync)
     }
 
@@ -647,12 +663,18 @@ impl TreeSync {
         crypto: &impl OpenMlsCrypto,
         ciphersuite: Ciphersuite,
     ) -> Result<(), LibraryError> {
+        // LG-P2: compute the tree hash of every node and keep them. (Not
+        // through a staged diff, whose debug-build parent-hash check must not
+        // run before `from_ratchet_tree` verifies the parent hashes.) First
+        // merge an empty diff: that brings the tree to its full width (a
+        // power of two leaves), as merging the staged diff here always did.
+        let widened: StagedMlsBinaryTreeDiff<_, _> = self.tree.empty_diff().into();
+        self.tree.merge_diff(widened);
         let diff = self.empty_diff();
-        // Make the diff into a staged diff. This implicitly computes the
-        // tree hashes and poulates the tree hash caches.
-        let staged_diff = diff.into_staged_diff(crypto, ciphersuite)?;
-        // Merge the diff.
-        self.merge_diff(staged_diff);
+        let (tree_hash, new_hashes) = diff.compute_tree_hashes_collect(crypto, ciphersuite)?;
+        let size = self.tree.tree_size();
+        self.tree_hash = tree_hash;
+        self.hash_cache.merge(size, std::iter::empty(), new_hashes);
         Ok(())
     }
 

@@ -210,13 +210,22 @@ impl TreeSyncDiff<'_> {
         encryptor_leaf_index: LeafNodeIndex,
     ) -> Result<Vec<EncryptedGroupSecrets>, LibraryError> {
         let mut encrypted_group_secrets_vec = vec![];
+        // atmls patch LG-P5: the committer's filtered direct path is the same for every
+        // joiner; computed once rather than once per joiner (each is O(N) on a tree with
+        // blank parents, so a commit adding k members was O(k·N)).
+        let encryptor_direct_path = self.filtered_direct_path(encryptor_leaf_index);
         for (leaf_index, add_proposal) in invited_members {
             let key_package = add_proposal.key_package;
 
             let direct_path_position = self
-                .subtree_root_position(encryptor_leaf_index, leaf_index)
+                .subtree_root_position_in(&encryptor_direct_path, encryptor_leaf_index, leaf_index)
                 // This can only fail if the nodes are outside the tree or identical
                 .map_err(|_| LibraryError::custom("Unexpected error in subtree_root_position"))?;
+            debug_assert_eq!(
+                Some(direct_path_position),
+                self.subtree_root_position(encryptor_leaf_index, leaf_index)
+                    .ok()
+            );
 
             // If a plain path was given, there have to be secrets for every new member.
             let path_secret_option = if let Some(plain_path) = plain_path_option {

@@ -26,8 +26,8 @@ use super::{
     sorted_iter::sorted_iter,
     tree::{ABinaryTree, ABinaryTreeError},
     treemath::{
-        copath, direct_path, left, lowest_common_ancestor, right, root, LeafNodeIndex,
-        ParentNodeIndex, TreeNodeIndex, TreeSize, MAX_TREE_SIZE, MIN_TREE_SIZE,
+        copath, direct_path, left, lowest_common_ancestor, right, root, subtree_leaves,
+        LeafNodeIndex, ParentNodeIndex, TreeNodeIndex, TreeSize, MAX_TREE_SIZE, MIN_TREE_SIZE,
     },
 };
 
@@ -68,8 +68,17 @@ impl<L: Clone + Debug + Default, P: Clone + Debug + Default> StagedAbDiff<L, P> 
     }
 
     /// Return the projected size of the tree after a merge with the diff.
-    pub(super) fn tree_size(&self) -> TreeSize {
+    pub(crate) fn tree_size(&self) -> TreeSize {
         self.size
+    }
+
+    /// The nodes this diff replaces (LG-P2: their tree hashes, and those of
+    /// their ancestors, change when it is merged).
+    pub(crate) fn changed_nodes(&self) -> impl Iterator<Item = TreeNodeIndex> + '_ {
+        self.leaf_diff
+            .keys()
+            .map(|&l| TreeNodeIndex::Leaf(l))
+            .chain(self.parent_diff.keys().map(|&p| TreeNodeIndex::Parent(p)))
     }
 
     /// Returns an iterator over a tuple of the leaf index and a reference to a
@@ -277,6 +286,28 @@ impl<L: Clone + Debug + Default, P: Clone + Debug + Default> AbDiff<'_, L, P> {
 
     // Functions related to the direct paths of leaves
     //////////////////////////////////////////////////
+
+    /// Whether the subtree below `node` is the same in this diff as in the
+    /// original tree: it lies wholly inside the original tree and the diff
+    /// replaces none of its nodes. The tree hash of such a subtree is the one
+    /// the original tree has (LG-P2).
+    pub(crate) fn subtree_unchanged(&self, node: TreeNodeIndex) -> bool {
+        let (first, last) = subtree_leaves(node);
+        if last.u32() >= self.original_tree.leaf_count() {
+            return false;
+        }
+        if self.leaf_diff.range(first..=last).next().is_some() {
+            return false;
+        }
+        match node {
+            TreeNodeIndex::Leaf(_) => true,
+            TreeNodeIndex::Parent(_) => self
+                .parent_diff
+                .range(ParentNodeIndex::new(first.u32())..ParentNodeIndex::new(last.u32()))
+                .next()
+                .is_none(),
+        }
+    }
 
     /// Returns a vector of [`ParentNodeIndex`] instances, each one referencing a
     /// node in the direct path of the given [`LeafNodeIndex`], ordered from the

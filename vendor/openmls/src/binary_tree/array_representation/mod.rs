@@ -17,7 +17,8 @@ pub(crate) mod sorted_iter;
 pub(crate) mod tree;
 
 pub(crate) use treemath::{
-    direct_path, is_node_in_tree, left, right, root, TreeNodeIndex, TreeSize, MIN_TREE_SIZE,
+    direct_path, is_node_in_tree, left, node_and_ancestors, right, root, subtree_leaves,
+    TreeNodeIndex, TreeSize, MAX_TREE_SIZE, MIN_TREE_SIZE,
 };
 
 #[cfg(any(feature = "test-utils", test))]

@@ -460,6 +460,70 @@ pub(crate) fn is_node_in_tree(node_index: TreeNodeIndex, size: TreeSize) -> bool
     node_index.valid() && node_index.u32() < size.u32()
 }
 
+/// The first and last (inclusive) leaf below `node`; the parents below it are
+/// the indices from the first leaf up to, not including, the last one. Used by
+/// the tree-hash cache (LG-P2) to ask a diff whether a subtree changed.
+pub(crate) fn subtree_leaves(node: TreeNodeIndex) -> (LeafNodeIndex, LeafNodeIndex) {
+    let x = node.u32();
+    let half = (1u32 << level(x)) - 1;
+    (
+        LeafNodeIndex::new((x - half) / 2),
+        LeafNodeIndex::new((x + half) / 2),
+    )
+}
+
+/// `node` followed by its ancestors up to the root of a tree of `size` (empty
+/// if `node` is not in that tree): the nodes whose tree hash covers `node`.
+pub(crate) fn node_and_ancestors(node: TreeNodeIndex, size: TreeSize) -> Vec<TreeNodeIndex> {
+    let mut path = Vec::new();
+    if !is_node_in_tree(node, size) {
+        return path;
+    }
+    let root = root(size);
+    let mut x = node;
+    path.push(x);
+    // Each step goes one level up; a tree has at most 32 levels.
+    while x != root && level(x.u32()) < 31 {
+        x = TreeNodeIndex::Parent(parent(x));
+        path.push(x);
+    }
+    path
+}
+
+#[test]
+fn test_subtree_leaves_and_ancestors() {
+    // Leaf 2 (node 4) in a tree of 8 leaves (15 nodes).
+    let leaf = TreeNodeIndex::new(4);
+    assert_eq!(
+        subtree_leaves(leaf),
+        (LeafNodeIndex::new(2), LeafNodeIndex::new(2))
+    );
+    // Node 11 covers nodes 8..=14, leaves 4..=7, parents 4..=6.
+    assert_eq!(
+        subtree_leaves(TreeNodeIndex::new(11)),
+        (LeafNodeIndex::new(4), LeafNodeIndex::new(7))
+    );
+    assert_eq!(
+        subtree_leaves(TreeNodeIndex::new(7)),
+        (LeafNodeIndex::new(0), LeafNodeIndex::new(7))
+    );
+    let path: Vec<u32> = node_and_ancestors(leaf, TreeSize::new(15))
+        .iter()
+        .map(|n| n.u32())
+        .collect();
+    assert_eq!(path, vec![4, 5, 3, 7]);
+    let path: Vec<u32> = node_and_ancestors(TreeNodeIndex::new(9), TreeSize::new(15))
+        .iter()
+        .map(|n| n.u32())
+        .collect();
+    assert_eq!(path, vec![9, 11, 7]);
+    assert_eq!(
+        node_and_ancestors(TreeNodeIndex::new(0), TreeSize::new(1)).len(),
+        1
+    );
+    assert!(node_and_ancestors(TreeNodeIndex::new(16), TreeSize::new(15)).is_empty());
+}
+
 #[test]
 fn test_node_in_tree() {
     let tests = [(0u32, 3u32), (1, 3), (2, 5), (5, 7), (2, 11)];

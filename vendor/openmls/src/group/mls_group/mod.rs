@@ -579,6 +579,12 @@ impl MlsGroup {
     pub fn export_ratchet_tree(&self) -> RatchetTree {
         self.public_group().export_ratchet_tree()
     }
+
+    /// The nodes [`Self::export_ratchet_tree`] exports, borrowed: the same TLS encoding
+    /// without cloning the tree (atmls LG-P7).
+    pub fn export_ratchet_tree_ref(&self) -> crate::treesync::RatchetTreeRef<'_> {
+        self.public_group().export_ratchet_tree_ref()
+    }
 }
 
 /// Error resolving the [`EmulationEpochState`] bound to a group at a given

@@ -108,6 +108,11 @@ impl MessageSecretsStore {
         message_secrets
     }
 
+    /// Whether past epochs' trees are kept at all (atmls LG-P8).
+    pub(crate) fn keeps_past_epochs(&self) -> bool {
+        self.max_epochs > 0
+    }
+
     /// Add a secret tree for a given epoch `group_epoch`.
     /// Note that this does not take the epoch into account and pops out the
     /// oldest element.

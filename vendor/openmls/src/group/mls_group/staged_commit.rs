@@ -695,8 +695,13 @@ impl MlsGroup {
             StagedCommitState::GroupMember(state) => {
                 // Save the past epoch
                 let past_epoch = self.context().epoch();
-                // Get all the full leaves
-                let leaves = self.public_group().members().collect();
+                // Get all the full leaves (atmls LG-P8: only when past epochs are kept; a
+                // copy of every member is otherwise made and dropped at every commit)
+                let leaves = if self.message_secrets_store.keeps_past_epochs() {
+                    self.public_group().members().collect()
+                } else {
+                    Vec::new()
+                };
                 // Merge the staged commit into the group state and store the secret tree from the
                 // previous epoch in the message secrets store.
                 self.group_epoch_secrets = state.group_epoch_secrets;

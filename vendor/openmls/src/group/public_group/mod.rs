@@ -411,6 +411,12 @@ impl PublicGroup {
         self.treesync().export_ratchet_tree()
     }
 
+    /// The nodes [`Self::export_ratchet_tree`] exports, borrowed: the same TLS encoding
+    /// without cloning the tree (atmls LG-P7).
+    pub fn export_ratchet_tree_ref(&self) -> crate::treesync::RatchetTreeRef<'_> {
+        self.treesync().export_ratchet_tree_ref()
+    }
+
     /// Add the [`QueuedProposal`] to the [`PublicGroup`]s internal [`ProposalStore`].
     pub fn add_proposal<Storage: PublicStorageProvider>(
         &mut self,

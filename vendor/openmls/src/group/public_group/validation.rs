@@ -26,7 +26,7 @@ use crate::{
         errors::{ExternalCommitValidationError, ProposalValidationError, ValidationError},
         past_secrets::MessageSecretsStore,
         proposal_store::ProposalQueue,
-        GroupContextExtensionsProposalValidationError, Member,
+        GroupContextExtensionsProposalValidationError,
     },
     messages::{
         proposals::{Proposal, ProposalOrRefType, ProposalType},
@@ -202,7 +202,8 @@ impl PublicGroup {
     /// [valn0111]: https://validation.openmls.tech/#valn0111
     /// [valn0112]: https://validation.openmls.tech/#valn0112
     /// [valn1208]: https://validation.openmls.tech/#valn1208
-    pub(crate) fn validate_key_uniqueness(
+    #[cfg(debug_assertions)]
+    fn validate_key_uniqueness_reference(
         &self,
         proposal_queue: &ProposalQueue,
         commit: Option<&Commit>,
@@ -220,7 +221,7 @@ impl PublicGroup {
 
         // Initialize the sets with the current members, filtered by the
         // remove proposals.
-        for Member {
+        for crate::group::Member {
             index,
             encryption_key,
             signature_key,
@@ -336,6 +337,140 @@ impl PublicGroup {
             }
         }
 
+        Ok(())
+    }
+
+    /// Checks ValSem101 … ValSem104, ValSem110, ValSem206 and ValSem207 (see
+    /// `validate_key_uniqueness_reference`).
+    pub(crate) fn validate_key_uniqueness(
+        &self,
+        proposal_queue: &ProposalQueue,
+        commit: Option<&Commit>,
+    ) -> Result<(), ProposalValidationError> {
+        let result = self.validate_key_uniqueness_one_pass(proposal_queue, commit);
+        // atmls LG-P6: the one-pass check must agree with the one it replaces.
+        #[cfg(debug_assertions)]
+        debug_assert_eq!(
+            result,
+            self.validate_key_uniqueness_reference(proposal_queue, commit)
+        );
+        result
+    }
+
+    /// atmls LG-P6: the keys a commit introduces (few) are looked up while walking the current
+    /// leaves once, instead of copying and hashing every member's keys (O(N) allocations per
+    /// commit). Same verdicts and the same error, in the same order of checks, as
+    /// `validate_key_uniqueness_reference`.
+    fn validate_key_uniqueness_one_pass(
+        &self,
+        proposal_queue: &ProposalQueue,
+        commit: Option<&Commit>,
+    ) -> Result<(), ProposalValidationError> {
+        // Handle the exceptions needed for https://validation.openmls.tech/#valn0306
+        let remove_proposals = HashSet::<LeafNodeIndex>::from_iter(
+            proposal_queue
+                .remove_proposals()
+                .map(|remove_proposal| remove_proposal.remove_proposal().removed),
+        );
+        // The queue hands out wrappers that the keys borrow from: keep them.
+        let adds: Vec<_> = proposal_queue.add_proposals().collect();
+        let updates: Vec<_> = proposal_queue.update_proposals().collect();
+        let new_signature_keys: Vec<&[u8]> = adds
+            .iter()
+            .map(|a| {
+                a.add_proposal()
+                    .key_package()
+                    .leaf_node()
+                    .signature_key()
+                    .as_slice()
+            })
+            .collect();
+        let new_encryption_keys: Vec<&[u8]> = adds
+            .iter()
+            .map(|a| {
+                a.add_proposal()
+                    .key_package()
+                    .leaf_node()
+                    .encryption_key()
+                    .key()
+                    .as_slice()
+            })
+            .chain(updates.iter().map(|u| {
+                u.update_proposal()
+                    .leaf_node()
+                    .encryption_key()
+                    .key()
+                    .as_slice()
+            }))
+            .chain(commit.and_then(|c| {
+                c.path
+                    .as_ref()
+                    .map(|path| path.leaf_node().encryption_key().as_slice())
+            }))
+            .chain(
+                commit
+                    .iter()
+                    .filter_map(|c| {
+                        c.path
+                            .as_ref()
+                            .map(|path| path.nodes().iter().map(|n| n.encryption_key().as_slice()))
+                    })
+                    .flatten(),
+            )
+            .collect();
+        let new_init_keys: Vec<&[u8]> = adds
+            .iter()
+            .map(|a| a.add_proposal().key_package().hpke_init_key().as_slice())
+            .collect();
+
+        // Of the members' keys, only those equal to a new key matter below.
+        let sought_signature: HashSet<&[u8]> = new_signature_keys.iter().copied().collect();
+        let sought_encryption: HashSet<&[u8]> = new_encryption_keys
+            .iter()
+            .chain(new_init_keys.iter())
+            .copied()
+            .collect();
+        let mut signature_key_set: HashSet<&[u8]> = HashSet::new();
+        let mut encryption_key_set: HashSet<&[u8]> = HashSet::new();
+        if !sought_signature.is_empty() || !sought_encryption.is_empty() {
+            for (index, leaf) in self.treesync().full_leaves() {
+                if remove_proposals.contains(&index) {
+                    continue;
+                }
+                let signature_key = leaf.signature_key().as_slice();
+                if sought_signature.contains(signature_key) {
+                    signature_key_set.insert(signature_key);
+                }
+                let encryption_key = leaf.encryption_key().as_slice();
+                if sought_encryption.contains(encryption_key) {
+                    encryption_key_set.insert(encryption_key);
+                }
+            }
+        }
+
+        // ValSem101, valn0111, valn0305, valn0306
+        for signature_key in new_signature_keys {
+            if !signature_key_set.insert(signature_key) {
+                return Err(ProposalValidationError::DuplicateSignatureKey);
+            }
+        }
+        // ValSem103, ValSem104, ValSem110, ValSem206, ValSem207, valn0112, valn1209 (the
+        // reference's init-key lookup at this point is against a set still empty).
+        for encryption_key in new_encryption_keys {
+            if !encryption_key_set.insert(encryption_key) {
+                return Err(ProposalValidationError::DuplicateEncryptionKey);
+            }
+        }
+        // ValSem102, ValSem104
+        let mut init_key_set: HashSet<&[u8]> = HashSet::new();
+        for init_key in new_init_keys {
+            if encryption_key_set.contains(init_key) {
+                return Err(ProposalValidationError::InitEncryptionKeyCollision);
+            }
+            if !init_key_set.insert(init_key) {
+                return Err(ProposalValidationError::DuplicateInitKey);
+            }
+        }
         Ok(())
     }
 

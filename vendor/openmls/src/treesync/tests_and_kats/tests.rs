@@ -8,6 +8,8 @@ use crate::{
 };
 
 mod test_diff;
+mod test_hash_cache;
+mod test_parallel_verify;
 mod test_unmerged_leaves;
 
 /// Pathological example taken from ...

@@ -406,3 +406,76 @@ fn secret_tree() {
         application_secret_nonce.as_slice()
     );
 }
+
+/// LG-P3: a secret tree survives a round trip through storage encodings
+/// (sparse), earlier dense JSON still reads, and a corrupt sparse value is an
+/// error.
+#[openmls_test::openmls_test]
+fn lg_p3_secret_tree_sparse_serde() {
+    let provider = &Provider::default();
+    let configuration = &SenderRatchetConfiguration::default();
+    let encryption_secret = EncryptionSecret::random(ciphersuite, provider.rand());
+    let mut secret_tree = SecretTree::new(
+        encryption_secret,
+        TreeSize::from_leaf_count(1000u32),
+        LeafNodeIndex::new(7u32),
+    );
+    for sender in [0u32, 3, 999] {
+        secret_tree
+            .secret_for_decryption(
+                ciphersuite,
+                provider.crypto(),
+                LeafNodeIndex::new(sender),
+                SecretType::ApplicationSecret,
+                2,
+                configuration,
+            )
+            .unwrap();
+    }
+    secret_tree
+        .secret_for_encryption(
+            ciphersuite,
+            provider.crypto(),
+            LeafNodeIndex::new(7u32),
+            SecretType::HandshakeSecret,
+        )
+        .unwrap();
+
+    let json = serde_json::to_vec(&secret_tree).unwrap();
+    let back: SecretTree = serde_json::from_slice(&json).unwrap();
+    assert_eq!(back, secret_tree);
+    let binary = postcard::to_allocvec(&secret_tree).unwrap();
+    let back: SecretTree = postcard::from_bytes(&binary).unwrap();
+    assert_eq!(back, secret_tree);
+    // Proportional to the populated slots: 1,024 leaves, a few in use.
+    assert!(binary.len() < 4096, "{} bytes", binary.len());
+
+    // The dense forms of earlier versions, JSON and positional.
+    let dense = serde_json::to_vec(&secret_tree.dense_form()).unwrap();
+    let back: SecretTree = serde_json::from_slice(&dense).unwrap();
+    assert_eq!(back, secret_tree);
+    let dense = postcard::to_allocvec(&secret_tree.dense_form()).unwrap();
+    let back: SecretTree = postcard::from_bytes(&dense).unwrap();
+    assert_eq!(back, secret_tree);
+    assert!(binary.len() < dense.len());
+
+    // Corrupt sparse values.
+    let mut value: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    value["leaf_nodes"]["len"] = 5000.into();
+    assert!(serde_json::from_value::<SecretTree>(value).is_err());
+    let mut value: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    let entries = value["application_sender_ratchets"]["entries"].clone();
+    let first = entries[0].clone();
+    value["application_sender_ratchets"]["entries"]
+        .as_array_mut()
+        .unwrap()
+        .push(first);
+    assert!(serde_json::from_value::<SecretTree>(value).is_err());
+    let mut value: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    value["handshake_sender_ratchets"]["entries"][0][0] = 1024.into();
+    assert!(serde_json::from_value::<SecretTree>(value).is_err());
+    // Truncated binary encodings never panic.
+    for cut in 0..binary.len() {
+        let _ = postcard::from_bytes::<SecretTree>(&binary[..cut]);
+    }
+}
