@@ -11,14 +11,16 @@ const SCHEME: &str = "atmls-blob://";
 /// to a temporary file first and are renamed into place (a crash leaves no partial blob).
 ///
 /// ```
-/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// # let rt = tokio::runtime::Builder::new_current_thread().build()?;
+/// # rt.block_on(async {
 /// use atmls::blob::{BlobStore, FsBlobStore};
 /// let dir = tempfile::tempdir()?;
 /// let store = FsBlobStore::new(dir.path())?;
 /// let url = store.put(b"ciphertext").await?;
 /// assert_eq!(store.get(&url).await?, b"ciphertext");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
-/// # }).unwrap();
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct FsBlobStore {

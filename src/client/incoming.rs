@@ -68,16 +68,6 @@ fn pin_lookup<'a>(cx: &'a Ctx<'a>) -> impl Fn(&Did) -> Option<crate::trust::Pinn
     move |d| crate::storage::trust::pinned_keys(cx.c, d).ok().flatten()
 }
 
-/// The accounts a sender's hint names that we hold no keys for, each once.
-fn unpinned_in_hint(cx: &Ctx<'_>, hint: &[Did]) -> Vec<Did> {
-    let lookup = pin_lookup(cx);
-    let mut seen = std::collections::HashSet::new();
-    hint.iter()
-        .filter(|d| seen.insert(*d) && lookup(d).is_none())
-        .cloned()
-        .collect()
-}
-
 fn member_from(cred: &openmls::prelude::Credential) -> Result<Member, GroupError> {
     let id = AtmlsIdentity::from_credential(cred)?;
     Ok(Member {
@@ -114,8 +104,7 @@ fn savepoint(cx: &Ctx<'_>, sql: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// Processes one group message inside a transaction.
-/// Processes one group payload. With `prefetch`, a commit whose sender names accounts we
+/// Processes one group payload inside a transaction. With `prefetch`, a commit whose sender names accounts we
 /// hold no keys for stops before openmls sees it ([`Failure::Prefetch`], LG-14).
 fn process_item(
     cx: &Ctx<'_>,
@@ -133,7 +122,7 @@ fn process_item(
     // Every group payload is sealed under the current epoch's outer key (DS-2).
     let opened = outer_open(&g, cx.p.crypto(), payload)?;
     if prefetch {
-        let unpinned = unpinned_in_hint(cx, &opened.hint);
+        let unpinned = crate::group::unpinned(opened.hint.iter().cloned(), &pin_lookup(cx));
         if !unpinned.is_empty() {
             // Nothing changed yet (openmls has not seen the message): the group goes back
             // to the cache as it was, so the retry stages the commit once, in memory.

@@ -153,9 +153,6 @@ impl Session<'_> {
         Ok(account)
     }
 
-    /// Pins the identity keys of DIDs met in a commit or Welcome, from the directory. A joiner
-    /// of a large group meets thousands (LG-6): the lookups run first, then the signatures
-    /// are checked on all cores, then every pin is written in one transaction.
     /// Looks up the accounts a commit's hint names before the commit is processed (LG-14).
     /// Only a hint: whatever fails here (an unknown account, an unendorsed key, the directory
     /// unreachable) is left to the commit's own validation, which asks again if it still needs
@@ -174,6 +171,9 @@ impl Session<'_> {
         }
     }
 
+    /// Pins the identity keys of DIDs met in a commit or Welcome, from the directory. A joiner
+    /// of a large group meets thousands (LG-6): the lookups run first, then the signatures
+    /// are checked on all cores, then every pin is written in one transaction.
     pub(crate) async fn pin_from_directory(&mut self, dids: &[Did]) -> Result<(), Error> {
         let mut records = Vec::with_capacity(dids.len());
         for did in dids {

@@ -35,7 +35,7 @@ pub(crate) use signer::LeafSigner;
 pub(crate) use tree::{staging_error, TreeRef};
 pub use tree::{TreeError, WELCOME_TREE_EXTENSION};
 pub(crate) use validate::{
-    added_accounts, unpinned_in_welcome, validate_joined_tree, validate_proposal,
+    added_accounts, unpinned, unpinned_in_welcome, validate_joined_tree, validate_proposal,
     validate_staged_commit, Validation,
 };
 pub(crate) use welcome::welcome_for;

@@ -220,26 +220,39 @@ pub(crate) fn unpinned_in_welcome(
             None => return Vec::new(),
         },
     };
+    unpinned(
+        tree.leaves()
+            .filter_map(|l| AtmlsIdentity::from_credential(l.credential()).ok())
+            .map(|id| id.certificate.did),
+        pin,
+    )
+}
+
+/// Of `dids`, those without a pin, each once, in order.
+pub(crate) fn unpinned(dids: impl Iterator<Item = Did>, pin: &Pins<'_>) -> Vec<Did> {
+    distinct(dids, |d| pin(d).is_none())
+}
+
+/// Each account once, in order, that `keep` accepts (asked once per account).
+fn distinct(dids: impl Iterator<Item = Did>, mut keep: impl FnMut(&Did) -> bool) -> Vec<Did> {
     let mut seen = std::collections::HashSet::new();
-    tree.leaves()
-        .filter_map(|l| AtmlsIdentity::from_credential(l.credential()).ok())
-        .map(|id| id.certificate.did)
-        .filter(|d| seen.insert(d.clone()) && pin(d).is_none())
-        .collect()
+    dids.filter(|d| seen.insert(d.clone()) && keep(d)).collect()
 }
 
 /// The accounts a staged commit adds, each once, in proposal order: the hint its receivers
 /// look up before processing it (LG-14). Leaves that carry no atmls credential are left out
 /// (the commit is refused for them anyway).
 pub(crate) fn added_accounts(staged: &openmls::prelude::StagedCommit) -> Vec<Did> {
-    let mut seen = std::collections::HashSet::new();
-    staged
-        .add_proposals()
-        .filter_map(|a| {
-            AtmlsIdentity::from_credential(a.add_proposal().key_package().leaf_node().credential())
+    distinct(
+        staged
+            .add_proposals()
+            .filter_map(|a| {
+                AtmlsIdentity::from_credential(
+                    a.add_proposal().key_package().leaf_node().credential(),
+                )
                 .ok()
-        })
-        .map(|id| id.certificate.did)
-        .filter(|d| seen.insert(d.clone()))
-        .collect()
+            })
+            .map(|id| id.certificate.did),
+        |_| true,
+    )
 }

@@ -12,9 +12,10 @@ pub const MAX_DID_LEN: usize = 2048;
 ///
 /// ```
 /// use atmls::identity::Did;
-/// let did: Did = "did:plc:ewvi7nxzyoun6zhxrhs64oiz".parse().unwrap();
+/// let did: Did = "did:plc:ewvi7nxzyoun6zhxrhs64oiz".parse()?;
 /// assert_eq!(did.method(), "plc");
 /// assert!("did:example:x".parse::<Did>().is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(try_from = "String", into = "String")]

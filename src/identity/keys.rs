@@ -407,10 +407,11 @@ impl DeviceIdentity {
     ///
     /// ```
     /// use atmls::identity::{DeviceIdentity, Did};
-    /// let did: Did = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse().unwrap();
+    /// let did: Did = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?;
     /// let dev = DeviceIdentity::new_account(did.clone());
     /// assert_eq!(dev.certificate.did, did);
     /// assert!(dev.certificate.verify(atmls::identity::unix_now()).is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn new_account(did: Did) -> Self {
         Self::with_identity_key(did, IdentityKeyPair::generate())

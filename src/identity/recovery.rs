@@ -52,11 +52,12 @@ impl IdentityKeyPair {
     ///
     /// ```
     /// use atmls::identity::{Did, IdentityKeyPair};
-    /// let did = Did::new("did:plc:abcdefghijklmnopqrstuvwx").unwrap();
+    /// let did = Did::new("did:plc:abcdefghijklmnopqrstuvwx")?;
     /// let key = IdentityKeyPair::generate();
-    /// let blob = key.export_encrypted(&did, "correct horse battery staple").unwrap();
-    /// let back = IdentityKeyPair::import_encrypted(&blob, &did, "correct horse battery staple").unwrap();
+    /// let blob = key.export_encrypted(&did, "correct horse battery staple")?;
+    /// let back = IdentityKeyPair::import_encrypted(&blob, &did, "correct horse battery staple")?;
     /// assert_eq!(back.public(), key.public());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn export_encrypted(&self, did: &Did, passphrase: &str) -> Result<Vec<u8>, IdentityError> {
         let salt: [u8; 16] = rand::random();

@@ -112,11 +112,12 @@ impl IdentityKeyPair {
     ///
     /// ```
     /// use atmls::identity::{succession, Did, IdentityKeyPair, Succession};
-    /// let did = Did::new("did:plc:abcdefghijklmnopqrstuvwx").unwrap();
+    /// let did = Did::new("did:plc:abcdefghijklmnopqrstuvwx")?;
     /// let (k0, k1) = (IdentityKeyPair::generate(), IdentityKeyPair::generate());
     /// let d0 = k0.declare(&did, 1);
-    /// let d1 = k0.rotate(&d0, &k1, 2).unwrap();
+    /// let d1 = k0.rotate(&d0, &k1, 2)?;
     /// assert!(matches!(succession(&k0.public(), &d1), Ok(Succession::Endorsed(_))));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn rotate(
         &self,
