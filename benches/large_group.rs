@@ -280,8 +280,8 @@ async fn atmls_rows(fx: &mut Atmls, s: &Samples) -> Result<(), BoxError> {
     for _ in 0..s.slow {
         let joiner = fx.fresh(joiner_policy()).await;
         let d = joiner.did().clone();
-        let t = Instant::now();
         mark("add");
+        let t = Instant::now();
         fx.alice
             .add_members(&fx.group, std::slice::from_ref(&d))
             .await?;
