@@ -123,9 +123,15 @@ async fn run(label: &str, database: &str) {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(m) = boxes.get(i) else { return };
-                t.submit_commit(m, &EpochTag([0; 32]), b"genesis", &IdempotencyKey::random())
-                    .await
-                    .expect("commit");
+                t.submit_commit(
+                    m,
+                    &EpochTag([0; 32]),
+                    0,
+                    b"genesis",
+                    &IdempotencyKey::random(),
+                )
+                .await
+                .expect("commit");
             }
         }));
     }
@@ -158,7 +164,13 @@ async fn run(label: &str, database: &str) {
                 let m = &boxes[i % MAILBOXES];
                 let t0 = Instant::now();
                 let r = t
-                    .send_message(m, &EpochTag([1; 32]), &payload, &IdempotencyKey::random())
+                    .send_message(
+                        m,
+                        &EpochTag([1; 32]),
+                        0,
+                        &payload,
+                        &IdempotencyKey::random(),
+                    )
                     .await
                     .expect("send");
                 assert!(matches!(r, SendOutcome::Accepted { .. }));

@@ -65,7 +65,7 @@ async fn ds_4_first_commit_wins_among_50_concurrent() {
         for i in 0..50u8 {
             let (t, mb) = (Arc::clone(&t), mb.clone());
             tasks.push(tokio::spawn(async move {
-                t.submit_commit(&mb, &epoch, &[i; 100], &key())
+                t.submit_commit(&mb, &epoch, 0, &[i; 100], &key())
                     .await
                     .unwrap()
             }));
@@ -85,13 +85,180 @@ async fn ds_4_first_commit_wins_among_50_concurrent() {
         assert!(winners.iter().all(|w| *w == stored[0]));
         // Messages of the committed epoch are stale; of the next one, accepted.
         assert_eq!(
-            t.send_message(&mb, &epoch, b"late", &key()).await.unwrap(),
+            t.send_message(&mb, &epoch, 0, b"late", &key())
+                .await
+                .unwrap(),
             SendOutcome::StaleEpoch
         );
         let next = EpochTag(rand::random());
         assert_eq!(
-            t.send_message(&mb, &next, b"m", &key()).await.unwrap(),
+            t.send_message(&mb, &next, 0, b"m", &key()).await.unwrap(),
             SendOutcome::Accepted { seq: 2 }
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ds_4_junk_commit_does_not_hold_the_epoch() {
+    for (ds, _d) in services(&[]) {
+        let t = ds.transport();
+        let raw = Raw::new(&ds);
+        let mb = group_mailbox();
+        let tag = EpochTag(rand::random());
+        let junk = vec![0x13u8; 19];
+        // A member posts junk under the current tag: stored at 1.
+        assert_eq!(
+            t.submit_commit(&mb, &tag, 0, &junk, &key()).await.unwrap(),
+            CommitOutcome::Accepted { seq: 1 }
+        );
+        // A member that has processed it (cursor 1), found it invalid and is still in the
+        // epoch commits: stored at 2.
+        let ck = key();
+        assert_eq!(
+            t.submit_commit(&mb, &tag, 1, b"commit", &ck).await.unwrap(),
+            CommitOutcome::Accepted { seq: 2 }
+        );
+        // A member that has not seen the junk (cursor 0) gets it to process first; one that
+        // has seen the junk but not the commit at 2 gets that one.
+        assert_eq!(
+            t.submit_commit(&mb, &tag, 0, b"other", &key())
+                .await
+                .unwrap(),
+            CommitOutcome::Rejected {
+                winner: Delivered {
+                    seq: 1,
+                    kind: Kind::Commit,
+                    payload: junk.clone()
+                }
+            }
+        );
+        assert_eq!(
+            t.submit_commit(&mb, &tag, 1, b"other", &key())
+                .await
+                .unwrap(),
+            CommitOutcome::Rejected {
+                winner: Delivered {
+                    seq: 2,
+                    kind: Kind::Commit,
+                    payload: b"commit".to_vec()
+                }
+            }
+        );
+        // Messages of the tag: stale while a commit for it follows the cursor.
+        for after in [0, 1] {
+            assert_eq!(
+                t.send_message(&mb, &tag, after, b"m", &key())
+                    .await
+                    .unwrap(),
+                SendOutcome::StaleEpoch,
+                "cursor {after}"
+            );
+        }
+        let mk = key();
+        assert_eq!(
+            t.send_message(&mb, &tag, 2, b"m", &mk).await.unwrap(),
+            SendOutcome::Accepted { seq: 3 }
+        );
+        // Idempotency comes first: retries answer as before, whatever their cursor.
+        assert_eq!(
+            t.submit_commit(&mb, &tag, 0, b"commit", &ck).await.unwrap(),
+            CommitOutcome::Accepted { seq: 2 }
+        );
+        assert_eq!(
+            t.send_message(&mb, &tag, 0, b"m", &mk).await.unwrap(),
+            SendOutcome::Accepted { seq: 3 }
+        );
+        // A client that does not send its cursor gets the rule of cursor 0.
+        let path = |kind: &str| format!("/v1/mailboxes/{}/{kind}", hex::encode(mb.id.0));
+        let (s, b) = raw
+            .post(
+                &path("commits"),
+                &group_headers(&mb, tag.0, [1; 16]),
+                b"old".to_vec(),
+            )
+            .await;
+        assert_eq!(s, 409);
+        let b = b.unwrap();
+        assert_eq!(b.error, "epoch_taken");
+        assert_eq!(b.winner.unwrap().seq, 1);
+        assert_error(
+            raw.post(
+                &path("messages"),
+                &group_headers(&mb, tag.0, [2; 16]),
+                b"old".to_vec(),
+            )
+            .await,
+            409,
+            "stale_epoch",
+        );
+        let items = all_items(&t, &mb.id).await;
+        assert_eq!(
+            items.iter().map(|d| d.payload.clone()).collect::<Vec<_>>(),
+            vec![junk, b"commit".to_vec(), b"m".to_vec()]
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ds_14_superseded_commits_expire_like_messages() {
+    for (ds, _d) in services(&["--message-retention", "0", "--prune-interval", "1"]) {
+        let t = ds.transport();
+        let mb = group_mailbox();
+        let (t5, t6) = (EpochTag(rand::random()), EpochTag(rand::random()));
+        let commit = |tag, after, payload: &'static [u8]| {
+            let (t, mb) = (Arc::clone(&t), mb.clone());
+            async move {
+                t.submit_commit(&mb, &tag, after, payload, &key())
+                    .await
+                    .unwrap()
+            }
+        };
+        // Junk at 1, superseded by the epoch's commit at 2 (cursor 1); junk at 3 under the
+        // next tag, superseded by a message at 4 (cursor 3); that epoch's commit at 5.
+        assert_eq!(
+            commit(t5, 0, b"junk").await,
+            CommitOutcome::Accepted { seq: 1 }
+        );
+        assert_eq!(
+            commit(t5, 1, b"c5").await,
+            CommitOutcome::Accepted { seq: 2 }
+        );
+        assert_eq!(
+            commit(t6, 2, b"junk").await,
+            CommitOutcome::Accepted { seq: 3 }
+        );
+        assert_eq!(
+            t.send_message(&mb, &t6, 3, b"m", &key()).await.unwrap(),
+            SendOutcome::Accepted { seq: 4 }
+        );
+        assert_eq!(
+            commit(t6, 4, b"c6").await,
+            CommitOutcome::Accepted { seq: 5 }
+        );
+        // Retention 0: the superseded commits go with the message; the others stay.
+        let mut left = Vec::new();
+        for _ in 0..50 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            left = all_items(&t, &mb.id).await;
+            if left.len() == 2 {
+                break;
+            }
+        }
+        assert_eq!(
+            left.iter()
+                .map(|d| (d.seq, d.kind, d.payload.clone()))
+                .collect::<Vec<_>>(),
+            vec![
+                (2, Kind::Commit, b"c5".to_vec()),
+                (5, Kind::Commit, b"c6".to_vec())
+            ]
+        );
+        // Positions are never reused.
+        assert_eq!(
+            t.send_message(&mb, &EpochTag(rand::random()), 5, b"m2", &key())
+                .await
+                .unwrap(),
+            SendOutcome::Accepted { seq: 6 }
         );
     }
 }
@@ -105,21 +272,21 @@ async fn ds_6_retried_sends_are_stored_once() {
         let ck = key();
         for _ in 0..3 {
             assert_eq!(
-                t.submit_commit(&mb, &e0, b"c0", &ck).await.unwrap(),
+                t.submit_commit(&mb, &e0, 0, b"c0", &ck).await.unwrap(),
                 CommitOutcome::Accepted { seq: 1 }
             );
         }
         let mk = key();
         for _ in 0..3 {
             assert_eq!(
-                t.send_message(&mb, &e1, b"m1", &mk).await.unwrap(),
+                t.send_message(&mb, &e1, 0, b"m1", &mk).await.unwrap(),
                 SendOutcome::Accepted { seq: 2 }
             );
         }
         // After the epoch is committed away, the retried message still gets its answer.
-        t.submit_commit(&mb, &e1, b"c1", &key()).await.unwrap();
+        t.submit_commit(&mb, &e1, 0, b"c1", &key()).await.unwrap();
         assert_eq!(
-            t.send_message(&mb, &e1, b"m1", &mk).await.unwrap(),
+            t.send_message(&mb, &e1, 0, b"m1", &mk).await.unwrap(),
             SendOutcome::Accepted { seq: 2 }
         );
         let w = MailboxId(rand::random());
@@ -136,12 +303,12 @@ async fn ds_7_fetch_pages_in_order_without_truncation() {
     for (ds, _d) in services(&[]) {
         let t = ds.transport();
         let mb = group_mailbox();
-        t.submit_commit(&mb, &EpochTag([0; 32]), b"c", &key())
+        t.submit_commit(&mb, &EpochTag([0; 32]), 0, b"c", &key())
             .await
             .unwrap();
         let e = EpochTag([1; 32]);
         for i in 0..250u32 {
-            t.send_message(&mb, &e, &i.to_be_bytes(), &key())
+            t.send_message(&mb, &e, 0, &i.to_be_bytes(), &key())
                 .await
                 .unwrap();
         }
@@ -242,7 +409,7 @@ async fn ds_api_9_bad_input_is_a_clear_error_and_stores_nothing() {
         let raw = Raw::new(&ds);
         let mb = group_mailbox();
         let e0 = [1u8; 32];
-        t.submit_commit(&mb, &EpochTag(e0), b"first", &key())
+        t.submit_commit(&mb, &EpochTag(e0), 0, b"first", &key())
             .await
             .unwrap();
         let e1 = [2u8; 32];
@@ -279,6 +446,22 @@ async fn ds_api_9_bad_input_is_a_clear_error_and_stores_nothing() {
             400,
             "malformed",
         );
+        // A cursor that is not a decimal integer up to 2^63-1 (DS-4).
+        for (kind, bad) in [
+            ("messages", "x"),
+            ("messages", "-1"),
+            ("messages", ""),
+            ("commits", "1.5"),
+            ("commits", "9223372036854775808"),
+        ] {
+            let mut h = group_headers(&mb, e1, [3; 16]);
+            h.push(("atmls-after", bad.into()));
+            assert_error(
+                raw.post(&path(kind), &h, b"m".to_vec()).await,
+                400,
+                "malformed",
+            );
+        }
         assert_error(
             raw.post("/v1/subscribe", &[], b"{not json".to_vec()).await,
             400,
@@ -296,20 +479,20 @@ async fn ds_api_9_bad_input_is_a_clear_error_and_stores_nothing() {
         assert_eq!(status, 413);
         assert_eq!(body.unwrap().limit, Some(4096));
         assert!(matches!(
-            t.send_message(&mb, &EpochTag(e1), &big, &key()).await,
+            t.send_message(&mb, &EpochTag(e1), 0, &big, &key()).await,
             Err(TransportError::PayloadTooLarge { limit: 4096, .. })
         ));
         // Commits have their own, larger limit (LG-13): over the message limit is fine,
         // over the commit limit is refused with it, and nothing is stored.
         let fresh = group_mailbox();
         assert!(matches!(
-            t.submit_commit(&fresh, &EpochTag(e0), &vec![8u8; 8193], &key())
+            t.submit_commit(&fresh, &EpochTag(e0), 0, &vec![8u8; 8193], &key())
                 .await,
             Err(TransportError::PayloadTooLarge { limit: 8192, .. })
         ));
         assert!(t.fetch(&fresh.id, 0, 100).await.unwrap().items.is_empty());
         assert!(matches!(
-            t.submit_commit(&fresh, &EpochTag(e0), &vec![8u8; 6000], &key())
+            t.submit_commit(&fresh, &EpochTag(e0), 0, &vec![8u8; 6000], &key())
                 .await,
             Ok(CommitOutcome::Accepted { .. })
         ));
@@ -330,11 +513,12 @@ async fn ds_api_9_bad_input_is_a_clear_error_and_stores_nothing() {
             post_secret: Some([9; 32]),
         };
         assert_eq!(
-            t.send_message(&wrong, &EpochTag(e1), b"m", &key()).await,
+            t.send_message(&wrong, &EpochTag(e1), 0, b"m", &key()).await,
             Err(TransportError::Forbidden)
         );
         assert_eq!(
-            t.submit_commit(&wrong, &EpochTag(e1), b"c", &key()).await,
+            t.submit_commit(&wrong, &EpochTag(e1), 0, b"c", &key())
+                .await,
             Err(TransportError::Forbidden)
         );
         let mut h = group_headers(&mb, e1, [6; 16]);
@@ -357,7 +541,7 @@ async fn ds_api_9_bad_input_is_a_clear_error_and_stores_nothing() {
         );
         // A replayed idempotency key with another request.
         let k = key();
-        t.send_message(&mb, &EpochTag(e1), b"original", &k)
+        t.send_message(&mb, &EpochTag(e1), 0, b"original", &k)
             .await
             .unwrap();
         assert_error(
@@ -478,10 +662,10 @@ async fn ds_10_retention_drops_messages_and_keeps_commits() {
     for (ds, _d) in services(&["--message-retention", "0", "--prune-interval", "1"]) {
         let t = ds.transport();
         let mb = group_mailbox();
-        t.submit_commit(&mb, &EpochTag([0; 32]), b"c", &key())
+        t.submit_commit(&mb, &EpochTag([0; 32]), 0, b"c", &key())
             .await
             .unwrap();
-        t.send_message(&mb, &EpochTag([1; 32]), b"m", &key())
+        t.send_message(&mb, &EpochTag([1; 32]), 0, b"m", &key())
             .await
             .unwrap();
         // Items created before "now - 0 s" go at the next run (unix seconds: wait for 2 s).
@@ -497,7 +681,7 @@ async fn ds_10_retention_drops_messages_and_keeps_commits() {
         assert_eq!(left[0].kind, Kind::Commit);
         // Positions are never reused.
         assert_eq!(
-            t.send_message(&mb, &EpochTag([1; 32]), b"m2", &key())
+            t.send_message(&mb, &EpochTag([1; 32]), 0, b"m2", &key())
                 .await
                 .unwrap(),
             SendOutcome::Accepted { seq: 3 }
@@ -514,7 +698,7 @@ async fn ds_12_health_metrics_subscription_and_graceful_shutdown() {
         let t = ds.transport();
         let mb = group_mailbox();
         let mut sub = t.subscribe(&[mb.id]).await.unwrap();
-        t.submit_commit(&mb, &EpochTag([0; 32]), b"c", &key())
+        t.submit_commit(&mb, &EpochTag([0; 32]), 0, b"c", &key())
             .await
             .unwrap();
         let got = tokio::time::timeout(Duration::from_secs(10), sub.next())
@@ -558,7 +742,7 @@ async fn ds_8_long_poll_and_subscriptions_across_processes() {
     for (ds, _d) in services(&[]) {
         let t = ds.transport();
         let mb = group_mailbox();
-        t.submit_commit(&mb, &EpochTag([0; 32]), b"c", &key())
+        t.submit_commit(&mb, &EpochTag([0; 32]), 0, b"c", &key())
             .await
             .unwrap();
         let url = format!(
@@ -573,7 +757,7 @@ async fn ds_8_long_poll_and_subscriptions_across_processes() {
             (body, started.elapsed())
         });
         tokio::time::sleep(Duration::from_millis(300)).await;
-        t.send_message(&mb, &EpochTag([1; 32]), b"m", &key())
+        t.send_message(&mb, &EpochTag([1; 32]), 0, b"m", &key())
             .await
             .unwrap();
         let (body, waited) = poll.await.unwrap();
@@ -590,7 +774,7 @@ async fn ds_8_long_poll_and_subscriptions_across_processes() {
     let mb = group_mailbox();
     let mut sub = a.transport().subscribe(&[mb.id]).await.unwrap();
     b.transport()
-        .submit_commit(&mb, &EpochTag([0; 32]), b"c", &key())
+        .submit_commit(&mb, &EpochTag([0; 32]), 0, b"c", &key())
         .await
         .unwrap();
     let got = tokio::time::timeout(Duration::from_secs(10), sub.next())

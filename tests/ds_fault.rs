@@ -40,6 +40,7 @@ async fn fault_under_load(backend: Backend, dir: tempfile::TempDir) {
             t.submit_commit(
                 &mb,
                 &EpochTag([0; 32]),
+                0,
                 b"genesis",
                 &IdempotencyKey::random(),
             )
@@ -51,7 +52,13 @@ async fn fault_under_load(backend: Backend, dir: tempfile::TempDir) {
                 let payload = format!("load {w} {i}").into_bytes();
                 i += 1;
                 match t
-                    .send_message(&mb, &EpochTag([1; 32]), &payload, &IdempotencyKey::random())
+                    .send_message(
+                        &mb,
+                        &EpochTag([1; 32]),
+                        0,
+                        &payload,
+                        &IdempotencyKey::random(),
+                    )
                     .await
                 {
                     Ok(SendOutcome::Accepted { seq }) => ledger.acked.push((seq, payload)),

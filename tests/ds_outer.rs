@@ -56,6 +56,7 @@ async fn ds_2_group_payloads_are_sealed_padded_and_epoch_bound() {
             .send_message(
                 &stranger,
                 &EpochTag([5; 32]),
+                0,
                 b"x",
                 &IdempotencyKey::random()
             )
@@ -65,7 +66,7 @@ async fn ds_2_group_payloads_are_sealed_padded_and_epoch_bound() {
     // Someone holding the capability but no group key (a removed member, say) can post, and
     // members refuse it at the outer layer, state unchanged.
     w.net
-        .send_message(&mb, &EpochTag([6; 32]), &msg, &IdempotencyKey::random())
+        .send_message(&mb, &EpochTag([6; 32]), 0, &msg, &IdempotencyKey::random())
         .await
         .unwrap();
     let ev = alice.sync().await.unwrap();

@@ -59,19 +59,21 @@ impl Transport for TreeNet {
         &self,
         m: &Mailbox,
         e: &EpochTag,
+        after: u64,
         p: &[u8],
         k: &IdempotencyKey,
     ) -> Result<CommitOutcome, TransportError> {
-        self.inner.submit_commit(m, e, p, k).await
+        self.inner.submit_commit(m, e, after, p, k).await
     }
     async fn send_message(
         &self,
         m: &Mailbox,
         e: &EpochTag,
+        after: u64,
         p: &[u8],
         k: &IdempotencyKey,
     ) -> Result<SendOutcome, TransportError> {
-        self.inner.send_message(m, e, p, k).await
+        self.inner.send_message(m, e, after, p, k).await
     }
     async fn send_welcome(
         &self,

@@ -207,6 +207,7 @@ async fn malformed_and_truncated_mls_bytes_are_refused() {
         .send_message(
             &mb,
             &EpochTag([7; 32]),
+            0,
             b"garbage",
             &IdempotencyKey::random(),
         )
@@ -241,7 +242,7 @@ async fn replayed_application_message_is_refused() {
     // Replayed through the transport under a new idempotency key: refused, not shown twice.
     let mb = mailbox_for(g.as_bytes());
     w.net
-        .send_message(&mb, &EpochTag([9; 32]), &msg, &IdempotencyKey::random())
+        .send_message(&mb, &EpochTag([9; 32]), 0, &msg, &IdempotencyKey::random())
         .await
         .unwrap();
     let ev = bob.sync().await.unwrap();
@@ -283,6 +284,7 @@ async fn wrong_epoch_commit_is_refused() {
         .submit_commit(
             &mb,
             &EpochTag([1; 32]),
+            0,
             &old_commit,
             &IdempotencyKey::random(),
         )
@@ -471,6 +473,7 @@ async fn forged_update_is_refused(forged: Forged, want: CredentialError) {
         .submit_commit(
             &mailbox_for(g.as_bytes()),
             &EpochTag(rand::random()),
+            0,
             &forged,
             &IdempotencyKey::random(),
         )

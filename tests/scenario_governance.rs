@@ -336,6 +336,7 @@ async fn gov_4_forged_add_rename_and_self_promotion_are_refused_by_every_member(
         .submit_commit(
             &atmls::group::mailbox_for(c.g.as_bytes()),
             &tag,
+            0,
             &forged,
             &atmls::transport::IdempotencyKey::random(),
         )

@@ -133,7 +133,7 @@ async fn lg_4_refused_items_in_a_pass_are_undone_alone() {
     // A replay of "one" and garbage between "one" and "two", all in one page.
     for p in [one, b"garbage".to_vec()] {
         w.net
-            .send_message(&mb, &EpochTag([7; 32]), &p, &IdempotencyKey::random())
+            .send_message(&mb, &EpochTag([7; 32]), 0, &p, &IdempotencyKey::random())
             .await
             .unwrap();
     }

@@ -132,6 +132,20 @@ pub enum Event {
         /// What changed.
         change: GovernanceChange,
     },
+    /// A trust check on a member device (spec/trust.md TRUST-20 … TRUST-22) found it not
+    /// [`Verified`](crate::trust::MemberStatus::Verified) when it entered or changed in a
+    /// group, or when its account's background lookup ended. The device stays in the group:
+    /// every member merged the same commit (spec/agreement.md AGREE-1).
+    MemberTrust {
+        /// The group.
+        group: GroupId,
+        /// The member device.
+        member: Member,
+        /// The identity key that certified it.
+        identity_key: crate::identity::PublicKey,
+        /// This device's verdict.
+        status: crate::trust::MemberStatus,
+    },
     /// A message from an account the group's policies do not let post (GOV-8): decrypted,
     /// then dropped; nothing is stored.
     PostDropped {

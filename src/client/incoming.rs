@@ -1,97 +1,44 @@
 //! What this device receives: Welcomes and group mailboxes, processed in mailbox order, each
-//! item in one transaction. A refused item changes nothing but the cursor past it.
+//! item in one transaction. A refused item changes nothing but the cursor past it, and no item
+//! fails a sync or holds up another group (spec/agreement.md AGREE-7).
 
 use openmls::prelude::{
-    tls_codec::{DeserializeBytes as _, Serialize as _},
-    KeyPackageBundle, KeyPackageRef, MlsMessageBodyIn, MlsMessageIn, ProcessedMessageContent,
-    ProcessedWelcome, RatchetTreeIn, Sender,
+    tls_codec::Serialize as _, KeyPackageBundle, KeyPackageRef, MlsMessageBodyIn, ProcessedWelcome,
+    RatchetTreeIn,
 };
 use openmls_traits::storage::StorageProvider as _;
 use openmls_traits::OpenMlsProvider as _;
 
-use super::history::{self, ApplyError};
 use super::outgoing::{leave_key, Intent};
+use super::receive::{member_from, parse_mls, process_item, Failure};
 use super::state::Ctx;
-use super::{Error, Event, Message, Session};
-use crate::content::{EncodedContent, MessageId};
-use crate::credential::AtmlsIdentity;
+use super::{Error, Event, Session};
 use crate::group::{
-    join_config, mailbox_for, outer_open, staging_error, validate_joined_tree, validate_proposal,
-    validate_staged_commit, welcome_mailbox, GroupData, GroupError, GroupId, GroupKind,
-    GroupStatus, Member, TreeError, TreeRef, Validation,
+    join_config, mailbox_for, staging_error, validate_joined_tree, welcome_mailbox, GroupData,
+    GroupError, GroupId, GroupKind, GroupStatus, TreeError, TreeRef,
 };
-use crate::identity::{unix_now, Did};
+use crate::identity::unix_now;
 use crate::storage::tables::{self, GroupRow};
 use crate::storage::StorageError;
-use crate::transport::{
-    Delivered, TransportError, MAX_COMMIT_PAYLOAD, MAX_PAYLOAD, MAX_WELCOME_PAYLOAD,
-};
+use crate::transport::{Delivered, TransportError, MAX_WELCOME_PAYLOAD};
 use crate::wire::WelcomeEnvelope;
 
 const PAGE: u32 = 100;
+/// Most pages one sync reads from one mailbox (AGREE-7): a transport that answers `more`
+/// forever cannot keep a sync going; what is left comes with the next sync.
+const MAX_PAGES: usize = 50;
 /// How long a used single-use KeyPackage's private keys are kept for racing inviters.
 pub(crate) const KEY_PACKAGE_GRACE_SECS: u64 = 24 * 3600;
 const K_WELCOME_CURSOR: &str = "welcome_cursor";
-
-/// Why processing one item stopped.
-enum Failure {
-    Refused(GroupError),
-    NeedDirectory(Vec<Did>),
-    /// The sender's hint names accounts we hold no keys for (LG-14): look them up, then
-    /// process the item. Nothing was changed; a failed lookup refuses nothing.
-    Prefetch(Vec<Did>),
-    Fatal(Error),
-}
-
-impl From<Validation> for Failure {
-    fn from(v: Validation) -> Self {
-        match v {
-            Validation::Refused(e) => Failure::Refused(e),
-            Validation::NeedDirectory(d) => Failure::NeedDirectory(d),
-        }
-    }
-}
-
-impl From<GroupError> for Failure {
-    fn from(e: GroupError) -> Self {
-        Failure::Refused(e)
-    }
-}
-
-impl From<crate::storage::StorageError> for Failure {
-    fn from(e: crate::storage::StorageError) -> Self {
-        Failure::Fatal(e.into())
-    }
-}
-
-fn pin_lookup<'a>(cx: &'a Ctx<'a>) -> impl Fn(&Did) -> Option<crate::trust::PinnedKeys> + 'a {
-    move |d| crate::storage::trust::pinned_keys(cx.c, d).ok().flatten()
-}
-
-fn member_from(cred: &openmls::prelude::Credential) -> Result<Member, GroupError> {
-    let id = AtmlsIdentity::from_credential(cred)?;
-    Ok(Member {
-        did: id.certificate.did,
-        installation: id.certificate.installation_key,
-    })
-}
-
-fn parse_mls(payload: &[u8], limit: usize) -> Result<MlsMessageIn, GroupError> {
-    if payload.len() > limit {
-        return Err(GroupError::Malformed("oversized message".into()));
-    }
-    MlsMessageIn::tls_deserialize_exact_bytes(payload)
-        .map_err(|e| GroupError::Malformed(e.to_string()))
-}
+/// Syncs that may fail to fetch one Welcome's tree before the Welcome is refused.
+const MAX_WELCOME_TRIES: u64 = 5;
 
 /// Where a pass over a page stopped.
 enum Stop {
     Done,
     Removed,
-    /// Item `k` needs these accounts' identity keys from the directory.
-    NeedDirectory(usize, Vec<Did>),
-    /// Item `k`'s hint names these accounts (LG-14).
-    Prefetch(usize, Vec<Did>),
+    /// An urgent account check is queued (TRUST-23); go on from this item after it.
+    Verify(usize),
 }
 
 fn savepoint(cx: &Ctx<'_>, sql: &str) -> Result<(), Error> {
@@ -102,207 +49,6 @@ fn savepoint(cx: &Ctx<'_>, sql: &str) -> Result<(), Error> {
             .map_err(|e| Error::from(crate::storage::StorageError::from(e)))?;
     }
     Ok(())
-}
-
-/// Processes one group payload inside a transaction. With `prefetch`, a commit whose sender names accounts we
-/// hold no keys for stops before openmls sees it ([`Failure::Prefetch`], LG-14).
-fn process_item(
-    cx: &Ctx<'_>,
-    group: &GroupId,
-    seq: u64,
-    payload: &[u8],
-    prefetch: bool,
-) -> Result<Vec<Event>, Failure> {
-    // The kind is only known once opened: commits may be larger (LG-13), application
-    // messages are held to their own limit below.
-    if payload.len() > MAX_COMMIT_PAYLOAD {
-        return Err(GroupError::Malformed("oversized message".into()).into());
-    }
-    let mut g = cx.load(group)?;
-    // Every group payload is sealed under the current epoch's outer key (DS-2).
-    let opened = outer_open(&g, cx.p.crypto(), payload)?;
-    if prefetch {
-        let unpinned = crate::group::unpinned(opened.hint.iter().cloned(), &pin_lookup(cx));
-        if !unpinned.is_empty() {
-            // Nothing changed yet (openmls has not seen the message): the group goes back
-            // to the cache as it was, so the retry stages the commit once, in memory.
-            cx.keep(group, g);
-            return Err(Failure::Prefetch(unpinned));
-        }
-    }
-    let inner = opened.mls;
-    let msg = parse_mls(&inner, MAX_COMMIT_PAYLOAD)?;
-    let pm = msg
-        .try_into_protocol_message()
-        .map_err(|e| GroupError::Malformed(e.to_string()))?;
-    if pm.group_id().as_slice() != group.0.as_slice() {
-        return Err(GroupError::WrongGroup.into());
-    }
-    let processed = g
-        .process_message(&cx.p, pm)
-        .map_err(GroupError::from_process)?;
-    let Sender::Member(sender_index) = *processed.sender() else {
-        return Err(GroupError::NotAllowed("non-member sender").into());
-    };
-    // A cached roster names the sender's leaf without decoding its credential (LG-8);
-    // openmls reports the credential of that same leaf. An application message does not
-    // make one: that would decode every leaf of a group just loaded.
-    let sender = match cx
-        .cached_roster(group, &g)
-        .and_then(|r| r.get(sender_index).map(|l| l.member.clone()))
-    {
-        Some(m) => m,
-        None => member_from(processed.credential())?,
-    };
-    // Nothing from a device its account revoked is accepted once we know (TRUST-12).
-    if crate::storage::trust::is_revoked(cx.c, &sender.installation)? {
-        return Err(GroupError::NotAllowed("sender device revoked").into());
-    }
-    let mut events = Vec::new();
-    match processed.into_content() {
-        ProcessedMessageContent::ApplicationMessage(am) => {
-            if payload.len() > MAX_PAYLOAD {
-                return Err(GroupError::Malformed("oversized message".into()).into());
-            }
-            let bytes = am.into_bytes();
-            let content = EncodedContent::from_bytes(&bytes)
-                .map_err(|e| GroupError::Malformed(format!("content: {e}")))?;
-            let message = Message {
-                group: group.clone(),
-                id: MessageId::from_mls_message(&inner),
-                seq,
-                sender,
-                content,
-                outgoing: false,
-                received: unix_now(),
-            };
-            let timer = crate::group::disappearing_secs(g.extensions())?;
-            let gov = crate::group::Governance::from_extensions(g.extensions())
-                .map_err(GroupError::from)?;
-            // GOV-8: a post from an account without the Post permission is dropped.
-            if let Some(gv) = &gov {
-                let decoded = crate::content::Content::decode(&message.content);
-                if super::governance::is_post(&decoded)
-                    && !gv.allows(&message.sender.did, crate::group::Action::Post)
-                {
-                    let error = crate::group::GovernanceError::Forbidden {
-                        did: message.sender.did.clone(),
-                        action: crate::group::Action::Post,
-                    };
-                    tables::group_set_cursor(cx.c, &group.0, seq)?;
-                    return Ok(vec![Event::PostDropped { message, error }]);
-                }
-            }
-            let moderation = super::governance::RoleModeration {
-                base: cx.moderation,
-                gov,
-            };
-            // A history-rule violation keeps the decryption (the message was valid MLS) but
-            // changes no history (CONTENT-29).
-            match history::apply(cx.c, &moderation, &message, &bytes, timer) {
-                Ok(()) => events.push(Event::Message(message)),
-                Err(ApplyError::Rejected(error)) => {
-                    events.push(Event::ContentRejected { message, error })
-                }
-                Err(ApplyError::Storage(e)) => return Err(e.into()),
-            }
-        }
-        ProcessedMessageContent::ProposalMessage(qp) => {
-            validate_proposal(&g, &cx.roster(group, &g), &qp)?;
-            g.store_pending_proposal(cx.p.storage(), *qp)
-                .map_err(|e| Failure::Fatal(GroupError::Mls(e.to_string()).into()))?;
-            events.push(Event::LeaveRequested {
-                group: group.clone(),
-                did: sender.did,
-            });
-        }
-        ProcessedMessageContent::OwnPendingCommit | ProcessedMessageContent::OwnPrivateMessage => {
-            return Err(GroupError::Replay.into());
-        }
-        ProcessedMessageContent::ExternalJoinProposalMessage(_) => {
-            return Err(GroupError::NotAllowed("external join proposals").into());
-        }
-        ProcessedMessageContent::StagedCommitMessage(staged) => {
-            // GOV-4: what the committer was not allowed to do is refused, unmerged, before
-            // any directory lookup.
-            let roster = cx.roster(group, &g);
-            let effect = crate::group::authorize_commit(&g, &roster, &staged, sender_index)?;
-            let summary = validate_staged_commit(
-                &g,
-                &staged,
-                sender_index,
-                cx.verdicts,
-                &pin_lookup(cx),
-                unix_now(),
-            )?;
-            for m in &summary.added {
-                if crate::storage::trust::is_revoked(cx.c, &m.installation)? {
-                    return Err(GroupError::NotAllowed("commit adds a revoked device").into());
-                }
-            }
-            let timer_change = effect.timer;
-            let change = crate::group::RosterChange::of(&staged, sender_index);
-            g.merge_staged_commit(&cx.p, *staged)
-                .map_err(|e| GroupError::InvalidCommit(e.to_string()))?;
-            cx.roster_merged(group, roster, change, &g);
-            for change in &effect.changes {
-                events.push(Event::GovernanceChanged {
-                    group: group.clone(),
-                    by: sender.did.clone(),
-                    change: change.clone(),
-                });
-            }
-            if let Some(update) = history::update_if_any(
-                sender.did.clone(),
-                summary.added.clone(),
-                summary.removed.clone(),
-                timer_change,
-                effect.changes,
-            ) {
-                let timer = crate::group::disappearing_secs(g.extensions())?;
-                history::record_update(cx.c, group, &inner, seq, &sender, &update, timer)?;
-            }
-            if let Some(secs) = timer_change {
-                events.push(Event::DisappearingChanged {
-                    group: group.clone(),
-                    by: sender.did.clone(),
-                    secs: (secs > 0).then_some(secs),
-                });
-            }
-            if !summary.added.is_empty() {
-                events.push(Event::MembersAdded {
-                    group: group.clone(),
-                    by: sender.did.clone(),
-                    members: summary.added,
-                });
-            }
-            if !summary.removed.is_empty() {
-                events.push(Event::MembersRemoved {
-                    group: group.clone(),
-                    by: sender.did.clone(),
-                    members: summary.removed,
-                });
-            }
-            if summary.self_removed {
-                tables::group_set_status(cx.c, &group.0, GroupStatus::Left)?;
-                // A removed or departed device keeps no group secrets (GROUP-9).
-                g.delete(cx.p.storage())
-                    .map_err(|e| Failure::Fatal(GroupError::Mls(e.to_string()).into()))?;
-                cx.forget_roster(group);
-                events.push(Event::Removed {
-                    group: group.clone(),
-                    by: sender.did,
-                });
-            }
-        }
-    }
-    tables::group_set_cursor(cx.c, &group.0, seq)?;
-    // A group whose state was just deleted (we were removed) must not come back from the
-    // cache.
-    if !events.iter().any(|e| matches!(e, Event::Removed { .. })) {
-        cx.keep(group, g);
-    }
-    Ok(events)
 }
 
 /// The reference to a Welcome's out-of-band tree, if it has one (LG-T-5): `None` for a Welcome
@@ -361,10 +107,6 @@ fn process_welcome(
     }
     let pw =
         ProcessedWelcome::new_from_welcome(&cx.p, &join_config(), welcome).map_err(|e| werr(&e))?;
-    let unpinned = crate::group::unpinned_in_welcome(&pw, tree, &pin_lookup(cx));
-    if !unpinned.is_empty() {
-        return Err(Failure::NeedDirectory(unpinned));
-    }
     let used = pw
         .own_key_package()
         .map(|kp| kp.hash_ref(cx.p.crypto()).map(|r| (r, kp.last_resort())))
@@ -379,7 +121,9 @@ fn process_welcome(
     let staged = pw
         .into_staged_welcome(&cx.p, tree.cloned())
         .map_err(|e| staging_error(&e, out_of_band))?;
-    let by = member_from(staged.welcome_sender().map_err(|e| werr(&e))?.credential())?.did;
+    let by = member_from(staged.welcome_sender().map_err(|e| werr(&e))?.credential())?
+        .0
+        .did;
     let gid = GroupId(staged.group_context().group_id().as_slice().to_vec());
     match tables::group_get(cx.c, &gid.0)? {
         // Re-added after leaving or being removed (e.g. by an invite link): a fresh start.
@@ -395,7 +139,9 @@ fn process_welcome(
         None => {}
     }
     let g = staged.into_group(&cx.p).map_err(|e| werr(&e))?;
-    validate_joined_tree(&g, cx.verdicts, &pin_lookup(cx), unix_now())?;
+    // The agreement checks on every leaf (AGREE-6); the bindings to accounts are checked
+    // after the join, in the background (TRUST-20, TRUST-23).
+    let leaves = validate_joined_tree(&g, cx.verdicts)?;
     let data = GroupData::from_extensions(g.extensions())?;
     // Roles, policies, metadata and invites must decode (GOV-3).
     crate::group::check_context(g.extensions())?;
@@ -442,19 +188,16 @@ fn process_welcome(
         tables::kp_retire(cx.c, kp_ref.as_slice())?;
     }
     tables::account_set_u64(cx.c, K_WELCOME_CURSOR, seq)?;
-    cx.keep(&gid, g);
-    Ok(vec![Event::Joined {
-        group: gid,
+    let judged: Vec<_> = leaves.into_iter().map(|l| (l, true)).collect();
+    let trust = super::verify::judge_leaves(cx, &gid, &judged)?;
+    let mut events = vec![Event::Joined {
+        group: gid.clone(),
         kind: data.kind,
         by,
-    }])
-}
-
-fn unknown_key(dids: &[Did]) -> GroupError {
-    match dids.first() {
-        Some(d) => crate::credential::CredentialError::UnknownIdentityKey(d.clone()).into(),
-        None => GroupError::Mls("identity keys still unknown after directory lookup".into()),
-    }
+    }];
+    events.extend(trust);
+    cx.keep(&gid, g);
+    Ok(events)
 }
 
 impl Session<'_> {
@@ -500,44 +243,15 @@ impl Session<'_> {
         Ok(r.open(&blob).map(Some).map_err(GroupError::WelcomeTree))
     }
 
-    /// Runs `step` atomically; fetches unknown identity keys and retries once if asked.
-    async fn settle(
+    /// Runs `step` atomically: a refusal is the item's answer, anything else an error.
+    fn settle(
         &mut self,
         step: impl Fn(&Ctx<'_>) -> Result<Vec<Event>, Failure>,
     ) -> Result<Result<Vec<Event>, GroupError>, Error> {
-        let mut looked_up = false;
-        loop {
-            match self.inner.atomic(|cx| step(cx)) {
-                Ok(ev) => return Ok(Ok(ev)),
-                Err(Failure::Refused(e)) => return Ok(Err(e)),
-                Err(Failure::Fatal(e)) => return Err(e),
-                // Steps run here do not prefetch; were one to, its lookup is what a
-                // NeedDirectory would do, and the next round must not ask again.
-                Err(Failure::Prefetch(dids)) => {
-                    if looked_up {
-                        return Ok(Err(unknown_key(&dids)));
-                    }
-                    looked_up = true;
-                    self.prefetch(&dids).await;
-                }
-                // The directory was asked and the leaves still carry keys we do not hold for
-                // their accounts (an unendorsed or unknown key): refused (CRED-7, TRUST-5).
-                Err(Failure::NeedDirectory(dids)) if looked_up => {
-                    return Ok(Err(unknown_key(&dids)))
-                }
-                Err(Failure::NeedDirectory(dids)) => {
-                    looked_up = true;
-                    match self.pin_from_directory(&dids).await {
-                        Ok(()) => {}
-                        Err(Error::Credential(e)) => return Ok(Err(e.into())),
-                        // An unendorsed key raised its warning; the message is refused.
-                        Err(Error::Trust(_)) | Err(Error::Identity(_)) => {
-                            return Ok(Err(unknown_key(&dids)))
-                        }
-                        Err(e) => return Err(e),
-                    }
-                }
-            }
+        match self.inner.atomic(|cx| step(cx)) {
+            Ok(ev) => Ok(Ok(ev)),
+            Err(Failure::Refused(e)) => Ok(Err(e)),
+            Err(Failure::Fatal(e)) => Err(e),
         }
     }
 
@@ -545,16 +259,12 @@ impl Session<'_> {
     /// write per pass however many messages it holds. Each item runs inside a savepoint, so a
     /// refused item is undone alone and only the cursor moves past it (STORE-1). A crash or
     /// a failed commit undoes the whole pass: nothing is lost (the cursor did not move either)
-    /// and nothing is processed twice. Returns the events and whether we were removed.
+    /// and nothing is processed twice. A merged commit that brought a leaf whose key differs
+    /// from the pin ends the pass: that account is looked up before later messages are read
+    /// (TRUST-23). Returns whether we were removed.
     async fn process_page(&mut self, group: &GroupId, items: &[&Delivered]) -> Result<bool, Error> {
         let mut start = 0;
-        // The item whose identity keys were just fetched: asking again would not help.
-        let mut asked: Option<usize> = None;
-        // The item whose hint was just looked up (LG-14): processed without it next time.
-        let mut hinted: Option<usize> = None;
         while start < items.len() {
-            let retried = asked;
-            let prefetched = hinted;
             let (stop, mut ev) = self.inner.atomic(|cx| {
                 let mut ev = Vec::new();
                 for (k, item) in items.iter().enumerate().skip(start) {
@@ -564,8 +274,7 @@ impl Session<'_> {
                         continue;
                     }
                     savepoint(cx, "SAVEPOINT atmls_item")?;
-                    let prefetch = prefetched != Some(k) && retried != Some(k);
-                    let error = match process_item(cx, group, seq, &item.payload, prefetch) {
+                    let error = match process_item(cx, group, seq, &item.payload) {
                         Ok(e) => {
                             savepoint(cx, "RELEASE atmls_item")?;
                             let removed = e.iter().any(|e| matches!(e, Event::Removed { .. }));
@@ -573,21 +282,13 @@ impl Session<'_> {
                             if removed {
                                 return Ok((Stop::Removed, ev));
                             }
+                            if crate::storage::trust::verify_urgent(cx.c)? {
+                                return Ok((Stop::Verify(k + 1), ev));
+                            }
                             continue;
                         }
                         Err(Failure::Fatal(e)) => return Err(e),
                         Err(Failure::Refused(e)) => e,
-                        Err(Failure::Prefetch(dids)) => {
-                            savepoint(cx, "ROLLBACK TO atmls_item; RELEASE atmls_item")?;
-                            return Ok((Stop::Prefetch(k, dids), ev));
-                        }
-                        Err(Failure::NeedDirectory(dids)) if retried != Some(k) => {
-                            savepoint(cx, "ROLLBACK TO atmls_item; RELEASE atmls_item")?;
-                            return Ok((Stop::NeedDirectory(k, dids), ev));
-                        }
-                        // Looked up and still not a key we hold for the account (CRED-7,
-                        // TRUST-5).
-                        Err(Failure::NeedDirectory(dids)) => unknown_key(&dids),
                     };
                     tracing::debug!(%error, seq, "refused group message");
                     savepoint(cx, "ROLLBACK TO atmls_item; RELEASE atmls_item")?;
@@ -605,36 +306,16 @@ impl Session<'_> {
             match stop {
                 Stop::Done => break,
                 Stop::Removed => return Ok(true),
-                Stop::Prefetch(k, dids) => {
-                    start = k;
-                    self.prefetch(&dids).await;
-                    hinted = Some(k);
-                }
-                Stop::NeedDirectory(k, dids) => {
-                    // Network calls never run inside a transaction: what came before this
-                    // item is committed, the item is retried once its keys are pinned.
-                    start = k;
-                    match self.pin_from_directory(&dids).await {
-                        Ok(()) => asked = Some(k),
-                        // The directory answered, and the answer refuses the item: a bad
-                        // credential, or an unendorsed key (its warning is raised).
-                        Err(e @ (Error::Credential(_) | Error::Trust(_) | Error::Identity(_))) => {
-                            let error = match e {
-                                Error::Credential(c) => c.into(),
-                                _ => unknown_key(&dids),
-                            };
-                            let seq = items.get(k).map_or(0, |i| i.seq);
-                            self.inner
-                                .atomic(|cx| tables::group_set_cursor(cx.c, &group.0, seq))?;
-                            self.inner.deferred_events.push(Event::Refused {
-                                group: Some(group.clone()),
-                                seq,
-                                error,
-                            });
-                            start = k + 1;
-                        }
-                        Err(e) => return Err(e),
+                Stop::Verify(next) => {
+                    // Network calls never run inside a transaction; a lookup that fails or
+                    // is over budget leaves the mismatch standing (its event is raised).
+                    self.verify_members(true).await?;
+                    if self.inner.read(crate::storage::trust::verify_urgent)? {
+                        self.inner.atomic(|cx| {
+                            crate::storage::trust::verify_defer_urgent(cx.c, unix_now())
+                        })?;
                     }
+                    start = next;
                 }
             }
         }
@@ -652,10 +333,8 @@ impl Session<'_> {
             .read(|c| tables::group_get(c, &group.0))?
             .ok_or(GroupError::UnknownGroup)?
             .cursor;
-        let r = self
-            // process_item rewrites the cursor with its current value: it does not move.
-            .settle(|cx| process_item(cx, group, cursor, payload, false))
-            .await?;
+        // process_item rewrites the cursor with its current value: it does not move.
+        let r = self.settle(|cx| process_item(cx, group, cursor, payload))?;
         Ok(r?)
     }
 
@@ -675,7 +354,7 @@ impl Session<'_> {
         until: u64,
     ) -> Result<(), Error> {
         let mailbox = mailbox_for(&group.0).id;
-        loop {
+        for _ in 0..MAX_PAGES {
             let row = self
                 .inner
                 .read(|c| tables::group_get(c, &group.0))?
@@ -684,34 +363,41 @@ impl Session<'_> {
                 return Ok(());
             }
             let page = self.transport.fetch(&mailbox, row.cursor, PAGE).await?;
-            let items: Vec<&Delivered> = page.items.iter().filter(|i| i.seq <= until).collect();
+            let items = in_order(&page.items, row.cursor, until);
             let removed = self.process_page(group, &items).await?;
             if removed {
                 // Nothing after our removal is for us.
                 return Ok(());
             }
-            if !page.more || page.items.last().map(|i| i.seq >= until).unwrap_or(true) {
+            if !page.more || items.last().is_none_or(|i| i.seq >= until) {
                 return Ok(());
             }
         }
+        // The rest comes with the next sync (AGREE-7).
+        Ok(())
     }
 
+    /// Joins from the Welcomes in this device's mailbox. A Welcome that fails is refused alone
+    /// with its event; one whose tree cannot be fetched right now is tried again by the next
+    /// syncs, [`MAX_WELCOME_TRIES`] times, then refused (AGREE-7).
     async fn sync_welcomes(&mut self) -> Result<(), Error> {
         let mailbox = welcome_mailbox(&self.inner.device.installation.public());
-        loop {
+        for _ in 0..MAX_PAGES {
             let cursor = self
                 .inner
                 .read(|c| tables::account_u64(c, K_WELCOME_CURSOR))?;
             let page = self.transport.fetch(&mailbox, cursor, PAGE).await?;
-            for item in &page.items {
-                let joined = match self.welcome_tree(&item.payload).await? {
-                    Ok(tree) => {
-                        self.settle(|cx| {
-                            process_welcome(cx, &item.payload, item.seq, tree.as_ref())
-                        })
-                        .await?
-                    }
-                    Err(e) => Err(e),
+            let items = in_order(&page.items, cursor, u64::MAX);
+            for item in &items {
+                let joined = match self.welcome_tree(&item.payload).await {
+                    Ok(Ok(tree)) => self
+                        .settle(|cx| process_welcome(cx, &item.payload, item.seq, tree.as_ref()))?,
+                    Ok(Err(e)) => Err(e),
+                    Err(e) => match self.welcome_retry(item.seq)? {
+                        // Later Welcomes wait behind this one: the cursor cannot skip it.
+                        true => return Err(e),
+                        false => Err(GroupError::WelcomeTree(TreeError::Fetch(e.to_string()))),
+                    },
                 };
                 match joined {
                     Ok(ev) => self.inner.deferred_events.extend(ev),
@@ -728,10 +414,20 @@ impl Session<'_> {
                     }
                 }
             }
-            if !page.more {
+            if !page.more || items.is_empty() {
                 return Ok(());
             }
         }
+        Ok(())
+    }
+
+    /// Counts a transient failure of the Welcome at `seq`; whether it may be tried again.
+    fn welcome_retry(&mut self, seq: u64) -> Result<bool, Error> {
+        let key = format!("welcome_tries:{seq}");
+        let tries = self.inner.read(|c| tables::account_u64(c, &key))? + 1;
+        self.inner
+            .atomic(|cx| tables::account_set_u64(cx.c, &key, tries))?;
+        Ok(tries < MAX_WELCOME_TRIES)
     }
 
     /// Welcomes, then every group; then commits leave requests, re-proposes our own leave if it
@@ -739,14 +435,50 @@ impl Session<'_> {
     pub(crate) async fn sync_all(&mut self) -> Result<Vec<Event>, Error> {
         // Every step queues its events as it goes, so that an error part-way (a transport
         // failure) loses none: they come with the next sync.
-        self.sync_welcomes().await?;
+        // No group waits for another (AGREE-7): each one's failure is noted, the others go
+        // on, and the first failure is returned once all had their turn.
+        let mut first: Option<Error> = None;
+        let mut note = |r: Result<(), Error>, what: &str| {
+            if let Err(e) = r {
+                tracing::warn!(error = %e, what, "sync step failed");
+                first.get_or_insert(e);
+            }
+        };
+        note(self.sync_welcomes().await, "welcomes");
         let groups = self.inner.read(tables::groups_all)?;
         for row in groups.iter().filter(|r| r.status != GroupStatus::Left) {
-            self.sync_group(&GroupId(row.group_id.clone())).await?;
+            note(
+                self.sync_group(&GroupId(row.group_id.clone())).await,
+                "group",
+            );
         }
+        // Members met in commits and Welcomes, checked against the directory (TRUST-23).
+        note(self.verify_members(false).await, "member verification");
         for row in self.inner.read(tables::groups_all)? {
             let gid = GroupId(row.group_id.clone());
-            match row.status {
+            note(self.group_chores(&gid, row.status).await, "group chores");
+        }
+        // Join requests through invite links and handles (INV-4).
+        match self.serve_invites().await {
+            Ok(ev) => self.inner.deferred_events.extend(ev),
+            Err(e) => note(Err(e), "invites"),
+        }
+        note(self.maintain_key_packages().await, "key packages");
+        note(self.flush_welcomes().await, "welcomes out");
+        if let Some(e) = first {
+            return Err(e);
+        }
+        // With the events raised while committing above and trust events from directory
+        // lookups (TRUST-1, TRUST-3).
+        Ok(std::mem::take(&mut self.inner.deferred_events))
+    }
+
+    /// What a sync does for one group after reading it: commits pending leave requests,
+    /// rotates a last-resort leaf, re-proposes a dropped leave.
+    async fn group_chores(&mut self, gid: &GroupId, status: GroupStatus) -> Result<(), Error> {
+        let gid = gid.clone();
+        {
+            match status {
                 GroupStatus::Active => {
                     // Read-only: no write transaction (LG-10).
                     let has_pending = self
@@ -785,13 +517,20 @@ impl Session<'_> {
                 GroupStatus::Left => {}
             }
         }
-        // Join requests through invite links and handles (INV-4).
-        let ev = self.serve_invites().await?;
-        self.inner.deferred_events.extend(ev);
-        self.maintain_key_packages().await?;
-        self.flush_welcomes().await?;
-        // With the events raised while committing above and trust events from directory
-        // lookups (TRUST-1, TRUST-3).
-        Ok(std::mem::take(&mut self.inner.deferred_events))
+        Ok(())
     }
+}
+
+/// The items of a page that follow `cursor`, up to `until`, in strictly increasing order: a
+/// transport that repeats or reorders items cannot move a cursor back (AGREE-7).
+fn in_order(items: &[Delivered], cursor: u64, until: u64) -> Vec<&Delivered> {
+    let mut last = cursor;
+    let mut out = Vec::with_capacity(items.len());
+    for i in items {
+        if i.seq > last && i.seq <= until {
+            last = i.seq;
+            out.push(i);
+        }
+    }
+    out
 }

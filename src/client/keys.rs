@@ -153,24 +153,6 @@ impl Session<'_> {
         Ok(account)
     }
 
-    /// Looks up the accounts a commit's hint names before the commit is processed (LG-14).
-    /// Only a hint: whatever fails here (an unknown account, an unendorsed key, the directory
-    /// unreachable) is left to the commit's own validation, which asks again if it still needs
-    /// them and refuses the commit if it must.
-    pub(crate) async fn prefetch(&mut self, dids: &[Did]) {
-        if let Err(error) = self.pin_from_directory(dids).await {
-            tracing::debug!(%error, "looking up the accounts a commit hints at");
-            // One bad account (or a false hint) must not keep the others from being pinned.
-            if dids.len() > 1 {
-                for did in dids {
-                    if let Err(error) = self.pin_from_directory(std::slice::from_ref(did)).await {
-                        tracing::debug!(%error, %did, "looking up a hinted account");
-                    }
-                }
-            }
-        }
-    }
-
     /// Pins the identity keys of DIDs met in a commit or Welcome, from the directory. A joiner
     /// of a large group meets thousands (LG-6): the lookups run first, then the signatures
     /// are checked on all cores, then every pin is written in one transaction.

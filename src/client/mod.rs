@@ -11,9 +11,11 @@ mod incoming;
 mod invites;
 mod keys;
 mod outgoing;
+mod receive;
 mod rotation;
 mod state;
 mod trust;
+mod verify;
 
 pub use error::Error;
 pub use events::{Event, Message};
@@ -171,6 +173,8 @@ pub(crate) struct Session<'a> {
     pub(crate) inner: tokio::sync::MutexGuard<'a, Inner>,
     pub(crate) directory: &'a dyn Directory,
     pub(crate) transport: &'a dyn Transport,
+    /// Directory lookups of members made by this call (TRUST-23's budget).
+    pub(crate) lookups: usize,
 }
 
 impl Client {
@@ -198,6 +202,7 @@ impl Client {
             inner: self.inner.lock().await,
             directory: &*self.directory,
             transport: &*self.transport,
+            lookups: 0,
         }
     }
 

@@ -12,8 +12,8 @@ use super::{Error, Message, Session};
 use crate::content::{Content, EncodedContent, MessageId};
 use crate::credential::AtmlsIdentity;
 use crate::group::{
-    create_config, epoch_tag, mailbox_for, outer_seal, outer_seal_hinted, welcome_mailbox,
-    GroupData, GroupError, GroupId, GroupKind, GroupStatus, Member, Roster, RosterChange, TreeRef,
+    create_config, epoch_tag, mailbox_for, outer_seal, welcome_mailbox, GroupData, GroupError,
+    GroupId, GroupKind, GroupStatus, Member, Roster, RosterChange, TreeRef,
 };
 use crate::identity::{unix_now, Did};
 use crate::keypackage::new_leaf_key;
@@ -278,11 +278,15 @@ impl Session<'_> {
     /// Offers the stored outgoing commit to the transport and settles the outcome.
     async fn submit(&mut self, group: &GroupId, out: Outgoing) -> Result<Submitted, Error> {
         let mailbox = mailbox_for(&group.0);
+        // Our cursor: every commit for this epoch up to it was processed and refused, so it
+        // holds nothing (TRANSPORT-1, AGREE-1).
+        let after = self.cursor(group)?;
         let outcome = self
             .transport
             .submit_commit(
                 &mailbox,
                 &EpochTag(out.epoch_tag),
+                after,
                 &out.commit,
                 &IdempotencyKey(out.idem),
             )
@@ -448,6 +452,7 @@ impl Session<'_> {
         let mailbox = mailbox_for(&group.0);
         for _ in 0..MAX_COMMIT_ATTEMPTS {
             self.resolve_outbox(group).await?;
+            let after = self.cursor(group)?;
             let (tag, payload, inner, timer, gov) = self.inner.atomic(|cx| {
                 let mut g = active(cx, group)?;
                 // Nothing that breaks a history rule leaves this device (CONTENT-29).
@@ -478,7 +483,7 @@ impl Session<'_> {
             })?;
             match self
                 .transport
-                .send_message(&mailbox, &tag, &payload, &IdempotencyKey::random())
+                .send_message(&mailbox, &tag, after, &payload, &IdempotencyKey::random())
                 .await?
             {
                 SendOutcome::Accepted { seq } => {
@@ -520,6 +525,15 @@ impl Session<'_> {
         Err(Error::Conflict)
     }
 
+    /// The last mailbox position this device processed in `group` (STORE-1).
+    pub(crate) fn cursor(&self, group: &GroupId) -> Result<u64, Error> {
+        Ok(self
+            .inner
+            .read(|c| tables::group_get(c, &group.0))?
+            .ok_or(GroupError::UnknownGroup)?
+            .cursor)
+    }
+
     pub(crate) async fn leave(&mut self, group: &GroupId) -> Result<(), Error> {
         self.sync_group(group).await?;
         let (tag, proposals) = self.inner.atomic(|cx| {
@@ -558,10 +572,11 @@ impl Session<'_> {
             Ok::<_, Error>((tag, out))
         })?;
         let mailbox = mailbox_for(&group.0);
+        let after = self.cursor(group)?;
         for p in proposals {
             if let SendOutcome::Accepted { seq } = self
                 .transport
-                .send_message(&mailbox, &tag, &p, &IdempotencyKey::random())
+                .send_message(&mailbox, &tag, after, &p, &IdempotencyKey::random())
                 .await?
             {
                 self.inner
@@ -806,17 +821,12 @@ fn build_commit(
             crate::group::authorize_commit(&g, &roster, staged, own)?;
         }
     }
-    // Sealed with the key of the epoch the commit ends, like every group payload (DS-2), with
-    // the accounts it adds named so receivers can look them up first (LG-14).
-    let adds = g
-        .pending_commit()
-        .map(crate::group::added_accounts)
-        .unwrap_or_default();
-    let commit = outer_seal_hinted(
+    // Sealed with the key of the epoch the commit ends, like every group payload (DS-2). No
+    // hint (LG-14): receivers look nothing up before a commit is merged (AGREE-2).
+    let commit = outer_seal(
         &g,
         cx.p.crypto(),
         &bundle.commit().tls_serialize_detached().map_err(mls)?,
-        &adds,
     )?;
     let welcome = bundle
         .to_welcome_msg()

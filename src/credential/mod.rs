@@ -9,7 +9,7 @@ mod verdicts;
 
 pub use encoding::{AtmlsIdentity, LeafProof, IDENTITY_VERSION, LEAF_PROOF_EXTENSION};
 pub use validate::{check_identity_unchanged, validate_leaf, LeafIdentity};
-pub(crate) use verdicts::VerdictCache;
+pub(crate) use verdicts::{AgreedLeaf, VerdictCache};
 
 use crate::identity::{Did, IdentityError};
 

@@ -43,20 +43,24 @@ pub fn validate_leaf(
     ciphersuite: Ciphersuite,
     now: u64,
 ) -> Result<LeafIdentity, CredentialError> {
-    validate_leaf_window(leaf, ciphersuite, now, None).map(|(id, _, _)| id)
+    validate_leaf_window(leaf, ciphersuite, Some(now), None).map(|(id, _, _)| id)
 }
 
 /// [`validate_leaf`], also returning the certificate's validity window (created, expires).
 /// The certificate's signature is answered from `sigs` when it verified before (LG-11).
+/// Without `now`, the window is not checked against a clock (AGREE-3).
 pub(crate) fn validate_leaf_window(
     leaf: &LeafNode,
     ciphersuite: Ciphersuite,
-    now: u64,
+    now: Option<u64>,
     sigs: Option<&crate::identity::VerifiedSignatures>,
 ) -> Result<(LeafIdentity, u64, u64), CredentialError> {
     let identity = AtmlsIdentity::from_credential(leaf.credential())?;
     let cert = identity.certificate;
-    cert.verify_with(now, sigs)?;
+    match now {
+        Some(now) => cert.verify_with(now, sigs)?,
+        None => cert.verify_signature_with(sigs)?,
+    }
     let leaf_key = leaf.signature_key().as_slice();
     if leaf_key == cert.identity_key.as_bytes() || leaf_key == cert.installation_key.as_bytes() {
         return Err(CredentialError::KeyReuse);

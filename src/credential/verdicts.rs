@@ -3,8 +3,9 @@
 //! comes back (the retry of a join after pinning, every commit that carries it again, every
 //! KeyPackage that becomes a leaf). The key is the SHA-256 of the ciphersuite and the leaf's
 //! full TLS encoding, signature included, so any change to the leaf is a new entry. Only
-//! successes are kept, with their certificate's validity window, which is checked again
-//! against the clock at every hit. Many leaves are validated in parallel (rayon).
+//! successes are kept. The verdict needs no clock (spec/agreement.md AGREE-3): every member
+//! reaches the same one; the certificate's validity window is returned with it for the trust
+//! checks (TRUST-21). Many leaves are validated in parallel (rayon).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -15,22 +16,27 @@ use sha2::{Digest, Sha256};
 
 use super::validate::validate_leaf_window;
 use super::{CredentialError, LeafIdentity};
-use crate::identity::{VerifiedSignatures, CLOCK_SKEW_SECS};
+use crate::identity::VerifiedSignatures;
 
 /// Entries kept before the cache is emptied (a crude bound: 200,000 leaves is ~40 MB).
 const MAX_ENTRIES: usize = 200_000;
 
-#[derive(Clone)]
-struct Verdict {
-    id: LeafIdentity,
-    created: u64,
-    expires: u64,
+/// A leaf that passed the agreement checks on credentials (CRED-1 … CRED-6 without a clock),
+/// with its certificate's validity window for the trust checks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct AgreedLeaf {
+    /// Who it belongs to.
+    pub id: LeafIdentity,
+    /// When its certificate starts (unix seconds).
+    pub created: u64,
+    /// When its certificate ends (unix seconds).
+    pub expires: u64,
 }
 
 /// Valid leaves by content hash. Shared by the threads of a parallel validation.
 #[derive(Default)]
 pub struct VerdictCache {
-    map: Mutex<HashMap<[u8; 32], Verdict>>,
+    map: Mutex<HashMap<[u8; 32], AgreedLeaf>>,
     /// Certificates verified from directory records or leaves (LG-11).
     sigs: VerifiedSignatures,
 }
@@ -68,40 +74,32 @@ impl VerdictCache {
         self.len() == 0
     }
 
-    /// [`validate_leaf`](super::validate_leaf), answered from the cache when this exact leaf
-    /// was valid before and its certificate still is at `now`.
-    pub fn validate(
+    /// The clock-free checks of [`validate_leaf`](super::validate_leaf) (AGREE-3), answered
+    /// from the cache when this exact leaf passed before.
+    pub(crate) fn agree(
         &self,
         leaf: &LeafNode,
         cs: Ciphersuite,
-        now: u64,
-    ) -> Result<LeafIdentity, CredentialError> {
+    ) -> Result<AgreedLeaf, CredentialError> {
         let k = key(leaf, cs);
         if let Some(k) = &k {
-            let hit = self.map.lock().ok().and_then(|m| m.get(k).cloned());
-            if let Some(v) = hit {
-                if now < v.expires && v.created <= now.saturating_add(CLOCK_SKEW_SECS) {
-                    return Ok(v.id);
-                }
+            if let Some(v) = self.map.lock().ok().and_then(|m| m.get(k).cloned()) {
+                return Ok(v);
             }
         }
-        // A miss, or a verdict whose certificate is no longer current: the full check gives
-        // the precise error.
-        let (id, created, expires) = validate_leaf_window(leaf, cs, now, Some(&self.sigs))?;
+        let (id, created, expires) = validate_leaf_window(leaf, cs, None, Some(&self.sigs))?;
+        let v = AgreedLeaf {
+            id,
+            created,
+            expires,
+        };
         if let (Some(k), Ok(mut m)) = (k, self.map.lock()) {
             if m.len() >= MAX_ENTRIES {
                 m.clear();
             }
-            m.insert(
-                k,
-                Verdict {
-                    id: id.clone(),
-                    created,
-                    expires,
-                },
-            );
+            m.insert(k, v.clone());
         }
-        Ok(id)
+        Ok(v)
     }
 
     /// The certificate signatures verified so far, for checks of directory records (LG-11).
@@ -109,17 +107,16 @@ impl VerdictCache {
         &self.sigs
     }
 
-    /// Validates many leaves on all cores; results in input order.
-    pub fn validate_all(
+    /// [`agree`](Self::agree) on many leaves on all cores; results in input order.
+    pub(crate) fn agree_all(
         &self,
         leaves: &[&LeafNode],
         cs: Ciphersuite,
-        now: u64,
-    ) -> Vec<Result<LeafIdentity, CredentialError>> {
+    ) -> Vec<Result<AgreedLeaf, CredentialError>> {
         leaves
             .par_iter()
             .with_min_len(64)
-            .map(|l| self.validate(l, cs, now))
+            .map(|l| self.agree(l, cs))
             .collect()
     }
 }
@@ -153,24 +150,23 @@ mod tests {
     }
 
     #[test]
-    fn lg_5_a_leaf_is_validated_once_and_rechecked_against_the_clock() {
+    fn lg_5_agree_3_a_leaf_is_validated_once_without_a_clock() {
         let cache = VerdictCache::new();
         let l = leaf("alice");
-        let now = unix_now();
-        let first = cache.validate(&l, CS, now).unwrap();
+        let first = cache.agree(&l, CS).unwrap();
         assert_eq!(cache.len(), 1);
-        assert_eq!(cache.validate(&l, CS, now).unwrap(), first);
+        assert_eq!(cache.agree(&l, CS).unwrap(), first);
         assert_eq!(cache.len(), 1);
-        // The cached verdict does not outlive the certificate.
-        let later = now + 10 * 365 * 86_400;
-        assert!(matches!(
-            cache.validate(&l, CS, later),
-            Err(CredentialError::Certificate(_))
-        ));
+        // The window is reported for the trust checks, not judged here.
+        assert!(first.expires > first.created);
+        assert_eq!(
+            first.id,
+            crate::credential::validate_leaf(&l, CS, unix_now()).unwrap()
+        );
         // Another ciphersuite is another verdict (and this leaf's proof names CS).
         let other = openmls::prelude::Ciphersuite::MLS_128_DHKEMP256_AES128GCM_SHA256_P256;
         assert_eq!(
-            cache.validate(&l, other, now),
+            cache.agree(&l, other).map(|v| v.id),
             Err(CredentialError::BadLeafProof)
         );
         assert_eq!(cache.len(), 1);
@@ -180,19 +176,19 @@ mod tests {
     fn lg_5_failures_are_not_cached_and_parallel_results_keep_their_order() {
         let cache = VerdictCache::new();
         let good: Vec<LeafNode> = ["a", "b", "c"].iter().map(|n| leaf(n)).collect();
-        // A leaf whose certificate has expired at `now` fails every time, uncached.
-        let now = unix_now() + 10 * 365 * 86_400;
-        assert!(cache.validate(&good[0], CS, now).is_err());
-        assert!(cache.validate(&good[0], CS, now).is_err());
+        // A leaf whose proof names another ciphersuite fails every time, uncached.
+        let other = openmls::prelude::Ciphersuite::MLS_128_DHKEMP256_AES128GCM_SHA256_P256;
+        assert!(cache.agree(&good[0], other).is_err());
+        assert!(cache.agree(&good[0], other).is_err());
         assert!(cache.is_empty());
         let now = unix_now();
         let all: Vec<&LeafNode> = good.iter().chain(good.iter()).collect();
-        let r = cache.validate_all(&all, CS, now);
+        let r = cache.agree_all(&all, CS);
         assert_eq!(r.len(), 6);
         for (l, v) in all.iter().zip(&r) {
             assert_eq!(
-                v.as_ref().unwrap(),
-                &crate::credential::validate_leaf(l, CS, now).unwrap()
+                v.as_ref().unwrap().id,
+                crate::credential::validate_leaf(l, CS, now).unwrap()
             );
         }
         assert_eq!(cache.len(), 3);
@@ -211,11 +207,11 @@ mod tests {
             .unwrap();
         assert_eq!(cache.signatures().len(), 1);
         // ... is the one the leaf carries: the leaf's check finds it.
-        cache.validate(&l, CS, now).unwrap();
+        cache.agree(&l, CS).unwrap();
         assert_eq!(cache.signatures().len(), 1);
         // A fresh cache verifies it and remembers it.
         let fresh = VerdictCache::new();
-        fresh.validate(&l, CS, now).unwrap();
+        fresh.agree(&l, CS).unwrap();
         assert_eq!(fresh.signatures().len(), 1);
     }
 }

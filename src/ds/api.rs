@@ -9,6 +9,9 @@ use crate::transport::Kind;
 pub const PREFIX: &str = "/v1";
 /// Header carrying the opaque epoch tag (64 hex digits).
 pub const H_EPOCH: &str = "atmls-epoch";
+/// Header carrying the poster's cursor on commits and messages (decimal, at most 2^63-1;
+/// absent means 0, the rule of clients that predate it), DS-4.
+pub const H_AFTER: &str = "atmls-after";
 /// Header carrying the idempotency key (32 hex digits).
 pub const H_IDEMPOTENCY: &str = "idempotency-key";
 /// Largest page a fetch returns, in items.
@@ -144,9 +147,36 @@ pub fn parse_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
     Some(out)
 }
 
+/// Parses a cursor: decimal digits only, at most 2^63-1 (what the stores hold).
+pub fn parse_cursor(s: &str) -> Option<u64> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse::<u64>().ok().filter(|v| *v <= i64::MAX as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ds_api_9_cursor_is_decimal_up_to_2_63_minus_1() {
+        assert_eq!(parse_cursor("0"), Some(0));
+        assert_eq!(parse_cursor("0042"), Some(42));
+        assert_eq!(parse_cursor("9223372036854775807"), Some(i64::MAX as u64));
+        for bad in [
+            "",
+            "-1",
+            "+1",
+            " 1",
+            "1.0",
+            "x",
+            "9223372036854775808",
+            "99999999999999999999",
+        ] {
+            assert_eq!(parse_cursor(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn ds_api_9_hex_is_exact() {

@@ -269,12 +269,20 @@ async fn post_inner(
     let idem = header_str(headers, api::H_IDEMPOTENCY)
         .and_then(parse_hex::<16>)
         .ok_or_else(|| malformed("idempotency-key header: 32 hex digits"))?;
-    let epoch = if kind == Kind::Welcome {
-        [0u8; 32]
+    let (epoch, after) = if kind == Kind::Welcome {
+        ([0u8; 32], 0)
     } else {
         let epoch = header_str(headers, api::H_EPOCH)
             .and_then(parse_hex::<32>)
             .ok_or_else(|| malformed("atmls-epoch header: 64 hex digits"))?;
+        // The poster's cursor (DS-4); a client that does not send it gets the rule of cursor 0.
+        let after =
+            match headers.get(api::H_AFTER) {
+                None => 0,
+                Some(v) => v.to_str().ok().and_then(api::parse_cursor).ok_or_else(|| {
+                    malformed("atmls-after header: a decimal integer up to 2^63-1")
+                })?,
+            };
         // The capability: the mailbox id must be its hash (DS-3).
         let cap = header_str(headers, header::AUTHORIZATION.as_str())
             .and_then(|v| v.strip_prefix("Bearer "))
@@ -290,7 +298,7 @@ async fn post_inner(
                 ))
             }
         }
-        epoch
+        (epoch, after)
     };
     if !svc.by_mailbox.allow(&mailbox) {
         return Err(ApiError(
@@ -331,6 +339,7 @@ async fn post_inner(
             kind,
             mailbox,
             epoch,
+            after,
             idem,
             payload: payload.to_vec(),
         })
@@ -352,7 +361,7 @@ async fn post_inner(
                 StatusCode::CONFLICT,
                 Json(ErrorBody {
                     error: code::EPOCH_TAKEN.into(),
-                    message: "another commit holds this epoch".into(),
+                    message: "a commit for this epoch follows your cursor".into(),
                     winner: Some(wire_item(&w)),
                     limit: None,
                 }),
@@ -361,7 +370,7 @@ async fn post_inner(
         )),
         Outcome::Stale => Err(conflict(
             code::STALE_EPOCH,
-            "this epoch was committed away; catch up and re-send",
+            "a commit for this epoch follows your cursor; catch up and re-send",
         )),
         Outcome::UnknownMailbox => Err(ApiError(
             StatusCode::NOT_FOUND,

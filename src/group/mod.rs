@@ -28,16 +28,13 @@ pub use invites::{InviteId, InviteRecord, InviteState, INVITES_EXTENSION, MAX_IN
 pub use metadata::{
     Avatar, GroupMetadata, MAX_DESCRIPTION, MAX_NAME, MAX_PINNED, METADATA_EXTENSION,
 };
-pub(crate) use outer::{open as outer_open, seal as outer_seal, seal_hinted as outer_seal_hinted};
+pub(crate) use outer::{open as outer_open, seal as outer_seal};
 pub use outer::{seal as seal_for_transport, seal_hinted as seal_for_transport_with_hint};
 pub(crate) use roster::{Roster, RosterChange};
 pub(crate) use signer::LeafSigner;
 pub(crate) use tree::{staging_error, TreeRef};
 pub use tree::{TreeError, WELCOME_TREE_EXTENSION};
-pub(crate) use validate::{
-    added_accounts, unpinned, unpinned_in_welcome, validate_joined_tree, validate_proposal,
-    validate_staged_commit, Validation,
-};
+pub(crate) use validate::{validate_joined_tree, validate_proposal, validate_staged_commit};
 pub(crate) use welcome::welcome_for;
 
 use std::fmt;

@@ -73,12 +73,12 @@ pub fn seal_hinted(
     Ok(out)
 }
 
-/// An opened payload: the MLS message and the accounts its sender says it adds (LG-14). The
-/// hint is only the sender's word: it decides what is looked up early, never what is accepted.
+/// An opened payload: the MLS message. A hint (LG-14) that older senders put after it is
+/// checked for framing and otherwise ignored: nothing named in a message is looked up before
+/// the message passes the agreement checks (spec/agreement.md AGREE-2).
 #[derive(Debug)]
 pub(crate) struct Opened {
     pub(crate) mls: Vec<u8>,
-    pub(crate) hint: Vec<Did>,
 }
 
 /// Opens a sealed payload with `group`'s current epoch key. Anything that was not sealed by a
@@ -110,14 +110,11 @@ pub(crate) fn open(
     let (len, body) = plain.split_at_checked(4).ok_or_else(|| bad("short"))?;
     let len = u32::from_be_bytes(len.try_into().map_err(|_| bad("short"))?) as usize;
     let (mls, rest) = body.split_at_checked(len).ok_or_else(|| bad("length"))?;
-    let (hint, padding) = split_hint(rest).ok_or_else(|| bad("hint"))?;
+    let (_hint, padding) = split_hint(rest).ok_or_else(|| bad("hint"))?;
     if padding.iter().any(|&b| b != 0) {
         return Err(bad("padding"));
     }
-    Ok(Opened {
-        mls: mls.to_vec(),
-        hint: decode_hint(hint),
-    })
+    Ok(Opened { mls: mls.to_vec() })
 }
 
 /// `uint16(len(list)) ‖ list`, the list being `uint16(len(did)) ‖ did` for each account;
@@ -157,6 +154,7 @@ fn split_hint(rest: &[u8]) -> Option<(&[u8], &[u8])> {
 
 /// The accounts in a hint's list. A list that does not parse, or names an invalid DID, counts
 /// as no hint at all (it is the sender's word; nothing depends on it).
+#[cfg(test)]
 fn decode_hint(mut list: &[u8]) -> Vec<Did> {
     let mut out = Vec::new();
     while !list.is_empty() && out.len() < MAX_HINT_DIDS {

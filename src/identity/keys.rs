@@ -355,6 +355,30 @@ impl InstallationCertificate {
         .ok()
     }
 
+    /// The part of [`verify`](Self::verify) that needs no clock: the signature, and a
+    /// validity period that ends after it starts. What members agree on when a leaf enters a
+    /// group (spec/agreement.md AGREE-3): the period against a device clock is a trust check.
+    pub(crate) fn verify_signature_with(
+        &self,
+        cache: Option<&super::VerifiedSignatures>,
+    ) -> Result<(), IdentityError> {
+        super::verified::verify_with(
+            cache,
+            &self.identity_key,
+            self.tbs().as_deref(),
+            &self.signature,
+            "installation certificate",
+        )?;
+        if self.expires <= self.created {
+            return Err(IdentityError::Expired {
+                now: self.created,
+                created: self.created,
+                expires: self.expires,
+            });
+        }
+        Ok(())
+    }
+
     /// Checks the signature and validity period at `now` (ID-4, ID-5).
     pub fn verify(&self, now: u64) -> Result<(), IdentityError> {
         self.verify_with(now, None)
@@ -367,17 +391,8 @@ impl InstallationCertificate {
         now: u64,
         cache: Option<&super::VerifiedSignatures>,
     ) -> Result<(), IdentityError> {
-        super::verified::verify_with(
-            cache,
-            &self.identity_key,
-            self.tbs().as_deref(),
-            &self.signature,
-            "installation certificate",
-        )?;
-        if self.expires <= self.created
-            || now >= self.expires
-            || self.created > now.saturating_add(CLOCK_SKEW_SECS)
-        {
+        self.verify_signature_with(cache)?;
+        if now >= self.expires || self.created > now.saturating_add(CLOCK_SKEW_SECS) {
             return Err(IdentityError::Expired {
                 now,
                 created: self.created,

@@ -123,6 +123,17 @@ CREATE TABLE atmls_tree_outbox (locator BLOB PRIMARY KEY, blob BLOB NOT NULL);
     r#"
 ALTER TABLE atmls_outbox ADD COLUMN recipient_refs BLOB;
 "#,
+    // v8: accounts met in a group whose identity key is not pinned yet, checked against the
+    // directory in the background, with a budget and back-off (spec/trust.md TRUST-20).
+    r#"
+CREATE TABLE atmls_verify_queue (
+    did TEXT PRIMARY KEY,
+    next_try INTEGER NOT NULL,
+    attempts INTEGER NOT NULL,
+    last_error TEXT
+);
+CREATE INDEX atmls_verify_queue_next ON atmls_verify_queue(next_try);
+"#,
 ];
 
 /// Rust steps run right after the SQL migration of the same version, in its transaction

@@ -221,3 +221,64 @@ pub(crate) fn revoked_all(c: &Connection) -> R<std::collections::HashSet<PublicK
         .map(|v| key(v, "revoked installation"))
         .collect()
 }
+
+/// Queues `did` for a check of its identity key against the directory from `next_try` on
+/// (TRUST-23); an earlier time wins over a queued later one. `0` is urgent: checked before
+/// the sync pass goes on.
+pub(crate) fn verify_enqueue(c: &Connection, did: &Did, next_try: u64) -> R<()> {
+    c.prepare_cached(
+        "INSERT INTO atmls_verify_queue (did, next_try, attempts) VALUES (?1, ?2, 0)
+         ON CONFLICT (did) DO UPDATE SET next_try = MIN(next_try, excluded.next_try)",
+    )?
+    .execute(params![did.as_str(), to_i64(next_try)])?;
+    Ok(())
+}
+
+/// Urgent checks left over (over budget, or failed without a retry time): due at `now`.
+pub(crate) fn verify_defer_urgent(c: &Connection, now: u64) -> R<()> {
+    c.prepare_cached("UPDATE atmls_verify_queue SET next_try = ?1 WHERE next_try = 0")?
+        .execute([to_i64(now)])?;
+    Ok(())
+}
+
+/// Whether an urgent check is queued.
+pub(crate) fn verify_urgent(c: &Connection) -> R<bool> {
+    Ok(c.prepare_cached("SELECT 1 FROM atmls_verify_queue WHERE next_try = 0 LIMIT 1")?
+        .exists([])?)
+}
+
+/// Up to `limit` queued accounts due at `now`, oldest due first.
+pub(crate) fn verify_due(c: &Connection, now: u64, limit: usize) -> R<Vec<(Did, u32)>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT did, attempts FROM atmls_verify_queue WHERE next_try <= ?1
+         ORDER BY next_try, did LIMIT ?2",
+    )?;
+    let rows = stmt
+        .query_map(params![to_i64(now), to_i64(limit as u64)], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter()
+        .map(|(d, a)| {
+            let did = Did::new(&d).map_err(|_| StorageError::Corrupt("queued DID"))?;
+            Ok((did, u32::try_from(a).unwrap_or(u32::MAX)))
+        })
+        .collect()
+}
+
+/// The check of `did` is done (its key is pinned now, or it will never be).
+pub(crate) fn verify_done(c: &Connection, did: &Did) -> R<()> {
+    c.prepare_cached("DELETE FROM atmls_verify_queue WHERE did = ?1")?
+        .execute([did.as_str()])?;
+    Ok(())
+}
+
+/// The check of `did` failed; try again at `next_try`.
+pub(crate) fn verify_retry_at(c: &Connection, did: &Did, next_try: u64, error: &str) -> R<()> {
+    c.prepare_cached(
+        "UPDATE atmls_verify_queue SET next_try = ?2, attempts = attempts + 1, last_error = ?3
+         WHERE did = ?1",
+    )?
+    .execute(params![did.as_str(), to_i64(next_try), error])?;
+    Ok(())
+}

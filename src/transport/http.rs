@@ -134,11 +134,12 @@ impl HttpTransport {
         Err(last)
     }
 
+    /// Posts to `path`; `group` is the epoch tag and the poster's cursor of a group post.
     async fn post(
         &self,
         path: &str,
         mailbox: &Mailbox,
-        epoch: Option<&EpochTag>,
+        group: Option<(&EpochTag, u64)>,
         payload: &[u8],
         key: &IdempotencyKey,
     ) -> Result<Answer, TransportError> {
@@ -158,8 +159,10 @@ impl HttpTransport {
                 .header(api::H_IDEMPOTENCY, hex::encode(key.0))
                 .header("content-type", "application/octet-stream")
                 .body(payload.to_vec());
-            if let Some(e) = epoch {
-                req = req.header(api::H_EPOCH, hex::encode(e.0));
+            if let Some((e, after)) = group {
+                req = req
+                    .header(api::H_EPOCH, hex::encode(e.0))
+                    .header(api::H_AFTER, after.to_string());
             }
             if let Some(s) = &mailbox.post_secret {
                 req = req.bearer_auth(hex::encode(s));
@@ -200,11 +203,12 @@ impl Transport for HttpTransport {
         &self,
         mailbox: &Mailbox,
         epoch: &EpochTag,
+        after: u64,
         payload: &[u8],
         key: &IdempotencyKey,
     ) -> Result<CommitOutcome, TransportError> {
         match self
-            .post("commits", mailbox, Some(epoch), payload, key)
+            .post("commits", mailbox, Some((epoch, after)), payload, key)
             .await?
         {
             Answer::Stored(seq) => Ok(CommitOutcome::Accepted { seq }),
@@ -221,11 +225,12 @@ impl Transport for HttpTransport {
         &self,
         mailbox: &Mailbox,
         epoch: &EpochTag,
+        after: u64,
         payload: &[u8],
         key: &IdempotencyKey,
     ) -> Result<SendOutcome, TransportError> {
         match self
-            .post("messages", mailbox, Some(epoch), payload, key)
+            .post("messages", mailbox, Some((epoch, after)), payload, key)
             .await?
         {
             Answer::Stored(seq) => Ok(SendOutcome::Accepted { seq }),

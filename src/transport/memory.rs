@@ -17,8 +17,8 @@ use super::{
 #[derive(Default)]
 struct Slot {
     items: Vec<Delivered>,
-    /// Epoch tag → index of the commit that won it.
-    commits: HashMap<EpochTag, usize>,
+    /// Epoch tag → indices of the commits stored for it, in order (TRANSPORT-1).
+    commits: HashMap<EpochTag, Vec<usize>>,
     /// Idempotency key → position already stored.
     seen: HashMap<IdempotencyKey, u64>,
     /// Hash of the posting capability, fixed by the first post.
@@ -41,9 +41,9 @@ struct State {
 /// let t = MemoryTransport::new();
 /// let mb = Mailbox { id: MailboxId([1; 32]), post_secret: Some([2; 32]) };
 /// let epoch = EpochTag([3; 32]);
-/// let first = t.submit_commit(&mb, &epoch, b"c1", &IdempotencyKey::random()).await.unwrap();
+/// let first = t.submit_commit(&mb, &epoch, 0, b"c1", &IdempotencyKey::random()).await.unwrap();
 /// assert_eq!(first, CommitOutcome::Accepted { seq: 1 });
-/// let second = t.submit_commit(&mb, &epoch, b"c2", &IdempotencyKey::random()).await.unwrap();
+/// let second = t.submit_commit(&mb, &epoch, 0, b"c2", &IdempotencyKey::random()).await.unwrap();
 /// assert!(matches!(second, CommitOutcome::Rejected { .. }));
 /// # });
 /// ```
@@ -128,6 +128,15 @@ impl MemoryTransport {
         Ok((seq, true))
     }
 
+    /// The index of the first commit for `epoch` stored after position `after`.
+    fn commit_after(b: &Slot, epoch: &EpochTag, after: u64) -> Option<usize> {
+        b.commits
+            .get(epoch)?
+            .iter()
+            .copied()
+            .find(|&i| i as u64 + 1 > after)
+    }
+
     fn notify(st: &mut State, mailbox: &MailboxId) {
         st.subscribers
             .retain(|(set, tx)| !set.contains(mailbox) || tx.send(*mailbox).is_ok());
@@ -140,6 +149,7 @@ impl Transport for MemoryTransport {
         &self,
         mailbox: &Mailbox,
         epoch: &EpochTag,
+        after: u64,
         payload: &[u8],
         key: &IdempotencyKey,
     ) -> Result<CommitOutcome, TransportError> {
@@ -148,7 +158,7 @@ impl Transport for MemoryTransport {
                 if let Some(seq) = b.seen.get(key) {
                     return Ok(CommitOutcome::Accepted { seq: *seq });
                 }
-                if let Some(&i) = b.commits.get(epoch) {
+                if let Some(i) = Self::commit_after(b, epoch, after) {
                     if capability_hash(&mailbox.post_secret) != b.capability {
                         return Err(TransportError::Forbidden);
                     }
@@ -162,7 +172,10 @@ impl Transport for MemoryTransport {
             let (seq, new) = Self::append(st, &mailbox.id, cap, Kind::Commit, payload, key)?;
             if new {
                 if let Some(b) = st.boxes.get_mut(&mailbox.id) {
-                    b.commits.insert(*epoch, (seq - 1) as usize);
+                    b.commits
+                        .entry(*epoch)
+                        .or_default()
+                        .push((seq - 1) as usize);
                 }
                 Self::notify(st, &mailbox.id);
             }
@@ -174,12 +187,13 @@ impl Transport for MemoryTransport {
         &self,
         mailbox: &Mailbox,
         epoch: &EpochTag,
+        after: u64,
         payload: &[u8],
         key: &IdempotencyKey,
     ) -> Result<SendOutcome, TransportError> {
         self.with(|st| {
             if let Some(b) = st.boxes.get(&mailbox.id) {
-                if b.commits.contains_key(epoch) && !b.seen.contains_key(key) {
+                if Self::commit_after(b, epoch, after).is_some() && !b.seen.contains_key(key) {
                     return Ok(SendOutcome::StaleEpoch);
                 }
             }
@@ -289,13 +303,13 @@ mod tests {
         let t = MemoryTransport::new();
         let e = EpochTag([1; 32]);
         assert_eq!(
-            t.submit_commit(&mb(1), &e, b"a", &IdempotencyKey([1; 16]))
+            t.submit_commit(&mb(1), &e, 0, b"a", &IdempotencyKey([1; 16]))
                 .await
                 .unwrap(),
             CommitOutcome::Accepted { seq: 1 }
         );
         let CommitOutcome::Rejected { winner } = t
-            .submit_commit(&mb(1), &e, b"b", &IdempotencyKey([2; 16]))
+            .submit_commit(&mb(1), &e, 0, b"b", &IdempotencyKey([2; 16]))
             .await
             .unwrap()
         else {
@@ -312,18 +326,18 @@ mod tests {
         let k = IdempotencyKey([5; 16]);
         for _ in 0..3 {
             assert_eq!(
-                t.send_message(&mb(1), &e, b"m", &k).await.unwrap(),
+                t.send_message(&mb(1), &e, 0, b"m", &k).await.unwrap(),
                 SendOutcome::Accepted { seq: 1 }
             );
         }
         assert_eq!(
-            t.submit_commit(&mb(1), &e, b"c", &IdempotencyKey([6; 16]))
+            t.submit_commit(&mb(1), &e, 0, b"c", &IdempotencyKey([6; 16]))
                 .await
                 .unwrap(),
             CommitOutcome::Accepted { seq: 2 }
         );
         assert_eq!(
-            t.submit_commit(&mb(1), &e, b"c", &IdempotencyKey([6; 16]))
+            t.submit_commit(&mb(1), &e, 0, b"c", &IdempotencyKey([6; 16]))
                 .await
                 .unwrap(),
             CommitOutcome::Accepted { seq: 2 }
@@ -335,11 +349,11 @@ mod tests {
     async fn transport_3_stale_epoch_message_refused() {
         let t = MemoryTransport::new();
         let e = EpochTag([1; 32]);
-        t.submit_commit(&mb(1), &e, b"c", &IdempotencyKey::random())
+        t.submit_commit(&mb(1), &e, 0, b"c", &IdempotencyKey::random())
             .await
             .unwrap();
         assert_eq!(
-            t.send_message(&mb(1), &e, b"m", &IdempotencyKey::random())
+            t.send_message(&mb(1), &e, 0, b"m", &IdempotencyKey::random())
                 .await
                 .unwrap(),
             SendOutcome::StaleEpoch
@@ -350,17 +364,17 @@ mod tests {
     async fn transport_4_capability_and_size_enforced() {
         let t = MemoryTransport::new();
         let e = EpochTag([1; 32]);
-        t.send_message(&mb(1), &e, b"m", &IdempotencyKey::random())
+        t.send_message(&mb(1), &e, 0, b"m", &IdempotencyKey::random())
             .await
             .unwrap();
         assert_eq!(
-            t.send_message(&mb(2), &e, b"x", &IdempotencyKey::random())
+            t.send_message(&mb(2), &e, 0, b"x", &IdempotencyKey::random())
                 .await,
             Err(TransportError::Forbidden)
         );
         let big = vec![0u8; MAX_PAYLOAD + 1];
         assert!(matches!(
-            t.send_message(&mb(1), &e, &big, &IdempotencyKey::random())
+            t.send_message(&mb(1), &e, 0, &big, &IdempotencyKey::random())
                 .await,
             Err(TransportError::PayloadTooLarge { .. })
         ));
@@ -371,7 +385,7 @@ mod tests {
             id: c,
             post_secret: Some([9; 32]),
         };
-        t.submit_commit(&m, &e, &big, &IdempotencyKey::random())
+        t.submit_commit(&m, &e, 0, &big, &IdempotencyKey::random())
             .await
             .unwrap();
         let huge_commit = vec![0u8; MAX_COMMIT_PAYLOAD + 1];
@@ -379,6 +393,7 @@ mod tests {
             t.submit_commit(
                 &m,
                 &EpochTag([2; 32]),
+                0,
                 &huge_commit,
                 &IdempotencyKey::random()
             )
@@ -403,9 +418,15 @@ mod tests {
     async fn transport_5_fetch_pages_in_order() {
         let t = MemoryTransport::new();
         for i in 0..25u8 {
-            t.send_message(&mb(1), &EpochTag([0; 32]), &[i], &IdempotencyKey::random())
-                .await
-                .unwrap();
+            t.send_message(
+                &mb(1),
+                &EpochTag([0; 32]),
+                0,
+                &[i],
+                &IdempotencyKey::random(),
+            )
+            .await
+            .unwrap();
         }
         let mut after = 0;
         let mut got = Vec::new();
@@ -450,9 +471,15 @@ mod tests {
     async fn transport_6_subscription_notifies() {
         let t = MemoryTransport::new();
         let mut s = t.subscribe(&[mb(1).id]).await.unwrap();
-        t.send_message(&mb(1), &EpochTag([0; 32]), b"m", &IdempotencyKey::random())
-            .await
-            .unwrap();
+        t.send_message(
+            &mb(1),
+            &EpochTag([0; 32]),
+            0,
+            b"m",
+            &IdempotencyKey::random(),
+        )
+        .await
+        .unwrap();
         assert_eq!(s.next().await, Some(mb(1).id));
     }
 }

@@ -3,8 +3,9 @@
 //!
 //! The transport sees only opaque values: a [`MailboxId`] derived from group secrets, an
 //! [`EpochTag`] derived from the MLS exporter, and payload bytes. It orders commits: per
-//! mailbox, the first commit for an epoch tag wins and every later one is refused together with
-//! the winner (spec/transport.md TRANSPORT-1).
+//! mailbox, a commit for an epoch tag is refused, together with the earliest one, when a commit
+//! for that tag follows the poster's cursor (spec/transport.md TRANSPORT-1). Which commit wins
+//! an epoch is decided by the members: the first valid one in mailbox order (AGREE-1).
 
 #[cfg(feature = "ds-client")]
 mod http;
@@ -232,21 +233,28 @@ impl TransportError {
 /// Carries MLS messages between clients.
 #[async_trait]
 pub trait Transport: Send + Sync + 'static {
-    /// Submits the commit for the epoch `epoch`: accepted if it is the first for that epoch
-    /// in this mailbox, else rejected with the winner.
+    /// Submits a commit for the epoch `epoch` by a member that has processed the mailbox up to
+    /// position `after` (its cursor): stored unless a commit for `epoch` is stored after
+    /// `after`, else rejected with the first such commit (TRANSPORT-1). Commits for `epoch` at
+    /// or before `after` were seen by the poster and found invalid (it is still in `epoch`),
+    /// so they hold nothing.
     async fn submit_commit(
         &self,
         mailbox: &Mailbox,
         epoch: &EpochTag,
+        after: u64,
         payload: &[u8],
         key: &IdempotencyKey,
     ) -> Result<CommitOutcome, TransportError>;
 
-    /// Sends an application message or proposal encrypted in epoch `epoch`.
+    /// Sends an application message or proposal encrypted in epoch `epoch` by a member whose
+    /// cursor is `after`: `StaleEpoch` if a commit for `epoch` is stored after `after`
+    /// (TRANSPORT-3).
     async fn send_message(
         &self,
         mailbox: &Mailbox,
         epoch: &EpochTag,
+        after: u64,
         payload: &[u8],
         key: &IdempotencyKey,
     ) -> Result<SendOutcome, TransportError>;

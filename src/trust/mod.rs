@@ -112,6 +112,32 @@ pub(crate) struct PinnedKeys {
     pub(crate) predecessors: Vec<PublicKey>,
 }
 
+/// How this device sees one member device's binding to its account (spec/trust.md
+/// TRUST-20): a trust verdict, local to this device. It never decides whether a commit or a
+/// Welcome is merged (spec/agreement.md): it marks or holds the member's content, and a
+/// revoked device is removed by this device's next commit (TRUST-12).
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MemberStatus {
+    /// Certified by the identity key pinned for its account (or an endorsed predecessor).
+    Verified,
+    /// Its account's identity key is not pinned yet: a background lookup is queued.
+    Pending,
+    /// Certified by a key other than the one pinned for its account: its messages are held.
+    Mismatch,
+    /// Its account revoked this device: its messages are held, our next commit removes it.
+    Revoked,
+    /// Its certificate is outside its validity period by this device's clock.
+    Expired,
+}
+
+impl MemberStatus {
+    /// Whether this device holds back the member's application messages.
+    pub fn holds_content(self) -> bool {
+        matches!(self, MemberStatus::Mismatch | MemberStatus::Revoked)
+    }
+}
+
 impl PinnedKeys {
     /// Whether a leaf certified by `key` is acceptable: `existing` leaves (already in the
     /// tree, or an update keeping its credential) may carry a predecessor.

@@ -128,6 +128,7 @@ impl Transport for TestTransport {
         &self,
         m: &Mailbox,
         e: &EpochTag,
+        after: u64,
         p: &[u8],
         k: &IdempotencyKey,
     ) -> Result<CommitOutcome, TransportError> {
@@ -138,19 +139,20 @@ impl Transport for TestTransport {
         {
             self.barrier.wait().await;
         }
-        self.inner.submit_commit(m, e, p, k).await
+        self.inner.submit_commit(m, e, after, p, k).await
     }
     async fn send_message(
         &self,
         m: &Mailbox,
         e: &EpochTag,
+        after: u64,
         p: &[u8],
         k: &IdempotencyKey,
     ) -> Result<SendOutcome, TransportError> {
         // A fresh tag is never a committed one: the epoch check cannot fire.
         let fresh = EpochTag(rand::random());
         self.inner
-            .send_message(m, if self.careless { &fresh } else { e }, p, k)
+            .send_message(m, if self.careless { &fresh } else { e }, after, p, k)
             .await
     }
     async fn send_welcome(

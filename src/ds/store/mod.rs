@@ -1,6 +1,6 @@
 //! Storage of the delivery service: a trait with a SQLite implementation (default) and a
 //! PostgreSQL one (feature `ds-postgres`). Both enforce the ordering rules inside a database
-//! transaction (DS-4..DS-7), so several processes on one PostgreSQL agree.
+//! transaction (DS-4..DS-7, DS-14), so several processes on one PostgreSQL agree.
 
 mod sqlite;
 
@@ -24,6 +24,10 @@ pub struct Post {
     pub mailbox: [u8; 32],
     /// Epoch tag (zero for Welcomes).
     pub epoch: [u8; 32],
+    /// The poster's cursor: the last position it has processed (zero for Welcomes, and for
+    /// clients that do not say). Commits for `epoch` at or before it do not refuse the post,
+    /// and the post marks them superseded (DS-4, DS-14).
+    pub after: u64,
     /// Idempotency key.
     pub idem: [u8; 16],
     /// Opaque payload.
@@ -46,9 +50,9 @@ pub struct StoredItem {
 pub enum Outcome {
     /// Stored at this position, or already stored there under the same idempotency key.
     Accepted(u64),
-    /// A commit for this epoch is already stored.
+    /// A commit for this epoch is stored after the poster's cursor: the first such.
     Rejected(StoredItem),
-    /// A message for an epoch already committed away.
+    /// A message for an epoch with a commit stored after the poster's cursor.
     Stale,
     /// A message to a mailbox that has no commit yet.
     UnknownMailbox,
@@ -109,7 +113,7 @@ impl StoreError {
 /// Where atmls-ds keeps mailboxes.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Applies one post atomically and durably (DS-4, DS-5, DS-6).
+    /// Applies one post atomically and durably (DS-4, DS-5, DS-6, DS-14).
     async fn post(&self, post: Post) -> Result<(Outcome, bool), StoreError>;
 
     /// Items with `seq > after`, at most `limit` items or about `max_bytes` bytes (DS-7).
@@ -121,8 +125,9 @@ pub trait Store: Send + Sync + 'static {
         max_bytes: usize,
     ) -> Result<Fetched, StoreError>;
 
-    /// Deletes messages and Welcomes created before `messages_before`, and whole mailboxes not
-    /// written since `idle_before` (unix seconds); returns how many items went (DS-10).
+    /// Deletes messages, Welcomes and superseded commits created before `messages_before`, and
+    /// whole mailboxes not written since `idle_before` (unix seconds); returns how many items
+    /// went (DS-10, DS-14).
     async fn prune(&self, messages_before: i64, idle_before: i64) -> Result<u64, StoreError>;
 
     /// Stores a ratchet-tree blob under `locator` until `expires` (unix seconds), unless a
@@ -176,6 +181,11 @@ pub(crate) fn mailbox_kind_of(k: Kind) -> i16 {
     } else {
         MAILBOX_GROUP
     }
+}
+
+/// A cursor as a database integer (the HTTP layer refuses cursors above 2^63-1).
+pub(crate) fn cursor_i64(after: u64) -> i64 {
+    i64::try_from(after).unwrap_or(i64::MAX)
 }
 
 pub(crate) fn unix_now() -> i64 {

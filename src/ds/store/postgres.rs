@@ -1,6 +1,6 @@
 //! PostgreSQL storage: several atmls-ds processes may share one database. Each post runs the
-//! `atmls_ds_post` function, which locks the mailbox row, so ordering holds across processes;
-//! the one-commit-per-epoch and idempotency rules are also unique constraints (DS-4, DS-6).
+//! `atmls_ds_post` function, which locks the mailbox row, so ordering holds across processes
+//! (DS-4, DS-14); the idempotency rule is also a unique constraint (DS-6).
 //! Posts are applied in batches, one transaction per batch, answered after the commit.
 
 use std::time::Duration;
@@ -11,8 +11,8 @@ use sqlx::Row;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::{
-    kind_from_i16, kind_to_i16, tree_digest, unix_now, Fetched, Outcome, Post, Store, StoreError,
-    StoredItem, TreePut,
+    cursor_i64, kind_from_i16, kind_to_i16, tree_digest, unix_now, Fetched, Outcome, Post, Store,
+    StoreError, StoredItem, TreePut,
 };
 use crate::transport::Kind;
 
@@ -139,6 +139,103 @@ const MIGRATIONS: &[(i64, &str)] = &[
     CREATE INDEX trees_expires ON trees (expires);
     "#,
     ),
+    (
+        4,
+        r#"
+    -- Several commits per epoch tag (DS-4): a post is refused only by a commit for its tag
+    -- after the poster's cursor, the first such being the winner; commits for its tag at or
+    -- before the cursor are marked superseded and expire like messages (DS-14).
+    DROP INDEX items_one_commit_per_epoch;
+    ALTER TABLE items ADD COLUMN superseded BOOLEAN NOT NULL DEFAULT FALSE;
+    CREATE INDEX items_commits_by_epoch ON items (mailbox, epoch, seq) WHERE kind = 1;
+    CREATE INDEX items_superseded ON items (created) WHERE kind = 1 AND superseded;
+    -- The six-argument functions above stay for processes of the previous version during a
+    -- rolling upgrade: they refuse every commit for a tag that has one (cursor 0), which is
+    -- still safe. These take the cursor.
+    CREATE FUNCTION atmls_ds_post(p_kind SMALLINT, p_mailbox BYTEA, p_epoch BYTEA,
+        p_after BIGINT, p_idem BYTEA, p_payload BYTEA, p_now BIGINT,
+        OUT outcome SMALLINT, OUT seq BIGINT, OUT winner BYTEA)
+    AS $$
+    #variable_conflict use_column
+    DECLARE
+        want SMALLINT := CASE WHEN p_kind = 3 THEN 2 ELSE 1 END;
+        mk SMALLINT;
+        s_seq BIGINT;
+        s_new BIGINT;
+        s_kind SMALLINT;
+        s_epoch BYTEA;
+        s_payload BYTEA;
+    BEGIN
+        winner := NULL;
+        seq := 0;
+        IF p_kind <> 2 THEN
+            INSERT INTO mailboxes (id, kind, last_seq, touched) VALUES (p_mailbox, want, 0, p_now)
+            ON CONFLICT (id) DO NOTHING;
+        END IF;
+        -- Bump the position first: the UPDATE locks the mailbox row until commit, so the
+        -- checks below cannot race; a refusal gives the position back under the same lock.
+        UPDATE mailboxes m SET last_seq = m.last_seq + 1, touched = p_now WHERE m.id = p_mailbox
+            RETURNING m.kind, m.last_seq INTO mk, s_new;
+        IF NOT FOUND THEN outcome := 4; RETURN; END IF;
+        IF mk <> want THEN
+            UPDATE mailboxes m SET last_seq = m.last_seq - 1 WHERE m.id = p_mailbox;
+            outcome := 5; RETURN;
+        END IF;
+        SELECT i.seq, i.kind, i.epoch, i.payload INTO s_seq, s_kind, s_epoch, s_payload
+            FROM items i WHERE i.mailbox = p_mailbox AND i.idem = p_idem;
+        IF FOUND THEN
+            UPDATE mailboxes m SET last_seq = m.last_seq - 1 WHERE m.id = p_mailbox;
+            IF s_kind = p_kind AND s_epoch = p_epoch AND s_payload = p_payload THEN
+                outcome := 0; seq := s_seq;
+            ELSE
+                outcome := 6;
+            END IF;
+            RETURN;
+        END IF;
+        IF p_kind <> 3 THEN
+            SELECT i.seq, i.payload INTO s_seq, s_payload FROM items i
+                WHERE i.mailbox = p_mailbox AND i.epoch = p_epoch AND i.kind = 1
+                    AND i.seq > p_after
+                ORDER BY i.seq LIMIT 1;
+            IF FOUND THEN
+                UPDATE mailboxes m SET last_seq = m.last_seq - 1 WHERE m.id = p_mailbox;
+                IF p_kind = 1 THEN
+                    outcome := 2; seq := s_seq; winner := s_payload;
+                ELSE
+                    outcome := 3;
+                END IF;
+                RETURN;
+            END IF;
+        END IF;
+        s_seq := s_new;
+        INSERT INTO items (mailbox, seq, kind, epoch, idem, payload, created)
+            VALUES (p_mailbox, s_seq, p_kind, p_epoch, p_idem, p_payload, p_now);
+        IF p_kind <> 3 AND p_after > 0 THEN
+            UPDATE items i SET superseded = TRUE
+                WHERE i.mailbox = p_mailbox AND i.epoch = p_epoch AND i.kind = 1
+                    AND i.seq <= p_after AND NOT i.superseded;
+        END IF;
+        outcome := 1; seq := s_seq;
+    END
+    $$ LANGUAGE plpgsql;
+    CREATE FUNCTION atmls_ds_post_many(p_kind SMALLINT[], p_mailbox BYTEA[], p_epoch BYTEA[],
+        p_after BIGINT[], p_idem BYTEA[], p_payload BYTEA[], p_now BIGINT)
+    RETURNS TABLE (ord INT, outcome SMALLINT, seq BIGINT, winner BYTEA)
+    AS $$
+    DECLARE
+        i INT;
+        r RECORD;
+    BEGIN
+        FOR i IN 1 .. coalesce(array_length(p_kind, 1), 0) LOOP
+            SELECT * INTO r FROM atmls_ds_post(p_kind[i], p_mailbox[i], p_epoch[i], p_after[i],
+                p_idem[i], p_payload[i], p_now);
+            ord := i; outcome := r.outcome; seq := r.seq; winner := r.winner;
+            RETURN NEXT;
+        END LOOP;
+    END
+    $$ LANGUAGE plpgsql;
+    "#,
+    ),
 ];
 
 const BATCH: usize = 128;
@@ -166,6 +263,11 @@ fn db(e: sqlx::Error) -> StoreError {
 }
 
 async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
+    migrate_to(pool, i64::MAX).await
+}
+
+/// Applies the migrations up to version `upto` (tests start from an older schema).
+async fn migrate_to(pool: &PgPool, upto: i64) -> Result<(), StoreError> {
     let mut tx = pool.begin().await.map_err(db)?;
     sqlx::query("SELECT pg_advisory_xact_lock(7262917)")
         .execute(&mut *tx)
@@ -183,7 +285,7 @@ async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
         .map_err(db)?
         .try_get(0)
         .map_err(db)?;
-    for (v, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > have) {
+    for (v, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > have && *v <= upto) {
         sqlx::raw_sql(sqlx::AssertSqlSafe(*sql))
             .execute(&mut *tx)
             .await
@@ -210,7 +312,7 @@ async fn run_batch(pool: &PgPool, jobs: &[Job]) -> Result<Vec<(Outcome, bool)>, 
         .collect();
     let mut tx = pool.begin().await.map_err(db)?;
     let rows = sqlx::query(
-        "SELECT ord, outcome, seq, winner FROM atmls_ds_post_many($1, $2, $3, $4, $5, $6)",
+        "SELECT ord, outcome, seq, winner FROM atmls_ds_post_many($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(
         posts
@@ -229,6 +331,12 @@ async fn run_batch(pool: &PgPool, jobs: &[Job]) -> Result<Vec<(Outcome, bool)>, 
             .iter()
             .map(|p| p.epoch.to_vec())
             .collect::<Vec<Vec<u8>>>(),
+    )
+    .bind(
+        posts
+            .iter()
+            .map(|p| cursor_i64(p.after))
+            .collect::<Vec<i64>>(),
     )
     .bind(
         posts
@@ -460,6 +568,13 @@ impl Store for PgStore {
             .await
             .map_err(db)?
             .rows_affected();
+        // Superseded commits expire like messages (DS-14); the others stay (DS-10).
+        let a = a + sqlx::query("DELETE FROM items WHERE kind = 1 AND superseded AND created < $1")
+            .bind(messages_before)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?
+            .rows_affected();
         let b = sqlx::query(
             "DELETE FROM items WHERE mailbox IN (SELECT id FROM mailboxes WHERE touched < $1)",
         )
@@ -545,5 +660,219 @@ impl Store for PgStore {
             .await
             .map_err(db)?
             .rows_affected())
+    }
+}
+
+/// Unit tests against the PostgreSQL of the test command (`ATMLS_TEST_DATABASE_URL`, started by
+/// scripts/postgres.sh); skipped without it, except under CI.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PG_ENV: &str = "ATMLS_TEST_DATABASE_URL";
+
+    /// A pool on a fresh database, and its URL.
+    async fn fresh() -> Option<(PgPool, String)> {
+        let base = match std::env::var(PG_ENV) {
+            Ok(u) if !u.is_empty() => u,
+            _ => {
+                assert!(
+                    std::env::var_os("CI").is_none(),
+                    "{PG_ENV} is not set under CI"
+                );
+                eprintln!("{PG_ENV} not set: skipping");
+                return None;
+            }
+        };
+        let name = format!("atmls_u_{}", hex::encode(rand::random::<[u8; 6]>()));
+        let admin = PgPool::connect(&base).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&admin)
+            .await
+            .unwrap();
+        admin.close().await;
+        let (prefix, _) = base.rsplit_once('/').unwrap();
+        let url = format!("{prefix}/{name}");
+        Some((PgPool::connect(&url).await.unwrap(), url))
+    }
+
+    /// Calls the post function of the current schema at a chosen time: (outcome, seq).
+    async fn post_at(
+        pool: &PgPool,
+        kind: Kind,
+        epoch: u8,
+        after: i64,
+        idem: u8,
+        payload: &[u8],
+        now: i64,
+    ) -> (i16, i64) {
+        let r = sqlx::query("SELECT outcome, seq FROM atmls_ds_post($1, $2, $3, $4, $5, $6, $7)")
+            .bind(kind_to_i16(kind))
+            .bind(vec![1u8; 32])
+            .bind(vec![epoch; 32])
+            .bind(after)
+            .bind(vec![idem; 16])
+            .bind(payload.to_vec())
+            .bind(now)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        (r.try_get(0).unwrap(), r.try_get(1).unwrap())
+    }
+
+    async fn superseded(pool: &PgPool) -> Vec<i64> {
+        sqlx::query("SELECT seq FROM items WHERE superseded ORDER BY seq")
+            .fetch_all(pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.try_get(0).unwrap())
+            .collect()
+    }
+
+    async fn seqs(s: &PgStore) -> Vec<u64> {
+        match s.fetch([1; 32], 0, 100, 1 << 20).await.unwrap() {
+            Fetched::Page(items, _) => items.iter().map(|i| i.seq).collect(),
+            Fetched::CursorAhead => panic!("cursor ahead"),
+        }
+    }
+
+    #[tokio::test]
+    async fn ds_14_superseded_commits_pruned_after_retention_pg() {
+        let Some((pool, url)) = fresh().await else {
+            return;
+        };
+        let s = PgStore::connect(&url, broadcast::channel(16).0)
+            .await
+            .unwrap();
+        let c = Kind::Commit;
+        // At 100: junk under tag 5 (1), the real commit of tag 5 (2), the commit of tag 6 (3).
+        assert_eq!(post_at(&pool, c, 5, 0, 1, b"junk", 100).await, (1, 1));
+        assert_eq!(post_at(&pool, c, 5, 1, 2, b"c5", 100).await, (1, 2));
+        assert_eq!(post_at(&pool, c, 6, 2, 3, b"c6", 100).await, (1, 3));
+        // Refusals mark nothing: the junk wins against cursor 0, the commit at 2 against 1.
+        assert_eq!(post_at(&pool, c, 5, 0, 9, b"x", 100).await, (2, 1));
+        assert_eq!(post_at(&pool, c, 5, 1, 9, b"x", 100).await, (2, 2));
+        assert_eq!(post_at(&pool, Kind::Message, 5, 1, 9, b"x", 100).await.0, 3);
+        // At 200: junk under tag 7 (4), superseded by a message of tag 7 (5).
+        assert_eq!(post_at(&pool, c, 7, 3, 4, b"junk", 200).await, (1, 4));
+        assert_eq!(
+            post_at(&pool, Kind::Message, 7, 4, 5, b"m", 200).await,
+            (1, 5)
+        );
+        assert_eq!(superseded(&pool).await, vec![1, 4]);
+        assert_eq!(s.prune(150, 0).await.unwrap(), 1);
+        assert_eq!(seqs(&s).await, vec![2, 3, 4, 5]);
+        assert_eq!(s.prune(250, 0).await.unwrap(), 2);
+        assert_eq!(seqs(&s).await, vec![2, 3]);
+        assert_eq!(s.prune(10_000, 0).await.unwrap(), 0);
+        assert_eq!(
+            post_at(&pool, Kind::Message, 8, 3, 6, b"m", 300).await,
+            (1, 6)
+        );
+    }
+
+    #[tokio::test]
+    async fn ds_11_old_unique_index_migrates_and_keeps_data_pg() {
+        let Some((pool, url)) = fresh().await else {
+            return;
+        };
+        // A database as version 3 left it, filled through its own function.
+        migrate_to(&pool, 3).await.unwrap();
+        let old = |kind: Kind, epoch: u8, idem: u8, payload: &'static [u8]| {
+            sqlx::query("SELECT outcome, seq FROM atmls_ds_post($1, $2, $3, $4, $5, 100)")
+                .bind(kind_to_i16(kind))
+                .bind(vec![1u8; 32])
+                .bind(vec![epoch; 32])
+                .bind(vec![idem; 16])
+                .bind(payload.to_vec())
+        };
+        let r = old(Kind::Commit, 5, 1, b"c1")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(r.try_get::<i64, _>(1).unwrap(), 1);
+        old(Kind::Message, 6, 2, b"m1")
+            .execute(&pool)
+            .await
+            .unwrap();
+        let dup = sqlx::query(
+            "INSERT INTO items (mailbox, seq, kind, epoch, idem, payload, created)
+             VALUES ($1, 3, 1, $2, $3, 'c2', 100)",
+        )
+        .bind(vec![1u8; 32])
+        .bind(vec![5u8; 32])
+        .bind(vec![3u8; 16])
+        .execute(&pool)
+        .await;
+        assert!(dup.is_err(), "the old unique index");
+
+        let s = PgStore::connect(&url, broadcast::channel(16).0)
+            .await
+            .unwrap();
+        let indexes: Vec<String> =
+            sqlx::query("SELECT indexname::text FROM pg_indexes WHERE tablename = 'items'")
+                .fetch_all(&pool)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.try_get(0).unwrap())
+                .collect();
+        assert!(
+            !indexes.iter().any(|i| i == "items_one_commit_per_epoch"),
+            "{indexes:?}"
+        );
+        assert!(
+            indexes.iter().any(|i| i == "items_commits_by_epoch"),
+            "{indexes:?}"
+        );
+        let Fetched::Page(items, false) = s.fetch([1; 32], 0, 10, 1 << 20).await.unwrap() else {
+            panic!("page");
+        };
+        assert_eq!(
+            items,
+            vec![
+                StoredItem {
+                    seq: 1,
+                    kind: Kind::Commit,
+                    payload: b"c1".to_vec()
+                },
+                StoredItem {
+                    seq: 2,
+                    kind: Kind::Message,
+                    payload: b"m1".to_vec()
+                },
+            ]
+        );
+        assert!(superseded(&pool).await.is_empty());
+        let p = |after| Post {
+            kind: Kind::Commit,
+            mailbox: [1; 32],
+            epoch: [5; 32],
+            after,
+            idem: [9; 16],
+            payload: b"c2".to_vec(),
+        };
+        let (out, _) = s.post(p(0)).await.unwrap();
+        assert!(matches!(out, Outcome::Rejected(w) if w.seq == 1 && w.payload == b"c1"));
+        assert_eq!(s.post(p(2)).await.unwrap(), (Outcome::Accepted(3), true));
+        assert_eq!(superseded(&pool).await, vec![1]);
+        // The previous version's function still works, with the old rule.
+        let r = old(Kind::Commit, 5, 4, b"c3")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(r.try_get::<i16, _>(0).unwrap(), 2);
+        let r = old(Kind::Message, 7, 5, b"m2")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                r.try_get::<i16, _>(0).unwrap(),
+                r.try_get::<i64, _>(1).unwrap()
+            ),
+            (1, 4)
+        );
     }
 }

@@ -9,8 +9,8 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    kind_from_i16, kind_to_i16, mailbox_kind_of, tree_digest, unix_now, Fetched, Outcome, Post,
-    Store, StoreError, StoredItem, TreePut,
+    cursor_i64, kind_from_i16, kind_to_i16, mailbox_kind_of, tree_digest, unix_now, Fetched,
+    Outcome, Post, Store, StoreError, StoredItem, TreePut,
 };
 use crate::transport::Kind;
 
@@ -49,6 +49,16 @@ const MIGRATIONS: &[(i64, &str)] = &[
     );
     CREATE INDEX trees_expires ON trees (expires);",
     ),
+    // Several commits per epoch tag (DS-4): the first one after the poster's cursor refuses a
+    // post, so the lookup is by (mailbox, epoch, seq); commits found invalid by a later
+    // poster are marked superseded and expire like messages (DS-14).
+    (
+        3,
+        "DROP INDEX items_one_commit_per_epoch;
+    ALTER TABLE items ADD COLUMN superseded INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX items_commits_by_epoch ON items (mailbox, epoch, seq) WHERE kind = 1;
+    CREATE INDEX items_superseded ON items (created) WHERE kind = 1 AND superseded = 1;",
+    ),
 ];
 
 /// Most posts applied in one transaction.
@@ -80,6 +90,11 @@ fn open_conn(path: &Path) -> Result<Connection, StoreError> {
 }
 
 fn migrate(c: &mut Connection) -> Result<(), StoreError> {
+    migrate_to(c, i64::MAX)
+}
+
+/// Applies the migrations up to version `upto` (tests start from an older schema).
+fn migrate_to(c: &mut Connection, upto: i64) -> Result<(), StoreError> {
     let t = c
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(db)?;
@@ -94,7 +109,7 @@ fn migrate(c: &mut Connection) -> Result<(), StoreError> {
             |r| r.get(0),
         )
         .map_err(db)?;
-    for (v, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > have) {
+    for (v, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > have && *v <= upto) {
         t.execute_batch(sql).map_err(db)?;
         t.execute(
             "INSERT INTO schema_migrations (version, applied) VALUES (?1, ?2)",
@@ -108,6 +123,7 @@ fn migrate(c: &mut Connection) -> Result<(), StoreError> {
 /// Applies one post inside the writer's open transaction.
 fn apply(t: &rusqlite::Transaction<'_>, p: &Post, now: i64) -> Result<(Outcome, bool), StoreError> {
     let mb = p.mailbox.as_slice();
+    let after = cursor_i64(p.after);
     let row: Option<(i16, i64)> = t
         .prepare_cached("SELECT kind, last_seq FROM mailboxes WHERE id = ?1")
         .map_err(db)?
@@ -143,12 +159,16 @@ fn apply(t: &rusqlite::Transaction<'_>, p: &Post, now: i64) -> Result<(Outcome, 
             ));
         }
         if p.kind != Kind::Welcome {
+            // The first commit for this epoch after the poster's cursor holds the epoch; those
+            // at or before it the poster has seen and found invalid (DS-4).
             let winner: Option<(i64, Vec<u8>)> = t
                 .prepare_cached(
-                    "SELECT seq, payload FROM items WHERE mailbox = ?1 AND epoch = ?2 AND kind = 1",
+                    "SELECT seq, payload FROM items
+                     WHERE mailbox = ?1 AND epoch = ?2 AND kind = 1 AND seq > ?3
+                     ORDER BY seq LIMIT 1",
                 )
                 .map_err(db)?
-                .query_row(params![mb, p.epoch.as_slice()], |r| {
+                .query_row(params![mb, p.epoch.as_slice(), after], |r| {
                     Ok((r.get(0)?, r.get(1)?))
                 })
                 .optional()
@@ -193,6 +213,17 @@ fn apply(t: &rusqlite::Transaction<'_>, p: &Post, now: i64) -> Result<(Outcome, 
         now
     ])
     .map_err(db)?;
+    // The commits for this epoch up to the poster's cursor were found invalid: they expire
+    // like messages (DS-14).
+    if p.kind != Kind::Welcome && after > 0 {
+        t.prepare_cached(
+            "UPDATE items SET superseded = 1
+             WHERE mailbox = ?1 AND epoch = ?2 AND kind = 1 AND seq <= ?3 AND superseded = 0",
+        )
+        .map_err(db)?
+        .execute(params![mb, p.epoch.as_slice(), after])
+        .map_err(db)?;
+    }
     Ok((Outcome::Accepted(seq as u64), true))
 }
 
@@ -368,6 +399,13 @@ impl Store for SqliteStore {
                     [messages_before],
                 )
                 .map_err(db)?;
+            // Superseded commits expire like messages (DS-14); the others stay (DS-10).
+            n += t
+                .execute(
+                    "DELETE FROM items WHERE kind = 1 AND superseded = 1 AND created < ?1",
+                    [messages_before],
+                )
+                .map_err(db)?;
             n += t
                 .execute(
                     "DELETE FROM items WHERE mailbox IN (SELECT id FROM mailboxes WHERE touched < ?1)",
@@ -459,13 +497,56 @@ mod tests {
     use super::*;
 
     fn post(kind: Kind, mailbox: u8, epoch: u8, idem: u8, payload: &[u8]) -> Post {
+        post_after(kind, mailbox, epoch, 0, idem, payload)
+    }
+
+    fn post_after(
+        kind: Kind,
+        mailbox: u8,
+        epoch: u8,
+        after: u64,
+        idem: u8,
+        payload: &[u8],
+    ) -> Post {
         Post {
             kind,
             mailbox: [mailbox; 32],
             epoch: [epoch; 32],
+            after,
             idem: [idem; 16],
             payload: payload.to_vec(),
         }
+    }
+
+    /// Applies one post as the writer does, at a chosen time.
+    fn apply_at(path: &Path, p: Post, now: i64) -> Outcome {
+        let mut c = open_conn(path).unwrap();
+        let t = c
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .unwrap();
+        let (out, _) = apply(&t, &p, now).unwrap();
+        t.commit().unwrap();
+        out
+    }
+
+    async fn seqs(s: &SqliteStore, mailbox: u8) -> Vec<u64> {
+        match s.fetch([mailbox; 32], 0, 100, 1 << 20).await.unwrap() {
+            Fetched::Page(items, _) => items.iter().map(|i| i.seq).collect(),
+            Fetched::CursorAhead => panic!("cursor ahead"),
+        }
+    }
+
+    fn superseded(path: &Path) -> Vec<i64> {
+        let c = Connection::open(path).unwrap();
+        let mut st = c
+            .prepare("SELECT seq FROM items WHERE superseded = 1 ORDER BY seq")
+            .unwrap();
+        let v = st
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<Vec<i64>, _>>()
+            .unwrap();
+        v
     }
 
     #[tokio::test]
@@ -582,5 +663,212 @@ mod tests {
             s.post(post(Kind::Message, 1, 1, 2, b"m")).await.unwrap().0,
             Outcome::Accepted(2)
         );
+    }
+
+    #[tokio::test]
+    async fn ds_4_store_junk_commit_does_not_hold_the_epoch() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let s = SqliteStore::open(&path).unwrap();
+        // Junk at 1 under tag 5; a poster that has seen it (cursor 1) commits at 2.
+        let junk = post_after(Kind::Commit, 1, 5, 0, 1, b"junk");
+        assert_eq!(s.post(junk).await.unwrap().0, Outcome::Accepted(1));
+        assert_eq!(
+            s.post(post_after(Kind::Commit, 1, 5, 1, 2, b"c"))
+                .await
+                .unwrap(),
+            (Outcome::Accepted(2), true)
+        );
+        // A poster that has not seen the junk (cursor 0) loses to it; one that saw the junk
+        // but not the commit at 2 loses to that.
+        let (out, _) = s
+            .post(post_after(Kind::Commit, 1, 5, 0, 3, b"x"))
+            .await
+            .unwrap();
+        assert!(matches!(out, Outcome::Rejected(w) if w.seq == 1 && w.payload == b"junk"));
+        let (out, _) = s
+            .post(post_after(Kind::Commit, 1, 5, 1, 4, b"y"))
+            .await
+            .unwrap();
+        assert!(matches!(out, Outcome::Rejected(w) if w.seq == 2 && w.payload == b"c"));
+        // Messages: stale while a commit follows the cursor.
+        for after in [0, 1] {
+            assert_eq!(
+                s.post(post_after(Kind::Message, 1, 5, after, 5, b"m"))
+                    .await
+                    .unwrap()
+                    .0,
+                Outcome::Stale
+            );
+        }
+        assert_eq!(
+            s.post(post_after(Kind::Message, 1, 5, 2, 5, b"m"))
+                .await
+                .unwrap(),
+            (Outcome::Accepted(3), true)
+        );
+        // Idempotency first: a retry answers as before, whatever its cursor.
+        assert_eq!(
+            s.post(post_after(Kind::Commit, 1, 5, 0, 2, b"c"))
+                .await
+                .unwrap(),
+            (Outcome::Accepted(2), false)
+        );
+        assert_eq!(seqs(&s, 1).await, vec![1, 2, 3]);
+        // The posts stored at 2 and 3 superseded the commits their cursors (1 and 2) passed:
+        // their posters found them invalid (DS-14).
+        assert_eq!(superseded(&path), vec![1, 2]);
+    }
+
+    #[tokio::test]
+    async fn ds_14_superseded_commits_pruned_after_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let s = SqliteStore::open(&path).unwrap();
+        // At 100: junk under tag 5 (1), the real commit of tag 5 (2), the commit of tag 6 (3).
+        let c = |epoch, after, idem, payload: &[u8]| {
+            post_after(Kind::Commit, 1, epoch, after, idem, payload)
+        };
+        assert_eq!(
+            apply_at(&path, c(5, 0, 1, b"junk"), 100),
+            Outcome::Accepted(1)
+        );
+        assert_eq!(
+            apply_at(&path, c(5, 1, 2, b"c5"), 100),
+            Outcome::Accepted(2)
+        );
+        assert_eq!(
+            apply_at(&path, c(6, 2, 3, b"c6"), 100),
+            Outcome::Accepted(3)
+        );
+        // At 200: junk under tag 7 (4), superseded by a message of tag 7 (5).
+        assert_eq!(
+            apply_at(&path, c(7, 3, 4, b"junk"), 200),
+            Outcome::Accepted(4)
+        );
+        assert_eq!(
+            apply_at(&path, post_after(Kind::Message, 1, 7, 4, 5, b"m"), 200),
+            Outcome::Accepted(5)
+        );
+        assert_eq!(superseded(&path), vec![1, 4]);
+        // Retention cut at 150: the superseded commit of 100 goes, the one of 200 stays.
+        assert_eq!(s.prune(150, 0).await.unwrap(), 1);
+        assert_eq!(seqs(&s, 1).await, vec![2, 3, 4, 5]);
+        // At 250: the message and the second superseded commit go; commits never superseded
+        // stay, however old (DS-10).
+        assert_eq!(s.prune(250, 0).await.unwrap(), 2);
+        assert_eq!(seqs(&s, 1).await, vec![2, 3]);
+        assert_eq!(s.prune(10_000, 0).await.unwrap(), 0);
+        // Positions are never reused.
+        assert_eq!(
+            apply_at(&path, post_after(Kind::Message, 1, 8, 3, 6, b"m"), 300),
+            Outcome::Accepted(6)
+        );
+    }
+
+    #[tokio::test]
+    async fn ds_11_old_unique_index_migrates_and_keeps_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let (mb, e5, e6) = ([1u8; 32], [5u8; 32], [6u8; 32]);
+        // A database as version 2 left it: one commit per epoch under a unique index.
+        {
+            let mut c = open_conn(&path).unwrap();
+            migrate_to(&mut c, 2).unwrap();
+            c.execute(
+                "INSERT INTO mailboxes (id, kind, last_seq, touched) VALUES (?1, 1, 2, 100)",
+                [mb.as_slice()],
+            )
+            .unwrap();
+            let insert = |seq: i64, kind: i16, epoch: &[u8; 32], idem: u8, payload: &[u8]| {
+                c.execute(
+                    "INSERT INTO items (mailbox, seq, kind, epoch, idem, payload, created)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 100)",
+                    params![
+                        mb.as_slice(),
+                        seq,
+                        kind,
+                        epoch.as_slice(),
+                        [idem; 16].as_slice(),
+                        payload
+                    ],
+                )
+            };
+            insert(1, 1, &e5, 1, b"c1").unwrap();
+            insert(2, 2, &e6, 2, b"m1").unwrap();
+            assert!(insert(3, 1, &e5, 3, b"c2").is_err(), "the old unique index");
+        }
+        let s = SqliteStore::open(&path).unwrap();
+        let c = Connection::open(&path).unwrap();
+        let indexes: Vec<String> = c
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'items'")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            !indexes.iter().any(|i| i == "items_one_commit_per_epoch"),
+            "{indexes:?}"
+        );
+        assert!(
+            indexes.iter().any(|i| i == "items_commits_by_epoch"),
+            "{indexes:?}"
+        );
+        // The winner lookup and the marking use the new index.
+        for sql in [
+            "EXPLAIN QUERY PLAN SELECT seq, payload FROM items
+             WHERE mailbox = ?1 AND epoch = ?2 AND kind = 1 AND seq > ?3 ORDER BY seq LIMIT 1",
+            "EXPLAIN QUERY PLAN UPDATE items SET superseded = 1
+             WHERE mailbox = ?1 AND epoch = ?2 AND kind = 1 AND seq <= ?3 AND superseded = 0",
+        ] {
+            let plan: Vec<String> = c
+                .prepare(sql)
+                .unwrap()
+                .query_map(params![mb.as_slice(), e5.as_slice(), 0], |r| r.get(3))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert!(
+                plan.iter().any(|p| p.contains("items_commits_by_epoch")),
+                "{plan:?}"
+            );
+        }
+        // The old items are all there, unmarked, and old clients (cursor 0) see the old rule.
+        let Fetched::Page(items, false) = s.fetch(mb, 0, 10, 1 << 20).await.unwrap() else {
+            panic!("page");
+        };
+        assert_eq!(
+            items,
+            vec![
+                StoredItem {
+                    seq: 1,
+                    kind: Kind::Commit,
+                    payload: b"c1".to_vec()
+                },
+                StoredItem {
+                    seq: 2,
+                    kind: Kind::Message,
+                    payload: b"m1".to_vec()
+                },
+            ]
+        );
+        assert!(superseded(&path).is_empty());
+        let p = |after, idem: u8, payload: &[u8]| Post {
+            kind: Kind::Commit,
+            mailbox: mb,
+            epoch: e5,
+            after,
+            idem: [idem; 16],
+            payload: payload.to_vec(),
+        };
+        let (out, _) = s.post(p(0, 9, b"c2")).await.unwrap();
+        assert!(matches!(out, Outcome::Rejected(w) if w.seq == 1 && w.payload == b"c1"));
+        // A second commit under the tag is now possible.
+        assert_eq!(
+            s.post(p(2, 9, b"c2")).await.unwrap(),
+            (Outcome::Accepted(3), true)
+        );
+        assert_eq!(superseded(&path), vec![1]);
     }
 }
