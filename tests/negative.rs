@@ -10,6 +10,7 @@ use atmls::identity::{
 };
 use atmls::keypackage::{validate_record, KeyPackageError, DEFAULT_CIPHERSUITE};
 use atmls::storage::Store;
+use atmls::trust::MemberStatus;
 use atmls::transport::*;
 use atmls::{Client, Error, Event, GroupId};
 use common::*;
@@ -384,6 +385,7 @@ async fn forged_update_is_refused(forged: Forged, want: CredentialError) {
         IdentityKeyPair::from_secret_bytes(&a1.identity_key.as_ref().unwrap().secret_bytes()[..])
             .unwrap();
     let a1_installation = a1.installation.secret_bytes();
+    let alice1_installation = &a1.installation.public();
     let alice1 = w.client(a1, Store::open(&path).unwrap()).await;
     // alice's second device: keep a copy of its keys to forge with.
     let inst = InstallationKeyPair::generate();
@@ -452,42 +454,97 @@ async fn forged_update_is_refused(forged: Forged, want: CredentialError) {
         .stage_commit(&p)
         .unwrap();
     // Sealed for the mailbox like any commit (DS-2), so only the identity is wrong.
-    let forged = atmls::group::seal_for_transport(
+    let forged_commit = atmls::group::seal_for_transport(
         &group,
         p.crypto(),
         &bundle.commit().tls_serialize_detached().unwrap(),
     )
     .unwrap();
 
-    let e = bob.process_incoming(&g, &forged).await.unwrap_err();
-    assert!(
-        matches!(&e, Error::Group(GroupError::Credential(c)) if *c == want),
-        "{e:?}"
-    );
-    assert_eq!(state(&bob, &g).await, before);
-    assert_eq!(bob.members(&g).await.unwrap().len(), 3);
+    if matches!(forged, Forged::OtherDevice) {
+        // CRED-8 is an agreement check: refused by every member, state unchanged.
+        let e = bob.process_incoming(&g, &forged_commit).await.unwrap_err();
+        assert!(
+            matches!(&e, Error::Group(GroupError::Credential(c)) if *c == want),
+            "{e:?}"
+        );
+        assert_eq!(state(&bob, &g).await, before);
+        assert_eq!(bob.members(&g).await.unwrap().len(), 3);
+    }
 
-    // The same commit through the transport: bob's sync refuses it and carries on (the
-    // group is not stuck behind it).
+    // Through the transport, under the epoch's own tag (the junk-commit case of AGREE-1).
+    let tag = atmls::group::epoch_tag(&group, p.crypto()).unwrap();
     w.net
         .submit_commit(
             &mailbox_for(g.as_bytes()),
-            &EpochTag(rand::random()),
+            &tag,
             0,
-            &forged,
+            &forged_commit,
             &IdempotencyKey::random(),
         )
         .await
         .unwrap();
     let ev = bob.sync().await.unwrap();
+    if matches!(forged, Forged::OtherDevice) {
+        assert!(
+            ev.iter().any(|e| matches!(
+                e,
+                Event::Refused { error: GroupError::Credential(c), .. } if *c == want
+            )),
+            "{ev:?}"
+        );
+        assert_eq!(bob.epoch_fingerprint(&g).await.unwrap(), before.0);
+        // The group is not frozen behind the refused commit: a commit and a message go on.
+        alice2.self_update(&g).await.unwrap();
+        alice2.send_text(&g, "still going").await.unwrap();
+        assert_eq!(texts(&bob.sync().await.unwrap()), vec!["still going"]);
+        return;
+    }
+    // TRUST-20: which identity key vouches for alice is a trust check. The commit is merged,
+    // as by every member (its certificate and proofs verify); bob marks the leaf as a
+    // mismatch after looking alice up (TRUST-23) and holds what it sends.
+    assert!(
+        !ev.iter().any(|e| matches!(e, Event::Refused { .. })),
+        "{ev:?}"
+    );
+    assert_eq!(bob.epoch_fingerprint(&g).await.unwrap().0, before.0 .0 + 1);
+    let installation = *alice1_installation;
     assert!(
         ev.iter().any(|e| matches!(
             e,
-            Event::Refused { error: GroupError::Credential(c), .. } if *c == want
+            Event::MemberTrust { member, status: MemberStatus::Mismatch, .. }
+                if member.installation == installation
         )),
         "{ev:?}"
     );
-    assert_eq!(bob.epoch_fingerprint(&g).await.unwrap(), before.0);
+    if matches!(forged, Forged::RogueDeclared) {
+        assert!(
+            ev.iter().any(|e| matches!(e, Event::TrustWarning { .. })),
+            "{ev:?}"
+        );
+    }
+    let statuses = bob.member_trust(&g).await.unwrap();
+    assert!(statuses
+        .iter()
+        .any(|(m, s)| m.installation == installation && *s == MemberStatus::Mismatch));
+    // The rogue leaf's message is held (refused on this device alone: no group state).
+    group.merge_pending_commit(&p).unwrap();
+    let msg = group
+        .create_message(&p, &new_signer, b"from the rogue key")
+        .unwrap();
+    let sealed = atmls::group::seal_for_transport(
+        &group,
+        p.crypto(),
+        &msg.tls_serialize_detached().unwrap(),
+    )
+    .unwrap();
+    let held = bob.process_incoming(&g, &sealed).await.unwrap_err();
+    assert!(
+        matches!(&held, Error::Group(GroupError::Credential(c)) if *c == want),
+        "{held:?}"
+    );
+    // alice's other device is verified and the group carries on.
+    alice2.sync().await.unwrap();
     alice2.send_text(&g, "still going").await.unwrap();
     assert_eq!(texts(&bob.sync().await.unwrap()), vec!["still going"]);
 }
@@ -497,10 +554,11 @@ async fn cred_8_update_changing_a_leaf_identity_is_refused() {
     forged_update_is_refused(Forged::OtherDevice, CredentialError::IdentityChanged).await;
 }
 
-/// TRUST-14: a leaf may be re-certified only by the account's current (declared, endorsed)
-/// key; a certificate from any other key is refused even for the same installation.
+/// TRUST-14, TRUST-20: a leaf re-certified by a key that is not the account's current
+/// (declared, endorsed) one is merged like any commit that passes the agreement checks; this
+/// device marks it as a mismatch and holds its messages.
 #[tokio::test]
-async fn trust_14_recertification_by_an_unendorsed_key_is_refused() {
+async fn trust_14_recertification_by_an_unendorsed_key_is_marked_and_held() {
     forged_update_is_refused(
         Forged::UnendorsedKey,
         CredentialError::UnknownIdentityKey(did("alice")),
@@ -509,9 +567,9 @@ async fn trust_14_recertification_by_an_unendorsed_key_is_refused() {
 }
 
 /// TRUST-5, TRUST-14: the same when someone holding alice's PDS password also published the
-/// rogue key as her declaration: bob's lookup raises a warning and still refuses.
+/// rogue key as her declaration: bob's lookup raises a warning, and the leaf stays marked.
 #[tokio::test]
-async fn trust_5_recertification_by_a_rogue_declared_key_is_refused() {
+async fn trust_5_recertification_by_a_rogue_declared_key_is_marked_and_held() {
     forged_update_is_refused(
         Forged::RogueDeclared,
         CredentialError::UnknownIdentityKey(did("alice")),

@@ -423,11 +423,9 @@ impl Session<'_> {
 
     /// Counts a transient failure of the Welcome at `seq`; whether it may be tried again.
     fn welcome_retry(&mut self, seq: u64) -> Result<bool, Error> {
-        let key = format!("welcome_tries:{seq}");
-        let tries = self.inner.read(|c| tables::account_u64(c, &key))? + 1;
-        self.inner
-            .atomic(|cx| tables::account_set_u64(cx.c, &key, tries))?;
-        Ok(tries < MAX_WELCOME_TRIES)
+        let tries = self.inner.welcome_tries.entry(seq).or_insert(0);
+        *tries += 1;
+        Ok(*tries < MAX_WELCOME_TRIES)
     }
 
     /// Welcomes, then every group; then commits leave requests, re-proposes our own leave if it

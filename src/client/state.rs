@@ -31,6 +31,10 @@ pub(crate) struct Inner {
     /// Single-use KeyPackages of others we already put in a commit (KP-5).
     pub(crate) used_key_packages: std::collections::HashSet<Vec<u8>>,
     /// Unendorsed identity keys seen per contact and not accepted (TRUST-5): memory only.
+    /// Syncs that failed to fetch a Welcome's tree, by the Welcome's position (AGREE-7). In
+    /// memory: a restart gives a Welcome a few more tries, and a refused fetch changes nothing
+    /// stored.
+    pub(crate) welcome_tries: std::collections::HashMap<u64, u64>,
     pub(crate) unendorsed:
         std::collections::HashMap<crate::identity::Did, crate::identity::PublicKey>,
     /// Events raised outside a sync (trust lookups, messages read while committing or
@@ -298,6 +302,7 @@ impl Inner {
             policy,
             used_key_packages: Default::default(),
             unendorsed: Default::default(),
+            welcome_tries: Default::default(),
             deferred_events: Vec::new(),
             moderation: std::sync::Arc::new(AuthorOnly),
             groups: GroupCache::default(),

@@ -278,7 +278,8 @@ pub fn welcome_mailbox(installation: &PublicKey) -> MailboxId {
 }
 
 /// The opaque ordering key of the group's current epoch: an MLS exporter value (GROUP-6).
-pub(crate) fn epoch_tag(
+/// Public for tools and tests that drive openmls directly, like [`seal_for_transport`].
+pub fn epoch_tag(
     group: &MlsGroup,
     crypto: &impl OpenMlsCrypto,
 ) -> Result<EpochTag, GroupError> {
