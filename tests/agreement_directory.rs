@@ -5,83 +5,14 @@
 
 mod common;
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
-
-use async_trait::async_trait;
-use atmls::directory::{
-    AccountRecord, DeviceRecord, Directory, DirectoryError, KeyPackageRecord, MemoryDirectory,
-};
-use atmls::identity::{Did, IdentityDeclaration, PublicKey};
+use atmls::identity::Did;
 use atmls::storage::Store;
 use atmls::trust::MemberStatus;
-use atmls::{Client, Event};
+use atmls::Event;
 use common::*;
 use openmls::prelude::tls_codec::Serialize as _;
 use openmls_traits::OpenMlsProvider as _;
 
-/// A directory that is unreachable for each listed account's first lookup, knows nothing of
-/// the `dead` accounts (their records are gone), and records every account lookup.
-struct Flaky {
-    inner: Arc<MemoryDirectory>,
-    fail_once: Mutex<HashSet<Did>>,
-    dead: Mutex<HashSet<Did>>,
-    asked: Mutex<Vec<Did>>,
-}
-
-impl Flaky {
-    fn new(inner: Arc<MemoryDirectory>) -> Arc<Self> {
-        Arc::new(Flaky {
-            inner,
-            fail_once: Mutex::new(HashSet::new()),
-            dead: Mutex::new(HashSet::new()),
-            asked: Mutex::new(Vec::new()),
-        })
-    }
-    fn asked(&self) -> Vec<Did> {
-        self.asked.lock().unwrap().clone()
-    }
-}
-
-#[async_trait]
-impl Directory for Flaky {
-    async fn account(&self, did: &Did) -> Result<Option<AccountRecord>, DirectoryError> {
-        self.asked.lock().unwrap().push(did.clone());
-        if self.fail_once.lock().unwrap().remove(did) {
-            return Err(DirectoryError::Unavailable("first lookup fails".into()));
-        }
-        if self.dead.lock().unwrap().contains(did) {
-            return Ok(None);
-        }
-        self.inner.account(did).await
-    }
-    async fn key_packages(&self, did: &Did) -> Result<Vec<KeyPackageRecord>, DirectoryError> {
-        self.inner.key_packages(did).await
-    }
-    async fn publish_declaration(&self, d: &IdentityDeclaration) -> Result<(), DirectoryError> {
-        self.inner.publish_declaration(d).await
-    }
-    async fn publish_device(&self, d: &DeviceRecord) -> Result<(), DirectoryError> {
-        self.inner.publish_device(d).await
-    }
-    async fn remove_device(&self, did: &Did, i: &PublicKey) -> Result<(), DirectoryError> {
-        self.inner.remove_device(did, i).await
-    }
-    async fn publish_key_package(&self, r: &KeyPackageRecord) -> Result<(), DirectoryError> {
-        self.inner.publish_key_package(r).await
-    }
-    async fn delete_key_package(&self, did: &Did, r: &[u8]) -> Result<(), DirectoryError> {
-        self.inner.delete_key_package(did, r).await
-    }
-}
-
-async fn client_with(w: &World, dir: Arc<dyn Directory>, name: &str) -> Client {
-    Client::builder(dir, w.net.clone(), Store::in_memory().unwrap())
-        .identity(atmls::identity::DeviceIdentity::new_account(did(name)))
-        .build()
-        .await
-        .unwrap()
-}
 
 /// AGREE-2, TRUST-23: bob meets carol's account first in the commit that adds her. The
 /// commit is merged in that sync before anything is looked up; carol's account is then
@@ -90,10 +21,10 @@ async fn client_with(w: &World, dir: Arc<dyn Directory>, name: &str) -> Client {
 #[tokio::test]
 async fn agree_2_added_account_merged_before_any_lookup() {
     let w = World::new();
-    let flaky = Flaky::new(w.dir.clone());
+    let flaky = FlakyDirectory::new(w.dir.clone());
     flaky.fail_once.lock().unwrap().insert(did("carol"));
     let (alice, _) = w.account("alice").await;
-    let bob = client_with(&w, flaky.clone(), "bob").await;
+    let bob = w.account_on(flaky.clone(), "bob").await;
     let (carol, _) = w.account("carol").await;
     let g = alice.create_group(&[bob.did().clone()]).await.unwrap();
     bob.sync().await.unwrap();
@@ -127,9 +58,9 @@ async fn agree_2_added_account_merged_before_any_lookup() {
 #[tokio::test]
 async fn trust_23_known_accounts_not_looked_up() {
     let w = World::new();
-    let flaky = Flaky::new(w.dir.clone());
+    let flaky = FlakyDirectory::new(w.dir.clone());
     let (alice, akey) = w.account("alice").await;
-    let bob = client_with(&w, flaky.clone(), "bob").await;
+    let bob = w.account_on(flaky.clone(), "bob").await;
     let g = alice.create_group(&[bob.did().clone()]).await.unwrap();
     bob.sync().await.unwrap();
     bob.sync().await.unwrap();
@@ -158,7 +89,7 @@ async fn trust_23_known_accounts_not_looked_up() {
 #[tokio::test]
 async fn agree_2_hint_naming_1000_accounts_looks_nothing_up() {
     let w = World::new();
-    let flaky = Flaky::new(w.dir.clone());
+    let flaky = FlakyDirectory::new(w.dir.clone());
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("alice.db");
     let alice = w
@@ -167,7 +98,7 @@ async fn agree_2_hint_naming_1000_accounts_looks_nothing_up() {
             Store::open(&path).unwrap(),
         )
         .await;
-    let bob = client_with(&w, flaky.clone(), "bob").await;
+    let bob = w.account_on(flaky.clone(), "bob").await;
     let g = alice.create_group(&[bob.did().clone()]).await.unwrap();
     bob.sync().await.unwrap();
     bob.sync().await.unwrap();
@@ -222,9 +153,9 @@ async fn agree_2_hint_naming_1000_accounts_looks_nothing_up() {
 #[tokio::test]
 async fn agree_7_member_adding_a_dead_account_stops_no_sync() {
     let w = World::new();
-    let flaky = Flaky::new(w.dir.clone());
+    let flaky = FlakyDirectory::new(w.dir.clone());
     let (alice, _) = w.account("alice").await;
-    let bob = client_with(&w, flaky.clone(), "bob").await;
+    let bob = w.account_on(flaky.clone(), "bob").await;
     let (carol, _) = w.account("carol").await;
     let (dave, _) = w.account("dave").await;
     let g = alice.create_group(&[bob.did().clone()]).await.unwrap();

@@ -7,7 +7,13 @@ use std::sync::Arc;
 
 use atmls::transport::*;
 
-use atmls::directory::MemoryDirectory;
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use atmls::directory::{
+    AccountRecord, DeviceRecord, Directory, DirectoryError, KeyPackageRecord, MemoryDirectory,
+};
+use atmls::identity::{IdentityDeclaration, PublicKey};
 use atmls::identity::{unix_now, DeviceIdentity, Did, IdentityKeyPair, InstallationKeyPair};
 use atmls::storage::Store;
 use atmls::{Client, Event, GroupId};
@@ -247,5 +253,72 @@ impl openmls_traits::OpenMlsProvider for RawProvider {
     }
     fn rand(&self) -> &Self::RandProvider {
         &self.crypto
+    }
+}
+
+/// A directory that is unreachable for each listed account's first lookup, knows nothing of
+/// the `dead` accounts (their records are gone), and records every account lookup.
+pub struct FlakyDirectory {
+    pub inner: Arc<MemoryDirectory>,
+    pub fail_once: Mutex<HashSet<Did>>,
+    pub dead: Mutex<HashSet<Did>>,
+    pub asked: Mutex<Vec<Did>>,
+}
+
+impl FlakyDirectory {
+    pub fn new(inner: Arc<MemoryDirectory>) -> Arc<Self> {
+        Arc::new(FlakyDirectory {
+            inner,
+            fail_once: Mutex::new(HashSet::new()),
+            dead: Mutex::new(HashSet::new()),
+            asked: Mutex::new(Vec::new()),
+        })
+    }
+    pub fn asked(&self) -> Vec<Did> {
+        self.asked.lock().unwrap().clone()
+    }
+}
+
+#[async_trait::async_trait]
+impl Directory for FlakyDirectory {
+    async fn account(&self, did: &Did) -> Result<Option<AccountRecord>, DirectoryError> {
+        self.asked.lock().unwrap().push(did.clone());
+        if self.fail_once.lock().unwrap().remove(did) {
+            return Err(DirectoryError::Unavailable("first lookup fails".into()));
+        }
+        if self.dead.lock().unwrap().contains(did) {
+            return Ok(None);
+        }
+        self.inner.account(did).await
+    }
+    async fn key_packages(&self, did: &Did) -> Result<Vec<KeyPackageRecord>, DirectoryError> {
+        self.inner.key_packages(did).await
+    }
+    async fn publish_declaration(&self, d: &IdentityDeclaration) -> Result<(), DirectoryError> {
+        self.inner.publish_declaration(d).await
+    }
+    async fn publish_device(&self, d: &DeviceRecord) -> Result<(), DirectoryError> {
+        self.inner.publish_device(d).await
+    }
+    async fn remove_device(&self, did: &Did, i: &PublicKey) -> Result<(), DirectoryError> {
+        self.inner.remove_device(did, i).await
+    }
+    async fn publish_key_package(&self, r: &KeyPackageRecord) -> Result<(), DirectoryError> {
+        self.inner.publish_key_package(r).await
+    }
+    async fn delete_key_package(&self, did: &Did, r: &[u8]) -> Result<(), DirectoryError> {
+        self.inner.delete_key_package(did, r).await
+    }
+}
+
+
+impl World {
+    /// A new account whose device reads the directory through `dir`.
+    pub async fn account_on(&self, dir: Arc<dyn Directory>, name: &str) -> Client {
+        Client::builder(dir, self.net.clone(), Store::in_memory().unwrap())
+            .identity(DeviceIdentity::new_account(did(name)))
+            .build()
+            .await
+            .unwrap()
     }
 }
