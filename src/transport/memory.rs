@@ -319,6 +319,53 @@ mod tests {
         assert_eq!(t.fetch(&mb(1).id, 0, 10).await.unwrap().items.len(), 1);
     }
 
+    /// TRANSPORT-1, TRANSPORT-3: a commit stored under a tag holds it only for posters whose
+    /// cursor is before it; a poster that processed it (and is still in the epoch, so found
+    /// it invalid) gets its commit or message stored after it.
+    #[tokio::test]
+    async fn transport_1_3_commits_ordered_after_the_posters_cursor() {
+        let t = MemoryTransport::new();
+        let e = EpochTag([1; 32]);
+        let post = |after: u64, p: &'static [u8]| {
+            let t = &t;
+            async move {
+                t.submit_commit(&mb(1), &e, after, p, &IdempotencyKey::random())
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(post(0, b"junk").await, CommitOutcome::Accepted { seq: 1 });
+        // Not yet processed by this poster: the junk is what it must read first.
+        let CommitOutcome::Rejected { winner } = post(0, b"c").await else {
+            panic!("commit before the cursor accepted")
+        };
+        assert_eq!((winner.seq, winner.payload.as_slice()), (1, &b"junk"[..]));
+        // Processed (and refused) by the poster: it holds nothing.
+        assert_eq!(post(1, b"c").await, CommitOutcome::Accepted { seq: 2 });
+        // The first commit after the cursor is the one reported.
+        let CommitOutcome::Rejected { winner } = post(1, b"d").await else {
+            panic!("second commit accepted")
+        };
+        assert_eq!(winner.seq, 2);
+        let msg = |after: u64| {
+            let t = &t;
+            async move {
+                t.send_message(&mb(1), &e, after, b"m", &IdempotencyKey::random())
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(msg(1).await, SendOutcome::StaleEpoch);
+        assert_eq!(msg(2).await, SendOutcome::Accepted { seq: 3 });
+        // Another epoch is not held by this one's commits.
+        assert_eq!(
+            t.submit_commit(&mb(1), &EpochTag([2; 32]), 0, b"x", &IdempotencyKey::random())
+                .await
+                .unwrap(),
+            CommitOutcome::Accepted { seq: 4 }
+        );
+    }
+
     #[tokio::test]
     async fn transport_2_idempotent_retry_stored_once() {
         let t = MemoryTransport::new();
