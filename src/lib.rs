@@ -12,6 +12,7 @@
 
 pub mod blob;
 pub mod client;
+pub mod clock;
 pub mod content;
 pub mod credential;
 pub mod directory;

@@ -97,10 +97,12 @@ async fn cred_3_forged_installation_certificate_is_not_added() {
     account_with_forged_device(&w, "eve", |d| d.certificate.signature = vec![0u8; 64]).await;
     let before = state(&alice, &g).await;
     let err = alice.add_members(&g, &[did("eve")]).await.unwrap_err();
+    // A verdict on the published bytes: a retry refuses them again (KP-5).
     assert!(
-        matches!(err, Error::NoKeyPackages(ref d) if *d == did("eve")),
+        matches!(err, Error::KeyPackagesRefused { ref did, .. } if *did == common::did("eve")),
         "{err:?}"
     );
+    assert!(!err.is_retryable());
     assert_eq!(state(&alice, &g).await, before);
 
     // The record-level verdict is typed too.
@@ -125,7 +127,9 @@ async fn cred_7_key_package_naming_another_key_or_did_is_refused() {
     account_with_forged_device(&w, "eve", |_| {}).await;
     let before = state(&alice, &g).await;
     let err = alice.add_members(&g, &[did("eve")]).await.unwrap_err();
+    // The directory may still catch up (CRED-7): retryable.
     assert!(matches!(err, Error::NoKeyPackages(_)), "{err:?}");
+    assert!(err.is_retryable());
     assert_eq!(state(&alice, &g).await, before);
     let account = verified(&w, &did("eve")).await;
     let rec = &w.dir.key_packages(&did("eve")).await.unwrap()[0];
@@ -152,7 +156,12 @@ async fn cred_7_key_package_naming_another_key_or_did_is_refused() {
         .add_members(&g, &[dave.did().clone()])
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::NoKeyPackages(_)), "{err:?}");
+    assert!(
+        matches!(err, Error::KeyPackagesRefused { ref reason, .. }
+            if *reason == KeyPackageError::RecordMismatch("DID")),
+        "{err:?}"
+    );
+    assert!(!err.is_retryable());
     assert_eq!(state(&alice, &g).await, before);
     let dave_acct = verified(&w, dave.did()).await;
     let e = check(&stolen, &dave_acct).unwrap_err();

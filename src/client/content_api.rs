@@ -449,7 +449,7 @@ impl Client {
     ) -> Result<HistoryPage, Error> {
         let limit = limit.clamp(1, MAX_PAGE);
         let s = self.session().await;
-        let now = crate::identity::unix_now();
+        let now = s.inner.now();
         let c = &s.inner.store.conn;
         let rows = store::page(c, &group.0, before.map(|b| b.0), limit, now)?;
         let full = rows.len() == limit as usize;
@@ -475,7 +475,7 @@ impl Client {
     ) -> Result<Option<HistoryItem>, Error> {
         let s = self.session().await;
         let c = &s.inner.store.conn;
-        let now = crate::identity::unix_now();
+        let now = s.inner.now();
         Ok(store::get(c, &group.0, id.as_bytes(), now)?
             .map(|r| history::to_item(c, r))
             .transpose()?)
@@ -517,7 +517,7 @@ impl Client {
         };
         let s = self.session().await;
         let c = &s.inner.store.conn;
-        let now = crate::identity::unix_now();
+        let now = s.inner.now();
         let rows = store::search(
             c,
             group.map(|g| g.0.as_slice()),
@@ -607,7 +607,9 @@ impl Client {
     /// Returns how many were deleted. See the example on
     /// [`set_disappearing`](Self::set_disappearing).
     pub async fn purge_expired(&self) -> Result<usize, Error> {
-        self.purge_expired_at(crate::identity::unix_now()).await
+        let mut s = self.session().await;
+        let now = s.inner.now();
+        s.purge_expired(now)
     }
 
     /// [`purge_expired`](Self::purge_expired) as if the clock read `now` (unix seconds), for

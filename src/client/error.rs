@@ -58,9 +58,23 @@ pub enum Error {
     /// The store belongs to another account or device than the identity given.
     #[error("the store belongs to another identity")]
     IdentityMismatch,
-    /// None of the account's devices has a valid KeyPackage.
+    /// None of the account's devices has a valid KeyPackage, and a later try may find one:
+    /// it has none published (or only single-use ones this client already used), or one was
+    /// refused only because the directory has not caught up (CRED-7). Nothing was changed.
     #[error("{0} has no valid KeyPackage")]
     NoKeyPackages(Did),
+    /// Every KeyPackage the account published was refused for what it is, e.g. it lacks a
+    /// capability every atmls group requires (CRED-9): a retry reads the same packages, so
+    /// the account must publish new ones first. `reason` is one of the refusals. Devices with
+    /// a package that fits are added in its place; this is only when no device of the account
+    /// has one (KP-5). Nothing was changed.
+    #[error("{did} has no KeyPackage that fits: {reason}")]
+    KeyPackagesRefused {
+        /// The account.
+        did: Did,
+        /// Why one of its packages was refused.
+        reason: KeyPackageError,
+    },
     /// Other members kept committing first; the operation was not applied.
     #[error("gave up after repeated commit conflicts")]
     Conflict,
@@ -72,16 +86,25 @@ pub enum Error {
 impl Error {
     /// Whether retrying the call may help.
     pub fn is_retryable(&self) -> bool {
+        // No catch-all: a new variant needs a decision.
         match self {
+            Error::Identity(e) => e.is_retryable(),
+            Error::Credential(e) => e.is_retryable(),
+            Error::KeyPackage(e) => e.is_retryable(),
             Error::Directory(e) => e.is_retryable(),
             Error::Transport(e) => e.is_retryable(),
             Error::Storage(e) => e.is_retryable(),
             Error::Group(e) => e.is_retryable(),
-            Error::Credential(e) => e.is_retryable(),
-            Error::KeyPackage(e) => e.is_retryable(),
+            Error::Trust(e) => e.is_retryable(),
+            Error::Content(e) => e.is_retryable(),
+            Error::History(e) => e.is_retryable(),
             Error::Blob(e) => e.is_retryable(),
             Error::NoKeyPackages(_) | Error::Conflict => true,
-            _ => false,
+            Error::KeyPackagesRefused { .. }
+            | Error::NoBlobStore
+            | Error::NoIdentity
+            | Error::IdentityMismatch
+            | Error::InvalidArgument(_) => false,
         }
     }
 }

@@ -79,6 +79,10 @@ pub enum Event {
     /// A new application message (any content type; typing indicators too, which are
     /// not stored).
     Message(Message),
+    /// A message queued by an earlier [`crate::Client::send`] that failed (the transport was
+    /// unreachable, the client stopped) was accepted by the transport: delivered once
+    /// (spec/group.md GROUP-11).
+    Sent(Message),
     /// A contact's identity key changed along endorsements by the pinned key (TRUST-1):
     /// informational, the new key is now pinned.
     IdentityKeyRotated {
@@ -145,6 +149,28 @@ pub enum Event {
         identity_key: crate::identity::PublicKey,
         /// This device's verdict.
         status: crate::trust::MemberStatus,
+    },
+    /// A member device that fell out of the group asked to be re-added (spec/agreement.md
+    /// AGREE-8); this device's next sync answers with a commit re-adding it, if no other
+    /// member did first.
+    ResyncRequested {
+        /// The group.
+        group: GroupId,
+        /// The device.
+        member: Member,
+    },
+    /// This device had fallen out of the group and was re-added (AGREE-8). The messages of
+    /// the epochs in between are lost to it: those between mailbox positions `from` and
+    /// `to` were not read.
+    Resynced {
+        /// The group.
+        group: GroupId,
+        /// Who re-added us.
+        by: Did,
+        /// The last position read before.
+        from: u64,
+        /// The position reading resumes after.
+        to: u64,
     },
     /// A message from an account the group's policies do not let post (GOV-8): decrypted,
     /// then dropped; nothing is stored.

@@ -49,11 +49,12 @@ fn governance(ext: &Extensions<GroupContext>) -> Result<Governance, GroupError> 
         .ok_or(GovernanceError::Immutable("a DM has no roles, metadata or invites").into())
 }
 
-/// The extensions after `edit`, or `None` if it changes nothing.
+/// The extensions after `edit` at time `now`, or `None` if it changes nothing.
 pub(crate) fn apply_edit(
     ext: &Extensions<GroupContext>,
     edit: &ContextEdit,
     me: &Did,
+    now: u64,
 ) -> Result<Option<Extensions<GroupContext>>, GroupError> {
     let gov = governance(ext)?;
     let mut meta = metadata_of(ext)?;
@@ -79,7 +80,6 @@ pub(crate) fn apply_edit(
             let mut all = invites_of(ext)?;
             // Revoked, expired or used-up links make room for new ones.
             if all.len() >= crate::group::MAX_INVITES {
-                let now = crate::identity::unix_now();
                 all.retain(|i| i.state(now) == crate::group::InviteState::Open);
             }
             let mut rec = (**rec).clone();

@@ -390,7 +390,7 @@ fn insert_item(
 /// Records a group update derived from a verified commit (CONTENT-27). Its id is that of
 /// the commit message, so every member's device gives it the same id.
 pub(crate) fn record_update(
-    c: &Connection,
+    cx: &super::state::Ctx<'_>,
     group: &GroupId,
     commit: &[u8],
     seq: u64,
@@ -398,7 +398,7 @@ pub(crate) fn record_update(
     update: &GroupUpdated,
     timer: Option<u32>,
 ) -> Result<(), StorageError> {
-    let now = crate::identity::unix_now();
+    let now = cx.now();
     let content = GroupUpdatedCodec::encode(update)
         .map_err(|_| StorageError::Corrupt("group update does not encode"))?;
     let raw = content
@@ -413,7 +413,7 @@ pub(crate) fn record_update(
         outgoing: false,
         received: now,
     };
-    insert_item(c, &m, &raw, None, timer).map(|_| ())
+    insert_item(cx.c, &m, &raw, None, timer).map(|_| ())
 }
 
 /// What our own staged commit changes, for the history (None: nothing to record).

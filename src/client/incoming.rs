@@ -17,7 +17,6 @@ use crate::group::{
     join_config, mailbox_for, staging_error, validate_joined_tree, welcome_mailbox, GroupData,
     GroupError, GroupId, GroupKind, GroupStatus, TreeError, TreeRef,
 };
-use crate::identity::unix_now;
 use crate::storage::tables::{self, GroupRow};
 use crate::storage::StorageError;
 use crate::transport::{Delivered, TransportError, MAX_WELCOME_PAYLOAD};
@@ -116,6 +115,23 @@ fn process_welcome(
         Some((r, false)) => stored.into_iter().find(|(s, _)| s == r).map(|(_, b)| b),
         _ => None,
     };
+    // A device that asked to be re-added takes the Welcome in place of its state (AGREE-8):
+    // the old state goes first, openmls will not stage over it. A failure below rolls this
+    // back with the rest of the transaction.
+    let claimed = GroupId(pw.unverified_group_info().group_id().as_slice().to_vec());
+    let mut resynced_from = None;
+    if let Some(row) = tables::group_get(cx.c, &claimed.0)? {
+        if row.status != GroupStatus::Left
+            && super::resync::takes_resync_welcome(cx.c, &claimed, cx.now())?
+        {
+            let mls_id = openmls::prelude::GroupId::from_slice(&claimed.0);
+            if let Ok(Some(mut old)) = openmls::prelude::MlsGroup::load(cx.p.storage(), &mls_id) {
+                old.delete(cx.p.storage()).map_err(|e| werr(&e))?;
+            }
+            cx.forget_roster(&claimed);
+            resynced_from = Some(row.cursor);
+        }
+    }
     // openmls checks the tree against the GroupInfo's tree hash (LG-T-5).
     let out_of_band = tree.is_some();
     let staged = pw
@@ -133,6 +149,8 @@ fn process_welcome(
                 old.delete(cx.p.storage()).map_err(|e| werr(&e))?;
             }
         }
+        // Its state was replaced above (AGREE-8).
+        Some(_) if resynced_from.is_some() && claimed == gid => {}
         Some(_) => {
             return Err(GroupError::Welcome("already joined this group".into()).into());
         }
@@ -166,7 +184,7 @@ fn process_welcome(
             kind: data.kind,
             dm_peer,
             status: GroupStatus::Active,
-            created: unix_now(),
+            created: cx.now(),
         },
     )?;
     if let (Some((r, _)), Some(b)) = (&used, &bundle) {
@@ -174,7 +192,7 @@ fn process_welcome(
             .write_key_package(r, b)
             .map_err(|e| werr(&e))?;
         let key = r.tls_serialize_detached().map_err(|e| werr(&e))?;
-        tables::kp_grace_add(cx.c, &key, unix_now() + KEY_PACKAGE_GRACE_SECS)?;
+        tables::kp_grace_add(cx.c, &key, cx.now() + KEY_PACKAGE_GRACE_SECS)?;
     }
     if let Some((kp_ref, last_resort)) = used {
         if last_resort {
@@ -183,18 +201,29 @@ fn process_welcome(
             // inviters who already picked it can still be joined (KP-8).
             tables::account_set_u64(cx.c, &format!("needs_update:{gid}"), 1)?;
             let key = kp_ref.tls_serialize_detached().map_err(|e| werr(&e))?;
-            tables::kp_grace_add(cx.c, &key, unix_now() + KEY_PACKAGE_GRACE_SECS)?;
+            tables::kp_grace_add(cx.c, &key, cx.now() + KEY_PACKAGE_GRACE_SECS)?;
         }
         tables::kp_retire(cx.c, kp_ref.as_slice())?;
     }
     tables::account_set_u64(cx.c, K_WELCOME_CURSOR, seq)?;
     let judged: Vec<_> = leaves.into_iter().map(|l| (l, true)).collect();
     let trust = super::verify::judge_leaves(cx, &gid, &judged)?;
-    let mut events = vec![Event::Joined {
-        group: gid.clone(),
-        kind: data.kind,
-        by,
-    }];
+    let mut events = match resynced_from {
+        Some(from) => {
+            tables::account_delete(cx.c, &super::resync::asked_key(&gid))?;
+            vec![Event::Resynced {
+                group: gid.clone(),
+                by,
+                from,
+                to: env.commit_seq,
+            }]
+        }
+        None => vec![Event::Joined {
+            group: gid.clone(),
+            kind: data.kind,
+            by,
+        }],
+    };
     events.extend(trust);
     cx.keep(&gid, g);
     Ok(events)
@@ -301,6 +330,14 @@ impl Session<'_> {
                 }
                 Ok::<_, Error>((Stop::Done, ev))
             })?;
+            // What the pass tells about falling out of the group (AGREE-8).
+            let processed = ev.iter().any(|e| !matches!(e, Event::Refused { .. }));
+            let refused = ev
+                .iter()
+                .rev()
+                .take_while(|e| matches!(e, Event::Refused { .. }))
+                .count();
+            self.note_run(group, processed, refused as u32);
             // Committed: queued at once, so a later failure in this pass loses none.
             self.inner.deferred_events.append(&mut ev);
             match stop {
@@ -312,7 +349,7 @@ impl Session<'_> {
                     self.verify_members(true).await?;
                     if self.inner.read(crate::storage::trust::verify_urgent)? {
                         self.inner.atomic(|cx| {
-                            crate::storage::trust::verify_defer_urgent(cx.c, unix_now())
+                            crate::storage::trust::verify_defer_urgent(cx.c, cx.now())
                         })?;
                     }
                     start = next;
@@ -445,10 +482,9 @@ impl Session<'_> {
         note(self.sync_welcomes().await, "welcomes");
         let groups = self.inner.read(tables::groups_all)?;
         for row in groups.iter().filter(|r| r.status != GroupStatus::Left) {
-            note(
-                self.sync_group(&GroupId(row.group_id.clone())).await,
-                "group",
-            );
+            let gid = GroupId(row.group_id.clone());
+            note(self.sync_group(&gid).await, "group");
+            note(self.ask_resync_if_stale(&gid).await, "re-add request");
         }
         // Members met in commits and Welcomes, checked against the directory (TRUST-23).
         note(self.verify_members(false).await, "member verification");
@@ -456,6 +492,8 @@ impl Session<'_> {
             let gid = GroupId(row.group_id.clone());
             note(self.group_chores(&gid, row.status).await, "group chores");
         }
+        // Queued messages, certificate renewal, leaf rotation (GROUP-11, ID-7, GROUP-10).
+        note(self.upkeep().await, "upkeep");
         // Join requests through invite links and handles (INV-4).
         match self.serve_invites().await {
             Ok(ev) => self.inner.deferred_events.extend(ev),
@@ -491,6 +529,7 @@ impl Session<'_> {
                             r => r?,
                         }
                     }
+                    self.answer_resyncs(&gid).await?;
                     let key = format!("needs_update:{gid}");
                     if self.inner.read(|c| tables::account_u64(c, &key))? == 1 {
                         self.run_commit(&gid, Intent::Update).await?;

@@ -18,7 +18,7 @@ use crate::group::{
     invite_id, invites_of, Action, Governance, GovernanceError, GroupError, GroupId, GroupKind,
     GroupStatus, InviteId, InviteRecord, InviteState,
 };
-use crate::identity::{unix_now, Did, PublicKey};
+use crate::identity::{Did, PublicKey};
 use crate::storage::tables;
 use crate::transport::IdempotencyKey;
 use crate::trust::SecretChannel;
@@ -431,7 +431,7 @@ impl Session<'_> {
         let outcome = if member {
             JoinOutcome::Approved
         } else {
-            match rec.state(unix_now()) {
+            match rec.state(self.inner.now()) {
                 InviteState::Open => {
                     // INV-4: the request must come from a current device of that account.
                     let account = self.verified_account(&did).await?;
@@ -445,7 +445,7 @@ impl Session<'_> {
                             Ok(()) => JoinOutcome::Approved,
                             // Another admin used the last place first.
                             Err(Error::Group(GroupError::Governance(_))) => JoinOutcome::of_state(
-                                self.invite(group, &invite)?.0.state(unix_now()),
+                                self.invite(group, &invite)?.0.state(self.inner.now()),
                             ),
                             Err(e) => return Err(e),
                         }
@@ -493,7 +493,7 @@ impl Session<'_> {
                 for item in page.items {
                     if let Some(mut req) = open_request(&ch, &rec.id(), &item.payload) {
                         req.via_handle = rec.public;
-                        let open = rec.state(unix_now()) == InviteState::Open;
+                        let open = rec.state(self.inner.now()) == InviteState::Open;
                         if open && rec.approval {
                             let mut all = self.stored(&gid)?;
                             if !all.iter().any(|s| s.id == req.id) {
@@ -610,7 +610,7 @@ impl Client {
         let secret: [u8; 32] = rand::random();
         let expires = match o.expires_in {
             None => 0,
-            Some(d) => unix_now().saturating_add(d.as_secs().max(1)),
+            Some(d) => self.now().saturating_add(d.as_secs().max(1)),
         };
         let rec = InviteRecord {
             secret,

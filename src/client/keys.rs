@@ -8,7 +8,7 @@ use rayon::prelude::*;
 
 use super::{Error, Session};
 use crate::directory::{DeviceRecord, VerifiedAccount};
-use crate::identity::{unix_now, Did, PublicKey};
+use crate::identity::{Did, PublicKey};
 use crate::keypackage::{self, select_per_device};
 use crate::storage::tables;
 
@@ -49,7 +49,7 @@ impl Session<'_> {
             });
             if !ours && !superseded {
                 self.directory
-                    .publish_declaration(&k.declare(&dev.did, unix_now()))
+                    .publish_declaration(&k.declare(&dev.did, self.inner.now()))
                     .await?;
             }
         }
@@ -60,7 +60,7 @@ impl Session<'_> {
         };
         self.directory.publish_device(&record).await?;
         self.directory
-            .prune_key_packages(&self.inner.device.did, unix_now())
+            .prune_key_packages(&self.inner.device.did, self.inner.now())
             .await?;
         self.maintain_key_packages().await
     }
@@ -73,7 +73,7 @@ impl Session<'_> {
             self.directory.delete_key_package(&did, &r).await?;
             self.inner.atomic(|cx| tables::kp_deleted(cx.c, &r))?;
         }
-        let now = unix_now();
+        let now = self.inner.now();
         self.inner.atomic(|cx| {
             for r in tables::kp_grace_take_expired(cx.c, now)? {
                 use openmls::prelude::tls_codec::DeserializeBytes as _;
@@ -148,7 +148,7 @@ impl Session<'_> {
             .await?
             .ok_or_else(|| crate::directory::DirectoryError::NoIdentity(did.clone()))?;
         let account =
-            record.verify_with(did, unix_now(), Some(self.inner.verdicts.signatures()))?;
+            record.verify_with(did, self.inner.now(), Some(self.inner.verdicts.signatures()))?;
         self.judge(&record.declaration, false)?;
         Ok(account)
     }
@@ -166,7 +166,7 @@ impl Session<'_> {
                     .ok_or_else(|| crate::directory::DirectoryError::NoIdentity(did.clone()))?,
             );
         }
-        let now = unix_now();
+        let now = self.inner.now();
         let sigs = self.inner.verdicts.signatures();
         let verified: Vec<_> = records
             .par_iter()
@@ -182,7 +182,12 @@ impl Session<'_> {
         self.pin_all(&accounts)
     }
 
-    /// One valid KeyPackage per device of each DID, skipping `exclude` devices. Adding
+    /// One valid KeyPackage per device of each DID, skipping `exclude` devices. A refused
+    /// package (KP-1 … KP-5, e.g. one lacking a capability every group requires, CRED-9) is
+    /// skipped for the device's other packages; a device with none that fits is skipped; an
+    /// account with no device that fits (and none already in) fails the call before anything
+    /// changes: `KeyPackagesRefused` when only verdicts on the bytes refused them, else
+    /// `NoKeyPackages`. Adding
     /// thousands at once (LG-6): the lookups run first, then the accounts and KeyPackages are
     /// verified on all cores, then everything else goes in order, with the pins in one
     /// transaction.
@@ -203,16 +208,18 @@ impl Session<'_> {
             // Spread invitations over the published packages, and never hand the same
             // single-use package to two of our own commits (it can only be joined once).
             records.shuffle(&mut rand::thread_rng());
+            let published = records.len();
             records.retain(|r| {
                 r.last_resort || !self.inner.used_key_packages.contains(&r.key_package_ref)
             });
-            fetched.push((did, record, records));
+            let set_aside = records.len() < published;
+            fetched.push((did, record, records, set_aside));
         }
-        let (crypto, cs, now) = (&self.inner.crypto, self.inner.cs, unix_now());
+        let (crypto, cs, now) = (&self.inner.crypto, self.inner.cs, self.inner.now());
         let sigs = self.inner.verdicts.signatures();
         let checked: Vec<_> = fetched
             .par_iter()
-            .map(|(did, record, records)| {
+            .map(|(did, record, records, _)| {
                 record
                     .verify_with(did, now, Some(sigs))
                     .map(|account| {
@@ -224,7 +231,7 @@ impl Session<'_> {
             .collect();
         let mut out = Vec::new();
         let mut to_pin = Vec::new();
-        for ((did, record, _), checked) in fetched.iter().zip(checked) {
+        for ((did, record, _, set_aside), checked) in fetched.iter().zip(checked) {
             let did: &Did = did;
             let judged = checked.and_then(|c| self.judge(&record.declaration, false).map(|()| c));
             let (account, (chosen, refused)) = match judged {
@@ -250,7 +257,16 @@ impl Session<'_> {
             }
             let already = account.devices.iter().any(|d| exclude.contains(d));
             if fresh.is_empty() && !already && did != &self.inner.device.did {
-                return Err(Error::NoKeyPackages(did.clone()));
+                // Every package refused for what it is, none set aside: a retry reads the
+                // same packages and refuses them again (KP-5).
+                let settled = !set_aside && refused.iter().all(|(_, e)| !e.is_retryable());
+                return Err(match refused.into_iter().next() {
+                    Some((_, reason)) if settled => Error::KeyPackagesRefused {
+                        did: did.clone(),
+                        reason,
+                    },
+                    _ => Error::NoKeyPackages(did.clone()),
+                });
             }
             if reserve && !fresh.is_empty() {
                 to_pin.push(account);

@@ -10,11 +10,14 @@ mod history;
 mod incoming;
 mod invites;
 mod keys;
+mod outbox;
 mod outgoing;
 mod receive;
+mod resync;
 mod rotation;
 mod state;
 mod trust;
+mod upkeep;
 mod verify;
 
 pub use error::Error;
@@ -26,6 +29,7 @@ pub use history::{
 pub use invites::{
     InviteError, InviteLink, InviteOptions, JoinOutcome, JoinRequest, PendingJoin, RequestId,
 };
+pub use upkeep::{DEFAULT_CERT_RENEWAL_WINDOW, DEFAULT_LEAF_ROTATION_INTERVAL};
 
 use std::sync::Arc;
 
@@ -33,6 +37,7 @@ use openmls::prelude::Ciphersuite;
 use tokio::sync::{mpsc, Mutex};
 
 use crate::blob::BlobStore;
+use crate::clock::{Clock, SystemClock};
 use crate::content::{Content, EncodedContent};
 use crate::directory::Directory;
 use crate::group::{GroupId, GroupKind, GroupStatus, Member};
@@ -70,6 +75,8 @@ pub struct ClientBuilder {
     blob_store: Option<Arc<dyn BlobStore>>,
     moderation: Option<Arc<dyn ModerationPolicy>>,
     trust_interval: std::time::Duration,
+    clock: Arc<dyn Clock>,
+    upkeep: upkeep::Upkeep,
 }
 
 /// How often [`Client::watch`] re-checks contacts' keys and runs the self-check by default.
@@ -80,6 +87,22 @@ impl ClientBuilder {
     /// (TRUST-10); default [`DEFAULT_TRUST_CHECK_INTERVAL`].
     pub fn trust_check_interval(mut self, every: std::time::Duration) -> Self {
         self.trust_interval = every;
+        self
+    }
+
+    /// How long before its end this device's certificate is renewed by `sync` (at most a
+    /// third of its lifetime; spec/identity.md ID-7); default
+    /// [`DEFAULT_CERT_RENEWAL_WINDOW`]. Zero: never.
+    pub fn certificate_renewal(mut self, window: std::time::Duration) -> Self {
+        self.upkeep.renewal_window = window;
+        self
+    }
+
+    /// How often `sync` rotates this device's leaf keys in each group, varied by ±15% per
+    /// group (spec/group.md GROUP-10); default [`DEFAULT_LEAF_ROTATION_INTERVAL`]. `None`:
+    /// never (only [`Client::self_update`] and re-credentialing rotate them).
+    pub fn leaf_rotation(mut self, every: Option<std::time::Duration>) -> Self {
+        self.upkeep.leaf_rotation = every;
         self
     }
 
@@ -104,6 +127,14 @@ impl ClientBuilder {
         self
     }
 
+    /// The clock the client reads (default [`SystemClock`]): KeyPackage lifetimes,
+    /// certificate periods, disappearing messages, grace periods and invite expiry follow it
+    /// (a simulation gives each device its own).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// How many KeyPackages to keep published.
     pub fn key_package_policy(mut self, policy: KeyPackagePolicy) -> Self {
         self.policy = policy;
@@ -113,10 +144,18 @@ impl ClientBuilder {
     /// Opens the client: loads or saves the identity, publishes the declaration (if this device
     /// holds the identity key), the device record and KeyPackages.
     pub async fn build(self) -> Result<Client, Error> {
-        let mut inner = Inner::open(self.store, self.identity, self.ciphersuite, self.policy)?;
+        let clock = self.clock;
+        let mut inner = Inner::open(
+            self.store,
+            self.identity,
+            self.ciphersuite,
+            self.policy,
+            clock.clone(),
+        )?;
         if let Some(m) = self.moderation {
             inner.moderation = m;
         }
+        inner.upkeep = self.upkeep;
         let client = Client {
             blob_store: self.blob_store,
             trust_interval: self.trust_interval,
@@ -125,6 +164,7 @@ impl ClientBuilder {
             inner: Mutex::new(inner),
             directory: self.directory,
             transport: self.transport,
+            clock,
         };
         client.session().await.publish_identity().await?;
         Ok(client)
@@ -160,6 +200,7 @@ pub struct Client {
     transport: Arc<dyn Transport>,
     blob_store: Option<Arc<dyn BlobStore>>,
     trust_interval: std::time::Duration,
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for Client {
@@ -194,6 +235,8 @@ impl Client {
             blob_store: None,
             moderation: None,
             trust_interval: DEFAULT_TRUST_CHECK_INTERVAL,
+            clock: Arc::new(SystemClock),
+            upkeep: upkeep::Upkeep::default(),
         }
     }
 
@@ -204,6 +247,11 @@ impl Client {
             transport: &*self.transport,
             lookups: 0,
         }
+    }
+
+    /// The time on this client's clock (unix seconds).
+    pub(crate) fn now(&self) -> u64 {
+        self.clock.now()
     }
 
     /// This device's account.
@@ -289,7 +337,8 @@ impl Client {
     /// what was already processed stays processed and its events come with the next call.
     pub async fn sync(&self) -> Result<Vec<Event>, Error> {
         let mut s = self.session().await;
-        s.purge_expired(crate::identity::unix_now())?;
+        let now = s.inner.now();
+        s.purge_expired(now)?;
         s.sync_all().await
     }
 

@@ -5,24 +5,24 @@ use openmls::prelude::{
     tls_codec::Serialize as _, GroupId as MlsGroupId, KeyPackage, LeafNodeIndex,
     LeafNodeParameters, MlsGroup, NewSignerBundle,
 };
+use openmls_basic_credential::SignatureKeyPair;
 use openmls_traits::OpenMlsProvider as _;
 
 use super::history;
-use super::{Error, Message, Session};
-use crate::content::{Content, EncodedContent, MessageId};
+use super::{Error, Session};
 use crate::credential::AtmlsIdentity;
 use crate::group::{
     create_config, epoch_tag, mailbox_for, outer_seal, welcome_mailbox, GroupData, GroupError,
     GroupId, GroupKind, GroupStatus, Member, Roster, RosterChange, TreeRef,
 };
-use crate::identity::{unix_now, Did};
+use crate::identity::Did;
 use crate::keypackage::new_leaf_key;
 use crate::storage::tables::{self, GroupRow, Outgoing};
-use crate::transport::{CommitOutcome, EpochTag, IdempotencyKey, SendOutcome, TreeLocator};
+use crate::transport::{CommitOutcome, EpochTag, IdempotencyKey, TreeLocator};
 use crate::wire::WelcomeEnvelope;
 
 /// How often an operation retries after losing a commit race.
-const MAX_COMMIT_ATTEMPTS: usize = 8;
+pub(super) const MAX_COMMIT_ATTEMPTS: usize = 8;
 
 /// What a commit is meant to achieve; re-evaluated after every lost race.
 #[derive(Clone, Debug)]
@@ -38,6 +38,10 @@ pub(crate) enum Intent {
     Context(super::governance::ContextEdit),
     /// Add accounts that redeemed invite `1`, raising its use count (INV-3).
     AddViaInvite(Vec<Did>, crate::group::InviteId),
+    /// Re-add a member device that fell out of the group (AGREE-8): remove its leaf, still
+    /// signed by key `2`, and add a fresh KeyPackage of the same device. Done (nothing to
+    /// commit) once that leaf is gone or changed.
+    Readd(Did, crate::identity::PublicKey, Vec<u8>),
     /// Put raw bytes in a group-context extension, unchecked: only for tests of what
     /// receivers refuse.
     RawContextExtension(u16, Vec<u8>),
@@ -197,15 +201,37 @@ impl Session<'_> {
                     kind,
                     dm_peer: peer.clone(),
                     status: GroupStatus::Active,
-                    created: unix_now(),
+                    created: cx.now(),
                 },
             )?;
             Ok::<_, Error>(())
         })?;
         let mut all = dids;
         all.push(me);
-        self.run_commit(&id, Intent::Add(all)).await?;
-        Ok(id)
+        let reserved = self.inner.used_key_packages.clone();
+        let Err(e) = self.run_commit(&id, Intent::Add(all)).await else {
+            return Ok(id);
+        };
+        // Once the first commit is merged the group stands: its Welcomes are queued and go
+        // out with the next sync.
+        let merged = self
+            .inner
+            .ctx_read(|cx| Ok(cx.peek(&id, |g| g.epoch().as_u64() > 0)?))
+            .unwrap_or(false);
+        if merged {
+            tracing::warn!(group = %id, error = %e, "group created; Welcomes go out at the next sync");
+            return Ok(id);
+        }
+        // Else nobody else holds it (Welcomes are queued only once the transport accepted the
+        // commit), and the caller has no id for it: nothing of it stays (GROUP-1).
+        if let Err(error) = self.inner.atomic(|cx| discard_new_group(cx, &id)) {
+            tracing::warn!(group = %id, %error, "could not discard a group whose creation failed");
+            return Err(e);
+        }
+        // Its commit is gone with it, never to be sent again: the single-use KeyPackages it
+        // named were not used (KP-5).
+        self.inner.used_key_packages = reserved;
+        Err(e)
     }
 
     /// Commits `intent`, retrying after lost races until it is done or nothing is left to do.
@@ -234,6 +260,26 @@ impl Session<'_> {
                         })?)
                     })?;
                     self.collect_key_packages(dids, &present, true).await?
+                }
+                Intent::Readd(did, installation, _) => {
+                    // Only that device's package: its account's other devices stay as they are.
+                    let others: Vec<_> = self.inner.ctx_read(|cx| {
+                        Ok(cx.peek(group, |g| {
+                            let r = cx.roster(group, g);
+                            r.leaves_of(did)
+                                .filter_map(|i| r.get(i).map(|l| l.member.installation))
+                                .filter(|k| k != installation)
+                                .collect()
+                        })?)
+                    })?;
+                    let mut kps = self
+                        .collect_key_packages(std::slice::from_ref(did), &others, true)
+                        .await?;
+                    kps.retain(|k| {
+                        AtmlsIdentity::from_credential(k.leaf_node().credential())
+                            .is_ok_and(|id| id.certificate.installation_key == *installation)
+                    });
+                    kps
                 }
                 _ => Vec::new(),
             };
@@ -309,8 +355,13 @@ impl Session<'_> {
                     // Message ids cover the inner MLS message (CONTENT-18): open our own
                     // sealed commit with the epoch's key before moving on.
                     let inner = crate::group::outer_open(&g, cx.p.crypto(), &out.commit)?.mls;
+                    let leaf_key = g.own_leaf_node().map(|l| l.signature_key().clone());
                     g.merge_pending_commit(&cx.p).map_err(mls)?;
                     cx.roster_merged(group, roster, change, &g);
+                    // A new leaf signature key: the rotation schedule starts again (GROUP-10).
+                    if g.own_leaf_node().map(|l| l.signature_key()) != leaf_key.as_ref() {
+                        super::upkeep::leaf_rotated(cx, group)?;
+                    }
                     if let Some(u) = update {
                         let me = Member {
                             did: cx.dev.did.clone(),
@@ -319,7 +370,7 @@ impl Session<'_> {
                         let timer = crate::group::disappearing_secs(g.extensions())
                             .ok()
                             .flatten();
-                        history::record_update(cx.c, group, &inner, seq, &me, &u, timer)?;
+                        history::record_update(cx, group, &inner, seq, &me, &u, timer)?;
                     }
                     tables::outbox_delete(cx.c, &group.0)?;
                     tables::group_set_cursor(cx.c, &group.0, seq)?;
@@ -389,7 +440,8 @@ impl Session<'_> {
                 self.flush_welcomes().await?;
             }
         }
-        Ok(())
+        // Messages and proposals already encrypted go again under their keys (GROUP-11).
+        self.resend_queued(group).await
     }
 
     pub(crate) async fn flush_welcomes(&mut self) -> Result<(), Error> {
@@ -439,92 +491,6 @@ impl Session<'_> {
         result
     }
 
-    /// Sends `content`; `check` applies the history rules first (CONTENT-29), which only a
-    /// test impersonating a modified client turns off.
-    pub(crate) async fn send(
-        &mut self,
-        group: &GroupId,
-        content: &EncodedContent,
-        check: bool,
-    ) -> Result<Message, Error> {
-        let bytes = content.to_bytes()?;
-        let decoded = Content::decode(content);
-        let mailbox = mailbox_for(&group.0);
-        for _ in 0..MAX_COMMIT_ATTEMPTS {
-            self.resolve_outbox(group).await?;
-            let after = self.cursor(group)?;
-            let (tag, payload, inner, timer, gov) = self.inner.atomic(|cx| {
-                let mut g = active(cx, group)?;
-                // Nothing that breaks a history rule leaves this device (CONTENT-29).
-                let gov = crate::group::Governance::from_extensions(g.extensions())
-                    .map_err(GroupError::from)?;
-                if check {
-                    // GOV-8: what other members would drop is not sent.
-                    if let Some(gv) = &gov {
-                        if super::governance::is_post(&decoded) {
-                            gv.require(&cx.dev.did, crate::group::Action::Post)
-                                .map_err(GroupError::from)?;
-                        }
-                    }
-                    let moderation = super::governance::RoleModeration {
-                        base: cx.moderation,
-                        gov: gov.clone(),
-                    };
-                    history::validate(cx.c, &moderation, group, &cx.dev.did, &decoded, unix_now())?;
-                }
-                let timer = crate::group::disappearing_secs(g.extensions())?;
-                let tag = epoch_tag(&g, cx.p.crypto())?;
-                let signer = cx.signer(&g)?;
-                let msg = g.create_message(&cx.p, &*signer, &bytes).map_err(mls)?;
-                let inner = msg.tls_serialize_detached().map_err(mls)?;
-                let sealed = outer_seal(&g, cx.p.crypto(), &inner)?;
-                cx.keep(group, g);
-                Ok::<_, Error>((tag, sealed, inner, timer, gov))
-            })?;
-            match self
-                .transport
-                .send_message(&mailbox, &tag, after, &payload, &IdempotencyKey::random())
-                .await?
-            {
-                SendOutcome::Accepted { seq } => {
-                    let me = Member {
-                        did: self.inner.device.did.clone(),
-                        installation: self.inner.device.installation.public(),
-                    };
-                    let message = Message {
-                        group: group.clone(),
-                        // The id covers the MLS message every member decrypts the outer layer
-                        // to (CONTENT-18), not the sealed transport payload.
-                        id: MessageId::from_mls_message(&inner),
-                        seq,
-                        sender: me,
-                        content: content.clone(),
-                        outgoing: true,
-                        received: unix_now(),
-                    };
-                    self.inner.atomic(|cx| {
-                        tables::own_post_add(cx.c, &group.0, seq)?;
-                        let moderation = super::governance::RoleModeration {
-                            base: cx.moderation,
-                            gov,
-                        };
-                        match history::apply(cx.c, &moderation, &message, &bytes, timer) {
-                            Err(history::ApplyError::Rejected(_)) if !check => {}
-                            r => r?,
-                        }
-                        Ok::<_, Error>(())
-                    })?;
-                    return Ok(message);
-                }
-                // Our epoch was committed away before the message arrived: catch up, re-encrypt.
-                SendOutcome::StaleEpoch => {
-                    self.sync_group(group).await?;
-                }
-            }
-        }
-        Err(Error::Conflict)
-    }
-
     /// The last mailbox position this device processed in `group` (STORE-1).
     pub(crate) fn cursor(&self, group: &GroupId) -> Result<u64, Error> {
         Ok(self
@@ -536,7 +502,9 @@ impl Session<'_> {
 
     pub(crate) async fn leave(&mut self, group: &GroupId) -> Result<(), Error> {
         self.sync_group(group).await?;
-        let (tag, proposals) = self.inner.atomic(|cx| {
+        // Our queued messages go before we ask to leave (GROUP-11).
+        self.deliver(group, None).await?;
+        self.inner.atomic(|cx| {
             let mut g = active(cx, group)?;
             let tag = epoch_tag(&g, cx.p.crypto())?;
             let signer = cx.signer(&g)?;
@@ -566,25 +534,28 @@ impl Session<'_> {
                 let m = m.tls_serialize_detached().map_err(mls)?;
                 out.push(outer_seal(&g, cx.p.crypto(), &m)?);
             }
+            // Queued with their keys (GROUP-11): a retry after a lost answer stores each
+            // once. On StaleEpoch they are dropped: the next sync sees we are still a member
+            // and proposes again.
+            let after = tables::group_get(cx.c, &group.0)?
+                .ok_or(GroupError::UnknownGroup)?
+                .cursor;
+            for payload in out {
+                let sealed = crate::storage::outbox::Sealed {
+                    epoch_tag: tag.0,
+                    after,
+                    payload,
+                    inner: Vec::new(),
+                };
+                let key = IdempotencyKey::random();
+                crate::storage::outbox::queue_sealed(cx.c, &group.0, &key.0, &sealed, cx.now())?;
+            }
             tables::group_set_status(cx.c, &group.0, GroupStatus::Leaving)?;
             tables::account_set_u64(cx.c, &leave_key(group), g.epoch().as_u64())?;
             cx.keep(group, g);
-            Ok::<_, Error>((tag, out))
+            Ok::<_, Error>(())
         })?;
-        let mailbox = mailbox_for(&group.0);
-        let after = self.cursor(group)?;
-        for p in proposals {
-            if let SendOutcome::Accepted { seq } = self
-                .transport
-                .send_message(&mailbox, &tag, after, &p, &IdempotencyKey::random())
-                .await?
-            {
-                self.inner
-                    .atomic(|cx| tables::own_post_add(cx.c, &group.0, seq))?;
-            }
-            // On StaleEpoch the next sync sees we are still a member and proposes again.
-        }
-        Ok(())
+        self.resend_queued(group).await
     }
 }
 
@@ -592,7 +563,30 @@ pub(crate) fn leave_key(group: &GroupId) -> String {
     format!("leave_epoch:{group}")
 }
 
-fn active(cx: &super::state::Ctx<'_>, group: &GroupId) -> Result<MlsGroup, Error> {
+/// Deletes a group this device just created and whose first commit failed: its MLS state,
+/// the leaf signer made for it, and its rows. Nobody else ever held it.
+fn discard_new_group(cx: &super::state::Ctx<'_>, group: &GroupId) -> Result<(), Error> {
+    let storage_err = |e: &dyn std::fmt::Debug| mls(format!("discarding group: {e:?}"));
+    let mut g = cx.load(group)?;
+    if g.pending_commit().is_some() {
+        g.clear_pending_commit(cx.p.storage())
+            .map_err(|e| storage_err(&e))?;
+    }
+    if let Some(leaf) = g.own_leaf_node() {
+        SignatureKeyPair::delete(
+            cx.p.storage(),
+            leaf.signature_key().as_slice(),
+            cx.cs.signature_algorithm(),
+        )
+        .map_err(|e| storage_err(&e))?;
+    }
+    g.delete(cx.p.storage()).map_err(|e| storage_err(&e))?;
+    cx.forget_roster(group);
+    tables::group_delete(cx.c, &group.0)?;
+    Ok(())
+}
+
+pub(super) fn active(cx: &super::state::Ctx<'_>, group: &GroupId) -> Result<MlsGroup, Error> {
     let row = tables::group_get(cx.c, &group.0)?.ok_or(GroupError::UnknownGroup)?;
     if row.status == GroupStatus::Left {
         return Err(GroupError::NotMember.into());
@@ -749,7 +743,7 @@ fn build_commit(
             context_commit(cx, &mut g, &signer, ext, revoked)?
         }
         Intent::Context(edit) => {
-            let Some(ext) = super::governance::apply_edit(g.extensions(), edit, &cx.dev.did)?
+            let Some(ext) = super::governance::apply_edit(g.extensions(), edit, &cx.dev.did, cx.now())?
             else {
                 return Ok(None);
             };
@@ -774,6 +768,32 @@ fn build_commit(
                 .propose_group_context_extensions(ext)
                 .map_err(mls)?
                 .propose_removals(revoked)
+                .consume_proposal_store(true)
+                .load_psks(cx.p.storage())
+                .map_err(mls)?
+                .create_group_info_with_extensions([TreeRef::from_seed(&seed).extension()])
+                .map_err(mls)?
+                .build(cx.p.rand(), cx.p.crypto(), &*signer, |_| true)
+                .map_err(mls)?
+                .stage_commit(&cx.p)
+                .map_err(mls)?
+        }
+        Intent::Readd(_, installation, stale_key) => {
+            let stale = roster.leaves().find_map(|(i, l)| {
+                let key = g.public_group().leaf(i)?.signature_key().as_slice();
+                (l.member.installation == *installation && key == stale_key.as_slice())
+                    .then_some(i)
+            });
+            let Some(stale) = stale.filter(|_| !kps.is_empty()) else {
+                return Ok(None);
+            };
+            let seed: [u8; 32] = rand::random();
+            tree_seed = Some(seed);
+            let mut removals = vec![stale];
+            removals.extend(revoked.iter().copied().filter(|i| *i != stale));
+            g.commit_builder()
+                .propose_adds(kps)
+                .propose_removals(removals)
                 .consume_proposal_store(true)
                 .load_psks(cx.p.storage())
                 .map_err(mls)?

@@ -19,7 +19,7 @@ use crate::credential::AtmlsIdentity;
 use crate::group::{
     outer_open, validate_proposal, validate_staged_commit, GroupError, GroupId, GroupStatus, Member,
 };
-use crate::identity::{unix_now, PublicKey};
+use crate::identity::PublicKey;
 use crate::storage::tables;
 use crate::transport::{MAX_COMMIT_PAYLOAD, MAX_PAYLOAD};
 
@@ -88,6 +88,9 @@ pub(super) fn process_item(
     // messages are held to their own limit below.
     if payload.len() > MAX_COMMIT_PAYLOAD {
         return Err(GroupError::Malformed("oversized message".into()).into());
+    }
+    if payload.first() == Some(&crate::group::RESYNC_VERSION) {
+        return resync_request(cx, group, seq, payload);
     }
     let mut g = cx.load(group)?;
     // Every group payload is sealed under the current epoch's outer key (DS-2). The sender's
@@ -203,7 +206,7 @@ fn application(
         sender: m.sender,
         content,
         outgoing: false,
-        received: unix_now(),
+        received: cx.now(),
     };
     let timer = crate::group::disappearing_secs(g.extensions())?;
     let gov =
@@ -290,7 +293,7 @@ fn commit(
         effect.changes,
     ) {
         let timer = crate::group::disappearing_secs(g.extensions())?;
-        history::record_update(cx.c, group, c.inner, c.seq, &c.sender, &update, timer)?;
+        history::record_update(cx, group, c.inner, c.seq, &c.sender, &update, timer)?;
     }
     if let Some(secs) = timer_change {
         events.push(Event::DisappearingChanged {
@@ -327,4 +330,54 @@ fn commit(
     // Trust, after the merge (TRUST-20): the committer and every leaf it brought in.
     events.extend(verify::judge_leaves(cx, group, &summary.leaves)?);
     Ok(events)
+}
+
+/// How far a re-add request's time may be from this device's clock (AGREE-8: a trust check on
+/// a request, whose answer is an ordinary commit).
+const RESYNC_WINDOW_SECS: u64 = 24 * 3600;
+
+/// The account key under which a re-add request waits for this device's answer.
+pub(super) fn resync_key(group: &GroupId, installation: &PublicKey) -> String {
+    format!("resync:{group}:{installation}")
+}
+
+/// A member device asks to be re-added (AGREE-8). Accepted when the device has a leaf whose
+/// signature key is not the one it holds (it lost its state), and the request is recent; the
+/// answer is queued for the sync's chores. Changes no group state.
+fn resync_request(
+    cx: &Ctx<'_>,
+    group: &GroupId,
+    seq: u64,
+    payload: &[u8],
+) -> Result<Vec<Event>, Failure> {
+    let r = crate::group::resync_open(&group.0, payload)?;
+    let g = cx.load(group)?;
+    let roster = cx.roster(group, &g);
+    let leaf = roster
+        .leaves()
+        .find(|(_, l)| l.member.installation == r.installation && l.member.did == r.did)
+        .map(|(i, _)| i)
+        .ok_or(GroupError::NotAllowed("re-add request from a device not in the group"))?;
+    let tree_key = g
+        .public_group()
+        .leaf(leaf)
+        .map(|l| l.signature_key().as_slice().to_vec())
+        .ok_or(GroupError::NotAllowed("re-add request for a blank leaf"))?;
+    if tree_key == r.leaf_key {
+        return Err(GroupError::NotAllowed("re-add request from a device that holds its leaf").into());
+    }
+    let now = cx.now();
+    if r.created.abs_diff(now) > RESYNC_WINDOW_SECS {
+        return Err(GroupError::NotAllowed("re-add request out of date").into());
+    }
+    tables::account_set(cx.c, &resync_key(group, &r.installation), &tree_key)?;
+    tables::group_set_cursor(cx.c, &group.0, seq)?;
+    cx.keep(group, g);
+    Ok(vec![Event::ResyncRequested {
+        group: group.clone(),
+        member: Member {
+            did: r.did,
+            installation: r.installation,
+        },
+    }])
 }

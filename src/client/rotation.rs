@@ -8,7 +8,7 @@ use super::{Client, Error, Session};
 use crate::directory::DeviceRecord;
 use crate::group::{GroupId, GroupStatus};
 use crate::identity::{
-    succession, unix_now, IdentityKeyPair, InstallationCertificate, PublicKey, Succession,
+    succession, IdentityKeyPair, InstallationCertificate, PublicKey, Succession,
     DEFAULT_CERT_LIFETIME_SECS,
 };
 use crate::storage::{tables, trust as store, StorageError};
@@ -30,7 +30,7 @@ impl Session<'_> {
         next: &IdentityKeyPair,
     ) -> Result<InstallationCertificate, Error> {
         let did = self.inner.device.did.clone();
-        let now = unix_now();
+        let now = self.inner.now();
         let record = self
             .directory
             .account(&did)
@@ -120,7 +120,7 @@ impl Session<'_> {
                     &new_key,
                     declared_at,
                     ChangeKind::Endorsed,
-                    unix_now(),
+                    cx.now(),
                 )?;
             }
             store::predecessors_set(cx.c, &did, predecessors)?;
@@ -135,11 +135,11 @@ impl Session<'_> {
 
     /// After a new certificate: KeyPackages carrying the old one are withdrawn and replaced,
     /// and every group gets an update carrying the new credential.
-    async fn recredential(&mut self) -> Result<(), Error> {
+    pub(super) async fn recredential(&mut self) -> Result<(), Error> {
         let did = self.inner.device.did.clone();
         // Withdrawn now; their private keys stay for the grace period of KP-6, for inviters
         // who already picked them.
-        let keep = unix_now() + super::incoming::KEY_PACKAGE_GRACE_SECS;
+        let keep = self.inner.now() + super::incoming::KEY_PACKAGE_GRACE_SECS;
         for k in self.inner.read(tables::kp_all)? {
             self.inner
                 .atomic(|cx| super::keys::retire_own(cx.c, &k.kp_ref, keep))?;
@@ -159,11 +159,27 @@ impl Session<'_> {
         Ok(())
     }
 
-    fn recredential_pending(&self) -> Result<bool, Error> {
+    pub(super) fn recredential_pending(&self) -> Result<bool, Error> {
         Ok(self
             .inner
             .read(|c| tables::account_get(c, K_RECREDENTIAL))?
             .is_some())
+    }
+
+    /// Takes a renewed certificate from the same identity key (spec/identity.md ID-7): stored
+    /// with the re-credential flag in one transaction, then KeyPackages and every group's leaf
+    /// carry it (the flag finishes the job after a crash).
+    pub(super) async fn adopt_certificate(
+        &mut self,
+        cert: InstallationCertificate,
+    ) -> Result<(), Error> {
+        let bytes = serde_json::to_vec(&cert).map_err(|_| StorageError::Corrupt("certificate"))?;
+        self.inner.atomic(|cx| {
+            tables::account_set(cx.c, K_CERT, &bytes)?;
+            tables::account_set(cx.c, K_RECREDENTIAL, &[1])
+        })?;
+        self.inner.device.certificate = cert;
+        self.recredential().await
     }
 
     /// Follows a rotation of our own account made on another device (TRUST-14): if the
@@ -187,7 +203,7 @@ impl Session<'_> {
             return Ok(false);
         }
         let me = self.inner.device.installation.public();
-        let now = unix_now();
+        let now = self.inner.now();
         let Some(cert) = record
             .devices
             .iter()

@@ -18,6 +18,7 @@ use crate::group::{
 use crate::identity::{
     DeviceIdentity, IdentityKeyPair, InstallationCertificate, InstallationKeyPair,
 };
+use crate::clock::Clock;
 use crate::keypackage::KeyPackagePolicy;
 use crate::storage::{tables, Provider, StorageError, Store};
 use crate::transport::MailboxId;
@@ -34,6 +35,8 @@ pub(crate) struct Inner {
     /// Syncs that failed to fetch a Welcome's tree, by the Welcome's position (AGREE-7). In
     /// memory: a restart gives a Welcome a few more tries, and a refused fetch changes nothing
     /// stored.
+    /// Group items refused in a row, none processed, per group (AGREE-8): in memory.
+    pub(crate) refused_runs: std::collections::HashMap<crate::group::GroupId, u32>,
     pub(crate) welcome_tries: std::collections::HashMap<u64, u64>,
     pub(crate) unendorsed:
         std::collections::HashMap<crate::identity::Did, crate::identity::PublicKey>,
@@ -47,6 +50,10 @@ pub(crate) struct Inner {
     pub(crate) groups: GroupCache,
     /// Valid leaves by content (LG-5).
     pub(crate) verdicts: crate::credential::VerdictCache,
+    /// The time this client reads ([`ClientBuilder::clock`](super::ClientBuilder::clock)).
+    pub(crate) clock: Arc<dyn Clock>,
+    /// Certificate renewal and leaf rotation schedule (ID-7, GROUP-10).
+    pub(crate) upkeep: super::upkeep::Upkeep,
 }
 
 /// At most this many groups stay decoded in memory.
@@ -104,9 +111,15 @@ pub(crate) struct Ctx<'a> {
     pub(crate) moderation: &'a dyn ModerationPolicy,
     pub(crate) cache: RefCell<TxCache>,
     pub(crate) verdicts: &'a crate::credential::VerdictCache,
+    pub(crate) clock: &'a dyn Clock,
 }
 
 impl Ctx<'_> {
+    /// The client's clock (unix seconds).
+    pub(crate) fn now(&self) -> u64 {
+        self.clock.now()
+    }
+
     /// The group as of this transaction: from the cache, else decoded from storage. The caller
     /// owns it; [`keep`](Self::keep) puts it back when the operation succeeded.
     pub(crate) fn load(&self, group: &GroupId) -> Result<MlsGroup, GroupError> {
@@ -240,6 +253,7 @@ impl Inner {
         identity: Option<DeviceIdentity>,
         cs: Ciphersuite,
         policy: KeyPackagePolicy,
+        clock: Arc<dyn Clock>,
     ) -> Result<Self, Error> {
         let c = &store.conn;
         let stored = match (
@@ -292,7 +306,7 @@ impl Inner {
             &device.did,
             &device.certificate.identity_key,
             0,
-            crate::identity::unix_now(),
+            clock.now(),
         )?;
         Ok(Inner {
             store,
@@ -303,11 +317,19 @@ impl Inner {
             used_key_packages: Default::default(),
             unendorsed: Default::default(),
             welcome_tries: Default::default(),
+            refused_runs: Default::default(),
             deferred_events: Vec::new(),
             moderation: std::sync::Arc::new(AuthorOnly),
             groups: GroupCache::default(),
             verdicts: Default::default(),
+            clock,
+            upkeep: Default::default(),
         })
+    }
+
+    /// The client's clock (unix seconds).
+    pub(crate) fn now(&self) -> u64 {
+        self.clock.now()
     }
 
     /// Runs `f` in one SQLite transaction: committed if it returns `Ok`, rolled back otherwise
@@ -330,6 +352,7 @@ impl Inner {
             moderation: &*self.moderation,
             cache: RefCell::new(TxCache::new(std::mem::take(&mut self.groups))),
             verdicts: &self.verdicts,
+            clock: &*self.clock,
         };
         let r = f(&ctx);
         let cache = ctx.cache.into_inner();
@@ -374,6 +397,7 @@ impl Inner {
             moderation: &*self.moderation,
             cache: RefCell::new(TxCache::new(std::mem::take(&mut self.groups))),
             verdicts: &self.verdicts,
+            clock: &*self.clock,
         };
         let r = f(&ctx);
         // Nothing was written: whatever was loaded is committed state.
@@ -407,7 +431,7 @@ impl Inner {
     /// The group's live timeline, oldest first, with edits applied and deleted items left
     /// out.
     pub(crate) fn messages(&self, group: &GroupId) -> Result<Vec<Message>, Error> {
-        let now = crate::identity::unix_now();
+        let now = self.now();
         let c = &self.store.conn;
         let mut rows = crate::storage::history::page(c, &group.0, None, u32::MAX, now)?;
         rows.reverse();

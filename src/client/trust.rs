@@ -3,7 +3,7 @@
 
 use super::{Client, Error, Event, Session};
 use crate::directory::VerifiedAccount;
-use crate::identity::{unix_now, Did, IdentityDeclaration, IdentityError, PublicKey};
+use crate::identity::{Did, IdentityDeclaration, IdentityError, PublicKey};
 use crate::storage::trust as store;
 use crate::trust::{
     assess, Assessment, ChangeKind, ContactTrust, SafetyNumber, SelfCheckFinding, TrustError,
@@ -27,7 +27,7 @@ impl Session<'_> {
                     let (k, at) = (declaration.identity_key, declaration.created);
                     let before = declaration.predecessors();
                     self.inner.atomic(|cx| {
-                        store::pin_first(cx.c, did, &k, at, unix_now())?;
+                        store::pin_first(cx.c, did, &k, at, cx.now())?;
                         store::predecessors_set(cx.c, did, &before)
                     })?;
                     self.record_revocations(declaration)?;
@@ -47,7 +47,7 @@ impl Session<'_> {
                 let (new, at) = (declaration.identity_key, declaration.created);
                 let before = declaration.predecessors();
                 self.inner.atomic(|cx| {
-                    store::change_key(cx.c, did, &new, at, ChangeKind::Endorsed, unix_now())?;
+                    store::change_key(cx.c, did, &new, at, ChangeKind::Endorsed, cx.now())?;
                     store::predecessors_set(cx.c, did, &before)
                 })?;
                 self.inner.unendorsed.remove(did);
@@ -86,7 +86,7 @@ impl Session<'_> {
     /// transaction. A pin that exists stays (TOFU); its predecessors were set when it was
     /// judged.
     pub(crate) fn pin_all(&mut self, accounts: &[VerifiedAccount]) -> Result<(), Error> {
-        let now = unix_now();
+        let now = self.inner.now();
         self.inner.atomic(|cx| {
             for account in accounts {
                 let (did, k, at) = (&account.did, account.identity_key, account.declared_at);
@@ -111,7 +111,7 @@ impl Session<'_> {
         let revoked = declaration.revoked();
         if !revoked.is_empty() {
             self.inner
-                .atomic(|cx| store::revoked_add(cx.c, &declaration.did, &revoked, unix_now()))?;
+                .atomic(|cx| store::revoked_add(cx.c, &declaration.did, &revoked, cx.now()))?;
         }
         Ok(())
     }
@@ -160,7 +160,7 @@ impl Session<'_> {
                 findings.push(SelfCheckFinding::ForeignDeclaration { published, ours });
             }
         }
-        let now = unix_now();
+        let now = self.inner.now();
         let mut valid = Vec::new();
         for d in &record.devices {
             let c = &d.certificate;
@@ -241,7 +241,7 @@ impl Client {
             .account(did)
             .await?
             .ok_or_else(|| crate::directory::DirectoryError::NoIdentity(did.clone()))?;
-        let account = record.verify(did, unix_now())?;
+        let account = record.verify(did, s.inner.now())?;
         if account.identity_key != *new_key {
             return Err(TrustError::NoPendingChange(did.clone()).into());
         }
@@ -260,7 +260,7 @@ impl Client {
         // of this account (TRUST-5); the new key's own endorsed chain is.
         let before = account.predecessors.clone();
         s.inner.atomic(|cx| {
-            store::change_key(cx.c, did, new_key, at, ChangeKind::Accepted, unix_now())?;
+            store::change_key(cx.c, did, new_key, at, ChangeKind::Accepted, cx.now())?;
             store::predecessors_set(cx.c, did, &before)
         })?;
         s.inner.unendorsed.remove(did);
@@ -327,7 +327,7 @@ impl Client {
             "this device does not hold the identity key",
         ))?;
         let installation = crate::trust::find_request(s.transport, code, &dev.did).await?;
-        let now = unix_now();
+        let now = s.inner.now();
         let cert = key.certify(
             &dev.did,
             &installation,
@@ -376,7 +376,7 @@ impl Client {
             return Err(Error::InvalidArgument("a device cannot revoke itself"));
         }
         let did = dev.did.clone();
-        let now = unix_now();
+        let now = s.inner.now();
         // Extend the published declaration (keeping its endorsements) if it is ours.
         let mut declaration = s
             .directory

@@ -9,7 +9,7 @@ use super::state::Ctx;
 use super::{Client, Error, Event, Session};
 use crate::credential::AgreedLeaf;
 use crate::group::{GroupId, Member};
-use crate::identity::{unix_now, Did, PublicKey, CLOCK_SKEW_SECS};
+use crate::identity::{Did, PublicKey, CLOCK_SKEW_SECS};
 use crate::storage::trust as store;
 use crate::trust::MemberStatus;
 
@@ -48,7 +48,7 @@ pub(crate) fn judge_leaves(
     group: &GroupId,
     leaves: &[(AgreedLeaf, bool)],
 ) -> Result<Vec<Event>, Error> {
-    let now = unix_now();
+    let now = cx.now();
     let mut events = Vec::new();
     for (leaf, existing) in leaves {
         let id = &leaf.id;
@@ -106,7 +106,7 @@ impl Session<'_> {
     /// the answer does not vouch for. Failures, a dead account included, back off; none fails
     /// a sync.
     pub(crate) async fn verify_members(&mut self, urgent_only: bool) -> Result<(), Error> {
-        let now = unix_now();
+        let now = self.inner.now();
         let left = VERIFY_BUDGET.saturating_sub(self.lookups);
         let due_at = if urgent_only { 0 } else { now };
         let due = self.inner.read(|c| store::verify_due(c, due_at, left))?;
@@ -174,7 +174,7 @@ impl Client {
         group: &GroupId,
     ) -> Result<Vec<(Member, MemberStatus)>, Error> {
         let mut s = self.session().await;
-        let now = unix_now();
+        let now = s.inner.now();
         s.inner.ctx_read(|cx| {
             // Each leaf's certificate period, decoded once (TRUST-21).
             let leaves: Vec<(Member, PublicKey, bool)> = cx.peek(group, |g| {

@@ -47,7 +47,8 @@ pub enum CredentialError {
     /// CRED-8: an update changed a leaf's identity bytes.
     #[error("a leaf's identity changed")]
     IdentityChanged,
-    /// CRED-9: wrong ciphersuite or capabilities.
+    /// CRED-9: the leaf does not support what every atmls group requires (ciphersuite,
+    /// extensions, Basic credentials), or carries an extension its capabilities do not list.
     #[error("unsupported ciphersuite or capabilities: {0}")]
     Unsupported(&'static str),
 }
@@ -55,9 +56,17 @@ pub enum CredentialError {
 impl CredentialError {
     /// Whether retrying can help. Only a directory mismatch can (the directory may catch up).
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            CredentialError::UnknownIdentityKey(_) | CredentialError::UnknownDevice(_)
-        )
+        match self {
+            CredentialError::UnknownIdentityKey(_) | CredentialError::UnknownDevice(_) => true,
+            CredentialError::NotBasic
+            | CredentialError::Malformed(_)
+            | CredentialError::UnsupportedVersion(_)
+            | CredentialError::Certificate(_)
+            | CredentialError::MissingLeafProof
+            | CredentialError::BadLeafProof
+            | CredentialError::KeyReuse
+            | CredentialError::IdentityChanged
+            | CredentialError::Unsupported(_) => false,
+        }
     }
 }

@@ -9,6 +9,7 @@ mod governance;
 mod invites;
 mod metadata;
 mod outer;
+mod resync;
 mod roster;
 mod signer;
 mod tree;
@@ -30,6 +31,8 @@ pub use metadata::{
 };
 pub(crate) use outer::{open as outer_open, seal as outer_seal};
 pub use outer::{seal as seal_for_transport, seal_hinted as seal_for_transport_with_hint};
+pub use resync::{ResyncRequest, RESYNC_VERSION};
+pub(crate) use resync::{open as resync_open, seal as resync_seal};
 pub(crate) use roster::{Roster, RosterChange};
 pub(crate) use signer::LeafSigner;
 pub(crate) use tree::{staging_error, TreeRef};
@@ -202,8 +205,10 @@ impl GroupError {
 }
 
 /// Required capabilities of every atmls group (GROUP-1): our extensions and Basic credentials.
-fn required_capabilities() -> Extension {
-    Extension::RequiredCapabilities(RequiredCapabilitiesExtension::new(
+/// The one list: groups require it, and KeyPackages that do not support it are refused before
+/// they are added (CRED-9, `keypackage::validate_record`).
+pub(crate) fn required_capabilities() -> RequiredCapabilitiesExtension {
+    RequiredCapabilitiesExtension::new(
         &[
             ExtensionType::Unknown(GROUP_DATA_EXTENSION),
             ExtensionType::Unknown(LEAF_PROOF_EXTENSION),
@@ -215,7 +220,7 @@ fn required_capabilities() -> Extension {
         ],
         &[],
         &[openmls::prelude::CredentialType::Basic],
-    ))
+    )
 }
 
 /// The configuration a creator uses (GROUP-1, GROUP-2).
@@ -225,7 +230,10 @@ pub(crate) fn create_config(
     extra: Vec<Extension>,
     leaf_extensions: Extensions<LeafNode>,
 ) -> Result<MlsGroupCreateConfig, GroupError> {
-    let mut ext = vec![required_capabilities(), data.to_extension()];
+    let mut ext = vec![
+        Extension::RequiredCapabilities(required_capabilities()),
+        data.to_extension(),
+    ];
     ext.extend(extra);
     let ext = Extensions::from_vec(ext).map_err(|e| GroupError::Mls(e.to_string()))?;
     let config = MlsGroupCreateConfig::builder()

@@ -5,7 +5,7 @@
 use openmls::prelude::{
     tls_codec::{Deserialize as _, Serialize as _},
     Capabilities, Ciphersuite, CredentialType, CredentialWithKey, ExtensionType, Extensions,
-    KeyPackage, KeyPackageIn, Lifetime, ProtocolVersion,
+    KeyPackage, KeyPackageIn, KeyPackageVerifyError, Lifetime, ProposalType, ProtocolVersion,
 };
 use openmls_basic_credential::SignatureKeyPair;
 use openmls_traits::{crypto::OpenMlsCrypto, OpenMlsProvider};
@@ -70,9 +70,17 @@ pub enum KeyPackageError {
 }
 
 impl KeyPackageError {
-    /// Whether retrying can help (only when the directory may still catch up).
+    /// Whether retrying can help (only when the directory may still catch up): every other
+    /// refusal is a verdict on the published bytes, which a retry reads again.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, KeyPackageError::Credential(e) if e.is_retryable())
+        match self {
+            KeyPackageError::Credential(e) => e.is_retryable(),
+            KeyPackageError::Malformed(_)
+            | KeyPackageError::RecordMismatch(_)
+            | KeyPackageError::Expired
+            | KeyPackageError::WrongCiphersuite(_)
+            | KeyPackageError::Create(_) => false,
+        }
     }
 }
 
@@ -136,8 +144,13 @@ pub fn new_leaf_key<P: OpenMlsProvider>(
     Ok((signer, cwk, ext))
 }
 
+/// How far into the past a KeyPackage's lifetime starts, for clocks behind ours (openmls's
+/// margin).
+const LIFETIME_MARGIN_SECS: u64 = 3600;
+
 /// Creates one KeyPackage for this device (private parts go to openmls's storage) and the
-/// record to publish.
+/// record to publish, valid from an hour before `now` (the client's clock) for
+/// `lifetime_secs` after it.
 pub(crate) fn generate<P: OpenMlsProvider>(
     provider: &P,
     device: &DeviceIdentity,
@@ -148,7 +161,10 @@ pub(crate) fn generate<P: OpenMlsProvider>(
 ) -> Result<KeyPackageRecord, KeyPackageError> {
     let (signer, cwk, ext) = new_leaf_key(provider, device, cs)?;
     let mut b = KeyPackage::builder()
-        .key_package_lifetime(Lifetime::new(lifetime_secs))
+        .key_package_lifetime(Lifetime::init(
+            now.saturating_sub(LIFETIME_MARGIN_SECS),
+            now.saturating_add(lifetime_secs),
+        ))
         .leaf_node_capabilities(capabilities(cs))
         .leaf_node_extensions(ext);
     if last_resort {
@@ -178,8 +194,80 @@ pub(crate) fn generate<P: OpenMlsProvider>(
     })
 }
 
+/// CRED-9's reason for a leaf carrying an extension its capabilities do not list.
+const UNLISTED_EXTENSION: &str = "an extension is not listed in the leaf's capabilities";
+
+/// Extension types a leaf supports without listing them (RFC 9420 §7.2).
+fn is_default_extension(t: ExtensionType) -> bool {
+    matches!(
+        t,
+        ExtensionType::ApplicationId
+            | ExtensionType::RatchetTree
+            | ExtensionType::RequiredCapabilities
+            | ExtensionType::ExternalPub
+            | ExtensionType::ExternalSenders
+    )
+}
+
+/// Proposal types a leaf supports without listing them (RFC 9420 §7.2).
+fn is_default_proposal(t: ProposalType) -> bool {
+    matches!(
+        t,
+        ProposalType::Add
+            | ProposalType::Update
+            | ProposalType::Remove
+            | ProposalType::PreSharedKey
+            | ProposalType::Reinit
+            | ProposalType::ExternalInit
+            | ProposalType::GroupContextExtensions
+    )
+}
+
+/// CRED-9 on a KeyPackage's leaf: it supports everything every atmls group requires (MLS 1.0,
+/// the group's ciphersuite, and the required capabilities of `group::create_config`), and it
+/// lists every extension it carries (RFC 9420 §7.3), `last_resort` included on a last-resort
+/// package. A leaf that falls short could never be added: openmls would refuse the commit.
+pub(crate) fn check_capabilities(kp: &KeyPackage, cs: Ciphersuite) -> Result<(), CredentialError> {
+    let leaf = kp.leaf_node();
+    let caps = leaf.capabilities();
+    if !caps.versions().contains(&ProtocolVersion::Mls10) {
+        return Err(CredentialError::Unsupported("the protocol version"));
+    }
+    if !caps.ciphersuites().contains(&cs.into()) {
+        return Err(CredentialError::Unsupported("the group's ciphersuite"));
+    }
+    let required = crate::group::required_capabilities();
+    let lacks = |t: &ExtensionType| !is_default_extension(*t) && !caps.extensions().contains(t);
+    if required.extension_types().iter().any(lacks) {
+        return Err(CredentialError::Unsupported("an extension every group requires"));
+    }
+    if required
+        .proposal_types()
+        .iter()
+        .any(|t| !is_default_proposal(*t) && !caps.proposals().contains(t))
+    {
+        return Err(CredentialError::Unsupported("a proposal every group requires"));
+    }
+    if required
+        .credential_types()
+        .iter()
+        .any(|t| !caps.credentials().contains(t))
+    {
+        return Err(CredentialError::Unsupported("Basic credentials"));
+    }
+    if leaf.extensions().iter().map(|e| e.extension_type()).any(|t| lacks(&t)) {
+        return Err(CredentialError::Unsupported(UNLISTED_EXTENSION));
+    }
+    // openmls already refuses such a package (KP-1, mapped above); kept for the rule's sake.
+    if kp.last_resort() && !caps.extensions().contains(&ExtensionType::LastResort) {
+        return Err(CredentialError::Unsupported(UNLISTED_EXTENSION));
+    }
+    Ok(())
+}
+
 /// Validates a KeyPackage record read from a directory against the verified account
-/// (KP-1 … KP-5, and CRED-1 … CRED-7 on its leaf). Only a KeyPackage that passes is ever added.
+/// (KP-1 … KP-5, and CRED-1 … CRED-7 and CRED-9 on its leaf). Only a KeyPackage that passes
+/// is ever added, so a package that could not join an atmls group never fails a commit.
 pub fn validate_record(
     record: &KeyPackageRecord,
     account: &VerifiedAccount,
@@ -194,7 +282,13 @@ pub fn validate_record(
         .map_err(|e| KeyPackageError::Malformed(e.to_string()))?;
     let kp = kp_in
         .validate(crypto, ProtocolVersion::Mls10)
-        .map_err(|e| KeyPackageError::Malformed(e.to_string()))?;
+        .map_err(|e| match e {
+            // A KeyPackage extension (e.g. `last_resort`) its leaf does not list (CRED-9).
+            KeyPackageVerifyError::UnsupportedExtension => {
+                KeyPackageError::Credential(CredentialError::Unsupported(UNLISTED_EXTENSION))
+            }
+            e => KeyPackageError::Malformed(e.to_string()),
+        })?;
     let kp_cs = u16::from(kp.ciphersuite());
     if kp_cs != record.ciphersuite {
         return Err(KeyPackageError::RecordMismatch("ciphersuite"));
@@ -202,6 +296,7 @@ pub fn validate_record(
     if kp.ciphersuite() != cs {
         return Err(KeyPackageError::WrongCiphersuite(kp_cs));
     }
+    check_capabilities(&kp, cs)?;
     let lt = kp.life_time();
     if now < lt.not_before() || now >= lt.not_after() {
         return Err(KeyPackageError::Expired);

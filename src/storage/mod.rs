@@ -3,6 +3,7 @@
 //! client sees the old epoch or the new one, never a mix (spec/storage.md STORE-1).
 
 pub(crate) mod history;
+pub(crate) mod outbox;
 mod provider;
 pub(crate) mod tables;
 pub(crate) mod trust;
@@ -134,6 +135,9 @@ CREATE TABLE atmls_verify_queue (
 );
 CREATE INDEX atmls_verify_queue_next ON atmls_verify_queue(next_try);
 "#,
+    // v9: application messages and leave proposals until the transport accepted them, with
+    // the idempotency key of their current ciphertext (spec/group.md GROUP-11).
+    outbox::MIGRATION_9,
 ];
 
 /// Rust steps run right after the SQL migration of the same version, in its transaction

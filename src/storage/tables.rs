@@ -30,6 +30,18 @@ pub(crate) fn account_delete(c: &Connection, k: &str) -> R<()> {
     Ok(())
 }
 
+/// Every account value whose key starts with `prefix`, by key.
+pub(crate) fn account_prefixed(c: &Connection, prefix: &str) -> R<Vec<(String, Vec<u8>)>> {
+    let mut stmt =
+        c.prepare_cached("SELECT k, v FROM atmls_account WHERE substr(k, 1, ?2) = ?1 ORDER BY k")?;
+    let rows = stmt
+        .query_map(params![prefix, prefix.len() as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
 pub(crate) fn account_u64(c: &Connection, k: &str) -> R<u64> {
     Ok(account_get(c, k)?
         .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
@@ -140,6 +152,19 @@ pub(crate) fn group_set_cursor(c: &Connection, group_id: &[u8], cursor: u64) -> 
 pub(crate) fn group_set_status(c: &Connection, group_id: &[u8], status: GroupStatus) -> R<()> {
     c.prepare_cached("UPDATE atmls_groups SET status = ?2 WHERE group_id = ?1")?
         .execute(params![group_id, status.to_i64()])?;
+    Ok(())
+}
+
+/// Forgets a group that never got going (its creation's first commit failed): its row, its
+/// outgoing commit and its own-post positions.
+pub(crate) fn group_delete(c: &Connection, group_id: &[u8]) -> R<()> {
+    for sql in [
+        "DELETE FROM atmls_groups WHERE group_id = ?1",
+        "DELETE FROM atmls_outbox WHERE group_id = ?1",
+        "DELETE FROM atmls_own_posts WHERE group_id = ?1",
+    ] {
+        c.prepare_cached(sql)?.execute(params![group_id])?;
+    }
     Ok(())
 }
 

@@ -1,0 +1,1349 @@
+//! A deterministic simulation of atmls groups (issue 17, "Groups that no one can freeze or
+//! fork"). One seed drives everything the test chooses: 3–5 accounts with 1–3 devices each, all
+//! on one in-memory transport and directory, each device with its own SQLite file (a restart
+//! reopens it) and its own clock (a shared simulated time plus, for some devices, a skew of up
+//! to a day). Every step runs random operations — texts, groups and DMs, adds and removals,
+//! self-updates, roles, policies and metadata, leaving, two devices committing at once, offline
+//! periods, restarts, clock jumps of hours to days, trust decisions on some devices only
+//! (verifying a contact, revoking a device, rotating an identity key), and a hostile member
+//! posting junk, replayed commits and a forbidden commit under the current epoch tag — then
+//! lets some devices sync. Checked after every step and once everyone has synced at the end:
+//!
+//! - two devices in the same epoch of a group have the same epoch authenticator (no fork), and
+//!   a device that has just synced is in the group's newest epoch (no one is left behind);
+//! - every message the transport acknowledged reaches, exactly once, every device that was a
+//!   member in its epoch (a device holding its sender's messages by a trust verdict excepted:
+//!   a revoked sender);
+//! - no `sync()` fails.
+//!
+//! `cargo test --test sim` runs [`DEFAULT_SEEDS`] seeds. `ATMLS_SIM_SEEDS=10000 cargo test
+//! --release --test sim` runs more (`ATMLS_SIM_FIRST` moves the range), `ATMLS_SIM_SEED=n`
+//! replays one seed and prints its operation log, `ATMLS_SIM_STEPS` changes the number of steps
+//! per seed, and `ATMLS_SIM_KEEP_GOING=1` runs every seed and lists the failing ones. A failing
+//! seed prints itself and its operation log.
+//!
+//! The simulation is single-threaded and takes every decision from the seed, so a seed replays
+//! the same operations. What the client draws from the OS (keys, group ids, which published
+//! KeyPackage an adder picks) differs between runs; no decision of the simulation depends on
+//! it.
+//!
+//! openmls reads the system clock for KeyPackage lifetimes, not the client's: simulated time
+//! starts [`START_BEHIND`] before the system clock and advances at most [`MAX_ADVANCE`], so
+//! that every KeyPackage the simulated clocks make is also current for openmls.
+
+mod common;
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use atmls::clock::Clock;
+use atmls::content::MessageId;
+use atmls::directory::MemoryDirectory;
+use atmls::group::{
+    epoch_tag, mailbox_for, seal_for_transport, Action, GroupKind, GroupStatus, Policy, Preset,
+    Role, GROUP_DATA_EXTENSION,
+};
+use atmls::identity::{
+    unix_now, DeviceIdentity, Did, IdentityKeyPair, InstallationKeyPair, PublicKey,
+    DEFAULT_CERT_LIFETIME_SECS,
+};
+use atmls::storage::Store;
+use atmls::transport::*;
+use atmls::{Client, Error, Event, GroupId};
+use common::{did, RawProvider};
+use openmls::prelude::{tls_codec::Serialize as _, ExtensionType, Extensions, GroupContext};
+use openmls_traits::OpenMlsProvider as _;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+
+/// Seeds run by a plain `cargo test`.
+const DEFAULT_SEEDS: u64 = 200;
+/// Steps per seed.
+const DEFAULT_STEPS: usize = 40;
+/// Seeds left out of the default range: each fails for a cause described in the report of
+/// the change that listed it, to be fixed in the client. `ATMLS_SIM_SEED` still replays them.
+const KNOWN_FAILING: &[u64] = &[];
+
+const HOUR: u64 = 3600;
+const DAY: u64 = 24 * HOUR;
+/// Simulated time starts this long before the system clock...
+const START_BEHIND: u64 = 26 * DAY;
+/// ...and advances at most this much: with skews of up to a day, every KeyPackage made on a
+/// simulated clock (valid from an hour before it for 28 days) is current on the system clock,
+/// which openmls reads.
+const MAX_ADVANCE: u64 = 24 * DAY;
+
+/// A device's clock: the simulation's time plus the device's skew.
+struct SimClock {
+    base: Arc<AtomicU64>,
+    skew: i64,
+}
+
+impl Clock for SimClock {
+    fn now(&self) -> u64 {
+        (self.base.load(Ordering::Relaxed) as i64 + self.skew) as u64
+    }
+}
+
+/// The in-memory transport, yielding to the scheduler before every call: two operations
+/// joined on one thread interleave at each transport call (both sync, both build their
+/// commit, both submit), in an order fixed by the code, not by timing.
+struct SimNet {
+    inner: Arc<MemoryTransport>,
+}
+
+#[async_trait::async_trait]
+impl Transport for SimNet {
+    async fn submit_commit(
+        &self,
+        m: &Mailbox,
+        e: &EpochTag,
+        after: u64,
+        p: &[u8],
+        k: &IdempotencyKey,
+    ) -> Result<CommitOutcome, TransportError> {
+        tokio::task::yield_now().await;
+        self.inner.submit_commit(m, e, after, p, k).await
+    }
+    async fn send_message(
+        &self,
+        m: &Mailbox,
+        e: &EpochTag,
+        after: u64,
+        p: &[u8],
+        k: &IdempotencyKey,
+    ) -> Result<SendOutcome, TransportError> {
+        tokio::task::yield_now().await;
+        self.inner.send_message(m, e, after, p, k).await
+    }
+    async fn send_welcome(
+        &self,
+        m: &MailboxId,
+        p: &[u8],
+        k: &IdempotencyKey,
+    ) -> Result<u64, TransportError> {
+        tokio::task::yield_now().await;
+        self.inner.send_welcome(m, p, k).await
+    }
+    async fn fetch(&self, m: &MailboxId, after: u64, limit: u32) -> Result<Page, TransportError> {
+        tokio::task::yield_now().await;
+        self.inner.fetch(m, after, limit).await
+    }
+    async fn subscribe(&self, m: &[MailboxId]) -> Result<Subscription, TransportError> {
+        self.inner.subscribe(m).await
+    }
+    async fn put_tree(&self, l: &TreeLocator, b: &[u8]) -> Result<(), TransportError> {
+        tokio::task::yield_now().await;
+        self.inner.put_tree(l, b).await
+    }
+    async fn fetch_tree(&self, l: &TreeLocator) -> Result<Vec<u8>, TransportError> {
+        tokio::task::yield_now().await;
+        self.inner.fetch_tree(l).await
+    }
+}
+
+struct Account {
+    did: Did,
+    /// Its devices (indices into `Sim::devs`); the first holds the identity key.
+    devices: Vec<usize>,
+    hostile: bool,
+}
+
+struct Dev {
+    name: String,
+    account: usize,
+    path: PathBuf,
+    clock: Arc<SimClock>,
+    client: Client,
+    installation: PublicKey,
+    /// Offline (neither syncing nor acting) until this step.
+    offline_until: usize,
+    /// Revoked by its account.
+    revoked: bool,
+    /// `Event::Message`s received, by message id.
+    got: BTreeMap<MessageId, u32>,
+    /// Message ids found in the history before a restart (events queued in memory and not yet
+    /// handed out by a sync are lost with the process).
+    stored: BTreeSet<MessageId>,
+    /// Group items refused: (group, seq) → why.
+    refused: BTreeMap<(usize, u64), String>,
+    /// Welcomes refused, with why.
+    welcome_refused: Vec<String>,
+}
+
+/// A message the transport acknowledged.
+struct Sent {
+    group: usize,
+    id: MessageId,
+    seq: u64,
+    from: usize,
+    epoch: u64,
+    /// Devices that were members in its epoch, the sender excepted.
+    to: Vec<usize>,
+    step: usize,
+}
+
+#[derive(Clone, Debug)]
+enum Gov {
+    Role(usize, Role),
+    Policy(Action, Policy),
+    Preset(Preset),
+    Name(String),
+    Description(String),
+    Transfer(usize),
+    Disappearing(Option<u64>),
+}
+
+/// One operation of one device.
+#[derive(Clone, Debug)]
+enum Op {
+    Send(usize, usize),
+    Create(usize, Vec<usize>, Preset),
+    Dm(usize, usize),
+    Add(usize, usize, usize),
+    Remove(usize, usize, usize),
+    Update(usize, usize),
+    Gov(usize, usize, Gov),
+    Leave(usize, usize),
+}
+
+enum Done {
+    Nothing,
+    Sent {
+        id: MessageId,
+        seq: u64,
+        epoch: u64,
+        members: Vec<PublicKey>,
+    },
+    Created(GroupId),
+}
+
+struct Sim {
+    seed: u64,
+    rng: StdRng,
+    step: usize,
+    dir: Arc<MemoryDirectory>,
+    mem: Arc<MemoryTransport>,
+    net: Arc<SimNet>,
+    base: Arc<AtomicU64>,
+    advanced: u64,
+    accounts: Vec<Account>,
+    devs: Vec<Dev>,
+    groups: Vec<GroupId>,
+    sent: Vec<Sent>,
+    log: Rc<RefCell<Vec<String>>>,
+    failures: Vec<String>,
+    /// Operation errors by kind (for the summary).
+    errors: BTreeMap<String, usize>,
+    ops: usize,
+    tmp: tempfile::TempDir,
+}
+
+const NAMES: [&str; 5] = ["simalice", "simbob", "simcarol", "simdave", "simerin"];
+
+fn short(e: &Error) -> String {
+    let s = e.to_string();
+    let s = s.split(':').next().unwrap_or(&s).to_string();
+    s.chars().take(60).collect()
+}
+
+fn tempdir() -> tempfile::TempDir {
+    // SQLite syncs every transaction: a memory file system keeps that cheap.
+    tempfile::Builder::new()
+        .prefix("atmls-sim")
+        .tempdir_in("/dev/shm")
+        .or_else(|_| tempfile::tempdir())
+        .unwrap()
+}
+
+impl Sim {
+    async fn new(seed: u64, log: Rc<RefCell<Vec<String>>>) -> Sim {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mem = Arc::new(MemoryTransport::new());
+        let start = unix_now() - START_BEHIND;
+        let mut sim = Sim {
+            seed,
+            step: 0,
+            dir: Arc::new(MemoryDirectory::new()),
+            net: Arc::new(SimNet { inner: mem.clone() }),
+            mem,
+            base: Arc::new(AtomicU64::new(start)),
+            advanced: 0,
+            accounts: Vec::new(),
+            devs: Vec::new(),
+            groups: Vec::new(),
+            sent: Vec::new(),
+            log,
+            failures: Vec::new(),
+            errors: BTreeMap::new(),
+            ops: 0,
+            tmp: tempdir(),
+            rng: StdRng::seed_from_u64(0),
+        };
+        let accounts = rng.gen_range(3..=5);
+        for a in 0..accounts {
+            let did = did(NAMES[a]);
+            // The last account is the hostile member, with one device.
+            let hostile = a == accounts - 1;
+            let n = if hostile { 1 } else { rng.gen_range(1..=3) };
+            let key = IdentityKeyPair::generate();
+            sim.accounts.push(Account {
+                did: did.clone(),
+                devices: Vec::new(),
+                hostile,
+            });
+            for k in 0..n {
+                let skew: i64 = match rng.gen_range(0..8) {
+                    0..=3 => 0,
+                    4 | 5 => rng.gen_range(-600..=600),
+                    _ => rng.gen_range(-(DAY as i64)..=DAY as i64),
+                };
+                // Certified before any skewed clock's now.
+                let created = start - 2 * DAY - rng.gen_range(0..DAY);
+                let inst = InstallationKeyPair::generate();
+                let cert = key.certify(
+                    &did,
+                    &inst.public(),
+                    created,
+                    created + DEFAULT_CERT_LIFETIME_SECS,
+                );
+                let identity = if k == 0 {
+                    DeviceIdentity {
+                        did: did.clone(),
+                        installation: inst,
+                        certificate: cert,
+                        identity_key: Some(
+                            IdentityKeyPair::from_secret_bytes(&key.secret_bytes()[..]).unwrap(),
+                        ),
+                    }
+                } else {
+                    DeviceIdentity::linked(inst, cert).unwrap()
+                };
+                let name = format!("{}{}", &NAMES[a][3..4], k);
+                let path = sim.tmp.path().join(format!("{name}.sqlite"));
+                let clock = Arc::new(SimClock {
+                    base: sim.base.clone(),
+                    skew,
+                });
+                let client = sim.build(&path, &clock, Some(identity)).await;
+                sim.log(format!(
+                    "device {name}{} skew {skew}s",
+                    if hostile { " (hostile)" } else { "" }
+                ));
+                let d = sim.devs.len();
+                sim.accounts[a].devices.push(d);
+                sim.devs.push(Dev {
+                    name,
+                    account: a,
+                    path,
+                    clock,
+                    installation: *client.installation(),
+                    client,
+                    offline_until: 0,
+                    revoked: false,
+                    got: BTreeMap::new(),
+                    stored: BTreeSet::new(),
+                    refused: BTreeMap::new(),
+                    welcome_refused: Vec::new(),
+                });
+            }
+        }
+        sim.rng = rng;
+        sim
+    }
+
+    async fn build(
+        &self,
+        
+        path: &std::path::Path,
+        clock: &Arc<SimClock>,
+        identity: Option<DeviceIdentity>,
+    ) -> Client {
+        let _t = prof("build");
+        let mut b = Client::builder(self.dir.clone(), self.net.clone(), Store::open(path).unwrap())
+            .clock(clock.clone());
+        if let Some(i) = identity {
+            b = b.identity(i);
+        }
+        b.build().await.unwrap()
+    }
+
+    fn log(&self, line: String) {
+        self.log
+            .borrow_mut()
+            .push(format!("[{:>3}] {line}", self.step));
+    }
+
+    fn fail(&mut self, what: String) {
+        self.log(format!("FAIL {what}"));
+        self.failures.push(what);
+    }
+
+    fn now(&self) -> u64 {
+        self.base.load(Ordering::Relaxed)
+    }
+
+    fn online(&self) -> Vec<usize> {
+        (0..self.devs.len())
+            .filter(|&d| self.devs[d].offline_until <= self.step)
+            .collect()
+    }
+
+    fn group_index(&self, g: &GroupId) -> Option<usize> {
+        self.groups.iter().position(|x| x == g)
+    }
+
+    fn dev_of(&self, installation: &PublicKey) -> Option<usize> {
+        self.devs.iter().position(|d| d.installation == *installation)
+    }
+
+    fn g(&self, g: usize) -> String {
+        format!("g{g}")
+    }
+
+    /// The groups (by index) in which `d` is a member: active or leaving.
+    async fn groups_of(&self, d: usize) -> Vec<usize> {
+        let infos = self.devs[d].client.groups().await.unwrap();
+        (0..self.groups.len())
+            .filter(|&g| {
+                infos
+                    .iter()
+                    .any(|i| i.id == self.groups[g] && i.status != GroupStatus::Left)
+            })
+            .collect()
+    }
+
+    async fn is_dm(&self, d: usize, g: usize) -> bool {
+        let infos = self.devs[d].client.groups().await.unwrap();
+        infos
+            .iter()
+            .any(|i| i.id == self.groups[g] && i.kind == GroupKind::Dm)
+    }
+
+    /// Accounts (indices) with a device in the group as `d` sees it.
+    async fn accounts_in(&self, d: usize, g: usize) -> Vec<usize> {
+        let members = self.devs[d]
+            .client
+            .members(&self.groups[g])
+            .await
+            .unwrap_or_default();
+        (0..self.accounts.len())
+            .filter(|&a| members.iter().any(|m| m.did == self.accounts[a].did))
+            .collect()
+    }
+
+    /// Runs one operation; `&self` only, so that two can run at once.
+    async fn run(&self, op: &Op) -> Result<Done, Error> {
+        let _t = prof("run");
+        match op {
+            Op::Send(d, g) => {
+                let c = &self.devs[*d].client;
+                let gid = &self.groups[*g];
+                let text = format!("s{}-{}", self.step, self.devs[*d].name);
+                let m = c.send_text(gid, &text).await?;
+                // send returns as soon as the transport accepted it: nothing merged since.
+                let (epoch, _) = c.epoch_fingerprint(gid).await?;
+                let members = c
+                    .members(gid)
+                    .await?
+                    .into_iter()
+                    .map(|m| m.installation)
+                    .collect();
+                Ok(Done::Sent {
+                    id: m.id,
+                    seq: m.seq,
+                    epoch,
+                    members,
+                })
+            }
+            Op::Create(d, accounts, preset) => {
+                let dids: Vec<Did> = accounts
+                    .iter()
+                    .map(|a| self.accounts[*a].did.clone())
+                    .collect();
+                let meta = atmls::group::GroupMetadata {
+                    name: format!("made at {}", self.step),
+                    ..Default::default()
+                };
+                Ok(Done::Created(
+                    self.devs[*d]
+                        .client
+                        .create_group_with(&dids, *preset, meta)
+                        .await?,
+                ))
+            }
+            Op::Dm(d, a) => Ok(Done::Created(
+                self.devs[*d].client.dm(&self.accounts[*a].did).await?,
+            )),
+            Op::Add(d, g, a) => {
+                self.devs[*d]
+                    .client
+                    .add_members(&self.groups[*g], &[self.accounts[*a].did.clone()])
+                    .await?;
+                Ok(Done::Nothing)
+            }
+            Op::Remove(d, g, a) => {
+                self.devs[*d]
+                    .client
+                    .remove_members(&self.groups[*g], &[self.accounts[*a].did.clone()])
+                    .await?;
+                Ok(Done::Nothing)
+            }
+            Op::Update(d, g) => {
+                self.devs[*d].client.self_update(&self.groups[*g]).await?;
+                Ok(Done::Nothing)
+            }
+            Op::Leave(d, g) => {
+                let c = &self.devs[*d].client;
+                let gid = &self.groups[*g];
+                match c.leave(gid).await {
+                    Err(Error::Group(atmls::group::GroupError::Governance(
+                        atmls::group::GovernanceError::LastOwner,
+                    ))) => {
+                        // Name a successor: any other account in the group.
+                        let me = &self.accounts[self.devs[*d].account].did;
+                        let other = c.members(gid).await?.into_iter().find(|m| m.did != *me);
+                        match other {
+                            Some(m) => c.leave_naming(gid, &m.did).await?,
+                            None => c.leave(gid).await?,
+                        }
+                    }
+                    r => r?,
+                }
+                Ok(Done::Nothing)
+            }
+            Op::Gov(d, g, gov) => {
+                let c = &self.devs[*d].client;
+                let gid = &self.groups[*g];
+                match gov {
+                    Gov::Role(a, r) => c.set_role(gid, &self.accounts[*a].did, *r).await?,
+                    Gov::Policy(a, p) => c.set_policy(gid, *a, *p).await?,
+                    Gov::Preset(p) => c.apply_preset(gid, *p).await?,
+                    Gov::Name(n) => c.set_name(gid, n).await?,
+                    Gov::Description(t) => c.set_description(gid, t).await?,
+                    Gov::Transfer(a) => c.transfer_ownership(gid, &self.accounts[*a].did).await?,
+                    Gov::Disappearing(s) => {
+                        c.set_disappearing(gid, s.map(Duration::from_secs))
+                            .await?
+                    }
+                }
+                Ok(Done::Nothing)
+            }
+        }
+    }
+
+    fn describe(&self, op: &Op) -> String {
+        let n = |d: &usize| self.devs[*d].name.clone();
+        let a = |a: &usize| NAMES[*a][3..].to_string();
+        match op {
+            Op::Send(d, g) => format!("{} send {}", n(d), self.g(*g)),
+            Op::Create(d, acc, p) => format!(
+                "{} create with {:?} {:?}",
+                n(d),
+                acc.iter().map(a).collect::<Vec<_>>(),
+                p
+            ),
+            Op::Dm(d, x) => format!("{} dm {}", n(d), a(x)),
+            Op::Add(d, g, x) => format!("{} add {} to {}", n(d), a(x), self.g(*g)),
+            Op::Remove(d, g, x) => format!("{} remove {} from {}", n(d), a(x), self.g(*g)),
+            Op::Update(d, g) => format!("{} update {}", n(d), self.g(*g)),
+            Op::Gov(d, g, gov) => format!("{} gov {} {:?}", n(d), self.g(*g), gov),
+            Op::Leave(d, g) => format!("{} leave {}", n(d), self.g(*g)),
+        }
+    }
+
+    /// Records what an operation did.
+    async fn record(&mut self, op: &Op, r: Result<Done, Error>) {
+        self.ops += 1;
+        let what = self.describe(op);
+        match r {
+            Err(e) => {
+                *self.errors.entry(short(&e)).or_default() += 1;
+                self.log(format!("{what}: error {e}"));
+            }
+            Ok(Done::Nothing) => self.log(format!("{what}: ok")),
+            Ok(Done::Created(gid)) => {
+                let g = match self.group_index(&gid) {
+                    Some(g) => g,
+                    None => {
+                        self.groups.push(gid);
+                        self.groups.len() - 1
+                    }
+                };
+                self.log(format!("{what}: {}", self.g(g)));
+            }
+            Ok(Done::Sent {
+                id,
+                seq,
+                epoch,
+                members,
+            }) => {
+                let Op::Send(from, g) = op else {
+                    unreachable!()
+                };
+                let to: Vec<usize> = members
+                    .iter()
+                    .filter_map(|m| self.dev_of(m))
+                    .filter(|d| d != from)
+                    .collect();
+                self.log(format!(
+                    "{what}: seq {seq} epoch {epoch} to {:?}",
+                    to.iter()
+                        .map(|d| self.devs[*d].name.clone())
+                        .collect::<Vec<_>>()
+                ));
+                self.sent.push(Sent {
+                    group: *g,
+                    id,
+                    seq,
+                    from: *from,
+                    epoch,
+                    to,
+                    step: self.step,
+                });
+            }
+        }
+    }
+
+    /// Picks a group operation for device `d` in group `g`.
+    async fn pick_group_op(&mut self, d: usize, g: usize, together: bool) -> Op {
+        let in_group = self.accounts_in(d, g).await;
+        let outside: Vec<usize> = (0..self.accounts.len())
+            .filter(|a| !in_group.contains(a))
+            .collect();
+        let others: Vec<usize> = in_group
+            .iter()
+            .copied()
+            .filter(|a| *a != self.devs[d].account)
+            .collect();
+        let dm = self.is_dm(d, g).await;
+        // Two operations at once: no leave (it is not a commit).
+        let roll = self.rng.gen_range(0..if together { 95 } else { 100 });
+        match roll {
+            0..=29 => Op::Send(d, g),
+            30..=44 if !outside.is_empty() && !dm => {
+                Op::Add(d, g, *outside.choose(&mut self.rng).unwrap())
+            }
+            // Another device of an account already in: adds the devices it is missing.
+            45..=49 if !in_group.is_empty() && !dm => {
+                Op::Add(d, g, *in_group.choose(&mut self.rng).unwrap())
+            }
+            50..=59 if !others.is_empty() && !dm => {
+                Op::Remove(d, g, *others.choose(&mut self.rng).unwrap())
+            }
+            60..=94 if !dm => {
+                let gov = self.pick_gov(&in_group);
+                Op::Gov(d, g, gov)
+            }
+            95..=97 => Op::Leave(d, g),
+            _ => Op::Update(d, g),
+        }
+    }
+
+    fn pick_gov(&mut self, in_group: &[usize]) -> Gov {
+        let roles = [Role::Member, Role::Moderator, Role::Admin, Role::Owner];
+        let actions = Action::ALL;
+        match self.rng.gen_range(0..14) {
+            0..=3 => Gov::Role(
+                *in_group.choose(&mut self.rng).unwrap(),
+                *roles.choose(&mut self.rng).unwrap(),
+            ),
+            4 | 5 => {
+                let a = *actions.choose(&mut self.rng).unwrap();
+                let p = match self.rng.gen_range(0..5) {
+                    0 => Policy::Nobody,
+                    i => Policy::AtLeast(roles[i - 1]),
+                };
+                // Posting closed to all but owners would stop the simulation's messages.
+                let p = if a == Action::Post && p == Policy::Nobody {
+                    Policy::AtLeast(Role::Admin)
+                } else {
+                    p
+                };
+                Gov::Policy(a, p)
+            }
+            6 => Gov::Preset(if self.rng.gen() {
+                Preset::AllMembers
+            } else {
+                Preset::AdminsOnly
+            }),
+            7..=9 => Gov::Name(format!("name {}", self.step)),
+            10 => Gov::Description(format!("about {}", self.step)),
+            11 => Gov::Transfer(*in_group.choose(&mut self.rng).unwrap()),
+            _ => Gov::Disappearing(match self.rng.gen_range(0..3) {
+                0 => None,
+                1 => Some(HOUR),
+                _ => Some(7 * DAY),
+            }),
+        }
+    }
+
+    /// One step: operations, then some devices sync.
+    async fn step(&mut self) {
+        let online = self.online();
+        let active: Vec<usize> = online.clone();
+        if active.is_empty() {
+            return;
+        }
+        let d = *active.choose(&mut self.rng).unwrap();
+        let roll = self.rng.gen_range(0..100);
+        match roll {
+            // Group operations by one device.
+            0..=54 => {
+                let gs = self.groups_of(d).await;
+                if gs.is_empty() || self.rng.gen_range(0..6) == 0 {
+                    self.create(d).await;
+                } else {
+                    let g = *gs.choose(&mut self.rng).unwrap();
+                    let op = self.pick_group_op(d, g, false).await;
+                    let r = self.run(&op).await;
+                    self.record(&op, r).await;
+                }
+            }
+            // Two devices commit (or send) in the same group before either has seen the other.
+            55..=66 => self.concurrent().await,
+            67..=71 => {
+                let steps = self.rng.gen_range(2..12);
+                self.devs[d].offline_until = self.step + steps;
+                self.log(format!("{} offline for {steps} steps", self.devs[d].name));
+            }
+            72..=76 => self.restart(d).await,
+            77..=80 => {
+                let by = match self.rng.gen_range(0..3) {
+                    0 => self.rng.gen_range(HOUR..12 * HOUR),
+                    1 => self.rng.gen_range(12 * HOUR..2 * DAY),
+                    _ => self.rng.gen_range(2 * DAY..5 * DAY),
+                };
+                let by = by.min(MAX_ADVANCE - self.advanced);
+                self.advanced += by;
+                self.base.fetch_add(by, Ordering::Relaxed);
+                self.log(format!("clock +{}h", by / HOUR));
+            }
+            81..=85 => self.trust(d).await,
+            _ => self.hostile().await,
+        }
+        // Some devices sync, in an order drawn from the seed.
+        let mut syncing: Vec<usize> = self
+            .online()
+            .into_iter()
+            .filter(|_| self.rng.gen_range(0..100) < 35)
+            .collect();
+        syncing.shuffle(&mut self.rng);
+        for d in syncing {
+            self.sync(d, true).await;
+        }
+        self.check_forks().await;
+    }
+
+    async fn create(&mut self, d: usize) {
+        let me = self.devs[d].account;
+        let others: Vec<usize> = (0..self.accounts.len()).filter(|a| *a != me).collect();
+        let op = if self.rng.gen_range(0..4) == 0 {
+            Op::Dm(d, *others.choose(&mut self.rng).unwrap())
+        } else {
+            let n = self.rng.gen_range(1..=others.len().min(3));
+            let mut with: Vec<usize> = others
+                .choose_multiple(&mut self.rng, n)
+                .copied()
+                .collect();
+            with.sort();
+            let preset = if self.rng.gen_range(0..3) == 0 {
+                Preset::AdminsOnly
+            } else {
+                Preset::AllMembers
+            };
+            Op::Create(d, with, preset)
+        };
+        let r = self.run(&op).await;
+        self.record(&op, r).await;
+    }
+
+    async fn concurrent(&mut self) {
+        let online = self.online();
+        // Groups with two online member devices.
+        let mut pairs = Vec::new();
+        for g in 0..self.groups.len() {
+            let mut members = Vec::new();
+            for &d in &online {
+                if self.groups_of(d).await.contains(&g) {
+                    members.push(d);
+                }
+            }
+            if members.len() >= 2 {
+                pairs.push((g, members));
+            }
+        }
+        let Some((g, members)) = pairs.choose(&mut self.rng).cloned() else {
+            return;
+        };
+        let two: Vec<usize> = members
+            .choose_multiple(&mut self.rng, 2)
+            .copied()
+            .collect();
+        let a = self.pick_group_op(two[0], g, true).await;
+        let b = self.pick_group_op(two[1], g, true).await;
+        self.log(format!(
+            "together: {} | {}",
+            self.describe(&a),
+            self.describe(&b)
+        ));
+        let (ra, rb) = tokio::join!(self.run(&a), self.run(&b));
+        self.record(&a, ra).await;
+        self.record(&b, rb).await;
+    }
+
+    async fn restart(&mut self, d: usize) {
+        // Events queued in memory and not yet handed out go with the process: what was
+        // stored is read from the history first.
+        for g in self.groups_of(d).await {
+            if let Ok(ms) = self.devs[d].client.messages(&self.groups[g]).await {
+                for m in ms {
+                    self.devs[d].stored.insert(m.id);
+                }
+            }
+        }
+        let (path, clock) = (self.devs[d].path.clone(), self.devs[d].clock.clone());
+        let client = self.build(&path, &clock, None).await;
+        self.devs[d].client = client;
+        self.log(format!("{} restarted", self.devs[d].name));
+    }
+
+    async fn trust(&mut self, d: usize) {
+        let me = self.devs[d].account;
+        match self.rng.gen_range(0..10) {
+            // A revocation, seen by members whose lookups read it.
+            0 | 1 => {
+                let a = &self.accounts[me];
+                if a.devices[0] != d || a.devices.len() < 2 {
+                    return;
+                }
+                let victims: Vec<usize> = a.devices[1..]
+                    .iter()
+                    .copied()
+                    .filter(|v| !self.devs[*v].revoked)
+                    .collect();
+                let Some(&v) = victims.choose(&mut self.rng) else {
+                    return;
+                };
+                let inst = self.devs[v].installation;
+                let r = self.devs[d].client.revoke_device(&inst).await;
+                self.ops += 1;
+                if r.is_ok() {
+                    self.devs[v].revoked = true;
+                }
+                self.log(format!(
+                    "{} revokes {}: {r:?}",
+                    self.devs[d].name, self.devs[v].name
+                ));
+            }
+            2 => {
+                if self.accounts[me].devices[0] != d {
+                    return;
+                }
+                let r = self.devs[d].client.rotate_identity_key().await;
+                self.ops += 1;
+                self.log(format!(
+                    "{} rotates the identity key: {:?}",
+                    self.devs[d].name,
+                    r.map(|_| ())
+                ));
+            }
+            _ => {
+                let a = self.rng.gen_range(0..self.accounts.len());
+                if a == me {
+                    return;
+                }
+                let r = self.devs[d]
+                    .client
+                    .mark_verified(&self.accounts[a].did)
+                    .await;
+                self.ops += 1;
+                self.log(format!(
+                    "{} marks {} verified: {:?}",
+                    self.devs[d].name,
+                    &NAMES[a][3..],
+                    r.map_err(|e| short(&e))
+                ));
+            }
+        }
+    }
+
+    /// The hostile member posts, under the current epoch tag of one of its groups, junk bytes,
+    /// a replayed commit, or a commit no member may make (it changes the immutable group data).
+    async fn hostile(&mut self) {
+        let h = *self.accounts.last().unwrap().devices.first().unwrap();
+        if self.devs[h].offline_until > self.step {
+            return;
+        }
+        let gs = self.groups_of(h).await;
+        let Some(&g) = gs.choose(&mut self.rng) else {
+            return;
+        };
+        let gid = self.groups[g].clone();
+        // The hostile device's state, copied: its own client stays as it is.
+        let copy = self
+            .tmp
+            .path()
+            .join(format!("hostile-{}-{}.sqlite", self.step, self.rng.gen::<u32>()));
+        {
+            let c = rusqlite::Connection::open(&self.devs[h].path).unwrap();
+            c.execute("VACUUM INTO ?1", [copy.to_str().unwrap()])
+                .unwrap();
+        }
+        let (p, mut group, signer) = RawProvider::open_group(&copy, &gid);
+        let tag = epoch_tag(&group, p.crypto()).unwrap();
+        let mailbox = mailbox_for(gid.as_bytes());
+        let after = if self.rng.gen() { u64::MAX } else { 0 };
+        let kind = self.rng.gen_range(0..4);
+        let (what, payload, commit) = match kind {
+            0 => {
+                let n = self.rng.gen_range(1..300);
+                let junk: Vec<u8> = (0..n).map(|_| self.rng.gen()).collect();
+                ("junk commit", junk, true)
+            }
+            1 => {
+                let n = self.rng.gen_range(1..300);
+                let junk: Vec<u8> = (0..n).map(|_| self.rng.gen()).collect();
+                ("junk message", junk, false)
+            }
+            2 => {
+                let page = self.mem.fetch(&mailbox.id, 0, 10_000).await.unwrap();
+                let commits: Vec<&Delivered> = page
+                    .items
+                    .iter()
+                    .filter(|i| i.kind == Kind::Commit)
+                    .collect();
+                let Some(old) = commits.choose(&mut self.rng) else {
+                    return;
+                };
+                ("replayed commit", old.payload.clone(), true)
+            }
+            _ => {
+                let _ = group.clear_pending_commit(p.storage());
+                let ext: Vec<_> = group
+                    .extensions()
+                    .iter()
+                    .filter(|e| e.extension_type() != ExtensionType::Unknown(GROUP_DATA_EXTENSION))
+                    .cloned()
+                    .collect();
+                let ext: Extensions<GroupContext> = Extensions::from_vec(ext).unwrap();
+                let bundle = group
+                    .commit_builder()
+                    .propose_group_context_extensions(ext)
+                    .unwrap()
+                    .load_psks(p.storage())
+                    .unwrap()
+                    .build(p.rand(), p.crypto(), &signer, |_| true)
+                    .unwrap()
+                    .stage_commit(&p)
+                    .unwrap();
+                let sealed = seal_for_transport(
+                    &group,
+                    p.crypto(),
+                    &bundle.commit().tls_serialize_detached().unwrap(),
+                )
+                .unwrap();
+                ("forbidden commit", sealed, true)
+            }
+        };
+        drop((p, group, signer));
+        let _ = std::fs::remove_file(&copy);
+        let key = IdempotencyKey(self.rng.gen());
+        let outcome = if commit {
+            format!(
+                "{:?}",
+                self.mem
+                    .submit_commit(&mailbox, &tag, after, &payload, &key)
+                    .await
+                    .map(|o| matches!(o, CommitOutcome::Accepted { .. }))
+            )
+        } else {
+            format!(
+                "{:?}",
+                self.mem
+                    .send_message(&mailbox, &tag, after, &payload, &key)
+                    .await
+                    .map(|o| matches!(o, SendOutcome::Accepted { .. }))
+            )
+        };
+        self.ops += 1;
+        self.log(format!(
+            "{} posts a {what} to {} (after {after}): accepted {outcome}",
+            self.devs[h].name,
+            self.g(g)
+        ));
+    }
+
+    /// Syncs device `d`; with `check`, it must then be in the newest epoch of its groups.
+    async fn sync(&mut self, d: usize, check: bool) -> bool {
+        let t = prof("sync");
+        let r = self.devs[d].client.sync().await;
+        drop(t);
+        let events = match r {
+            Ok(ev) => ev,
+            Err(e) => {
+                self.fail(format!("{} sync failed: {e}", self.devs[d].name));
+                return false;
+            }
+        };
+        let mut notes = Vec::new();
+        for e in events {
+            match e {
+                Event::Message(m) => {
+                    let n = self.devs[d].got.entry(m.id).or_default();
+                    *n += 1;
+                    if *n > 1 {
+                        let g = self.group_index(&m.group).unwrap_or(usize::MAX);
+                        let name = self.devs[d].name.clone();
+                        self.fail(format!("{name} got message seq {} of g{g} twice", m.seq));
+                    }
+                }
+                Event::Refused { group, seq, error } => {
+                    match group.as_ref().and_then(|g| self.group_index(g)) {
+                        Some(g) => {
+                            notes.push(format!("refused g{g}#{seq}: {error}"));
+                            self.devs[d].refused.insert((g, seq), error.to_string());
+                        }
+                        None => {
+                            notes.push(format!("refused Welcome #{seq}: {error}"));
+                            self.devs[d].welcome_refused.push(error.to_string());
+                        }
+                    }
+                }
+                Event::Joined { group, .. } => {
+                    let g = self.group_index(&group);
+                    notes.push(format!("joined g{}", g.unwrap_or(usize::MAX)));
+                }
+                Event::Removed { group, .. } => {
+                    let g = self.group_index(&group);
+                    notes.push(format!("removed from g{}", g.unwrap_or(usize::MAX)));
+                }
+                Event::PostDropped { message, error } => {
+                    let g = self.group_index(&message.group).unwrap_or(usize::MAX);
+                    let name = self.devs[d].name.clone();
+                    self.fail(format!(
+                        "{name} dropped post seq {} of g{g}: {error}",
+                        message.seq
+                    ));
+                }
+                Event::ContentRejected { message, error } => {
+                    let g = self.group_index(&message.group).unwrap_or(usize::MAX);
+                    let name = self.devs[d].name.clone();
+                    self.fail(format!(
+                        "{name} rejected content seq {} of g{g}: {error}",
+                        message.seq
+                    ));
+                }
+                Event::MemberTrust { status, member, .. } => {
+                    let who = self
+                        .dev_of(&member.installation)
+                        .map(|x| self.devs[x].name.clone())
+                        .unwrap_or_default();
+                    notes.push(format!("trust {who} {status:?}"));
+                }
+                Event::TrustWarning { did, .. } => notes.push(format!("trust warning {did}")),
+                _ => {}
+            }
+        }
+        self.log(format!(
+            "{} synced{}{}",
+            self.devs[d].name,
+            if notes.is_empty() { "" } else { ": " },
+            notes.join(", ")
+        ));
+        if check {
+            self.check_synced(d).await;
+        }
+        true
+    }
+
+    /// Every group's state on every device: (group, device) → (epoch, authenticator).
+    async fn states(&self) -> BTreeMap<(usize, usize), (u64, Vec<u8>)> {
+        let _t = prof("states");
+        let mut out = BTreeMap::new();
+        for d in 0..self.devs.len() {
+            for g in self.groups_of(d).await {
+                if let Ok(f) = self.devs[d].client.epoch_fingerprint(&self.groups[g]).await {
+                    out.insert((g, d), f);
+                }
+            }
+        }
+        out
+    }
+
+    /// No fork: devices in the same epoch of a group share its authenticator.
+    async fn check_forks(&mut self) {
+        let states = self.states().await;
+        let mut by_epoch: BTreeMap<(usize, u64), (usize, Vec<u8>)> = BTreeMap::new();
+        let mut forks = Vec::new();
+        for ((g, d), (epoch, auth)) in states {
+            match by_epoch.get(&(g, epoch)) {
+                Some((first, a)) if *a != auth => forks.push(format!(
+                    "fork in g{g} epoch {epoch}: {} and {} differ",
+                    self.devs[*first].name, self.devs[d].name
+                )),
+                Some(_) => {}
+                None => {
+                    by_epoch.insert((g, epoch), (d, auth));
+                }
+            }
+        }
+        for f in forks {
+            self.fail(f);
+        }
+    }
+
+    /// A device that has just synced is in the newest epoch of each of its groups.
+    async fn check_synced(&mut self, d: usize) {
+        let states = self.states().await;
+        let mut behind = Vec::new();
+        for ((g, x), (epoch, _)) in &states {
+            if *x != d {
+                continue;
+            }
+            let newest = states
+                .iter()
+                .filter(|((h, _), _)| h == g)
+                .map(|(_, (e, _))| *e)
+                .max()
+                .unwrap_or(0);
+            if *epoch < newest {
+                behind.push(format!(
+                    "{} synced but is in epoch {epoch} of g{g}, others in {newest}",
+                    self.devs[d].name
+                ));
+            }
+        }
+        for b in behind {
+            self.fail(b);
+        }
+    }
+
+    /// Everyone online, syncing until no epoch moves; then the final checks.
+    async fn finish(&mut self) {
+        for d in 0..self.devs.len() {
+            self.devs[d].offline_until = 0;
+        }
+        self.log("everyone online".into());
+        let mut last = self.states().await;
+        for round in 0..8 {
+            for d in 0..self.devs.len() {
+                self.sync(d, false).await;
+            }
+            let now = self.states().await;
+            if now == last && round > 0 {
+                break;
+            }
+            last = now;
+        }
+        self.check_forks().await;
+        // Same epoch everywhere, and the devices in a group are the group's members.
+        for g in 0..self.groups.len() {
+            let here: Vec<(usize, u64)> = last
+                .iter()
+                .filter(|((h, _), _)| *h == g)
+                .map(|((_, d), (e, _))| (*d, *e))
+                .collect();
+            let Some(&(first, epoch)) = here.iter().max_by_key(|(_, e)| *e) else {
+                continue;
+            };
+            for (d, e) in &here {
+                if *e != epoch {
+                    let name = self.devs[*d].name.clone();
+                    self.fail(format!(
+                        "after syncing, {name} is in epoch {e} of g{g}, {} in {epoch}",
+                        self.devs[first].name
+                    ));
+                }
+            }
+            let roster = self.devs[first]
+                .client
+                .members(&self.groups[g])
+                .await
+                .unwrap_or_default();
+            for m in &roster {
+                match self.dev_of(&m.installation) {
+                    Some(d) if here.iter().any(|(x, _)| *x == d) => {}
+                    Some(d) => {
+                        let name = self.devs[d].name.clone();
+                        let why = self.devs[d].welcome_refused.join("; ");
+                        self.fail(format!(
+                            "{name} is a member of g{g} but not in it (Welcomes refused: {why})"
+                        ));
+                    }
+                    None => {}
+                }
+            }
+            for (d, _) in &here {
+                if !roster.iter().any(|m| m.installation == self.devs[*d].installation) {
+                    let name = self.devs[*d].name.clone();
+                    self.fail(format!("{name} holds g{g} but is not in its roster"));
+                }
+            }
+        }
+        self.check_delivery().await;
+    }
+
+    /// Every acknowledged message reached every device that was a member in its epoch, once.
+    async fn check_delivery(&mut self) {
+        let mut missing = Vec::new();
+        for s in &self.sent {
+            for &r in &s.to {
+                let dev = &self.devs[r];
+                if dev.got.get(&s.id).copied().unwrap_or(0) == 1 || dev.stored.contains(&s.id) {
+                    continue;
+                }
+                let held = dev.refused.get(&(s.group, s.seq));
+                let in_history = dev
+                    .client
+                    .message(&self.groups[s.group], &s.id)
+                    .await
+                    .ok()
+                    .flatten()
+                    .is_some();
+                let why = match held {
+                    // A trust verdict holds a revoked device's messages (TRUST-22).
+                    Some(e) if self.devs[s.from].revoked && e.contains("revoked") => continue,
+                    Some(e) => format!("refused: {e}"),
+                    None if in_history => "stored, but no event".into(),
+                    None => "never seen".into(),
+                };
+                missing.push(format!(
+                    "message g{}#{} (step {}, epoch {}) from {} did not reach {}: {why}",
+                    s.group, s.seq, s.step, s.epoch, self.devs[s.from].name, dev.name
+                ));
+            }
+        }
+        for m in missing {
+            self.fail(m);
+        }
+    }
+}
+
+struct Outcome {
+    failures: Vec<String>,
+    ops: usize,
+    sent: usize,
+    errors: BTreeMap<String, usize>,
+}
+
+async fn run_seed(seed: u64, steps: usize, log: Rc<RefCell<Vec<String>>>) -> Outcome {
+    let mut sim = Sim::new(seed, log).await;
+    for step in 1..=steps {
+        sim.step = step;
+        sim.step().await;
+        if !sim.failures.is_empty() {
+            break;
+        }
+    }
+    if sim.failures.is_empty() {
+        sim.step = steps + 1;
+        sim.finish().await;
+    }
+    Outcome {
+        failures: sim.failures,
+        ops: sim.ops,
+        sent: sim.sent.len(),
+        errors: sim.errors,
+    }
+}
+
+/// Prints the seed and its log if the simulation panics.
+struct OnPanic {
+    seed: u64,
+    log: Rc<RefCell<Vec<String>>>,
+}
+
+impl Drop for OnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("seed {} panicked; operations:", self.seed);
+            for l in self.log.borrow().iter() {
+                eprintln!("  {l}");
+            }
+            eprintln!("replay: ATMLS_SIM_SEED={} cargo test --test sim", self.seed);
+        }
+    }
+}
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn simulation() {
+    let steps = env_u64("ATMLS_SIM_STEPS").map_or(DEFAULT_STEPS, |s| s as usize);
+    let (seeds, verbose): (Vec<u64>, bool) = match env_u64("ATMLS_SIM_SEED") {
+        Some(s) => (vec![s], true),
+        None => {
+            let first = env_u64("ATMLS_SIM_FIRST").unwrap_or(0);
+            let n = env_u64("ATMLS_SIM_SEEDS").unwrap_or(DEFAULT_SEEDS);
+            (
+                (first..first + n)
+                    .filter(|s| !KNOWN_FAILING.contains(s))
+                    .collect(),
+                false,
+            )
+        }
+    };
+    let keep_going = std::env::var("ATMLS_SIM_KEEP_GOING").is_ok_and(|v| v == "1");
+    let started = Instant::now();
+    let (mut ops, mut sent) = (0, 0);
+    let mut errors: BTreeMap<String, usize> = BTreeMap::new();
+    let mut failed = Vec::new();
+    for &seed in &seeds {
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let guard = OnPanic {
+            seed,
+            log: log.clone(),
+        };
+        let out = run_seed(seed, steps, log.clone()).await;
+        drop(guard);
+        ops += out.ops;
+        sent += out.sent;
+        for (k, v) in out.errors {
+            *errors.entry(k).or_default() += v;
+        }
+        if verbose || !out.failures.is_empty() {
+            eprintln!("seed {seed}: operations");
+            for l in log.borrow().iter() {
+                eprintln!("  {l}");
+            }
+        }
+        if !out.failures.is_empty() {
+            eprintln!("seed {seed} FAILED:");
+            for f in &out.failures {
+                eprintln!("  {f}");
+            }
+            eprintln!("replay: ATMLS_SIM_SEED={seed} cargo test --test sim -- --nocapture");
+            failed.push((seed, out.failures[0].clone()));
+            if !keep_going {
+                break;
+            }
+        }
+    }
+    eprintln!(
+        "simulation: {} seeds, {steps} steps each, {ops} operations ({sent} messages acknowledged) in {:.1?}",
+        seeds.len(),
+        started.elapsed()
+    );
+    eprintln!("operation errors (allowed): {errors:?}");
+    PROF.with(|p| eprintln!("profile: {:?}", p.borrow()));
+    if !failed.is_empty() {
+        for (s, f) in &failed {
+            eprintln!("failing seed {s}: {f}");
+        }
+        panic!("{} seed(s) failed", failed.len());
+    }
+}
+
+thread_local!(static PROF: RefCell<BTreeMap<&'static str, Duration>> = RefCell::new(BTreeMap::new()));
+struct Prof(&'static str, Instant);
+fn prof(n: &'static str) -> Prof { Prof(n, Instant::now()) }
+impl Drop for Prof { fn drop(&mut self) { PROF.with(|p| *p.borrow_mut().entry(self.0).or_default() += self.1.elapsed()); } }
