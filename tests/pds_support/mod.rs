@@ -148,6 +148,8 @@ pub fn config() -> PdsConfig {
     let mut c = PdsConfig::new(p.pds_url.clone());
     c.plc_url = p.plc_url.clone();
     c.did_web_scheme = "http".into();
+    // The test did:web hosts run on 127.0.0.1.
+    c.allow_private_did_web = true;
     c
 }
 

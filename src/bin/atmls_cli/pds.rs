@@ -88,7 +88,9 @@ fn directory(a: &PdsArgs) -> PdsDirectory {
     let mut c = PdsConfig::new(a.handle_resolver.clone());
     c.plc_url = a.plc_url.clone();
     if a.did_web_http {
+        // Development against local hosts.
         c.did_web_scheme = "http".into();
+        c.allow_private_did_web = true;
     }
     PdsDirectory::new(c)
 }

@@ -30,6 +30,10 @@ pub struct PdsConfig {
     pub handle_resolver: String,
     /// Scheme for did:web documents: `https`, or `http` for local tests.
     pub did_web_scheme: String,
+    /// Whether a did:web host may resolve to a loopback, private or link-local address
+    /// (default `false`: a DID named in a message must not make this device call into its
+    /// own network; REC-6). `true` only for local tests and development.
+    pub allow_private_did_web: bool,
     /// Timeout of each request.
     pub timeout: Duration,
     /// What the declaration record says besides the key (ciphersuites, delivery service,
@@ -44,6 +48,7 @@ impl PdsConfig {
             plc_url: "https://plc.directory".into(),
             handle_resolver: handle_resolver.into(),
             did_web_scheme: "https".into(),
+            allow_private_did_web: false,
             timeout: Duration::from_secs(20),
             profile: Profile::default(),
         }
@@ -109,6 +114,7 @@ impl PdsDirectory {
                 plc_url: config.plc_url,
                 handle_resolver: config.handle_resolver,
                 did_web_scheme: config.did_web_scheme,
+                allow_private_did_web: config.allow_private_did_web,
             },
             profile: config.profile,
             session: tokio::sync::Mutex::new(None),

@@ -15,6 +15,69 @@ pub(crate) struct Resolver {
     pub(crate) plc_url: String,
     pub(crate) handle_resolver: String,
     pub(crate) did_web_scheme: String,
+    pub(crate) allow_private_did_web: bool,
+}
+
+/// Whether an address is one a did:web host must not resolve to: loopback, private,
+/// link-local, unspecified, broadcast, shared (CGNAT) or IPv6 unique-local (REC-6).
+pub(crate) fn is_internal(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(a) => {
+            a.is_loopback()
+                || a.is_private()
+                || a.is_link_local()
+                || a.is_unspecified()
+                || a.is_broadcast()
+                || (a.octets()[0] == 100 && (a.octets()[1] & 0xc0) == 64)
+        }
+        std::net::IpAddr::V6(a) => {
+            let first = a.segments()[0];
+            a.is_loopback()
+                || a.is_unspecified()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || a.to_ipv4_mapped().is_some_and(|v4| is_internal(v4.into()))
+        }
+    }
+}
+
+/// Refuses a did:web host (`host` or `host:port`) that is, or resolves to, an internal
+/// address (REC-6), unless allowed.
+async fn check_did_web_host(host_port: &str, https: bool) -> Result<(), PdsError> {
+    let refused = || PdsError::InvalidResponse(format!("did:web host {host_port} is internal"));
+    let with_port = if host_port
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
+        host_port.to_owned()
+    } else {
+        format!("{host_port}:{}", if https { 443 } else { 80 })
+    };
+    let host = with_port
+        .rsplit_once(':')
+        .map(|(h, _)| h)
+        .unwrap_or_default();
+    if host.eq_ignore_ascii_case("localhost") || host.to_ascii_lowercase().ends_with(".localhost") {
+        return Err(refused());
+    }
+    let addrs = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        tokio::net::lookup_host(with_port.clone()),
+    )
+    .await
+    .map_err(|_| PdsError::Unavailable(format!("resolving {host_port} timed out")))?
+    .map_err(|e| PdsError::Unavailable(format!("resolving {host_port}: {e}")))?;
+    let mut any = false;
+    for a in addrs {
+        any = true;
+        if is_internal(a.ip()) {
+            return Err(refused());
+        }
+    }
+    if !any {
+        return Err(PdsError::Unavailable(format!("{host_port} has no address")));
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -57,7 +120,17 @@ impl Resolver {
     ) -> Result<DidDocument, PdsError> {
         let url = match did.method() {
             "plc" => format!("{}/{}", self.plc_url.trim_end_matches('/'), did),
-            _ => did_web_url(did, &self.did_web_scheme)?,
+            _ => {
+                let url = did_web_url(did, &self.did_web_scheme)?;
+                if !self.allow_private_did_web {
+                    let host = url
+                        .split_once("://")
+                        .and_then(|(_, rest)| rest.split('/').next())
+                        .unwrap_or_default();
+                    check_did_web_host(host, self.did_web_scheme == "https").await?;
+                }
+                url
+            }
         };
         let doc: DidDocument = http.get_json(&url).await.map_err(|e| match e {
             PdsError::Refused { .. } => {
@@ -134,5 +207,50 @@ mod tests {
             "https://example.com/u/alice/did.json"
         );
         assert!(did_web_url(&d("did:web:evil%40host"), "https").is_err());
+    }
+
+    #[test]
+    fn rec_6_internal_addresses() {
+        for a in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "::1",
+            "fc00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(is_internal(a.parse().unwrap()), "{a}");
+        }
+        for a in ["8.8.8.8", "1.1.1.1", "2606:4700::1111"] {
+            assert!(!is_internal(a.parse().unwrap()), "{a}");
+        }
+    }
+
+    /// REC-6: a did:web DID naming a loopback host is refused before anything is fetched.
+    #[tokio::test]
+    async fn rec_6_did_web_on_loopback_refused_unless_allowed() {
+        let r = Resolver {
+            plc_url: "http://127.0.0.1:1".into(),
+            handle_resolver: "http://127.0.0.1:1".into(),
+            did_web_scheme: "http".into(),
+            allow_private_did_web: false,
+        };
+        let http = Http::new(std::time::Duration::from_secs(2));
+        for did in [
+            "did:web:localhost%3A9",
+            "did:web:127.0.0.1%3A9",
+            "did:web:10.0.0.1",
+        ] {
+            let e = r
+                .did_document(&http, &Did::new(did).unwrap())
+                .await
+                .unwrap_err();
+            assert!(e.to_string().contains("internal"), "{did}: {e}");
+        }
     }
 }
