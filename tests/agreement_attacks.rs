@@ -43,7 +43,11 @@ async fn cast(preset: Preset) -> Cast {
         .await;
     let (carol, _) = w.account("carol").await;
     let g = alice
-        .create_group_with(&[bob.did().clone(), carol.did().clone()], preset, Default::default())
+        .create_group_with(
+            &[bob.did().clone(), carol.did().clone()],
+            preset,
+            Default::default(),
+        )
         .await
         .unwrap();
     for c in [&bob, &carol] {
@@ -118,7 +122,10 @@ async fn agree_1_junk_commit_under_the_current_tag_does_not_freeze_the_group() {
     ));
     carries_on(&c).await;
     // The owner can still remove the attacker, and bob sees it.
-    c.alice.remove_members(&c.g, &[c.bob.did().clone()]).await.unwrap();
+    c.alice
+        .remove_members(&c.g, &[c.bob.did().clone()])
+        .await
+        .unwrap();
     let ev = c.bob.sync().await.unwrap();
     assert!(
         ev.iter().any(|e| matches!(e, Event::Removed { .. })),
@@ -144,11 +151,7 @@ async fn agree_1_junk_flood_is_outlasted() {
 async fn agree_4_commit_with_a_malformed_extension_is_skipped_by_all() {
     let c = cast(Preset::AllMembers).await;
     c.bob
-        .set_context_extension_unchecked(
-            &c.g,
-            atmls::group::DISAPPEARING_EXTENSION,
-            vec![0xff; 3],
-        )
+        .set_context_extension_unchecked(&c.g, atmls::group::DISAPPEARING_EXTENSION, vec![0xff; 3])
         .await
         .unwrap();
     carries_on(&c).await;
@@ -220,10 +223,7 @@ async fn agree_4_forbidden_governance_change_under_the_current_tag() {
     c.carol.sync().await.unwrap();
     c.bob.sync().await.unwrap();
     for m in [&c.alice, &c.bob, &c.carol] {
-        assert_eq!(
-            m.metadata(&c.g).await.unwrap().name,
-            "alice's"
-        );
+        assert_eq!(m.metadata(&c.g).await.unwrap().name, "alice's");
     }
 }
 
@@ -235,7 +235,10 @@ async fn agree_1_removed_member_commit_is_skipped() {
     // bob's state before he learns of his removal.
     let (p, mut group, signer) = RawProvider::open_group(&c.bob_db, &c.g);
     let old_tag = epoch_tag(&group, p.crypto()).unwrap();
-    c.alice.remove_members(&c.g, &[c.bob.did().clone()]).await.unwrap();
+    c.alice
+        .remove_members(&c.g, &[c.bob.did().clone()])
+        .await
+        .unwrap();
     let bundle = group
         .commit_builder()
         .force_self_update(true)
@@ -252,18 +255,17 @@ async fn agree_1_removed_member_commit_is_skipped() {
     )
     .unwrap();
     group.clear_pending_commit(p.storage()).unwrap();
-    let outcome = c
-        .w
-        .net
-        .submit_commit(
-            &mailbox_for(c.g.as_bytes()),
-            &old_tag,
-            u64::MAX,
-            &sealed,
-            &IdempotencyKey::random(),
-        )
-        .await
-        .unwrap();
+    let outcome =
+        c.w.net
+            .submit_commit(
+                &mailbox_for(c.g.as_bytes()),
+                &old_tag,
+                u64::MAX,
+                &sealed,
+                &IdempotencyKey::random(),
+            )
+            .await
+            .unwrap();
     assert!(
         matches!(outcome, CommitOutcome::Accepted { .. }),
         "{outcome:?}"
@@ -288,14 +290,13 @@ async fn agree_1_removed_member_commit_is_skipped() {
 async fn agree_1_replayed_commit_under_the_current_tag_is_skipped() {
     let c = cast(Preset::AllMembers).await;
     let tag = current_tag(&c.bob_db, &c.g);
-    let first = c
-        .w
-        .net
-        .fetch(&mailbox_for(c.g.as_bytes()).id, 0, 1)
-        .await
-        .unwrap()
-        .items
-        .remove(0);
+    let first =
+        c.w.net
+            .fetch(&mailbox_for(c.g.as_bytes()).id, 0, 1)
+            .await
+            .unwrap()
+            .items
+            .remove(0);
     assert_eq!(first.kind, Kind::Commit);
     post_commit(&c.w, &c.g, &tag, &first.payload).await;
     carries_on(&c).await;

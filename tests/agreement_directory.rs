@@ -13,7 +13,6 @@ use common::*;
 use openmls::prelude::tls_codec::Serialize as _;
 use openmls_traits::OpenMlsProvider as _;
 
-
 /// AGREE-2, TRUST-23: bob meets carol's account first in the commit that adds her. The
 /// commit is merged in that sync before anything is looked up; carol's account is then
 /// looked up in the background: the directory fails that first lookup, carol stays pending,

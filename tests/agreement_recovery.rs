@@ -23,7 +23,9 @@ async fn open(w: &World, path: &Path) -> Client {
 fn copy_db(from: &Path, to: &Path) {
     std::fs::copy(from, to).unwrap();
     for ext in ["-wal", "-shm"] {
-        let side = |p: &Path| p.with_file_name(format!("{}{ext}", p.file_name().unwrap().to_str().unwrap()));
+        let side = |p: &Path| {
+            p.with_file_name(format!("{}{ext}", p.file_name().unwrap().to_str().unwrap()))
+        };
         let _ = std::fs::remove_file(side(to));
         if side(from).exists() {
             std::fs::copy(side(from), side(to)).unwrap();
@@ -35,7 +37,10 @@ fn copy_db(from: &Path, to: &Path) {
 async fn agree_8_device_restored_from_an_old_database_is_re_added() {
     let w = World::new();
     let dir = tempfile::tempdir().unwrap();
-    let (db, backup) = (dir.path().join("bob.sqlite"), dir.path().join("backup.sqlite"));
+    let (db, backup) = (
+        dir.path().join("bob.sqlite"),
+        dir.path().join("backup.sqlite"),
+    );
     let (alice, _) = w.account("alice").await;
     let (carol, _) = w.account("carol").await;
     let bob = w
@@ -77,7 +82,10 @@ async fn agree_8_device_restored_from_an_old_database_is_re_added() {
     let ev = bob.sync().await.unwrap();
     // Everything refused: its leaf key is gone; nothing else is held up.
     assert!(texts(&ev).is_empty(), "{ev:?}");
-    assert!(ev.iter().any(|e| matches!(e, Event::Refused { .. })), "{ev:?}");
+    assert!(
+        ev.iter().any(|e| matches!(e, Event::Refused { .. })),
+        "{ev:?}"
+    );
     assert_eq!(bob.epoch_fingerprint(&g).await.unwrap(), before);
     carol.send_text(&other, "other group").await.unwrap();
     assert_eq!(texts(&bob.sync().await.unwrap()), vec!["other group"]);
@@ -108,7 +116,10 @@ async fn agree_8_device_restored_from_an_old_database_is_re_added() {
     alice.send_text(&g, "welcome back").await.unwrap();
     assert_eq!(texts(&bob.sync().await.unwrap()), vec!["welcome back"]);
     bob.send_text(&g, "thanks").await.unwrap();
-    assert_eq!(texts(&carol.sync().await.unwrap()), vec!["welcome back", "thanks"]);
+    assert_eq!(
+        texts(&carol.sync().await.unwrap()),
+        vec!["welcome back", "thanks"]
+    );
     assert_eq!(texts(&alice.sync().await.unwrap()), vec!["thanks"]);
     let fp = alice.epoch_fingerprint(&g).await.unwrap();
     assert_eq!(bob.epoch_fingerprint(&g).await.unwrap(), fp);
@@ -129,9 +140,13 @@ async fn agree_8_request_from_a_device_that_holds_its_leaf_is_refused() {
     let before = alice.epoch_fingerprint(&g).await.unwrap();
     let ev = alice.sync().await.unwrap();
     assert!(
-        !ev.iter().any(|e| matches!(e, Event::ResyncRequested { .. })),
+        !ev.iter()
+            .any(|e| matches!(e, Event::ResyncRequested { .. })),
         "{ev:?}"
     );
-    assert!(ev.iter().any(|e| matches!(e, Event::Refused { .. })), "{ev:?}");
+    assert!(
+        ev.iter().any(|e| matches!(e, Event::Refused { .. })),
+        "{ev:?}"
+    );
     assert_eq!(alice.epoch_fingerprint(&g).await.unwrap(), before);
 }

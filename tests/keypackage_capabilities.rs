@@ -25,8 +25,8 @@ use atmls::transport::*;
 use atmls::{Client, Error};
 use common::*;
 use openmls::prelude::{
-    tls_codec::Serialize as _, Capabilities, Ciphersuite, CredentialType, Extension,
-    ExtensionType, KeyPackage, UnknownExtension,
+    tls_codec::Serialize as _, Capabilities, Ciphersuite, CredentialType, Extension, ExtensionType,
+    KeyPackage, UnknownExtension,
 };
 use openmls_rust_crypto::{OpenMlsRustCrypto, RustCrypto};
 use openmls_traits::OpenMlsProvider as _;
@@ -98,7 +98,12 @@ fn good(dev: &DeviceIdentity) -> KeyPackageRecord {
 
 /// A package from a client that does not support the invites extension (0xF0A6).
 fn bad(dev: &DeviceIdentity) -> KeyPackageRecord {
-    raw_package(dev, capabilities_without(Some(INVITES_EXTENSION)), vec![], false)
+    raw_package(
+        dev,
+        capabilities_without(Some(INVITES_EXTENSION)),
+        vec![],
+        false,
+    )
 }
 
 /// An account that runs no client: its declaration and `n` devices are in the directory, and
@@ -162,7 +167,12 @@ fn names(payload: &[u8], r: &[u8]) -> bool {
 }
 
 async fn group_ids(c: &Client) -> Vec<atmls::GroupId> {
-    c.groups().await.unwrap().into_iter().map(|g| g.id).collect()
+    c.groups()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|g| g.id)
+        .collect()
 }
 
 #[tokio::test]
@@ -184,7 +194,11 @@ async fn cred_9_key_package_lacking_a_required_capability_is_refused() {
         let rec = raw_package(&dev, capabilities_without(Some(t)), vec![], false);
         let e = check(&rec, &account).unwrap_err();
         // The leaf proof (0xF0A1) is carried by the leaf: unlisted, it is also a §7.3 case.
-        assert_eq!(e, unsupported("an extension every group requires"), "{t:#06x}");
+        assert_eq!(
+            e,
+            unsupported("an extension every group requires"),
+            "{t:#06x}"
+        );
         assert!(!e.is_retryable());
     }
     // The ciphersuite: advertised only in another one.
@@ -275,7 +289,9 @@ async fn kp_5_selection_falls_back_to_a_package_that_fits() {
             .await
             .unwrap_or_else(|e| panic!("round {round}: {e:?}"));
         let members = alice.members(&g).await.unwrap();
-        assert!(members.iter().any(|m| m.installation == dev.installation.public()));
+        assert!(members
+            .iter()
+            .any(|m| m.installation == dev.installation.public()));
         let sent = welcomes(&*w.net, &dev).await;
         assert_eq!(sent.len(), before + 1);
         let last = sent.last().unwrap();

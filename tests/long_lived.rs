@@ -153,7 +153,10 @@ async fn stored_messages(w: &World, g: &GroupId) -> usize {
         .fetch(&mailbox_for(g.as_bytes()).id, 0, 10_000)
         .await
         .unwrap();
-    page.items.iter().filter(|i| i.kind == Kind::Message).count()
+    page.items
+        .iter()
+        .filter(|i| i.kind == Kind::Message)
+        .count()
 }
 
 fn sent_texts(events: &[Event]) -> Vec<String> {
@@ -178,7 +181,11 @@ async fn own_texts(c: &Client, g: &GroupId) -> Vec<String> {
 
 /// A certificate valid for an hour that began 50 minutes ago: within its renewal window (a
 /// third of its lifetime is left at most).
-fn expiring(key: &IdentityKeyPair, name: &str, inst: &InstallationKeyPair) -> InstallationCertificate {
+fn expiring(
+    key: &IdentityKeyPair,
+    name: &str,
+    inst: &InstallationKeyPair,
+) -> InstallationCertificate {
     let now = unix_now();
     key.certify(&did(name), &inst.public(), now - 3000, now + 600)
 }
@@ -240,7 +247,11 @@ async fn id_7_expiring_certificates_are_renewed_in_every_group() {
 
     // The directory lists the renewed certificates.
     let record = w.dir.account(&did("alice")).await.unwrap().unwrap();
-    let mut published: Vec<_> = record.devices.iter().map(|d| d.certificate.clone()).collect();
+    let mut published: Vec<_> = record
+        .devices
+        .iter()
+        .map(|d| d.certificate.clone())
+        .collect();
     published.sort_by_key(|c| c.installation_key);
     let mut expected = vec![new1.clone(), new2.clone()];
     expected.sort_by_key(|c| c.installation_key);
@@ -248,7 +259,9 @@ async fn id_7_expiring_certificates_are_renewed_in_every_group() {
 
     let ev = bob.sync().await.unwrap();
     assert!(
-        !ev.iter().any(|e| matches!(e, Event::MemberTrust { status, .. } if *status != MemberStatus::Verified)),
+        !ev.iter().any(
+            |e| matches!(e, Event::MemberTrust { status, .. } if *status != MemberStatus::Verified)
+        ),
         "{ev:?}"
     );
     alice.sync().await.unwrap();
@@ -287,7 +300,10 @@ async fn id_7_expiring_certificates_are_renewed_in_every_group() {
     let g2 = bob.create_group(&[alice.did().clone()]).await.unwrap();
     alice.sync().await.unwrap();
     let leaves = bob.leaf_certificates(&g2).await.unwrap();
-    assert!(leaves.contains(&new1) && leaves.contains(&new2), "{leaves:?}");
+    assert!(
+        leaves.contains(&new1) && leaves.contains(&new2),
+        "{leaves:?}"
+    );
 
     // Renewed once: the next syncs change nothing.
     let before = bob.epoch_fingerprint(&g).await.unwrap();

@@ -10,8 +10,8 @@ use atmls::identity::{
 };
 use atmls::keypackage::{validate_record, KeyPackageError, DEFAULT_CIPHERSUITE};
 use atmls::storage::Store;
-use atmls::trust::MemberStatus;
 use atmls::transport::*;
+use atmls::trust::MemberStatus;
 use atmls::{Client, Error, Event, GroupId};
 use common::*;
 use openmls_rust_crypto::RustCrypto;

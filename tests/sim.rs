@@ -239,18 +239,18 @@ struct Sim {
     sent: Vec<Sent>,
     log: Rc<RefCell<Vec<String>>>,
     failures: Vec<String>,
-    /// Operation errors by kind (for the summary).
-    errors: BTreeMap<String, usize>,
+    /// Operation errors by kind (for the summary), with the first of each.
+    errors: BTreeMap<String, (usize, String)>,
     ops: usize,
     tmp: tempfile::TempDir,
 }
 
 const NAMES: [&str; 5] = ["simalice", "simbob", "simcarol", "simdave", "simerin"];
 
+/// An error's kind: its variants, without their data.
 fn short(e: &Error) -> String {
-    let s = e.to_string();
-    let s = s.split(':').next().unwrap_or(&s).to_string();
-    s.chars().take(60).collect()
+    let s = format!("{e:?}");
+    s.split(['{', '"', ' ']).next().unwrap_or(&s).to_string()
 }
 
 fn tempdir() -> tempfile::TempDir {
@@ -360,14 +360,18 @@ impl Sim {
 
     async fn build(
         &self,
-        
+
         path: &std::path::Path,
         clock: &Arc<SimClock>,
         identity: Option<DeviceIdentity>,
     ) -> Client {
         let _t = prof("build");
-        let mut b = Client::builder(self.dir.clone(), self.net.clone(), Store::open(path).unwrap())
-            .clock(clock.clone());
+        let mut b = Client::builder(
+            self.dir.clone(),
+            self.net.clone(),
+            Store::open(path).unwrap(),
+        )
+        .clock(clock.clone());
         if let Some(i) = identity {
             b = b.identity(i);
         }
@@ -400,7 +404,9 @@ impl Sim {
     }
 
     fn dev_of(&self, installation: &PublicKey) -> Option<usize> {
-        self.devs.iter().position(|d| d.installation == *installation)
+        self.devs
+            .iter()
+            .position(|d| d.installation == *installation)
     }
 
     fn g(&self, g: usize) -> String {
@@ -529,8 +535,7 @@ impl Sim {
                     Gov::Description(t) => c.set_description(gid, t).await?,
                     Gov::Transfer(a) => c.transfer_ownership(gid, &self.accounts[*a].did).await?,
                     Gov::Disappearing(s) => {
-                        c.set_disappearing(gid, s.map(Duration::from_secs))
-                            .await?
+                        c.set_disappearing(gid, s.map(Duration::from_secs)).await?
                     }
                 }
                 Ok(Done::Nothing)
@@ -564,7 +569,8 @@ impl Sim {
         let what = self.describe(op);
         match r {
             Err(e) => {
-                *self.errors.entry(short(&e)).or_default() += 1;
+                let first = format!("seed {} step {}: {what}: {e}", self.seed, self.step);
+                self.errors.entry(short(&e)).or_insert((0, first)).0 += 1;
                 self.log(format!("{what}: error {e}"));
             }
             Ok(Done::Nothing) => self.log(format!("{what}: ok")),
@@ -748,10 +754,7 @@ impl Sim {
             Op::Dm(d, *others.choose(&mut self.rng).unwrap())
         } else {
             let n = self.rng.gen_range(1..=others.len().min(3));
-            let mut with: Vec<usize> = others
-                .choose_multiple(&mut self.rng, n)
-                .copied()
-                .collect();
+            let mut with: Vec<usize> = others.choose_multiple(&mut self.rng, n).copied().collect();
             with.sort();
             let preset = if self.rng.gen_range(0..3) == 0 {
                 Preset::AdminsOnly
@@ -782,10 +785,7 @@ impl Sim {
         let Some((g, members)) = pairs.choose(&mut self.rng).cloned() else {
             return;
         };
-        let two: Vec<usize> = members
-            .choose_multiple(&mut self.rng, 2)
-            .copied()
-            .collect();
+        let two: Vec<usize> = members.choose_multiple(&mut self.rng, 2).copied().collect();
         let a = self.pick_group_op(two[0], g, true).await;
         let b = self.pick_group_op(two[1], g, true).await;
         self.log(format!(
@@ -887,10 +887,11 @@ impl Sim {
         };
         let gid = self.groups[g].clone();
         // The hostile device's state, copied: its own client stays as it is.
-        let copy = self
-            .tmp
-            .path()
-            .join(format!("hostile-{}-{}.sqlite", self.step, self.rng.gen::<u32>()));
+        let copy = self.tmp.path().join(format!(
+            "hostile-{}-{}.sqlite",
+            self.step,
+            self.rng.gen::<u32>()
+        ));
         {
             let c = rusqlite::Connection::open(&self.devs[h].path).unwrap();
             c.execute("VACUUM INTO ?1", [copy.to_str().unwrap()])
@@ -937,6 +938,7 @@ impl Sim {
                     .commit_builder()
                     .propose_group_context_extensions(ext)
                     .unwrap()
+                    .consume_proposal_store(false)
                     .load_psks(p.storage())
                     .unwrap()
                     .build(p.rand(), p.crypto(), &signer, |_| true)
@@ -1181,7 +1183,10 @@ impl Sim {
                 }
             }
             for (d, _) in &here {
-                if !roster.iter().any(|m| m.installation == self.devs[*d].installation) {
+                if !roster
+                    .iter()
+                    .any(|m| m.installation == self.devs[*d].installation)
+                {
                     let name = self.devs[*d].name.clone();
                     self.fail(format!("{name} holds g{g} but is not in its roster"));
                 }
@@ -1230,7 +1235,7 @@ struct Outcome {
     failures: Vec<String>,
     ops: usize,
     sent: usize,
-    errors: BTreeMap<String, usize>,
+    errors: BTreeMap<String, (usize, String)>,
 }
 
 async fn run_seed(seed: u64, steps: usize, log: Rc<RefCell<Vec<String>>>) -> Outcome {
@@ -1295,7 +1300,7 @@ async fn simulation() {
     let keep_going = std::env::var("ATMLS_SIM_KEEP_GOING").is_ok_and(|v| v == "1");
     let started = Instant::now();
     let (mut ops, mut sent) = (0, 0);
-    let mut errors: BTreeMap<String, usize> = BTreeMap::new();
+    let mut errors: BTreeMap<String, (usize, String)> = BTreeMap::new();
     let mut failed = Vec::new();
     for &seed in &seeds {
         let log = Rc::new(RefCell::new(Vec::new()));
@@ -1307,8 +1312,8 @@ async fn simulation() {
         drop(guard);
         ops += out.ops;
         sent += out.sent;
-        for (k, v) in out.errors {
-            *errors.entry(k).or_default() += v;
+        for (k, (n, first)) in out.errors {
+            errors.entry(k).or_insert((0, first)).0 += n;
         }
         if verbose || !out.failures.is_empty() {
             eprintln!("seed {seed}: operations");
@@ -1333,7 +1338,10 @@ async fn simulation() {
         seeds.len(),
         started.elapsed()
     );
-    eprintln!("operation errors (allowed): {errors:?}");
+    eprintln!("operation errors (allowed), with the first of each kind:");
+    for (n, first) in errors.values() {
+        eprintln!("  {n:>5}  {first}");
+    }
     PROF.with(|p| eprintln!("profile: {:?}", p.borrow()));
     if !failed.is_empty() {
         for (s, f) in &failed {
@@ -1345,5 +1353,11 @@ async fn simulation() {
 
 thread_local!(static PROF: RefCell<BTreeMap<&'static str, Duration>> = RefCell::new(BTreeMap::new()));
 struct Prof(&'static str, Instant);
-fn prof(n: &'static str) -> Prof { Prof(n, Instant::now()) }
-impl Drop for Prof { fn drop(&mut self) { PROF.with(|p| *p.borrow_mut().entry(self.0).or_default() += self.1.elapsed()); } }
+fn prof(n: &'static str) -> Prof {
+    Prof(n, Instant::now())
+}
+impl Drop for Prof {
+    fn drop(&mut self) {
+        PROF.with(|p| *p.borrow_mut().entry(self.0).or_default() += self.1.elapsed());
+    }
+}

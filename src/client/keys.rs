@@ -147,8 +147,11 @@ impl Session<'_> {
             .account(did)
             .await?
             .ok_or_else(|| crate::directory::DirectoryError::NoIdentity(did.clone()))?;
-        let account =
-            record.verify_with(did, self.inner.now(), Some(self.inner.verdicts.signatures()))?;
+        let account = record.verify_with(
+            did,
+            self.inner.now(),
+            Some(self.inner.verdicts.signatures()),
+        )?;
         self.judge(&record.declaration, false)?;
         Ok(account)
     }

@@ -267,7 +267,8 @@ impl Client {
     /// Creates a group with every current device of `members` (and this account's other
     /// devices), this account as owner and the *all members* policy preset
     /// ([`create_group_with`](Self::create_group_with) chooses). Returns once the first commit
-    /// is accepted and the Welcomes are sent.
+    /// is accepted and the Welcomes are sent (or, if sending them failed, queued for the next
+    /// sync). On error no group is left behind (GROUP-1).
     pub async fn create_group(&self, members: &[Did]) -> Result<GroupId, Error> {
         self.session().await.create(GroupKind::Group, members).await
     }

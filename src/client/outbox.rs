@@ -28,7 +28,8 @@ fn check_sendable(
     g: &MlsGroup,
     decoded: &Content,
 ) -> Result<(), Error> {
-    let gov = crate::group::Governance::from_extensions(g.extensions()).map_err(GroupError::from)?;
+    let gov =
+        crate::group::Governance::from_extensions(g.extensions()).map_err(GroupError::from)?;
     if let Some(gv) = &gov {
         if super::governance::is_post(decoded) {
             gv.require(&cx.dev.did, crate::group::Action::Post)
@@ -47,10 +48,9 @@ fn check_sendable(
 /// history or governance rule, or because we are no longer a member).
 fn seal(cx: &Ctx<'_>, group: &GroupId, row: &Queued) -> Result<Result<Sealed, Error>, Error> {
     let attempt = || -> Result<Sealed, Error> {
-        let content = row
-            .content
-            .as_deref()
-            .ok_or(GroupError::Malformed("a stale proposal is not re-encrypted".into()))?;
+        let content = row.content.as_deref().ok_or(GroupError::Malformed(
+            "a stale proposal is not re-encrypted".into(),
+        ))?;
         let mut g = active(cx, group)?;
         if row.checked {
             let decoded = Content::decode(&EncodedContent::from_bytes(content)?);
@@ -88,7 +88,7 @@ fn seal(cx: &Ctx<'_>, group: &GroupId, row: &Queued) -> Result<Result<Sealed, Er
 /// What one pass over a group's queue ended with.
 enum Pumped {
     /// The queue is empty, or the item asked for was accepted (its message, for content).
-    Done(Option<Message>),
+    Done(Option<Box<Message>>),
     /// An item's epoch was committed away: catch up, then go on.
     Stale,
     /// The oldest item is not encrypted and this pass does not encrypt.
@@ -143,7 +143,7 @@ impl Session<'_> {
             // A pending commit first; items already encrypted go again under their key.
             self.resolve_outbox(group).await?;
             match self.pump(group, mine, true).await? {
-                Pumped::Done(m) => return Ok(m),
+                Pumped::Done(m) => return Ok(m.map(|m| *m)),
                 Pumped::Stale => self.sync_group(group).await?,
                 Pumped::Unsealed => unreachable!("this pass encrypts"),
             }
@@ -207,7 +207,7 @@ impl Session<'_> {
                 Ok(SendOutcome::Accepted { seq }) => {
                     let message = self.settle_sent(group, &row, &sealed, seq)?;
                     if Some(row.id) == mine {
-                        return Ok(Pumped::Done(message));
+                        return Ok(Pumped::Done(message.map(Box::new)));
                     }
                     if let Some(m) = message {
                         self.inner.deferred_events.push(Event::Sent(m));

@@ -743,7 +743,8 @@ fn build_commit(
             context_commit(cx, &mut g, &signer, ext, revoked)?
         }
         Intent::Context(edit) => {
-            let Some(ext) = super::governance::apply_edit(g.extensions(), edit, &cx.dev.did, cx.now())?
+            let Some(ext) =
+                super::governance::apply_edit(g.extensions(), edit, &cx.dev.did, cx.now())?
             else {
                 return Ok(None);
             };
@@ -781,8 +782,7 @@ fn build_commit(
         Intent::Readd(_, installation, stale_key) => {
             let stale = roster.leaves().find_map(|(i, l)| {
                 let key = g.public_group().leaf(i)?.signature_key().as_slice();
-                (l.member.installation == *installation && key == stale_key.as_slice())
-                    .then_some(i)
+                (l.member.installation == *installation && key == stale_key.as_slice()).then_some(i)
             });
             let Some(stale) = stale.filter(|_| !kps.is_empty()) else {
                 return Ok(None);

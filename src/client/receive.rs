@@ -357,14 +357,18 @@ fn resync_request(
         .leaves()
         .find(|(_, l)| l.member.installation == r.installation && l.member.did == r.did)
         .map(|(i, _)| i)
-        .ok_or(GroupError::NotAllowed("re-add request from a device not in the group"))?;
+        .ok_or(GroupError::NotAllowed(
+            "re-add request from a device not in the group",
+        ))?;
     let tree_key = g
         .public_group()
         .leaf(leaf)
         .map(|l| l.signature_key().as_slice().to_vec())
         .ok_or(GroupError::NotAllowed("re-add request for a blank leaf"))?;
     if tree_key == r.leaf_key {
-        return Err(GroupError::NotAllowed("re-add request from a device that holds its leaf").into());
+        return Err(
+            GroupError::NotAllowed("re-add request from a device that holds its leaf").into(),
+        );
     }
     let now = cx.now();
     if r.created.abs_diff(now) > RESYNC_WINDOW_SECS {

@@ -92,25 +92,21 @@ impl Session<'_> {
     pub(crate) async fn answer_resyncs(&mut self, group: &GroupId) -> Result<(), Error> {
         // The keys `receive::resync_key` writes.
         let prefix = format!("resync:{group}:");
-        let waiting = self
-            .inner
-            .read(|c| tables::account_prefixed(c, &prefix))?;
+        let waiting = self.inner.read(|c| tables::account_prefixed(c, &prefix))?;
         let now = self.inner.now();
         for (key, stale_key) in waiting {
             let installation = hex::decode(&key[prefix.len()..])
                 .ok()
                 .and_then(|b| <[u8; 32]>::try_from(b).ok())
                 .map(PublicKey);
-            let done = |s: &mut Self| {
-                s.inner.atomic(|cx| tables::account_delete(cx.c, &key))
-            };
+            let done = |s: &mut Self| s.inner.atomic(|cx| tables::account_delete(cx.c, &key));
             let Some(installation) = installation else {
                 done(self)?;
                 continue;
             };
-            let answered = self.inner.read(|c| {
-                tables::account_u64(c, &answered_key(group, &installation))
-            })?;
+            let answered = self
+                .inner
+                .read(|c| tables::account_u64(c, &answered_key(group, &installation)))?;
             let did = self.inner.ctx_read(|cx| {
                 Ok(cx.peek(group, |g| {
                     cx.roster(group, g)

@@ -12,13 +12,13 @@ use rusqlite::{Connection, TransactionBehavior};
 
 use super::history::{self, AuthorOnly, ModerationPolicy};
 use super::{Error, GroupInfo, Message};
+use crate::clock::Clock;
 use crate::group::{
     mailbox_for, welcome_mailbox, GroupError, GroupId, GroupStatus, Member, Roster, RosterChange,
 };
 use crate::identity::{
     DeviceIdentity, IdentityKeyPair, InstallationCertificate, InstallationKeyPair,
 };
-use crate::clock::Clock;
 use crate::keypackage::KeyPackagePolicy;
 use crate::storage::{tables, Provider, StorageError, Store};
 use crate::transport::MailboxId;

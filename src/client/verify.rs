@@ -113,8 +113,7 @@ impl Session<'_> {
         for (did, attempts) in due {
             self.lookups += 1;
             let looked =
-                tokio::time::timeout(VERIFY_TIMEOUT, self.pin_from_directory(&[did.clone()]))
-                    .await;
+                tokio::time::timeout(VERIFY_TIMEOUT, self.pin_from_directory(&[did.clone()])).await;
             let retry = match looked {
                 Ok(Ok(())) => None,
                 // A definitive answer that pins nothing (an unendorsed key: its warning is

@@ -31,8 +31,8 @@ pub use metadata::{
 };
 pub(crate) use outer::{open as outer_open, seal as outer_seal};
 pub use outer::{seal as seal_for_transport, seal_hinted as seal_for_transport_with_hint};
-pub use resync::{ResyncRequest, RESYNC_VERSION};
 pub(crate) use resync::{open as resync_open, seal as resync_seal};
+pub use resync::{ResyncRequest, RESYNC_VERSION};
 pub(crate) use roster::{Roster, RosterChange};
 pub(crate) use signer::LeafSigner;
 pub(crate) use tree::{staging_error, TreeRef};
@@ -287,10 +287,7 @@ pub fn welcome_mailbox(installation: &PublicKey) -> MailboxId {
 
 /// The opaque ordering key of the group's current epoch: an MLS exporter value (GROUP-6).
 /// Public for tools and tests that drive openmls directly, like [`seal_for_transport`].
-pub fn epoch_tag(
-    group: &MlsGroup,
-    crypto: &impl OpenMlsCrypto,
-) -> Result<EpochTag, GroupError> {
+pub fn epoch_tag(group: &MlsGroup, crypto: &impl OpenMlsCrypto) -> Result<EpochTag, GroupError> {
     let v = group
         .export_secret(crypto, "atmls/v1/epoch-tag", &[], 32)
         .map_err(|e| GroupError::Mls(e.to_string()))?;

@@ -103,7 +103,9 @@ pub(crate) fn open(group_id: &[u8], payload: &[u8]) -> Result<ResyncRequest, Gro
         Some((&RESYNC_VERSION, rest)) => rest,
         _ => return Err(bad("version")),
     };
-    let (nonce, ct) = rest.split_at_checked(NONCE_LEN).ok_or_else(|| bad("short"))?;
+    let (nonce, ct) = rest
+        .split_at_checked(NONCE_LEN)
+        .ok_or_else(|| bad("short"))?;
     let body = ChaCha20Poly1305::new(Key::from_slice(&key(group_id)))
         .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: AAD })
         .map_err(|_| bad("authentication failed"))?;

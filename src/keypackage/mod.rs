@@ -239,14 +239,18 @@ pub(crate) fn check_capabilities(kp: &KeyPackage, cs: Ciphersuite) -> Result<(),
     let required = crate::group::required_capabilities();
     let lacks = |t: &ExtensionType| !is_default_extension(*t) && !caps.extensions().contains(t);
     if required.extension_types().iter().any(lacks) {
-        return Err(CredentialError::Unsupported("an extension every group requires"));
+        return Err(CredentialError::Unsupported(
+            "an extension every group requires",
+        ));
     }
     if required
         .proposal_types()
         .iter()
         .any(|t| !is_default_proposal(*t) && !caps.proposals().contains(t))
     {
-        return Err(CredentialError::Unsupported("a proposal every group requires"));
+        return Err(CredentialError::Unsupported(
+            "a proposal every group requires",
+        ));
     }
     if required
         .credential_types()
@@ -255,7 +259,12 @@ pub(crate) fn check_capabilities(kp: &KeyPackage, cs: Ciphersuite) -> Result<(),
     {
         return Err(CredentialError::Unsupported("Basic credentials"));
     }
-    if leaf.extensions().iter().map(|e| e.extension_type()).any(|t| lacks(&t)) {
+    if leaf
+        .extensions()
+        .iter()
+        .map(|e| e.extension_type())
+        .any(|t| lacks(&t))
+    {
         return Err(CredentialError::Unsupported(UNLISTED_EXTENSION));
     }
     // openmls already refuses such a package (KP-1, mapped above); kept for the rule's sake.

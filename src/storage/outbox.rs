@@ -109,7 +109,13 @@ pub(crate) fn queue_content(
         "INSERT INTO atmls_message_outbox (group_id, content, checked, idem, created)
          VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
-    .execute(params![group_id, content, checked as i64, &idem[..], to_i64(now)])?;
+    .execute(params![
+        group_id,
+        content,
+        checked as i64,
+        &idem[..],
+        to_i64(now)
+    ])?;
     Ok(c.last_insert_rowid())
 }
 
@@ -175,21 +181,21 @@ pub(crate) fn delete(c: &Connection, id: i64) -> R<()> {
 
 /// The oldest queued item of a group.
 pub(crate) fn first(c: &Connection, group_id: &[u8]) -> R<Option<Queued>> {
-    Ok(c
-        .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM atmls_message_outbox WHERE group_id = ?1 ORDER BY id LIMIT 1"
-        ))?
-        .query_row([group_id], row)
-        .optional()?)
+    Ok(c.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM atmls_message_outbox WHERE group_id = ?1 ORDER BY id LIMIT 1"
+    ))?
+    .query_row([group_id], row)
+    .optional()?)
 }
 
 /// Whether the item is still queued.
 pub(crate) fn contains(c: &Connection, id: i64) -> R<bool> {
-    Ok(c
-        .prepare_cached("SELECT 1 FROM atmls_message_outbox WHERE id = ?1")?
-        .query_row([id], |_| Ok(()))
-        .optional()?
-        .is_some())
+    Ok(
+        c.prepare_cached("SELECT 1 FROM atmls_message_outbox WHERE id = ?1")?
+            .query_row([id], |_| Ok(()))
+            .optional()?
+            .is_some(),
+    )
 }
 
 /// Groups with queued items.

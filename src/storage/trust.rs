@@ -243,8 +243,10 @@ pub(crate) fn verify_defer_urgent(c: &Connection, now: u64) -> R<()> {
 
 /// Whether an urgent check is queued.
 pub(crate) fn verify_urgent(c: &Connection) -> R<bool> {
-    Ok(c.prepare_cached("SELECT 1 FROM atmls_verify_queue WHERE next_try = 0 LIMIT 1")?
-        .exists([])?)
+    Ok(
+        c.prepare_cached("SELECT 1 FROM atmls_verify_queue WHERE next_try = 0 LIMIT 1")?
+            .exists([])?,
+    )
 }
 
 /// Up to `limit` queued accounts due at `now`, oldest due first.

@@ -359,9 +359,15 @@ mod tests {
         assert_eq!(msg(2).await, SendOutcome::Accepted { seq: 3 });
         // Another epoch is not held by this one's commits.
         assert_eq!(
-            t.submit_commit(&mb(1), &EpochTag([2; 32]), 0, b"x", &IdempotencyKey::random())
-                .await
-                .unwrap(),
+            t.submit_commit(
+                &mb(1),
+                &EpochTag([2; 32]),
+                0,
+                b"x",
+                &IdempotencyKey::random()
+            )
+            .await
+            .unwrap(),
             CommitOutcome::Accepted { seq: 4 }
         );
     }

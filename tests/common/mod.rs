@@ -13,8 +13,8 @@ use std::sync::Mutex;
 use atmls::directory::{
     AccountRecord, DeviceRecord, Directory, DirectoryError, KeyPackageRecord, MemoryDirectory,
 };
-use atmls::identity::{IdentityDeclaration, PublicKey};
 use atmls::identity::{unix_now, DeviceIdentity, Did, IdentityKeyPair, InstallationKeyPair};
+use atmls::identity::{IdentityDeclaration, PublicKey};
 use atmls::storage::Store;
 use atmls::{Client, Event, GroupId};
 
@@ -310,7 +310,6 @@ impl Directory for FlakyDirectory {
         self.inner.delete_key_package(did, r).await
     }
 }
-
 
 impl World {
     /// A new account whose device reads the directory through `dir`.
