@@ -422,3 +422,58 @@ async fn agree_6_welcome_naming_an_unresolvable_did_stops_no_sync() {
     mallory.send_text(&g, "hello").await.unwrap();
     assert_eq!(texts(&bob.sync().await.unwrap()), vec!["hello"]);
 }
+
+/// AGREE-3 (openmls patch AG-P1): a KeyPackage's lifetime is the adder's check. A member adds,
+/// with a modified client, one package already expired and one not valid until the day after
+/// tomorrow, as members whose clocks differ by days would see them: every member merges the
+/// commit alike, and the group carries on.
+#[tokio::test]
+async fn agree_3_key_package_lifetimes_do_not_decide_a_merge() {
+    use openmls::prelude::{KeyPackage, Lifetime};
+    let c = cast(Preset::AllMembers).await;
+    let now = atmls::identity::unix_now();
+    let p = openmls_rust_crypto::OpenMlsRustCrypto::default();
+    let cs = atmls::keypackage::DEFAULT_CIPHERSUITE;
+    let package = |name: &str, lifetime: Lifetime| -> KeyPackage {
+        let dev = DeviceIdentity::new_account(did(name));
+        let (signer, cwk, ext) = atmls::keypackage::new_leaf_key(&p, &dev, cs).unwrap();
+        KeyPackage::builder()
+            .leaf_node_capabilities(capabilities_without(None))
+            .leaf_node_extensions(ext)
+            .key_package_lifetime(lifetime)
+            .build(cs, &p, &signer, cwk)
+            .unwrap()
+            .key_package()
+            .clone()
+    };
+    let expired = package("dave", Lifetime::init(now - 10 * 86_400, now - 86_400));
+    let early = package("erin", Lifetime::init(now + 2 * 86_400, now + 30 * 86_400));
+    let (rp, mut group, signer) = RawProvider::open_group(&c.bob_db, &c.g);
+    let tag = epoch_tag(&group, rp.crypto()).unwrap();
+    let bundle = group
+        .commit_builder()
+        .propose_adds([expired, early])
+        .load_psks(rp.storage())
+        .unwrap()
+        .build(rp.rand(), rp.crypto(), &signer, |_| true)
+        .unwrap()
+        .stage_commit(&rp)
+        .unwrap();
+    let sealed = seal_for_transport(
+        &group,
+        rp.crypto(),
+        &bundle.commit().tls_serialize_detached().unwrap(),
+    )
+    .unwrap();
+    group.clear_pending_commit(rp.storage()).unwrap();
+    post_commit(&c.w, &c.g, &tag, &sealed).await;
+    for m in [&c.alice, &c.carol] {
+        let ev = m.sync().await.unwrap();
+        assert!(
+            ev.iter().any(|e| matches!(e, Event::MembersAdded { .. })),
+            "{ev:?}"
+        );
+        assert_eq!(m.members(&c.g).await.unwrap().len(), 5);
+    }
+    carry_on(&c).await;
+}

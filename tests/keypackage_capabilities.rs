@@ -31,32 +31,6 @@ use openmls::prelude::{
 use openmls_rust_crypto::{OpenMlsRustCrypto, RustCrypto};
 use openmls_traits::OpenMlsProvider as _;
 
-/// What an atmls leaf needs to support, less the `drop`ped extension type.
-fn capabilities_without(drop: Option<u16>) -> Capabilities {
-    let ext: Vec<ExtensionType> = [
-        GROUP_DATA_EXTENSION,
-        LEAF_PROOF_EXTENSION,
-        DISAPPEARING_EXTENSION,
-        ROLES_EXTENSION,
-        POLICIES_EXTENSION,
-        METADATA_EXTENSION,
-        INVITES_EXTENSION,
-    ]
-    .into_iter()
-    .filter(|t| Some(*t) != drop)
-    .map(ExtensionType::Unknown)
-    .chain([ExtensionType::LastResort])
-    .filter(|t| drop != Some(u16::from(*t)))
-    .collect();
-    Capabilities::new(
-        None,
-        Some(&[DEFAULT_CIPHERSUITE]),
-        Some(&ext),
-        None,
-        Some(&[CredentialType::Basic]),
-    )
-}
-
 /// A KeyPackage for `dev` built with openmls directly, as another client would: its own leaf
 /// key and leaf proof (CRED-5), the capabilities given, `extra` leaf extensions.
 fn raw_package(

@@ -153,6 +153,8 @@ struct Account {
     /// Its devices (indices into `Sim::devs`); the first holds the identity key.
     devices: Vec<usize>,
     hostile: bool,
+    /// The unendorsed identity key it was reset to (a new first device holds it).
+    new_key: Option<PublicKey>,
 }
 
 struct Dev {
@@ -213,6 +215,21 @@ enum Op {
     Leave(usize, usize),
 }
 
+impl Op {
+    fn device(&self) -> usize {
+        match self {
+            Op::Send(d, ..)
+            | Op::Create(d, ..)
+            | Op::Dm(d, ..)
+            | Op::Add(d, ..)
+            | Op::Remove(d, ..)
+            | Op::Update(d, ..)
+            | Op::Gov(d, ..)
+            | Op::Leave(d, ..) => *d,
+        }
+    }
+}
+
 enum Done {
     Nothing,
     Sent {
@@ -243,7 +260,10 @@ struct Sim {
     errors: BTreeMap<String, (usize, String)>,
     ops: usize,
     tmp: tempfile::TempDir,
+    views: RefCell<BTreeMap<usize, View>>,
 }
+
+type View = BTreeMap<usize, (u64, Vec<u8>, GroupKind)>;
 
 const NAMES: [&str; 5] = ["simalice", "simbob", "simcarol", "simdave", "simerin"];
 
@@ -264,16 +284,15 @@ fn tempdir() -> tempfile::TempDir {
 
 impl Sim {
     async fn new(seed: u64, log: Rc<RefCell<Vec<String>>>) -> Sim {
-        let mut rng = StdRng::seed_from_u64(seed);
         let mem = Arc::new(MemoryTransport::new());
-        let start = unix_now() - START_BEHIND;
         let mut sim = Sim {
             seed,
+            rng: StdRng::seed_from_u64(seed),
             step: 0,
             dir: Arc::new(MemoryDirectory::new()),
             net: Arc::new(SimNet { inner: mem.clone() }),
             mem,
-            base: Arc::new(AtomicU64::new(start)),
+            base: Arc::new(AtomicU64::new(unix_now() - START_BEHIND)),
             advanced: 0,
             accounts: Vec::new(),
             devs: Vec::new(),
@@ -284,78 +303,90 @@ impl Sim {
             errors: BTreeMap::new(),
             ops: 0,
             tmp: tempdir(),
-            rng: StdRng::seed_from_u64(0),
+            views: RefCell::new(BTreeMap::new()),
         };
-        let accounts = rng.gen_range(3..=5);
+        let accounts = sim.rng.gen_range(3..=5);
         for a in 0..accounts {
-            let did = did(NAMES[a]);
             // The last account is the hostile member, with one device.
             let hostile = a == accounts - 1;
-            let n = if hostile { 1 } else { rng.gen_range(1..=3) };
+            let n = if hostile { 1 } else { sim.rng.gen_range(1..=3) };
             let key = IdentityKeyPair::generate();
             sim.accounts.push(Account {
-                did: did.clone(),
+                did: did(NAMES[a]),
                 devices: Vec::new(),
                 hostile,
+                new_key: None,
             });
             for k in 0..n {
-                let skew: i64 = match rng.gen_range(0..8) {
-                    0..=3 => 0,
-                    4 | 5 => rng.gen_range(-600..=600),
-                    _ => rng.gen_range(-(DAY as i64)..=DAY as i64),
-                };
-                // Certified before any skewed clock's now.
-                let created = start - 2 * DAY - rng.gen_range(0..DAY);
-                let inst = InstallationKeyPair::generate();
-                let cert = key.certify(
-                    &did,
-                    &inst.public(),
-                    created,
-                    created + DEFAULT_CERT_LIFETIME_SECS,
-                );
-                let identity = if k == 0 {
-                    DeviceIdentity {
-                        did: did.clone(),
-                        installation: inst,
-                        certificate: cert,
-                        identity_key: Some(
-                            IdentityKeyPair::from_secret_bytes(&key.secret_bytes()[..]).unwrap(),
-                        ),
-                    }
-                } else {
-                    DeviceIdentity::linked(inst, cert).unwrap()
-                };
-                let name = format!("{}{}", &NAMES[a][3..4], k);
-                let path = sim.tmp.path().join(format!("{name}.sqlite"));
-                let clock = Arc::new(SimClock {
-                    base: sim.base.clone(),
-                    skew,
-                });
-                let client = sim.build(&path, &clock, Some(identity)).await;
-                sim.log(format!(
-                    "device {name}{} skew {skew}s",
-                    if hostile { " (hostile)" } else { "" }
-                ));
-                let d = sim.devs.len();
-                sim.accounts[a].devices.push(d);
-                sim.devs.push(Dev {
-                    name,
-                    account: a,
-                    path,
-                    clock,
-                    installation: *client.installation(),
-                    client,
-                    offline_until: 0,
-                    revoked: false,
-                    got: BTreeMap::new(),
-                    stored: BTreeSet::new(),
-                    refused: BTreeMap::new(),
-                    welcome_refused: Vec::new(),
-                });
+                sim.new_device(a, &key, k == 0).await;
             }
         }
-        sim.rng = rng;
         sim
+    }
+
+    /// A new device of account `a`, certified by `key` (which it holds if `holds`), with a
+    /// clock skewed by up to a day.
+    async fn new_device(&mut self, a: usize, key: &IdentityKeyPair, holds: bool) -> usize {
+        let did = self.accounts[a].did.clone();
+        let skew: i64 = match self.rng.gen_range(0..8) {
+            0..=4 => 0,
+            5 | 6 => self.rng.gen_range(-600..=600),
+            _ => self.rng.gen_range(-(DAY as i64)..=DAY as i64),
+        };
+        // Certified before any skewed clock's now.
+        let created = self.base.load(Ordering::Relaxed) - 2 * DAY - self.rng.gen_range(0..DAY);
+        let inst = InstallationKeyPair::generate();
+        let cert = key.certify(
+            &did,
+            &inst.public(),
+            created,
+            created + DEFAULT_CERT_LIFETIME_SECS,
+        );
+        let identity = if holds {
+            DeviceIdentity {
+                did,
+                installation: inst,
+                certificate: cert,
+                identity_key: Some(
+                    IdentityKeyPair::from_secret_bytes(&key.secret_bytes()[..]).unwrap(),
+                ),
+            }
+        } else {
+            DeviceIdentity::linked(inst, cert).unwrap()
+        };
+        let k = self.accounts[a].devices.len();
+        let name = format!("{}{}", &NAMES[a][3..4], k);
+        let path = self.tmp.path().join(format!("{name}.sqlite"));
+        let clock = Arc::new(SimClock {
+            base: self.base.clone(),
+            skew,
+        });
+        let client = self.build(&path, &clock, Some(identity)).await;
+        self.log(format!(
+            "device {name}{} skew {skew}s",
+            if self.accounts[a].hostile {
+                " (hostile)"
+            } else {
+                ""
+            }
+        ));
+        let d = self.devs.len();
+        self.accounts[a].devices.push(d);
+        self.devs.push(Dev {
+            name,
+            account: a,
+            path,
+            clock,
+            installation: *client.installation(),
+            client,
+            offline_until: 0,
+            revoked: false,
+            got: BTreeMap::new(),
+            stored: BTreeSet::new(),
+            refused: BTreeMap::new(),
+            welcome_refused: Vec::new(),
+        });
+        d
     }
 
     async fn build(
@@ -389,10 +420,6 @@ impl Sim {
         self.failures.push(what);
     }
 
-    fn now(&self) -> u64 {
-        self.base.load(Ordering::Relaxed)
-    }
-
     fn online(&self) -> Vec<usize> {
         (0..self.devs.len())
             .filter(|&d| self.devs[d].offline_until <= self.step)
@@ -413,23 +440,46 @@ impl Sim {
         format!("g{g}")
     }
 
+    /// Device `d`'s groups (active or leaving) with their epoch, authenticator and kind. Only
+    /// a device's own calls change its state, so the view is read again only after `d` acted.
+    async fn view(&self, d: usize) -> View {
+        if let Some(v) = self.views.borrow().get(&d) {
+            return v.clone();
+        }
+        let _t = prof("view");
+        let c = &self.devs[d].client;
+        let infos = c.groups().await.unwrap();
+        let mut v = View::new();
+        for (g, gid) in self.groups.iter().enumerate() {
+            let Some(i) = infos
+                .iter()
+                .find(|i| i.id == *gid && i.status != GroupStatus::Left)
+            else {
+                continue;
+            };
+            if let Ok((epoch, auth)) = c.epoch_fingerprint(gid).await {
+                v.insert(g, (epoch, auth, i.kind));
+            }
+        }
+        self.views.borrow_mut().insert(d, v.clone());
+        v
+    }
+
+    /// After `d` acted: its view is read again when next needed.
+    fn touched(&self, d: usize) {
+        self.views.borrow_mut().remove(&d);
+    }
+
     /// The groups (by index) in which `d` is a member: active or leaving.
     async fn groups_of(&self, d: usize) -> Vec<usize> {
-        let infos = self.devs[d].client.groups().await.unwrap();
-        (0..self.groups.len())
-            .filter(|&g| {
-                infos
-                    .iter()
-                    .any(|i| i.id == self.groups[g] && i.status != GroupStatus::Left)
-            })
-            .collect()
+        self.view(d).await.keys().copied().collect()
     }
 
     async fn is_dm(&self, d: usize, g: usize) -> bool {
-        let infos = self.devs[d].client.groups().await.unwrap();
-        infos
-            .iter()
-            .any(|i| i.id == self.groups[g] && i.kind == GroupKind::Dm)
+        self.view(d)
+            .await
+            .get(&g)
+            .is_some_and(|(_, _, k)| *k == GroupKind::Dm)
     }
 
     /// Accounts (indices) with a device in the group as `d` sees it.
@@ -566,6 +616,7 @@ impl Sim {
     /// Records what an operation did.
     async fn record(&mut self, op: &Op, r: Result<Done, Error>) {
         self.ops += 1;
+        self.touched(op.device());
         let what = self.describe(op);
         match r {
             Err(e) => {
@@ -618,7 +669,7 @@ impl Sim {
     }
 
     /// Picks a group operation for device `d` in group `g`.
-    async fn pick_group_op(&mut self, d: usize, g: usize, together: bool) -> Op {
+    async fn pick_group_op(&mut self, d: usize, g: usize) -> Op {
         let in_group = self.accounts_in(d, g).await;
         let outside: Vec<usize> = (0..self.accounts.len())
             .filter(|a| !in_group.contains(a))
@@ -629,8 +680,7 @@ impl Sim {
             .filter(|a| *a != self.devs[d].account)
             .collect();
         let dm = self.is_dm(d, g).await;
-        // Two operations at once: no leave (it is not a commit).
-        let roll = self.rng.gen_range(0..if together { 95 } else { 100 });
+        let roll = self.rng.gen_range(0..100);
         match roll {
             0..=29 => Op::Send(d, g),
             30..=44 if !outside.is_empty() && !dm => {
@@ -707,7 +757,7 @@ impl Sim {
                     self.create(d).await;
                 } else {
                     let g = *gs.choose(&mut self.rng).unwrap();
-                    let op = self.pick_group_op(d, g, false).await;
+                    let op = self.pick_group_op(d, g).await;
                     let r = self.run(&op).await;
                     self.record(&op, r).await;
                 }
@@ -734,6 +784,7 @@ impl Sim {
             81..=85 => self.trust(d).await,
             _ => self.hostile().await,
         }
+        self.touched(d);
         // Some devices sync, in an order drawn from the seed.
         let mut syncing: Vec<usize> = self
             .online()
@@ -786,8 +837,8 @@ impl Sim {
             return;
         };
         let two: Vec<usize> = members.choose_multiple(&mut self.rng, 2).copied().collect();
-        let a = self.pick_group_op(two[0], g, true).await;
-        let b = self.pick_group_op(two[1], g, true).await;
+        let a = self.pick_group_op(two[0], g).await;
+        let b = self.pick_group_op(two[1], g).await;
         self.log(format!(
             "together: {} | {}",
             self.describe(&a),
@@ -811,16 +862,18 @@ impl Sim {
         let (path, clock) = (self.devs[d].path.clone(), self.devs[d].clock.clone());
         let client = self.build(&path, &clock, None).await;
         self.devs[d].client = client;
+        self.touched(d);
         self.log(format!("{} restarted", self.devs[d].name));
     }
 
     async fn trust(&mut self, d: usize) {
+        self.touched(d);
         let me = self.devs[d].account;
-        match self.rng.gen_range(0..10) {
+        match self.rng.gen_range(0..12) {
             // A revocation, seen by members whose lookups read it.
             0 | 1 => {
                 let a = &self.accounts[me];
-                if a.devices[0] != d || a.devices.len() < 2 {
+                if a.devices[0] != d || a.devices.len() < 2 || a.new_key.is_some() {
                     return;
                 }
                 let victims: Vec<usize> = a.devices[1..]
@@ -843,7 +896,7 @@ impl Sim {
                 ));
             }
             2 => {
-                if self.accounts[me].devices[0] != d {
+                if self.accounts[me].devices[0] != d || self.accounts[me].new_key.is_some() {
                     return;
                 }
                 let r = self.devs[d].client.rotate_identity_key().await;
@@ -852,6 +905,45 @@ impl Sim {
                     "{} rotates the identity key: {:?}",
                     self.devs[d].name,
                     r.map(|_| ())
+                ));
+            }
+            // An account starts over with a new identity key, unendorsed (a new phone after
+            // losing every device, or someone with the PDS password): members see a warning.
+            3 => {
+                if self.accounts[me].hostile || self.accounts[me].new_key.is_some() {
+                    return;
+                }
+                let key = IdentityKeyPair::generate();
+                self.accounts[me].new_key = Some(key.public());
+                let n = self.new_device(me, &key, true).await;
+                self.ops += 1;
+                self.log(format!(
+                    "{} starts over with a new identity key on {}",
+                    &NAMES[me][3..],
+                    self.devs[n].name
+                ));
+            }
+            // Accepting an account's new key, on this device only.
+            4 | 5 => {
+                let Some((a, key)) = self
+                    .accounts
+                    .iter()
+                    .enumerate()
+                    .filter(|(a, _)| *a != me)
+                    .find_map(|(a, x)| x.new_key.map(|k| (a, k)))
+                else {
+                    return;
+                };
+                let r = self.devs[d]
+                    .client
+                    .accept_identity_change(&self.accounts[a].did, &key)
+                    .await;
+                self.ops += 1;
+                self.log(format!(
+                    "{} accepts {}'s new key: {:?}",
+                    self.devs[d].name,
+                    &NAMES[a][3..],
+                    r.map_err(|e| short(&e))
                 ));
             }
             _ => {
@@ -877,7 +969,10 @@ impl Sim {
     /// The hostile member posts, under the current epoch tag of one of its groups, junk bytes,
     /// a replayed commit, or a commit no member may make (it changes the immutable group data).
     async fn hostile(&mut self) {
-        let h = *self.accounts.last().unwrap().devices.first().unwrap();
+        let Some(a) = self.accounts.iter().find(|a| a.hostile) else {
+            return;
+        };
+        let h = a.devices[0];
         if self.devs[h].offline_until > self.step {
             return;
         }
@@ -987,6 +1082,7 @@ impl Sim {
         let t = prof("sync");
         let r = self.devs[d].client.sync().await;
         drop(t);
+        self.touched(d);
         let events = match r {
             Ok(ev) => ev,
             Err(e) => {
@@ -1067,13 +1163,10 @@ impl Sim {
 
     /// Every group's state on every device: (group, device) → (epoch, authenticator).
     async fn states(&self) -> BTreeMap<(usize, usize), (u64, Vec<u8>)> {
-        let _t = prof("states");
         let mut out = BTreeMap::new();
         for d in 0..self.devs.len() {
-            for g in self.groups_of(d).await {
-                if let Ok(f) = self.devs[d].client.epoch_fingerprint(&self.groups[g]).await {
-                    out.insert((g, d), f);
-                }
+            for (g, (epoch, auth, _)) in self.view(d).await {
+                out.insert((g, d), (epoch, auth));
             }
         }
         out
@@ -1193,6 +1286,72 @@ impl Sim {
             }
         }
         self.check_delivery().await;
+        if self.failures.is_empty() {
+            self.check_alive().await;
+        }
+    }
+
+    /// No group is frozen: in each, a member device that is not leaving can commit (a
+    /// self-update needs no permission) and one whose role may post can send, and what it
+    /// sends reaches everyone.
+    async fn check_alive(&mut self) {
+        let sent_before = self.sent.len();
+        for g in 0..self.groups.len() {
+            let mut members = Vec::new();
+            for d in 0..self.devs.len() {
+                if self.groups_of(d).await.contains(&g) && !self.devs[d].revoked {
+                    members.push(d);
+                }
+            }
+            let mut committed = None;
+            for &d in &members {
+                let op = Op::Update(d, g);
+                match self.run(&op).await {
+                    Err(Error::Group(atmls::group::GroupError::NotMember)) => {
+                        // Leaving: its removal is pending.
+                        self.log(format!("{}: leaving", self.describe(&op)));
+                        continue;
+                    }
+                    r => {
+                        let ok = r.is_ok();
+                        self.record(&op, r).await;
+                        committed = Some(ok);
+                        break;
+                    }
+                }
+            }
+            if committed == Some(false) {
+                self.fail(format!("g{g} is frozen: a member cannot commit"));
+                continue;
+            }
+            let mut posted = members.is_empty();
+            let mut errors = Vec::new();
+            for &d in &members {
+                let op = Op::Send(d, g);
+                let r = self.run(&op).await;
+                match &r {
+                    Ok(_) => posted = true,
+                    Err(e) => errors.push(format!("{}: {e}", self.devs[d].name)),
+                }
+                self.record(&op, r).await;
+                if posted {
+                    break;
+                }
+            }
+            if !posted && !errors.iter().all(|e| e.contains("may not Post") || e.contains("not a member")) {
+                self.fail(format!("g{g} is frozen: no member can send ({})", errors.join("; ")));
+            }
+        }
+        for _ in 0..2 {
+            for d in 0..self.devs.len() {
+                self.sync(d, false).await;
+            }
+        }
+        self.check_forks().await;
+        let late: Vec<Sent> = self.sent.drain(sent_before..).collect();
+        let early = std::mem::replace(&mut self.sent, late);
+        self.check_delivery().await;
+        self.sent = early;
     }
 
     /// Every acknowledged message reached every device that was a member in its epoch, once.
@@ -1213,8 +1372,16 @@ impl Sim {
                     .flatten()
                     .is_some();
                 let why = match held {
-                    // A trust verdict holds a revoked device's messages (TRUST-22).
+                    // A trust verdict holds a revoked device's messages, and those of an account
+                    // whose identity key changed without endorsement, on one side of the
+                    // change or the other (TRUST-22).
                     Some(e) if self.devs[s.from].revoked && e.contains("revoked") => continue,
+                    Some(e)
+                        if self.accounts[self.devs[s.from].account].new_key.is_some()
+                            && e.contains("does not match the directory") =>
+                    {
+                        continue
+                    }
                     Some(e) => format!("refused: {e}"),
                     None if in_history => "stored, but no event".into(),
                     None => "never seen".into(),

@@ -134,8 +134,14 @@ fn process_welcome(
     }
     // openmls checks the tree against the GroupInfo's tree hash (LG-T-5).
     let out_of_band = tree.is_some();
-    let staged = pw
-        .into_staged_welcome(&cx.p, tree.cloned())
+    // Leaf lifetimes are not checked against this device's clock (AGREE-3: the adders
+    // checked them; a joiner whose clock is off by a day must still join).
+    let mut join = openmls::group::JoinBuilder::new(&cx.p, pw).skip_lifetime_validation();
+    if let Some(t) = tree {
+        join = join.with_ratchet_tree(t.clone());
+    }
+    let staged = join
+        .build()
         .map_err(|e| staging_error(&e, out_of_band))?;
     let by = member_from(staged.welcome_sender().map_err(|e| werr(&e))?.credential())?
         .0

@@ -321,3 +321,30 @@ impl World {
             .unwrap()
     }
 }
+
+/// What an atmls leaf needs to support, less the `drop`ped extension type.
+pub fn capabilities_without(drop: Option<u16>) -> openmls::prelude::Capabilities {
+    let ext: Vec<openmls::prelude::ExtensionType> = [
+        atmls::group::GROUP_DATA_EXTENSION,
+        atmls::credential::LEAF_PROOF_EXTENSION,
+        atmls::group::DISAPPEARING_EXTENSION,
+        atmls::group::ROLES_EXTENSION,
+        atmls::group::POLICIES_EXTENSION,
+        atmls::group::METADATA_EXTENSION,
+        atmls::group::INVITES_EXTENSION,
+    ]
+    .into_iter()
+    .filter(|t| Some(*t) != drop)
+    .map(openmls::prelude::ExtensionType::Unknown)
+    .chain([openmls::prelude::ExtensionType::LastResort])
+    .filter(|t| drop != Some(u16::from(*t)))
+    .collect();
+    openmls::prelude::Capabilities::new(
+        None,
+        Some(&[atmls::keypackage::DEFAULT_CIPHERSUITE]),
+        Some(&ext),
+        None,
+        Some(&[openmls::prelude::CredentialType::Basic]),
+    )
+}
+

@@ -138,6 +138,25 @@ impl KeyPackageIn {
         crypto: &impl OpenMlsCrypto,
         protocol_version: ProtocolVersion,
     ) -> Result<KeyPackage, KeyPackageVerifyError> {
+        self.validate_inner(crypto, protocol_version, true)
+    }
+
+    /// [`Self::validate`] without the lifetime, for a KeyPackage received inside a commit
+    /// (atmls AG-P1): whether a commit is valid must not depend on the receiver's clock.
+    pub(crate) fn validate_received(
+        self,
+        crypto: &impl OpenMlsCrypto,
+        protocol_version: ProtocolVersion,
+    ) -> Result<KeyPackage, KeyPackageVerifyError> {
+        self.validate_inner(crypto, protocol_version, false)
+    }
+
+    fn validate_inner(
+        self,
+        crypto: &impl OpenMlsCrypto,
+        protocol_version: ProtocolVersion,
+        check_lifetime: bool,
+    ) -> Result<KeyPackage, KeyPackageVerifyError> {
         // We first need to verify the LeafNode inside the KeyPackage
         let leaf_node = self.payload.leaf_node.clone().into_verifiable_leaf_node();
 
@@ -193,7 +212,9 @@ impl KeyPackageIn {
 
         // Ensure validity of the life time extension in the leaf node.
         if let Some(life_time) = key_package.payload.leaf_node.life_time() {
-            life_time.validate()?;
+            if check_lifetime {
+                life_time.validate()?;
+            }
         } else {
             // This assumes that we only verify key packages with leaf nodes
             // that were created for the key package.

@@ -174,7 +174,10 @@ impl AddProposalIn {
         protocol_version: ProtocolVersion,
         ciphersuite: Ciphersuite,
     ) -> Result<AddProposal, ValidationError> {
-        let key_package = self.key_package.validate(crypto, protocol_version)?;
+        // atmls (AG-P1): the lifetime is the adder's check, not the receiver's clock's.
+        let key_package = self
+            .key_package
+            .validate_received(crypto, protocol_version)?;
         // Verify that the ciphersuite is valid
         if key_package.ciphersuite() != ciphersuite {
             return Err(ValidationError::InvalidAddProposalCiphersuite);

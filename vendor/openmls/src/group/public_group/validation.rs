@@ -547,8 +547,13 @@ impl PublicGroup {
             }
 
             // https://validation.openmls.tech/#valn0202
-            self.validate_leaf_node_with(
+            // atmls (AG-P1): without the lifetime. Whether a commit is valid must not depend on
+            // the receiver's clock, or members whose clocks differ merge different commits
+            // (atmls spec/agreement.md AGREE-3); the adder checks the KeyPackage's lifetime
+            // before adding it.
+            self.validate_leaf_node_inner(
                 add_proposal.add_proposal().key_package().leaf_node(),
+                LeafNodeLifetimePolicy::Skip,
                 &credential_types,
             )?;
         }
@@ -633,8 +638,10 @@ impl PublicGroup {
             }
 
             // https://validation.openmls.tech/#valn0601
-            self.validate_leaf_node_with(
+            // atmls (AG-P1): without the lifetime, as for adds.
+            self.validate_leaf_node_inner(
                 update_proposal.update_proposal().leaf_node(),
+                LeafNodeLifetimePolicy::Skip,
                 &credential_types,
             )?;
 
