@@ -1338,8 +1338,15 @@ impl Sim {
                     break;
                 }
             }
-            if !posted && !errors.iter().all(|e| e.contains("may not Post") || e.contains("not a member")) {
-                self.fail(format!("g{g} is frozen: no member can send ({})", errors.join("; ")));
+            if !posted
+                && !errors
+                    .iter()
+                    .all(|e| e.contains("may not Post") || e.contains("not a member"))
+            {
+                self.fail(format!(
+                    "g{g} is frozen: no member can send ({})",
+                    errors.join("; ")
+                ));
             }
         }
         for _ in 0..2 {

@@ -140,9 +140,7 @@ fn process_welcome(
     if let Some(t) = tree {
         join = join.with_ratchet_tree(t.clone());
     }
-    let staged = join
-        .build()
-        .map_err(|e| staging_error(&e, out_of_band))?;
+    let staged = join.build().map_err(|e| staging_error(&e, out_of_band))?;
     let by = member_from(staged.welcome_sender().map_err(|e| werr(&e))?.credential())?
         .0
         .did;

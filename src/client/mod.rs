@@ -319,7 +319,11 @@ impl Client {
         self.session().await.leave(group).await
     }
 
-    /// Sends typed content (the same as [`send_content`](Self::send_content)).
+    /// Sends typed content (the same as [`send_content`](Self::send_content)). The message
+    /// is queued durably before the first attempt (spec/group.md GROUP-11): if this fails with
+    /// a retryable error it stays queued ([`queued_messages`](Self::queued_messages)) and the
+    /// next [`sync`](Self::sync) delivers it once, raising [`Event::Sent`]: do not send it
+    /// again.
     pub async fn send(&self, group: &GroupId, content: &EncodedContent) -> Result<Message, Error> {
         self.session().await.send(group, content, true).await
     }
@@ -330,8 +334,9 @@ impl Client {
     }
 
     /// Fetches and processes everything new: Welcomes, then every group's mailbox. Also
-    /// commits pending leave requests, keeps KeyPackages published, and deletes expired
-    /// disappearing messages (CONTENT-28).
+    /// commits pending leave requests, delivers queued messages (GROUP-11), renews this
+    /// device's certificate (ID-7) and rotates its leaf keys (GROUP-10) when due, keeps
+    /// KeyPackages published, and deletes expired disappearing messages (CONTENT-28).
     ///
     /// Returns every event since the last `sync`, in order, including those of messages
     /// read while committing or sending. If it fails part-way (retryable transport errors),

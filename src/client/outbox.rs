@@ -144,8 +144,8 @@ impl Session<'_> {
             self.resolve_outbox(group).await?;
             match self.pump(group, mine, true).await? {
                 Pumped::Done(m) => return Ok(m.map(|m| *m)),
-                Pumped::Stale => self.sync_group(group).await?,
-                Pumped::Unsealed => unreachable!("this pass encrypts"),
+                // (`Unsealed` only ends a pass that does not encrypt.)
+                Pumped::Stale | Pumped::Unsealed => self.sync_group(group).await?,
             }
         }
         Err(Error::Conflict)
@@ -159,7 +159,7 @@ impl Session<'_> {
         self.pump(group, None, false).await.map(|_| ())
     }
 
-    /// One pass over `group`'s queue, oldest first: each item is sent and settled; `seal`
+    /// One pass over `group`'s queue, oldest first: each item is sent and settled; `seal_new`
     /// encrypts items that are not encrypted yet. Stops at `mine` once accepted, at a stale
     /// epoch, or at the first failure that may pass (the item stays queued).
     async fn pump(

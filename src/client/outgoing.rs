@@ -1,5 +1,6 @@
 //! What this device sends: commits (merged only after the transport accepted them; on a lost
-//! race, dropped, caught up and retried), application messages, leave proposals, Welcomes.
+//! race, dropped, caught up and retried), leave proposals, Welcomes. Application messages and
+//! the proposals go through the message outbox (outbox.rs).
 
 use openmls::prelude::{
     tls_codec::Serialize as _, GroupId as MlsGroupId, KeyPackage, LeafNodeIndex,

@@ -209,7 +209,7 @@ impl Session<'_> {
                 .await?;
         }
         let own = self.inner.device.certificate.clone();
-        let renewed = renewal_due(&own, now, window)
+        let renewed = (renewal_due(&own, now, window) && !revoked.contains(&me))
             .then(|| key.certify(&did, &me, now, now + DEFAULT_CERT_LIFETIME_SECS));
         if let Some(cert) = &renewed {
             self.directory

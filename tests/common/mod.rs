@@ -347,4 +347,3 @@ pub fn capabilities_without(drop: Option<u16>) -> openmls::prelude::Capabilities
         Some(&[openmls::prelude::CredentialType::Basic]),
     )
 }
-
