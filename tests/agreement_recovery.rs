@@ -150,3 +150,36 @@ async fn agree_8_request_from_a_device_that_holds_its_leaf_is_refused() {
     );
     assert_eq!(alice.epoch_fingerprint(&g).await.unwrap(), before);
 }
+
+/// AGREE-7: bob is removed and re-added while offline. His sync reads the Welcome before the
+/// group's mailbox, where his removal waits: the Welcome is left for a second pass after the
+/// groups were read, and bob ends in the group's current epoch (found by tests/sim.rs,
+/// seed 28).
+#[tokio::test]
+async fn agree_7_re_added_while_the_removal_is_unread() {
+    let w = World::new();
+    let (alice, _) = w.account("alice").await;
+    let (bob, _) = w.account("bob").await;
+    let (carol, _) = w.account("carol").await;
+    let g = alice
+        .create_group(&[bob.did().clone(), carol.did().clone()])
+        .await
+        .unwrap();
+    bob.sync().await.unwrap();
+    carol.sync().await.unwrap();
+    alice.remove_members(&g, &[bob.did().clone()]).await.unwrap();
+    alice.add_members(&g, &[bob.did().clone()]).await.unwrap();
+    alice.send_text(&g, "welcome back").await.unwrap();
+    let ev = bob.sync().await.unwrap();
+    assert!(
+        ev.iter().any(|e| matches!(e, Event::Joined { group, .. } if *group == g)),
+        "{ev:?}"
+    );
+    assert_eq!(texts(&ev), vec!["welcome back"]);
+    assert_eq!(
+        bob.epoch_fingerprint(&g).await.unwrap(),
+        alice.epoch_fingerprint(&g).await.unwrap()
+    );
+    bob.send_text(&g, "back").await.unwrap();
+    assert_eq!(texts(&carol.sync().await.unwrap()), vec!["welcome back", "back"]);
+}

@@ -121,9 +121,11 @@ fn process_welcome(
     let claimed = GroupId(pw.unverified_group_info().group_id().as_slice().to_vec());
     let mut resynced_from = None;
     if let Some(row) = tables::group_get(cx.c, &claimed.0)? {
-        if row.status != GroupStatus::Left
-            && super::resync::takes_resync_welcome(cx.c, &claimed, cx.now())?
-        {
+        if row.status == GroupStatus::Left {
+            // A fresh start, below.
+        } else if !super::resync::takes_resync_welcome(cx.c, &claimed, cx.now())? {
+            return Err(GroupError::AlreadyMember.into());
+        } else {
             let mls_id = openmls::prelude::GroupId::from_slice(&claimed.0);
             if let Ok(Some(mut old)) = openmls::prelude::MlsGroup::load(cx.p.storage(), &mls_id) {
                 old.delete(cx.p.storage()).map_err(|e| werr(&e))?;
@@ -155,9 +157,7 @@ fn process_welcome(
         }
         // Its state was replaced above (AGREE-8).
         Some(_) if resynced_from.is_some() && claimed == gid => {}
-        Some(_) => {
-            return Err(GroupError::Welcome("already joined this group".into()).into());
-        }
+        Some(_) => return Err(GroupError::AlreadyMember.into()),
         None => {}
     }
     let g = staged.into_group(&cx.p).map_err(|e| werr(&e))?;
@@ -421,7 +421,11 @@ impl Session<'_> {
     /// Joins from the Welcomes in this device's mailbox. A Welcome that fails is refused alone
     /// with its event; one whose tree cannot be fetched right now is tried again by the next
     /// syncs, [`MAX_WELCOME_TRIES`] times, then refused (AGREE-7).
-    async fn sync_welcomes(&mut self) -> Result<(), Error> {
+    ///
+    /// A Welcome for a group this device is still a member of is left in place on the first
+    /// pass (`last` false: its removal may wait in the group's mailbox, read next) and refused
+    /// on the last.
+    async fn sync_welcomes(&mut self, last: bool) -> Result<(), Error> {
         let mailbox = welcome_mailbox(&self.inner.device.installation.public());
         for _ in 0..MAX_PAGES {
             let cursor = self
@@ -442,6 +446,10 @@ impl Session<'_> {
                 };
                 match joined {
                     Ok(ev) => self.inner.deferred_events.extend(ev),
+                    Err(GroupError::AlreadyMember) if !last => {
+                        self.inner.welcome_again = true;
+                        return Ok(());
+                    }
                     Err(error) => {
                         // A Welcome we cannot process keeps its KeyPackage (KP-6).
                         self.inner.atomic(|cx| {
@@ -483,12 +491,28 @@ impl Session<'_> {
                 first.get_or_insert(e);
             }
         };
-        note(self.sync_welcomes().await, "welcomes");
+        self.inner.welcome_again = false;
+        note(self.sync_welcomes(false).await, "welcomes");
         let groups = self.inner.read(tables::groups_all)?;
         for row in groups.iter().filter(|r| r.status != GroupStatus::Left) {
             let gid = GroupId(row.group_id.clone());
             note(self.sync_group(&gid).await, "group");
             note(self.ask_resync_if_stale(&gid).await, "re-add request");
+        }
+        // Welcomes left for after the groups were read (a re-add behind an unread removal).
+        if self.inner.welcome_again {
+            let before = self.inner.deferred_events.len();
+            note(self.sync_welcomes(true).await, "welcomes, again");
+            let joined: Vec<GroupId> = self.inner.deferred_events[before..]
+                .iter()
+                .filter_map(|e| match e {
+                    Event::Joined { group, .. } => Some(group.clone()),
+                    _ => None,
+                })
+                .collect();
+            for gid in joined {
+                note(self.sync_group(&gid).await, "group joined again");
+            }
         }
         // Members met in commits and Welcomes, checked against the directory (TRUST-23).
         note(self.verify_members(false).await, "member verification");

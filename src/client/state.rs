@@ -37,6 +37,8 @@ pub(crate) struct Inner {
     /// stored.
     /// Group items refused in a row, none processed, per group (AGREE-8): in memory.
     pub(crate) refused_runs: std::collections::HashMap<crate::group::GroupId, u32>,
+    /// A Welcome waits for a second pass of this sync (AGREE-7).
+    pub(crate) welcome_again: bool,
     pub(crate) welcome_tries: std::collections::HashMap<u64, u64>,
     pub(crate) unendorsed:
         std::collections::HashMap<crate::identity::Did, crate::identity::PublicKey>,
@@ -317,6 +319,7 @@ impl Inner {
             used_key_packages: Default::default(),
             unendorsed: Default::default(),
             welcome_tries: Default::default(),
+            welcome_again: false,
             refused_runs: Default::default(),
             deferred_events: Vec::new(),
             moderation: std::sync::Arc::new(AuthorOnly),

@@ -142,6 +142,10 @@ pub enum GroupError {
     /// The message was already processed (its key was consumed).
     #[error("replayed message")]
     Replay,
+    /// A Welcome for a group this device is still a member of (AGREE-7: a sync reads the
+    /// group's mailbox, where its removal may wait, before refusing it for good).
+    #[error("already a member of this group")]
+    AlreadyMember,
     /// The message could not be decrypted or authenticated (e.g. its sender is not a member).
     #[error("cannot decrypt or authenticate message: {0}")]
     Undecryptable(String),
