@@ -53,27 +53,6 @@ enum Submitted {
     Lost,
 }
 
-/// A commit changing the group-context extensions to `ext` (removing `revoked` leaves too).
-fn context_commit(
-    cx: &super::state::Ctx<'_>,
-    g: &mut MlsGroup,
-    signer: &crate::group::LeafSigner,
-    ext: openmls::prelude::Extensions<openmls::prelude::GroupContext>,
-    revoked: Vec<openmls::prelude::LeafNodeIndex>,
-) -> Result<openmls::prelude::CommitMessageBundle, GroupError> {
-    g.commit_builder()
-        .propose_group_context_extensions(ext)
-        .map_err(mls)?
-        .propose_removals(revoked)
-        .consume_proposal_store(true)
-        .load_psks(cx.p.storage())
-        .map_err(mls)?
-        .build(cx.p.rand(), cx.p.crypto(), signer, |_| true)
-        .map_err(mls)?
-        .stage_commit(&cx.p)
-        .map_err(mls)
-}
-
 /// Leaves of devices their account revoked (TRUST-12): every commit we make removes them.
 /// The revoked set is read once and is almost always empty; the roster (LG-8) names every
 /// leaf's device without decoding a credential.
@@ -515,7 +494,7 @@ impl Session<'_> {
             if let Some(gov) = crate::group::Governance::from_extensions(g.extensions())
                 .map_err(GroupError::from)?
             {
-                let dids: Vec<Did> = roster.accounts().cloned().collect();
+                let dids: Vec<Did> = roster.accounts().filter(|d| crate::group::stays(&g, &roster, d)).cloned().collect();
                 if super::governance::is_last_owner(&gov, &dids, &cx.dev.did) {
                     return Err(GroupError::from(crate::group::GovernanceError::LastOwner).into());
                 }
@@ -652,189 +631,10 @@ fn build_commit(
     } else {
         super::governance::removable(&g, &roster, &cx.dev.did, revoked)?
     };
-    let mut tree_seed = None;
-    let bundle = match intent {
-        Intent::Add(dids) => {
-            if kps.is_empty() {
-                return Ok(None);
-            }
-            // The Welcome carries no tree, only where to fetch it and the key to open it, inside
-            // its encrypted and signed GroupInfo (LG-T-1, LG-T-2).
-            let seed: [u8; 32] = rand::random();
-            tree_seed = Some(seed);
-            let mut stale = stale_leaves(cx, &roster, own, dids)?;
-            let extra: Vec<_> = revoked
-                .iter()
-                .filter(|i| !stale.contains(i))
-                .copied()
-                .collect();
-            stale.extend(extra);
-            g.commit_builder()
-                .propose_adds(kps)
-                .propose_removals(stale)
-                .consume_proposal_store(true)
-                .load_psks(cx.p.storage())
-                .map_err(mls)?
-                .create_group_info_with_extensions([TreeRef::from_seed(&seed).extension()])
-                .map_err(mls)?
-                .build(cx.p.rand(), cx.p.crypto(), &*signer, |_| true)
-                .map_err(mls)?
-                .stage_commit(&cx.p)
-                .map_err(mls)?
-        }
-        Intent::Remove(dids) => {
-            let leaves = dids
-                .iter()
-                .flat_map(|d| roster.leaves_of(d))
-                .filter(|i| *i != own)
-                .chain(revoked.iter().copied())
-                .collect::<std::collections::BTreeSet<_>>();
-            if leaves.is_empty() {
-                return Ok(None);
-            }
-            // Roles of removed accounts go with them (GOV-5), so a re-added account starts
-            // as a member.
-            let dropped = super::governance::drop_roles(g.extensions(), dids)?;
-            let builder = g.commit_builder().propose_removals(leaves);
-            let builder = match dropped {
-                Some(ext) => builder.propose_group_context_extensions(ext).map_err(mls)?,
-                None => builder,
-            };
-            builder
-                .consume_proposal_store(true)
-                .load_psks(cx.p.storage())
-                .map_err(mls)?
-                .build(cx.p.rand(), cx.p.crypto(), &*signer, |_| true)
-                .map_err(mls)?
-                .stage_commit(&cx.p)
-                .map_err(mls)?
-        }
-        Intent::Update => {
-            let (new_signer, cwk, ext) = new_leaf_key(&cx.p, cx.dev, cx.cs)?;
-            let params = LeafNodeParameters::builder()
-                .with_credential_with_key(cwk.clone())
-                .with_extensions(ext)
-                .build();
-            g.commit_builder()
-                .leaf_node_parameters(params)
-                .propose_removals(revoked)
-                .consume_proposal_store(true)
-                .force_self_update(true)
-                .load_psks(cx.p.storage())
-                .map_err(mls)?
-                .build_with_new_signer(
-                    cx.p.rand(),
-                    cx.p.crypto(),
-                    &*signer,
-                    NewSignerBundle {
-                        signer: &new_signer,
-                        credential_with_key: cwk,
-                    },
-                    |_| true,
-                )
-                .map_err(mls)?
-                .stage_commit(&cx.p)
-                .map_err(mls)?
-        }
-        Intent::SetDisappearing(secs) => {
-            if crate::group::disappearing_secs(g.extensions())?.unwrap_or(0) == *secs {
-                return Ok(None);
-            }
-            let ext = crate::group::with_disappearing(g.extensions(), *secs)?;
-            context_commit(cx, &mut g, &signer, ext, revoked)?
-        }
-        Intent::Context(edit) => {
-            let Some(ext) =
-                super::governance::apply_edit(g.extensions(), edit, &cx.dev.did, cx.now())?
-            else {
-                return Ok(None);
-            };
-            context_commit(cx, &mut g, &signer, ext, revoked)?
-        }
-        Intent::AddViaInvite(dids, invite) => {
-            if kps.is_empty() {
-                return Ok(None);
-            }
-            let joining = kps
-                .iter()
-                .filter_map(|k| AtmlsIdentity::from_credential(k.leaf_node().credential()).ok())
-                .map(|id| id.certificate.did)
-                .filter(|d| dids.contains(d))
-                .collect::<std::collections::BTreeSet<_>>();
-            let ext = super::governance::bump_invite(g.extensions(), invite, joining.len())?;
-            // Small Welcome, tree out of band, as for every add (LG-T-1, LG-T-2).
-            let seed: [u8; 32] = rand::random();
-            tree_seed = Some(seed);
-            g.commit_builder()
-                .propose_adds(kps)
-                .propose_group_context_extensions(ext)
-                .map_err(mls)?
-                .propose_removals(revoked)
-                .consume_proposal_store(true)
-                .load_psks(cx.p.storage())
-                .map_err(mls)?
-                .create_group_info_with_extensions([TreeRef::from_seed(&seed).extension()])
-                .map_err(mls)?
-                .build(cx.p.rand(), cx.p.crypto(), &*signer, |_| true)
-                .map_err(mls)?
-                .stage_commit(&cx.p)
-                .map_err(mls)?
-        }
-        Intent::Readd(_, installation, stale_key) => {
-            let stale = roster.leaves().find_map(|(i, l)| {
-                let key = g.public_group().leaf(i)?.signature_key().as_slice();
-                (l.member.installation == *installation && key == stale_key.as_slice()).then_some(i)
-            });
-            let Some(stale) = stale.filter(|_| !kps.is_empty()) else {
-                return Ok(None);
-            };
-            let seed: [u8; 32] = rand::random();
-            tree_seed = Some(seed);
-            let mut removals = vec![stale];
-            removals.extend(revoked.iter().copied().filter(|i| *i != stale));
-            g.commit_builder()
-                .propose_adds(kps)
-                .propose_removals(removals)
-                .consume_proposal_store(true)
-                .load_psks(cx.p.storage())
-                .map_err(mls)?
-                .create_group_info_with_extensions([TreeRef::from_seed(&seed).extension()])
-                .map_err(mls)?
-                .build(cx.p.rand(), cx.p.crypto(), &*signer, |_| true)
-                .map_err(mls)?
-                .stage_commit(&cx.p)
-                .map_err(mls)?
-        }
-        Intent::RawContextExtension(ty, bytes) => {
-            use openmls::prelude::{Extension, ExtensionType, Extensions, UnknownExtension};
-            let mut ext: Vec<Extension> = g
-                .extensions()
-                .iter()
-                .filter(|e| e.extension_type() != ExtensionType::Unknown(*ty))
-                .cloned()
-                .collect();
-            ext.push(Extension::Unknown(*ty, UnknownExtension(bytes.clone())));
-            let ext = Extensions::from_vec(ext).map_err(mls)?;
-            context_commit(cx, &mut g, &signer, ext, revoked)?
-        }
-        Intent::Pending => {
-            let removes_me = g.pending_proposals().any(|p| {
-                matches!(p.proposal(), openmls::prelude::Proposal::Remove(r) if r.removed() == own)
-            });
-            if (!g.has_pending_proposals() && revoked.is_empty()) || removes_me {
-                return Ok(None);
-            }
-            g.commit_builder()
-                .propose_removals(revoked)
-                .consume_proposal_store(true)
-                .load_psks(cx.p.storage())
-                .map_err(mls)?
-                .build(cx.p.rand(), cx.p.crypto(), &*signer, |_| true)
-                .map_err(mls)?
-                .stage_commit(&cx.p)
-                .map_err(mls)?
-        }
+    let Some(plan) = plan(cx, &g, &roster, own, intent, kps, revoked)? else {
+        return Ok(None);
     };
+    let (bundle, tree_seed) = stage(cx, &mut g, &signer, plan)?;
     // We refuse to send what every other member would refuse (GOV-4); the transaction
     // rolls back, so the staged commit is dropped.
     if !matches!(intent, Intent::RawContextExtension(..)) {
@@ -866,4 +666,195 @@ fn build_commit(
     tables::outbox_put(cx.c, &group.0, &out)?;
     cx.keep(group, g);
     Ok(Some(out))
+}
+
+/// What one commit does (every intent comes down to one): what the openmls builder chain of
+/// [`stage`] is given.
+#[derive(Default)]
+struct Plan {
+    /// KeyPackages to add; their Welcome points to the tree out of band (LG-T-1).
+    adds: Vec<KeyPackage>,
+    /// Leaves to remove.
+    removals: Vec<LeafNodeIndex>,
+    /// New group-context extensions.
+    context: Option<openmls::prelude::Extensions<openmls::prelude::GroupContext>>,
+    /// A fresh leaf key for this device (a self-update).
+    new_leaf: bool,
+}
+
+/// The plan for `intent`, or `None` when there is nothing to commit. `revoked` leaves go in
+/// every commit (TRUST-12).
+fn plan(
+    cx: &super::state::Ctx<'_>,
+    g: &MlsGroup,
+    roster: &Roster,
+    own: LeafNodeIndex,
+    intent: &Intent,
+    kps: Vec<KeyPackage>,
+    revoked: Vec<LeafNodeIndex>,
+) -> Result<Option<Plan>, Error> {
+    let with_revoked = |mut removals: Vec<LeafNodeIndex>| {
+        removals.extend(revoked.iter().filter(|i| !removals.contains(i)).copied().collect::<Vec<_>>());
+        removals
+    };
+    let context_only = |ext| Plan {
+        context: Some(ext),
+        removals: revoked.clone(),
+        ..Default::default()
+    };
+    let plan = match intent {
+        Intent::Add(_) | Intent::AddViaInvite(..) | Intent::Readd(..) if kps.is_empty() => {
+            return Ok(None)
+        }
+        Intent::Add(dids) => Plan {
+            removals: with_revoked(stale_leaves(cx, roster, own, dids)?),
+            adds: kps,
+            ..Default::default()
+        },
+        Intent::AddViaInvite(dids, invite) => {
+            let joining = kps
+                .iter()
+                .filter_map(|k| AtmlsIdentity::from_credential(k.leaf_node().credential()).ok())
+                .map(|id| id.certificate.did)
+                .filter(|d| dids.contains(d))
+                .collect::<std::collections::BTreeSet<_>>();
+            Plan {
+                context: Some(super::governance::bump_invite(
+                    g.extensions(),
+                    invite,
+                    joining.len(),
+                )?),
+                removals: revoked,
+                adds: kps,
+                ..Default::default()
+            }
+        }
+        Intent::Readd(_, installation, stale_key) => {
+            let stale = roster.leaves().find_map(|(i, l)| {
+                let key = g.public_group().leaf(i)?.signature_key().as_slice();
+                (l.member.installation == *installation && key == stale_key.as_slice())
+                    .then_some(i)
+            });
+            let Some(stale) = stale else { return Ok(None) };
+            Plan {
+                removals: with_revoked(vec![stale]),
+                adds: kps,
+                ..Default::default()
+            }
+        }
+        Intent::Remove(dids) => {
+            let leaves: std::collections::BTreeSet<_> = dids
+                .iter()
+                .flat_map(|d| roster.leaves_of(d))
+                .filter(|i| *i != own)
+                .chain(revoked.iter().copied())
+                .collect();
+            if leaves.is_empty() {
+                return Ok(None);
+            }
+            // Roles of removed accounts go with them (GOV-5), so a re-added account starts
+            // as a member.
+            Plan {
+                context: super::governance::drop_roles(g.extensions(), dids)?,
+                removals: leaves.into_iter().collect(),
+                ..Default::default()
+            }
+        }
+        Intent::Update => Plan {
+            removals: revoked,
+            new_leaf: true,
+            ..Default::default()
+        },
+        Intent::SetDisappearing(secs) => {
+            if crate::group::disappearing_secs(g.extensions())?.unwrap_or(0) == *secs {
+                return Ok(None);
+            }
+            context_only(crate::group::with_disappearing(g.extensions(), *secs)?)
+        }
+        Intent::Context(edit) => {
+            match super::governance::apply_edit(g.extensions(), edit, &cx.dev.did, cx.now())? {
+                Some(ext) => context_only(ext),
+                None => return Ok(None),
+            }
+        }
+        Intent::RawContextExtension(ty, bytes) => {
+            use openmls::prelude::{Extension, ExtensionType, UnknownExtension};
+            let mut ext: Vec<Extension> = g
+                .extensions()
+                .iter()
+                .filter(|e| e.extension_type() != ExtensionType::Unknown(*ty))
+                .cloned()
+                .collect();
+            ext.push(Extension::Unknown(*ty, UnknownExtension(bytes.clone())));
+            context_only(openmls::prelude::Extensions::from_vec(ext).map_err(mls)?)
+        }
+        Intent::Pending => {
+            let removes_me = g.pending_proposals().any(|p| {
+                matches!(p.proposal(), openmls::prelude::Proposal::Remove(r) if r.removed() == own)
+            });
+            if (!g.has_pending_proposals() && revoked.is_empty()) || removes_me {
+                return Ok(None);
+            }
+            Plan {
+                removals: revoked,
+                ..Default::default()
+            }
+        }
+    };
+    Ok(Some(plan))
+}
+
+/// Builds and stages the commit a plan describes: the one openmls builder chain of every
+/// commit this device makes. Pending proposals are always committed with it. Returns the seed
+/// of the out-of-band tree when the commit adds anyone (LG-T-1, LG-T-2).
+fn stage(
+    cx: &super::state::Ctx<'_>,
+    g: &mut MlsGroup,
+    signer: &crate::group::LeafSigner,
+    plan: Plan,
+) -> Result<(openmls::prelude::CommitMessageBundle, Option<[u8; 32]>), Error> {
+    let seed: Option<[u8; 32]> = (!plan.adds.is_empty()).then(rand::random);
+    let new_leaf = if plan.new_leaf {
+        Some(new_leaf_key(&cx.p, cx.dev, cx.cs)?)
+    } else {
+        None
+    };
+    let mut b = g
+        .commit_builder()
+        .propose_adds(plan.adds)
+        .propose_removals(plan.removals)
+        .consume_proposal_store(true);
+    if let Some(ext) = plan.context {
+        b = b.propose_group_context_extensions(ext).map_err(mls)?;
+    }
+    if let Some((_, cwk, ext)) = &new_leaf {
+        let params = LeafNodeParameters::builder()
+            .with_credential_with_key(cwk.clone())
+            .with_extensions(ext.clone())
+            .build();
+        b = b.leaf_node_parameters(params).force_self_update(true);
+    }
+    let mut b = b.load_psks(cx.p.storage()).map_err(mls)?;
+    if let Some(seed) = &seed {
+        // The Welcome carries no tree, only where to fetch it and the key to open it, inside
+        // its encrypted and signed GroupInfo.
+        b = b
+            .create_group_info_with_extensions([TreeRef::from_seed(seed).extension()])
+            .map_err(mls)?;
+    }
+    let built = match new_leaf {
+        Some((new_signer, cwk, _)) => b.build_with_new_signer(
+            cx.p.rand(),
+            cx.p.crypto(),
+            signer,
+            NewSignerBundle {
+                signer: &new_signer,
+                credential_with_key: cwk,
+            },
+            |_| true,
+        ),
+        None => b.build(cx.p.rand(), cx.p.crypto(), signer, |_| true),
+    }
+    .map_err(mls)?;
+    Ok((built.stage_commit(&cx.p).map_err(mls)?, seed))
 }

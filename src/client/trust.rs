@@ -3,6 +3,7 @@
 
 use super::{Client, Error, Event, Session};
 use crate::directory::VerifiedAccount;
+use crate::group::GroupError;
 use crate::identity::{Did, IdentityDeclaration, IdentityError, PublicKey};
 use crate::storage::trust as store;
 use crate::trust::{
@@ -401,7 +402,15 @@ impl Client {
             .filter(|r| r.status == crate::group::GroupStatus::Active)
         {
             let gid = crate::group::GroupId(row.group_id.clone());
-            s.run_commit(&gid, super::outgoing::Intent::Pending).await?;
+            match s.run_commit(&gid, super::outgoing::Intent::Pending).await {
+                // Removed from the group meanwhile, or what is pending there is not ours to
+                // commit (GOV-4): the revocation stands, and the other members remove the
+                // device with their next commit (TRUST-12). The other groups go on.
+                Err(Error::Group(
+                    GroupError::NotMember | GroupError::UnknownGroup | GroupError::Governance(_),
+                )) => {}
+                r => r?,
+            }
         }
         Ok(())
     }

@@ -108,19 +108,35 @@ pub(crate) fn validate_proposal(
             "a proposal may only remove the proposer's own devices",
         ));
     }
-    // GOV-6: the last owner's leave request is refused; it must name a successor first.
+    // GOV-6: the last owner's leave request is refused; it must name a successor first. An
+    // owner who already asked to leave does not count: two owners asking at once would leave
+    // requests no one may commit together, and while a proposal is pending no member can
+    // send (openmls) or commit without it: the group would be frozen.
     if let Some(gov) = super::Governance::from_extensions(group.extensions())? {
         if gov.roles.get(&proposer) == super::Role::Owner {
-            let other_owner = gov
-                .roles
-                .iter()
-                .any(|(d, r)| r == super::Role::Owner && *d != proposer && roster.contains(d));
+            let other_owner = gov.roles.iter().any(|(d, r)| {
+                r == super::Role::Owner && *d != proposer && stays(group, roster, d)
+            });
             if !other_owner {
                 return Err(super::GovernanceError::LastOwner.into());
             }
         }
     }
     Ok(())
+}
+
+/// Whether `did` keeps a leaf once the leave requests pending in `group` are committed: a
+/// pure function of the group, like every agreement check (the same proposals are pending
+/// at every member).
+pub(crate) fn stays(group: &MlsGroup, roster: &super::Roster, did: &Did) -> bool {
+    let leaving: std::collections::BTreeSet<LeafNodeIndex> = group
+        .pending_proposals()
+        .filter_map(|p| match p.proposal() {
+            Proposal::Remove(r) if roster.did(r.removed()) == Some(did) => Some(r.removed()),
+            _ => None,
+        })
+        .collect();
+    roster.count(did) > leaving.len()
 }
 
 /// The agreement checks on every leaf of a tree joined from a Welcome (AGREE-3, AGREE-6): the
