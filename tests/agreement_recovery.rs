@@ -167,12 +167,16 @@ async fn agree_7_re_added_while_the_removal_is_unread() {
         .unwrap();
     bob.sync().await.unwrap();
     carol.sync().await.unwrap();
-    alice.remove_members(&g, &[bob.did().clone()]).await.unwrap();
+    alice
+        .remove_members(&g, &[bob.did().clone()])
+        .await
+        .unwrap();
     alice.add_members(&g, &[bob.did().clone()]).await.unwrap();
     alice.send_text(&g, "welcome back").await.unwrap();
     let ev = bob.sync().await.unwrap();
     assert!(
-        ev.iter().any(|e| matches!(e, Event::Joined { group, .. } if *group == g)),
+        ev.iter()
+            .any(|e| matches!(e, Event::Joined { group, .. } if *group == g)),
         "{ev:?}"
     );
     assert_eq!(texts(&ev), vec!["welcome back"]);
@@ -181,5 +185,8 @@ async fn agree_7_re_added_while_the_removal_is_unread() {
         alice.epoch_fingerprint(&g).await.unwrap()
     );
     bob.send_text(&g, "back").await.unwrap();
-    assert_eq!(texts(&carol.sync().await.unwrap()), vec!["welcome back", "back"]);
+    assert_eq!(
+        texts(&carol.sync().await.unwrap()),
+        vec!["welcome back", "back"]
+    );
 }

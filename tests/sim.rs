@@ -1669,7 +1669,9 @@ async fn revocation_goes_on_past_a_group_we_were_removed_from() {
             did: did("alice"),
             installation: inst,
             certificate: cert,
-            identity_key: Some(IdentityKeyPair::from_secret_bytes(&key.secret_bytes()[..]).unwrap()),
+            identity_key: Some(
+                IdentityKeyPair::from_secret_bytes(&key.secret_bytes()[..]).unwrap(),
+            ),
         })
         .build()
         .await
@@ -1698,12 +1700,16 @@ async fn revocation_goes_on_past_a_group_we_were_removed_from() {
     let g2 = carol.create_group(&[alice.did().clone()]).await.unwrap();
     alice.sync().await.unwrap();
     phone.sync().await.unwrap();
-    bob.remove_members(&g1, &[alice.did().clone()]).await.unwrap();
+    bob.remove_members(&g1, &[alice.did().clone()])
+        .await
+        .unwrap();
     alice.revoke_device(phone.installation()).await.unwrap();
     let members = carol.members(&g2).await.unwrap();
     carol.sync().await.unwrap();
     let members_after = carol.members(&g2).await.unwrap();
-    assert!(members.iter().any(|m| m.installation == *phone.installation()));
+    assert!(members
+        .iter()
+        .any(|m| m.installation == *phone.installation()));
     assert!(
         !members_after
             .iter()
@@ -1724,15 +1730,22 @@ async fn readded_while_offline_reads_the_group_again() {
     let bob = w.account("bob").await;
     let g = alice.create_group(&[bob.did().clone()]).await.unwrap();
     bob.sync().await.unwrap();
-    alice.remove_members(&g, &[bob.did().clone()]).await.unwrap();
+    alice
+        .remove_members(&g, &[bob.did().clone()])
+        .await
+        .unwrap();
     alice.add_members(&g, &[bob.did().clone()]).await.unwrap();
     let ev = bob.sync().await.unwrap();
     assert!(
-        !ev.iter().any(|e| matches!(e, Event::Refused { group: None, .. })),
+        !ev.iter()
+            .any(|e| matches!(e, Event::Refused { group: None, .. })),
         "{ev:?}"
     );
     alice.send_text(&g, "welcome back").await.unwrap();
-    assert_eq!(common::texts(&bob.sync().await.unwrap()), vec!["welcome back"]);
+    assert_eq!(
+        common::texts(&bob.sync().await.unwrap()),
+        vec!["welcome back"]
+    );
 }
 
 /// A send that catches up (here past a junk commit under the epoch's tag) reads a leave

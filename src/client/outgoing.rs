@@ -494,7 +494,11 @@ impl Session<'_> {
             if let Some(gov) = crate::group::Governance::from_extensions(g.extensions())
                 .map_err(GroupError::from)?
             {
-                let dids: Vec<Did> = roster.accounts().filter(|d| crate::group::stays(&g, &roster, d)).cloned().collect();
+                let dids: Vec<Did> = roster
+                    .accounts()
+                    .filter(|d| crate::group::stays(&g, &roster, d))
+                    .cloned()
+                    .collect();
                 if super::governance::is_last_owner(&gov, &dids, &cx.dev.did) {
                     return Err(GroupError::from(crate::group::GovernanceError::LastOwner).into());
                 }
@@ -694,7 +698,13 @@ fn plan(
     revoked: Vec<LeafNodeIndex>,
 ) -> Result<Option<Plan>, Error> {
     let with_revoked = |mut removals: Vec<LeafNodeIndex>| {
-        removals.extend(revoked.iter().filter(|i| !removals.contains(i)).copied().collect::<Vec<_>>());
+        removals.extend(
+            revoked
+                .iter()
+                .filter(|i| !removals.contains(i))
+                .copied()
+                .collect::<Vec<_>>(),
+        );
         removals
     };
     let context_only = |ext| Plan {
@@ -732,8 +742,7 @@ fn plan(
         Intent::Readd(_, installation, stale_key) => {
             let stale = roster.leaves().find_map(|(i, l)| {
                 let key = g.public_group().leaf(i)?.signature_key().as_slice();
-                (l.member.installation == *installation && key == stale_key.as_slice())
-                    .then_some(i)
+                (l.member.installation == *installation && key == stale_key.as_slice()).then_some(i)
             });
             let Some(stale) = stale else { return Ok(None) };
             Plan {

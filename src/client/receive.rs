@@ -17,7 +17,7 @@ use super::{Error, Event, Message};
 use crate::content::{EncodedContent, MessageId};
 use crate::credential::AtmlsIdentity;
 use crate::group::{
-    outer_open, validate_proposal, validate_staged_commit, GroupError, GroupId, GroupStatus, Member,
+    check_commit, outer_open, validate_proposal, GroupError, GroupId, GroupStatus, Member,
 };
 use crate::identity::PublicKey;
 use crate::storage::tables;
@@ -268,12 +268,9 @@ fn commit(
 ) -> Result<Vec<Event>, Failure> {
     let group = c.group;
     let roster = cx.roster(group, g);
-    let effect = crate::group::authorize_commit(g, &roster, &staged, sender_index)?;
-    let summary = validate_staged_commit(g, &staged, sender_index, cx.verdicts)?;
+    let checked = check_commit(g, &roster, staged, sender_index, cx.verdicts)?;
+    let (change, summary, effect) = checked.merge(g, &cx.p)?;
     let timer_change = effect.timer;
-    let change = crate::group::RosterChange::of(&staged, sender_index);
-    g.merge_staged_commit(&cx.p, staged)
-        .map_err(|e| GroupError::InvalidCommit(e.to_string()))?;
     cx.roster_merged(group, roster, change, g);
     let by = c.sender.did.clone();
     let mut events: Vec<Event> = effect

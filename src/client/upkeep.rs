@@ -96,6 +96,14 @@ pub(crate) fn rotation_due(
     u64::try_from(due.max(0)).unwrap_or(u64::MAX)
 }
 
+/// Whether a pending proposal removes our own leaf of `g` (our account is leaving).
+fn own_removal_pending(g: &openmls::prelude::MlsGroup) -> bool {
+    let own = g.own_leaf_index();
+    g.pending_proposals().any(|p| {
+        matches!(p.proposal(), openmls::prelude::Proposal::Remove(r) if r.removed() == own)
+    })
+}
+
 impl Session<'_> {
     /// The sync chore: queued messages, certificate renewal, scheduled leaf rotation. Each
     /// step runs whatever the others did; the first failure is returned.
@@ -273,6 +281,14 @@ impl Session<'_> {
                 continue;
             }
             let gid = GroupId(row.group_id.clone());
+            // Our account asked to leave from another device: a commit of ours would have to
+            // include the request that removes this leaf, which openmls refuses.
+            if self
+                .inner
+                .ctx_read(|cx| Ok(cx.peek(&gid, own_removal_pending)?))?
+            {
+                continue;
+            }
             let key = leaf_key(&gid);
             let now = self.inner.now();
             let last = match self.inner.read(|c| tables::account_u64(c, &key))? {

@@ -37,7 +37,7 @@ pub(crate) use roster::{Roster, RosterChange};
 pub(crate) use signer::LeafSigner;
 pub(crate) use tree::{staging_error, TreeRef};
 pub use tree::{TreeError, WELCOME_TREE_EXTENSION};
-pub(crate) use validate::{stays, validate_joined_tree, validate_proposal, validate_staged_commit};
+pub(crate) use validate::{check_commit, stays, validate_joined_tree, validate_proposal};
 pub(crate) use welcome::welcome_for;
 
 use std::fmt;

@@ -114,9 +114,10 @@ pub(crate) fn validate_proposal(
     // send (openmls) or commit without it: the group would be frozen.
     if let Some(gov) = super::Governance::from_extensions(group.extensions())? {
         if gov.roles.get(&proposer) == super::Role::Owner {
-            let other_owner = gov.roles.iter().any(|(d, r)| {
-                r == super::Role::Owner && *d != proposer && stays(group, roster, d)
-            });
+            let other_owner = gov
+                .roles
+                .iter()
+                .any(|(d, r)| r == super::Role::Owner && *d != proposer && stays(group, roster, d));
             if !other_owner {
                 return Err(super::GovernanceError::LastOwner.into());
             }
@@ -156,4 +157,58 @@ pub(crate) fn validate_joined_tree(
         .into_iter()
         .map(|r| r.map_err(GroupError::from))
         .collect()
+}
+
+/// A received commit that passed every agreement check (spec/agreement.md): governance
+/// (GOV-4, GOV-5), the group context, every new or changed leaf (AGREE-3). Only
+/// [`check_commit`] makes one, and [`CheckedCommit::merge`] is the only way a received commit
+/// is merged, so nothing else can decide a merge.
+pub(crate) struct CheckedCommit {
+    staged: StagedCommit,
+    committer: LeafNodeIndex,
+    /// What it does to the membership, and the leaves for the trust checks.
+    pub summary: CommitSummary,
+    /// What it changes beyond membership.
+    pub effect: super::authorize::CommitEffect,
+}
+
+/// Runs the agreement checks on a commit staged by openmls (which validated it as RFC 9420
+/// says).
+pub(crate) fn check_commit(
+    group: &MlsGroup,
+    roster: &super::Roster,
+    staged: StagedCommit,
+    committer: LeafNodeIndex,
+    verdicts: &VerdictCache,
+) -> Result<CheckedCommit, GroupError> {
+    let effect = super::authorize_commit(group, roster, &staged, committer)?;
+    let summary = validate_staged_commit(group, &staged, committer, verdicts)?;
+    Ok(CheckedCommit {
+        staged,
+        committer,
+        summary,
+        effect,
+    })
+}
+
+impl CheckedCommit {
+    /// Merges it; returns what the roster must follow (LG-8) and what the commit did.
+    pub(crate) fn merge<P: openmls_traits::OpenMlsProvider>(
+        self,
+        group: &mut MlsGroup,
+        provider: &P,
+    ) -> Result<
+        (
+            Option<super::RosterChange>,
+            CommitSummary,
+            super::authorize::CommitEffect,
+        ),
+        GroupError,
+    > {
+        let change = super::RosterChange::of(&self.staged, self.committer);
+        group
+            .merge_staged_commit(provider, self.staged)
+            .map_err(|e| GroupError::InvalidCommit(e.to_string()))?;
+        Ok((change, self.summary, self.effect))
+    }
 }
