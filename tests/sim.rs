@@ -311,13 +311,13 @@ impl Sim {
             timed: BTreeSet::new(),
         };
         let accounts = sim.rng.gen_range(3..=5);
-        for a in 0..accounts {
+        for (a, name) in NAMES.iter().enumerate().take(accounts) {
             // The last account is the hostile member, with one device.
             let hostile = a == accounts - 1;
             let n = if hostile { 1 } else { sim.rng.gen_range(1..=3) };
             let key = IdentityKeyPair::generate();
             sim.accounts.push(Account {
-                did: did(NAMES[a]),
+                did: did(name),
                 devices: Vec::new(),
                 hostile,
                 new_key: None,
@@ -1345,9 +1345,14 @@ impl Sim {
                     break;
                 }
             }
-            if committed == Some(false) {
-                self.fail(format!("g{g} is frozen: a member cannot commit"));
-                continue;
+            match committed {
+                // Every member is leaving: no one is left to commit their requests.
+                None => continue,
+                Some(false) => {
+                    self.fail(format!("g{g} is frozen: a member cannot commit"));
+                    continue;
+                }
+                Some(true) => {}
             }
             // Someone whose role allows it can post.
             let mut refused = Vec::new();
@@ -1561,7 +1566,7 @@ async fn simulation() {
     }
 }
 
-thread_local!(static PROF: RefCell<BTreeMap<&'static str, Duration>> = RefCell::new(BTreeMap::new()));
+thread_local!(static PROF: RefCell<BTreeMap<&'static str, Duration>> = const { RefCell::new(BTreeMap::new()) });
 struct Prof(&'static str, Instant);
 fn prof(n: &'static str) -> Prof {
     Prof(n, Instant::now())

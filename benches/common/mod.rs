@@ -91,20 +91,26 @@ impl Transport for BenchNet {
         &self,
         mailbox: &Mailbox,
         epoch: &EpochTag,
+        after: u64,
         payload: &[u8],
         key: &IdempotencyKey,
     ) -> Result<CommitOutcome, TransportError> {
-        self.inner.submit_commit(mailbox, epoch, payload, key).await
+        self.inner
+            .submit_commit(mailbox, epoch, after, payload, key)
+            .await
     }
 
     async fn send_message(
         &self,
         mailbox: &Mailbox,
         epoch: &EpochTag,
+        after: u64,
         payload: &[u8],
         key: &IdempotencyKey,
     ) -> Result<SendOutcome, TransportError> {
-        self.inner.send_message(mailbox, epoch, payload, key).await
+        self.inner
+            .send_message(mailbox, epoch, after, payload, key)
+            .await
     }
 
     async fn send_welcome(
