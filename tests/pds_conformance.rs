@@ -11,10 +11,10 @@ use std::sync::Arc;
 
 use atmls::directory::pds::records;
 use atmls::directory::Directory;
-use atmls::identity::{unix_now, DeviceIdentity};
+use atmls::identity::DeviceIdentity;
 use atmls::keypackage::KeyPackagePolicy;
 use atmls::storage::Store;
-use atmls::transport::MemoryTransport;
+use atmls::transport::{IdempotencyKey, MemoryTransport, Transport as _};
 use atmls::{Client, Event};
 use openmls::prelude::tls_codec::Deserialize as _;
 use openmls::prelude::{ExtensionType, KeyPackage, KeyPackageIn, ProtocolVersion};
@@ -138,7 +138,9 @@ async fn draft_kp_deleted_after_successful_processing_and_kept_on_failure() {
     let (alice_a, bob_a) = (create_account("keepa"), create_account("keepb"));
     let net = Arc::new(MemoryTransport::new());
     let alice = client(&alice_a, &net, 1).await;
-    let bob = client(&bob_a, &net, 1).await;
+    // bob's delivery service is another one (see the failure below).
+    let elsewhere = Arc::new(MemoryTransport::new());
+    let bob = client(&bob_a, &elsewhere, 1).await;
     let refs = || -> HashSet<Vec<u8>> {
         list_raw(&alice_a.did, records::KEY_PACKAGE)
             .iter()
@@ -150,23 +152,18 @@ async fn draft_kp_deleted_after_successful_processing_and_kept_on_failure() {
     let before = refs();
     assert_eq!(before.len(), 1);
 
-    // Failure: after bob's Welcome is sent, his repository declares another identity key, so
-    // alice cannot accept his leaf (its credential names the old key) and refuses the Welcome.
+    // Failure: bob's Welcome reaches alice, but the ratchet tree it points to was stored on
+    // another delivery service, so alice cannot process it (LG-T-5). (Which identity key bob's
+    // repository declares no longer decides a join: spec/agreement.md AGREE-6.)
     bob.create_group(std::slice::from_ref(&alice_a.did))
         .await
         .unwrap();
-    let bob_dir = directory_for(&bob_a).await;
-    let other = DeviceIdentity::new_account(bob_a.did.clone());
-    bob_dir
-        .publish_declaration(
-            &other
-                .identity_key
-                .as_ref()
-                .unwrap()
-                .declare(&bob_a.did, unix_now()),
-        )
-        .await
-        .unwrap();
+    let mailbox = atmls::group::welcome_mailbox(alice.installation());
+    for item in elsewhere.fetch(&mailbox, 0, 10).await.unwrap().items {
+        net.send_welcome(&mailbox, &item.payload, &IdempotencyKey::random())
+            .await
+            .unwrap();
+    }
     let ev = alice.sync().await.unwrap();
     assert!(
         !ev.iter().any(|e| matches!(e, Event::Joined { .. })),
