@@ -493,6 +493,11 @@ impl Session<'_> {
         };
         self.inner.welcome_again = false;
         note(self.sync_welcomes(false).await, "welcomes");
+        // Leaves of joined Welcomes whose key differs from the pin are looked up before any
+        // group is read (TRUST-23), so their first messages are judged on the answer.
+        if self.inner.read(crate::storage::trust::verify_urgent)? {
+            note(self.verify_members(true).await, "member verification");
+        }
         let groups = self.inner.read(tables::groups_all)?;
         for row in groups.iter().filter(|r| r.status != GroupStatus::Left) {
             let gid = GroupId(row.group_id.clone());
@@ -576,7 +581,14 @@ impl Session<'_> {
                         self.inner.atomic(|cx| {
                             tables::group_set_status(cx.c, &gid.0, GroupStatus::Active)
                         })?;
-                        self.leave(&gid).await?;
+                        match self.leave(&gid).await {
+                            // Meanwhile made the last owner (GOV-6): the group stays active
+                            // and the user must name a successor; no sync fails for it.
+                            Err(Error::Group(GroupError::Governance(e))) => {
+                                tracing::info!(error = %e, "leave request not renewed");
+                            }
+                            r => r?,
+                        }
                     }
                 }
                 GroupStatus::Left => {}

@@ -6,7 +6,7 @@ use super::outgoing::Intent;
 use super::state::{K_CERT, K_IDENTITY};
 use super::{Client, Error, Session};
 use crate::directory::DeviceRecord;
-use crate::group::{GroupId, GroupStatus};
+use crate::group::{GroupError, GroupId, GroupStatus};
 use crate::identity::{
     succession, IdentityKeyPair, InstallationCertificate, PublicKey, Succession,
     DEFAULT_CERT_LIFETIME_SECS,
@@ -151,8 +151,20 @@ impl Session<'_> {
         self.maintain_key_packages().await?;
         let groups = self.inner.read(tables::groups_all)?;
         for row in groups.iter().filter(|r| r.status == GroupStatus::Active) {
-            self.run_commit(&GroupId(row.group_id.clone()), Intent::Update)
-                .await?;
+            let gid = GroupId(row.group_id.clone());
+            // Our account asked to leave from another device: this leaf goes with the request
+            // (and openmls refuses a commit of ours that must include it).
+            if self
+                .inner
+                .ctx_read(|cx| Ok(cx.peek(&gid, super::upkeep::own_removal_pending)?))?
+            {
+                continue;
+            }
+            match self.run_commit(&gid, Intent::Update).await {
+                // Removed meanwhile: no leaf of ours there to carry the new credential.
+                Err(Error::Group(GroupError::NotMember | GroupError::UnknownGroup)) => {}
+                r => r?,
+            }
         }
         self.inner
             .atomic(|cx| tables::account_delete(cx.c, K_RECREDENTIAL))?;

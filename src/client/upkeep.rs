@@ -97,7 +97,7 @@ pub(crate) fn rotation_due(
 }
 
 /// Whether a pending proposal removes our own leaf of `g` (our account is leaving).
-fn own_removal_pending(g: &openmls::prelude::MlsGroup) -> bool {
+pub(super) fn own_removal_pending(g: &openmls::prelude::MlsGroup) -> bool {
     let own = g.own_leaf_index();
     g.pending_proposals().any(
         |p| matches!(p.proposal(), openmls::prelude::Proposal::Remove(r) if r.removed() == own),
