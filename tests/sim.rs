@@ -1918,9 +1918,8 @@ async fn a_send_that_reads_a_leave_request_still_goes_out() {
 
 /// bob asks to leave while alice hands him the ownership: his request is stale (the epoch
 /// moved), and his next sync proposes again as the group's only owner. leave() refuses
-/// (GOV-6) and the error fails the whole sync. Fix (src/client/incoming.rs `group_chores`):
-/// a governance refusal of the re-proposed leave is not a sync failure; set the group back
-/// to active and tell the user (an event), who must name a successor.
+/// (GOV-6), and the error failed the whole sync (seed 343); a governance refusal of the
+/// re-proposed leave is no longer a sync failure.
 #[tokio::test(flavor = "current_thread")]
 async fn a_leave_overtaken_by_ownership_does_not_fail_the_sync() {
     let w = Small::new();
@@ -1933,13 +1932,11 @@ async fn a_leave_overtaken_by_ownership_does_not_fail_the_sync() {
 
 /// bob rotates his identity key (endorsed by the old one), then adds alice, who pinned his
 /// old key, to a new group and writes. alice's Welcome judges bob's leaf a mismatch and queues
-/// an urgent lookup, but the lookup runs only after an item of a group was processed: the
-/// group's first item, bob's message, is judged first and held for good (an unreadable
+/// an urgent lookup, but the lookup ran only after an item of a group was processed: the
+/// group's first item, bob's message, was judged first and held for good (an unreadable
 /// message from a contact whose key change was endorsed). In the simulation, whether another
-/// group had an item to read first decided it (seed 1490, one run in two). Fix
-/// (src/client/incoming.rs): run the urgent lookups queued by the Welcomes before the first
-/// group pass (e.g. `verify_members(true)` in `sync_all` after `sync_welcomes`, or at the
-/// start of `process_page`, not only after an item).
+/// group had an item to read first decided it (seed 1490, one run in two). The urgent lookups
+/// queued by Welcomes now run before any group is read.
 #[tokio::test(flavor = "current_thread")]
 async fn a_welcome_from_a_rotated_key_does_not_hold_the_first_message() {
     let w = Small::new();
