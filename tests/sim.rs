@@ -1889,15 +1889,13 @@ async fn readded_while_offline_reads_the_group_again() {
 }
 
 /// A send that catches up (here past a junk commit under the epoch's tag) reads a leave
-/// request on the way: openmls then refuses to encrypt while the proposal is pending, and the
-/// message is dropped with an MLS error, though the sender is a member in good standing. Fix
-/// (src/client/outbox.rs `deliver`, or `seal`): commit the pending proposals
-/// (`Intent::Pending`, as the sync's chores do) before encrypting.
+/// request on the way: openmls refuses to encrypt while a proposal is pending, and the
+/// message was dropped with an MLS error, though its sender is a member in good standing. The
+/// send now commits the pending proposals first (GROUP-9), and the message follows.
 #[tokio::test(flavor = "current_thread")]
-#[ignore = "fix pending in the send path (src/client/outbox.rs): pending proposals are not committed first"]
 async fn a_send_that_reads_a_leave_request_still_goes_out() {
     let w = Small::new();
-    let (_alice, bob, carol, g) = w.trio(Preset::AllMembers).await;
+    let (alice, bob, carol, g) = w.trio(Preset::AllMembers).await;
     let tag = {
         let (p, group, _) = RawProvider::open_group(&w.db("carol"), &g);
         epoch_tag(&group, p.crypto()).unwrap()
@@ -1914,6 +1912,36 @@ async fn a_send_that_reads_a_leave_request_still_goes_out() {
         .unwrap();
     bob.leave(&g).await.unwrap();
     carol.send_text(&g, "hi").await.unwrap();
+    assert_eq!(common::texts(&alice.sync().await.unwrap()), vec!["hi"]);
+    let members = alice.members(&g).await.unwrap();
+    assert!(!members.iter().any(|m| m.did == *bob.did()));
+}
+
+/// A device whose account asked to leave (from its other device) cannot commit its own
+/// removal, and MLS sends nothing while the request is pending: its message waits in the
+/// queue (a retryable error), no sync fails, and the queue goes once the removal is merged.
+#[tokio::test(flavor = "current_thread")]
+async fn a_message_behind_our_own_leave_request_waits() {
+    let w = Small::new();
+    let clock = Arc::new(SimClock {
+        base: Arc::new(AtomicU64::new(unix_now())),
+        skew: 0,
+    });
+    let alice = w.account("alice").await;
+    let (bob, bob2) = w.two_devices("bob", clock).await;
+    let g = alice.create_group(&[bob.did().clone()]).await.unwrap();
+    bob.sync().await.unwrap();
+    bob2.sync().await.unwrap();
+    bob.leave(&g).await.unwrap();
+    bob2.sync().await.unwrap();
+    let e = bob2.send_text(&g, "late").await.unwrap_err();
+    assert!(e.is_retryable(), "{e}");
+    assert_eq!(bob2.queued_messages(&g).await.unwrap().len(), 1);
+    bob2.sync().await.unwrap();
+    alice.sync().await.unwrap();
+    bob2.sync().await.unwrap();
+    assert!(bob2.queued_messages(&g).await.unwrap().is_empty());
+    assert!(common::texts(&alice.sync().await.unwrap()).is_empty());
 }
 
 /// bob asks to leave while alice hands him the ownership: his request is stale (the epoch

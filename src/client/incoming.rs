@@ -549,19 +549,8 @@ impl Session<'_> {
         {
             match status {
                 GroupStatus::Active => {
-                    // Read-only: no write transaction (LG-10).
-                    let has_pending = self
-                        .inner
-                        .ctx_read(|cx| Ok(cx.peek(&gid, |g| g.has_pending_proposals())?))?;
-                    if has_pending {
-                        match self.run_commit(&gid, Intent::Pending).await {
-                            // Someone else's role allows it; not ours (GOV-4).
-                            Err(Error::Group(GroupError::Governance(e))) => {
-                                tracing::debug!(error = %e, "cannot commit pending proposals");
-                            }
-                            r => r?,
-                        }
-                    }
+                    // What remains waits for a member who may commit it.
+                    self.commit_pending(&gid).await?;
                     self.answer_resyncs(&gid).await?;
                     let key = format!("needs_update:{gid}");
                     if self.inner.read(|c| tables::account_u64(c, &key))? == 1 {

@@ -93,6 +93,9 @@ enum Pumped {
     Stale,
     /// The oldest item is not encrypted and this pass does not encrypt.
     Unsealed,
+    /// The oldest item is not encrypted and proposals are pending: openmls encrypts nothing
+    /// until they are committed.
+    Proposals,
 }
 
 impl Session<'_> {
@@ -146,6 +149,16 @@ impl Session<'_> {
                 Pumped::Done(m) => return Ok(m.map(|m| *m)),
                 // (`Unsealed` only ends a pass that does not encrypt.)
                 Pumped::Stale | Pumped::Unsealed => self.sync_group(group).await?,
+                // Read on the way (e.g. a leave request): committed first (GROUP-9), unless
+                // our role does not allow it; then the queue waits for a member whose does.
+                Pumped::Proposals => {
+                    if !self.commit_pending(group).await? {
+                        return match mine {
+                            Some(_) => Err(GroupError::AwaitingCommit.into()),
+                            None => Ok(None),
+                        };
+                    }
+                }
             }
         }
         Err(Error::Conflict)
@@ -182,6 +195,7 @@ impl Session<'_> {
             let sealed = match &row.sealed {
                 Some(s) => s.clone(),
                 None if !seal_new => return Ok(Pumped::Unsealed),
+                None if self.has_pending(group)? => return Ok(Pumped::Proposals),
                 None => match self.inner.atomic(|cx| seal(cx, group, &row))? {
                     Ok(s) => s,
                     Err(e) => {

@@ -412,6 +412,29 @@ impl Session<'_> {
         }
     }
 
+    /// Whether `group` holds proposals not yet committed (read-only: no write transaction,
+    /// LG-10).
+    pub(crate) fn has_pending(&mut self, group: &GroupId) -> Result<bool, Error> {
+        self.inner
+            .ctx_read(|cx| Ok(cx.peek(group, |g| g.has_pending_proposals())?))
+    }
+
+    /// Commits the pending proposals, if any (GROUP-9). `false` when some remain: our role
+    /// does not allow the commit (GOV-4), or they remove this device (our account is leaving);
+    /// another member commits them.
+    pub(crate) async fn commit_pending(&mut self, group: &GroupId) -> Result<bool, Error> {
+        if !self.has_pending(group)? {
+            return Ok(true);
+        }
+        match self.run_commit(group, Intent::Pending).await {
+            Err(Error::Group(GroupError::Governance(e))) => {
+                tracing::debug!(error = %e, "cannot commit pending proposals");
+            }
+            r => r?,
+        }
+        Ok(!self.has_pending(group)?)
+    }
+
     /// Settles a commit left in the outbox by an interrupted operation (same idempotency key,
     /// so the transport answers as it did the first time).
     pub(crate) async fn resolve_outbox(&mut self, group: &GroupId) -> Result<(), Error> {

@@ -174,15 +174,26 @@ pub enum GroupError {
     /// (spec/governance.md).
     #[error(transparent)]
     Governance(#[from] GovernanceError),
+    /// Proposals read in this epoch (a leave request) wait for a commit this device cannot
+    /// make (its role does not allow it, GOV-4, or they remove this device), and MLS sends
+    /// nothing while they are pending: the message stays queued and goes out with a sync once
+    /// another member has committed them.
+    #[error("waiting for pending proposals to be committed")]
+    AwaitingCommit,
     /// An MLS library failure on our side.
     #[error("mls: {0}")]
     Mls(String),
 }
 
 impl GroupError {
-    /// Whether retrying can help (only credential checks that depend on the directory).
+    /// Whether retrying can help (credential checks that depend on the directory, and a
+    /// message waiting for someone else's commit).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, GroupError::Credential(e) if e.is_retryable())
+        match self {
+            GroupError::Credential(e) => e.is_retryable(),
+            GroupError::AwaitingCommit => true,
+            _ => false,
+        }
     }
 
     /// Classifies an openmls processing error (openmls's error enums are not stable API, so
