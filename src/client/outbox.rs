@@ -44,14 +44,27 @@ fn check_sendable(
     Ok(())
 }
 
-/// Encrypts a queued message in the group's current epoch (`Ok(Err)`: refused now, by a
-/// history or governance rule, or because we are no longer a member).
-fn seal(cx: &Ctx<'_>, group: &GroupId, row: &Queued) -> Result<Result<Sealed, Error>, Error> {
-    let attempt = || -> Result<Sealed, Error> {
+/// What encrypting a queued message came to.
+enum Sealing {
+    Sealed(Sealed),
+    /// Refused now, by a history or governance rule, or because we are no longer a member:
+    /// the row is gone.
+    Refused(Error),
+    /// Proposals are pending: openmls encrypts nothing until they are committed.
+    Proposals,
+}
+
+/// Encrypts a queued message in the group's current epoch.
+fn seal(cx: &Ctx<'_>, group: &GroupId, row: &Queued) -> Result<Sealing, Error> {
+    let attempt = || -> Result<Option<Sealed>, Error> {
         let content = row.content.as_deref().ok_or(GroupError::Malformed(
             "a stale proposal is not re-encrypted".into(),
         ))?;
         let mut g = active(cx, group)?;
+        if g.has_pending_proposals() {
+            cx.keep(group, g);
+            return Ok(None);
+        }
         if row.checked {
             let decoded = Content::decode(&EncodedContent::from_bytes(content)?);
             check_sendable(cx, group, &g, &decoded)?;
@@ -65,22 +78,23 @@ fn seal(cx: &Ctx<'_>, group: &GroupId, row: &Queued) -> Result<Result<Sealed, Er
         let inner = msg.tls_serialize_detached().map_err(mls)?;
         let payload = outer_seal(&g, cx.p.crypto(), &inner)?;
         cx.keep(group, g);
-        Ok(Sealed {
+        Ok(Some(Sealed {
             epoch_tag: tag.0,
             after,
             payload,
             inner,
-        })
+        }))
     };
     match attempt() {
-        Ok(s) => {
+        Ok(Some(s)) => {
             outbox::set_sealed(cx.c, row.id, &s)?;
-            Ok(Ok(s))
+            Ok(Sealing::Sealed(s))
         }
+        Ok(None) => Ok(Sealing::Proposals),
         Err(Error::Storage(e)) => Err(Error::Storage(e)),
         Err(e) => {
             outbox::delete(cx.c, row.id)?;
-            Ok(Err(e))
+            Ok(Sealing::Refused(e))
         }
     }
 }
@@ -195,10 +209,10 @@ impl Session<'_> {
             let sealed = match &row.sealed {
                 Some(s) => s.clone(),
                 None if !seal_new => return Ok(Pumped::Unsealed),
-                None if self.has_pending(group)? => return Ok(Pumped::Proposals),
                 None => match self.inner.atomic(|cx| seal(cx, group, &row))? {
-                    Ok(s) => s,
-                    Err(e) => {
+                    Sealing::Sealed(s) => s,
+                    Sealing::Proposals => return Ok(Pumped::Proposals),
+                    Sealing::Refused(e) => {
                         if Some(row.id) == mine {
                             return Err(e);
                         }

@@ -413,15 +413,20 @@ impl Session<'_> {
     }
 
     /// Whether `group` holds proposals not yet committed (read-only: no write transaction,
-    /// LG-10).
+    /// LG-10). A group we left holds none.
     pub(crate) fn has_pending(&mut self, group: &GroupId) -> Result<bool, Error> {
-        self.inner
-            .ctx_read(|cx| Ok(cx.peek(group, |g| g.has_pending_proposals())?))
+        self.inner.ctx_read(|cx| {
+            let row = tables::group_get(cx.c, &group.0)?.ok_or(GroupError::UnknownGroup)?;
+            if row.status == GroupStatus::Left {
+                return Ok(false);
+            }
+            Ok(cx.peek(group, |g| g.has_pending_proposals())?)
+        })
     }
 
     /// Commits the pending proposals, if any (GROUP-9). `false` when some remain: our role
-    /// does not allow the commit (GOV-4), or they remove this device (our account is leaving);
-    /// another member commits them.
+    /// does not allow the commit (GOV-4), or they remove this device (our account is
+    /// leaving); another member commits them.
     pub(crate) async fn commit_pending(&mut self, group: &GroupId) -> Result<bool, Error> {
         if !self.has_pending(group)? {
             return Ok(true);
@@ -430,6 +435,9 @@ impl Session<'_> {
             Err(Error::Group(GroupError::Governance(e))) => {
                 tracing::debug!(error = %e, "cannot commit pending proposals");
             }
+            // Leaving (our removal is not ours to commit), or the sync before the commit read
+            // our removal.
+            Err(Error::Group(GroupError::NotMember | GroupError::UnknownGroup)) => {}
             r => r?,
         }
         Ok(!self.has_pending(group)?)
