@@ -19,14 +19,17 @@ use atmls::identity::{
     unix_now, DeviceIdentity, Did, IdentityDeclaration, IdentityKeyPair, InstallationKeyPair,
     PublicKey,
 };
-use atmls::keypackage::{validate_record, KeyPackageError, DEFAULT_CIPHERSUITE};
+use atmls::keypackage::{
+    validate_record, KeyPackageError, DEFAULT_CIPHERSUITE, MAX_KEY_PACKAGE_LIFETIME_SECS,
+};
 use atmls::storage::Store;
 use atmls::transport::*;
 use atmls::{Client, Error};
 use common::*;
 use openmls::prelude::{
-    tls_codec::Serialize as _, Capabilities, Ciphersuite, CredentialType, Extension, ExtensionType,
-    KeyPackage, UnknownExtension,
+    tls_codec::{Deserialize as _, Serialize as _},
+    Capabilities, Ciphersuite, CredentialType, Extension, ExtensionType, KeyPackage, Lifetime,
+    UnknownExtension,
 };
 use openmls_rust_crypto::{OpenMlsRustCrypto, RustCrypto};
 use openmls_traits::OpenMlsProvider as _;
@@ -39,6 +42,17 @@ fn raw_package(
     extra: Vec<Extension>,
     last_resort: bool,
 ) -> KeyPackageRecord {
+    raw_package_dated(dev, caps, extra, last_resort, None)
+}
+
+/// [`raw_package`] with the lifetime given (`not_before`, `not_after`), or openmls's default.
+fn raw_package_dated(
+    dev: &DeviceIdentity,
+    caps: Capabilities,
+    extra: Vec<Extension>,
+    last_resort: bool,
+    lifetime: Option<(u64, u64)>,
+) -> KeyPackageRecord {
     let p = OpenMlsRustCrypto::default();
     let cs = DEFAULT_CIPHERSUITE;
     let (signer, cwk, mut ext) = atmls::keypackage::new_leaf_key(&p, dev, cs).unwrap();
@@ -48,6 +62,9 @@ fn raw_package(
     let mut b = KeyPackage::builder()
         .leaf_node_capabilities(caps)
         .leaf_node_extensions(ext);
+    if let Some((from, to)) = lifetime {
+        b = b.key_package_lifetime(Lifetime::init(from, to));
+    }
     if last_resort {
         b = b.mark_as_last_resort();
     }
@@ -198,7 +215,7 @@ async fn cred_9_key_package_lacking_a_required_capability_is_refused() {
 }
 
 #[tokio::test]
-async fn cred_9_unlisted_leaf_extension_and_last_resort_are_refused() {
+async fn cred_9_unlisted_leaf_extension_and_missing_last_resort_are_refused() {
     let w = World::new();
     let dev = silent_account(&*w.dir, "bob", 1).await.remove(0);
     let account = verified(&*w.dir, &did("bob")).await;
@@ -234,14 +251,15 @@ async fn cred_9_unlisted_leaf_extension_and_last_resort_are_refused() {
         e,
         unsupported("an extension is not listed in the leaf's capabilities")
     );
-    // A single-use one need not.
+    // Nor may a single-use one omit it: every atmls leaf lists `last_resort` (CRED-9).
     let single = raw_package(
         &dev,
         capabilities_without(Some(u16::from(ExtensionType::LastResort))),
         vec![],
         false,
     );
-    assert!(check(&single, &account).is_ok());
+    let e = check(&single, &account).unwrap_err();
+    assert_eq!(e, unsupported("the last_resort extension"));
     let lr_ok = raw_package(&dev, capabilities_without(None), vec![], true);
     assert!(check(&lr_ok, &account).unwrap().last_resort());
 }
@@ -542,4 +560,87 @@ async fn group_1_accepted_first_commit_stands_when_welcomes_wait() {
     assert!(welcomes(&*w.net, &dev).await.is_empty());
     alice.sync().await.unwrap();
     assert_eq!(welcomes(&*w.net, &dev).await.len(), 1);
+}
+
+/// RFC 9420 §7.3 on every leaf validated, not only on KeyPackages: the check `validate_leaf`
+/// runs on each leaf of a joined tree and each new leaf of a received commit (AGREE-3).
+#[tokio::test]
+async fn cred_9_every_validated_leaf_lists_its_extensions() {
+    let w = World::new();
+    let dev = silent_account(&*w.dir, "bob", 1).await.remove(0);
+    let extra = Extension::Unknown(0xF0FF, UnknownExtension(vec![1]));
+    let rec = raw_package(&dev, capabilities_without(None), vec![extra], false);
+    let kp = openmls::prelude::KeyPackageIn::tls_deserialize_exact(rec.key_package.as_slice())
+        .unwrap()
+        .validate(
+            &RustCrypto::default(),
+            openmls::prelude::ProtocolVersion::Mls10,
+        )
+        .unwrap();
+    let e = atmls::credential::validate_leaf(kp.leaf_node(), DEFAULT_CIPHERSUITE, unix_now())
+        .unwrap_err();
+    assert_eq!(
+        e,
+        CredentialError::Unsupported("an extension is not listed in the leaf's capabilities")
+    );
+    let fine = raw_package(&dev, capabilities_without(None), vec![], false);
+    let kp = openmls::prelude::KeyPackageIn::tls_deserialize_exact(fine.key_package.as_slice())
+        .unwrap()
+        .validate(
+            &RustCrypto::default(),
+            openmls::prelude::ProtocolVersion::Mls10,
+        )
+        .unwrap();
+    assert!(
+        atmls::credential::validate_leaf(kp.leaf_node(), DEFAULT_CIPHERSUITE, unix_now()).is_ok()
+    );
+}
+
+/// KP-4: outside its lifetime is `Expired`, whichever clock noticed first (openmls reads the
+/// system clock while parsing, the adder its own); valid for longer than 90 days is
+/// `LifetimeTooLong`, however current.
+#[tokio::test]
+async fn kp_4_expired_and_overlong_packages_are_refused_as_such() {
+    let w = World::new();
+    let dev = silent_account(&*w.dir, "bob", 1).await.remove(0);
+    let account = verified(&*w.dir, &did("bob")).await;
+    let now = unix_now();
+    let dated = |from, to| {
+        raw_package_dated(
+            &dev,
+            capabilities_without(None),
+            vec![],
+            false,
+            Some((from, to)),
+        )
+    };
+    // Expired by the system clock (openmls) and by ours.
+    let old = dated(now - 40 * 86_400, now - 86_400);
+    assert_eq!(check(&old, &account).unwrap_err(), KeyPackageError::Expired);
+    // Not valid yet.
+    let early = dated(now + 86_400, now + 10 * 86_400);
+    assert_eq!(
+        check(&early, &account).unwrap_err(),
+        KeyPackageError::Expired
+    );
+    // Current by the system clock, expired by the adder's.
+    let soon = dated(now - 3600, now + 3600);
+    let later = validate_record(
+        &soon,
+        &account,
+        &RustCrypto::default(),
+        DEFAULT_CIPHERSUITE,
+        now + 7200,
+    );
+    assert_eq!(later.unwrap_err(), KeyPackageError::Expired);
+    // A hundred years.
+    let forever = dated(now - 3600, now + 100 * 365 * 86_400);
+    assert!(matches!(
+        check(&forever, &account).unwrap_err(),
+        KeyPackageError::LifetimeTooLong(s) if s > MAX_KEY_PACKAGE_LIFETIME_SECS
+    ));
+    // Exactly the maximum is accepted.
+    let max = dated(now - 3600, now - 3600 + MAX_KEY_PACKAGE_LIFETIME_SECS);
+    assert!(check(&max, &account).is_ok());
+    assert!(!KeyPackageError::LifetimeTooLong(1).is_retryable());
 }

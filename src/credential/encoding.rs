@@ -78,6 +78,10 @@ impl AtmlsIdentity {
         if w.identity_key_scheme != ED25519 {
             return Err(CredentialError::Malformed("identity key scheme"));
         }
+        // Keys of another length are a malformed encoding, not a bad key (CRED-1).
+        if w.identity_key.as_slice().len() != 32 || w.installation_key.as_slice().len() != 32 {
+            return Err(CredentialError::Malformed("key length"));
+        }
         let did = std::str::from_utf8(w.did.as_slice())
             .map_err(|_| CredentialError::Malformed("DID is not UTF-8"))?;
         let did = Did::new(did)?;
@@ -165,6 +169,21 @@ mod tests {
         AtmlsIdentity {
             certificate: d.certificate,
         }
+    }
+
+    /// RFC 9420 §2.1.2: a vector length takes the fewest bytes; a longer prefix is refused.
+    #[test]
+    fn cred_1_non_minimal_length_prefix_is_refused() {
+        let bytes = identity().to_bytes();
+        // bytes[1] is the DID's one-byte length (< 64); re-encode it on two bytes.
+        let len = bytes[1];
+        assert!(len < 64);
+        let mut long = vec![bytes[0], 0x40, len];
+        long.extend_from_slice(&bytes[2..]);
+        assert_eq!(
+            AtmlsIdentity::from_bytes(&long),
+            Err(CredentialError::Malformed("identity encoding"))
+        );
     }
 
     #[test]
@@ -304,6 +323,9 @@ mod tests {
         }
         .tls_serialize_detached()
         .unwrap();
-        assert!(AtmlsIdentity::from_bytes(&bytes).is_err());
+        assert_eq!(
+            AtmlsIdentity::from_bytes(&bytes),
+            Err(CredentialError::Malformed("key length"))
+        );
     }
 }

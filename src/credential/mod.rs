@@ -9,6 +9,7 @@ mod verdicts;
 
 pub use encoding::{AtmlsIdentity, LeafProof, IDENTITY_VERSION, LEAF_PROOF_EXTENSION};
 pub use validate::{check_identity_unchanged, validate_leaf, LeafIdentity};
+pub(crate) use validate::{check_listed_extensions, is_default_extension, UNLISTED_EXTENSION};
 pub(crate) use verdicts::{AgreedLeaf, VerdictCache};
 
 use crate::identity::{Did, IdentityError};

@@ -1,6 +1,6 @@
 //! The leaf validator (spec/credential.md CRED-1 … CRED-8).
 
-use openmls::prelude::{Ciphersuite, Credential, LeafNode};
+use openmls::prelude::{Ciphersuite, Credential, ExtensionType, LeafNode};
 
 use super::{AtmlsIdentity, CredentialError, LeafProof, LEAF_PROOF_EXTENSION};
 use crate::identity::{Did, LeafProofTbsPub, PublicKey};
@@ -36,8 +36,39 @@ impl LeafIdentity {
     }
 }
 
+/// CRED-9's reason for a leaf carrying an extension its capabilities do not list.
+pub(crate) const UNLISTED_EXTENSION: &str = "an extension is not listed in the leaf's capabilities";
+
+/// Extension types a leaf supports without listing them (RFC 9420 §7.2).
+pub(crate) fn is_default_extension(t: ExtensionType) -> bool {
+    matches!(
+        t,
+        ExtensionType::ApplicationId
+            | ExtensionType::RatchetTree
+            | ExtensionType::RequiredCapabilities
+            | ExtensionType::ExternalPub
+            | ExtensionType::ExternalSenders
+    )
+}
+
+/// RFC 9420 §7.3 (CRED-9): every extension the leaf carries is listed in its capabilities,
+/// unless it is a default one. A pure function of the leaf, so an agreement check (AGREE-3).
+pub(crate) fn check_listed_extensions(leaf: &LeafNode) -> Result<(), CredentialError> {
+    let caps = leaf.capabilities().extensions();
+    let unlisted = leaf
+        .extensions()
+        .iter()
+        .map(|e| e.extension_type())
+        .any(|t| !is_default_extension(t) && !caps.contains(&t));
+    match unlisted {
+        true => Err(CredentialError::Unsupported(UNLISTED_EXTENSION)),
+        false => Ok(()),
+    }
+}
+
 /// Runs CRED-1 … CRED-6 on one leaf: identity decodes, certificate verifies and is current,
-/// the installation signed this leaf's signature key, and that key is a fresh one.
+/// the installation signed this leaf's signature key, and that key is a fresh one; and the
+/// leaf lists every extension it carries (RFC 9420 §7.3, part of CRED-9).
 pub fn validate_leaf(
     leaf: &LeafNode,
     ciphersuite: Ciphersuite,
@@ -56,6 +87,7 @@ pub(crate) fn validate_leaf_window(
     sigs: Option<&crate::identity::VerifiedSignatures>,
 ) -> Result<(LeafIdentity, u64, u64), CredentialError> {
     let identity = AtmlsIdentity::from_credential(leaf.credential())?;
+    check_listed_extensions(leaf)?;
     let cert = identity.certificate;
     match now {
         Some(now) => cert.verify_with(now, sigs)?,

@@ -10,6 +10,7 @@ use openmls::prelude::{
 use openmls_basic_credential::SignatureKeyPair;
 use openmls_traits::{crypto::OpenMlsCrypto, OpenMlsProvider};
 
+use crate::credential::{is_default_extension, UNLISTED_EXTENSION};
 use crate::credential::{
     validate_leaf, AtmlsIdentity, CredentialError, LeafProof, LEAF_PROOF_EXTENSION,
 };
@@ -24,6 +25,11 @@ pub const DEFAULT_CIPHERSUITE: Ciphersuite =
 /// Largest serialized KeyPackage we parse (bounds work on hostile records).
 pub const MAX_KEY_PACKAGE_LEN: usize = 16 * 1024;
 
+/// Longest KeyPackage lifetime (`not_after - not_before`) an adder accepts (KP-4): 90 days.
+/// RFC 9420 §10 asks applications to bound it, so that a key published once does not stay
+/// addable for years; our own packages live 28 days plus an hour's margin.
+pub const MAX_KEY_PACKAGE_LIFETIME_SECS: u64 = 90 * 24 * 3600;
+
 /// How many KeyPackages a device keeps published, and for how long.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyPackagePolicy {
@@ -31,7 +37,8 @@ pub struct KeyPackagePolicy {
     pub single_use: usize,
     /// Replenish to `single_use` when fewer than this remain.
     pub replenish_below: usize,
-    /// Lifetime of each KeyPackage, in seconds.
+    /// Lifetime of each KeyPackage, in seconds; at most [`MAX_KEY_PACKAGE_LIFETIME_SECS`]
+    /// less an hour (the margin before `now`), to which a longer one is shortened.
     pub lifetime_secs: u64,
 }
 
@@ -61,6 +68,9 @@ pub enum KeyPackageError {
     /// KP-4: outside its lifetime.
     #[error("KeyPackage expired or not yet valid")]
     Expired,
+    /// KP-4: valid for longer than [`MAX_KEY_PACKAGE_LIFETIME_SECS`].
+    #[error("KeyPackage lifetime of {0} s is longer than allowed")]
+    LifetimeTooLong(u64),
     /// KP-5: another ciphersuite than the group's.
     #[error("KeyPackage ciphersuite {0:#06x} is not the group's")]
     WrongCiphersuite(u16),
@@ -78,6 +88,7 @@ impl KeyPackageError {
             KeyPackageError::Malformed(_)
             | KeyPackageError::RecordMismatch(_)
             | KeyPackageError::Expired
+            | KeyPackageError::LifetimeTooLong(_)
             | KeyPackageError::WrongCiphersuite(_)
             | KeyPackageError::Create(_) => false,
         }
@@ -159,6 +170,8 @@ pub(crate) fn generate<P: OpenMlsProvider>(
     lifetime_secs: u64,
     now: u64,
 ) -> Result<KeyPackageRecord, KeyPackageError> {
+    // Longer would be refused by every adder (KP-4).
+    let lifetime_secs = lifetime_secs.min(MAX_KEY_PACKAGE_LIFETIME_SECS - LIFETIME_MARGIN_SECS);
     let (signer, cwk, ext) = new_leaf_key(provider, device, cs)?;
     let mut b = KeyPackage::builder()
         .key_package_lifetime(Lifetime::init(
@@ -192,21 +205,6 @@ pub(crate) fn generate<P: OpenMlsProvider>(
         created: now,
         expires: kp.life_time().not_after(),
     })
-}
-
-/// CRED-9's reason for a leaf carrying an extension its capabilities do not list.
-const UNLISTED_EXTENSION: &str = "an extension is not listed in the leaf's capabilities";
-
-/// Extension types a leaf supports without listing them (RFC 9420 §7.2).
-fn is_default_extension(t: ExtensionType) -> bool {
-    matches!(
-        t,
-        ExtensionType::ApplicationId
-            | ExtensionType::RatchetTree
-            | ExtensionType::RequiredCapabilities
-            | ExtensionType::ExternalPub
-            | ExtensionType::ExternalSenders
-    )
 }
 
 /// Proposal types a leaf supports without listing them (RFC 9420 §7.2).
@@ -259,17 +257,11 @@ pub(crate) fn check_capabilities(kp: &KeyPackage, cs: Ciphersuite) -> Result<(),
     {
         return Err(CredentialError::Unsupported("Basic credentials"));
     }
-    if leaf
-        .extensions()
-        .iter()
-        .map(|e| e.extension_type())
-        .any(|t| lacks(&t))
-    {
-        return Err(CredentialError::Unsupported(UNLISTED_EXTENSION));
-    }
-    // openmls already refuses such a package (KP-1, mapped above); kept for the rule's sake.
-    if kp.last_resort() && !caps.extensions().contains(&ExtensionType::LastResort) {
-        return Err(CredentialError::Unsupported(UNLISTED_EXTENSION));
+    crate::credential::check_listed_extensions(leaf)?;
+    // Every atmls leaf lists `last_resort`, single-use packages included (CRED-9): one
+    // capabilities list for all of a device's packages.
+    if !caps.extensions().contains(&ExtensionType::LastResort) {
+        return Err(CredentialError::Unsupported("the last_resort extension"));
     }
     Ok(())
 }
@@ -289,8 +281,9 @@ pub fn validate_record(
     }
     let kp_in = KeyPackageIn::tls_deserialize_exact(record.key_package.as_slice())
         .map_err(|e| KeyPackageError::Malformed(e.to_string()))?;
+    // The lifetime is KP-4's, on the adder's clock (`now`), not openmls's system clock.
     let kp = kp_in
-        .validate(crypto, ProtocolVersion::Mls10)
+        .validate_received(crypto, ProtocolVersion::Mls10)
         .map_err(|e| match e {
             // A KeyPackage extension (e.g. `last_resort`) its leaf does not list (CRED-9).
             KeyPackageVerifyError::UnsupportedExtension => {
@@ -307,6 +300,10 @@ pub fn validate_record(
     }
     check_capabilities(&kp, cs)?;
     let lt = kp.life_time();
+    let span = lt.not_after().saturating_sub(lt.not_before());
+    if span > MAX_KEY_PACKAGE_LIFETIME_SECS {
+        return Err(KeyPackageError::LifetimeTooLong(span));
+    }
     if now < lt.not_before() || now >= lt.not_after() {
         return Err(KeyPackageError::Expired);
     }

@@ -142,8 +142,9 @@ impl KeyPackageIn {
     }
 
     /// [`Self::validate`] without the lifetime, for a KeyPackage received inside a commit
-    /// (atmls AG-P1): whether a commit is valid must not depend on the receiver's clock.
-    pub(crate) fn validate_received(
+    /// (atmls AG-P1): whether a commit is valid must not depend on the receiver's clock. An
+    /// adder uses it too and checks the lifetime against its own clock, not the system's.
+    pub fn validate_received(
         self,
         crypto: &impl OpenMlsCrypto,
         protocol_version: ProtocolVersion,
