@@ -252,7 +252,11 @@ async fn d_core_2_epochs_move_by_commits_not_by_proposals() {
     assert!(ev
         .iter()
         .any(|e| matches!(e, Event::LeaveRequested { did, .. } if did == carol.did())));
-    assert_eq!(bob.epoch_fingerprint(&g).await.unwrap().0, 1, "proposal only");
+    assert_eq!(
+        bob.epoch_fingerprint(&g).await.unwrap().0,
+        1,
+        "proposal only"
+    );
     alice.sync().await.unwrap(); // commits the pending removal
     bob.sync().await.unwrap();
     assert_eq!(bob.epoch_fingerprint(&g).await.unwrap().0, 2);
@@ -510,8 +514,12 @@ async fn d_sec_6_recipients_of_one_welcome_share_its_group_info_bytes() {
         .create_group(&[bob.did().clone(), carol.did().clone()])
         .await
         .unwrap();
-    let bp = welcome_items(w.net.as_ref(), bob.installation()).await[0].payload.clone();
-    let cp = welcome_items(w.net.as_ref(), carol.installation()).await[0].payload.clone();
+    let bp = welcome_items(w.net.as_ref(), bob.installation()).await[0]
+        .payload
+        .clone();
+    let cp = welcome_items(w.net.as_ref(), carol.installation()).await[0]
+        .payload
+        .clone();
     let (b, c) = (welcome_of(&bp), welcome_of(&cp));
     assert_eq!((b.secrets().len(), c.secrets().len()), (1, 1));
     assert_ne!(b.secrets()[0].new_member(), c.secrets()[0].new_member());

@@ -100,7 +100,9 @@ async fn d_wel_4_no_welcome_before_the_commit_is_stored() {
     assert!(alice.add_members(&g, &[carol.did().clone()]).await.is_err());
     assert!(alice.sync().await.is_err() || alice.members(&g).await.unwrap().len() == 2);
     assert_eq!(net.welcomes.load(Ordering::SeqCst), sent);
-    assert!(welcome_items(w.net.as_ref(), carol.installation()).await.is_empty());
+    assert!(welcome_items(w.net.as_ref(), carol.installation())
+        .await
+        .is_empty());
     net.down.store(false, Ordering::SeqCst);
     alice.sync().await.unwrap();
     let seen = net.seen();
