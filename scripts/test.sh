@@ -19,6 +19,11 @@ trap 'scripts/postgres.sh stop' EXIT
 
 echo "== cargo test --all-features (unit, scenario, negative and doc tests)"
 cargo test --all-features
+# The RFC 9420 test vectors (vendor/rfc9420-vectors) through openmls's own known-answer tests,
+# built from the patched crate; the passive-client ones also run through atmls's storage in
+# tests/rfc9420_passive_client.rs, above.
+echo "== scripts/rfc9420-vectors.sh (RFC 9420 test vectors, openmls KATs on the patched openmls)"
+bash scripts/rfc9420-vectors.sh
 # A 10,000-member group (spec/large-groups.md), in release mode: in a debug build it would take
 # most of an hour. No timing assertions; the benchmark measures (benches/large_group.rs).
 echo "== cargo test --release --all-features --test large_group_10k"
