@@ -27,7 +27,7 @@ use draft_support::*;
 async fn d_wel_1_the_committer_sends_the_welcome() {
     let w = World::new();
     let dir = tempfile::tempdir().unwrap();
-    let (alice, _, bob, g) = pair(&w, dir.path()).await;
+    let (_alice, _, bob, g) = pair(&w, dir.path()).await;
     let (carol, _) = w.account("carol").await;
     bob.add_members(&g, &[carol.did().clone()]).await.unwrap();
     let commit = group_items(&w, &g).await.pop().unwrap();
@@ -39,7 +39,6 @@ async fn d_wel_1_the_committer_sends_the_welcome() {
     assert!(ev
         .iter()
         .any(|e| matches!(e, Event::Joined { by, .. } if by == bob.did())));
-    assert_ne!(bob.did(), alice.did());
 }
 
 /// D-WEL-2: "This Welcome Message is sent to the user as via the Delivery Service to the
@@ -98,7 +97,8 @@ async fn d_wel_4_no_welcome_before_the_commit_is_stored() {
     let sent = net.welcomes.load(Ordering::SeqCst);
     net.down.store(true, Ordering::SeqCst);
     assert!(alice.add_members(&g, &[carol.did().clone()]).await.is_err());
-    assert!(alice.sync().await.is_err() || alice.members(&g).await.unwrap().len() == 2);
+    let _ = alice.sync().await; // cannot resubmit the staged commit either
+    assert_eq!(alice.members(&g).await.unwrap().len(), 2);
     assert_eq!(net.welcomes.load(Ordering::SeqCst), sent);
     assert!(welcome_items(w.net.as_ref(), carol.installation())
         .await
@@ -169,7 +169,8 @@ async fn d_snd_1_proposals_commits_and_messages_share_the_group_mailbox() {
     assert!(all
         .iter()
         .all(|i| i.payload[0] == 1 && (i.payload.len() - 29) % 256 == 0));
-    assert_eq!(bob.sync().await.unwrap().len() >= 1, true);
+    let ev = bob.sync().await.unwrap();
+    assert!(ev.iter().any(|e| matches!(e, Event::MembersRemoved { .. })));
     assert_eq!(bob.members(&g).await.unwrap().len(), 2);
 }
 
