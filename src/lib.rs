@@ -18,6 +18,9 @@ pub mod credential;
 pub mod directory;
 #[cfg(any(feature = "ds-client", feature = "ds-server"))]
 pub mod ds;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod group;
 pub mod identity;
 pub mod keypackage;

@@ -29,6 +29,11 @@ pub use invites::{InviteId, InviteRecord, InviteState, INVITES_EXTENSION, MAX_IN
 pub use metadata::{
     Avatar, GroupMetadata, MAX_DESCRIPTION, MAX_NAME, MAX_PINNED, METADATA_EXTENSION,
 };
+#[cfg(feature = "fuzzing")]
+pub(crate) use outer::{
+    decode_hint, encode_hint, open_with as outer_open_with, seal_plain as outer_seal_plain,
+    split_hint, MAX_HINT_DIDS,
+};
 pub(crate) use outer::{open as outer_open, seal as outer_seal};
 pub use outer::{seal as seal_for_transport, seal_hinted as seal_for_transport_with_hint};
 pub(crate) use resync::{open as resync_open, seal as resync_seal};

@@ -56,15 +56,19 @@ pub fn seal_hinted(
     plain.extend_from_slice(mls);
     plain.extend_from_slice(&hint);
     plain.resize(padded, 0);
+    seal_plain(crypto, &key(group, crypto)?, &plain)
+}
+
+/// `VERSION ‖ nonce ‖ ChaCha20-Poly1305(key, plain)`: the framing of [`seal_hinted`], apart
+/// from the group so that the fuzz targets can seal any plaintext under a fixed key.
+pub(crate) fn seal_plain(
+    crypto: &impl OpenMlsCrypto,
+    key: &[u8],
+    plain: &[u8],
+) -> Result<Vec<u8>, GroupError> {
     let nonce: [u8; NONCE_LEN] = rand::random();
     let ct = crypto
-        .aead_encrypt(
-            AeadType::ChaCha20Poly1305,
-            &key(group, crypto)?,
-            &plain,
-            &nonce,
-            AAD,
-        )
+        .aead_encrypt(AeadType::ChaCha20Poly1305, key, plain, &nonce, AAD)
         .map_err(|e| GroupError::Mls(format!("outer seal: {e:?}")))?;
     let mut out = Vec::with_capacity(1 + NONCE_LEN + ct.len());
     out.push(VERSION);
@@ -89,6 +93,16 @@ pub(crate) fn open(
     crypto: &impl OpenMlsCrypto,
     sealed: &[u8],
 ) -> Result<Opened, GroupError> {
+    open_with(crypto, || key(group, crypto), sealed)
+}
+
+/// [`open`] with the epoch key from `key`, asked for only once the framing checks pass (the
+/// fuzz targets open under a fixed key).
+pub(crate) fn open_with(
+    crypto: &impl OpenMlsCrypto,
+    key: impl FnOnce() -> Result<Vec<u8>, GroupError>,
+    sealed: &[u8],
+) -> Result<Opened, GroupError> {
     let bad = |why: &str| GroupError::Undecryptable(format!("outer layer: {why}"));
     let (&version, rest) = sealed.split_first().ok_or_else(|| bad("empty"))?;
     if version != VERSION {
@@ -99,13 +113,7 @@ pub(crate) fn open(
     }
     let (nonce, ct) = rest.split_at(NONCE_LEN);
     let plain = crypto
-        .aead_decrypt(
-            AeadType::ChaCha20Poly1305,
-            &key(group, crypto)?,
-            ct,
-            nonce,
-            AAD,
-        )
+        .aead_decrypt(AeadType::ChaCha20Poly1305, &key()?, ct, nonce, AAD)
         .map_err(|_| bad("authentication failed"))?;
     let (len, body) = plain.split_at_checked(4).ok_or_else(|| bad("short"))?;
     let len = u32::from_be_bytes(len.try_into().map_err(|_| bad("short"))?) as usize;
@@ -120,7 +128,7 @@ pub(crate) fn open(
 /// `uint16(len(list)) ‖ list`, the list being `uint16(len(did)) ‖ did` for each account;
 /// empty (all padding) when there is nothing to name. Accounts that do not fit in 64 KiB or
 /// beyond [`MAX_HINT_DIDS`] are left out.
-fn encode_hint(adds: &[Did]) -> Vec<u8> {
+pub(crate) fn encode_hint(adds: &[Did]) -> Vec<u8> {
     let mut list = Vec::new();
     for did in adds.iter().take(MAX_HINT_DIDS) {
         let d = did.as_str().as_bytes();
@@ -145,7 +153,7 @@ fn encode_hint(adds: &[Did]) -> Vec<u8> {
 
 /// Splits what follows the MLS message into the hint's list and the padding; `None` if the
 /// length runs past the end. Fewer than two bytes, or a zero length, is no hint.
-fn split_hint(rest: &[u8]) -> Option<(&[u8], &[u8])> {
+pub(crate) fn split_hint(rest: &[u8]) -> Option<(&[u8], &[u8])> {
     let Some((n, tail)) = rest.split_first_chunk::<2>() else {
         return Some((&[], rest));
     };
@@ -154,8 +162,8 @@ fn split_hint(rest: &[u8]) -> Option<(&[u8], &[u8])> {
 
 /// The accounts in a hint's list. A list that does not parse, or names an invalid DID, counts
 /// as no hint at all (it is the sender's word; nothing depends on it).
-#[cfg(test)]
-fn decode_hint(mut list: &[u8]) -> Vec<Did> {
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn decode_hint(mut list: &[u8]) -> Vec<Did> {
     let mut out = Vec::new();
     while !list.is_empty() && out.len() < MAX_HINT_DIDS {
         let Some((n, tail)) = list.split_first_chunk::<2>() else {

@@ -16,6 +16,8 @@ pub use keys::{
     InstallationKeyPair, PublicKey, DEFAULT_CERT_LIFETIME_SECS,
 };
 pub use recovery::RECOVERY_MEMORY_KIB;
+#[cfg(feature = "fuzzing")]
+pub(crate) use recovery::{cost_allowed, seal_with_key as recovery_seal_with_key, RecoveryBlob};
 pub use revocation::DeviceRevocation;
 pub use succession::{succession, Endorsement, Succession, MAX_ENDORSEMENTS};
 pub(crate) use verified::VerifiedSignatures;

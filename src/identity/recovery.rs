@@ -91,6 +91,25 @@ impl IdentityKeyPair {
         did: &Did,
         passphrase: &str,
     ) -> Result<IdentityKeyPair, IdentityError> {
+        let parts = RecoveryBlob::parse(blob)?;
+        let k = derive(passphrase, parts.salt, parts.m_kib, parts.t)?;
+        parts.open(&k, did)
+    }
+}
+
+/// The fields of an exported blob, checked for framing and cost before any work.
+pub(crate) struct RecoveryBlob<'a> {
+    header: &'a [u8],
+    pub(crate) m_kib: u32,
+    pub(crate) t: u32,
+    salt: &'a [u8],
+    nonce: &'a [u8],
+    ct: &'a [u8],
+}
+
+impl<'a> RecoveryBlob<'a> {
+    /// Splits `blob` (untrusted) into its fields.
+    pub(crate) fn parse(blob: &'a [u8]) -> Result<Self, IdentityError> {
         if blob.len() != BLOB_LEN || !blob.starts_with(MAGIC) {
             return Err(IdentityError::Malformed("recovery blob"));
         }
@@ -109,20 +128,67 @@ impl IdentityKeyPair {
         let nonce = header
             .get(32..44)
             .ok_or(IdentityError::Malformed("recovery blob"))?;
-        let k = derive(passphrase, salt, m_kib, t)?;
+        Ok(RecoveryBlob {
+            header,
+            m_kib,
+            t,
+            salt,
+            nonce,
+            ct,
+        })
+    }
+
+    /// Decrypts the key under `k` (derived from the passphrase) for `did`.
+    pub(crate) fn open(&self, k: &[u8; 32], did: &Did) -> Result<IdentityKeyPair, IdentityError> {
         let secret = Zeroizing::new(
             ChaCha20Poly1305::new(Key::from_slice(&k[..]))
                 .decrypt(
-                    Nonce::from_slice(nonce),
+                    Nonce::from_slice(self.nonce),
                     Payload {
-                        msg: ct,
-                        aad: &aad(did, header),
+                        msg: self.ct,
+                        aad: &aad(did, self.header),
                     },
                 )
                 .map_err(|_| IdentityError::BadSignature("recovery passphrase or data"))?,
         );
         IdentityKeyPair::from_secret_bytes(&secret)
     }
+}
+
+/// The checks [`derive`] makes on a blob's cost parameters, for the fuzz target (which skips
+/// the Argon2id work itself: up to 1 GiB and ten passes by design).
+#[cfg(feature = "fuzzing")]
+pub(crate) fn cost_allowed(m_kib: u32, t: u32) -> bool {
+    (MIN_MEMORY_KIB..=MAX_MEMORY_KIB).contains(&m_kib) && (2..=MAX_PASSES).contains(&t)
+}
+
+/// Seals a secret as [`IdentityKeyPair::export_encrypted`] does, under a given key and cost
+/// words (the fuzz seeds; no Argon2id).
+#[cfg(feature = "fuzzing")]
+pub(crate) fn seal_with_key(
+    k: &[u8; 32],
+    did: &Did,
+    m_kib: u32,
+    t: u32,
+    secret: &[u8],
+) -> Option<Vec<u8>> {
+    let mut header = Vec::with_capacity(HEADER_LEN);
+    header.extend_from_slice(MAGIC);
+    header.extend_from_slice(&m_kib.to_be_bytes());
+    header.extend_from_slice(&t.to_be_bytes());
+    header.extend_from_slice(&[7; 16]);
+    header.extend_from_slice(&[9; 12]);
+    let ct = ChaCha20Poly1305::new(Key::from_slice(&k[..]))
+        .encrypt(
+            Nonce::from_slice(&[9; 12]),
+            Payload {
+                msg: secret,
+                aad: &aad(did, &header),
+            },
+        )
+        .ok()?;
+    header.extend_from_slice(&ct);
+    Some(header)
 }
 
 #[cfg(test)]

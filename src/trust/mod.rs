@@ -10,6 +10,8 @@ mod pairing;
 mod safety;
 
 pub(crate) use pairing::{find_request, respond, SecretChannel};
+#[cfg(feature = "fuzzing")]
+pub(crate) use pairing::{request_key, response_certificate};
 pub use pairing::{PairingCode, PendingLink};
 pub use safety::SafetyNumber;
 

@@ -238,20 +238,40 @@ impl PendingLink {
             let Some(body) = self.code.open(KIND_RESPONSE, &item.payload) else {
                 continue;
             };
-            let Ok(cert) = serde_json::from_slice::<InstallationCertificate>(&body) else {
+            let installation = self.installation.public();
+            let Some(cert) = response_certificate(&body, &self.did, &installation, unix_now())
+            else {
                 continue;
             };
-            if cert.did != self.did || cert.installation_key != self.installation.public() {
-                continue;
-            }
-            if cert.verify(unix_now()).is_err() {
-                continue;
-            }
             return DeviceIdentity::linked(self.installation, cert)
                 .map_err(|_| TrustError::LinkRefused("certificate"));
         }
         Err(TrustError::LinkPending)
     }
+}
+
+/// Reads an approval (untrusted): the certificate for `installation` of `did`, valid at `now`.
+pub(crate) fn response_certificate(
+    body: &[u8],
+    did: &Did,
+    installation: &PublicKey,
+    now: u64,
+) -> Option<InstallationCertificate> {
+    let cert = serde_json::from_slice::<InstallationCertificate>(body).ok()?;
+    if cert.did != *did || cert.installation_key != *installation {
+        return None;
+    }
+    cert.verify(now).ok()?;
+    Some(cert)
+}
+
+/// Reads a link request (untrusted): the installation key asking to join `did`.
+pub(crate) fn request_key(body: &[u8], did: &Did) -> Option<PublicKey> {
+    let (key, rest) = body.split_at(body.len().min(32));
+    if rest != did.as_str().as_bytes() {
+        return None;
+    }
+    PublicKey::from_slice(key, "installation").ok()
 }
 
 /// The approving side: finds the request posted under `code` for `did`.
@@ -268,11 +288,7 @@ pub(crate) async fn find_request(
         let Some(body) = code.open(KIND_REQUEST, &item.payload) else {
             continue;
         };
-        let (key, rest) = body.split_at(body.len().min(32));
-        if rest != did.as_str().as_bytes() {
-            continue;
-        }
-        if let Ok(k) = PublicKey::from_slice(key, "installation") {
+        if let Some(k) = request_key(&body, did) {
             return Ok(k);
         }
     }

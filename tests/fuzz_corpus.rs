@@ -1,0 +1,111 @@
+//! Replays the fuzz corpora under `cargo test` (feature `fuzzing`): every file of
+//! `fuzz/corpus/<target>/` and `fuzz/regressions/<target>/`, and every seed the real encoders
+//! make, through the function the libFuzzer target calls (`atmls::fuzzing`). Each must return
+//! without panicking: a panic is a broken invariant (a crash, a non-canonical decoding, a
+//! round trip that differs). The long runs are `scripts/fuzz.sh <target> <seconds>`.
+//!
+//! `ATMLS_FUZZ_WRITE_SEEDS=1` also writes the seeds to `fuzz/corpus/<target>/`.
+
+use std::path::{Path, PathBuf};
+
+use atmls::fuzzing::{seeds, target, TARGETS};
+
+fn fuzz_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")
+}
+
+/// The files of `dir`, sorted; none when it does not exist.
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<PathBuf> = rd
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
+    out.sort();
+    out
+}
+
+/// A file name from the content, as libFuzzer names corpus files (SHA-1 there; any stable
+/// digest does here).
+fn name_of(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(&Sha256::digest(bytes)[..20])
+}
+
+#[test]
+fn every_target_has_a_fuzz_binary_and_a_corpus() {
+    let manifest = std::fs::read_to_string(fuzz_dir().join("Cargo.toml")).unwrap();
+    for (name, _) in TARGETS {
+        assert!(
+            manifest.contains(&format!("name = \"{name}\"")),
+            "fuzz/Cargo.toml has no [[bin]] {name}"
+        );
+        let src = fuzz_dir().join("fuzz_targets").join(format!("{name}.rs"));
+        let text = std::fs::read_to_string(&src).unwrap_or_default();
+        assert!(
+            text.contains(&format!("atmls::fuzzing::run(\"{name}\", data)")),
+            "{} does not call target {name}",
+            src.display()
+        );
+        assert!(
+            !files(&fuzz_dir().join("corpus").join(name)).is_empty(),
+            "fuzz/corpus/{name} is empty (ATMLS_FUZZ_WRITE_SEEDS=1 cargo test --features fuzzing --test fuzz_corpus)"
+        );
+    }
+}
+
+#[test]
+fn every_fuzz_binary_is_a_target() {
+    for file in files(&fuzz_dir().join("fuzz_targets")) {
+        let name = file
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default();
+        assert!(
+            target(name).is_some(),
+            "fuzz target {name} is not in atmls::fuzzing::TARGETS"
+        );
+    }
+}
+
+#[test]
+fn seeds_replay_and_cover_every_target() {
+    let write = std::env::var_os("ATMLS_FUZZ_WRITE_SEEDS").is_some();
+    let all = seeds();
+    for (name, _) in TARGETS {
+        assert!(
+            all.iter().any(|(n, s)| n == name && !s.is_empty()),
+            "no seed for {name}"
+        );
+    }
+    for (name, inputs) in all {
+        let run = target(name).unwrap_or_else(|| panic!("seed for unknown target {name}"));
+        let dir = fuzz_dir().join("corpus").join(name);
+        for input in inputs {
+            run(&input);
+            if write {
+                std::fs::create_dir_all(&dir).unwrap();
+                std::fs::write(dir.join(name_of(&input)), &input).unwrap();
+            }
+        }
+    }
+}
+
+#[test]
+fn corpus_and_regressions_replay() {
+    let mut replayed = 0;
+    for (name, run) in TARGETS {
+        for kind in ["corpus", "regressions"] {
+            for file in files(&fuzz_dir().join(kind).join(name)) {
+                let input = std::fs::read(&file).unwrap();
+                // The file's name is in the panic message's backtrace context.
+                eprintln!("{}", file.display());
+                run(&input);
+                replayed += 1;
+            }
+        }
+    }
+    assert!(replayed >= TARGETS.len(), "only {replayed} files replayed");
+}
