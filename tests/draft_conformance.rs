@@ -14,7 +14,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use atmls::credential::AtmlsIdentity;
-use atmls::group::{mailbox_for, welcome_mailbox, GroupKind};
+use atmls::group::{mailbox_for, GroupKind};
 use atmls::identity::Did;
 use atmls::storage::Store;
 use atmls::trust::TrustError;

@@ -62,7 +62,10 @@ async fn d_kp_1_a_device_publishes_key_packages_before_it_can_be_added() {
         display_name: None,
     };
     w.dir.publish_device(&record).await.unwrap();
-    let e = alice.create_group(&[silent.clone()]).await.unwrap_err();
+    let e = alice
+        .create_group(std::slice::from_ref(&silent))
+        .await
+        .unwrap_err();
     assert!(
         matches!(e, atmls::Error::NoKeyPackages(ref d) if *d == silent),
         "{e:?}"
