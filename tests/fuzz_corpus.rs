@@ -4,7 +4,8 @@
 //! without panicking: a panic is a broken invariant (a crash, a non-canonical decoding, a
 //! round trip that differs). The long runs are `scripts/fuzz.sh <target> <seconds>`.
 //!
-//! `ATMLS_FUZZ_WRITE_SEEDS=1` also writes the seeds to `fuzz/corpus/<target>/`.
+//! `ATMLS_FUZZ_WRITE_SEEDS=1` also writes the seeds to `fuzz/corpus/<target>/`, replacing what
+//! was there.
 
 use std::path::{Path, PathBuf};
 
@@ -83,6 +84,13 @@ fn seeds_replay_and_cover_every_target() {
     for (name, inputs) in all {
         let run = target(name).unwrap_or_else(|| panic!("seed for unknown target {name}"));
         let dir = fuzz_dir().join("corpus").join(name);
+        if write {
+            // The corpus is the seeds alone (some are random: keys, nonces): replaced, not
+            // grown. What a run finds worth keeping goes to fuzz/regressions/.
+            for old in files(&dir) {
+                std::fs::remove_file(old).unwrap();
+            }
+        }
         for input in inputs {
             run(&input);
             if write {

@@ -54,7 +54,10 @@ pub fn seeds() -> Vec<(&'static str, Seeds)> {
         ("recovery", recovery()),
     ];
     for (name, bytes) in contents {
-        all.push((name, vec![bytes, Vec::new(), vec![1]]));
+        match all.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, seeds)) => seeds.push(bytes),
+            None => all.push((name, vec![bytes, Vec::new(), vec![1]])),
+        }
     }
     all
 }
