@@ -566,11 +566,10 @@ async fn ds_api_9_bad_input_is_a_clear_error_and_stores_nothing() {
         let b = b.unwrap();
         assert_eq!(b.error, "epoch_taken");
         assert_eq!(b.winner.unwrap().seq, 1);
-        // Huge cursors, and cursors past the end.
+        // Huge cursors (a cursor past the end reads as an empty page: ds_hardening.rs).
         for after in [
             u64::MAX.to_string(),
             (1u64 << 63).to_string(),
-            "99".into(),
             "-1".into(),
             "x".into(),
         ] {
@@ -705,8 +704,16 @@ async fn ds_12_health_metrics_subscription_and_graceful_shutdown() {
             .await
             .unwrap();
         assert_eq!(got, Some(mb.id));
-        let m = http
+        // Not on the API's address (DS-12): a JSON 404 like any unknown route.
+        let hidden = http
             .get(format!("{}/metrics", ds.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(hidden.status().as_u16(), 404);
+        assert!(hidden.text().await.unwrap().contains("\"not_found\""));
+        let m = http
+            .get(format!("{}/metrics", ds.metrics_url))
             .send()
             .await
             .unwrap()

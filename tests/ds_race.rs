@@ -103,7 +103,7 @@ async fn race(backend: Backend, dir: tempfile::TempDir) {
         }
     }
     assert_eq!(commits as u64, fp.0, "one commit per epoch from epoch 0");
-    let metrics = reqwest::get(format!("{}/metrics", a.url))
+    let metrics = reqwest::get(format!("{}/metrics", a.metrics_url))
         .await
         .unwrap()
         .text()

@@ -135,6 +135,14 @@ pub mod code {
     pub const RATE_LIMITED: &str = "rate_limited";
     /// Storage unavailable; retry.
     pub const UNAVAILABLE: &str = "unavailable";
+    /// Too many requests in flight at the service; retry (DS-15).
+    pub const BUSY: &str = "busy";
+    /// The request's body did not arrive in time (DS-15); retry.
+    pub const REQUEST_TIMEOUT: &str = "request_timeout";
+    /// No such route.
+    pub const NOT_FOUND: &str = "not_found";
+    /// The route exists, not with this method.
+    pub const METHOD_NOT_ALLOWED: &str = "method_not_allowed";
 }
 
 /// Parses exactly `N` bytes of lowercase or uppercase hex.

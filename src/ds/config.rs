@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use tokio::sync::{broadcast, watch};
 
-use super::server::{router, Limits, Service};
+use super::listen::{serve, ConnLimits};
+use super::server::{metrics_router, router, Limits, Service};
 use super::store::{SqliteStore, Store};
 
 /// atmls-ds: the atmls delivery service.
@@ -47,6 +48,25 @@ pub struct Config {
     /// Seconds between pruning runs.
     #[arg(long, env = "ATMLS_DS_PRUNE_INTERVAL", default_value_t = 3600)]
     pub prune_interval: u64,
+    /// Connections served at once; more wait in the kernel's backlog (DS-15). 0 disables.
+    #[arg(long, env = "ATMLS_DS_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+    /// Requests worked on at once (long polls and subscriptions aside); more are answered
+    /// `503 busy` (DS-15). 0 disables.
+    #[arg(long, env = "ATMLS_DS_MAX_IN_FLIGHT", default_value_t = 1024)]
+    pub max_in_flight: usize,
+    /// Subscriptions open at once; more are answered `503 busy` (DS-15). 0 disables.
+    #[arg(long, env = "ATMLS_DS_MAX_SUBSCRIPTIONS", default_value_t = 10_000)]
+    pub max_subscriptions: usize,
+    /// Seconds to receive a request's headers; a slower connection is closed (DS-15).
+    #[arg(long, env = "ATMLS_DS_HEADER_TIMEOUT", default_value_t = 10)]
+    pub header_timeout: u64,
+    /// Seconds to receive a request's body; slower is `408 request_timeout` (DS-15).
+    #[arg(long, env = "ATMLS_DS_BODY_TIMEOUT", default_value_t = 60)]
+    pub body_timeout: u64,
+    /// Address to serve `/metrics` on (DS-12); without it metrics are not served.
+    #[arg(long, env = "ATMLS_DS_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Log filter (tracing `EnvFilter` syntax).
     #[arg(long, env = "ATMLS_DS_LOG", default_value = "info")]
     pub log: String,
@@ -106,14 +126,29 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error>> {
             rate_address: cfg.rate_address,
             max_tree: cfg.max_tree,
             tree_retention: cfg.tree_retention,
+            body_timeout: Duration::from_secs(cfg.body_timeout.max(1)),
+            max_subscriptions: cfg.max_subscriptions,
         },
         stop_rx,
     ));
     let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
     let addr = listener.local_addr()?;
-    // The one line on stdout: scripts and tests read the bound address from it.
+    // The first line on stdout: scripts and tests read the bound address from it.
     println!("atmls-ds listening on http://{addr}");
     tracing::info!(%addr, "listening");
+    let metrics = match cfg.metrics_listen {
+        Some(at) => {
+            let l = tokio::net::TcpListener::bind(at).await?;
+            println!("atmls-ds metrics on http://{}", l.local_addr()?);
+            let app = metrics_router(Arc::clone(&svc));
+            Some(tokio::spawn(async move {
+                if let Err(e) = axum::serve(l, app).await {
+                    tracing::warn!(error = %e, "metrics listener failed");
+                }
+            }))
+        }
+        None => None,
+    };
 
     let pruner = {
         let (store, svc) = (Arc::clone(&store), Arc::clone(&svc));
@@ -145,15 +180,21 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error>> {
         })
     };
 
-    let app = router(svc).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            signal().await;
-            tracing::info!("shutting down: finishing requests in flight");
-            let _ = stop_tx.send(true);
-        })
-        .await?;
+    let app = router(svc, cfg.max_in_flight);
+    let limits = ConnLimits {
+        max_connections: cfg.max_connections,
+        header_timeout: Duration::from_secs(cfg.header_timeout.max(1)),
+    };
+    serve(listener, app, limits, async move {
+        signal().await;
+        tracing::info!("shutting down: finishing requests in flight");
+        let _ = stop_tx.send(true);
+    })
+    .await;
     pruner.abort();
+    if let Some(m) = metrics {
+        m.abort();
+    }
     tracing::info!("stopped");
     Ok(())
 }

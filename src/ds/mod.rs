@@ -7,7 +7,11 @@ pub mod api;
 #[cfg(feature = "ds-server")]
 mod config;
 #[cfg(feature = "ds-server")]
+mod layers;
+#[cfg(feature = "ds-server")]
 pub mod limits;
+#[cfg(feature = "ds-server")]
+mod listen;
 #[cfg(feature = "ds-server")]
 pub mod metrics;
 #[cfg(feature = "ds-server")]

@@ -4,6 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,6 +21,7 @@ use futures_util::stream::{self, Stream};
 use tokio::sync::{broadcast, watch};
 
 use super::api::{self, code, parse_hex, Accepted, ErrorBody, Item, PageBody, SubscribeBody};
+use super::layers::{json_errors, limit_in_flight, not_found, InFlight};
 use super::limits::RateLimiter;
 use super::metrics::Metrics;
 use super::store::{Fetched, Outcome, Post, Store, StoreError, StoredItem};
@@ -43,6 +45,52 @@ pub struct Limits {
     pub max_tree: usize,
     /// Seconds a ratchet-tree blob is kept (LG-T-4).
     pub tree_retention: u64,
+    /// Time to receive a request's body once its headers arrived (DS-15).
+    pub body_timeout: Duration,
+    /// Subscriptions open at once, over all connections (0: unbounded, DS-15).
+    pub max_subscriptions: usize,
+}
+
+/// Why a request body was not read.
+pub(super) enum BodyError {
+    TooLarge,
+    TimedOut,
+}
+
+/// Reads a body of at most `limit` bytes within `timeout`: a trickled body holds neither a
+/// buffer nor a connection for long (DS-15).
+pub(super) async fn read_body(
+    body: Body,
+    limit: usize,
+    timeout: Duration,
+) -> Result<axum::body::Bytes, BodyError> {
+    match tokio::time::timeout(timeout, to_bytes(body, limit)).await {
+        Ok(Ok(b)) => Ok(b),
+        Ok(Err(_)) => Err(BodyError::TooLarge),
+        Err(_) => Err(BodyError::TimedOut),
+    }
+}
+
+pub(super) fn body_timed_out() -> ApiError {
+    ApiError(
+        StatusCode::REQUEST_TIMEOUT,
+        code::REQUEST_TIMEOUT,
+        "the request body did not arrive in time".into(),
+        None,
+    )
+}
+
+/// The key of an address's rate limit: an IPv6 client controls a whole /64, so it is one
+/// key (DS-9); an IPv4 address is its own.
+pub fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() => ip,
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(std::net::Ipv6Addr::from(bits))
+        }
+    }
 }
 
 /// Shared state of the handlers.
@@ -55,6 +103,7 @@ pub struct Service {
     /// The metrics.
     pub metrics: Metrics,
     shutdown: watch::Receiver<bool>,
+    open_subs: AtomicUsize,
 }
 
 impl Service {
@@ -74,12 +123,13 @@ impl Service {
             limits,
             metrics: Metrics::default(),
             shutdown,
+            open_subs: AtomicUsize::new(0),
         }
     }
 
     /// Takes a token of the client address's rate limit (DS-9).
     pub(super) fn allow_address(&self, addr: &SocketAddr) -> bool {
-        self.by_address.allow(&addr.ip())
+        self.by_address.allow(&address_key(addr.ip()))
     }
 }
 
@@ -142,8 +192,9 @@ fn wire_item(i: &StoredItem) -> Item {
     }
 }
 
-/// The router of the service.
-pub fn router(svc: Arc<Service>) -> Router {
+/// The router of the service; at most `max_in_flight` requests are worked on at once (0:
+/// unbounded, DS-15).
+pub fn router(svc: Arc<Service>, max_in_flight: usize) -> Router {
     Router::new()
         .route("/v1/mailboxes/{mailbox}/commits", post(post_commit))
         .route("/v1/mailboxes/{mailbox}/messages", post(post_message))
@@ -155,10 +206,24 @@ pub fn router(svc: Arc<Service>) -> Router {
         )
         .route("/v1/subscribe", post(subscribe))
         .route("/health", get(health))
-        .route("/metrics", get(metrics))
+        .fallback(not_found)
         // Bodies are read with our own limit, so that oversized ones get our error (DS-9).
         .layer(DefaultBodyLimit::disable())
+        .layer(middleware::from_fn_with_state(
+            InFlight::new(max_in_flight),
+            limit_in_flight,
+        ))
+        .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn(trace_request))
+        .with_state(svc)
+}
+
+/// The metrics, on their own listen address (DS-12): not on the API's, where anyone could
+/// read the service's load.
+pub fn metrics_router(svc: Arc<Service>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
         .with_state(svc)
 }
 
@@ -257,13 +322,8 @@ async fn post_inner(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(&'static str, Response), ApiError> {
-    if !svc.by_address.allow(&addr.ip()) {
-        return Err(ApiError(
-            StatusCode::TOO_MANY_REQUESTS,
-            code::RATE_LIMITED,
-            "too many requests from this address".into(),
-            None,
-        ));
+    if !svc.allow_address(&addr) {
+        return Err(rate_limited());
     }
     let mailbox = parse_hex::<32>(mailbox).ok_or_else(|| malformed("mailbox id: 64 hex digits"))?;
     let idem = header_str(headers, api::H_IDEMPOTENCY)
@@ -328,7 +388,12 @@ async fn post_inner(
     if declared.is_some_and(|n: u64| n > limit as u64) {
         return Err(too_large(declared));
     }
-    let payload = to_bytes(body, limit).await.map_err(|_| too_large(None))?;
+    let payload = read_body(body, limit, svc.limits.body_timeout)
+        .await
+        .map_err(|e| match e {
+            BodyError::TooLarge => too_large(None),
+            BodyError::TimedOut => body_timed_out(),
+        })?;
     if payload.is_empty() {
         return Err(malformed("empty payload"));
     }
@@ -398,13 +463,8 @@ async fn fetch(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<PageBody>, ApiError> {
     let t = Instant::now();
-    if !svc.by_address.allow(&addr.ip()) {
-        return Err(ApiError(
-            StatusCode::TOO_MANY_REQUESTS,
-            code::RATE_LIMITED,
-            "too many requests from this address".into(),
-            None,
-        ));
+    if !svc.allow_address(&addr) {
+        return Err(rate_limited());
     }
     let mailbox =
         parse_hex::<32>(&mailbox).ok_or_else(|| malformed("mailbox id: 64 hex digits"))?;
@@ -441,16 +501,11 @@ async fn fetch(
             .fetch(mailbox, after, limit, api::MAX_PAGE_BYTES)
             .await
             .map_err(unavailable)?;
+        // A cursor past the end reads as an empty page, as an absent mailbox does: an answer
+        // that differed would tell whoever asks which mailboxes exist (DS-7).
         let (items, more) = match page {
             Fetched::Page(items, more) => (items, more),
-            Fetched::CursorAhead => {
-                return Err(ApiError(
-                    StatusCode::BAD_REQUEST,
-                    code::CURSOR_OUT_OF_RANGE,
-                    "cursor is past the end of the mailbox".into(),
-                    None,
-                ))
-            }
+            Fetched::CursorAhead => (Vec::new(), false),
         };
         if !items.is_empty() || tokio::time::Instant::now() >= deadline || *shutdown.borrow() {
             svc.metrics.fetch(items.len(), t.elapsed());
@@ -485,11 +540,18 @@ async fn fetch(
 /// after missed notifications (DS-8).
 async fn subscribe(
     State(svc): State<Arc<Service>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
     body: Body,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
-    let bytes = to_bytes(body, MAX_SUBSCRIBE * 80 + 1024)
+    if !svc.allow_address(&addr) {
+        return Err(rate_limited());
+    }
+    let bytes = read_body(body, MAX_SUBSCRIBE * 80 + 1024, svc.limits.body_timeout)
         .await
-        .map_err(|_| malformed("subscription body too large"))?;
+        .map_err(|e| match e {
+            BodyError::TooLarge => malformed("subscription body too large"),
+            BodyError::TimedOut => body_timed_out(),
+        })?;
     let req: SubscribeBody =
         serde_json::from_slice(&bytes).map_err(|e| malformed(format!("subscription body: {e}")))?;
     if req.mailboxes.len() > MAX_SUBSCRIBE {
@@ -501,10 +563,9 @@ async fn subscribe(
         .map(|m| parse_hex::<32>(m))
         .collect::<Option<_>>()
         .ok_or_else(|| malformed("mailbox id: 64 hex digits"))?;
+    let guard = SubGuard::open(&svc)?;
     let rx = svc.hub.subscribe();
     let shutdown = svc.shutdown.clone();
-    svc.metrics.subscribers(1);
-    let guard = SubGuard(Arc::clone(&svc));
     let first = stream::once(async { Ok(SseEvent::default().comment("subscribed")) });
     let rest = stream::unfold(
         (rx, set, shutdown, guard),
@@ -533,10 +594,30 @@ async fn subscribe(
     Ok(Sse::new(stream::StreamExt::chain(first, rest)).keep_alive(KeepAlive::default()))
 }
 
+/// One open subscription, counted against `max_subscriptions` until dropped.
 struct SubGuard(Arc<Service>);
+
+impl SubGuard {
+    fn open(svc: &Arc<Service>) -> Result<Self, ApiError> {
+        let max = svc.limits.max_subscriptions;
+        let n = svc.open_subs.fetch_add(1, Ordering::SeqCst);
+        if max > 0 && n >= max {
+            svc.open_subs.fetch_sub(1, Ordering::SeqCst);
+            return Err(ApiError(
+                StatusCode::SERVICE_UNAVAILABLE,
+                code::BUSY,
+                "too many subscriptions open; retry".into(),
+                None,
+            ));
+        }
+        svc.metrics.subscribers(1);
+        Ok(SubGuard(Arc::clone(svc)))
+    }
+}
 
 impl Drop for SubGuard {
     fn drop(&mut self) {
+        self.0.open_subs.fetch_sub(1, Ordering::SeqCst);
         self.0.metrics.subscribers(-1);
     }
 }

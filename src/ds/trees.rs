@@ -6,14 +6,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::body::{to_bytes, Body};
+use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use super::api::{code, parse_hex, TreeStored};
-use super::server::{malformed, rate_limited, unavailable, ApiError, Service};
+use super::server::{
+    body_timed_out, malformed, rate_limited, read_body, unavailable, ApiError, BodyError, Service,
+};
 use super::store::{unix_now, TreePut};
 
 fn locator_of(s: &str) -> Result<[u8; 32], ApiError> {
@@ -69,7 +71,12 @@ async fn put_inner(
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large(declared));
     }
-    let blob = to_bytes(body, limit).await.map_err(|_| too_large(None))?;
+    let blob = read_body(body, limit, svc.limits.body_timeout)
+        .await
+        .map_err(|e| match e {
+            BodyError::TooLarge => too_large(None),
+            BodyError::TimedOut => body_timed_out(),
+        })?;
     if blob.is_empty() {
         return Err(malformed("empty tree"));
     }

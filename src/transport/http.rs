@@ -110,7 +110,9 @@ impl HttpTransport {
             code::FORBIDDEN => TransportError::Forbidden,
             code::UNKNOWN_TREE => TransportError::NotFound,
             code::RATE_LIMITED => TransportError::RateLimited,
-            code::UNAVAILABLE => TransportError::Unavailable(e.message),
+            code::UNAVAILABLE | code::BUSY | code::REQUEST_TIMEOUT => {
+                TransportError::Unavailable(e.message)
+            }
             _ => TransportError::Refused(format!("{}: {}", e.error, e.message)),
         })
     }

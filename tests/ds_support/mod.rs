@@ -118,6 +118,8 @@ pub struct Ds {
     pub child: Child,
     pub url: String,
     pub addr: String,
+    /// Where `/metrics` is served (its own listen address, DS-12).
+    pub metrics_url: String,
     pub log: PathBuf,
 }
 
@@ -135,27 +137,35 @@ impl Ds {
             .expect("log file");
         let mut child = Command::new(env!("CARGO_BIN_EXE_atmls-ds"))
             .args(["--listen", listen, "--database", &backend.database_arg()])
-            .args(["--log", "debug"])
+            .args(["--log", "debug", "--metrics-listen", "127.0.0.1:0"])
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(logf)
             .spawn()
             .expect("spawn atmls-ds");
         let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read address");
-        let url = line
-            .trim()
-            .strip_prefix("atmls-ds listening on ")
-            .unwrap_or_else(|| panic!("atmls-ds did not start: {line:?}, log {log:?}"))
-            .to_owned();
+        let mut out = BufReader::new(stdout);
+        let mut read = |prefix: &str| {
+            let mut line = String::new();
+            out.read_line(&mut line).expect("read address");
+            line.trim()
+                .strip_prefix(prefix)
+                .unwrap_or_else(|| {
+                    let text = std::fs::read_to_string(&log).unwrap_or_default();
+                    let tail: String = text.chars().rev().take(2000).collect::<String>();
+                    let tail: String = tail.chars().rev().collect();
+                    panic!("atmls-ds did not start: {line:?}, log {log:?}:\n{tail}")
+                })
+                .to_owned()
+        };
+        let url = read("atmls-ds listening on ");
+        let metrics_url = read("atmls-ds metrics on ");
         let addr = url.trim_start_matches("http://").to_owned();
         Ds {
             child,
             url,
             addr,
+            metrics_url,
             log,
         }
     }
