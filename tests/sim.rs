@@ -1920,6 +1920,7 @@ async fn a_send_that_reads_a_leave_request_still_goes_out() {
 /// A device whose account asked to leave (from its other device) cannot commit its own
 /// removal, and MLS sends nothing while the request is pending: its message waits in the
 /// queue (a retryable error), no sync fails, and the queue goes once the removal is merged.
+/// Trying to commit the request first failed every later sync of that device (seed 133).
 #[tokio::test(flavor = "current_thread")]
 async fn a_message_behind_our_own_leave_request_waits() {
     let w = Small::new();
