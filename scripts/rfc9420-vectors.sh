@@ -30,7 +30,10 @@ cp -a -u vendor/openmls/Cargo.lock "$crate/"
 ln -sfn "$root/vendor/rfc9420-vectors" "$crate/test_vectors"
 manifest=$(mktemp)
 {
-    cat vendor/openmls/Cargo.toml
+    # Without the dev-dependencies only openmls's benchmarks and examples use (a quarter of a
+    # cold build's CPU time, criterion above all): no test in the library names them.
+    awk '/^\[/ { skip = ($0 ~ /^\[dev-dependencies\.(criterion|clap|indicatif|flate2)\]$/) }
+         !skip' vendor/openmls/Cargo.toml
     printf '\n[dev-dependencies.openmls]\npath = "."\nfeatures = ["test-utils"]\n'
     # Its own workspace: the copy lies inside atmls's directory.
     printf '\n[workspace]\n'
