@@ -11,6 +11,7 @@
 
 mod content;
 mod ds;
+mod ds_request;
 mod fixtures;
 mod identity;
 mod records;
@@ -30,6 +31,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("record_declaration", records::declaration),
     ("record_device", records::device),
     ("record_key_package", records::key_package),
+    ("ds_request", ds_request::request_target),
     ("ds_response", ds::response),
     ("wire_envelope", sealed::wire_envelope),
     ("outer_seal", sealed::outer_seal),
