@@ -1,5 +1,8 @@
 //! A fixed account the targets check records against: derived from constant secrets, so that
-//! seeds written once (signed by these keys) stay valid in every later run.
+//! seeds written once (signed by these keys) stay valid in every later run. Made once per
+//! process: signing and verifying them for every input would dominate the targets' time.
+
+use std::sync::OnceLock;
 
 use crate::directory::pds::records::{encode_declaration, Profile};
 use crate::directory::pds::{check_declaration, DeclarationRecord};
@@ -22,7 +25,12 @@ fn identity_key() -> IdentityKeyPair {
 }
 
 /// The account's only device, certified for a year from [`CREATED`].
-pub(super) fn device() -> DeviceIdentity {
+pub(super) fn device() -> &'static DeviceIdentity {
+    static D: OnceLock<DeviceIdentity> = OnceLock::new();
+    D.get_or_init(make_device)
+}
+
+fn make_device() -> DeviceIdentity {
     let identity = identity_key();
     let installation =
         InstallationKeyPair::from_secret_bytes(&[2; 32]).unwrap_or_else(|_| unreachable!());
@@ -41,7 +49,12 @@ pub(super) fn device() -> DeviceIdentity {
 }
 
 /// The account's declaration record, decoded and verified.
-pub(super) fn declaration() -> DeclarationRecord {
+pub(super) fn declaration() -> &'static DeclarationRecord {
+    static D: OnceLock<DeclarationRecord> = OnceLock::new();
+    D.get_or_init(make_declaration)
+}
+
+fn make_declaration() -> DeclarationRecord {
     let v = encode_declaration(
         &identity_key().declare(&did(), CREATED),
         &Profile::default(),
@@ -50,7 +63,12 @@ pub(super) fn declaration() -> DeclarationRecord {
 }
 
 /// The account as an adder sees it after checking its records.
-pub(super) fn account() -> VerifiedAccount {
+pub(super) fn account() -> &'static VerifiedAccount {
+    static A: OnceLock<VerifiedAccount> = OnceLock::new();
+    A.get_or_init(make_account)
+}
+
+fn make_account() -> VerifiedAccount {
     VerifiedAccount {
         did: did(),
         identity_key: identity_key().public(),

@@ -58,7 +58,7 @@ pub(super) fn key_package(data: &[u8]) {
         expires: NOW,
     };
     let account = fixtures::account();
-    if let Ok(kp) = validate_record(&record, &account, &crypto, DEFAULT_CIPHERSUITE, NOW) {
+    if let Ok(kp) = validate_record(&record, account, &crypto, DEFAULT_CIPHERSUITE, NOW) {
         let bytes = kp.tls_serialize_detached();
         assert_eq!(
             bytes.as_deref().ok(),

@@ -40,7 +40,7 @@ pub(super) fn device(data: &[u8]) {
     };
     let did = fixtures::did();
     let raw = [(rkey.to_owned(), v)];
-    let _ = check_devices(&fixtures::declaration(), &raw, NOW);
+    let _ = check_devices(fixtures::declaration(), &raw, NOW);
     let Ok(d) = decode_device(&did, rkey, &raw[0].1) else {
         return;
     };
@@ -56,7 +56,7 @@ pub(super) fn key_package(data: &[u8]) {
     };
     let account = fixtures::account();
     let raw = [("rkey".to_owned(), v)];
-    let _ = check_key_packages(&fixtures::declaration(), &account, &raw, NOW);
+    let _ = check_key_packages(fixtures::declaration(), account, &raw, NOW);
     let Ok(r) = decode_key_package(&account.did, &raw[0].1) else {
         return;
     };

@@ -65,7 +65,7 @@ pub fn seeds() -> Vec<(&'static str, Seeds)> {
 
 fn credential_identity() -> Seeds {
     let id = AtmlsIdentity {
-        certificate: fixtures::device().certificate,
+        certificate: fixtures::device().certificate.clone(),
     };
     vec![id.to_bytes(), vec![], vec![1], vec![2, 0]]
 }
@@ -83,7 +83,7 @@ fn key_package_record(last_resort: bool) -> Option<crate::directory::KeyPackageR
     let device = fixtures::device();
     generate(
         &provider,
-        &device,
+        device,
         DEFAULT_CIPHERSUITE,
         last_resort,
         28 * 86_400,
@@ -115,7 +115,7 @@ fn declaration() -> Seeds {
 
 fn device() -> Seeds {
     let (rkey, v) = encode_device(&DeviceRecord {
-        certificate: fixtures::device().certificate,
+        certificate: fixtures::device().certificate.clone(),
         display_name: Some("fuzz phone".into()),
     });
     vec![
