@@ -644,3 +644,29 @@ async fn kp_4_expired_and_overlong_packages_are_refused_as_such() {
     assert!(check(&max, &account).is_ok());
     assert!(!KeyPackageError::LifetimeTooLong(1).is_retryable());
 }
+
+/// CRED-1: identity bytes whose identity or installation key is not 32 bytes are a malformed
+/// encoding (`Malformed`), not a bad key, whatever else they hold.
+#[test]
+fn cred_1_a_key_that_is_not_32_bytes_is_malformed() {
+    let did = b"did:plc:aaaaaaaaaaaaaaaaaaaaaaaa";
+    for (identity_len, installation_len) in [(31usize, 32usize), (32, 33), (0, 32)] {
+        let mut b = vec![1u8, did.len() as u8];
+        b.extend_from_slice(did);
+        b.extend_from_slice(&0x0807u16.to_be_bytes());
+        b.push(identity_len as u8);
+        b.extend(std::iter::repeat_n(7u8, identity_len));
+        b.push(installation_len as u8);
+        b.extend(std::iter::repeat_n(9u8, installation_len));
+        b.extend_from_slice(&1u64.to_be_bytes());
+        b.extend_from_slice(&2u64.to_be_bytes());
+        // 64 needs a two-byte length (RFC 9420 §2.1.2).
+        b.extend_from_slice(&[0x40, 64]);
+        b.extend_from_slice(&[0u8; 64]);
+        assert_eq!(
+            atmls::credential::AtmlsIdentity::from_bytes(&b),
+            Err(CredentialError::Malformed("key length")),
+            "{identity_len}/{installation_len}"
+        );
+    }
+}
