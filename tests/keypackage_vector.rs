@@ -58,11 +58,7 @@ impl<'a> Walk<'a> {
     }
 
     fn uint(&mut self, n: usize, name: &str, note: impl Fn(u64) -> String) -> u64 {
-        let s = self.take(n, name, |s| {
-            let v = s.iter().fold(0u64, |a, b| a << 8 | u64::from(*b));
-            note(v)
-        });
-        s.iter().fold(0u64, |a, b| a << 8 | u64::from(*b))
+        big_endian(self.take(n, name, |s| note(big_endian(s))))
     }
 
     /// An RFC 9420 §2.1.2 variable-length integer (a vector's length), minimal or refused.
@@ -70,15 +66,8 @@ impl<'a> Walk<'a> {
         let first = self.b[self.at];
         let n = 1 << (first >> 6);
         assert!(n <= 4, "{name}: length prefix of {n} bytes");
-        let s = self.take(n, &format!("{name} (length)"), |s| {
-            let v = s[1..]
-                .iter()
-                .fold(u64::from(s[0] & 0x3f), |a, b| a << 8 | u64::from(*b));
-            v.to_string()
-        });
-        let v = s[1..]
-            .iter()
-            .fold(u64::from(s[0] & 0x3f), |a, b| a << 8 | u64::from(*b)) as usize;
+        let s = self.take(n, &format!("{name} (length)"), |s| varint(s).to_string());
+        let v = varint(s) as usize;
         let minimal = match v {
             0..=63 => 1,
             64..=16383 => 2,
@@ -138,6 +127,15 @@ impl<'a> Walk<'a> {
             ..r
         }));
     }
+}
+
+fn big_endian(s: &[u8]) -> u64 {
+    s.iter().fold(0u64, |a, b| a << 8 | u64::from(*b))
+}
+
+/// The value of an RFC 9420 §2.1.2 length prefix (its top two bits give its size).
+fn varint(s: &[u8]) -> u64 {
+    big_endian(&s[1..]) | u64::from(s[0] & 0x3f) << (8 * (s.len() - 1))
 }
 
 fn extension_name(t: u16) -> &'static str {
