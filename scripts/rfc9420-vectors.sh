@@ -5,7 +5,7 @@
 # tests/rfc9420_passive_client.rs (part of `cargo test`).
 #
 # The tests build from a copy of vendor/openmls under target/, so the vendored crate stays the
-# published one plus vendor/openmls.patch. The copy gets the vectors as its test_vectors/ (the
+# published one plus vendor/patches/. The copy gets the vectors as its test_vectors/ (the
 # KAT code reads them from there, some at compile time), the dev-dependency the published
 # manifest dropped (upstream's openmls depends on itself with `test-utils` for its tests, whose
 # code names the crate `openmls::`) and a `[workspace]` table of its own (it lies inside
