@@ -58,6 +58,10 @@ pub struct Config {
     /// Subscriptions open at once; more are answered `503 busy` (DS-15). 0 disables.
     #[arg(long, env = "ATMLS_DS_MAX_SUBSCRIPTIONS", default_value_t = 10_000)]
     pub max_subscriptions: usize,
+    /// Tree uploads and downloads at once; more wait for a turn, up to the body timeout, then
+    /// are answered `503 busy` (DS-15). 0 disables.
+    #[arg(long, env = "ATMLS_DS_MAX_TREE_TRANSFERS", default_value_t = 8)]
+    pub max_tree_transfers: usize,
     /// Seconds to receive a request's headers; a slower connection is closed (DS-15).
     #[arg(long, env = "ATMLS_DS_HEADER_TIMEOUT", default_value_t = 10)]
     pub header_timeout: u64,
@@ -128,6 +132,7 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error>> {
             tree_retention: cfg.tree_retention,
             body_timeout: Duration::from_secs(cfg.body_timeout.max(1)),
             max_subscriptions: cfg.max_subscriptions,
+            max_tree_transfers: cfg.max_tree_transfers,
         },
         stop_rx,
     ));

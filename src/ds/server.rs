@@ -49,6 +49,8 @@ pub struct Limits {
     pub body_timeout: Duration,
     /// Subscriptions open at once, over all connections (0: unbounded, DS-15).
     pub max_subscriptions: usize,
+    /// Tree uploads and downloads at once (0: unbounded, DS-15).
+    pub max_tree_transfers: usize,
 }
 
 /// Why a request body was not read.
@@ -104,6 +106,7 @@ pub struct Service {
     pub metrics: Metrics,
     shutdown: watch::Receiver<bool>,
     open_subs: AtomicUsize,
+    pub(super) tree_gate: super::trees::TreeGate,
 }
 
 impl Service {
@@ -120,6 +123,7 @@ impl Service {
             hub,
             by_mailbox: RateLimiter::new(limits.rate_mailbox),
             by_address: RateLimiter::new(limits.rate_address),
+            tree_gate: super::trees::TreeGate::new(limits.max_tree_transfers),
             limits,
             metrics: Metrics::default(),
             shutdown,

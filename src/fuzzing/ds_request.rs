@@ -40,6 +40,7 @@ fn limits() -> Limits {
         tree_retention: 3600,
         body_timeout: Duration::from_secs(5),
         max_subscriptions: 16,
+        max_tree_transfers: 4,
     }
 }
 

@@ -43,10 +43,13 @@ impl Backend {
         match self {
             Backend::Sqlite(p) => {
                 let mut out = Vec::new();
-                for suffix in ["", "-wal"] {
-                    let f = PathBuf::from(format!("{}{suffix}", p.display()));
-                    if let Ok(b) = std::fs::read(&f) {
-                        out.extend(b);
+                // The mailboxes' file and the trees' beside it (`ds.trees.db`, DS-11).
+                for db in [p.clone(), p.with_extension("trees.db")] {
+                    for suffix in ["", "-wal"] {
+                        let f = PathBuf::from(format!("{}{suffix}", db.display()));
+                        if let Ok(b) = std::fs::read(&f) {
+                            out.extend(b);
+                        }
                     }
                 }
                 assert!(!out.is_empty(), "empty SQLite dump");

@@ -3,7 +3,10 @@
 //! transaction (DS-4..DS-7, DS-14), so several processes on one PostgreSQL agree.
 
 mod sqlite;
+mod sqlite_trees;
 
+#[cfg(feature = "ds-postgres")]
+mod pg_trees;
 #[cfg(feature = "ds-postgres")]
 mod postgres;
 
@@ -130,22 +133,111 @@ pub trait Store: Send + Sync + 'static {
     /// went (DS-10, DS-14).
     async fn prune(&self, messages_before: i64, idle_before: i64) -> Result<u64, StoreError>;
 
-    /// Stores a ratchet-tree blob under `locator` until `expires` (unix seconds), unless a
-    /// live blob is already there: the same bytes answer `Stored` with the original expiry,
-    /// other bytes `Conflict` (LG-T-3). An expired blob not yet pruned counts as absent.
+    /// The live tree blob under `locator` at time `now`, if any (LG-T-4): its digest, size
+    /// and where its chunks are, not its bytes (DS-15).
+    async fn tree(&self, locator: [u8; 32], now: i64) -> Result<Option<TreeMeta>, StoreError>;
+
+    /// Chunk `index` (from 0, of `tree.chunks`) of a tree found by [`Store::tree`]; an error
+    /// if it went since (pruned, or replaced after expiring).
+    async fn tree_chunk(&self, tree: &TreeMeta, index: u64) -> Result<Vec<u8>, StoreError>;
+
+    /// Starts storing a tree blob: chunks are written as they arrive and nothing is visible
+    /// until [`TreeUpload::finish`]; an upload dropped unfinished leaves nothing behind.
+    async fn begin_tree(&self, now: i64) -> Result<Box<dyn TreeUpload>, StoreError>;
+
+    /// Deletes tree blobs expired at `now`, and what uploads that never finished left behind;
+    /// returns how many trees went (LG-T-4).
+    async fn prune_trees(&self, now: i64) -> Result<u64, StoreError>;
+
+    /// Stores a whole blob (tests and tools; the service streams, [`Store::begin_tree`]):
+    /// under `locator` until `expires`, unless a live blob is already there, and then the
+    /// same bytes answer `Stored` with the original expiry, other bytes `Conflict` (LG-T-3).
     async fn put_tree(
         &self,
         locator: [u8; 32],
         blob: Vec<u8>,
         now: i64,
         expires: i64,
+    ) -> Result<TreePut, StoreError> {
+        let digest = tree_digest(&blob);
+        if let Some(t) = self.tree(locator, now).await? {
+            return Ok(t.answer(&digest));
+        }
+        let mut up = self.begin_tree(now).await?;
+        for chunk in blob.chunks(TREE_CHUNK) {
+            up.write(chunk.to_vec()).await?;
+        }
+        up.finish(locator, digest, now, expires).await
+    }
+
+    /// The whole live blob under `locator` at time `now`, if any (tests and tools).
+    async fn get_tree(&self, locator: [u8; 32], now: i64) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(t) = self.tree(locator, now).await? else {
+            return Ok(None);
+        };
+        let mut out = Vec::with_capacity(usize::try_from(t.size).unwrap_or(0));
+        for i in 0..t.chunks {
+            out.extend(self.tree_chunk(&t, i).await?);
+        }
+        Ok(Some(out))
+    }
+}
+
+/// Tree blobs are stored, written and read in chunks of this many bytes (the last one
+/// shorter), so that no request holds a whole blob in memory (DS-15).
+pub const TREE_CHUNK: usize = 256 << 10;
+
+/// Uploads that never finished are deleted by pruning once they are this old (seconds): an
+/// upload that takes longer than the body timeout is refused long before.
+pub(crate) const STALE_UPLOAD_SECS: i64 = 24 * 3600;
+
+/// A stored tree blob, without its bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TreeMeta {
+    /// Its locator.
+    pub locator: [u8; 32],
+    /// SHA-256 of the blob.
+    pub digest: Vec<u8>,
+    /// Its length in bytes.
+    pub size: u64,
+    /// How many chunks hold it.
+    pub chunks: u64,
+    /// Unix seconds after which it is gone.
+    pub expires: i64,
+    /// The upload that holds its chunks (`None`: a row of an earlier version holding the
+    /// whole blob, read in chunks all the same).
+    pub(crate) upload: Option<i64>,
+}
+
+impl TreeMeta {
+    /// The answer to a repeated upload with `digest`: the same bytes are a success with the
+    /// original expiry, other bytes a conflict (LG-T-3).
+    pub fn answer(&self, digest: &[u8]) -> TreePut {
+        if self.digest == digest {
+            TreePut::Stored(self.expires)
+        } else {
+            TreePut::Conflict
+        }
+    }
+}
+
+/// A tree blob being stored (DS-15): chunks in order, then `finish`. Dropped unfinished (the
+/// client went away, the blob is over the limit, the body timed out), it is discarded.
+#[async_trait]
+pub trait TreeUpload: Send {
+    /// Appends the next chunk.
+    async fn write(&mut self, chunk: Vec<u8>) -> Result<(), StoreError>;
+
+    /// Publishes the chunks written under `locator` until `expires`, unless a live blob is
+    /// there: then they are discarded and the answer is that of [`TreeMeta::answer`]. An
+    /// expired blob not yet pruned counts as absent and is replaced.
+    async fn finish(
+        self: Box<Self>,
+        locator: [u8; 32],
+        digest: Vec<u8>,
+        now: i64,
+        expires: i64,
     ) -> Result<TreePut, StoreError>;
-
-    /// The live blob under `locator` at time `now`, if any (LG-T-4).
-    async fn get_tree(&self, locator: [u8; 32], now: i64) -> Result<Option<Vec<u8>>, StoreError>;
-
-    /// Deletes tree blobs expired at `now`; returns how many went (LG-T-4).
-    async fn prune_trees(&self, now: i64) -> Result<u64, StoreError>;
 }
 
 /// The digest a store keeps beside a tree blob to recognise a repeated upload cheaply.

@@ -10,9 +10,10 @@ use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 use sqlx::Row;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use super::pg_trees::PgTrees;
 use super::{
-    cursor_i64, kind_from_i16, kind_to_i16, tree_digest, unix_now, Fetched, Outcome, Post, Store,
-    StoreError, StoredItem, TreePut,
+    cursor_i64, kind_from_i16, kind_to_i16, unix_now, Fetched, Outcome, Post, Store, StoreError,
+    StoredItem, TreeMeta, TreeUpload,
 };
 use crate::transport::Kind;
 
@@ -248,6 +249,8 @@ type Job = (Post, oneshot::Sender<Result<(Outcome, bool), StoreError>>);
 pub struct PgStore {
     pool: PgPool,
     writers: Vec<mpsc::Sender<Job>>,
+    /// Tree blobs, on a pool of their own (DS-15).
+    trees: PgTrees,
 }
 
 /// Database errors without values (a constraint violation's detail would name the key, and
@@ -469,6 +472,7 @@ impl PgStore {
             .await
             .map_err(db)?;
         migrate(&pool).await?;
+        let trees = PgTrees::open(&pool).await?;
         let mut writers = Vec::new();
         for _ in 0..WRITERS {
             let (tx, rx) = mpsc::channel(4 * BATCH);
@@ -496,7 +500,11 @@ impl PgStore {
                 }
             }
         });
-        Ok(PgStore { pool, writers })
+        Ok(PgStore {
+            pool,
+            writers,
+            trees,
+        })
     }
 }
 
@@ -592,74 +600,20 @@ impl Store for PgStore {
         Ok(a + b)
     }
 
-    async fn put_tree(
-        &self,
-        locator: [u8; 32],
-        blob: Vec<u8>,
-        now: i64,
-        expires: i64,
-    ) -> Result<TreePut, StoreError> {
-        let digest = tree_digest(&blob);
-        // One statement: insert, or replace an expired blob; a live one is left alone and
-        // read back to tell a repeat from a conflict. The row lock of the conflicting row
-        // orders concurrent uploads across processes.
-        let stored: Option<i64> = sqlx::query(
-            "INSERT INTO trees (locator, digest, blob, expires) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (locator) DO UPDATE
-                SET digest = EXCLUDED.digest, blob = EXCLUDED.blob, expires = EXCLUDED.expires
-                WHERE trees.expires <= $5
-             RETURNING expires",
-        )
-        .bind(locator.as_slice())
-        .bind(&digest)
-        .bind(&blob)
-        .bind(expires)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db)?
-        .map(|r| r.try_get(0))
-        .transpose()
-        .map_err(db)?;
-        if let Some(e) = stored {
-            return Ok(TreePut::Stored(e));
-        }
-        let have = sqlx::query("SELECT digest, expires FROM trees WHERE locator = $1")
-            .bind(locator.as_slice())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?;
-        let Some(row) = have else {
-            return Err(StoreError::Db("tree vanished during upload".into()));
-        };
-        let d: Vec<u8> = row.try_get(0).map_err(db)?;
-        let e: i64 = row.try_get(1).map_err(db)?;
-        Ok(if d == digest {
-            TreePut::Stored(e)
-        } else {
-            TreePut::Conflict
-        })
+    async fn tree(&self, locator: [u8; 32], now: i64) -> Result<Option<TreeMeta>, StoreError> {
+        self.trees.tree(locator, now).await
     }
 
-    async fn get_tree(&self, locator: [u8; 32], now: i64) -> Result<Option<Vec<u8>>, StoreError> {
-        sqlx::query("SELECT blob FROM trees WHERE locator = $1 AND expires > $2")
-            .bind(locator.as_slice())
-            .bind(now)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?
-            .map(|r| r.try_get(0))
-            .transpose()
-            .map_err(db)
+    async fn tree_chunk(&self, tree: &TreeMeta, index: u64) -> Result<Vec<u8>, StoreError> {
+        self.trees.chunk(tree, index).await
+    }
+
+    async fn begin_tree(&self, now: i64) -> Result<Box<dyn TreeUpload>, StoreError> {
+        self.trees.begin(now).await
     }
 
     async fn prune_trees(&self, now: i64) -> Result<u64, StoreError> {
-        Ok(sqlx::query("DELETE FROM trees WHERE expires <= $1")
-            .bind(now)
-            .execute(&self.pool)
-            .await
-            .map_err(db)?
-            .rows_affected())
+        self.trees.prune(now).await
     }
 }
 

@@ -8,9 +8,10 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
+use super::sqlite_trees::TreeDb;
 use super::{
-    cursor_i64, kind_from_i16, kind_to_i16, mailbox_kind_of, tree_digest, unix_now, Fetched,
-    Outcome, Post, Store, StoreError, StoredItem, TreePut,
+    cursor_i64, kind_from_i16, kind_to_i16, mailbox_kind_of, unix_now, Fetched, Outcome, Post,
+    Store, StoreError, StoredItem, TreeMeta, TreeUpload,
 };
 use crate::transport::Kind;
 
@@ -71,6 +72,8 @@ pub struct SqliteStore {
     tx: mpsc::Sender<Job>,
     path: PathBuf,
     readers: Arc<Mutex<Vec<Connection>>>,
+    /// Tree blobs, in a file of their own (DS-15).
+    trees: TreeDb,
 }
 
 fn db(e: rusqlite::Error) -> StoreError {
@@ -272,6 +275,7 @@ impl SqliteStore {
         let path = path.as_ref().to_path_buf();
         let mut c = open_conn(&path)?;
         migrate(&mut c)?;
+        let trees = TreeDb::open(&path, &c)?;
         // Checkpoints run on their own thread, not in the writer's commits.
         c.execute_batch("PRAGMA wal_autocheckpoint = 0;")
             .map_err(db)?;
@@ -298,12 +302,11 @@ impl SqliteStore {
             tx,
             path,
             readers: Arc::new(Mutex::new(Vec::new())),
+            trees,
         })
     }
 
-    /// Runs `f` on a pooled connection (reads, and the tree writes, which do not go through
-    /// the batching writer: they are rare, independent of mailboxes, and SQLite's busy timeout
-    /// serializes them with the writer's transactions).
+    /// Runs `f` on a pooled reader connection.
     async fn read<R: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
@@ -421,80 +424,27 @@ impl Store for SqliteStore {
         .map_err(|e| StoreError::Db(e.to_string()))?
     }
 
-    async fn put_tree(
-        &self,
-        locator: [u8; 32],
-        blob: Vec<u8>,
-        now: i64,
-        expires: i64,
-    ) -> Result<TreePut, StoreError> {
-        self.read(move |c| put_tree_in(c, locator, &blob, now, expires))
-            .await
+    async fn tree(&self, locator: [u8; 32], now: i64) -> Result<Option<TreeMeta>, StoreError> {
+        self.trees.tree(locator, now).await
     }
 
-    async fn get_tree(&self, locator: [u8; 32], now: i64) -> Result<Option<Vec<u8>>, StoreError> {
-        self.read(move |c| {
-            c.prepare_cached("SELECT blob FROM trees WHERE locator = ?1 AND expires > ?2")
-                .map_err(db)?
-                .query_row(params![locator.as_slice(), now], |r| r.get(0))
-                .optional()
-                .map_err(db)
-        })
-        .await
+    async fn tree_chunk(&self, tree: &TreeMeta, index: u64) -> Result<Vec<u8>, StoreError> {
+        self.trees.chunk(tree, index).await
+    }
+
+    async fn begin_tree(&self, now: i64) -> Result<Box<dyn TreeUpload>, StoreError> {
+        self.trees.begin(now).await
     }
 
     async fn prune_trees(&self, now: i64) -> Result<u64, StoreError> {
-        self.read(move |c| {
-            c.execute("DELETE FROM trees WHERE expires <= ?1", [now])
-                .map(|n| n as u64)
-                .map_err(db)
-        })
-        .await
+        self.trees.prune(now).await
     }
-}
-
-fn put_tree_in(
-    c: &Connection,
-    locator: [u8; 32],
-    blob: &[u8],
-    now: i64,
-    expires: i64,
-) -> Result<TreePut, StoreError> {
-    // IMMEDIATE: the write lock is taken first, so the check and the insert are one step.
-    c.execute_batch("BEGIN IMMEDIATE").map_err(db)?;
-    let r = (|| {
-        let digest = tree_digest(blob);
-        let have: Option<(Vec<u8>, i64)> = c
-            .prepare_cached("SELECT digest, expires FROM trees WHERE locator = ?1")
-            .map_err(db)?
-            .query_row([locator.as_slice()], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()
-            .map_err(db)?;
-        Ok(match have {
-            Some((d, e)) if e > now && d == digest => TreePut::Stored(e),
-            Some((_, e)) if e > now => TreePut::Conflict,
-            _ => {
-                c.prepare_cached(
-                    "INSERT OR REPLACE INTO trees (locator, digest, blob, expires)
-                     VALUES (?1, ?2, ?3, ?4)",
-                )
-                .map_err(db)?
-                .execute(params![locator.as_slice(), digest, blob, expires])
-                .map_err(db)?;
-                TreePut::Stored(expires)
-            }
-        })
-    })()
-    .and_then(|out| c.execute_batch("COMMIT").map_err(db).map(|()| out));
-    if r.is_err() {
-        let _ = c.execute_batch("ROLLBACK");
-    }
-    r
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ds::store::TreePut;
 
     fn post(kind: Kind, mailbox: u8, epoch: u8, idem: u8, payload: &[u8]) -> Post {
         post_after(kind, mailbox, epoch, 0, idem, payload)
