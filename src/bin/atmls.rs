@@ -32,10 +32,19 @@ struct Cli {
 enum Command {
     /// Run the demo: alice (two devices), bob and carol; DMs, a group, removal, restart.
     Demo {
-        /// Run it through a running atmls-ds at this URL (e.g. http://127.0.0.1:8080) instead
-        /// of the in-process transport (needs the `ds-client` feature).
+        /// Run it through a running atmls-ds at this URL (e.g. https://ds.example.com, or
+        /// http://127.0.0.1:8080 on this machine) instead of the in-process transport (needs
+        /// the `ds-client` feature).
         #[arg(long)]
         ds: Option<String>,
+        /// Also trust this root certificate (PEM) for the DS's TLS certificate (a private
+        /// deployment or a self-signed test service).
+        #[arg(long, requires = "ds")]
+        ds_root_cert: Option<std::path::PathBuf>,
+        /// Accept a plain http:// DS URL to a host that is not loopback: the posting
+        /// capabilities then travel in clear. Only on a network you trust entirely.
+        #[arg(long, requires = "ds")]
+        ds_allow_plain_http_to_remote_hosts: bool,
     },
     /// Your account on a real PDS: publish this device's identity and KeyPackages, look up
     /// others'.
@@ -120,20 +129,35 @@ async fn show(name: &str, c: &Client) -> Res<()> {
     Ok(())
 }
 
-fn transport(ds: Option<&str>) -> Res<Arc<dyn Transport>> {
-    match ds {
+/// How the demo reaches a DS: its URL and TLS options (`--ds…`).
+struct DsArgs<'a> {
+    url: Option<&'a str>,
+    root_cert: Option<&'a Path>,
+    allow_plain_http_to_remote_hosts: bool,
+}
+
+fn transport(ds: &DsArgs<'_>) -> Res<Arc<dyn Transport>> {
+    match ds.url {
         None => Ok(Arc::new(MemoryTransport::new())),
         #[cfg(feature = "ds-client")]
         Some(url) => {
             println!("== through atmls-ds at {url}");
-            Ok(Arc::new(atmls::transport::HttpTransport::new(url)?))
+            let mut b = atmls::transport::HttpTransport::builder(url)
+                .allow_plain_http_to_remote_hosts(ds.allow_plain_http_to_remote_hosts);
+            if let Some(p) = ds.root_cert {
+                b = b.add_root_certificate_pem(&std::fs::read(p)?);
+            }
+            Ok(Arc::new(b.build()?))
         }
         #[cfg(not(feature = "ds-client"))]
-        Some(_) => Err("--ds needs atmls built with the ds-client feature".into()),
+        Some(_) => {
+            let _ = (ds.root_cert, ds.allow_plain_http_to_remote_hosts);
+            Err("--ds needs atmls built with the ds-client feature".into())
+        }
     }
 }
 
-async fn demo(ds: Option<&str>) -> Res<()> {
+async fn demo(ds: &DsArgs<'_>) -> Res<()> {
     let tmp = tempfile::tempdir()?;
     let env = Env {
         dir: Arc::new(MemoryDirectory::new()),
@@ -375,7 +399,18 @@ async fn governance_demo(alice: &Client, bob: &Client, carol: &Client, g: &Group
 async fn main() {
     let cli = Cli::parse();
     let r = match cli.command {
-        Command::Demo { ds } => demo(ds.as_deref()).await,
+        Command::Demo {
+            ds,
+            ds_root_cert,
+            ds_allow_plain_http_to_remote_hosts,
+        } => {
+            demo(&DsArgs {
+                url: ds.as_deref(),
+                root_cert: ds_root_cert.as_deref(),
+                allow_plain_http_to_remote_hosts: ds_allow_plain_http_to_remote_hosts,
+            })
+            .await
+        }
         #[cfg(feature = "pds")]
         Command::Pds(a) => pds::run(a).await,
     };

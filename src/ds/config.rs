@@ -2,6 +2,7 @@
 //! serve, prune on a timer, shut down gracefully on SIGTERM or SIGINT.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -68,6 +69,13 @@ pub struct Config {
     /// Seconds to receive a request's body; slower is `408 request_timeout` (DS-15).
     #[arg(long, env = "ATMLS_DS_BODY_TIMEOUT", default_value_t = 60)]
     pub body_timeout: u64,
+    /// Serve TLS (DS-16) with this certificate chain (PEM: the server's certificate first, then
+    /// any intermediates); needs `--tls-key`.
+    #[arg(long, env = "ATMLS_DS_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of `--tls-cert` (PEM: PKCS#8, PKCS#1 or SEC1); needs `--tls-cert`.
+    #[arg(long, env = "ATMLS_DS_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Address to serve `/metrics` on (DS-12); without it metrics are not served.
     #[arg(long, env = "ATMLS_DS_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
@@ -100,6 +108,37 @@ async fn open_store(
     Ok(Arc::new(s))
 }
 
+/// The TLS acceptor of `--tls-cert` and `--tls-key` (DS-16): rustls on the ring provider,
+/// TLS 1.2 and 1.3, HTTP/1.1 only.
+fn tls_acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor, String> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("--tls-cert {}: {e}", cert.display()))?;
+    if chain.is_empty() {
+        return Err(format!(
+            "--tls-cert {}: no CERTIFICATE in it",
+            cert.display()
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| format!("--tls-key {}: {e}", key.display()))?;
+    // ring, like the client (reqwest's rustls): aws-lc-rs, rustls's provider with post-quantum
+    // key exchange, needs cmake and clang to build. rustls 0.23.48 deprecates the ring provider
+    // for that lack (no X25519MLKEM768); TLS 1.3 with X25519 and P-256 stays.
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| format!("--tls-cert and --tls-key: {e}"))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
 async fn signal() {
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -117,6 +156,11 @@ async fn signal() {
 
 /// Runs the service until SIGTERM or SIGINT.
 pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error>> {
+    // Read the certificate before anything else, so a bad one stops the start-up at once.
+    let tls = match (&cfg.tls_cert, &cfg.tls_key) {
+        (Some(cert), Some(key)) => Some(tls_acceptor(cert, key)?),
+        _ => None,
+    };
     let (hub, _) = broadcast::channel(8192);
     let store = open_store(&cfg, &hub).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -139,8 +183,9 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
     let addr = listener.local_addr()?;
     // The first line on stdout: scripts and tests read the bound address from it.
-    println!("atmls-ds listening on http://{addr}");
-    tracing::info!(%addr, "listening");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("atmls-ds listening on {scheme}://{addr}");
+    tracing::info!(%addr, tls = tls.is_some(), "listening");
     let metrics = match cfg.metrics_listen {
         Some(at) => {
             let l = tokio::net::TcpListener::bind(at).await?;
@@ -190,7 +235,7 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error>> {
         max_connections: cfg.max_connections,
         header_timeout: Duration::from_secs(cfg.header_timeout.max(1)),
     };
-    serve(listener, app, limits, async move {
+    serve(listener, app, limits, tls, async move {
         signal().await;
         tracing::info!("shutting down: finishing requests in flight");
         let _ = stop_tx.send(true);

@@ -1,33 +1,96 @@
 //! The client side of atmls-ds: [`Transport`] over HTTP (spec/ds.md DS-API-*). Retryable
 //! failures are retried a few times with the same idempotency key, so a send whose answer was
 //! lost is still stored once (DS-6).
+//!
+//! The connection is protected (spec/transport.md TRANSPORT-8): TLS through rustls, and plain
+//! `http://` only to loopback unless the caller explicitly allows it; every request has a
+//! timeout, and every answer is read up to a cap.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use base64::Engine as _;
 use futures_util::StreamExt as _;
-use reqwest::{Response, StatusCode};
+use reqwest::{Response, StatusCode, Url};
 use tokio::sync::mpsc;
 
 use super::{
     CommitOutcome, Delivered, EpochTag, IdempotencyKey, Mailbox, MailboxId, Page, SendOutcome,
-    Subscription, Transport, TransportError, TreeLocator, MAX_TREE_BLOB,
+    Subscription, Transport, TransportError, TreeLocator, MAX_COMMIT_PAYLOAD, MAX_TREE_BLOB,
+    MAX_WELCOME_PAYLOAD,
 };
 use crate::ds::api::{self, code, Accepted, ErrorBody, Item, PageBody, SubscribeBody};
 
 /// Attempts per request when the service is unreachable, overloaded or rate limiting.
 const ATTEMPTS: u32 = 6;
-/// Largest response body accepted (a full page plus its base64 and JSON overhead).
-const MAX_RESPONSE: usize = api::MAX_PAGE_BYTES * 2 + (1 << 20);
 
-/// A [`Transport`] speaking to an atmls-ds at `base` (e.g. `http://127.0.0.1:8080`).
+/// Base64 (standard, padded) length of `n` bytes.
+const fn base64_len(n: usize) -> usize {
+    n.div_ceil(3) * 4
+}
+
+/// JSON around one item of a page (`{"seq":…,"kind":"welcome","payload":""},`) is under 64
+/// bytes; this is twice that.
+const ITEM_OVERHEAD: usize = 128;
+
+/// Largest single item a page may carry: the DS stops a page once its payloads reach
+/// [`api::MAX_PAGE_BYTES`], so the last item may take it past that by one whole payload.
+const MAX_ITEM: usize = if MAX_COMMIT_PAYLOAD > MAX_WELCOME_PAYLOAD {
+    MAX_COMMIT_PAYLOAD
+} else {
+    MAX_WELCOME_PAYLOAD
+};
+
+/// Largest fetch answer read (TRANSPORT-8): a full page of payloads (DS-7: under 4 MiB, then
+/// at most one more item of up to 16 MiB), in base64, with the JSON of 1,000 items around it.
+const MAX_PAGE_ANSWER: usize = base64_len(api::MAX_PAGE_BYTES + MAX_ITEM)
+    + api::MAX_PAGE_ITEMS as usize * ITEM_OVERHEAD
+    + (64 << 10);
+
+/// Largest answer to a post read: `{"seq": N}`, or an `epoch_taken` refusal carrying the
+/// winning commit (up to 16 MiB, in base64).
+const MAX_POST_ANSWER: usize = base64_len(MAX_COMMIT_PAYLOAD) + (64 << 10);
+
+/// Largest tree blob read (`GET /v1/trees/…` answers the raw bytes, DS-API-10).
+const MAX_TREE_ANSWER: usize = MAX_TREE_BLOB;
+
+/// Largest error body (or small JSON answer) read anywhere else: `{"error", "message"}`.
+const MAX_ERROR_ANSWER: usize = 64 << 10;
+
+/// Longest line of a subscription stream (a line is `data: <64 hex digits>`).
+const MAX_EVENT_LINE: usize = 64 << 10;
+
+/// Default time to open a connection (TCP and TLS handshake).
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default time for one request, from sending it to the end of its answer's body.
+const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default time for one tree-blob upload or download (up to 64 MiB each).
+const DEFAULT_TREE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Default longest silence on a subscription stream before it is ended (and the watcher
+/// re-subscribes). atmls-ds sends a keep-alive comment every 15 s (axum's default), so this
+/// is three missed keep-alives.
+const DEFAULT_SUBSCRIPTION_IDLE_TIMEOUT: Duration = Duration::from_secs(45);
+
+/// A [`Transport`] speaking to an atmls-ds at `base` (e.g. `https://ds.example.com`).
+///
+/// `https://` is always accepted; `http://` only to a loopback host (`127.0.0.0/8`, `::1`,
+/// `localhost`) unless [`HttpTransportBuilder::allow_plain_http_to_remote_hosts`] says
+/// otherwise, because the posting capability and epoch tags would travel in clear
+/// (TRANSPORT-8).
 ///
 /// ```no_run
 /// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
 /// use std::sync::Arc;
+/// use std::time::Duration;
 /// use atmls::transport::HttpTransport;
-/// let transport = Arc::new(HttpTransport::new("http://127.0.0.1:8080")?);
+/// let transport = Arc::new(HttpTransport::new("https://ds.example.com")?);
+/// // A private deployment: trust its own root as well, and shorter requests.
+/// let pem = std::fs::read("ds-root.pem")?;
+/// let private = HttpTransport::builder("https://ds.internal:8443")
+///     .add_root_certificate_pem(&pem)
+///     .request_timeout(Duration::from_secs(20))
+///     .build()?;
 /// // Client::builder(directory, transport, store) ...
 /// # Ok(()) }
 /// ```
@@ -35,16 +98,184 @@ const MAX_RESPONSE: usize = api::MAX_PAGE_BYTES * 2 + (1 << 20);
 pub struct HttpTransport {
     base: String,
     http: reqwest::Client,
+    request_timeout: Duration,
+    tree_timeout: Duration,
+    subscription_idle_timeout: Duration,
+}
+
+/// Options of an [`HttpTransport`] ([`HttpTransport::builder`]).
+#[derive(Clone, Debug)]
+pub struct HttpTransportBuilder {
+    base: String,
+    roots: Vec<Vec<u8>>,
+    allow_plain_http_to_remote_hosts: bool,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+    tree_timeout: Duration,
+    subscription_idle_timeout: Duration,
+}
+
+impl HttpTransportBuilder {
+    /// Trusts the root certificate(s) in `pem` (one or more `CERTIFICATE` blocks) besides the
+    /// built-in roots: for a private deployment or a test service with its own certificate
+    /// authority. A bad PEM makes [`build`](Self::build) fail with [`TransportError::Tls`].
+    pub fn add_root_certificate_pem(mut self, pem: &[u8]) -> Self {
+        self.roots.push(pem.to_vec());
+        self
+    }
+
+    /// Accepts a plain `http://` URL to a host that is not loopback. The posting capability,
+    /// epoch tags, mailbox ids and sealed payloads then travel unencrypted and unauthenticated
+    /// over the network: only for a network the caller trusts entirely (TRANSPORT-8).
+    pub fn allow_plain_http_to_remote_hosts(mut self, allow: bool) -> Self {
+        self.allow_plain_http_to_remote_hosts = allow;
+        self
+    }
+
+    /// Time to open a connection, TCP and TLS handshake (default 10 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Time for one request, from sending it to the end of its answer (default 60 s). A long
+    /// poll ([`HttpTransport::fetch_wait`]) gets its wait on top.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Time for one tree-blob upload or download, up to 64 MiB (default 300 s).
+    pub fn tree_timeout(mut self, timeout: Duration) -> Self {
+        self.tree_timeout = timeout;
+        self
+    }
+
+    /// Longest silence on a subscription stream before the subscription is ended (default
+    /// 45 s; the service sends a keep-alive every 15 s). The stream has no total timeout.
+    pub fn subscription_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.subscription_idle_timeout = timeout;
+        self
+    }
+
+    /// The transport; refuses the URL ([`TransportError::InvalidUrl`],
+    /// [`TransportError::PlainHttpToRemoteHost`]) before any request is sent.
+    pub fn build(self) -> Result<HttpTransport, TransportError> {
+        let base = check_base_url(&self.base, self.allow_plain_http_to_remote_hosts)?;
+        let mut http = reqwest::Client::builder()
+            // rustls even when another feature (`pds`, through atrium) compiled native-tls in.
+            .use_rustls_tls()
+            .connect_timeout(self.connect_timeout)
+            .pool_idle_timeout(Duration::from_secs(30))
+            // atmls-ds never redirects; following one could carry the capability elsewhere,
+            // or to plain http.
+            .redirect(reqwest::redirect::Policy::none());
+        for pem in &self.roots {
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| TransportError::Tls(format!("root certificate: {e}")))?;
+            if certs.is_empty() {
+                return Err(TransportError::Tls(
+                    "root certificate: no CERTIFICATE in the PEM".into(),
+                ));
+            }
+            for c in certs {
+                http = http.add_root_certificate(c);
+            }
+        }
+        let http = http
+            .build()
+            .map_err(|e| TransportError::Tls(format!("TLS set-up: {e}")))?;
+        Ok(HttpTransport {
+            base,
+            http,
+            request_timeout: self.request_timeout,
+            tree_timeout: self.tree_timeout,
+            subscription_idle_timeout: self.subscription_idle_timeout,
+        })
+    }
+}
+
+/// Whether `url`'s host is loopback: `127.0.0.0/8`, `::1` or `localhost` (the URL parser
+/// has already normalized other spellings of these addresses, such as `127.1`).
+fn is_loopback(url: &Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The base URL without its trailing slashes, if the transport may use it (TRANSPORT-8).
+fn check_base_url(base: &str, allow_plain_http: bool) -> Result<String, TransportError> {
+    let url = Url::parse(base).map_err(|e| TransportError::InvalidUrl(format!("{base}: {e}")))?;
+    if url.host().is_none() {
+        return Err(TransportError::InvalidUrl(format!("{base}: no host")));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(TransportError::InvalidUrl(format!(
+            "{base}: a query or fragment has no place in the service's base URL"
+        )));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(TransportError::InvalidUrl(format!(
+            "{base}: credentials have no place in the service's base URL"
+        )));
+    }
+    match url.scheme() {
+        "https" => {}
+        "http" if allow_plain_http || is_loopback(&url) => {}
+        "http" => {
+            return Err(TransportError::PlainHttpToRemoteHost(
+                url.host_str().unwrap_or_default().to_owned(),
+            ))
+        }
+        other => {
+            return Err(TransportError::InvalidUrl(format!(
+                "{base}: scheme {other} (https, or http to loopback)"
+            )))
+        }
+    }
+    Ok(base.trim_end_matches('/').to_owned())
 }
 
 fn unavailable(e: impl std::fmt::Display) -> TransportError {
     TransportError::Unavailable(e.to_string())
 }
 
+/// The transport error of a failed request: a timeout, a TLS failure (the service's
+/// certificate refused, or the handshake failed), else the service is unavailable.
+fn http_error(e: reqwest::Error) -> TransportError {
+    if e.is_timeout() {
+        return TransportError::Timeout(e.to_string());
+    }
+    // The rustls error sits in an `io::Error` (itself in another one), whose `source` skips
+    // the error it wraps: descend into those with `get_ref`.
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(err) = next {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return TransportError::Tls(tls.to_string());
+        }
+        next = match err.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
+    }
+    unavailable(e)
+}
+
+/// Whether a failed attempt is retried here: the retryable errors, except timeouts, which
+/// already took the whole time the caller gave the request (the caller may retry them).
+fn retry_here(e: &TransportError) -> bool {
+    e.is_retryable() && !matches!(e, TransportError::Timeout(_))
+}
+
 fn decode_item(i: Item) -> Result<Delivered, TransportError> {
     let payload = base64::engine::general_purpose::STANDARD
         .decode(i.payload.as_bytes())
-        .map_err(|_| TransportError::Refused("malformed payload from service".into()))?;
+        .map_err(|_| TransportError::InvalidResponse("malformed payload from service".into()))?;
     Ok(Delivered {
         seq: i.seq,
         kind: i.kind.into(),
@@ -59,37 +290,84 @@ enum Answer {
 }
 
 impl HttpTransport {
-    /// A transport for the service at `base`.
+    /// Largest fetch answer read, in bytes (TRANSPORT-8): a page of payloads just under
+    /// 4 MiB followed by one 16 MiB item (DS-7), in base64, with the JSON of 1,000 items.
+    pub const MAX_PAGE_ANSWER: usize = MAX_PAGE_ANSWER;
+    /// Largest answer to a post read, in bytes: an `epoch_taken` refusal carries the winning
+    /// commit (up to 16 MiB, in base64).
+    pub const MAX_POST_ANSWER: usize = MAX_POST_ANSWER;
+    /// Largest tree blob read, in bytes ([`MAX_TREE_BLOB`], the raw bytes).
+    pub const MAX_TREE_ANSWER: usize = MAX_TREE_ANSWER;
+    /// Largest error body (or other small answer) read, in bytes.
+    pub const MAX_ERROR_ANSWER: usize = MAX_ERROR_ANSWER;
+    /// Default time to open a connection, TCP and TLS handshake.
+    pub const DEFAULT_CONNECT_TIMEOUT: Duration = DEFAULT_CONNECT_TIMEOUT;
+    /// Default time for one request, from sending it to the end of its answer.
+    pub const DEFAULT_REQUEST_TIMEOUT: Duration = DEFAULT_REQUEST_TIMEOUT;
+    /// Default time for one tree-blob upload or download.
+    pub const DEFAULT_TREE_TIMEOUT: Duration = DEFAULT_TREE_TIMEOUT;
+    /// Default longest silence on a subscription stream.
+    pub const DEFAULT_SUBSCRIPTION_IDLE_TIMEOUT: Duration = DEFAULT_SUBSCRIPTION_IDLE_TIMEOUT;
+
+    /// A transport for the service at `base`, with the default options
+    /// ([`builder`](Self::builder)): `https://`, or `http://` to loopback.
     pub fn new(base: &str) -> Result<Self, TransportError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build()
-            .map_err(unavailable)?;
-        Ok(HttpTransport {
-            base: base.trim_end_matches('/').to_owned(),
-            http,
-        })
+        Self::builder(base).build()
     }
 
-    async fn body(resp: Response) -> Result<Vec<u8>, TransportError> {
-        Self::body_limited(resp, MAX_RESPONSE).await
+    /// Options for a transport to the service at `base`; nothing is checked or sent until
+    /// [`HttpTransportBuilder::build`].
+    pub fn builder(base: &str) -> HttpTransportBuilder {
+        HttpTransportBuilder {
+            base: base.to_owned(),
+            roots: Vec::new(),
+            allow_plain_http_to_remote_hosts: false,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            tree_timeout: DEFAULT_TREE_TIMEOUT,
+            subscription_idle_timeout: DEFAULT_SUBSCRIPTION_IDLE_TIMEOUT,
+        }
     }
 
-    async fn body_limited(resp: Response, limit: usize) -> Result<Vec<u8>, TransportError> {
+    /// The service's base URL, without a trailing slash.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// Reads an answer's status and body: up to `ok_limit` bytes for a success, `err_limit`
+    /// for an error. A larger body is refused as soon as it is known to be larger
+    /// (`Content-Length`, or the bytes received so far), and none of it is used.
+    async fn answer(
+        resp: Response,
+        ok_limit: usize,
+        err_limit: usize,
+    ) -> Result<(StatusCode, Vec<u8>), TransportError> {
+        let status = resp.status();
+        let limit = if status.is_success() {
+            ok_limit
+        } else {
+            err_limit
+        };
         if resp.content_length().is_some_and(|n| n > limit as u64) {
-            return Err(TransportError::Refused("response too large".into()));
+            return Err(TransportError::ResponseTooLarge { limit });
         }
         let mut out = Vec::new();
         let mut s = resp.bytes_stream();
         while let Some(chunk) = s.next().await {
-            let chunk = chunk.map_err(unavailable)?;
+            let chunk = chunk.map_err(http_error)?;
             if out.len() + chunk.len() > limit {
-                return Err(TransportError::Refused("response too large".into()));
+                return Err(TransportError::ResponseTooLarge { limit });
             }
             out.extend_from_slice(&chunk);
         }
-        Ok(out)
+        Ok((status, out))
+    }
+
+    /// The error of an error answer that the caller does not interpret.
+    fn refusal(status: StatusCode, body: &[u8]) -> TransportError {
+        Self::classify(status, body)
+            .err()
+            .unwrap_or_else(|| TransportError::Refused(format!("answered {status}")))
     }
 
     /// Maps an error answer to a transport error; `Ok` for answers the caller interprets.
@@ -118,6 +396,7 @@ impl HttpTransport {
     }
 
     /// Runs `attempt` until it succeeds, fails for good, or [`ATTEMPTS`] retryable failures.
+    /// A timeout is returned at once (it already took the request's whole time).
     async fn retrying<T, F, Fut>(&self, attempt: F) -> Result<T, TransportError>
     where
         F: Fn() -> Fut,
@@ -129,7 +408,7 @@ impl HttpTransport {
                 tokio::time::sleep(Duration::from_millis(50 << n.min(5))).await;
             }
             match attempt().await {
-                Err(e) if e.is_retryable() => last = e,
+                Err(e) if retry_here(&e) => last = e,
                 other => return other,
             }
         }
@@ -150,52 +429,105 @@ impl HttpTransport {
             self.base,
             hex::encode(mailbox.id.0)
         );
-        let mut last = TransportError::Unavailable("no attempt".into());
-        for attempt in 0..ATTEMPTS {
-            if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(50 << attempt.min(5))).await;
-            }
-            let mut req = self
-                .http
-                .post(&url)
-                .header(api::H_IDEMPOTENCY, hex::encode(key.0))
-                .header("content-type", "application/octet-stream")
-                .body(payload.to_vec());
-            if let Some((e, after)) = group {
-                req = req
-                    .header(api::H_EPOCH, hex::encode(e.0))
-                    .header(api::H_AFTER, after.to_string());
-            }
-            if let Some(s) = &mailbox.post_secret {
-                req = req.bearer_auth(hex::encode(s));
-            }
-            let result = match req.send().await {
-                Ok(resp) => {
-                    let status = resp.status();
-                    match Self::body(resp).await {
-                        Ok(body) if status.is_success() => {
-                            serde_json::from_slice::<Accepted>(&body)
-                                .map(|a| Answer::Stored(a.seq))
-                                .map_err(|_| TransportError::Refused("malformed answer".into()))
-                        }
-                        Ok(body) => Self::classify(status, &body).map(Answer::Refused),
-                        Err(e) => Err(e),
-                    }
+        let result = self
+            .retrying(|| async {
+                let mut req = self
+                    .http
+                    .post(&url)
+                    .timeout(self.request_timeout)
+                    .header(api::H_IDEMPOTENCY, hex::encode(key.0))
+                    .header("content-type", "application/octet-stream")
+                    .body(payload.to_vec());
+                if let Some((e, after)) = group {
+                    req = req
+                        .header(api::H_EPOCH, hex::encode(e.0))
+                        .header(api::H_AFTER, after.to_string());
                 }
-                Err(e) => Err(unavailable(e)),
-            };
-            match result {
-                Err(e) if e.is_retryable() => last = e,
-                Err(TransportError::PayloadTooLarge { limit, .. }) => {
-                    return Err(TransportError::PayloadTooLarge {
-                        size: payload.len(),
-                        limit,
-                    })
+                if let Some(s) = &mailbox.post_secret {
+                    req = req.bearer_auth(hex::encode(s));
                 }
-                other => return other,
+                let resp = req.send().await.map_err(http_error)?;
+                let (status, body) = Self::answer(resp, MAX_ERROR_ANSWER, MAX_POST_ANSWER).await?;
+                if status.is_success() {
+                    return serde_json::from_slice::<Accepted>(&body)
+                        .map(|a| Answer::Stored(a.seq))
+                        .map_err(|_| TransportError::InvalidResponse("malformed answer".into()));
+                }
+                Self::classify(status, &body).map(Answer::Refused)
+            })
+            .await;
+        match result {
+            Err(TransportError::PayloadTooLarge { limit, .. }) => {
+                Err(TransportError::PayloadTooLarge {
+                    size: payload.len(),
+                    limit,
+                })
             }
+            other => other,
         }
-        Err(last)
+    }
+
+    /// [`Transport::fetch`] as a long poll: when no item follows `after`, the service holds
+    /// the answer until one arrives or `wait` (at most 30 s, DS-8) is up, and the request's
+    /// timeout is `wait` plus the request timeout.
+    pub async fn fetch_wait(
+        &self,
+        mailbox: &MailboxId,
+        after: u64,
+        limit: u32,
+        wait: Duration,
+    ) -> Result<Page, TransportError> {
+        let wait = wait.min(Duration::from_millis(api::MAX_WAIT_MS));
+        let limit = limit.clamp(1, api::MAX_PAGE_ITEMS);
+        let mut url = format!(
+            "{}/v1/mailboxes/{}/items?after={after}&limit={limit}",
+            self.base,
+            hex::encode(mailbox.0),
+        );
+        if !wait.is_zero() {
+            url.push_str(&format!("&wait_ms={}", wait.as_millis()));
+        }
+        let timeout = self.request_timeout + wait;
+        self.retrying(|| async {
+            let resp = self
+                .http
+                .get(&url)
+                .timeout(timeout)
+                .send()
+                .await
+                .map_err(http_error)?;
+            let (status, body) = Self::answer(resp, MAX_PAGE_ANSWER, MAX_ERROR_ANSWER).await?;
+            if !status.is_success() {
+                return Err(Self::refusal(status, &body));
+            }
+            let page: PageBody = serde_json::from_slice(&body)
+                .map_err(|_| TransportError::InvalidResponse("malformed page".into()))?;
+            // No more than asked for (TRANSPORT-8), continuing the cursor in order
+            // (TRANSPORT-5): refuse anything else.
+            if page.items.len() > limit as usize {
+                return Err(TransportError::InvalidResponse(format!(
+                    "a page of {} items, {limit} asked for",
+                    page.items.len()
+                )));
+            }
+            let items = page
+                .items
+                .into_iter()
+                .map(decode_item)
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut prev = after;
+            for i in &items {
+                if i.seq <= prev {
+                    return Err(TransportError::InvalidResponse("page out of order".into()));
+                }
+                prev = i.seq;
+            }
+            Ok(Page {
+                items,
+                more: page.more,
+            })
+        })
+        .await
     }
 }
 
@@ -263,53 +595,7 @@ impl Transport for HttpTransport {
         after: u64,
         limit: u32,
     ) -> Result<Page, TransportError> {
-        let url = format!(
-            "{}/v1/mailboxes/{}/items?after={after}&limit={}",
-            self.base,
-            hex::encode(mailbox.0),
-            limit.clamp(1, api::MAX_PAGE_ITEMS)
-        );
-        let mut last = TransportError::Unavailable("no attempt".into());
-        for attempt in 0..ATTEMPTS {
-            if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(50 << attempt.min(5))).await;
-            }
-            let result = async {
-                let resp = self.http.get(&url).send().await.map_err(unavailable)?;
-                let status = resp.status();
-                let body = Self::body(resp).await?;
-                if !status.is_success() {
-                    return Err(Self::classify(status, &body)
-                        .err()
-                        .unwrap_or_else(|| TransportError::Refused(format!("answered {status}"))));
-                }
-                let page: PageBody = serde_json::from_slice(&body)
-                    .map_err(|_| TransportError::Refused("malformed page".into()))?;
-                let items = page
-                    .items
-                    .into_iter()
-                    .map(decode_item)
-                    .collect::<Result<Vec<_>, _>>()?;
-                // A page must continue the cursor in order (TRANSPORT-5): refuse anything else.
-                let mut prev = after;
-                for i in &items {
-                    if i.seq <= prev {
-                        return Err(TransportError::Refused("page out of order".into()));
-                    }
-                    prev = i.seq;
-                }
-                Ok(Page {
-                    items,
-                    more: page.more,
-                })
-            }
-            .await;
-            match result {
-                Err(e) if e.is_retryable() => last = e,
-                other => return other,
-            }
-        }
-        Err(last)
+        self.fetch_wait(mailbox, after, limit, Duration::ZERO).await
     }
 
     async fn put_tree(&self, locator: &TreeLocator, blob: &[u8]) -> Result<(), TransportError> {
@@ -325,13 +611,13 @@ impl Transport for HttpTransport {
             let resp = self
                 .http
                 .put(&url)
+                .timeout(self.tree_timeout)
                 .header("content-type", "application/octet-stream")
                 .body(blob.to_vec())
                 .send()
                 .await
-                .map_err(unavailable)?;
-            let status = resp.status();
-            let body = Self::body(resp).await?;
+                .map_err(http_error)?;
+            let (status, body) = Self::answer(resp, MAX_ERROR_ANSWER, MAX_ERROR_ANSWER).await?;
             if status.is_success() {
                 return Ok(());
             }
@@ -352,15 +638,18 @@ impl Transport for HttpTransport {
     async fn fetch_tree(&self, locator: &TreeLocator) -> Result<Vec<u8>, TransportError> {
         let url = format!("{}/v1/trees/{}", self.base, hex::encode(locator.0));
         self.retrying(|| async {
-            let resp = self.http.get(&url).send().await.map_err(unavailable)?;
-            let status = resp.status();
+            let resp = self
+                .http
+                .get(&url)
+                .timeout(self.tree_timeout)
+                .send()
+                .await
+                .map_err(http_error)?;
+            let (status, body) = Self::answer(resp, MAX_TREE_ANSWER, MAX_ERROR_ANSWER).await?;
             if status.is_success() {
-                return Self::body_limited(resp, MAX_TREE_BLOB).await;
+                return Ok(body);
             }
-            let body = Self::body(resp).await?;
-            Err(Self::classify(status, &body)
-                .err()
-                .unwrap_or_else(|| TransportError::Refused(format!("answered {status}"))))
+            Err(Self::refusal(status, &body))
         })
         .await
     }
@@ -369,32 +658,45 @@ impl Transport for HttpTransport {
         let body = SubscribeBody {
             mailboxes: mailboxes.iter().map(|m| hex::encode(m.0)).collect(),
         };
-        let resp = self
+        let body = serde_json::to_vec(&body).map_err(|e| TransportError::Refused(e.to_string()))?;
+        // No total timeout on the stream (it lasts as long as the subscription): the answer's
+        // head must come within the request timeout, then each read within the idle timeout.
+        let send = self
             .http
             .post(format!("{}/v1/subscribe", self.base))
             .header("content-type", "application/json")
-            .body(serde_json::to_vec(&body).map_err(|e| TransportError::Refused(e.to_string()))?)
-            .send()
-            .await
-            .map_err(unavailable)?;
+            .body(body)
+            .send();
+        let resp = match tokio::time::timeout(self.request_timeout, send).await {
+            Ok(r) => r.map_err(http_error)?,
+            Err(_) => {
+                return Err(TransportError::Timeout(
+                    "no answer to the subscription in time".into(),
+                ))
+            }
+        };
         let status = resp.status();
         if !status.is_success() {
-            let body = Self::body(resp).await?;
-            return Err(Self::classify(status, &body)
-                .err()
-                .unwrap_or_else(|| TransportError::Refused(format!("answered {status}"))));
+            let answer = tokio::time::timeout(
+                self.request_timeout,
+                Self::answer(resp, MAX_ERROR_ANSWER, MAX_ERROR_ANSWER),
+            )
+            .await
+            .map_err(|_| TransportError::Timeout("no answer to the subscription in time".into()))?;
+            let (status, body) = answer?;
+            return Err(Self::refusal(status, &body));
         }
         let all: Vec<MailboxId> = mailboxes.to_vec();
+        let idle = self.subscription_idle_timeout;
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(async move {
             let mut stream = resp.bytes_stream();
             let mut buf: Vec<u8> = Vec::new();
-            while let Some(item) = stream.next().await {
+            // Silence longer than `idle` (no event, no keep-alive) ends the subscription, and so
+            // does a line longer than any the service sends.
+            while let Ok(Some(item)) = tokio::time::timeout(idle, stream.next()).await {
                 let Ok(chunk) = item else { break };
                 buf.extend_from_slice(chunk.as_ref());
-                if buf.len() > 1 << 20 {
-                    return; // a misbehaving service: end the subscription
-                }
                 while let Some(pos) = buf.iter().position(|&b| b == b'\n') {
                     let line: Vec<u8> = buf.drain(..=pos).collect();
                     let Some(data) = line.strip_prefix(b"data:") else {
@@ -416,9 +718,173 @@ impl Transport for HttpTransport {
                         }
                     }
                 }
+                if buf.len() > MAX_EVENT_LINE {
+                    return; // a line longer than any the service sends: end the subscription
+                }
             }
             // Dropping `tx` ends the subscription; the watcher re-subscribes.
         });
         Ok(Subscription::new(rx))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url_error(base: &str) -> TransportError {
+        HttpTransport::new(base).expect_err(base)
+    }
+
+    #[test]
+    fn transport_8_https_is_always_accepted() {
+        for base in [
+            "https://ds.example.com",
+            "https://ds.example.com/",
+            "https://192.0.2.1:8443",
+            "https://[2001:db8::1]/atmls-ds/",
+            "https://127.0.0.1:1",
+        ] {
+            let t = HttpTransport::new(base).expect(base);
+            assert!(!t.base_url().ends_with('/'), "{}", t.base_url());
+        }
+        assert_eq!(
+            HttpTransport::new("https://ds.example.com/prefix//")
+                .unwrap()
+                .base_url(),
+            "https://ds.example.com/prefix"
+        );
+    }
+
+    #[test]
+    fn transport_8_plain_http_only_to_loopback() {
+        for base in [
+            "http://127.0.0.1:8080",
+            "http://127.0.0.1:8080/",
+            "http://127.45.6.7",
+            "http://127.1:80",
+            "http://[::1]:8080",
+            "http://localhost:8080",
+            "http://LocalHost",
+        ] {
+            HttpTransport::new(base).expect(base);
+        }
+        for (base, host) in [
+            ("http://192.0.2.1:1", "192.0.2.1"),
+            ("http://ds.example.com", "ds.example.com"),
+            ("http://localhost.example.com:8080", "localhost.example.com"),
+            ("http://[2001:db8::1]:8080", "[2001:db8::1]"),
+            ("http://10.0.0.1", "10.0.0.1"),
+            ("http://128.0.0.1", "128.0.0.1"),
+            ("http://0.0.0.0:8080", "0.0.0.0"),
+            ("http://[::ffff:192.0.2.1]", "[::ffff:c000:201]"),
+        ] {
+            assert_eq!(
+                url_error(base),
+                TransportError::PlainHttpToRemoteHost(host.into()),
+                "{base}"
+            );
+            assert!(!url_error(base).is_retryable());
+        }
+    }
+
+    #[test]
+    fn transport_8_plain_http_to_a_remote_host_only_when_explicitly_allowed() {
+        let t = HttpTransport::builder("http://192.0.2.1:1/")
+            .allow_plain_http_to_remote_hosts(true)
+            .build()
+            .unwrap();
+        assert_eq!(t.base_url(), "http://192.0.2.1:1");
+        assert!(matches!(
+            HttpTransport::builder("http://192.0.2.1:1")
+                .allow_plain_http_to_remote_hosts(false)
+                .build(),
+            Err(TransportError::PlainHttpToRemoteHost(_))
+        ));
+    }
+
+    #[test]
+    fn transport_8_unusable_urls_are_refused() {
+        for base in [
+            "",
+            "127.0.0.1:8080",
+            "ds.example.com",
+            "ftp://ds.example.com",
+            "ws://127.0.0.1:8080",
+            "file:///tmp/ds",
+            "unix:/tmp/ds.sock",
+            "https://",
+            "https://ds.example.com/?x=1",
+            "https://ds.example.com/#top",
+            "https://user:secret@ds.example.com",
+        ] {
+            assert!(
+                matches!(url_error(base), TransportError::InvalidUrl(_)),
+                "{base}: {:?}",
+                url_error(base)
+            );
+        }
+    }
+
+    #[test]
+    fn transport_8_a_root_certificate_that_is_not_pem_is_refused() {
+        for pem in [
+            &b""[..],
+            b"not a certificate",
+            b"-----BEGIN CERTIFICATE-----\nzz\n",
+        ] {
+            let e = HttpTransport::builder("https://ds.example.com")
+                .add_root_certificate_pem(pem)
+                .build()
+                .expect_err("bad root accepted");
+            assert!(matches!(e, TransportError::Tls(_)), "{e:?}");
+        }
+    }
+
+    /// The largest answers atmls-ds sends fit the caps: a page of payloads just under
+    /// `MAX_PAGE_BYTES` followed by one commit of the largest size, a page of 1,000 items, and
+    /// an `epoch_taken` refusal carrying the largest commit.
+    #[test]
+    fn transport_8_the_largest_answers_fit_the_caps() {
+        let item = |seq: u64, n: usize| Item {
+            seq,
+            kind: api::WireKind::Welcome,
+            payload: base64::engine::general_purpose::STANDARD.encode(vec![0xa5; n]),
+        };
+        let big = PageBody {
+            items: vec![
+                item(i64::MAX as u64 - 1, api::MAX_PAGE_BYTES - 1),
+                item(i64::MAX as u64, MAX_ITEM),
+            ],
+            more: true,
+        };
+        assert!(serde_json::to_vec(&big).unwrap().len() <= MAX_PAGE_ANSWER);
+        let many = PageBody {
+            items: (0..u64::from(api::MAX_PAGE_ITEMS))
+                .map(|i| item(i64::MAX as u64 - i, api::MAX_PAGE_BYTES / 1000))
+                .collect(),
+            more: true,
+        };
+        assert!(serde_json::to_vec(&many).unwrap().len() <= MAX_PAGE_ANSWER);
+        let taken = ErrorBody {
+            error: code::EPOCH_TAKEN.into(),
+            message: "a commit for this epoch follows your cursor".into(),
+            winner: Some(Item {
+                kind: api::WireKind::Commit,
+                ..item(i64::MAX as u64, MAX_COMMIT_PAYLOAD)
+            }),
+            limit: None,
+        };
+        assert!(serde_json::to_vec(&taken).unwrap().len() <= MAX_POST_ANSWER);
+    }
+
+    #[test]
+    fn transport_8_timeouts_are_retryable_tls_and_caps_are_not() {
+        assert!(TransportError::Timeout("x".into()).is_retryable());
+        assert!(!retry_here(&TransportError::Timeout("x".into())));
+        assert!(retry_here(&TransportError::Unavailable("x".into())));
+        assert!(!TransportError::Tls("x".into()).is_retryable());
+        assert!(!TransportError::ResponseTooLarge { limit: 1 }.is_retryable());
+        assert!(!TransportError::InvalidResponse("x".into()).is_retryable());
     }
 }

@@ -12,7 +12,7 @@ mod http;
 mod memory;
 
 #[cfg(feature = "ds-client")]
-pub use http::HttpTransport;
+pub use http::{HttpTransport, HttpTransportBuilder};
 pub use memory::MemoryTransport;
 
 use async_trait::async_trait;
@@ -218,15 +218,55 @@ pub enum TransportError {
     /// Any other refusal.
     #[error("transport refused: {0}")]
     Refused(String),
+    /// No answer within the configured time (connecting, or the whole request: TRANSPORT-8).
+    /// The request may or may not have been carried out; retrying with the same idempotency
+    /// key is safe and may help.
+    #[error("transport timed out: {0}")]
+    Timeout(String),
+    /// The TLS connection failed: the service's certificate was not accepted (unknown issuer,
+    /// wrong name, expired) or the handshake failed; or a root certificate given to the
+    /// transport is not PEM. Retrying does not help.
+    #[error("TLS failed: {0}")]
+    Tls(String),
+    /// The service's answer is larger than the client reads (TRANSPORT-8); none of it was used.
+    #[error("answer from the service over the limit of {limit} bytes")]
+    ResponseTooLarge {
+        /// The cap, in bytes.
+        limit: usize,
+    },
+    /// The service's answer breaks the protocol (a page with more items than asked for, out
+    /// of order, or not the expected JSON); none of it was used.
+    #[error("invalid answer from the service: {0}")]
+    InvalidResponse(String),
+    /// The service URL cannot be used (not `https://` or `http://`, no host, a query or
+    /// credentials in it). Found before any request is sent.
+    #[error("invalid service URL: {0}")]
+    InvalidUrl(String),
+    /// A plain `http://` URL to a host that is not loopback, without the explicit option that
+    /// allows it: the posting capability and epoch tags would travel in clear (TRANSPORT-8).
+    /// Found before any request is sent.
+    #[error("plain http to the remote host {0} refused (use https)")]
+    PlainHttpToRemoteHost(String),
 }
 
 impl TransportError {
     /// Whether retrying can help.
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            TransportError::Unavailable(_) | TransportError::RateLimited
-        )
+        // No catch-all: a new variant needs a decision.
+        match self {
+            TransportError::Unavailable(_)
+            | TransportError::RateLimited
+            | TransportError::Timeout(_) => true,
+            TransportError::PayloadTooLarge { .. }
+            | TransportError::Forbidden
+            | TransportError::NotFound
+            | TransportError::Refused(_)
+            | TransportError::Tls(_)
+            | TransportError::ResponseTooLarge { .. }
+            | TransportError::InvalidResponse(_)
+            | TransportError::InvalidUrl(_)
+            | TransportError::PlainHttpToRemoteHost(_) => false,
+        }
     }
 }
 

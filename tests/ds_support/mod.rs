@@ -163,7 +163,12 @@ impl Ds {
         };
         let url = read("atmls-ds listening on ");
         let metrics_url = read("atmls-ds metrics on ");
-        let addr = url.trim_start_matches("http://").to_owned();
+        // `https://` when the service was started with --tls-cert (DS-16).
+        let addr = url
+            .strip_prefix("https://")
+            .or_else(|| url.strip_prefix("http://"))
+            .unwrap_or(&url)
+            .to_owned();
         Ds {
             child,
             url,
