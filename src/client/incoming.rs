@@ -14,12 +14,12 @@ use super::receive::{member_from, parse_mls, process_item, Failure};
 use super::state::Ctx;
 use super::{Error, Event, Session};
 use crate::group::{
-    join_config, mailbox_for, staging_error, validate_joined_tree, welcome_mailbox, GroupData,
+    join_config, mailbox_for, staging_error, validate_joined_tree, GroupData,
     GroupError, GroupId, GroupKind, GroupStatus, TreeError, TreeRef,
 };
 use crate::storage::tables::{self, GroupRow};
 use crate::storage::StorageError;
-use crate::transport::{Delivered, TransportError, MAX_WELCOME_PAYLOAD};
+use crate::transport::{Delivered, TransportError, WelcomeReadProof, MAX_WELCOME_PAYLOAD};
 use crate::wire::WelcomeEnvelope;
 
 const PAGE: u32 = 100;
@@ -426,12 +426,13 @@ impl Session<'_> {
     /// pass (`last` false: its removal may wait in the group's mailbox, read next) and refused
     /// on the last.
     async fn sync_welcomes(&mut self, last: bool) -> Result<(), Error> {
-        let mailbox = welcome_mailbox(&self.inner.device.installation.public());
+        // Only this device may read its Welcome mailbox: a fresh proof per sync (DS-W-1).
+        let proof = WelcomeReadProof::sign(&self.inner.device.installation, self.inner.now());
         for _ in 0..MAX_PAGES {
             let cursor = self
                 .inner
                 .read(|c| tables::account_u64(c, K_WELCOME_CURSOR))?;
-            let page = self.transport.fetch(&mailbox, cursor, PAGE).await?;
+            let page = self.transport.fetch_welcomes(&proof, cursor, PAGE).await?;
             let items = in_order(&page.items, cursor, u64::MAX);
             for item in &items {
                 let joined = match self.welcome_tree(&item.payload).await {

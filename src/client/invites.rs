@@ -341,7 +341,9 @@ fn open_request(link: &SecretChannel, invite: &InviteId, sealed: &[u8]) -> Optio
 impl super::state::Inner {
     /// The request mailboxes this device answers (INV-4), so that `watch` wakes up when a
     /// join request arrives.
-    pub(crate) fn invite_mailboxes(&mut self) -> Result<Vec<crate::transport::MailboxId>, Error> {
+    pub(crate) fn invite_mailboxes(
+        &mut self,
+    ) -> Result<Vec<crate::transport::WelcomeReadProof>, Error> {
         let me = self.device.did.clone();
         let rows = self.read(tables::groups_all)?;
         self.ctx_read(|cx| {
@@ -362,7 +364,7 @@ impl super::state::Inner {
                 };
                 if gov.allows(&me, Action::Invite) || gov.allows(&me, Action::AddMembers) {
                     for rec in invites {
-                        out.push(request_channel(&rec.secret).mailbox);
+                        out.push(request_channel(&rec.secret).read_proof(cx.now()));
                     }
                 }
             }
@@ -489,7 +491,8 @@ impl Session<'_> {
                 let ch = request_channel(&rec.secret);
                 let ckey = format!("invite_cursor:{gid}:{}", rec.id());
                 let cursor = self.inner.read(|c| tables::account_u64(c, &ckey))?;
-                let page = self.transport.fetch(&ch.mailbox, cursor, PAGE).await?;
+                let proof = ch.read_proof(self.inner.now());
+                let page = self.transport.fetch_welcomes(&proof, cursor, PAGE).await?;
                 for item in page.items {
                     if let Some(mut req) = open_request(&ch, &rec.id(), &item.payload) {
                         req.via_handle = rec.public;
@@ -699,7 +702,11 @@ impl Client {
     /// The answer to a join request so far (the latest one an admin's device posted).
     pub async fn join_outcome(&self, pending: &PendingJoin) -> Result<JoinOutcome, Error> {
         let ch = reply_channel(&pending.reply_secret);
-        let page = self.transport.fetch(&ch.mailbox, 0, PAGE).await?;
+        let now = self.session().await.inner.now();
+        let page = self
+            .transport
+            .fetch_welcomes(&ch.read_proof(now), 0, PAGE)
+            .await?;
         Ok(page
             .items
             .iter()

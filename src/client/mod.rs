@@ -10,6 +10,7 @@ mod history;
 mod incoming;
 mod invites;
 mod keys;
+mod listen;
 mod outbox;
 mod outgoing;
 mod receive;
@@ -44,7 +45,7 @@ use crate::group::{GroupId, GroupKind, GroupStatus, Member};
 use crate::identity::{DeviceIdentity, Did, PublicKey};
 use crate::keypackage::{KeyPackagePolicy, DEFAULT_CIPHERSUITE};
 use crate::storage::{tables, Store};
-use crate::transport::Transport;
+use crate::transport::{Transport, WelcomeReadProof};
 
 use outgoing::Intent;
 use state::Inner;
@@ -385,6 +386,7 @@ impl Client {
         tokio::spawn(async move {
             let mut last_trust_check: Option<std::time::Instant> = None;
             let mut reported = Vec::new();
+            let mut listener = listen::Listener::new();
             loop {
                 if last_trust_check.is_none_or(|t| t.elapsed() >= me.trust_interval) {
                     last_trust_check = Some(std::time::Instant::now());
@@ -395,22 +397,26 @@ impl Client {
                         }
                     }
                 }
-                let mailboxes = {
-                    // Invite request mailboxes too, so a join request wakes us (INV-4).
+                // Group mailboxes, each on its own subscription; the Welcome mailbox and the
+                // invite request mailboxes (so a join request wakes us, INV-4) on others, with
+                // proofs (DS-W-1, DS-W-3).
+                let listed = {
                     let mut s = me.session().await;
+                    let proof = WelcomeReadProof::sign(&s.inner.device.installation, s.inner.now());
                     s.inner.mailboxes().and_then(|mut m| {
-                        m.extend(s.inner.invite_mailboxes()?);
-                        Ok(m)
+                        m.retain(|id| *id != proof.mailbox);
+                        let mut proofs = vec![proof];
+                        proofs.extend(s.inner.invite_mailboxes()?);
+                        Ok((proofs, m))
                     })
                 };
-                let mailboxes = match mailboxes {
-                    Ok(m) => m,
+                match listed {
+                    Ok((proofs, m)) => listener.refresh(&me.transport, &proofs, &m).await,
                     Err(e) => {
                         let _ = tx.send(Err(e)).await;
                         return;
                     }
-                };
-                let mut sub = me.transport.subscribe(&mailboxes).await.ok();
+                }
                 match me.sync().await {
                     Ok(events) => {
                         for e in events {
@@ -425,16 +431,8 @@ impl Client {
                         }
                     }
                 }
-                let wait = async {
-                    match sub.as_mut() {
-                        Some(s) => {
-                            s.next().await;
-                        }
-                        None => std::future::pending::<()>().await,
-                    }
-                };
                 tokio::select! {
-                    _ = wait => {}
+                    _ = listener.next() => {}
                     _ = tokio::time::sleep(poll.min(me.trust_interval)) => {}
                     _ = tx.closed() => return,
                 }

@@ -14,6 +14,8 @@ pub const H_EPOCH: &str = "atmls-epoch";
 pub const H_AFTER: &str = "atmls-after";
 /// Header carrying the idempotency key (32 hex digits).
 pub const H_IDEMPOTENCY: &str = "idempotency-key";
+/// Header with the proof that the reader owns a Welcome mailbox (DS-W-1).
+pub const WELCOME_PROOF_HEADER: &str = "atmls-welcome-proof";
 /// Largest page a fetch returns, in items.
 pub const MAX_PAGE_ITEMS: u32 = 1000;
 /// A page stops growing once its payloads reach this many bytes (it always holds one item).

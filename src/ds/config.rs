@@ -86,7 +86,7 @@ pub struct Config {
 
 async fn open_store(
     cfg: &Config,
-    hub: &broadcast::Sender<[u8; 32]>,
+    hub: &broadcast::Sender<super::store::Note>,
 ) -> Result<Arc<dyn Store>, Box<dyn std::error::Error>> {
     let db = cfg.database.as_str();
     if db.starts_with("postgres://") || db.starts_with("postgresql://") {

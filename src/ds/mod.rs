@@ -20,6 +20,8 @@ pub mod server;
 pub mod store;
 #[cfg(feature = "ds-server")]
 mod trees;
+#[cfg(feature = "ds-server")]
+mod welcomes;
 
 #[cfg(feature = "ds-server")]
 pub use config::{run, Config};

@@ -24,7 +24,7 @@ use super::api::{self, code, parse_hex, Accepted, ErrorBody, Item, PageBody, Sub
 use super::layers::{json_errors, limit_in_flight, not_found, InFlight};
 use super::limits::RateLimiter;
 use super::metrics::Metrics;
-use super::store::{Fetched, Outcome, Post, Store, StoreError, StoredItem};
+use super::store::{Fetched, Note, Outcome, Post, Store, StoreError, StoredItem};
 use crate::transport::{Kind, MailboxId};
 
 /// Most mailboxes one subscription may name.
@@ -98,7 +98,7 @@ pub fn address_key(ip: IpAddr) -> IpAddr {
 /// Shared state of the handlers.
 pub struct Service {
     pub(super) store: Arc<dyn Store>,
-    hub: broadcast::Sender<[u8; 32]>,
+    pub(super) hub: broadcast::Sender<Note>,
     pub(super) limits: Limits,
     by_mailbox: RateLimiter<[u8; 32]>,
     by_address: RateLimiter<IpAddr>,
@@ -114,7 +114,7 @@ impl Service {
     /// subscriptions and long polls.
     pub fn new(
         store: Arc<dyn Store>,
-        hub: broadcast::Sender<[u8; 32]>,
+        hub: broadcast::Sender<Note>,
         limits: Limits,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
@@ -209,6 +209,14 @@ pub fn router(svc: Arc<Service>, max_in_flight: usize) -> Router {
             get(super::trees::get_tree).put(super::trees::put_tree),
         )
         .route("/v1/subscribe", post(subscribe))
+        .route(
+            "/v1/welcomes/{mailbox}/items",
+            get(super::welcomes::fetch_welcomes),
+        )
+        .route(
+            "/v1/welcomes/{mailbox}/subscribe",
+            post(super::welcomes::subscribe_welcomes),
+        )
         .route("/health", get(health))
         .fallback(not_found)
         // Bodies are read with our own limit, so that oversized ones get our error (DS-9).
@@ -416,7 +424,8 @@ async fn post_inner(
         .map_err(unavailable)?;
     if new {
         svc.metrics.stored(size);
-        let _ = svc.hub.send(mailbox);
+        let welcome = kind == Kind::Welcome;
+        let _ = svc.hub.send(Note { mailbox, welcome });
     }
     let conflict = |c: &'static str, m: &str| ApiError(StatusCode::CONFLICT, c, m.into(), None);
     match outcome {
@@ -466,12 +475,24 @@ async fn fetch(
     Path(mailbox): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<PageBody>, ApiError> {
-    let t = Instant::now();
     if !svc.allow_address(&addr) {
         return Err(rate_limited());
     }
     let mailbox =
         parse_hex::<32>(&mailbox).ok_or_else(|| malformed("mailbox id: 64 hex digits"))?;
+    serve_page(&svc, mailbox, &q, false).await
+}
+
+/// A page of `mailbox` after the query's cursor, long-polling up to its `wait_ms`. Only a
+/// mailbox of the kind asked for is read: through the group route a Welcome mailbox reads
+/// as empty, as an absent one does, and never wakes a long poll (DS-W-1, DS-W-2).
+pub(super) async fn serve_page(
+    svc: &Arc<Service>,
+    mailbox: [u8; 32],
+    q: &HashMap<String, String>,
+    welcome: bool,
+) -> Result<Json<PageBody>, ApiError> {
+    let t = Instant::now();
     let num = |name: &str, default: u64| -> Result<u64, ApiError> {
         match q.get(name) {
             None => Ok(default),
@@ -499,6 +520,7 @@ async fn fetch(
     let mut rx = (!wait.is_zero()).then(|| svc.hub.subscribe());
     let mut shutdown = svc.shutdown.clone();
     let deadline = tokio::time::Instant::now() + wait;
+    let wanted = Note { mailbox, welcome };
     loop {
         let page = svc
             .store
@@ -508,6 +530,11 @@ async fn fetch(
         // A cursor past the end reads as an empty page, as an absent mailbox does: an answer
         // that differed would tell whoever asks which mailboxes exist (DS-7).
         let (items, more) = match page {
+            Fetched::Page(items, _)
+                if items.iter().any(|i| (i.kind == Kind::Welcome) != welcome) =>
+            {
+                (Vec::new(), false)
+            }
             Fetched::Page(items, more) => (items, more),
             Fetched::CursorAhead => (Vec::new(), false),
         };
@@ -525,7 +552,7 @@ async fn fetch(
         let woke = async {
             loop {
                 match rx.recv().await {
-                    Ok(id) if id == mailbox => return,
+                    Ok(note) if note == wanted => return,
                     Ok(_) => {}
                     Err(broadcast::error::RecvError::Lagged(_)) => return,
                     Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
@@ -567,13 +594,23 @@ async fn subscribe(
         .map(|m| parse_hex::<32>(m))
         .collect::<Option<_>>()
         .ok_or_else(|| malformed("mailbox id: 64 hex digits"))?;
-    let guard = SubGuard::open(&svc)?;
+    // Welcome mailboxes only through their owner's subscription (DS-W-2).
+    note_stream(&svc, move |n| !n.welcome && set.contains(&n.mailbox))
+}
+
+/// An event stream of the notes `accept` takes: `data: <mailbox hex>` for each, `data: *`
+/// after missed ones; counted against the subscription limit while open (DS-8, DS-15).
+pub(super) fn note_stream(
+    svc: &Arc<Service>,
+    accept: impl Fn(&Note) -> bool + Send + 'static,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    let guard = SubGuard::open(svc)?;
     let rx = svc.hub.subscribe();
     let shutdown = svc.shutdown.clone();
     let first = stream::once(async { Ok(SseEvent::default().comment("subscribed")) });
     let rest = stream::unfold(
-        (rx, set, shutdown, guard),
-        |(mut rx, set, mut shutdown, guard)| async move {
+        (rx, accept, shutdown, guard),
+        |(mut rx, accept, mut shutdown, guard)| async move {
             loop {
                 if *shutdown.borrow() {
                     return None;
@@ -583,14 +620,14 @@ async fn subscribe(
                     _ = shutdown.changed() => return None,
                 };
                 let data = match got {
-                    Ok(id) if set.contains(&id) => hex::encode(id),
+                    Ok(n) if accept(&n) => hex::encode(n.mailbox),
                     Ok(_) => continue,
                     Err(broadcast::error::RecvError::Lagged(_)) => "*".to_owned(),
                     Err(broadcast::error::RecvError::Closed) => return None,
                 };
                 return Some((
                     Ok(SseEvent::default().data(data)),
-                    (rx, set, shutdown, guard),
+                    (rx, accept, shutdown, guard),
                 ));
             }
         },

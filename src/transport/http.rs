@@ -6,7 +6,9 @@
 //! `http://` only to loopback unless the caller explicitly allows it; every request has a
 //! timeout, and every answer is read up to a cap.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -17,8 +19,8 @@ use tokio::sync::mpsc;
 
 use super::{
     CommitOutcome, Delivered, EpochTag, IdempotencyKey, Mailbox, MailboxId, Page, SendOutcome,
-    Subscription, Transport, TransportError, TreeLocator, MAX_COMMIT_PAYLOAD, MAX_TREE_BLOB,
-    MAX_WELCOME_PAYLOAD,
+    Subscription, Transport, TransportError, TreeLocator, WelcomeReadProof, MAX_COMMIT_PAYLOAD,
+    MAX_TREE_BLOB, MAX_WELCOME_PAYLOAD,
 };
 use crate::ds::api::{self, code, Accepted, ErrorBody, Item, PageBody, SubscribeBody};
 
@@ -97,7 +99,9 @@ const DEFAULT_SUBSCRIPTION_IDLE_TIMEOUT: Duration = Duration::from_secs(45);
 #[derive(Clone, Debug)]
 pub struct HttpTransport {
     base: String,
-    http: reqwest::Client,
+    /// One connection pool per mailbox (DS-W-3): no connection carries requests of two of
+    /// the device's mailboxes, so the service cannot link them by connection.
+    pools: Arc<Pools>,
     request_timeout: Duration,
     tree_timeout: Duration,
     subscription_idle_timeout: Duration,
@@ -113,6 +117,35 @@ pub struct HttpTransportBuilder {
     request_timeout: Duration,
     tree_timeout: Duration,
     subscription_idle_timeout: Duration,
+}
+
+/// Connection pools by scope: a mailbox id, or a tree locator (DS-W-3).
+#[derive(Debug)]
+struct Pools {
+    options: HttpTransportBuilder,
+    by_scope: Mutex<HashMap<[u8; 32], reqwest::Client>>,
+}
+
+/// Most pools kept; past it they are all dropped (idle connections close; requests under way
+/// keep theirs) and made again as needed.
+const MAX_POOLS: usize = 4096;
+
+impl Pools {
+    fn get(&self, scope: &[u8; 32]) -> Result<reqwest::Client, TransportError> {
+        let mut map = self
+            .by_scope
+            .lock()
+            .map_err(|_| TransportError::Unavailable("transport lock poisoned".into()))?;
+        if let Some(c) = map.get(scope) {
+            return Ok(c.clone());
+        }
+        if map.len() >= MAX_POOLS {
+            map.clear();
+        }
+        let c = self.options.client()?;
+        map.insert(*scope, c.clone());
+        Ok(c)
+    }
 }
 
 impl HttpTransportBuilder {
@@ -158,10 +191,8 @@ impl HttpTransportBuilder {
         self
     }
 
-    /// The transport; refuses the URL ([`TransportError::InvalidUrl`],
-    /// [`TransportError::PlainHttpToRemoteHost`]) before any request is sent.
-    pub fn build(self) -> Result<HttpTransport, TransportError> {
-        let base = check_base_url(&self.base, self.allow_plain_http_to_remote_hosts)?;
+    /// A client (with its own connection pool) with these options.
+    fn client(&self) -> Result<reqwest::Client, TransportError> {
         let mut http = reqwest::Client::builder()
             // rustls even when another feature (`pds`, through atrium) compiled native-tls in.
             .use_rustls_tls()
@@ -182,12 +213,22 @@ impl HttpTransportBuilder {
                 http = http.add_root_certificate(c);
             }
         }
-        let http = http
-            .build()
-            .map_err(|e| TransportError::Tls(format!("TLS set-up: {e}")))?;
+        http.build()
+            .map_err(|e| TransportError::Tls(format!("TLS set-up: {e}")))
+    }
+
+    /// The transport; refuses the URL ([`TransportError::InvalidUrl`],
+    /// [`TransportError::PlainHttpToRemoteHost`]) before any request is sent.
+    pub fn build(self) -> Result<HttpTransport, TransportError> {
+        let base = check_base_url(&self.base, self.allow_plain_http_to_remote_hosts)?;
+        // Built once here so that a bad root certificate fails now, not at the first request.
+        let first = self.client()?;
         Ok(HttpTransport {
             base,
-            http,
+            pools: Arc::new(Pools {
+                options: self.clone(),
+                by_scope: Mutex::new(HashMap::from([([0u8; 32], first)])),
+            }),
             request_timeout: self.request_timeout,
             tree_timeout: self.tree_timeout,
             subscription_idle_timeout: self.subscription_idle_timeout,
@@ -432,7 +473,8 @@ impl HttpTransport {
         let result = self
             .retrying(|| async {
                 let mut req = self
-                    .http
+                    .pools
+                    .get(&mailbox.id.0)?
                     .post(&url)
                     .timeout(self.request_timeout)
                     .header(api::H_IDEMPOTENCY, hex::encode(key.0))
@@ -477,25 +519,43 @@ impl HttpTransport {
         limit: u32,
         wait: Duration,
     ) -> Result<Page, TransportError> {
+        self.fetch_page(mailbox, None, after, limit, wait).await
+    }
+
+    /// A page of a group mailbox, or of a Welcome mailbox with its owner's `proof` (DS-W-1),
+    /// over the mailbox's own connections (DS-W-3).
+    async fn fetch_page(
+        &self,
+        mailbox: &MailboxId,
+        proof: Option<&WelcomeReadProof>,
+        after: u64,
+        limit: u32,
+        wait: Duration,
+    ) -> Result<Page, TransportError> {
         let wait = wait.min(Duration::from_millis(api::MAX_WAIT_MS));
         let limit = limit.clamp(1, api::MAX_PAGE_ITEMS);
+        let route = if proof.is_some() {
+            "welcomes"
+        } else {
+            "mailboxes"
+        };
         let mut url = format!(
-            "{}/v1/mailboxes/{}/items?after={after}&limit={limit}",
+            "{}/v1/{route}/{}/items?after={after}&limit={limit}",
             self.base,
             hex::encode(mailbox.0),
         );
+        let http = self.pools.get(&mailbox.0)?;
+        let proof = proof.map(WelcomeReadProof::to_header);
         if !wait.is_zero() {
             url.push_str(&format!("&wait_ms={}", wait.as_millis()));
         }
         let timeout = self.request_timeout + wait;
         self.retrying(|| async {
-            let resp = self
-                .http
-                .get(&url)
-                .timeout(timeout)
-                .send()
-                .await
-                .map_err(http_error)?;
+            let mut req = http.get(&url).timeout(timeout);
+            if let Some(p) = &proof {
+                req = req.header(api::WELCOME_PROOF_HEADER, p);
+            }
+            let resp = req.send().await.map_err(http_error)?;
             let (status, body) = Self::answer(resp, MAX_PAGE_ANSWER, MAX_ERROR_ANSWER).await?;
             if !status.is_success() {
                 return Err(Self::refusal(status, &body));
@@ -609,7 +669,8 @@ impl Transport for HttpTransport {
         // The locator makes the upload idempotent (DS-API-10): retrying is safe.
         self.retrying(|| async {
             let resp = self
-                .http
+                .pools
+                .get(&locator.0)?
                 .put(&url)
                 .timeout(self.tree_timeout)
                 .header("content-type", "application/octet-stream")
@@ -639,7 +700,8 @@ impl Transport for HttpTransport {
         let url = format!("{}/v1/trees/{}", self.base, hex::encode(locator.0));
         self.retrying(|| async {
             let resp = self
-                .http
+                .pools
+                .get(&locator.0)?
                 .get(&url)
                 .timeout(self.tree_timeout)
                 .send()
@@ -659,14 +721,56 @@ impl Transport for HttpTransport {
             mailboxes: mailboxes.iter().map(|m| hex::encode(m.0)).collect(),
         };
         let body = serde_json::to_vec(&body).map_err(|e| TransportError::Refused(e.to_string()))?;
-        // No total timeout on the stream (it lasts as long as the subscription): the answer's
-        // head must come within the request timeout, then each read within the idle timeout.
-        let send = self
-            .http
+        // One mailbox: over its own connections (DS-W-3); several: a pool of their own.
+        let http = match mailboxes {
+            [one] => self.pools.get(&one.0)?,
+            _ => self.pools.options.client()?,
+        };
+        let req = http
             .post(format!("{}/v1/subscribe", self.base))
             .header("content-type", "application/json")
-            .body(body)
-            .send();
+            .body(body);
+        self.open_stream(req, mailboxes.to_vec()).await
+    }
+
+    async fn fetch_welcomes(
+        &self,
+        proof: &WelcomeReadProof,
+        after: u64,
+        limit: u32,
+    ) -> Result<Page, TransportError> {
+        self.fetch_page(&proof.mailbox, Some(proof), after, limit, Duration::ZERO)
+            .await
+    }
+
+    async fn subscribe_welcomes(
+        &self,
+        proof: &WelcomeReadProof,
+    ) -> Result<Subscription, TransportError> {
+        let req = self
+            .pools
+            .get(&proof.mailbox.0)?
+            .post(format!(
+                "{}/v1/welcomes/{}/subscribe",
+                self.base,
+                hex::encode(proof.mailbox.0)
+            ))
+            .header(api::WELCOME_PROOF_HEADER, proof.to_header());
+        self.open_stream(req, vec![proof.mailbox]).await
+    }
+}
+
+impl HttpTransport {
+    /// Sends a subscription request and reads its event stream into a [`Subscription`]:
+    /// `data: *` (missed notifications) stands for every mailbox in `all`.
+    async fn open_stream(
+        &self,
+        req: reqwest::RequestBuilder,
+        all: Vec<MailboxId>,
+    ) -> Result<Subscription, TransportError> {
+        // No total timeout on the stream (it lasts as long as the subscription): the answer's
+        // head must come within the request timeout, then each read within the idle timeout.
+        let send = req.send();
         let resp = match tokio::time::timeout(self.request_timeout, send).await {
             Ok(r) => r.map_err(http_error)?,
             Err(_) => {
@@ -686,7 +790,6 @@ impl Transport for HttpTransport {
             let (status, body) = answer?;
             return Err(Self::refusal(status, &body));
         }
-        let all: Vec<MailboxId> = mailboxes.to_vec();
         let idle = self.subscription_idle_timeout;
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(async move {

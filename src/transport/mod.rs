@@ -10,10 +10,14 @@
 #[cfg(feature = "ds-client")]
 mod http;
 mod memory;
+mod welcome_read;
 
 #[cfg(feature = "ds-client")]
 pub use http::{HttpTransport, HttpTransportBuilder};
 pub use memory::MemoryTransport;
+pub use welcome_read::{
+    welcome_mailbox_of, WelcomeReadError, WelcomeReadProof, WELCOME_READ_WINDOW_SECS,
+};
 
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
@@ -315,8 +319,32 @@ pub trait Transport: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Page, TransportError>;
 
-    /// Notifications of new items in any of `mailboxes`.
+    /// Notifications of new items in any of `mailboxes` (group mailboxes: a Welcome mailbox
+    /// is heard of only through [`Transport::subscribe_welcomes`]).
     async fn subscribe(&self, mailboxes: &[MailboxId]) -> Result<Subscription, TransportError>;
+
+    /// Items of the Welcome mailbox `proof` is for, after position `after`, at most `limit`.
+    /// A transport that serves other parties checks the proof (spec/ds.md DS-W-1): only the
+    /// device may read its Welcomes. In process there is no one else, so by default this is
+    /// [`Transport::fetch`] of that mailbox.
+    async fn fetch_welcomes(
+        &self,
+        proof: &WelcomeReadProof,
+        after: u64,
+        limit: u32,
+    ) -> Result<Page, TransportError> {
+        self.fetch(&proof.mailbox, after, limit).await
+    }
+
+    /// Notifications of new items in the Welcome mailbox `proof` is for, on a subscription of
+    /// its own (never together with group mailboxes, DS-W-3). By default
+    /// [`Transport::subscribe`] of that one mailbox.
+    async fn subscribe_welcomes(
+        &self,
+        proof: &WelcomeReadProof,
+    ) -> Result<Subscription, TransportError> {
+        self.subscribe(&[proof.mailbox]).await
+    }
 
     /// Stores an opaque ratchet-tree blob under `locator` for [`TREE_TTL_SECS`] (LG-T-3).
     /// Idempotent: storing the same bytes again under the same locator succeeds and stores

@@ -58,9 +58,16 @@ pub fn welcome_mailbox_of(installation_key: &[u8; 32]) -> MailboxId {
 impl WelcomeReadProof {
     /// A proof for `key`'s Welcome mailbox, made at `now`.
     pub fn sign(key: &InstallationKeyPair, now: u64) -> WelcomeReadProof {
-        let installation_key = *key.public().as_bytes();
+        Self::sign_with_seed(&key.secret_bytes(), now)
+    }
+
+    /// A proof for the mailbox of the Ed25519 key whose 32-byte secret is `seed`: a device's
+    /// installation key, or the reader key of a secret channel (invite links, pairing), whose
+    /// mailboxes are read the same way.
+    pub(crate) fn sign_with_seed(seed: &[u8; 32], now: u64) -> WelcomeReadProof {
+        let secret = SigningKey::from_bytes(seed);
+        let installation_key = secret.verifying_key().to_bytes();
         let mailbox = welcome_mailbox_of(&installation_key);
-        let secret = SigningKey::from_bytes(&key.secret_bytes());
         let signature = secret.sign(&Self::signed_bytes(&mailbox, now)).to_bytes();
         WelcomeReadProof {
             mailbox,

@@ -114,6 +114,11 @@ impl PairingCode {
         self.channel().mailbox
     }
 
+    /// A proof that the caller may read the channel's mailbox (DS-W-1).
+    fn read_proof(&self) -> crate::transport::WelcomeReadProof {
+        self.channel().read_proof(unix_now())
+    }
+
     fn seal(&self, kind: u8, body: &[u8]) -> Result<Vec<u8>, TrustError> {
         self.channel().seal(kind, body)
     }
@@ -130,15 +135,29 @@ impl PairingCode {
 pub(crate) struct SecretChannel {
     pub(crate) mailbox: MailboxId,
     key: [u8; 32],
+    /// The secret of the Ed25519 key the mailbox is named after: whoever knows the channel's
+    /// secret can read the mailbox, and the service can check it (spec/ds.md DS-W-1).
+    reader: [u8; 32],
 }
 
 impl SecretChannel {
-    /// The channel of `secret`, with one label for its mailbox and one for its key.
+    /// The channel of `secret`, with one label for its mailbox (its reader key) and one for
+    /// its key.
     pub(crate) fn derive(mailbox_label: &[u8], key_label: &[u8], secret: &[u8]) -> Self {
+        let reader = tagged(mailbox_label, secret);
+        let public = ed25519_dalek::SigningKey::from_bytes(&reader)
+            .verifying_key()
+            .to_bytes();
         SecretChannel {
-            mailbox: MailboxId(tagged(mailbox_label, secret)),
+            mailbox: crate::transport::welcome_mailbox_of(&public),
             key: tagged(key_label, secret),
+            reader,
         }
+    }
+
+    /// A proof, made at `now`, that the caller may read the channel's mailbox.
+    pub(crate) fn read_proof(&self, now: u64) -> crate::transport::WelcomeReadProof {
+        crate::transport::WelcomeReadProof::sign_with_seed(&self.reader, now)
     }
 
     /// Seals `body` as a message of `kind` (the kind is authenticated).
@@ -233,7 +252,7 @@ impl PendingLink {
     /// [`TrustError::LinkPending`] (retryable) while none has.
     pub async fn finish(self, transport: &dyn Transport) -> Result<DeviceIdentity, TrustError> {
         let page = transport
-            .fetch(&self.code.mailbox(), 0, 100)
+            .fetch_welcomes(&self.code.read_proof(), 0, 100)
             .await
             .map_err(transport_err)?;
         for item in page.items {
@@ -283,7 +302,7 @@ pub(crate) async fn find_request(
     did: &Did,
 ) -> Result<PublicKey, TrustError> {
     let page = transport
-        .fetch(&code.mailbox(), 0, 100)
+        .fetch_welcomes(&code.read_proof(), 0, 100)
         .await
         .map_err(transport_err)?;
     for item in page.items {

@@ -18,6 +18,16 @@ use async_trait::async_trait;
 
 use crate::transport::Kind;
 
+/// A notification that a mailbox has a new item. Welcome mailboxes are told apart so that
+/// only their owner's proven subscription hears of them (spec/ds.md DS-W-2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Note {
+    /// The mailbox.
+    pub mailbox: [u8; 32],
+    /// Whether it is a Welcome mailbox.
+    pub welcome: bool,
+}
+
 /// A write request, validated by the HTTP layer (capability, sizes, formats).
 #[derive(Clone, Debug)]
 pub struct Post {

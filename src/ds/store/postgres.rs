@@ -12,8 +12,8 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::pg_trees::PgTrees;
 use super::{
-    cursor_i64, kind_from_i16, kind_to_i16, unix_now, Fetched, Outcome, Post, Store, StoreError,
-    StoredItem, TreeMeta, TreeUpload,
+    cursor_i64, kind_from_i16, kind_to_i16, unix_now, Fetched, Note, Outcome, Post, Store,
+    StoreError, StoredItem, TreeMeta, TreeUpload,
 };
 use crate::transport::Kind;
 
@@ -400,9 +400,20 @@ async fn run_batch(pool: &PgPool, jobs: &[Job]) -> Result<Vec<(Outcome, bool)>, 
 /// the commit and outside it, because PostgreSQL serializes the commits of notifying
 /// transactions; one notification carries up to 100 ids. Best effort: a lost notification
 /// costs latency only (TRANSPORT-6).
-async fn notify_others(pool: &PgPool, mailboxes: &[[u8; 32]]) {
-    for chunk in mailboxes.chunks(100) {
-        let payload = chunk.iter().map(hex::encode).collect::<Vec<_>>().join(",");
+async fn notify_others(pool: &PgPool, notes: &[Note]) {
+    for chunk in notes.chunks(100) {
+        // A Welcome mailbox's id is prefixed `w` (DS-W-2).
+        let payload = chunk
+            .iter()
+            .map(|n| {
+                format!(
+                    "{}{}",
+                    if n.welcome { "w" } else { "" },
+                    hex::encode(n.mailbox)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(",");
         if let Err(e) = sqlx::query("SELECT pg_notify('atmls_ds', $1)")
             .bind(payload)
             .execute(pool)
@@ -435,13 +446,16 @@ async fn writer(pool: PgPool, mut rx: mpsc::Receiver<Job>) {
         }
         match result {
             Ok(outs) => {
-                let mut fresh: Vec<[u8; 32]> = jobs
+                let mut fresh: Vec<Note> = jobs
                     .iter()
                     .zip(&outs)
                     .filter(|(_, (_, new))| *new)
-                    .map(|((p, _), _)| p.mailbox)
+                    .map(|((p, _), _)| Note {
+                        mailbox: p.mailbox,
+                        welcome: p.kind == Kind::Welcome,
+                    })
                     .collect();
-                fresh.sort_unstable();
+                fresh.sort_unstable_by_key(|n| (n.mailbox, n.welcome));
                 fresh.dedup();
                 for ((_, reply), out) in jobs.drain(..).zip(outs) {
                     let _ = reply.send(Ok(out));
@@ -461,10 +475,7 @@ async fn writer(pool: PgPool, mut rx: mpsc::Receiver<Job>) {
 impl PgStore {
     /// Connects, migrates, and forwards every process's new-item notifications (`LISTEN
     /// atmls_ds`) to `notify`, so subscribers of any process hear of posts made through another.
-    pub async fn connect(
-        url: &str,
-        notify: broadcast::Sender<[u8; 32]>,
-    ) -> Result<Self, StoreError> {
+    pub async fn connect(url: &str, notify: broadcast::Sender<Note>) -> Result<Self, StoreError> {
         let pool = PgPoolOptions::new()
             .max_connections((WRITERS + 8) as u32)
             .acquire_timeout(Duration::from_secs(10))
@@ -488,8 +499,12 @@ impl PgStore {
                 match listener.recv().await {
                     Ok(n) => {
                         for id in n.payload().split(',') {
-                            if let Some(id) = crate::ds::api::parse_hex::<32>(id) {
-                                let _ = notify.send(id);
+                            let (welcome, id) = match id.strip_prefix('w') {
+                                Some(rest) => (true, rest),
+                                None => (false, id),
+                            };
+                            if let Some(mailbox) = crate::ds::api::parse_hex::<32>(id) {
+                                let _ = notify.send(Note { mailbox, welcome });
                             }
                         }
                     }
