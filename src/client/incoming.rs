@@ -14,8 +14,8 @@ use super::receive::{member_from, parse_mls, process_item, Failure};
 use super::state::Ctx;
 use super::{Error, Event, Session};
 use crate::group::{
-    join_config, mailbox_for, staging_error, validate_joined_tree, GroupData,
-    GroupError, GroupId, GroupKind, GroupStatus, TreeError, TreeRef,
+    join_config, mailbox_for, staging_error, validate_joined_tree, GroupData, GroupError, GroupId,
+    GroupKind, GroupStatus, TreeError, TreeRef,
 };
 use crate::storage::tables::{self, GroupRow};
 use crate::storage::StorageError;
