@@ -472,8 +472,9 @@ async fn d_sec_4_a_taken_over_account_is_not_added() {
 }
 
 /// D-SEC-5: "For Welcome Messages only the identity of the invitees is published to the
-/// Delivery Service. Welcome messages encrypt the sender metadata and group ID." The Welcome
-/// names the invitee's KeyPackageRef; not the group id, nor the inviter.
+/// Delivery Service. Welcome messages encrypt the sender metadata and group ID." Better: the
+/// Welcome is sealed to the invitee (GROUP-12), so not even its KeyPackageRef shows; the
+/// invitee shows only as its Welcome mailbox (GROUP-5). Opened by bob, it names his package.
 #[tokio::test]
 async fn d_sec_5_a_welcome_shows_only_its_invitees() {
     let w = World::new();
@@ -482,7 +483,7 @@ async fn d_sec_5_a_welcome_shows_only_its_invitees() {
     let refs = kp_refs(&w, bob.did()).await;
     let g = alice.create_group(&[bob.did().clone()]).await.unwrap();
     let item = welcome_items(w.net.as_ref(), bob.installation()).await;
-    let welcome = welcome_of(&item[0].payload);
+    let welcome = welcome_of(&bob, &item[0].payload).await;
     let named: Vec<Vec<u8>> = welcome
         .secrets()
         .iter()
@@ -490,22 +491,23 @@ async fn d_sec_5_a_welcome_shows_only_its_invitees() {
         .collect();
     assert_eq!(named.len(), 1);
     assert!(refs.iter().any(|(r, _)| *r == named[0]));
-    for secret in identities(&[&alice])
+    for secret in identities(&[&alice, &bob])
         .into_iter()
         .chain([g.as_bytes().to_vec()])
+        .chain(refs.iter().map(|(r, _)| r.clone()))
     {
         assert!(!contains(&item[0].payload, &secret));
     }
 }
 
 /// D-SEC-6: "For Welcome Messages a layer of encryption using HPKE ... prevents multiple
-/// recipients of the same Welcome message from being correlated to the same group."
-/// Deviates: each recipient's copy holds only its own HPKE-encrypted group secrets (LG-9),
-/// but the encrypted GroupInfo is the same bytes in every copy, so the service can link the
-/// devices one commit added (spec/ds.md threat model; sealing per recipient is a later
-/// issue).
+/// recipients of the same Welcome message from being correlated to the same group." Each
+/// recipient's copy is sealed to it with HPKE (GROUP-12) and padded: the stored copies share
+/// no bytes and have one size, while inside, each holds only its own group secrets (LG-9)
+/// and the one encrypted GroupInfo of the commit. The run through atmls-ds is
+/// `group_12_sealed_welcomes_through_atmls_ds_link_no_recipients`.
 #[tokio::test]
-async fn d_sec_6_recipients_of_one_welcome_share_its_group_info_bytes() {
+async fn d_sec_6_recipients_of_one_welcome_cannot_be_correlated() {
     let w = World::new();
     let (alice, _) = w.account("alice").await;
     let (bob, _) = w.account("bob").await;
@@ -520,11 +522,20 @@ async fn d_sec_6_recipients_of_one_welcome_share_its_group_info_bytes() {
     let cp = welcome_items(w.net.as_ref(), carol.installation()).await[0]
         .payload
         .clone();
-    let (b, c) = (welcome_of(&bp), welcome_of(&cp));
+    assert_eq!(bp.len(), cp.len());
+    assert!(
+        !bp.windows(16).any(|x| contains(&cp, x)),
+        "a shared 16 bytes"
+    );
+    let (b, c) = (welcome_of(&bob, &bp).await, welcome_of(&carol, &cp).await);
     assert_eq!((b.secrets().len(), c.secrets().len()), (1, 1));
     assert_ne!(b.secrets()[0].new_member(), c.secrets()[0].new_member());
-    assert!(encrypted_group_info(&bp).len() > 100);
-    assert_eq!(encrypted_group_info(&bp), encrypted_group_info(&cp));
+    let gi = encrypted_group_info(&bob, &bp).await;
+    assert!(gi.len() > 100);
+    assert_eq!(gi, encrypted_group_info(&carol, &cp).await);
+    assert!(!contains(&bp, &gi[..32]) && !contains(&cp, &gi[..32]));
+    // Neither can open the other's.
+    assert!(bob.open_welcome_envelope(&cp).await.is_err());
 }
 
 /// D-SEC-7: "For all other Messages the only group specific metadata published to the

@@ -145,15 +145,15 @@ async fn d_kp_6_two_invitations_use_two_single_use_packages() {
     alice.create_group(&[bob.did().clone()]).await.unwrap();
     alice.create_group(&[bob.did().clone()]).await.unwrap();
     let welcomes = welcome_items(w.net.as_ref(), bob.installation()).await;
-    let named: HashSet<Vec<u8>> = welcomes
-        .iter()
-        .map(|i| {
-            welcome_of(&i.payload).secrets()[0]
+    let mut named: HashSet<Vec<u8>> = HashSet::new();
+    for i in &welcomes {
+        named.insert(
+            welcome_of(&bob, &i.payload).await.secrets()[0]
                 .new_member()
                 .as_slice()
-                .to_vec()
-        })
-        .collect();
+                .to_vec(),
+        );
+    }
     assert_eq!(named.len(), 2);
     for r in &named {
         assert!(before.iter().any(|(b, lr)| b == r && !lr));
@@ -322,7 +322,7 @@ async fn d_kp_12_the_used_package_is_deleted_after_the_join() {
     let (bob, _) = w.account("bob").await;
     alice.create_group(&[bob.did().clone()]).await.unwrap();
     let item = welcome_items(w.net.as_ref(), bob.installation()).await;
-    let used = welcome_of(&item[0].payload).secrets()[0]
+    let used = welcome_of(&bob, &item[0].payload).await.secrets()[0]
         .new_member()
         .as_slice()
         .to_vec();
@@ -624,8 +624,8 @@ async fn d_grp_5_the_group_requires_the_atmls_capabilities() {
 
 /// D-GRP-6: "... ratchet_tree" MUST be used. Deviates: Welcomes carry no ratchet_tree
 /// extension; the tree travels once per commit, encrypted, as a blob at the delivery service
-/// (GROUP-2, LG-T-1 … LG-T-5). So a Welcome into a six-device group is under 1 KiB, less than
-/// two leaves would take.
+/// (GROUP-2, LG-T-1 … LG-T-5). So a Welcome into a six-device group is 1 KiB once sealed and
+/// padded (GROUP-12), less than two leaves would take.
 #[tokio::test]
 async fn d_grp_6_welcomes_carry_no_ratchet_tree() {
     let w = World::new();
@@ -637,7 +637,8 @@ async fn d_grp_6_welcomes_carry_no_ratchet_tree() {
     let dids: Vec<_> = invited.iter().map(|c| c.did().clone()).collect();
     alice.create_group(&dids).await.unwrap();
     let item = &welcome_items(w.net.as_ref(), invited[0].installation()).await[0];
-    assert!(item.payload.len() < 1024, "{} bytes", item.payload.len());
+    // Sealed and padded to its bucket (GROUP-12): 1 KiB, the smallest.
+    assert_eq!(item.payload.len(), 1024);
     let ev = invited[4].sync().await.unwrap();
     assert_eq!(joined(&ev).len(), 1, "the joiner fetched the tree");
 }

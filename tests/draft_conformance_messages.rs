@@ -34,7 +34,7 @@ async fn d_wel_1_the_committer_sends_the_welcome() {
     assert_eq!(commit.kind, Kind::Commit);
     let welcomes = welcome_items(w.net.as_ref(), carol.installation()).await;
     assert_eq!(welcomes.len(), 1);
-    assert_eq!(envelope(&welcomes[0].payload).0, commit.seq);
+    assert_eq!(envelope(&carol, &welcomes[0].payload).await.0, commit.seq);
     let ev = carol.sync().await.unwrap();
     assert!(ev
         .iter()

@@ -70,10 +70,15 @@ fn raw_package_dated(
     }
     let bundle = b.build(cs, &p, &signer, cwk).unwrap();
     let kp = bundle.key_package();
+    let kp_ref = kp.hash_ref(p.crypto()).unwrap().as_slice().to_vec();
+    INIT_KEYS
+        .lock()
+        .unwrap()
+        .push((kp_ref.clone(), bundle.init_private_key().to_vec()));
     KeyPackageRecord {
         did: dev.did.clone(),
         installation_key: dev.installation.public(),
-        key_package_ref: kp.hash_ref(p.crypto()).unwrap().as_slice().to_vec(),
+        key_package_ref: kp_ref,
         key_package: kp.tls_serialize_detached().unwrap(),
         ciphersuite: u16::from(cs),
         last_resort,
@@ -152,9 +157,33 @@ async fn welcomes(net: &dyn Transport, dev: &DeviceIdentity) -> Vec<Vec<u8>> {
     page.items.into_iter().map(|i| i.payload).collect()
 }
 
-/// Whether `payload` names the KeyPackage `r` (a Welcome names each joiner's KeyPackageRef).
+/// The private init key of every package [`raw_package_dated`] made, by KeyPackageRef: those
+/// devices run no client, so the test opens their sealed Welcomes itself.
+static INIT_KEYS: Mutex<Vec<(Vec<u8>, Vec<u8>)>> = Mutex::new(Vec::new());
+
+/// Whether `payload` is a Welcome for the KeyPackage `r`: sealed to its init key (GROUP-12:
+/// `0x02 ‖ enc[32] ‖ HPKE ciphertext`, info "atmls/v1/welcome-seal", aad `0x02`), and the
+/// Welcome inside names its KeyPackageRef.
 fn names(payload: &[u8], r: &[u8]) -> bool {
-    payload.windows(r.len()).any(|w| w == r)
+    use openmls_traits::crypto::OpenMlsCrypto as _;
+    let keys = INIT_KEYS.lock().unwrap();
+    let Some((_, sk)) = keys.iter().find(|(k, _)| k == r) else {
+        return false;
+    };
+    assert_eq!(payload[0], 2, "a sealed Welcome");
+    let ct = openmls_traits::types::HpkeCiphertext {
+        kem_output: payload[1..33].to_vec().into(),
+        ciphertext: payload[33..].to_vec().into(),
+    };
+    RustCrypto::default()
+        .hpke_open(
+            DEFAULT_CIPHERSUITE.hpke_config(),
+            &ct,
+            sk,
+            b"atmls/v1/welcome-seal",
+            &[2],
+        )
+        .is_ok_and(|plain| plain.windows(r.len()).any(|w| w == r))
 }
 
 async fn group_ids(c: &Client) -> Vec<atmls::GroupId> {

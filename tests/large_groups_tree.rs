@@ -200,7 +200,8 @@ async fn lg_t_1_lg_t_3_small_welcomes_one_upload_per_commit_one_fetch_per_joiner
         // LG-T-1: the Welcome carries no tree (4 joiners' secrets, a signed GroupInfo).
         let sizes = w.welcome_sizes(j).await;
         assert_eq!(sizes.len(), 1);
-        assert!(sizes[0] < 1024, "Welcome of {} bytes", sizes[0]);
+        // Sealed and padded (GROUP-12): the smallest bucket.
+        assert_eq!(sizes[0], 1024, "Welcome of {} bytes", sizes[0]);
         assert_eq!(joined(&j.sync().await.unwrap()), vec![g.clone()]);
     }
     // LG-T-5: each joiner fetched the tree once.
@@ -350,11 +351,26 @@ async fn lg_t_1_welcome_size_does_not_grow_with_the_group() {
     assert_eq!(alice.members(&g).await.unwrap().len(), 1000);
     let welcome = w.welcome_sizes(&carol).await;
     let tree = *w.net.sizes.lock().unwrap().last().unwrap();
+    let sealed = w
+        .net
+        .fetch(&welcome_mailbox(carol.installation()), 0, 1)
+        .await
+        .unwrap()
+        .items
+        .remove(0)
+        .payload;
+    let (_, inner) = carol.open_welcome_envelope(&sealed).await.unwrap();
     eprintln!(
-        "1,000 members: Welcome {} bytes (envelope included); tree blob {tree} bytes, uploaded once",
+        "1,000 members: Welcome {} bytes ({} sealed and padded, GROUP-12); tree blob {tree} bytes, uploaded once",
+        inner.len(),
         welcome[0]
     );
-    assert!(welcome[0] < 1024, "Welcome of {} bytes", welcome[0]);
+    assert!(
+        inner.len() < 1024 - 49 - 12,
+        "Welcome of {} bytes",
+        inner.len()
+    );
+    assert_eq!(welcome[0], 1024);
     assert!(tree > 400 * 1000, "tree blob of {tree} bytes");
     assert_eq!(joined(&carol.sync().await.unwrap()), vec![g]);
 }

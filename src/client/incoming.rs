@@ -20,7 +20,7 @@ use crate::group::{
 use crate::storage::tables::{self, GroupRow};
 use crate::storage::StorageError;
 use crate::transport::{Delivered, TransportError, WelcomeReadProof, MAX_WELCOME_PAYLOAD};
-use crate::wire::WelcomeEnvelope;
+use crate::wire::{Received, WelcomeEnvelope};
 
 const PAGE: u32 = 100;
 /// Most pages one sync reads from one mailbox (AGREE-7): a transport that answers `more`
@@ -50,10 +50,42 @@ fn savepoint(cx: &Ctx<'_>, sql: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// Opens a Welcome envelope as received (GROUP-8, GROUP-12): version 1 is read as it is; a
+/// sealed one is tried with the init keys of our KeyPackages, live ones first, then those in
+/// their grace period, at most [`MAX_WELCOME_KEYS`](super::keys::MAX_WELCOME_KEYS), until
+/// one opens. One that none opens is refused (`Undecryptable`) before anything reads it, and
+/// changes nothing. Only reads.
+pub(crate) fn open_envelope(
+    cx: &Ctx<'_>,
+    payload: &[u8],
+) -> Result<Result<WelcomeEnvelope, GroupError>, StorageError> {
+    let sealed = match WelcomeEnvelope::received(payload, cx.cs) {
+        Ok(Received::Clear(env)) => return Ok(Ok(env)),
+        Ok(Received::Sealed(s)) => s,
+        Err(e) => return Ok(Err(e)),
+    };
+    for r in super::keys::welcome_key_refs(cx.c)? {
+        let bundle: Option<KeyPackageBundle> = match cx.p.storage().key_package(&r) {
+            Ok(b) => b,
+            // One unreadable package must not hold up every later Welcome: try the others.
+            Err(error) => {
+                tracing::warn!(%error, "KeyPackage unreadable while opening a Welcome");
+                None
+            }
+        };
+        let Some(bundle) = bundle else { continue };
+        if let Some(opened) = sealed.open(cx.p.crypto(), cx.cs, bundle.init_private_key()) {
+            return Ok(opened);
+        }
+    }
+    Ok(Err(GroupError::Undecryptable(
+        "Welcome sealed to none of our KeyPackages".into(),
+    )))
+}
+
 /// The reference to a Welcome's out-of-band tree, if it has one (LG-T-5): `None` for a Welcome
 /// that carries its tree inline (or none at all: joining then refuses it).
-fn peek_tree_ref(cx: &Ctx<'_>, payload: &[u8]) -> Result<Option<TreeRef>, GroupError> {
-    let env = WelcomeEnvelope::from_bytes(payload)?;
+fn peek_tree_ref(cx: &Ctx<'_>, env: &WelcomeEnvelope) -> Result<Option<TreeRef>, GroupError> {
     let MlsMessageBodyIn::Welcome(welcome) =
         parse_mls(&env.welcome, MAX_WELCOME_PAYLOAD)?.extract()
     else {
@@ -68,7 +100,7 @@ fn peek_tree_ref(cx: &Ctx<'_>, payload: &[u8]) -> Result<Option<TreeRef>, GroupE
     TreeRef::from_group_info(ext).map_err(GroupError::WelcomeTree)
 }
 
-/// Ends a transaction that must change nothing (see [`Session::welcome_tree`]).
+/// Ends a transaction that must change nothing (see [`Session::open_welcome`]).
 enum Rollback {
     Peeked(Result<Option<TreeRef>, GroupError>),
     Storage(StorageError),
@@ -80,14 +112,14 @@ impl From<StorageError> for Rollback {
     }
 }
 
-/// Joins from one Welcome inside a transaction, with its out-of-band `tree` if it has one.
+/// Joins from one opened Welcome envelope inside a transaction, with its out-of-band `tree`
+/// if it has one.
 fn process_welcome(
     cx: &Ctx<'_>,
-    payload: &[u8],
+    env: &WelcomeEnvelope,
     seq: u64,
     tree: Option<&RatchetTreeIn>,
 ) -> Result<Vec<Event>, Failure> {
-    let env = WelcomeEnvelope::from_bytes(payload)?;
     let MlsMessageBodyIn::Welcome(welcome) =
         parse_mls(&env.welcome, MAX_WELCOME_PAYLOAD)?.extract()
     else {
@@ -234,17 +266,22 @@ fn process_welcome(
 }
 
 impl Session<'_> {
-    /// Fetches and opens the out-of-band tree a Welcome points to (LG-T-5). `Err` for a
-    /// transient failure (the Welcome stays unprocessed, to be retried by the next sync);
-    /// `Ok(Err)` for a refusal. Changes nothing: openmls deletes a used KeyPackage while it
-    /// decrypts a Welcome, so reading the reference runs in a transaction rolled back.
-    async fn welcome_tree(
+    /// Opens a Welcome envelope (GROUP-12), then fetches and opens the out-of-band tree its
+    /// Welcome points to (LG-T-5). `Err` for a transient failure (the Welcome stays
+    /// unprocessed, to be retried by the next sync); `Ok(Err)` for a refusal. Changes nothing:
+    /// openmls deletes a used KeyPackage while it decrypts a Welcome, so reading the reference
+    /// runs in a transaction rolled back.
+    async fn open_welcome(
         &mut self,
         payload: &[u8],
-    ) -> Result<Result<Option<RatchetTreeIn>, GroupError>, Error> {
+    ) -> Result<Result<(WelcomeEnvelope, Option<RatchetTreeIn>), GroupError>, Error> {
+        let env = match self.inner.ctx_read(|cx| Ok(open_envelope(cx, payload)?))? {
+            Ok(env) => env,
+            Err(e) => return Ok(Err(e)),
+        };
         let peeked = match self
             .inner
-            .atomic(|cx| Err::<(), _>(Rollback::Peeked(peek_tree_ref(cx, payload))))
+            .atomic(|cx| Err::<(), _>(Rollback::Peeked(peek_tree_ref(cx, &env))))
         {
             Err(Rollback::Peeked(p)) => p,
             Err(Rollback::Storage(e)) => return Err(e.into()),
@@ -252,7 +289,7 @@ impl Session<'_> {
         };
         let r = match peeked {
             Ok(Some(r)) => r,
-            Ok(None) => return Ok(Ok(None)),
+            Ok(None) => return Ok(Ok((env, None))),
             Err(e) => return Ok(Err(e)),
         };
         let blob = match self.transport.fetch_tree(&r.locator).await {
@@ -273,7 +310,9 @@ impl Session<'_> {
                 ))))
             }
         };
-        Ok(r.open(&blob).map(Some).map_err(GroupError::WelcomeTree))
+        Ok(r.open(&blob)
+            .map(|tree| (env, Some(tree)))
+            .map_err(GroupError::WelcomeTree))
     }
 
     /// Runs `step` atomically: a refusal is the item's answer, anything else an error.
@@ -435,9 +474,10 @@ impl Session<'_> {
             let page = self.transport.fetch_welcomes(&proof, cursor, PAGE).await?;
             let items = in_order(&page.items, cursor, u64::MAX);
             for item in &items {
-                let joined = match self.welcome_tree(&item.payload).await {
-                    Ok(Ok(tree)) => self
-                        .settle(|cx| process_welcome(cx, &item.payload, item.seq, tree.as_ref()))?,
+                let joined = match self.open_welcome(&item.payload).await {
+                    Ok(Ok((env, tree))) => {
+                        self.settle(|cx| process_welcome(cx, &env, item.seq, tree.as_ref()))?
+                    }
                     Ok(Err(e)) => Err(e),
                     Err(e) => match self.welcome_retry(item.seq)? {
                         // Later Welcomes wait behind this one: the cursor cannot skip it.

@@ -29,6 +29,38 @@ pub(crate) fn retire_own(
     tables::kp_grace_add(c, &key, keep_until)
 }
 
+/// Most init keys a sealed Welcome is tried with (GROUP-12): the work a Welcome can cost, at
+/// most this many HPKE decapsulations, whoever sent it.
+pub(crate) const MAX_WELCOME_KEYS: usize = 64;
+
+/// The KeyPackages whose init keys may open a sealed Welcome (GROUP-12), in the order they
+/// are tried, at most [`MAX_WELCOME_KEYS`]: the live ones (newest first: the policy tops up
+/// with fresh ones as packages are used), then those in their grace period (KP-6, KP-7,
+/// KP-8; kept longest first).
+pub(crate) fn welcome_key_refs(
+    c: &rusqlite::Connection,
+) -> Result<Vec<openmls::prelude::KeyPackageRef>, crate::storage::StorageError> {
+    use openmls::prelude::tls_codec::{DeserializeBytes as _, Serialize as _};
+    let mut out: Vec<openmls::prelude::KeyPackageRef> = Vec::new();
+    let live = tables::kp_all(c)?.into_iter().rev().filter_map(|k| {
+        openmls::prelude::tls_codec::VLBytes::new(k.kp_ref)
+            .tls_serialize_detached()
+            .ok()
+    });
+    for key in live.chain(tables::kp_grace_all(c)?) {
+        if out.len() == MAX_WELCOME_KEYS {
+            break;
+        }
+        let Ok(r) = openmls::prelude::KeyPackageRef::tls_deserialize_exact_bytes(&key) else {
+            continue;
+        };
+        if !out.contains(&r) {
+            out.push(r);
+        }
+    }
+    Ok(out)
+}
+
 impl Session<'_> {
     /// Publishes the declaration (if we hold the identity key), our device record, and
     /// KeyPackages.
@@ -278,5 +310,52 @@ impl Session<'_> {
         }
         self.pin_all(&to_pin)?;
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openmls::prelude::tls_codec::{Serialize as _, VLBytes};
+
+    use super::*;
+
+    /// GROUP-12: live packages first (newest first), then grace entries (kept longest first),
+    /// no repeats, at most [`MAX_WELCOME_KEYS`].
+    #[test]
+    fn group_12_keys_tried_live_first_then_grace_and_bounded() {
+        let store = crate::storage::Store::in_memory().unwrap();
+        let c = &store.conn;
+        let raw = |i: u32| [i.to_be_bytes().as_slice(), &[0; 28]].concat();
+        let encoded = |i: u32| VLBytes::new(raw(i)).tls_serialize_detached().unwrap();
+        for i in 0..6u32 {
+            tables::kp_add(
+                c,
+                &tables::OwnKeyPackage {
+                    kp_ref: raw(i),
+                    last_resort: i == 0,
+                    created: 100 + u64::from(i),
+                    expires: 10_000,
+                },
+            )
+            .unwrap();
+        }
+        // A used package: both retired to the grace table and (in a race) still listed.
+        tables::kp_grace_add(c, &encoded(5), 50).unwrap();
+        for i in 100..200u32 {
+            tables::kp_grace_add(c, &encoded(i), u64::from(i)).unwrap();
+        }
+        let got: Vec<Vec<u8>> = welcome_key_refs(c)
+            .unwrap()
+            .iter()
+            .map(|r| r.as_slice().to_vec())
+            .collect();
+        assert_eq!(got.len(), MAX_WELCOME_KEYS);
+        let want: Vec<Vec<u8>> = (0..6u32)
+            .rev()
+            .chain((100..200u32).rev())
+            .take(MAX_WELCOME_KEYS)
+            .map(raw)
+            .collect();
+        assert_eq!(got, want);
     }
 }

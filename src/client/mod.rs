@@ -447,6 +447,18 @@ impl Client {
         Ok(self.session().await.inner.store.snapshot()?)
     }
 
+    /// Opens a Welcome envelope as this device's sync would (GROUP-12; for tests inspecting
+    /// what they captured at the transport): the adding commit's position and the MLS
+    /// Welcome message. Changes nothing.
+    #[doc(hidden)]
+    pub async fn open_welcome_envelope(&self, payload: &[u8]) -> Result<(u64, Vec<u8>), Error> {
+        let mut s = self.session().await;
+        let env = s
+            .inner
+            .ctx_read(|cx| Ok(incoming::open_envelope(cx, payload)?))??;
+        Ok((env.commit_seq, env.welcome))
+    }
+
     /// Bytes the client's database uses (for benchmarks of state size).
     #[doc(hidden)]
     pub async fn store_bytes(&self) -> Result<u64, Error> {

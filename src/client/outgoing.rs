@@ -375,6 +375,7 @@ impl Session<'_> {
                         }
                         _ => true,
                     };
+                    let cs = g.ciphersuite();
                     cx.keep(group, g);
                     if let Some(w) = out.welcome.as_ref().filter(|_| tree_queued) {
                         for (k, r) in out.recipients.iter().enumerate() {
@@ -389,9 +390,27 @@ impl Session<'_> {
                             let env = WelcomeEnvelope {
                                 commit_seq: seq,
                                 welcome,
-                            }
-                            .to_bytes();
-                            tables::welcome_queue(cx.c, r, &IdempotencyKey::random().0, &env)?;
+                            };
+                            // Sealed to the joiner's init key (GROUP-12); in clear only for a
+                            // row written before the keys were kept (version 1, as it was).
+                            let bytes = match out.recipient_keys.as_ref().map(|ks| ks.get(k)) {
+                                Some(Some(key)) => match env.seal(cx.p.crypto(), cs, key) {
+                                    Ok(b) => b,
+                                    // Not an HPKE key of the ciphersuite: openmls sealed the
+                                    // group secrets to it, so this cannot happen; never fall
+                                    // back to clear.
+                                    Err(error) => {
+                                        tracing::warn!(%error, "Welcome not sealable, not sent");
+                                        continue;
+                                    }
+                                },
+                                Some(None) => {
+                                    tracing::warn!("no init key for a Welcome, not sent");
+                                    continue;
+                                }
+                                None => env.to_bytes(),
+                            };
+                            tables::welcome_queue(cx.c, r, &IdempotencyKey::random().0, &bytes)?;
                         }
                     }
                     Ok::<_, Error>(())
@@ -632,19 +651,23 @@ fn build_commit(
     let tag = epoch_tag(&g, cx.p.crypto())?;
     let signer = cx.signer(&g)?;
     let own = g.own_leaf_index();
-    // Each joiner's Welcome mailbox and KeyPackage ref: it is sent only its own part of the
-    // Welcome (LG-9).
-    let (recipients, refs): (Vec<[u8; 32]>, Vec<Option<Vec<u8>>>) = kps
-        .iter()
-        .filter_map(|k| {
-            let id = AtmlsIdentity::from_credential(k.leaf_node().credential()).ok()?;
-            let r = k
-                .hash_ref(cx.p.crypto())
+    // Each joiner's Welcome mailbox, KeyPackage ref and init key: it is sent only its own
+    // part of the Welcome (LG-9), sealed to that key (GROUP-12).
+    let mut recipients: Vec<[u8; 32]> = Vec::with_capacity(kps.len());
+    let mut refs: Vec<Option<Vec<u8>>> = Vec::with_capacity(kps.len());
+    let mut keys: Vec<Vec<u8>> = Vec::with_capacity(kps.len());
+    for k in &kps {
+        let Ok(id) = AtmlsIdentity::from_credential(k.leaf_node().credential()) else {
+            continue;
+        };
+        recipients.push(welcome_mailbox(&id.certificate.installation_key).0);
+        refs.push(
+            k.hash_ref(cx.p.crypto())
                 .ok()
-                .map(|r| r.as_slice().to_vec());
-            Some((welcome_mailbox(&id.certificate.installation_key).0, r))
-        })
-        .unzip();
+                .map(|r| r.as_slice().to_vec()),
+        );
+        keys.push(k.hpke_init_key().as_slice().to_vec());
+    }
     let recipient_refs: Option<Vec<Vec<u8>>> = refs.into_iter().collect();
     // Revoked devices go in whatever we commit, unless a pending proposal already removes them.
     let pending_removed: Vec<_> = g
@@ -697,6 +720,7 @@ fn build_commit(
         welcome,
         recipients,
         recipient_refs,
+        recipient_keys: Some(keys),
     };
     tables::outbox_put(cx.c, &group.0, &out)?;
     cx.keep(group, g);

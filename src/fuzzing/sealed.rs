@@ -5,6 +5,8 @@
 use openmls::prelude::tls_codec::{self, Serialize as _};
 use openmls::prelude::{Extension, Extensions, UnknownExtension};
 use openmls_rust_crypto::RustCrypto;
+use openmls_traits::crypto::OpenMlsCrypto as _;
+use std::sync::OnceLock;
 
 use super::fixtures::KEY;
 use super::mode;
@@ -13,12 +15,67 @@ use crate::group::{
     decode_hint, encode_hint, outer_open_with, outer_seal_plain, split_hint, TreeRef,
     MAX_HINT_DIDS, WELCOME_TREE_EXTENSION,
 };
-use crate::wire::WelcomeEnvelope;
+use crate::keypackage::DEFAULT_CIPHERSUITE;
+use crate::wire::{
+    decode_plain, seal_overhead, seal_plain, Received, WelcomeEnvelope, SEAL_BUCKET_MIN,
+};
 
-/// GROUP-8: the envelope decodes only in canonical form.
+/// The HPKE key pair sealed Welcomes are sealed to and opened with (GROUP-12): (private,
+/// public), derived from [`KEY`] once per process.
+pub(super) fn welcome_keys() -> &'static (Vec<u8>, Vec<u8>) {
+    static K: OnceLock<(Vec<u8>, Vec<u8>)> = OnceLock::new();
+    K.get_or_init(|| {
+        let kp = RustCrypto::default()
+            .derive_hpke_keypair(DEFAULT_CIPHERSUITE.hpke_config(), &KEY)
+            .unwrap_or_else(|e| panic!("HPKE key pair: {e:?}"));
+        (kp.private.to_vec(), kp.public)
+    })
+}
+
+/// GROUP-8, GROUP-12. An input starting with 0: the rest is the plaintext of a sealed
+/// envelope, sealed to the fixed key and opened (what opens is what was sealed; one that
+/// decodes seals again at its bucket size and opens to the same envelope). Anything else is
+/// an envelope as received: version 1 decodes only in canonical form; version 2 is opened with
+/// the fixed key.
 pub(super) fn wire_envelope(data: &[u8]) {
-    if let Ok(e) = WelcomeEnvelope::from_bytes(data) {
-        assert_eq!(e.to_bytes(), data, "non-canonical Welcome envelope");
+    let crypto = RustCrypto::default();
+    let cs = DEFAULT_CIPHERSUITE;
+    let (sk, pk) = welcome_keys();
+    let open = |bytes: &[u8]| match WelcomeEnvelope::received(bytes, cs) {
+        Ok(Received::Sealed(s)) => s.open(&crypto, cs, sk),
+        other => panic!("a sealed envelope read as {other:?}"),
+    };
+    if let Some((&0, plain)) = data.split_first() {
+        let Ok(sealed) = seal_plain(&crypto, cs, pk, plain) else {
+            return;
+        };
+        let opened = open(&sealed).unwrap_or_else(|| panic!("does not open with its key"));
+        let decoded = decode_plain(plain);
+        assert_eq!(opened.is_ok(), decoded.is_ok());
+        if let (Ok(e), Ok(d)) = (opened, decoded) {
+            assert_eq!(e, d);
+            let again = e
+                .seal(&crypto, cs, pk)
+                .unwrap_or_else(|e| panic!("reseal: {e}"));
+            let overhead = seal_overhead(cs).unwrap_or_default();
+            let padded = e.sealed_plaintext(overhead).map(|p| p.len());
+            assert_eq!(Ok(again.len()), padded.map(|p| p + overhead));
+            assert!(again.len().is_power_of_two() && again.len() >= SEAL_BUCKET_MIN);
+            assert_eq!(open(&again).and_then(Result::ok).as_ref(), Some(&e));
+        }
+        return;
+    }
+    match WelcomeEnvelope::received(data, cs) {
+        Ok(Received::Clear(e)) => assert_eq!(e.to_bytes(), data, "non-canonical Welcome envelope"),
+        Ok(Received::Sealed(s)) => {
+            if let Some(Ok(e)) = s.open(&crypto, cs, sk) {
+                let again = e
+                    .seal(&crypto, cs, pk)
+                    .unwrap_or_else(|e| panic!("reseal: {e}"));
+                assert_eq!(open(&again).and_then(Result::ok).as_ref(), Some(&e));
+            }
+        }
+        Err(_) => {}
     }
 }
 

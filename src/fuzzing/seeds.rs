@@ -215,7 +215,20 @@ fn wire_envelope() -> Seeds {
         commit_seq: 7,
         welcome: b"welcome".to_vec(),
     };
-    vec![e.to_bytes(), vec![1], vec![2, 0, 0]]
+    let cs = DEFAULT_CIPHERSUITE;
+    let (_, pk) = super::sealed::welcome_keys();
+    let sealed = e.seal(&RustCrypto::default(), cs, pk).unwrap_or_default();
+    let plain = e
+        .sealed_plaintext(crate::wire::seal_overhead(cs).unwrap_or_default())
+        .unwrap_or_default();
+    vec![
+        e.to_bytes(),
+        sealed,
+        tagged(0, &plain),
+        tagged(0, &plain[..plain.len() - 100]),
+        vec![1],
+        vec![2, 0, 0],
+    ]
 }
 
 fn dids() -> Vec<crate::identity::Did> {

@@ -138,6 +138,12 @@ CREATE INDEX atmls_verify_queue_next ON atmls_verify_queue(next_try);
     // v9: application messages and leave proposals until the transport accepted them, with
     // the idempotency key of their current ciphertext (spec/group.md GROUP-11).
     outbox::MIGRATION_9,
+    // v10: the HPKE init key of each recipient's KeyPackage, in recipient order, to which its
+    // Welcome is sealed (spec/group.md GROUP-12). NULL in rows written before: their
+    // Welcomes go out in clear (version 1), as before.
+    r#"
+ALTER TABLE atmls_outbox ADD COLUMN recipient_keys BLOB;
+"#,
 ];
 
 /// Rust steps run right after the SQL migration of the same version, in its transaction

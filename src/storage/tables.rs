@@ -197,6 +197,9 @@ pub(crate) struct Outgoing {
     /// The KeyPackage ref of each recipient, in the same order (LG-9); `None` in rows
     /// written before they were kept.
     pub recipient_refs: Option<Vec<Vec<u8>>>,
+    /// The HPKE init key of each recipient's KeyPackage, in the same order, to which its
+    /// Welcome is sealed (GROUP-12); `None` in rows written before they were kept.
+    pub recipient_keys: Option<Vec<Vec<u8>>>,
 }
 
 /// Refs as `u8 length ‖ bytes` each.
@@ -221,10 +224,36 @@ fn decode_refs(mut b: &[u8]) -> R<Vec<Vec<u8>>> {
     Ok(out)
 }
 
+/// Init keys as `uint16 length ‖ bytes` each (a post-quantum KEM's keys exceed 255 bytes).
+fn encode_keys(keys: &[Vec<u8>]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    for k in keys {
+        out.extend_from_slice(&u16::try_from(k.len()).ok()?.to_be_bytes());
+        out.extend_from_slice(k);
+    }
+    Some(out)
+}
+
+fn decode_keys(mut b: &[u8]) -> R<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    while !b.is_empty() {
+        let (n, rest) = b
+            .split_first_chunk::<2>()
+            .ok_or(StorageError::Corrupt("recipient keys"))?;
+        let (k, tail) = rest
+            .split_at_checked(usize::from(u16::from_be_bytes(*n)))
+            .ok_or(StorageError::Corrupt("recipient keys"))?;
+        out.push(k.to_vec());
+        b = tail;
+    }
+    Ok(out)
+}
+
 pub(crate) fn outbox_put(c: &Connection, group_id: &[u8], o: &Outgoing) -> R<()> {
     let rec: Vec<u8> = o.recipients.iter().flatten().copied().collect();
     let refs = o.recipient_refs.as_deref().and_then(encode_refs);
-    c.prepare_cached("INSERT OR REPLACE INTO atmls_outbox (group_id, epoch_tag, idem, commit_msg, welcome, recipients, tree_seed, recipient_refs) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")?.execute(params![group_id, o.epoch_tag.to_vec(), o.idem.to_vec(), o.commit, o.welcome, rec, o.tree_seed.map(|s| s.to_vec()), refs],
+    let keys = o.recipient_keys.as_deref().and_then(encode_keys);
+    c.prepare_cached("INSERT OR REPLACE INTO atmls_outbox (group_id, epoch_tag, idem, commit_msg, welcome, recipients, tree_seed, recipient_refs, recipient_keys) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")?.execute(params![group_id, o.epoch_tag.to_vec(), o.idem.to_vec(), o.commit, o.welcome, rec, o.tree_seed.map(|s| s.to_vec()), refs, keys],
     )?;
     Ok(())
 }
@@ -238,16 +267,26 @@ pub(crate) fn outbox_get(c: &Connection, group_id: &[u8]) -> R<Option<Outgoing>>
         Vec<u8>,
         Option<Vec<u8>>,
         Option<Vec<u8>>,
+        Option<Vec<u8>>,
     );
     let row: Option<Row> = c
         .prepare_cached(
-            "SELECT epoch_tag, idem, commit_msg, welcome, recipients, tree_seed, recipient_refs FROM atmls_outbox WHERE group_id = ?1",
+            "SELECT epoch_tag, idem, commit_msg, welcome, recipients, tree_seed, recipient_refs, recipient_keys FROM atmls_outbox WHERE group_id = ?1",
         )?
         .query_row([group_id], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
+            ))
         })
         .optional()?;
-    row.map(|(t, i, commit, welcome, rec, seed, refs)| {
+    row.map(|(t, i, commit, welcome, rec, seed, refs, keys)| {
         Ok(Outgoing {
             epoch_tag: t
                 .try_into()
@@ -265,6 +304,7 @@ pub(crate) fn outbox_get(c: &Connection, group_id: &[u8]) -> R<Option<Outgoing>>
                 .map(|s| s.try_into().map_err(|_| StorageError::Corrupt("tree seed")))
                 .transpose()?,
             recipient_refs: refs.as_deref().map(decode_refs).transpose()?,
+            recipient_keys: keys.as_deref().map(decode_keys).transpose()?,
         })
     })
     .transpose()
@@ -429,6 +469,17 @@ pub(crate) fn kp_grace_add(c: &Connection, kp_ref: &[u8], until: u64) -> R<()> {
     c.prepare_cached("INSERT OR REPLACE INTO atmls_kp_grace (kp_ref, until) VALUES (?1, ?2)")?
         .execute(params![kp_ref, to_i64(until)])?;
     Ok(())
+}
+
+/// Every grace entry (TLS-encoded KeyPackageRef), the longest-kept first: the init keys a
+/// sealed Welcome is tried with after the live ones (GROUP-12).
+pub(crate) fn kp_grace_all(c: &Connection) -> R<Vec<Vec<u8>>> {
+    let mut stmt =
+        c.prepare_cached("SELECT kp_ref FROM atmls_kp_grace ORDER BY until DESC, kp_ref")?;
+    let rows = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<Vec<Vec<u8>>, _>>()?;
+    Ok(rows)
 }
 
 /// Takes the grace entries that ended by `now`.

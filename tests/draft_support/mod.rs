@@ -204,15 +204,12 @@ pub async fn welcome_items(net: &dyn Transport, installation: &PublicKey) -> Vec
     items(net, &welcome_mailbox(installation)).await
 }
 
-/// Splits a Welcome envelope (GROUP-8: version 1, commit_seq, welcome<V>) into the position
-/// of the adding commit and the MLS Welcome message.
-pub fn envelope(payload: &[u8]) -> (u64, &[u8]) {
-    assert_eq!(payload[0], 1, "envelope version");
-    let seq = u64::from_be_bytes(payload[1..9].try_into().unwrap());
-    let rest = &payload[9..];
-    let (len, skip) = varint(rest);
-    assert_eq!(rest.len(), skip + len, "welcome<V> fills the envelope");
-    (seq, &rest[skip..])
+/// Opens a Welcome envelope with its recipient's keys (GROUP-8, GROUP-12: sealed to one of
+/// the recipient's KeyPackages) into the position of the adding commit and the MLS Welcome
+/// message.
+pub async fn envelope(recipient: &Client, payload: &[u8]) -> (u64, Vec<u8>) {
+    assert_eq!(payload[0], 2, "a sealed envelope (GROUP-12)");
+    recipient.open_welcome_envelope(payload).await.unwrap()
 }
 
 /// An RFC 9420 §2.1.2 variable-length integer at the start of `b`: (value, its size). The
@@ -228,18 +225,19 @@ fn varint(b: &[u8]) -> (usize, usize) {
     }
 }
 
-/// The encrypted GroupInfo of an envelope's Welcome (RFC 9420 §12.4.3.1: after the version,
-/// wire format, ciphersuite and the `secrets<V>` vector), with its length prefix.
-pub fn encrypted_group_info(payload: &[u8]) -> &[u8] {
-    let (_, mls) = envelope(payload);
+/// The encrypted GroupInfo of an envelope's Welcome, opened by its recipient (RFC 9420
+/// §12.4.3.1: after the version, wire format, ciphersuite and the `secrets<V>` vector), with
+/// its length prefix.
+pub async fn encrypted_group_info(recipient: &Client, payload: &[u8]) -> Vec<u8> {
+    let (_, mls) = envelope(recipient, payload).await;
     let rest = &mls[6..];
     let (len, skip) = varint(rest);
-    &rest[skip + len..]
+    rest[skip + len..].to_vec()
 }
 
-/// The MLS Welcome of an envelope, decoded.
-pub fn welcome_of(payload: &[u8]) -> openmls::prelude::Welcome {
-    let (_, mls) = envelope(payload);
+/// The MLS Welcome of an envelope, opened by its recipient and decoded.
+pub async fn welcome_of(recipient: &Client, payload: &[u8]) -> openmls::prelude::Welcome {
+    let (_, mls) = envelope(recipient, payload).await;
     match MlsMessageIn::tls_deserialize_exact(mls).unwrap().extract() {
         MlsMessageBodyIn::Welcome(w) => w,
         other => panic!("not a Welcome: {other:?}"),
