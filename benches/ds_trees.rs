@@ -10,7 +10,8 @@
 //!
 //! `cargo bench --features ds-server,ds-client,ds-postgres --bench ds_trees` runs SQLite, and
 //! PostgreSQL too when `ATMLS_TEST_DATABASE_URL` names a server (scripts/postgres.sh start).
-//! `ATMLS_BENCH_SECS` (default 20) is how long the uploads run.
+//! `ATMLS_BENCH_SECS` (default 20) is how long the uploads run; `ATMLS_BENCH_DS_ARGS` adds
+//! flags to the service (e.g. `--max-tree-transfers 2`).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -54,6 +55,11 @@ fn start(database: &str, extra: &[&str]) -> Server {
             "warn",
         ])
         .args(extra)
+        .args(
+            std::env::var("ATMLS_BENCH_DS_ARGS")
+                .unwrap_or_default()
+                .split_whitespace(),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -80,17 +86,27 @@ fn vm_mib(pid: u32, field: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Bytes of every SQLite write-ahead log in `dir`.
-fn wal_bytes(dir: &Path) -> u64 {
-    std::fs::read_dir(dir)
+/// The SQLite write-ahead logs in `dir`: (file name, bytes).
+fn wals(dir: &Path) -> Vec<(String, u64)> {
+    let mut v: Vec<(String, u64)> = std::fs::read_dir(dir)
         .map(|d| {
             d.filter_map(|e| e.ok())
                 .filter(|e| e.file_name().to_string_lossy().ends_with("-wal"))
-                .filter_map(|e| e.metadata().ok())
-                .map(|m| m.len())
-                .sum()
+                .filter_map(|e| {
+                    Some((
+                        e.file_name().to_string_lossy().into_owned(),
+                        e.metadata().ok()?.len(),
+                    ))
+                })
+                .collect()
         })
-        .unwrap_or(0)
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+fn mib(b: u64) -> f64 {
+    b as f64 / (1 << 20) as f64
 }
 
 /// WAL bytes a PostgreSQL server has written so far.
@@ -215,7 +231,10 @@ async fn uploads(label: &str, database: &str, dir: Option<&Path>, pg: Option<&st
     let http = reqwest::Client::new();
     let stop = Arc::new(AtomicBool::new(false));
     let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let wal_max = Arc::new(AtomicU64::new(0));
+    let wal_max = Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::<
+        String,
+        u64,
+    >::new()));
     let pg_wal0 = pg.and_then(pg_wal_position);
     let started = Instant::now();
     let mut ups = Vec::new();
@@ -245,7 +264,11 @@ async fn uploads(label: &str, database: &str, dir: Option<&Path>, pg: Option<&st
         tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
                 if let Some(d) = &dir {
-                    wal_max.fetch_max(wal_bytes(d), Ordering::Relaxed);
+                    let mut m = wal_max.lock().expect("lock");
+                    for (name, n) in wals(d) {
+                        let e = m.entry(name).or_default();
+                        *e = (*e).max(n);
+                    }
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
@@ -276,11 +299,15 @@ async fn uploads(label: &str, database: &str, dir: Option<&Path>, pg: Option<&st
         vm_mib(pid, "VmHWM"),
     );
     if let Some(d) = dir {
-        println!(
-            "{label:>10} write-ahead logs: largest seen {:.1} MiB, at the end {:.1} MiB",
-            wal_max.load(Ordering::Relaxed) as f64 / (1 << 20) as f64,
-            wal_bytes(d) as f64 / (1 << 20) as f64,
-        );
+        let largest = wal_max.lock().expect("lock").clone();
+        let end: std::collections::BTreeMap<String, u64> = wals(d).into_iter().collect();
+        for (name, max) in largest {
+            println!(
+                "{label:>10} write-ahead log {name}: largest seen {:.1} MiB, at the end {:.1} MiB",
+                mib(max),
+                mib(end.get(&name).copied().unwrap_or(0)),
+            );
+        }
     }
     if let (Some(a), Some(b)) = (pg_wal0, pg.and_then(pg_wal_position)) {
         println!(

@@ -593,3 +593,30 @@ async fn ds_11_trees_of_the_earlier_layout_are_still_served() {
         assert!(t.put_tree(&TreeLocator(l), b"other").await.is_err());
     }
 }
+
+/// DS-15: a client that starts a download and stops reading gives its turn back after the
+/// body timeout, so with one turn another client's download still goes through (its
+/// transport retries `503 busy`); the stalled download holds only its connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ds_15_a_stalled_download_gives_its_turn_back() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    for (ds, _b, _d) in services(&["--max-tree-transfers", "1", "--body-timeout", "2"]) {
+        let t = ds.transport();
+        let big = TreeLocator(rand::random());
+        t.put_tree(&big, &random_blob(32 << 20)).await.unwrap();
+        let small = TreeLocator(rand::random());
+        t.put_tree(&small, b"small").await.unwrap();
+        // Takes the one turn, reads the head of the answer, then nothing more.
+        let mut s = tokio::net::TcpStream::connect(&ds.addr).await.unwrap();
+        let head = format!(
+            "GET /v1/trees/{} HTTP/1.1\r\nHost: x\r\n\r\n",
+            hex::encode(big.0)
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        let mut first = [0u8; 64];
+        let n = s.read(&mut first).await.unwrap();
+        assert!(first[..n].starts_with(b"HTTP/1.1 200"));
+        assert_eq!(t.fetch_tree(&small).await.unwrap(), b"small");
+        drop(s);
+    }
+}

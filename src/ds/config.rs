@@ -61,7 +61,7 @@ pub struct Config {
     pub max_subscriptions: usize,
     /// Tree uploads and downloads at once; more wait for a turn, up to the body timeout, then
     /// are answered `503 busy` (DS-15). 0 disables.
-    #[arg(long, env = "ATMLS_DS_MAX_TREE_TRANSFERS", default_value_t = 8)]
+    #[arg(long, env = "ATMLS_DS_MAX_TREE_TRANSFERS", default_value_t = 4)]
     pub max_tree_transfers: usize,
     /// Seconds to receive a request's headers; a slower connection is closed (DS-15).
     #[arg(long, env = "ATMLS_DS_HEADER_TIMEOUT", default_value_t = 10)]

@@ -233,7 +233,10 @@ async fn get_inner(svc: &Service, addr: SocketAddr, locator: &str) -> Result<Res
                 None,
             )
         })?;
-    let turn = svc.tree_gate.enter(svc.limits.body_timeout).await?;
+    let turn = Turn::held_for(
+        svc.tree_gate.enter(svc.limits.body_timeout).await?,
+        svc.limits.body_timeout,
+    );
     svc.metrics.fetch(1, t.elapsed());
     let size = tree.size;
     let body = Body::from_stream(chunks(Arc::clone(&svc.store), tree, turn));
@@ -250,14 +253,46 @@ async fn get_inner(svc: &Service, addr: SocketAddr, locator: &str) -> Result<Res
         .into_response())
 }
 
+/// A download's turn: given back when the download ends or its client goes, or after `limit`
+/// at the latest. A client that reads slowly (or not at all) does not hold a turn for longer
+/// than an upload may; its download goes on without one, holding its connection and about
+/// one chunk.
+struct Turn(Arc<std::sync::Mutex<Option<OwnedSemaphorePermit>>>);
+
+impl Turn {
+    fn held_for(permit: Option<OwnedSemaphorePermit>, limit: Duration) -> Self {
+        let slot = Arc::new(std::sync::Mutex::new(permit));
+        if slot.lock().is_ok_and(|p| p.is_some()) {
+            let weak = Arc::downgrade(&slot);
+            tokio::spawn(async move {
+                tokio::time::sleep(limit).await;
+                if let Some(slot) = weak.upgrade() {
+                    if let Ok(mut p) = slot.lock() {
+                        p.take();
+                    }
+                }
+            });
+        }
+        Turn(slot)
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        if let Ok(mut p) = self.0.lock() {
+            p.take();
+        }
+    }
+}
+
 /// The chunks of `tree`, read from storage one at a time as the client takes them; the turn
-/// is held until the last one is sent or the client goes. A chunk that went in between
+/// is held until the last one is sent or the client goes (or its time is up, [`Turn`]). A chunk that went in between
 /// (pruned) or does not add up ends the body early, which the client sees as a broken
 /// transfer (the length was announced).
 fn chunks(
     store: Arc<dyn super::store::Store>,
     tree: TreeMeta,
-    turn: Option<OwnedSemaphorePermit>,
+    turn: Turn,
 ) -> impl stream::Stream<Item = Result<Bytes, std::io::Error>> + Send {
     stream::unfold(
         (0u64, 0u64, store, tree, turn),

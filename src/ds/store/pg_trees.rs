@@ -40,7 +40,7 @@ const MIGRATIONS: &[(i64, &str)] = &[(
 )];
 
 /// Connections of the tree pool: more uploads and downloads at once than this wait for one
-/// (at most `--max-tree-transfers` run at once, default 8).
+/// (at most `--max-tree-transfers` run at once, default 4).
 const CONNECTIONS: u32 = 16;
 
 /// Database errors without values, as in the mailboxes' store (DS-12).

@@ -65,6 +65,9 @@ const MIGRATIONS: &[(i64, &str)] = &[
 /// Most posts applied in one transaction.
 const BATCH: usize = 256;
 
+/// Frames (pages) of write-ahead log above which the checkpointer truncates it: about 16 MiB.
+const WAL_TRUNCATE_FRAMES: i64 = 4096;
+
 type Job = (Post, oneshot::Sender<Result<(Outcome, bool), StoreError>>);
 
 /// The SQLite store.
@@ -289,10 +292,25 @@ impl SqliteStore {
         std::thread::Builder::new()
             .name("ds-sqlite-checkpoint".into())
             .spawn(move || {
-                // PASSIVE: never blocks the writer or readers; stops with the store.
+                // PASSIVE: never blocks the writer or readers; stops with the store. But while
+                // posts keep coming, the log never gets fully copied at a moment the writer
+                // starts a transaction (commits land during the checkpoint's syncs), which is
+                // what lets the writer start the log over: the file grew without end (DS-15).
+                // So once it holds more than WAL_TRUNCATE_FRAMES, TRUNCATE: it holds the writer
+                // for what PASSIVE left (little) and the syncs, and empties the file.
                 while alive.upgrade().is_some() {
                     std::thread::sleep(std::time::Duration::from_millis(250));
-                    if let Err(e) = checkpointer.execute_batch("PRAGMA wal_checkpoint(PASSIVE);") {
+                    let frames =
+                        checkpointer.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                            r.get::<_, i64>(1)
+                        });
+                    let r = match frames {
+                        Ok(n) if n > WAL_TRUNCATE_FRAMES => {
+                            checkpointer.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+                        }
+                        other => other.map(|_| ()),
+                    };
+                    if let Err(e) = r {
                         tracing::warn!(error = %e, "checkpoint failed");
                     }
                 }

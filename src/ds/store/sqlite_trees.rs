@@ -45,7 +45,7 @@ const MIGRATIONS: &[(i64, &str)] = &[(
 
 /// Bytes written after which the writer checkpoints the log into the database and truncates
 /// it; it also does when idle for [`IDLE`].
-const CHECKPOINT_BYTES: u64 = 16 << 20;
+const CHECKPOINT_BYTES: u64 = 4 << 20;
 const IDLE: Duration = Duration::from_millis(500);
 
 /// The file of the trees beside the mailboxes' database `main`.
