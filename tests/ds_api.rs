@@ -297,7 +297,10 @@ async fn ds_6_retried_sends_are_stored_once() {
         assert_eq!(t.send_welcome(&w, b"w", &wk).await.unwrap(), 1);
         assert_eq!(t.send_welcome(&w, b"w", &wk).await.unwrap(), 1);
         assert_eq!(all_items(&t, &mb.id).await.len(), 3);
-        assert_eq!(t.fetch_welcomes(&proof, 0, 100).await.unwrap().items.len(), 1);
+        assert_eq!(
+            t.fetch_welcomes(&proof, 0, 100).await.unwrap().items.len(),
+            1
+        );
     }
 }
 
