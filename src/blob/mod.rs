@@ -44,6 +44,7 @@ impl BlobError {
     }
 }
 
+// The example's `unwrap`s are on values it builds itself (a runtime, a fresh store).
 /// Stores ciphertexts of attachments.
 ///
 /// ```

@@ -1,6 +1,9 @@
 //! Unit tests of the roster (spec/large-groups.md LG-8) on raw openmls groups whose leaves
 //! carry atmls identities: after every commit, the roster moved on from the commit's
 //! changes must equal one decoded from the whole tree.
+//!
+//! Test code: `unwrap`/`expect` only on values the tests build themselves, never on input
+//! from another party.
 
 use openmls::prelude::{
     BasicCredential, Ciphersuite, CredentialWithKey, KeyPackage, LeafNodeIndex, MlsGroup,

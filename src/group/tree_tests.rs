@@ -1,5 +1,8 @@
 //! Unit tests of the out-of-band ratchet tree (spec/large-groups.md LG-T-*), on raw openmls
 //! groups so that openmls's own tree-hash check is what is tested.
+//!
+//! Test code: `unwrap`/`expect` only on values the tests build themselves, never on input
+//! from another party.
 
 use openmls::prelude::{
     tls_codec::{DeserializeBytes as _, Serialize as _},

@@ -151,6 +151,7 @@ ALTER TABLE atmls_outbox ADD COLUMN recipient_keys BLOB;
 type MigrationStep = fn(&Connection) -> Result<(), StorageError>;
 const MIGRATION_STEPS: &[(usize, MigrationStep)] = &[(3, history::backfill_3)];
 
+// The example's `unwrap`s are on an in-memory store it creates itself.
 /// A client's database.
 ///
 /// ```

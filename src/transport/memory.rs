@@ -33,6 +33,7 @@ struct State {
     trees: HashMap<TreeLocator, (Vec<u8>, Instant)>,
 }
 
+// The example's `unwrap`s are on a runtime and a transport it creates itself.
 /// One commit per epoch per mailbox, idempotent sends, cursors, subscriptions: all in memory.
 ///
 /// ```
@@ -287,6 +288,7 @@ impl Transport for MemoryTransport {
     }
 }
 
+// Test code: `unwrap` only on values the tests build themselves.
 #[cfg(test)]
 mod tests {
     use super::*;
