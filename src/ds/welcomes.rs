@@ -15,14 +15,8 @@ use futures_util::stream::Stream;
 
 use super::api::{code, parse_hex, PageBody, WELCOME_PROOF_HEADER};
 use super::server::{malformed, note_stream, rate_limited, serve_page, ApiError, Service};
+use crate::identity::unix_now;
 use crate::transport::{MailboxId, WelcomeReadProof};
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
 
 /// The mailbox of the path, once the request's proof shows the caller owns it: `403
 /// forbidden` otherwise, whether or not the mailbox exists.
