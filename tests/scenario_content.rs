@@ -10,8 +10,8 @@ use std::time::Duration;
 use atmls::blob::{BlobStore, FsBlobStore, MemoryBlobStore};
 use atmls::client::{HistoryError, HistoryItem, ModerationPolicy};
 use atmls::content::{
-    Content, ContentCodec, ContentError, EncodedContent, GroupUpdated, GroupUpdatedCodec,
-    MessageId, Reaction, ReactionAction, ReactionCodec,
+    Content, ContentCodec, EncodedContent, GroupUpdated, GroupUpdatedCodec, MessageId, Reaction,
+    ReactionAction, ReactionCodec, StreamError,
 };
 use atmls::identity::{unix_now, Did};
 use atmls::storage::Store;
@@ -366,21 +366,30 @@ async fn content_25_five_megabyte_attachment_round_trips() {
         panic!("not an attachment: {item:?}")
     };
     assert_eq!(a.size, data.len() as u64);
-    let atmls::content::AttachmentSource::Remote(r) = &a.source else {
-        panic!("5 MB must not be inline")
+    let atmls::content::AttachmentSource::Streamed(r) = &a.source else {
+        panic!("5 MB must not be inline, and goes as a stream (CONTENT-25a)")
     };
     assert_eq!(bob.download(&a).await.unwrap(), data);
     // The blob store holds only ciphertext.
     let stored = blobs.get(&r.url).await.unwrap();
     assert!(!stored.windows(64).any(|w| w == &data[..64]));
 
-    // A server that swaps the blob is caught by the digest.
+    // A server that alters the blob is caught by the chunk's tag (CONTENT-25c), one that
+    // alters only the padding by the digest (CONTENT-25d, CONTENT-25e).
     let mut tampered = stored.clone();
     tampered[1000] ^= 0x01;
     blobs.overwrite(&r.url, tampered).unwrap();
     assert!(matches!(
         bob.download(&a).await,
-        Err(Error::Content(ContentError::DigestMismatch))
+        Err(Error::Stream(StreamError::ChunkAuthentication { chunk: 0 }))
+    ));
+    let mut padding = stored.clone();
+    let last = padding.len() - 1;
+    padding[last] = 1;
+    blobs.overwrite(&r.url, padding).unwrap();
+    assert!(matches!(
+        bob.download(&a).await,
+        Err(Error::Stream(StreamError::TrailingData))
     ));
 
     // Small files travel inline.
@@ -437,7 +446,7 @@ async fn content_25_tampered_attachment_file_rejected() {
         panic!()
     };
     assert_eq!(bob.download(&a).await.unwrap(), data);
-    let atmls::content::AttachmentSource::Remote(r) = &a.source else {
+    let atmls::content::AttachmentSource::Streamed(r) = &a.source else {
         panic!()
     };
     let path = fs.path_of(&r.url).unwrap();
@@ -447,7 +456,7 @@ async fn content_25_tampered_attachment_file_rejected() {
     let before = bob.store_snapshot().await.unwrap();
     assert!(matches!(
         bob.download(&a).await,
-        Err(Error::Content(ContentError::DigestMismatch))
+        Err(Error::Stream(StreamError::ChunkAuthentication { chunk: 0 }))
     ));
     std::fs::remove_file(&path).unwrap();
     assert!(matches!(

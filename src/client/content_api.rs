@@ -8,10 +8,10 @@ use super::history::{self, HistoryCursor, HistoryItem, HistoryPage, ReadPosition
 use super::outgoing::Intent;
 use super::{Client, Error, Message, Session};
 use crate::content::{
-    encrypt_attachment, Attachment, AttachmentCodec, AttachmentSource, ContentCodec as _, Delete,
-    DeleteCodec, Edit, EditCodec, EncodedContent, MarkdownCodec, MessageId, Reaction,
-    ReactionAction, ReactionCodec, ReadReceipt, ReadReceiptCodec, Reply, ReplyCodec, Typing,
-    TypingCodec, MAX_INLINE_ATTACHMENT,
+    decrypt_stream, encrypt_stream, Attachment, AttachmentCodec, AttachmentSource,
+    ContentCodec as _, Delete, DeleteCodec, Edit, EditCodec, EncodedContent, MarkdownCodec,
+    MessageId, Reaction, ReactionAction, ReactionCodec, ReadReceipt, ReadReceiptCodec, Reply,
+    ReplyCodec, StreamedAttachment, Typing, TypingCodec, MAX_INLINE_ATTACHMENT,
 };
 use crate::group::{disappearing_secs, GroupId, MAX_DISAPPEARING_SECS};
 use crate::storage::history as store;
@@ -286,9 +286,13 @@ impl Client {
             AttachmentSource::Inline(data.to_vec())
         } else {
             let blobs = self.blob_store.as_ref().ok_or(Error::NoBlobStore)?;
-            let (ciphertext, mut remote) = encrypt_attachment(data)?;
-            remote.url = blobs.put(&ciphertext).await?;
-            AttachmentSource::Remote(remote)
+            let mut blob = Vec::new();
+            let sealed = encrypt_stream(&mut &data[..], &mut blob).await?;
+            AttachmentSource::Streamed(StreamedAttachment {
+                url: blobs.put(&blob).await?,
+                digest: sealed.digest,
+                key: sealed.key,
+            })
         };
         let a = Attachment {
             filename: filename.to_owned(),
@@ -310,6 +314,14 @@ impl Client {
             AttachmentSource::Remote(r) => {
                 let blobs = self.blob_store.as_ref().ok_or(Error::NoBlobStore)?;
                 r.decrypt(&blobs.get(&r.url).await?)?
+            }
+            AttachmentSource::Streamed(r) => {
+                let blobs = self.blob_store.as_ref().ok_or(Error::NoBlobStore)?;
+                let blob = blobs.get(&r.url).await?;
+                let mut out = Vec::new();
+                decrypt_stream(&r.key, &r.digest, attachment.size, &mut &blob[..], &mut out)
+                    .await?;
+                out
             }
         };
         if u64::try_from(data.len()).ok() != Some(attachment.size) {

@@ -2,7 +2,7 @@
 
 use super::HistoryError;
 use crate::blob::BlobError;
-use crate::content::ContentError;
+use crate::content::{ContentError, StreamError};
 use crate::credential::CredentialError;
 use crate::directory::DirectoryError;
 use crate::group::GroupError;
@@ -49,6 +49,9 @@ pub enum Error {
     /// The blob store holding attachments.
     #[error(transparent)]
     Blob(#[from] BlobError),
+    /// Encrypting or decrypting a streamed attachment (CONTENT-25a to CONTENT-25f).
+    #[error(transparent)]
+    Stream(#[from] StreamError),
     /// An attachment is too large to send inline and the client has no blob store.
     #[error("attachment needs a blob store (ClientBuilder::blob_store)")]
     NoBlobStore,
@@ -99,6 +102,7 @@ impl Error {
             Error::Content(e) => e.is_retryable(),
             Error::History(e) => e.is_retryable(),
             Error::Blob(e) => e.is_retryable(),
+            Error::Stream(e) => e.is_retryable(),
             Error::NoKeyPackages(_) | Error::Conflict => true,
             Error::KeyPackagesRefused { .. }
             | Error::NoBlobStore

@@ -39,8 +39,22 @@ pub struct Attachment {
 pub enum AttachmentSource {
     /// In the message itself (at most [`MAX_INLINE_ATTACHMENT`] bytes).
     Inline(Vec<u8>),
-    /// Encrypted in a blob store.
+    /// Encrypted whole in a blob store (the first remote form, still decoded).
     Remote(RemoteAttachment),
+    /// Encrypted chunk by chunk in a blob store (CONTENT-25a): what this crate sends.
+    Streamed(StreamedAttachment),
+}
+
+/// How to fetch and decrypt an attachment encrypted chunk by chunk
+/// ([`encrypt_stream`](super::encrypt_stream), CONTENT-25a to CONTENT-25f).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamedAttachment {
+    /// Where the blob store keeps the blob.
+    pub url: String,
+    /// SHA-256 of the whole blob (stream and padding).
+    pub digest: [u8; 32],
+    /// The fresh key and nonce prefix of this attachment.
+    pub key: super::StreamKey,
 }
 
 /// How to fetch and decrypt an attachment kept outside the message.
@@ -177,11 +191,15 @@ fn check(a: &Attachment) -> Result<(), ContentError> {
                 return Err(bad("inline attachment size does not match its data"));
             }
         }
-        AttachmentSource::Remote(r) => {
-            if r.url.is_empty() || r.url.len() > MAX_URL_LEN {
+        AttachmentSource::Remote(RemoteAttachment { url, .. })
+        | AttachmentSource::Streamed(StreamedAttachment { url, .. }) => {
+            if url.is_empty() || url.len() > MAX_URL_LEN {
                 return Err(bad("attachment URL must be 1 to 2048 bytes"));
             }
         }
+    }
+    if matches!(a.source, AttachmentSource::Streamed(_)) && a.size > super::MAX_STREAM_PLAINTEXT {
+        return Err(bad("streamed attachment over 4 GiB"));
     }
     Ok(())
 }
@@ -210,6 +228,13 @@ impl ContentCodec for AttachmentCodec {
                     .fixed(&r.key)
                     .fixed(&r.nonce);
             }
+            AttachmentSource::Streamed(r) => {
+                w.u8(3)
+                    .opaque(r.url.as_bytes())?
+                    .fixed(&r.digest)
+                    .fixed(&r.key.key)
+                    .fixed(&r.key.nonce_prefix);
+            }
         }
         Ok(encoded(
             Self::content_type(),
@@ -231,7 +256,15 @@ impl ContentCodec for AttachmentCodec {
                 key: r.fixed()?,
                 nonce: r.fixed()?,
             }),
-            _ => return Err(ContentError::Malformed("attachment kind must be 1 or 2")),
+            3 => AttachmentSource::Streamed(StreamedAttachment {
+                url: utf8(r.opaque()?, "attachment URL")?,
+                digest: r.fixed()?,
+                key: super::StreamKey {
+                    key: r.fixed()?,
+                    nonce_prefix: r.fixed()?,
+                },
+            }),
+            _ => return Err(ContentError::Malformed("attachment kind must be 1, 2 or 3")),
         };
         r.finish()?;
         let a = Attachment {
@@ -273,9 +306,37 @@ mod tests {
         }
     }
 
+    fn streamed() -> Attachment {
+        Attachment {
+            filename: "film.mp4".into(),
+            mime_type: "video/mp4".into(),
+            size: 100 << 20,
+            source: AttachmentSource::Streamed(StreamedAttachment {
+                url: "atmls-ds://x".into(),
+                digest: [7; 32],
+                key: super::super::StreamKey::generate(),
+            }),
+        }
+    }
+
+    #[test]
+    fn content_25a_streamed_reference_round_trip_and_truncation() {
+        let a = streamed();
+        let good = AttachmentCodec::encode(&a).unwrap();
+        assert_eq!(AttachmentCodec::decode(&good).unwrap(), a);
+        for cut in 0..good.content.len() {
+            let mut e = good.clone();
+            e.content.truncate(cut);
+            assert!(AttachmentCodec::decode(&e).is_err(), "prefix {cut}");
+        }
+        let mut huge = streamed();
+        huge.size = super::super::MAX_STREAM_PLAINTEXT + 1;
+        assert!(AttachmentCodec::encode(&huge).is_err());
+    }
+
     #[test]
     fn content_25_attachment_round_trip() {
-        for a in [inline(), remote()] {
+        for a in [inline(), remote(), streamed()] {
             let e = AttachmentCodec::encode(&a).unwrap();
             assert_eq!(e.type_id.to_string(), "atmls.dev/attachment:1.0");
             let back = EncodedContent::from_bytes(&e.to_bytes().unwrap()).unwrap();

@@ -20,12 +20,13 @@ mod payload;
 mod reaction;
 mod receipt;
 mod reply;
+mod stream;
 mod text;
 mod type_id;
 
 pub use attachment::{
     encrypt_attachment, Attachment, AttachmentCodec, AttachmentSource, RemoteAttachment,
-    MAX_FILENAME_LEN, MAX_INLINE_ATTACHMENT, MAX_MIME_TYPE_LEN, MAX_URL_LEN,
+    StreamedAttachment, MAX_FILENAME_LEN, MAX_INLINE_ATTACHMENT, MAX_MIME_TYPE_LEN, MAX_URL_LEN,
 };
 pub use edit::{Delete, DeleteCodec, Edit, EditCodec};
 pub use group_updated::{GroupUpdated, GroupUpdatedCodec};
@@ -34,6 +35,10 @@ pub use payload::MessageId;
 pub use reaction::{Reaction, ReactionAction, ReactionCodec, MAX_REACTION_LEN};
 pub use receipt::{ReadReceipt, ReadReceiptCodec, Typing, TypingCodec};
 pub use reply::{Reply, ReplyCodec};
+pub use stream::{
+    decrypt_stream, decrypt_stream_to_path, encrypt_stream, padded_len, stream_len, SealedStream,
+    StreamError, StreamKey, MAX_STREAM_PLAINTEXT, STREAM_AAD, STREAM_CHUNK, STREAM_TAG,
+};
 
 pub use encoded::{
     Compression, EncodedContent, ENCODED_CONTENT_VERSION, MAX_ENCODED_CONTENT_LEN, MAX_PARAMETERS,
