@@ -78,6 +78,14 @@ impl BlobStore for FsBlobStore {
             Err(e) => Err(e.into()),
         }
     }
+
+    async fn delete(&self, _group: Option<&[u8; 32]>, url: &str) -> Result<bool, BlobError> {
+        match tokio::fs::remove_file(self.path_of(url)?).await {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -91,6 +99,9 @@ mod tests {
         let url = s.put(b"abc").await.unwrap();
         assert_eq!(s.get(&url).await.unwrap(), b"abc");
         assert!(s.path_of(&url).unwrap().starts_with(dir.path()));
+        assert!(s.delete(None, &url).await.unwrap());
+        assert!(!s.delete(None, &url).await.unwrap());
+        assert!(!s.path_of(&url).unwrap().exists());
         for bad in ["atmls-blob://../../etc/passwd", "atmls-blob://", "mem://x"] {
             assert!(
                 matches!(s.get(bad).await, Err(BlobError::InvalidUrl(_))),

@@ -73,6 +73,19 @@ impl BlobStore for MemoryBlobStore {
             .cloned()
             .ok_or_else(|| BlobError::NotFound(url.into()))
     }
+
+    async fn delete(&self, _group: Option<&[u8; 32]>, url: &str) -> Result<bool, BlobError> {
+        let name = url
+            .strip_prefix(SCHEME)
+            .ok_or_else(|| BlobError::InvalidUrl(url.chars().take(100).collect()))?;
+        check_name(name, url)?;
+        Ok(self
+            .blobs
+            .lock()
+            .map_err(|_| poisoned())?
+            .remove(name)
+            .is_some())
+    }
 }
 
 #[cfg(test)]
@@ -100,5 +113,8 @@ mod tests {
         ));
         s.overwrite(&url, b"abd".to_vec()).unwrap();
         assert_eq!(s.get(&url).await.unwrap(), b"abd");
+        assert!(s.delete(None, &url).await.unwrap());
+        assert!(!s.delete(None, &url).await.unwrap());
+        assert!(matches!(s.get(&url).await, Err(BlobError::NotFound(_))));
     }
 }

@@ -3,13 +3,36 @@
 //! only ciphertext; the key travels in the (end-to-end encrypted) message.
 //!
 //! [`MemoryBlobStore`] keeps blobs in process (tests, demos); [`FsBlobStore`]
-//! keeps them as files in a directory.
+//! keeps them as files in a directory; with feature `ds-client`, [`HttpBlobStore`] keeps them
+//! at an atmls-ds service, uploaded and downloaded in chunks, resumably, with progress
+//! (CONTENT-25g to CONTENT-25k).
+
+use std::path::Path;
 
 mod fs;
+#[cfg(feature = "ds-client")]
+mod http;
 mod memory;
 
 pub use fs::FsBlobStore;
+#[cfg(feature = "ds-client")]
+pub use http::HttpBlobStore;
 pub use memory::MemoryBlobStore;
+
+/// How far a transfer got, for a progress bar: `done` of `total` bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// Bytes transferred (or found already there, after a resumption).
+    pub done: u64,
+    /// Bytes of the whole blob.
+    pub total: u64,
+}
+
+/// A callback told of a transfer's [`Progress`] after each chunk.
+pub type ProgressFn<'a> = &'a (dyn Fn(Progress) + Send + Sync);
+
+/// A progress callback that draws nothing.
+pub fn no_progress(_: Progress) {}
 
 /// Largest blob a store accepts: 100 MiB.
 pub const MAX_BLOB_LEN: usize = 100 << 20;
@@ -35,12 +58,28 @@ pub enum BlobError {
     /// Reading or writing the underlying storage failed.
     #[error("blob storage: {0}")]
     Io(#[from] std::io::Error),
+    /// The store could not be reached or failed; the transfer can be resumed.
+    #[error("blob store unavailable: {0}")]
+    Unavailable(String),
+    /// The group's blobs at the store would pass its budget (CONTENT-25h).
+    #[error("blob store budget of {limit} bytes for this group would be passed")]
+    OverBudget {
+        /// The budget.
+        limit: u64,
+    },
+    /// The store needs the group's mailbox capability to store or erase a blob, and none was
+    /// given.
+    #[error("this blob store stores blobs for a group only")]
+    NeedsGroup,
+    /// The store refused the request for another reason (retrying does not help).
+    #[error("blob store refused: {0}")]
+    Refused(String),
 }
 
 impl BlobError {
-    /// Whether retrying may help (I/O failures only).
+    /// Whether retrying may help (I/O failures and an unreachable store).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, BlobError::Io(_))
+        matches!(self, BlobError::Io(_) | BlobError::Unavailable(_))
     }
 }
 
@@ -62,6 +101,44 @@ pub trait BlobStore: Send + Sync {
     async fn put(&self, ciphertext: &[u8]) -> Result<String, BlobError>;
     /// Fetches the blob at `url`. Callers check its digest (the store is not trusted).
     async fn get(&self, url: &str) -> Result<Vec<u8>, BlobError>;
+
+    /// Stores the blob in file `path` for the group whose mailbox capability is `group`
+    /// (stores that need one refuse `None`: [`BlobError::NeedsGroup`]), reporting progress.
+    /// The default reads the file whole and calls [`put`](Self::put); stores that hold large
+    /// blobs stream it.
+    async fn put_file(
+        &self,
+        group: Option<&[u8; 32]>,
+        path: &Path,
+        progress: ProgressFn<'_>,
+    ) -> Result<String, BlobError> {
+        let _ = group;
+        check_len(usize::try_from(tokio::fs::metadata(path).await?.len()).unwrap_or(usize::MAX))?;
+        let bytes = tokio::fs::read(path).await?;
+        let url = self.put(&bytes).await?;
+        let total = bytes.len() as u64;
+        progress(Progress { done: total, total });
+        Ok(url)
+    }
+
+    /// Fetches the blob at `url` into file `path`, reporting progress; the bytes written.
+    /// Callers check its digest. The default fetches it whole with [`get`](Self::get).
+    async fn get_to_file(
+        &self,
+        url: &str,
+        path: &Path,
+        progress: ProgressFn<'_>,
+    ) -> Result<u64, BlobError> {
+        let bytes = self.get(url).await?;
+        tokio::fs::write(path, &bytes).await?;
+        let total = bytes.len() as u64;
+        progress(Progress { done: total, total });
+        Ok(total)
+    }
+
+    /// Erases the blob at `url` (CONTENT-25k); `false` if it was not there. `group` is the
+    /// capability of the group it was stored for, as for [`put_file`](Self::put_file).
+    async fn delete(&self, group: Option<&[u8; 32]>, url: &str) -> Result<bool, BlobError>;
 }
 
 /// The name a store gives a blob: the hex SHA-256 of its bytes (so storing the

@@ -619,15 +619,21 @@ impl Client {
     /// Returns how many were deleted. See the example on
     /// [`set_disappearing`](Self::set_disappearing).
     pub async fn purge_expired(&self) -> Result<usize, Error> {
-        let mut s = self.session().await;
-        let now = s.inner.now();
-        s.purge_expired(now)
+        let n = {
+            let mut s = self.session().await;
+            let now = s.inner.now();
+            s.purge_expired(now)?
+        };
+        self.erase_deleted_blobs().await?;
+        Ok(n)
     }
 
     /// [`purge_expired`](Self::purge_expired) as if the clock read `now` (unix seconds), for
     /// tests that cannot wait.
     #[doc(hidden)]
     pub async fn purge_expired_at(&self, now: u64) -> Result<usize, Error> {
-        self.session().await.purge_expired(now)
+        let n = self.session().await.purge_expired(now)?;
+        self.erase_deleted_blobs().await?;
+        Ok(n)
     }
 }

@@ -3,7 +3,10 @@
 //! the server.
 
 pub mod api;
+pub mod blob_api;
 
+#[cfg(feature = "ds-server")]
+mod blobs;
 #[cfg(feature = "ds-server")]
 mod config;
 #[cfg(feature = "ds-server")]

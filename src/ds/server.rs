@@ -218,6 +218,7 @@ pub fn router(svc: Arc<Service>, max_in_flight: usize) -> Router {
             post(super::welcomes::subscribe_welcomes),
         )
         .route("/health", get(health))
+        .merge(super::blobs::routes())
         .fallback(not_found)
         // Bodies are read with our own limit, so that oversized ones get our error (DS-9).
         .layer(DefaultBodyLimit::disable())

@@ -340,6 +340,7 @@ pub(crate) fn edits_of(
 
 /// Turns an item into a tombstone: its content, edits, reactions and search text go.
 pub(crate) fn tombstone(c: &Connection, target: &HistoryRow, by: &Did, now: u64) -> R<()> {
+    super::blob_erasure::queue(c, &target.group_id, &target.content, to_i64(now))?;
     c.prepare_cached("UPDATE atmls_messages SET content = X'', edited_content = NULL, deleted_by = ?2, deleted_at = ?3
          WHERE id = ?1")?.execute(params![target.rowid, by.as_str(), to_i64(now)],
     )?;
@@ -376,6 +377,7 @@ pub(crate) fn purge_expired(c: &Connection, now: u64) -> R<usize> {
         [to_i64(now)],
     )?;
     for row in &expired {
+        super::blob_erasure::queue(c, &row.group_id, &row.content, to_i64(now))?;
         forget_related(c, row)?;
         c.prepare_cached("DELETE FROM atmls_messages WHERE id = ?1")?
             .execute([row.rowid])?;

@@ -2,6 +2,7 @@
 //! `:memory:` for tests). Every state change is one SQLite transaction, so after a crash the
 //! client sees the old epoch or the new one, never a mix (spec/storage.md STORE-1).
 
+pub(crate) mod blob_erasure;
 pub(crate) mod history;
 pub(crate) mod outbox;
 mod provider;
@@ -144,6 +145,9 @@ CREATE INDEX atmls_verify_queue_next ON atmls_verify_queue(next_try);
     r#"
 ALTER TABLE atmls_outbox ADD COLUMN recipient_keys BLOB;
 "#,
+    // v11: blobs of deleted and expired attachments, until their store erased them
+    // (spec/content.md CONTENT-25k).
+    blob_erasure::MIGRATION_11,
 ];
 
 /// Rust steps run right after the SQL migration of the same version, in its transaction

@@ -375,6 +375,15 @@ impl HttpTransport {
         &self.base
     }
 
+    /// A client of the connection pool of `scope` (DS-W-3), and the time for one request:
+    /// for the attachment-blob store over this service (`crate::blob::HttpBlobStore`).
+    pub(crate) fn scoped_client(
+        &self,
+        scope: &[u8; 32],
+    ) -> Result<(reqwest::Client, Duration), TransportError> {
+        Ok((self.pools.get(scope)?, self.request_timeout))
+    }
+
     /// Reads an answer's status and body: up to `ok_limit` bytes for a success, `err_limit`
     /// for an error. A larger body is refused as soon as it is known to be larger
     /// (`Content-Length`, or the bytes received so far), and none of it is used.

@@ -2,7 +2,9 @@
 //! PostgreSQL one (feature `ds-postgres`). Both enforce the ordering rules inside a database
 //! transaction (DS-4..DS-7, DS-14), so several processes on one PostgreSQL agree.
 
+pub mod blobs;
 mod sqlite;
+mod sqlite_blobs;
 mod sqlite_trees;
 
 #[cfg(feature = "ds-postgres")]
@@ -178,6 +180,12 @@ pub trait Store: Send + Sync + 'static {
             up.write(chunk.to_vec()).await?;
         }
         up.finish(locator, digest, now, expires).await
+    }
+
+    /// Where this store keeps attachment blobs (CONTENT-25h), if it keeps them; the service
+    /// answers the blob routes `501 not_implemented` without.
+    fn blobs(&self) -> Option<std::sync::Arc<dyn blobs::BlobStorage>> {
+        None
     }
 
     /// The whole live blob under `locator` at time `now`, if any (tests and tools).

@@ -77,6 +77,7 @@ pub struct SqliteStore {
     readers: Arc<Mutex<Vec<Connection>>>,
     /// Tree blobs, in a file of their own (DS-15).
     trees: TreeDb,
+    blobs: super::sqlite_blobs::SqliteBlobs,
 }
 
 fn db(e: rusqlite::Error) -> StoreError {
@@ -279,6 +280,7 @@ impl SqliteStore {
         let mut c = open_conn(&path)?;
         migrate(&mut c)?;
         let trees = TreeDb::open(&path, &c)?;
+        let blobs = super::sqlite_blobs::SqliteBlobs::open(&path)?;
         // Checkpoints run on their own thread, not in the writer's commits.
         c.execute_batch("PRAGMA wal_autocheckpoint = 0;")
             .map_err(db)?;
@@ -321,6 +323,7 @@ impl SqliteStore {
             path,
             readers: Arc::new(Mutex::new(Vec::new())),
             trees,
+            blobs,
         })
     }
 
@@ -408,8 +411,11 @@ impl Store for SqliteStore {
     }
 
     async fn prune(&self, messages_before: i64, idle_before: i64) -> Result<u64, StoreError> {
+        // Attachment blobs go with the messages of their time (CONTENT-25j).
+        use super::blobs::BlobStorage as _;
+        let blobs = self.blobs.prune(messages_before).await?;
         let path = self.path.clone();
-        tokio::task::spawn_blocking(move || {
+        let items = tokio::task::spawn_blocking(move || {
             let mut c = open_conn(&path)?;
             let t = c
                 .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -436,10 +442,11 @@ impl Store for SqliteStore {
             t.execute("DELETE FROM mailboxes WHERE touched < ?1", [idle_before])
                 .map_err(db)?;
             t.commit().map_err(db)?;
-            Ok(n as u64)
+            Ok::<_, StoreError>(n as u64)
         })
         .await
-        .map_err(|e| StoreError::Db(e.to_string()))?
+        .map_err(|e| StoreError::Db(e.to_string()))??;
+        Ok(items + blobs)
     }
 
     async fn tree(&self, locator: [u8; 32], now: i64) -> Result<Option<TreeMeta>, StoreError> {
@@ -456,6 +463,10 @@ impl Store for SqliteStore {
 
     async fn prune_trees(&self, now: i64) -> Result<u64, StoreError> {
         self.trees.prune(now).await
+    }
+
+    fn blobs(&self) -> Option<Arc<dyn super::blobs::BlobStorage>> {
+        Some(Arc::new(self.blobs.clone()))
     }
 }
 
