@@ -11,7 +11,7 @@ use futures_util::StreamExt as _;
 use reqwest::StatusCode;
 use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _, AsyncWriteExt as _};
 
-use super::{check_len, BlobError, BlobStore, Progress, ProgressFn};
+use super::{BlobError, BlobStore, Progress, ProgressFn};
 use crate::ds::api::ErrorBody;
 use crate::ds::blob_api::{code, BlobCreate, BlobCreated, BlobStatus, BLOB_CHUNK, MAX_BLOB};
 use crate::transport::{HttpTransport, MailboxId, TransportError};
@@ -312,15 +312,12 @@ impl HttpBlobStore {
             .content_length()
             .ok_or_else(|| BlobError::Refused("the service sent no length".into()))?;
         let total = from.saturating_add(rest);
-        check_len(
-            usize::try_from(total)
-                .unwrap_or(usize::MAX)
-                .min(MAX_BLOB as usize + 1),
-        )
-        .map_err(|_| BlobError::TooLarge {
-            len: total as usize,
-            max: MAX_BLOB as usize,
-        })?;
+        if total > MAX_BLOB {
+            return Err(BlobError::TooLarge {
+                len: usize::try_from(total).unwrap_or(usize::MAX),
+                max: MAX_BLOB as usize,
+            });
+        }
         let mut done = from;
         let mut body = resp.bytes_stream();
         // A stalled body is a cut connection: resumed by the caller.

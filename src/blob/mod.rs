@@ -34,8 +34,9 @@ pub type ProgressFn<'a> = &'a (dyn Fn(Progress) + Send + Sync);
 /// A progress callback that draws nothing.
 pub fn no_progress(_: Progress) {}
 
-/// Largest blob a store accepts: 100 MiB.
-pub const MAX_BLOB_LEN: usize = 100 << 20;
+/// Largest blob a store accepts: 128 MiB, a 100 MiB attachment streamed and padded
+/// (CONTENT-25d).
+pub const MAX_BLOB_LEN: usize = 128 << 20;
 
 /// Errors of a blob store.
 #[non_exhaustive]
