@@ -51,13 +51,11 @@ mod run {
     ) -> Result<Client, Box<dyn std::error::Error>> {
         let t = Arc::new(HttpTransport::new(ds)?);
         let did = format!("did:plc:{name:a<24}").parse()?;
-        Ok(
-            Client::builder(dir.clone(), t.clone(), Store::in_memory()?)
-                .identity(DeviceIdentity::new_account(did))
-                .blob_store(Arc::new(HttpBlobStore::new(t)))
-                .build()
-                .await?,
-        )
+        Ok(Client::builder(dir.clone(), t.clone(), Store::in_memory()?)
+            .identity(DeviceIdentity::new_account(did))
+            .blob_store(Arc::new(HttpBlobStore::new(t)))
+            .build()
+            .await?)
     }
 
     /// Writes `mib` MiB of random bytes to `path`, 1 MiB at a time.
@@ -92,7 +90,13 @@ mod run {
         let base = reset_peak();
         let t = Instant::now();
         let sent = alice
-            .attach_file(&g, &input, "in.bin", "application/octet-stream", &no_progress)
+            .attach_file(
+                &g,
+                &input,
+                "in.bin",
+                "application/octet-stream",
+                &no_progress,
+            )
             .await?;
         report("sender", mib, base, t.elapsed().as_secs_f64());
 
@@ -120,7 +124,9 @@ mod run {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let ds = args.next().ok_or("usage: attachment_transfer DS_URL [MiB]")?;
+    let ds = args
+        .next()
+        .ok_or("usage: attachment_transfer DS_URL [MiB]")?;
     let mib = args.next().map(|m| m.parse()).transpose()?.unwrap_or(100);
     run::main(&ds, mib).await
 }
