@@ -8,6 +8,8 @@ mod sqlite_blobs;
 mod sqlite_trees;
 
 #[cfg(feature = "ds-postgres")]
+mod pg_blobs;
+#[cfg(feature = "ds-postgres")]
 mod pg_trees;
 #[cfg(feature = "ds-postgres")]
 mod postgres;

@@ -251,6 +251,8 @@ pub struct PgStore {
     writers: Vec<mpsc::Sender<Job>>,
     /// Tree blobs, on a pool of their own (DS-15).
     trees: PgTrees,
+    /// Attachment blobs, on a pool of their own (CONTENT-25h).
+    blobs: super::pg_blobs::PgBlobs,
 }
 
 /// Database errors without values (a constraint violation's detail would name the key, and
@@ -484,6 +486,7 @@ impl PgStore {
             .map_err(db)?;
         migrate(&pool).await?;
         let trees = PgTrees::open(&pool).await?;
+        let blobs = super::pg_blobs::PgBlobs::open(&pool).await?;
         let mut writers = Vec::new();
         for _ in 0..WRITERS {
             let (tx, rx) = mpsc::channel(4 * BATCH);
@@ -519,6 +522,7 @@ impl PgStore {
             pool,
             writers,
             trees,
+            blobs,
         })
     }
 }
@@ -584,6 +588,9 @@ impl Store for PgStore {
     }
 
     async fn prune(&self, messages_before: i64, idle_before: i64) -> Result<u64, StoreError> {
+        // Attachment blobs go with the messages of their time (CONTENT-25j).
+        use super::blobs::BlobStorage as _;
+        let blobs = self.blobs.prune(messages_before).await?;
         let mut tx = self.pool.begin().await.map_err(db)?;
         let a = sqlx::query("DELETE FROM items WHERE kind <> 1 AND created < $1")
             .bind(messages_before)
@@ -612,7 +619,7 @@ impl Store for PgStore {
             .await
             .map_err(db)?;
         tx.commit().await.map_err(db)?;
-        Ok(a + b)
+        Ok(a + b + blobs)
     }
 
     async fn tree(&self, locator: [u8; 32], now: i64) -> Result<Option<TreeMeta>, StoreError> {
@@ -629,6 +636,10 @@ impl Store for PgStore {
 
     async fn prune_trees(&self, now: i64) -> Result<u64, StoreError> {
         self.trees.prune(now).await
+    }
+
+    fn blobs(&self) -> Option<std::sync::Arc<dyn super::blobs::BlobStorage>> {
+        Some(std::sync::Arc::new(self.blobs.clone()))
     }
 }
 
