@@ -9,100 +9,22 @@
 //! PostgreSQL too when `ATMLS_TEST_DATABASE_URL` names a server (scripts/postgres.sh start).
 //! `ATMLS_BENCH_MESSAGES` (default 100,000) and `ATMLS_BENCH_CONCURRENCY` (default 64) tune it.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod support;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use atmls::transport::{EpochTag, HttpTransport, IdempotencyKey, Mailbox, SendOutcome, Transport};
+use support::{cpu_secs, env_usize, percentile, postgres_cpu_secs, start};
 
 const MAILBOXES: usize = 1000;
 const PAYLOAD: usize = 1024;
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-struct Server(Child, String);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(database: &str) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_atmls-ds"))
-        .args(["--listen", "127.0.0.1:0", "--database", database])
-        .args([
-            "--rate-mailbox",
-            "0",
-            "--rate-address",
-            "0",
-            "--log",
-            "warn",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn atmls-ds (build with --features ds-server,ds-client)");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("address");
-    let url = line
-        .trim()
-        .strip_prefix("atmls-ds listening on ")
-        .expect("atmls-ds did not start")
-        .to_owned();
-    Server(child, url)
-}
-
-/// User + system CPU seconds of a process, from /proc (Linux).
-fn cpu_secs(pid: &str) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which is in parentheses): utime is the 12th, stime 13th.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let tick = 100.0; // USER_HZ on Linux
-    let get = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (get(11) + get(12)) / tick
-}
-
-/// CPU seconds of every `postgres` process (the database's share of the work).
-fn postgres_cpu_secs() -> f64 {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return 0.0;
-    };
-    dir.filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|pid| pid.bytes().all(|b| b.is_ascii_digit()))
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                .map(|c| c.trim() == "postgres")
-                .unwrap_or(false)
-        })
-        .map(|pid| cpu_secs(&pid))
-        .sum()
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
 async fn run(label: &str, database: &str) {
     let total = env_usize("ATMLS_BENCH_MESSAGES", 100_000);
     let conc = env_usize("ATMLS_BENCH_CONCURRENCY", 64);
-    let server = start(database);
+    let server = start(database, support::NO_LIMITS);
     let t = Arc::new(HttpTransport::new(&server.1).expect("transport"));
     let boxes: Arc<Vec<Mailbox>> = Arc::new(
         (0..MAILBOXES)
@@ -273,31 +195,5 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let db = dir.path().join("bench.db");
-        run("sqlite", &db.display().to_string()).await;
-        if let Ok(base) = std::env::var("ATMLS_TEST_DATABASE_URL") {
-            let name = format!("atmls_bench_{}", hex::encode(rand::random::<[u8; 4]>()));
-            let ok = Command::new("psql")
-                .arg(&base)
-                .arg("-qc")
-                .arg(format!("CREATE DATABASE {name}"))
-                .status()
-                .map(|s| s.success())
-                .unwrap_or(false);
-            if let (true, Some((prefix, _))) = (ok, base.rsplit_once('/')) {
-                run("postgresql", &format!("{prefix}/{name}")).await;
-            } else {
-                eprintln!("could not create a PostgreSQL database; skipped");
-            }
-        } else {
-            eprintln!("ATMLS_TEST_DATABASE_URL not set: PostgreSQL skipped");
-        }
-    });
+    support::on_both(|label, db| async move { run(label, &db).await });
 }

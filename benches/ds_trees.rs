@@ -13,78 +13,22 @@
 //! `ATMLS_BENCH_SECS` (default 20) is how long the uploads run; `ATMLS_BENCH_DS_ARGS` adds
 //! flags to the service (e.g. `--max-tree-transfers 2`).
 
-use std::io::{BufRead, BufReader};
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use atmls::transport::{EpochTag, HttpTransport, IdempotencyKey, Mailbox, SendOutcome, Transport};
+use support::{ms, percentile, pg_database, start, vm_mib};
 
 const BIG: usize = 64 << 20;
 const GET_TREE: usize = 32 << 20;
 const UPLOADERS: usize = 4;
 const GETTERS: usize = 24;
 const POST_EVERY: Duration = Duration::from_millis(5);
-
-struct Server(Child, String);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Server {
-    fn pid(&self) -> u32 {
-        self.0.id()
-    }
-}
-
-fn start(database: &str, extra: &[&str]) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_atmls-ds"))
-        .args(["--listen", "127.0.0.1:0", "--database", database])
-        .args([
-            "--rate-mailbox",
-            "0",
-            "--rate-address",
-            "0",
-            "--log",
-            "warn",
-        ])
-        .args(extra)
-        .args(
-            std::env::var("ATMLS_BENCH_DS_ARGS")
-                .unwrap_or_default()
-                .split_whitespace(),
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn atmls-ds (build with --features ds-server,ds-client)");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("address");
-    let url = line
-        .trim()
-        .strip_prefix("atmls-ds listening on ")
-        .expect("atmls-ds did not start")
-        .to_owned();
-    Server(child, url)
-}
-
-/// A `/proc/<pid>/status` field in MiB (VmHWM: peak RSS; VmRSS: current).
-fn vm_mib(pid: u32, field: &str) -> f64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    s.lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(0.0)
-}
 
 /// The SQLite write-ahead logs in `dir`: (file name, bytes).
 fn wals(dir: &Path) -> Vec<(String, u64)> {
@@ -118,18 +62,6 @@ fn pg_wal_position(url: &str) -> Option<u64> {
         .output()
         .ok()?;
     String::from_utf8_lossy(&out.stdout).trim().parse().ok()
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
 }
 
 fn random_bytes(n: usize) -> axum::body::Bytes {
@@ -203,7 +135,16 @@ async fn uploads(label: &str, database: &str, dir: Option<&Path>, pg: Option<&st
     // Trees go after a second, so that the loop's uploads do not fill the disk.
     let server = start(
         database,
-        &["--tree-retention", "1", "--prune-interval", "1"],
+        &[
+            "--tree-retention",
+            "1",
+            "--prune-interval",
+            "1",
+            "--rate-mailbox",
+            "0",
+            "--rate-address",
+            "0",
+        ],
     );
     let pid = server.pid();
     let t = Arc::new(HttpTransport::new(&server.1).expect("transport"));
@@ -318,7 +259,7 @@ async fn uploads(label: &str, database: &str, dir: Option<&Path>, pg: Option<&st
 }
 
 async fn downloads(label: &str, database: &str) {
-    let server = start(database, &[]);
+    let server = start(database, support::NO_LIMITS);
     let pid = server.pid();
     let http = reqwest::Client::new();
     let locator = hex::encode(rand::random::<[u8; 32]>());
@@ -350,19 +291,6 @@ async fn downloads(label: &str, database: &str) {
 
 async fn run(label: &str, database: &str, dir: Option<&Path>, pg: Option<&str>) {
     uploads(label, database, dir, pg).await;
-}
-
-fn pg_database(base: &str) -> Option<String> {
-    let name = format!("atmls_bench_{}", hex::encode(rand::random::<[u8; 4]>()));
-    let ok = Command::new("psql")
-        .arg(base)
-        .arg("-qc")
-        .arg(format!("CREATE DATABASE {name}"))
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    let (prefix, _) = base.rsplit_once('/')?;
-    ok.then(|| format!("{prefix}/{name}"))
 }
 
 fn main() {

@@ -106,7 +106,8 @@ pub struct ErrorBody {
     /// For `epoch_taken`: the winning commit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub winner: Option<Item>,
-    /// For `payload_too_large`: the limit in bytes.
+    /// For `payload_too_large`: the limit in bytes; for `stamp_required`: the bits of work
+    /// the service asks for (DS-17).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u64>,
 }
@@ -133,6 +134,8 @@ pub mod code {
     pub const UNKNOWN_TREE: &str = "unknown_tree";
     /// A cursor past the end of the mailbox or out of range.
     pub const CURSOR_OUT_OF_RANGE: &str = "cursor_out_of_range";
+    /// A stranger's post without enough proof of work; `limit` is the price in bits (DS-17).
+    pub const STAMP_REQUIRED: &str = "stamp_required";
     /// Rate limited.
     pub const RATE_LIMITED: &str = "rate_limited";
     /// Storage unavailable; retry.

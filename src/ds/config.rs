@@ -34,9 +34,17 @@ pub struct Config {
     /// Seconds a ratchet-tree blob is kept (LG-T-4).
     #[arg(long, env = "ATMLS_DS_TREE_RETENTION", default_value_t = crate::transport::TREE_TTL_SECS)]
     pub tree_retention: u64,
-    /// Posts per second per mailbox (bursts of twice that); 0 disables.
+    /// Posts per second per group mailbox and epoch tag (bursts of twice that); 0 disables.
     #[arg(long, env = "ATMLS_DS_RATE_MAILBOX", default_value_t = 50)]
     pub rate_mailbox: u32,
+    /// Proof-of-work bits a post to a Welcome mailbox carries at least (DS-17), at most 28.
+    #[arg(long, env = "ATMLS_DS_STAMP_BITS", default_value_t = 8,
+          value_parser = clap::value_parser!(u8).range(0..=28))]
+    pub stamp_bits: u8,
+    /// Posts per second to one Welcome mailbox above which its price rises by a bit per
+    /// doubling (DS-17); 0: never rises.
+    #[arg(long, env = "ATMLS_DS_RATE_WELCOME", default_value_t = 10)]
+    pub rate_welcome: u32,
     /// Requests per second per client address (bursts of twice that); 0 disables.
     #[arg(long, env = "ATMLS_DS_RATE_ADDRESS", default_value_t = 500)]
     pub rate_address: u32,
@@ -171,6 +179,8 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error>> {
             max_payload: cfg.max_payload,
             max_commit: cfg.max_commit,
             rate_mailbox: cfg.rate_mailbox,
+            stamp_bits: cfg.stamp_bits,
+            rate_welcome: cfg.rate_welcome,
             rate_address: cfg.rate_address,
             max_tree: cfg.max_tree,
             tree_retention: cfg.tree_retention,

@@ -22,9 +22,10 @@ use tokio::sync::{broadcast, watch};
 
 use super::api::{self, code, parse_hex, Accepted, ErrorBody, Item, PageBody, SubscribeBody};
 use super::layers::{json_errors, limit_in_flight, not_found, InFlight};
-use super::limits::RateLimiter;
+use super::limits::{RateLimiter, StampPrice};
 use super::metrics::Metrics;
 use super::store::{Fetched, Note, Outcome, Post, Store, StoreError, StoredItem};
+use crate::transport::stamp::{parse_stamp, stamp_ok, STAMP_HEADER};
 use crate::transport::{Kind, MailboxId};
 
 /// Most mailboxes one subscription may name.
@@ -37,8 +38,13 @@ pub struct Limits {
     pub max_payload: usize,
     /// Largest commit, bytes (LG-13).
     pub max_commit: usize,
-    /// Posts per second per mailbox (0: unlimited).
+    /// Posts per second per group mailbox and epoch tag (0: unlimited): a tag is known only to
+    /// the epoch's members, so nobody else can spend their budget (DS-9).
     pub rate_mailbox: u32,
+    /// Proof-of-work bits a post to a Welcome mailbox carries at least (DS-17).
+    pub stamp_bits: u8,
+    /// Posts per second to one Welcome mailbox above which its price rises (0: never, DS-17).
+    pub rate_welcome: u32,
     /// Requests per second per client address (0: unlimited).
     pub rate_address: u32,
     /// Largest ratchet-tree blob, bytes (LG-T-3).
@@ -100,7 +106,8 @@ pub struct Service {
     pub(super) store: Arc<dyn Store>,
     pub(super) hub: broadcast::Sender<Note>,
     pub(super) limits: Limits,
-    by_mailbox: RateLimiter<[u8; 32]>,
+    by_mailbox: RateLimiter<([u8; 32], [u8; 32])>,
+    stamps: StampPrice,
     by_address: RateLimiter<IpAddr>,
     /// The metrics.
     pub metrics: Metrics,
@@ -122,6 +129,7 @@ impl Service {
             store,
             hub,
             by_mailbox: RateLimiter::new(limits.rate_mailbox),
+            stamps: StampPrice::new(limits.stamp_bits, limits.rate_welcome),
             by_address: RateLimiter::new(limits.rate_address),
             tree_gate: super::trees::TreeGate::new(limits.max_tree_transfers),
             limits,
@@ -327,6 +335,70 @@ fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// The epoch tag, the poster's cursor (DS-4) and the capability (DS-3) of a group post.
+fn group_post_headers(
+    headers: &HeaderMap,
+    mailbox: &[u8; 32],
+) -> Result<([u8; 32], u64), ApiError> {
+    let epoch = header_str(headers, api::H_EPOCH)
+        .and_then(parse_hex::<32>)
+        .ok_or_else(|| malformed("atmls-epoch header: 64 hex digits"))?;
+    // A client that does not send its cursor gets the rule of cursor 0.
+    let after = match headers.get(api::H_AFTER) {
+        None => 0,
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(api::parse_cursor)
+            .ok_or_else(|| malformed("atmls-after header: a decimal integer up to 2^63-1"))?,
+    };
+    // The capability: the mailbox id must be its hash.
+    let cap = header_str(headers, header::AUTHORIZATION.as_str())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(parse_hex::<32>);
+    match cap {
+        Some(c) if MailboxId::for_capability(&c).0 == *mailbox => Ok((epoch, after)),
+        _ => Err(ApiError(
+            StatusCode::FORBIDDEN,
+            code::FORBIDDEN,
+            "missing or wrong posting capability for this mailbox".into(),
+            None,
+        )),
+    }
+}
+
+/// A post to a Welcome mailbox must carry a stamp of the mailbox's current price (DS-17); the
+/// refusal names the price, so the poster can pay it and retry.
+fn check_stamp(
+    svc: &Service,
+    headers: &HeaderMap,
+    mailbox: &MailboxId,
+    idem: &[u8; 16],
+    payload: &[u8],
+) -> Result<(), ApiError> {
+    let price = svc.stamps.price(&mailbox.0);
+    if price == 0 {
+        return Ok(());
+    }
+    let paid = match header_str(headers, STAMP_HEADER) {
+        None => false,
+        Some(v) => {
+            let nonce =
+                parse_stamp(v).ok_or_else(|| malformed("atmls-stamp header: 16 hex digits"))?;
+            stamp_ok(mailbox, idem, payload, nonce, price)
+        }
+    };
+    if paid {
+        return Ok(());
+    }
+    Err(ApiError(
+        StatusCode::PRECONDITION_REQUIRED,
+        code::STAMP_REQUIRED,
+        format!("a post to this mailbox needs a stamp of {price} bits"),
+        Some(u64::from(price)),
+    ))
+}
+
 async fn post_inner(
     svc: &Service,
     kind: Kind,
@@ -345,39 +417,15 @@ async fn post_inner(
     let (epoch, after) = if kind == Kind::Welcome {
         ([0u8; 32], 0)
     } else {
-        let epoch = header_str(headers, api::H_EPOCH)
-            .and_then(parse_hex::<32>)
-            .ok_or_else(|| malformed("atmls-epoch header: 64 hex digits"))?;
-        // The poster's cursor (DS-4); a client that does not send it gets the rule of cursor 0.
-        let after =
-            match headers.get(api::H_AFTER) {
-                None => 0,
-                Some(v) => v.to_str().ok().and_then(api::parse_cursor).ok_or_else(|| {
-                    malformed("atmls-after header: a decimal integer up to 2^63-1")
-                })?,
-            };
-        // The capability: the mailbox id must be its hash (DS-3).
-        let cap = header_str(headers, header::AUTHORIZATION.as_str())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .and_then(parse_hex::<32>);
-        match cap {
-            Some(c) if MailboxId::for_capability(&c).0 == mailbox => {}
-            _ => {
-                return Err(ApiError(
-                    StatusCode::FORBIDDEN,
-                    code::FORBIDDEN,
-                    "missing or wrong posting capability for this mailbox".into(),
-                    None,
-                ))
-            }
-        }
-        (epoch, after)
+        group_post_headers(headers, &mailbox)?
     };
-    if !svc.by_mailbox.allow(&mailbox) {
+    // Members' budget is per epoch tag, which only the epoch's members know (DS-9); strangers'
+    // posts to Welcome mailboxes pay in work instead (DS-17).
+    if kind != Kind::Welcome && !svc.by_mailbox.allow(&(mailbox, epoch)) {
         return Err(ApiError(
             StatusCode::TOO_MANY_REQUESTS,
             code::RATE_LIMITED,
-            "too many posts to this mailbox".into(),
+            "too many posts to this mailbox in this epoch".into(),
             None,
         ));
     }
@@ -410,6 +458,9 @@ async fn post_inner(
     if payload.is_empty() {
         return Err(malformed("empty payload"));
     }
+    if kind == Kind::Welcome {
+        check_stamp(svc, headers, &MailboxId(mailbox), &idem, &payload)?;
+    }
     let size = payload.len();
     let (outcome, new) = svc
         .store
@@ -426,6 +477,9 @@ async fn post_inner(
     if new {
         svc.metrics.stored(size);
         let welcome = kind == Kind::Welcome;
+        if welcome {
+            svc.stamps.paid(&mailbox);
+        }
         let _ = svc.hub.send(Note { mailbox, welcome });
     }
     let conflict = |c: &'static str, m: &str| ApiError(StatusCode::CONFLICT, c, m.into(), None);

@@ -35,6 +35,8 @@ fn limits() -> Limits {
         max_payload: 64 << 10,
         max_commit: 256 << 10,
         rate_mailbox: 0,
+        stamp_bits: 0,
+        rate_welcome: 0,
         rate_address: 0,
         max_tree: 1 << 20,
         tree_retention: 3600,

@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use futures_util::StreamExt as _;
 use reqwest::{Response, StatusCode, Url};
 use tokio::sync::mpsc;
 
+use super::stamp::{make_stamp, stamp_header, MAX_STAMP_BITS, STAMP_HEADER};
 use super::{
     CommitOutcome, Delivered, EpochTag, IdempotencyKey, Mailbox, MailboxId, Page, SendOutcome,
     Subscription, Transport, TransportError, TreeLocator, WelcomeReadProof, MAX_COMMIT_PAYLOAD,
@@ -26,6 +28,36 @@ use crate::ds::api::{self, code, Accepted, ErrorBody, Item, PageBody, SubscribeB
 
 /// Attempts per request when the service is unreachable, overloaded or rate limiting.
 const ATTEMPTS: u32 = 6;
+/// Posts of one Welcome at rising prices before giving up (DS-17).
+const STAMP_TRIES: u32 = 4;
+
+/// A stamp of `bits` for a Welcome post (DS-17), `None` for 0 bits. Work past a few thousand
+/// hashes runs off the async threads.
+async fn pay_stamp(
+    mailbox: &MailboxId,
+    key: &IdempotencyKey,
+    payload: &[u8],
+    bits: u8,
+) -> Result<Option<u64>, TransportError> {
+    let too_dear = || TransportError::StampTooDear {
+        bits: u64::from(bits),
+        max: MAX_STAMP_BITS,
+    };
+    if bits == 0 {
+        return Ok(None);
+    }
+    if bits <= 12 {
+        return make_stamp(mailbox, &key.0, payload, bits)
+            .map(Some)
+            .ok_or_else(too_dear);
+    }
+    let (m, k, p) = (*mailbox, key.0, payload.to_vec());
+    tokio::task::spawn_blocking(move || make_stamp(&m, &k, &p, bits))
+        .await
+        .map_err(|_| TransportError::Unavailable("stamp worker failed".into()))?
+        .map(Some)
+        .ok_or_else(too_dear)
+}
 
 /// Base64 (standard, padded) length of `n` bytes.
 const fn base64_len(n: usize) -> usize {
@@ -105,6 +137,9 @@ pub struct HttpTransport {
     request_timeout: Duration,
     tree_timeout: Duration,
     subscription_idle_timeout: Duration,
+    /// The last price of a Welcome post this service named (DS-17), so that the next post
+    /// pays it without a refusal first.
+    stamp_bits: Arc<AtomicU8>,
 }
 
 /// Options of an [`HttpTransport`] ([`HttpTransport::builder`]).
@@ -232,6 +267,7 @@ impl HttpTransportBuilder {
             request_timeout: self.request_timeout,
             tree_timeout: self.tree_timeout,
             subscription_idle_timeout: self.subscription_idle_timeout,
+            stamp_bits: Arc::new(AtomicU8::new(0)),
         })
     }
 }
@@ -430,7 +466,7 @@ impl HttpTransport {
             }
         })?;
         Err(match e.error.as_str() {
-            code::EPOCH_TAKEN | code::STALE_EPOCH => return Ok(e),
+            code::EPOCH_TAKEN | code::STALE_EPOCH | code::STAMP_REQUIRED => return Ok(e),
             code::PAYLOAD_TOO_LARGE => TransportError::PayloadTooLarge {
                 size: 0,
                 limit: e.limit.unwrap_or(0) as usize,
@@ -473,6 +509,7 @@ impl HttpTransport {
         group: Option<(&EpochTag, u64)>,
         payload: &[u8],
         key: &IdempotencyKey,
+        stamp: Option<u64>,
     ) -> Result<Answer, TransportError> {
         let url = format!(
             "{}/v1/mailboxes/{}/{path}",
@@ -496,6 +533,9 @@ impl HttpTransport {
                 }
                 if let Some(s) = &mailbox.post_secret {
                     req = req.bearer_auth(hex::encode(s));
+                }
+                if let Some(n) = stamp {
+                    req = req.header(STAMP_HEADER, stamp_header(n));
                 }
                 let resp = req.send().await.map_err(http_error)?;
                 let (status, body) = Self::answer(resp, MAX_ERROR_ANSWER, MAX_POST_ANSWER).await?;
@@ -611,7 +651,7 @@ impl Transport for HttpTransport {
         key: &IdempotencyKey,
     ) -> Result<CommitOutcome, TransportError> {
         match self
-            .post("commits", mailbox, Some((epoch, after)), payload, key)
+            .post("commits", mailbox, Some((epoch, after)), payload, key, None)
             .await?
         {
             Answer::Stored(seq) => Ok(CommitOutcome::Accepted { seq }),
@@ -633,7 +673,14 @@ impl Transport for HttpTransport {
         key: &IdempotencyKey,
     ) -> Result<SendOutcome, TransportError> {
         match self
-            .post("messages", mailbox, Some((epoch, after)), payload, key)
+            .post(
+                "messages",
+                mailbox,
+                Some((epoch, after)),
+                payload,
+                key,
+                None,
+            )
             .await?
         {
             Answer::Stored(seq) => Ok(SendOutcome::Accepted { seq }),
@@ -652,10 +699,39 @@ impl Transport for HttpTransport {
             id: *mailbox,
             post_secret: None,
         };
-        match self.post("welcomes", &mb, None, payload, key).await? {
-            Answer::Stored(seq) => Ok(seq),
-            Answer::Refused(e) => Err(TransportError::Refused(e.message)),
+        let mut bits = self.stamp_bits.load(Ordering::Relaxed);
+        // The price can rise between two tries (a flood under way): pay what is asked, a few
+        // times, then give up with a retryable error.
+        for _ in 0..STAMP_TRIES {
+            let stamp = pay_stamp(mailbox, key, payload, bits).await?;
+            match self
+                .post("welcomes", &mb, None, payload, key, stamp)
+                .await?
+            {
+                Answer::Stored(seq) => {
+                    // Prices fall when a flood ends: try one bit less next time.
+                    self.stamp_bits
+                        .store(bits.saturating_sub(1), Ordering::Relaxed);
+                    return Ok(seq);
+                }
+                Answer::Refused(e) if e.error == code::STAMP_REQUIRED => {
+                    let asked = e.limit.unwrap_or(u64::MAX);
+                    if asked > u64::from(MAX_STAMP_BITS) {
+                        return Err(TransportError::StampTooDear {
+                            bits: asked,
+                            max: MAX_STAMP_BITS,
+                        });
+                    }
+                    bits = asked as u8;
+                    self.stamp_bits.store(bits, Ordering::Relaxed);
+                }
+                Answer::Refused(e) => return Err(TransportError::Refused(e.message)),
+            }
         }
+        Err(TransportError::StampTooDear {
+            bits: u64::from(bits),
+            max: MAX_STAMP_BITS,
+        })
     }
 
     async fn fetch(

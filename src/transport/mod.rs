@@ -10,6 +10,7 @@
 #[cfg(feature = "ds-client")]
 mod http;
 mod memory;
+pub mod stamp;
 mod welcome_read;
 
 #[cfg(feature = "ds-client")]
@@ -251,6 +252,16 @@ pub enum TransportError {
     /// Found before any request is sent.
     #[error("plain http to the remote host {0} refused (use https)")]
     PlainHttpToRemoteHost(String),
+    /// The service asks more proof of work for a post to this Welcome mailbox than a client
+    /// pays (spec/ds.md DS-17): the mailbox is under a flood. Retrying later may help, once the
+    /// price has fallen.
+    #[error("the service asks a stamp of {bits} bits, over the {max} a client pays")]
+    StampTooDear {
+        /// The price asked.
+        bits: u64,
+        /// The most this client pays ([`stamp::MAX_STAMP_BITS`]).
+        max: u8,
+    },
 }
 
 impl TransportError {
@@ -260,6 +271,7 @@ impl TransportError {
         match self {
             TransportError::Unavailable(_)
             | TransportError::RateLimited
+            | TransportError::StampTooDear { .. }
             | TransportError::Timeout(_) => true,
             TransportError::PayloadTooLarge { .. }
             | TransportError::Forbidden

@@ -2,6 +2,8 @@
 //! a PostgreSQL started by scripts/postgres.sh (URL in `ATMLS_TEST_DATABASE_URL`).
 #![allow(dead_code)]
 
+pub mod raw;
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
