@@ -89,11 +89,8 @@ async fn inviter(t: Arc<HttpTransport>, devices: Vec<MailboxId>, n: usize) -> (V
     let payload = vec![0xa5; PAYLOAD];
     for i in 0..n {
         let t0 = Instant::now();
-        let r = t.send_welcome(
-            &devices[i % devices.len()],
-            &payload,
-            &IdempotencyKey::random(),
-        );
+        let key = IdempotencyKey::random();
+        let r = t.send_welcome(&devices[i % devices.len()], &payload, &key);
         match r.await {
             Ok(_) => lat.push(t0.elapsed()),
             Err(_) => refused += 1,
@@ -171,9 +168,8 @@ async fn stranger(w: Arc<World>, stop: Arc<AtomicBool>, max: usize, c: Arc<Count
             continue;
         }
         c.refused.fetch_add(1, Ordering::Relaxed);
-        let asked = resp
-            .json::<atmls::ds::api::ErrorBody>()
-            .await
+        let body = resp.bytes().await.unwrap_or_default();
+        let asked = serde_json::from_slice::<atmls::ds::api::ErrorBody>(&body)
             .ok()
             .and_then(|e| e.limit);
         if let Some(bits) = asked {
@@ -237,20 +233,22 @@ async fn phase(label: &str, name: &str, w: &Arc<World>, flood: bool, server_pid:
     let (junk, spam) = (Arc::new(Counts::default()), Arc::new(Counts::default()));
     let mut floods = Vec::new();
     for _ in 0..if flood { FLOODERS } else { 0 } {
-        let (w, s) = (Arc::clone(w), Arc::clone(&stop));
-        floods.push(tokio::spawn(removed_member(
-            w,
-            s,
-            max_flood,
-            Arc::clone(&junk),
-        )));
-        let (w, s) = (Arc::clone(w), Arc::clone(&stop));
-        floods.push(tokio::spawn(stranger(w, s, max_flood, Arc::clone(&spam))));
+        let (w1, s1, j) = (Arc::clone(w), Arc::clone(&stop), Arc::clone(&junk));
+        floods.push(tokio::spawn(removed_member(w1, s1, max_flood, j)));
+        let (w2, s2, c) = (Arc::clone(w), Arc::clone(&stop), Arc::clone(&spam));
+        floods.push(tokio::spawn(stranger(w2, s2, max_flood, c)));
     }
     let cpu0 = cpu_secs(server_pid);
     let started = Instant::now();
     let members: Vec<_> = (0..GROUPS)
-        .map(|g| tokio::spawn(member(Arc::clone(&t), w.groups[g], w.removed_at[g], posts)))
+        .map(|g| {
+            tokio::spawn(member(
+                Arc::clone(&t),
+                w.groups[g].clone(),
+                w.removed_at[g],
+                posts,
+            ))
+        })
         .collect();
     let invites = posts * MEMBER_EVERY.as_millis() as usize / INVITE_EVERY.as_millis() as usize;
     let inv = tokio::spawn(inviter(Arc::clone(&t), w.devices.clone(), invites));
