@@ -19,6 +19,7 @@ use super::server::{body_timed_out, malformed, rate_limited, read_body, unavaila
 use super::server::{ApiError, BodyError, Service};
 use super::store::blobs::{BlobMeta, BlobStorage, Reserve};
 use super::store::unix_now;
+use super::trees::Turn;
 use crate::transport::MailboxId;
 
 /// The blob routes, to merge into the service's router.
@@ -355,13 +356,19 @@ async fn download(
                     None,
                 ));
             }
-            Ok(ranged(blobs, m, start))
+            // Downloads take a turn of the tree transfers' gate (DS-15): a crowd of them
+            // cannot take the storage's whole time; uploads come in short chunk requests.
+            let turn = Turn::held_for(
+                svc.tree_gate.enter(svc.limits.body_timeout).await?,
+                svc.limits.body_timeout,
+            );
+            Ok(ranged(blobs, m, start, turn))
         }
         .await,
     )
 }
 
-fn ranged(blobs: Arc<dyn BlobStorage>, m: BlobMeta, start: u64) -> Response {
+fn ranged(blobs: Arc<dyn BlobStorage>, m: BlobMeta, start: u64, turn: Turn) -> Response {
     let mut headers = vec![
         (
             header::CONTENT_TYPE,
@@ -379,33 +386,39 @@ fn ranged(blobs: Arc<dyn BlobStorage>, m: BlobMeta, start: u64) -> Response {
     } else {
         StatusCode::OK
     };
-    let mut r = Body::from_stream(chunks(blobs, m, start)).into_response();
+    let mut r = Body::from_stream(chunks(blobs, m, start, turn)).into_response();
     *r.status_mut() = status;
     r.headers_mut().extend(headers);
     r
 }
 
 /// The blob's bytes from `start` on, read from storage a chunk at a time as the client takes
-/// them; a chunk that went meanwhile (erased, pruned) or has the wrong length ends the body
-/// early, which the client sees as a broken transfer (the length was announced).
+/// them, holding the download's `turn` until the end; a chunk that went meanwhile (erased,
+/// pruned) or has the wrong length ends the body early, which the client sees as a broken
+/// transfer (the length was announced).
 fn chunks(
     blobs: Arc<dyn BlobStorage>,
     m: BlobMeta,
     start: u64,
+    turn: Turn,
 ) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send {
     let first = start / BLOB_CHUNK as u64;
     let skip = (start % BLOB_CHUNK as u64) as usize;
-    stream::unfold((first, skip, blobs, m), |(i, skip, blobs, m)| async move {
-        let want = m.chunk_len(i)?;
-        let got = blobs.chunk(m.id, i).await;
-        let item = match got {
-            Ok(Some(c)) if c.len() == want && skip <= c.len() => Ok(Bytes::from(c).slice(skip..)),
-            _ => {
-                tracing::warn!("blob download cut short");
-                Err(std::io::Error::other("blob chunk missing"))
-            }
-        };
-        let next = if item.is_ok() { i + 1 } else { m.chunks() };
-        Some((item, (next, 0, blobs, m)))
-    })
+    stream::unfold(
+        (first, skip, blobs, m, turn),
+        |(i, skip, blobs, m, turn)| async move {
+            let want = m.chunk_len(i)?;
+            let item = match blobs.chunk(m.id, i).await {
+                Ok(Some(c)) if c.len() == want && skip <= c.len() => {
+                    Ok(Bytes::from(c).slice(skip..))
+                }
+                _ => {
+                    tracing::warn!("blob download cut short");
+                    Err(std::io::Error::other("blob chunk missing"))
+                }
+            };
+            let next = if item.is_ok() { i + 1 } else { m.chunks() };
+            Some((item, (next, 0, blobs, m, turn)))
+        },
+    )
 }

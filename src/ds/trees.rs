@@ -35,7 +35,10 @@ impl TreeGate {
     }
 
     /// A turn, held until dropped; `503 busy` if none came within `wait`.
-    async fn enter(&self, wait: Duration) -> Result<Option<OwnedSemaphorePermit>, ApiError> {
+    pub(super) async fn enter(
+        &self,
+        wait: Duration,
+    ) -> Result<Option<OwnedSemaphorePermit>, ApiError> {
         let Some(sem) = &self.0 else {
             return Ok(None);
         };
@@ -257,10 +260,10 @@ async fn get_inner(svc: &Service, addr: SocketAddr, locator: &str) -> Result<Res
 /// at the latest. A client that reads slowly (or not at all) does not hold a turn for longer
 /// than an upload may; its download goes on without one, holding its connection and about
 /// one chunk.
-struct Turn(Arc<std::sync::Mutex<Option<OwnedSemaphorePermit>>>);
+pub(super) struct Turn(Arc<std::sync::Mutex<Option<OwnedSemaphorePermit>>>);
 
 impl Turn {
-    fn held_for(permit: Option<OwnedSemaphorePermit>, limit: Duration) -> Self {
+    pub(super) fn held_for(permit: Option<OwnedSemaphorePermit>, limit: Duration) -> Self {
         let slot = Arc::new(std::sync::Mutex::new(permit));
         if slot.lock().is_ok_and(|p| p.is_some()) {
             let weak = Arc::downgrade(&slot);

@@ -332,6 +332,10 @@ fn contents() -> Vec<(&'static str, Vec<u8>)> {
             AttachmentCodec::encode(&remote_attachment()),
         ),
         (
+            "content_attachment",
+            AttachmentCodec::encode(&streamed_attachment()),
+        ),
+        (
             "content_edit",
             EditCodec::encode(&Edit {
                 target: id,
@@ -359,6 +363,23 @@ fn inline_attachment() -> Attachment {
         mime_type: "text/plain".into(),
         size: 3,
         source: AttachmentSource::Inline(b"abc".to_vec()),
+    }
+}
+
+/// A streamed attachment (kind 3, CONTENT-25a), with a fixed key so seeds are reproducible.
+fn streamed_attachment() -> Attachment {
+    Attachment {
+        filename: "c.bin".into(),
+        mime_type: "application/octet-stream".into(),
+        size: 5 << 20,
+        source: AttachmentSource::Streamed(crate::content::StreamedAttachment {
+            url: "https://ds.example.com/v1/blobs/x".into(),
+            digest: [5; 32],
+            key: crate::content::StreamKey {
+                key: [6; 32],
+                nonce_prefix: [7; 7],
+            },
+        }),
     }
 }
 

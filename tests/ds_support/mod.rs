@@ -45,8 +45,13 @@ impl Backend {
         match self {
             Backend::Sqlite(p) => {
                 let mut out = Vec::new();
-                // The mailboxes' file and the trees' beside it (`ds.trees.db`, DS-11).
-                for db in [p.clone(), p.with_extension("trees.db")] {
+                // The mailboxes' file, and the trees' and the attachment blobs' beside it
+                // (`ds.trees.db`, DS-11; `ds.blobs.db`, spec/content.md CONTENT-25h).
+                for db in [
+                    p.clone(),
+                    p.with_extension("trees.db"),
+                    p.with_extension("blobs.db"),
+                ] {
                     for suffix in ["", "-wal"] {
                         let f = PathBuf::from(format!("{}{suffix}", db.display()));
                         if let Ok(b) = std::fs::read(&f) {
