@@ -47,7 +47,7 @@ impl Client {
     /// [`MAX_INLINE_ATTACHMENT`] bytes travel in the message; a larger file is encrypted chunk
     /// by chunk (CONTENT-25a) to a temporary file in the system's temporary directory, stored
     /// in the client's blob store for this group (`progress` is told after each chunk
-    /// uploaded; an [`HttpBlobStore`](crate::blob::HttpBlobStore) resumes after a cut
+    /// uploaded; an `HttpBlobStore` (feature `ds-client`) resumes after a cut
     /// connection), and the message carries the URL, digest and key.
     pub async fn attach_file(
         &self,

@@ -1,6 +1,7 @@
 //! The attachment-blob routes of the atmls-ds API (spec/content.md CONTENT-25g to CONTENT-25k):
-//! paths, bodies, limits and error codes shared by the server and [`HttpBlobStore`]. Errors
-//! are [`ErrorBody`](super::api::ErrorBody) JSON like the rest of the API.
+//! paths, bodies, limits and error codes shared by the server and
+//! `atmls::blob::HttpBlobStore`. Errors are [`ErrorBody`](super::api::ErrorBody) JSON like the
+//! rest of the API.
 //!
 //! - `POST /v1/mailboxes/{mailbox}/blobs`, `Authorization: Bearer <capability>`, body
 //!   [`BlobCreate`]: begins an upload; answers [`BlobCreated`].
@@ -12,8 +13,6 @@
 //! - `DELETE /v1/mailboxes/{mailbox}/blobs/{id}`: erases it (CONTENT-25k); `204`.
 //! - `GET /v1/blobs/{id}`, optionally `Range: bytes=N-`: the complete blob (`200`), or from
 //!   byte `N` on (`206`), streamed a chunk at a time; no capability.
-//!
-//! [`HttpBlobStore`]: crate::transport::HttpBlobStore
 
 use serde::{Deserialize, Serialize};
 

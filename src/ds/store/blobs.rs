@@ -92,8 +92,10 @@ pub trait BlobStorage: Send + Sync + 'static {
     async fn delete(&self, id: [u8; 32]) -> Result<bool, StoreError>;
 
     /// Deletes the blobs whose upload began before `created_before` (the message retention,
-    /// CONTENT-25j); how many went.
-    async fn prune(&self, created_before: i64) -> Result<u64, StoreError>;
+    /// CONTENT-25j), and the uploads never completed that began before `stale_before` (an
+    /// uploader that gave up must not hold the mailbox's budget for the whole retention); how
+    /// many went.
+    async fn prune(&self, created_before: i64, stale_before: i64) -> Result<u64, StoreError>;
 }
 
 #[cfg(test)]

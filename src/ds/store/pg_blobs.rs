@@ -237,12 +237,15 @@ impl BlobStorage for PgBlobs {
         Ok(n == 1)
     }
 
-    async fn prune(&self, created_before: i64) -> Result<u64, StoreError> {
-        Ok(sqlx::query("DELETE FROM blobs WHERE created < $1")
-            .bind(created_before)
-            .execute(&self.pool)
-            .await
-            .map_err(db)?
-            .rows_affected())
+    async fn prune(&self, created_before: i64, stale_before: i64) -> Result<u64, StoreError> {
+        Ok(
+            sqlx::query("DELETE FROM blobs WHERE created < $1 OR (NOT complete AND created < $2)")
+                .bind(created_before)
+                .bind(stale_before)
+                .execute(&self.pool)
+                .await
+                .map_err(db)?
+                .rows_affected(),
+        )
     }
 }

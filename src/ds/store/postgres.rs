@@ -590,7 +590,8 @@ impl Store for PgStore {
     async fn prune(&self, messages_before: i64, idle_before: i64) -> Result<u64, StoreError> {
         // Attachment blobs go with the messages of their time (CONTENT-25j).
         use super::blobs::BlobStorage as _;
-        let blobs = self.blobs.prune(messages_before).await?;
+        let stale = unix_now().saturating_sub(super::STALE_UPLOAD_SECS);
+        let blobs = self.blobs.prune(messages_before, stale).await?;
         let mut tx = self.pool.begin().await.map_err(db)?;
         let a = sqlx::query("DELETE FROM items WHERE kind <> 1 AND created < $1")
             .bind(messages_before)

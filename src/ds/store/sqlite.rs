@@ -413,7 +413,8 @@ impl Store for SqliteStore {
     async fn prune(&self, messages_before: i64, idle_before: i64) -> Result<u64, StoreError> {
         // Attachment blobs go with the messages of their time (CONTENT-25j).
         use super::blobs::BlobStorage as _;
-        let blobs = self.blobs.prune(messages_before).await?;
+        let stale = unix_now().saturating_sub(super::STALE_UPLOAD_SECS);
+        let blobs = self.blobs.prune(messages_before, stale).await?;
         let path = self.path.clone();
         let items = tokio::task::spawn_blocking(move || {
             let mut c = open_conn(&path)?;

@@ -240,18 +240,24 @@ impl BlobStorage for SqliteBlobs {
         .await
     }
 
-    async fn prune(&self, created_before: i64) -> Result<u64, StoreError> {
+    async fn prune(&self, created_before: i64, stale_before: i64) -> Result<u64, StoreError> {
         self.with(move |c| {
             let t = c
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(db)?;
+            const GONE: &str = "created < ?1 OR (complete = 0 AND created < ?2)";
             t.execute(
-                "DELETE FROM blob_chunks WHERE blob IN (SELECT id FROM blobs WHERE created < ?1)",
-                [created_before],
+                &format!(
+                    "DELETE FROM blob_chunks WHERE blob IN (SELECT id FROM blobs WHERE {GONE})"
+                ),
+                [created_before, stale_before],
             )
             .map_err(db)?;
             let n = t
-                .execute("DELETE FROM blobs WHERE created < ?1", [created_before])
+                .execute(
+                    &format!("DELETE FROM blobs WHERE {GONE}"),
+                    [created_before, stale_before],
+                )
                 .map_err(db)?;
             t.commit().map_err(db)?;
             Ok(n as u64)
@@ -292,8 +298,19 @@ mod tests {
         );
         assert_eq!(s.chunk(id, 1).await.unwrap(), Some(vec![9; 5]));
         assert!(s.meta(id).await.unwrap().unwrap().complete);
-        assert_eq!(s.prune(100).await.unwrap(), 0);
-        assert_eq!(s.prune(101).await.unwrap(), 1);
+        // An upload never completed goes once stale; a complete blob with the retention.
+        assert_eq!(
+            s.reserve(mb, [4; 32], 1, u64::MAX, 100).await.unwrap(),
+            Reserve::Reserved
+        );
+        assert_eq!(s.prune(100, 100).await.unwrap(), 0);
+        assert_eq!(s.prune(100, 101).await.unwrap(), 1);
+        assert!(
+            s.meta(id).await.unwrap().is_some(),
+            "complete: kept until the retention"
+        );
+        assert_eq!(s.meta([4; 32]).await.unwrap(), None);
+        assert_eq!(s.prune(101, 0).await.unwrap(), 1);
         assert_eq!(s.meta(id).await.unwrap(), None);
         assert_eq!(s.chunk(id, 1).await.unwrap(), None);
         assert!(!s.delete(id).await.unwrap());
