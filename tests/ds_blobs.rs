@@ -587,3 +587,49 @@ fn streamed_url(a: &Attachment) -> String {
         _ => panic!("streamed"),
     }
 }
+
+on_both!(
+    content_25j_blobs_pruned_with_the_messages,
+    content_25j_blobs_pruned_with_the_messages_on
+);
+
+async fn content_25j_blobs_pruned_with_the_messages_on(pg: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let b = if pg {
+        match pg_fresh() {
+            Some(b) => b,
+            None => return,
+        }
+    } else {
+        sqlite_in(&dir)
+    };
+    let mut args = NO_LIMITS.to_vec();
+    args.extend_from_slice(&["--message-retention", "3", "--prune-interval", "1"]);
+    let ds = Ds::start(&b, "127.0.0.1:0", dir.path().join("ds.log"), &args);
+    let store = HttpBlobStore::new(Arc::new(HttpTransport::new(&ds.url).unwrap()));
+    let cap: [u8; 32] = rand::random();
+    let (blob, _) = random_file(dir.path(), "blob", 1 << 20);
+    let url = store
+        .put_file(Some(&cap), &blob, &no_progress)
+        .await
+        .unwrap();
+    let target = dir.path().join("got");
+    // Pruned by a prune run soon after the 3 s retention (time enough for the upload).
+    let mut gone = false;
+    for _ in 0..100 {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        if matches!(
+            store.get_to_file(&url, &target, &no_progress).await,
+            Err(BlobError::NotFound(_))
+        ) {
+            gone = true;
+            break;
+        }
+    }
+    assert!(gone, "the blob outlived the message retention");
+    // Its budget is free again: a blob of the whole budget fits.
+    let max = atmls::ds::blob_api::MAX_BLOB;
+    for _ in 0..atmls::ds::blob_api::BLOB_BUDGET / max {
+        store.begin_upload(&cap, max).await.unwrap();
+    }
+}
