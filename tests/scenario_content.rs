@@ -715,3 +715,65 @@ async fn content_28_forged_group_context_change_is_refused_epoch_unchanged() {
         }
     }
 }
+
+#[tokio::test]
+async fn content_25k_deleted_and_expired_attachments_erased_from_a_local_store() {
+    let w = World::new();
+    let dir = tempfile::tempdir().unwrap();
+    let fs = Arc::new(FsBlobStore::new(dir.path()).unwrap());
+    let mk = |name: &str| {
+        let dev = atmls::identity::DeviceIdentity::new_account(did(name));
+        let b: Arc<dyn BlobStore> = fs.clone();
+        let w = &w;
+        async move {
+            Client::builder(w.dir.clone(), w.net.clone(), Store::in_memory().unwrap())
+                .identity(dev)
+                .blob_store(b)
+                .build()
+                .await
+                .unwrap()
+        }
+    };
+    let (alice, bob) = (mk("alice").await, mk("bob").await);
+    let dm = alice.dm(bob.did()).await.unwrap();
+    let path_of = |a: &atmls::content::Attachment| {
+        let atmls::content::AttachmentSource::Streamed(r) = &a.source else {
+            panic!("streamed")
+        };
+        fs.path_of(&r.url).unwrap()
+    };
+    // Deleted by its author: the file goes when the delete is applied.
+    let sent = alice
+        .attach(&dm, "a.bin", "application/octet-stream", &[1u8; 300_000])
+        .await
+        .unwrap();
+    bob.sync().await.unwrap();
+    let Some(Content::Attachment(a)) = bob.message(&dm, &sent.id).await.unwrap().unwrap().decoded()
+    else {
+        panic!()
+    };
+    assert!(path_of(&a).exists());
+    alice.delete(&dm, &sent.id).await.unwrap();
+    alice.sync().await.unwrap();
+    assert!(!path_of(&a).exists(), "erased by the author's device");
+    bob.sync().await.unwrap();
+    assert_eq!(bob.erase_deleted_blobs().await.unwrap(), 0, "queue drained");
+    // Expired: the file goes when the timer runs out on a device.
+    alice
+        .set_disappearing(&dm, Some(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    bob.sync().await.unwrap();
+    let sent = alice
+        .attach(&dm, "b.bin", "application/octet-stream", &[2u8; 300_000])
+        .await
+        .unwrap();
+    bob.sync().await.unwrap();
+    let Some(Content::Attachment(a)) = bob.message(&dm, &sent.id).await.unwrap().unwrap().decoded()
+    else {
+        panic!()
+    };
+    assert!(path_of(&a).exists());
+    assert!(bob.purge_expired_at(unix_now() + 120).await.unwrap() >= 1);
+    assert!(!path_of(&a).exists(), "erased on expiry");
+}
