@@ -139,6 +139,12 @@ async fn content_25g_two_clients_send_each_other_1_mib_and_ds_sees_no_plaintext_
     bob.sync().await.unwrap();
     let a = send_file(dir.path(), &alice, &bob, &g, 1 << 20).await;
     let b = send_file(dir.path(), &bob, &alice, &g, (1 << 20) + 12_345).await;
+    // The in-memory API goes through the service too.
+    let bytes: Vec<u8> = (0..300_000).map(|_| rand::random::<u8>()).collect();
+    let sent = alice.attach(&g, "m.bin", "x/y", &bytes).await.unwrap();
+    let m = received(&bob, &g, &sent.id).await;
+    assert!(streamed_url(&m).starts_with(&ds.url));
+    assert!(bob.download(&m).await.unwrap() == bytes);
     // The service's files (the blobs' own file included) hold no run of either plaintext.
     // The SQLite dump reads the blobs' own file too; PostgreSQL's is a pg_dump.
     let dump = backend.dump();

@@ -23,7 +23,7 @@ const ATTEMPTS: u32 = 6;
 /// An attachment-blob store at the atmls-ds service of an [`HttpTransport`] (same URL, TLS
 /// roots and timeouts). URLs are `<service>/v1/blobs/<id>`; this store only fetches from its
 /// own service. Storing and erasing need the group's mailbox capability
-/// ([`BlobStore::put_file`] with `Some`): [`BlobStore::put`] alone is refused
+/// ([`BlobStore::put_file`] or [`BlobStore::put_for`] with `Some`): [`BlobStore::put`] alone is refused
 /// ([`BlobError::NeedsGroup`]).
 #[derive(Clone)]
 pub struct HttpBlobStore {
@@ -362,6 +362,24 @@ impl BlobStore for HttpBlobStore {
         };
         let _ = tokio::fs::remove_file(&path).await;
         out
+    }
+
+    /// Uploads `ciphertext` (a padded size, CONTENT-25d) chunk by chunk, each retried and
+    /// resumed on its own.
+    async fn put_for(
+        &self,
+        group: Option<&[u8; 32]>,
+        ciphertext: &[u8],
+    ) -> Result<String, BlobError> {
+        let cap = group.ok_or(BlobError::NeedsGroup)?;
+        let size = ciphertext.len() as u64;
+        let id = self.retrying(|| self.begin_upload(cap, size)).await?;
+        for (i, chunk) in ciphertext.chunks(BLOB_CHUNK).enumerate() {
+            self.retrying(|| self.put_chunk(cap, &id, i as u64, chunk.to_vec()))
+                .await?;
+        }
+        self.retrying(|| self.complete(cap, &id)).await?;
+        Ok(self.url_of(&id))
     }
 
     async fn put_file(

@@ -103,6 +103,18 @@ pub trait BlobStore: Send + Sync {
     /// Fetches the blob at `url`. Callers check its digest (the store is not trusted).
     async fn get(&self, url: &str) -> Result<Vec<u8>, BlobError>;
 
+    /// Stores `ciphertext` for the group whose mailbox capability is `group` (stores that
+    /// need one refuse `None`: [`BlobError::NeedsGroup`]). The default calls
+    /// [`put`](Self::put).
+    async fn put_for(
+        &self,
+        group: Option<&[u8; 32]>,
+        ciphertext: &[u8],
+    ) -> Result<String, BlobError> {
+        let _ = group;
+        self.put(ciphertext).await
+    }
+
     /// Stores the blob in file `path` for the group whose mailbox capability is `group`
     /// (stores that need one refuse `None`: [`BlobError::NeedsGroup`]), reporting progress.
     /// The default reads the file whole and calls [`put`](Self::put); stores that hold large

@@ -288,8 +288,9 @@ impl Client {
             let blobs = self.blob_store.as_ref().ok_or(Error::NoBlobStore)?;
             let mut blob = Vec::new();
             let sealed = encrypt_stream(&mut &data[..], &mut blob).await?;
+            let cap = crate::group::mailbox_for(&group.0).post_secret;
             AttachmentSource::Streamed(StreamedAttachment {
-                url: blobs.put(&blob).await?,
+                url: blobs.put_for(cap.as_ref(), &blob).await?,
                 digest: sealed.digest,
                 key: sealed.key,
             })
