@@ -162,6 +162,7 @@ async fn stranger(w: Arc<World>, stop: Arc<AtomicBool>, max: usize, c: Arc<Count
             .body(payload)
             .send()
             .await;
+        c.price.fetch_max(price, Ordering::Relaxed);
         let Ok(resp) = r else { continue };
         if resp.status().is_success() {
             c.stored.fetch_add(1, Ordering::Relaxed);
@@ -174,7 +175,6 @@ async fn stranger(w: Arc<World>, stop: Arc<AtomicBool>, max: usize, c: Arc<Count
             .and_then(|e| e.limit);
         if let Some(bits) = asked {
             price = bits.min(28) as u8;
-            c.price.fetch_max(price, Ordering::Relaxed);
         }
     }
 }
@@ -185,15 +185,7 @@ async fn world(url: &str) -> World {
     let mut removed_at = Vec::new();
     for _ in 0..GROUPS {
         let m = Mailbox::from_capability(rand::random());
-        t.submit_commit(
-            &m,
-            &EpochTag([0; 32]),
-            0,
-            b"genesis",
-            &IdempotencyKey::random(),
-        )
-        .await
-        .expect("genesis");
+        support::genesis(&t, &m).await;
         match t
             .submit_commit(&m, &EpochTag(OLD), 1, b"removal", &IdempotencyKey::random())
             .await
@@ -274,7 +266,7 @@ async fn phase(label: &str, name: &str, w: &Arc<World>, flood: bool, server_pid:
             (junk.stored.load(Ordering::Relaxed) + junk.refused.load(Ordering::Relaxed)) as f64 / secs,
         );
         println!(
-            "{label:>10} {name:>7} strangers: {} Welcomes stored, {} refused for want of work; price rose to {} bits",
+            "{label:>10} {name:>7} strangers: {} Welcomes stored, {} refused for want of work; highest price paid {} bits",
             spam.stored.load(Ordering::Relaxed),
             spam.refused.load(Ordering::Relaxed),
             spam.price.load(Ordering::Relaxed),

@@ -149,15 +149,7 @@ async fn uploads(label: &str, database: &str, dir: Option<&Path>, pg: Option<&st
     let pid = server.pid();
     let t = Arc::new(HttpTransport::new(&server.1).expect("transport"));
     let m = Mailbox::from_capability(rand::random());
-    t.submit_commit(
-        &m,
-        &EpochTag([0; 32]),
-        0,
-        b"genesis",
-        &IdempotencyKey::random(),
-    )
-    .await
-    .expect("commit");
+    support::genesis(&t, &m).await;
 
     // Small posts alone.
     let stop = Arc::new(AtomicBool::new(false));
@@ -298,12 +290,7 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
+    support::runtime().block_on(async {
         let dir = tempfile::tempdir().expect("tempdir");
         let db: PathBuf = dir.path().join("bench.db");
         run("sqlite", &db.display().to_string(), Some(dir.path()), None).await;

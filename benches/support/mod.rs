@@ -131,12 +131,7 @@ where
     F: Fn(&'static str, String) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
+    runtime().block_on(async {
         let dir = tempfile::tempdir().expect("tempdir");
         run("sqlite", dir.path().join("bench.db").display().to_string()).await;
         match std::env::var("ATMLS_TEST_DATABASE_URL") {
@@ -147,4 +142,28 @@ where
             Err(_) => eprintln!("ATMLS_TEST_DATABASE_URL not set: PostgreSQL skipped"),
         }
     });
+}
+
+/// The load generators' runtime: two worker threads, like the machine they are measured on.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// Starts the group mailbox `m` with a commit under the all-zero tag (a group mailbox starts
+/// with a commit, DS-API).
+pub async fn genesis(t: &atmls::transport::HttpTransport, m: &atmls::transport::Mailbox) {
+    use atmls::transport::{EpochTag, IdempotencyKey, Transport as _};
+    t.submit_commit(
+        m,
+        &EpochTag([0; 32]),
+        0,
+        b"genesis",
+        &IdempotencyKey::random(),
+    )
+    .await
+    .expect("genesis commit");
 }
