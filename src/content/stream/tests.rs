@@ -1,4 +1,8 @@
 //! Round trips and every tamper case of the streaming construction (CONTENT-25a to 25f).
+//!
+//! Test code: `unwrap`/`expect` only on values the tests build themselves (plaintexts, blobs
+//! they encrypt and then tamper with on purpose, temporary files), never on another party's
+//! input.
 
 use super::*;
 

@@ -6,16 +6,14 @@
 //! `http://` only to loopback unless the caller explicitly allows it; every request has a
 //! timeout, and every answer is read up to a cap.
 
-use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use base64::Engine as _;
 use futures_util::StreamExt as _;
-use reqwest::{Response, StatusCode, Url};
+use reqwest::{Response, StatusCode};
 use tokio::sync::mpsc;
 
 use super::stamp::{make_stamp, stamp_header, MAX_STAMP_BITS, STAMP_HEADER};
@@ -25,6 +23,11 @@ use super::{
     MAX_TREE_BLOB, MAX_WELCOME_PAYLOAD,
 };
 use crate::ds::api::{self, code, Accepted, ErrorBody, Item, PageBody, SubscribeBody};
+
+mod connect;
+
+pub use connect::HttpTransportBuilder;
+use connect::Pools;
 
 /// Attempts per request when the service is unreachable, overloaded or rate limiting.
 const ATTEMPTS: u32 = 6;
@@ -140,180 +143,6 @@ pub struct HttpTransport {
     /// The last price of a Welcome post this service named (DS-17), so that the next post
     /// pays it without a refusal first.
     stamp_bits: Arc<AtomicU8>,
-}
-
-/// Options of an [`HttpTransport`] ([`HttpTransport::builder`]).
-#[derive(Clone, Debug)]
-pub struct HttpTransportBuilder {
-    base: String,
-    roots: Vec<Vec<u8>>,
-    allow_plain_http_to_remote_hosts: bool,
-    connect_timeout: Duration,
-    request_timeout: Duration,
-    tree_timeout: Duration,
-    subscription_idle_timeout: Duration,
-}
-
-/// Connection pools by scope: a mailbox id, or a tree locator (DS-W-3).
-#[derive(Debug)]
-struct Pools {
-    options: HttpTransportBuilder,
-    by_scope: Mutex<HashMap<[u8; 32], reqwest::Client>>,
-}
-
-/// Most pools kept; past it they are all dropped (idle connections close; requests under way
-/// keep theirs) and made again as needed.
-const MAX_POOLS: usize = 4096;
-
-impl Pools {
-    fn get(&self, scope: &[u8; 32]) -> Result<reqwest::Client, TransportError> {
-        let mut map = self
-            .by_scope
-            .lock()
-            .map_err(|_| TransportError::Unavailable("transport lock poisoned".into()))?;
-        if let Some(c) = map.get(scope) {
-            return Ok(c.clone());
-        }
-        if map.len() >= MAX_POOLS {
-            map.clear();
-        }
-        let c = self.options.client()?;
-        map.insert(*scope, c.clone());
-        Ok(c)
-    }
-}
-
-impl HttpTransportBuilder {
-    /// Trusts the root certificate(s) in `pem` (one or more `CERTIFICATE` blocks) besides the
-    /// built-in roots: for a private deployment or a test service with its own certificate
-    /// authority. A bad PEM makes [`build`](Self::build) fail with [`TransportError::Tls`].
-    pub fn add_root_certificate_pem(mut self, pem: &[u8]) -> Self {
-        self.roots.push(pem.to_vec());
-        self
-    }
-
-    /// Accepts a plain `http://` URL to a host that is not loopback. The posting capability,
-    /// epoch tags, mailbox ids and sealed payloads then travel unencrypted and unauthenticated
-    /// over the network: only for a network the caller trusts entirely (TRANSPORT-8).
-    pub fn allow_plain_http_to_remote_hosts(mut self, allow: bool) -> Self {
-        self.allow_plain_http_to_remote_hosts = allow;
-        self
-    }
-
-    /// Time to open a connection, TCP and TLS handshake (default 10 s).
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// Time for one request, from sending it to the end of its answer (default 60 s). A long
-    /// poll ([`HttpTransport::fetch_wait`]) gets its wait on top.
-    pub fn request_timeout(mut self, timeout: Duration) -> Self {
-        self.request_timeout = timeout;
-        self
-    }
-
-    /// Time for one tree-blob upload or download, up to 64 MiB (default 300 s).
-    pub fn tree_timeout(mut self, timeout: Duration) -> Self {
-        self.tree_timeout = timeout;
-        self
-    }
-
-    /// Longest silence on a subscription stream before the subscription is ended (default
-    /// 45 s; the service sends a keep-alive every 15 s). The stream has no total timeout.
-    pub fn subscription_idle_timeout(mut self, timeout: Duration) -> Self {
-        self.subscription_idle_timeout = timeout;
-        self
-    }
-
-    /// A client (with its own connection pool) with these options.
-    fn client(&self) -> Result<reqwest::Client, TransportError> {
-        let mut http = reqwest::Client::builder()
-            // rustls even when another feature (`pds`, through atrium) compiled native-tls in.
-            .use_rustls_tls()
-            .connect_timeout(self.connect_timeout)
-            .pool_idle_timeout(Duration::from_secs(30))
-            // atmls-ds never redirects; following one could carry the capability elsewhere,
-            // or to plain http.
-            .redirect(reqwest::redirect::Policy::none());
-        for pem in &self.roots {
-            let certs = reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|e| TransportError::Tls(format!("root certificate: {e}")))?;
-            if certs.is_empty() {
-                return Err(TransportError::Tls(
-                    "root certificate: no CERTIFICATE in the PEM".into(),
-                ));
-            }
-            for c in certs {
-                http = http.add_root_certificate(c);
-            }
-        }
-        http.build()
-            .map_err(|e| TransportError::Tls(format!("TLS set-up: {e}")))
-    }
-
-    /// The transport; refuses the URL ([`TransportError::InvalidUrl`],
-    /// [`TransportError::PlainHttpToRemoteHost`]) before any request is sent.
-    pub fn build(self) -> Result<HttpTransport, TransportError> {
-        let base = check_base_url(&self.base, self.allow_plain_http_to_remote_hosts)?;
-        // Built once here so that a bad root certificate fails now, not at the first request.
-        let first = self.client()?;
-        Ok(HttpTransport {
-            base,
-            pools: Arc::new(Pools {
-                options: self.clone(),
-                by_scope: Mutex::new(HashMap::from([([0u8; 32], first)])),
-            }),
-            request_timeout: self.request_timeout,
-            tree_timeout: self.tree_timeout,
-            subscription_idle_timeout: self.subscription_idle_timeout,
-            stamp_bits: Arc::new(AtomicU8::new(0)),
-        })
-    }
-}
-
-/// Whether `url`'s host is loopback: `127.0.0.0/8`, `::1` or `localhost` (the URL parser
-/// has already normalized other spellings of these addresses, such as `127.1`).
-fn is_loopback(url: &Url) -> bool {
-    let Some(host) = url.host_str() else {
-        return false;
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
-/// The base URL without its trailing slashes, if the transport may use it (TRANSPORT-8).
-fn check_base_url(base: &str, allow_plain_http: bool) -> Result<String, TransportError> {
-    let url = Url::parse(base).map_err(|e| TransportError::InvalidUrl(format!("{base}: {e}")))?;
-    if url.host().is_none() {
-        return Err(TransportError::InvalidUrl(format!("{base}: no host")));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(TransportError::InvalidUrl(format!(
-            "{base}: a query or fragment has no place in the service's base URL"
-        )));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(TransportError::InvalidUrl(format!(
-            "{base}: credentials have no place in the service's base URL"
-        )));
-    }
-    match url.scheme() {
-        "https" => {}
-        "http" if allow_plain_http || is_loopback(&url) => {}
-        "http" => {
-            return Err(TransportError::PlainHttpToRemoteHost(
-                url.host_str().unwrap_or_default().to_owned(),
-            ))
-        }
-        other => {
-            return Err(TransportError::InvalidUrl(format!(
-                "{base}: scheme {other} (https, or http to loopback)"
-            )))
-        }
-    }
-    Ok(base.trim_end_matches('/').to_owned())
 }
 
 fn unavailable(e: impl std::fmt::Display) -> TransportError {
@@ -917,162 +746,4 @@ impl HttpTransport {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn url_error(base: &str) -> TransportError {
-        HttpTransport::new(base).expect_err(base)
-    }
-
-    #[test]
-    fn transport_8_https_is_always_accepted() {
-        for base in [
-            "https://ds.example.com",
-            "https://ds.example.com/",
-            "https://192.0.2.1:8443",
-            "https://[2001:db8::1]/atmls-ds/",
-            "https://127.0.0.1:1",
-        ] {
-            let t = HttpTransport::new(base).expect(base);
-            assert!(!t.base_url().ends_with('/'), "{}", t.base_url());
-        }
-        assert_eq!(
-            HttpTransport::new("https://ds.example.com/prefix//")
-                .unwrap()
-                .base_url(),
-            "https://ds.example.com/prefix"
-        );
-    }
-
-    #[test]
-    fn transport_8_plain_http_only_to_loopback() {
-        for base in [
-            "http://127.0.0.1:8080",
-            "http://127.0.0.1:8080/",
-            "http://127.45.6.7",
-            "http://127.1:80",
-            "http://[::1]:8080",
-            "http://localhost:8080",
-            "http://LocalHost",
-        ] {
-            HttpTransport::new(base).expect(base);
-        }
-        for (base, host) in [
-            ("http://192.0.2.1:1", "192.0.2.1"),
-            ("http://ds.example.com", "ds.example.com"),
-            ("http://localhost.example.com:8080", "localhost.example.com"),
-            ("http://[2001:db8::1]:8080", "[2001:db8::1]"),
-            ("http://10.0.0.1", "10.0.0.1"),
-            ("http://128.0.0.1", "128.0.0.1"),
-            ("http://0.0.0.0:8080", "0.0.0.0"),
-            ("http://[::ffff:192.0.2.1]", "[::ffff:c000:201]"),
-        ] {
-            assert_eq!(
-                url_error(base),
-                TransportError::PlainHttpToRemoteHost(host.into()),
-                "{base}"
-            );
-            assert!(!url_error(base).is_retryable());
-        }
-    }
-
-    #[test]
-    fn transport_8_plain_http_to_a_remote_host_only_when_explicitly_allowed() {
-        let t = HttpTransport::builder("http://192.0.2.1:1/")
-            .allow_plain_http_to_remote_hosts(true)
-            .build()
-            .unwrap();
-        assert_eq!(t.base_url(), "http://192.0.2.1:1");
-        assert!(matches!(
-            HttpTransport::builder("http://192.0.2.1:1")
-                .allow_plain_http_to_remote_hosts(false)
-                .build(),
-            Err(TransportError::PlainHttpToRemoteHost(_))
-        ));
-    }
-
-    #[test]
-    fn transport_8_unusable_urls_are_refused() {
-        for base in [
-            "",
-            "127.0.0.1:8080",
-            "ds.example.com",
-            "ftp://ds.example.com",
-            "ws://127.0.0.1:8080",
-            "file:///tmp/ds",
-            "unix:/tmp/ds.sock",
-            "https://",
-            "https://ds.example.com/?x=1",
-            "https://ds.example.com/#top",
-            "https://user:secret@ds.example.com",
-        ] {
-            assert!(
-                matches!(url_error(base), TransportError::InvalidUrl(_)),
-                "{base}: {:?}",
-                url_error(base)
-            );
-        }
-    }
-
-    #[test]
-    fn transport_8_a_root_certificate_that_is_not_pem_is_refused() {
-        for pem in [
-            &b""[..],
-            b"not a certificate",
-            b"-----BEGIN CERTIFICATE-----\nzz\n",
-        ] {
-            let e = HttpTransport::builder("https://ds.example.com")
-                .add_root_certificate_pem(pem)
-                .build()
-                .expect_err("bad root accepted");
-            assert!(matches!(e, TransportError::Tls(_)), "{e:?}");
-        }
-    }
-
-    /// The largest answers atmls-ds sends fit the caps: a page of payloads just under
-    /// `MAX_PAGE_BYTES` followed by one commit of the largest size, a page of 1,000 items, and
-    /// an `epoch_taken` refusal carrying the largest commit.
-    #[test]
-    fn transport_8_the_largest_answers_fit_the_caps() {
-        let item = |seq: u64, n: usize| Item {
-            seq,
-            kind: api::WireKind::Welcome,
-            payload: base64::engine::general_purpose::STANDARD.encode(vec![0xa5; n]),
-        };
-        let big = PageBody {
-            items: vec![
-                item(i64::MAX as u64 - 1, api::MAX_PAGE_BYTES - 1),
-                item(i64::MAX as u64, MAX_ITEM),
-            ],
-            more: true,
-        };
-        assert!(serde_json::to_vec(&big).unwrap().len() <= MAX_PAGE_ANSWER);
-        let many = PageBody {
-            items: (0..u64::from(api::MAX_PAGE_ITEMS))
-                .map(|i| item(i64::MAX as u64 - i, api::MAX_PAGE_BYTES / 1000))
-                .collect(),
-            more: true,
-        };
-        assert!(serde_json::to_vec(&many).unwrap().len() <= MAX_PAGE_ANSWER);
-        let taken = ErrorBody {
-            error: code::EPOCH_TAKEN.into(),
-            message: "a commit for this epoch follows your cursor".into(),
-            winner: Some(Item {
-                kind: api::WireKind::Commit,
-                ..item(i64::MAX as u64, MAX_COMMIT_PAYLOAD)
-            }),
-            limit: None,
-        };
-        assert!(serde_json::to_vec(&taken).unwrap().len() <= MAX_POST_ANSWER);
-    }
-
-    #[test]
-    fn transport_8_timeouts_are_retryable_tls_and_caps_are_not() {
-        assert!(TransportError::Timeout("x".into()).is_retryable());
-        assert!(!retry_here(&TransportError::Timeout("x".into())));
-        assert!(retry_here(&TransportError::Unavailable("x".into())));
-        assert!(!TransportError::Tls("x".into()).is_retryable());
-        assert!(!TransportError::ResponseTooLarge { limit: 1 }.is_retryable());
-        assert!(!TransportError::InvalidResponse("x".into()).is_retryable());
-    }
-}
+mod tests;
