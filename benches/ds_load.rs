@@ -45,15 +45,7 @@ async fn run(label: &str, database: &str) {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(m) = boxes.get(i) else { return };
-                t.submit_commit(
-                    m,
-                    &EpochTag([0; 32]),
-                    0,
-                    b"genesis",
-                    &IdempotencyKey::random(),
-                )
-                .await
-                .expect("commit");
+                support::genesis(&t, m).await;
             }
         }));
     }
