@@ -154,6 +154,32 @@ async fn content_25g_two_clients_send_each_other_1_mib_and_ds_sees_no_plaintext_
             assert!(!contains(&dump, &data[at..at + 32]), "plaintext at {at}");
         }
     }
+    // The operator sees counts and bytes (DS-12), never a blob's URL or a mailbox.
+    let metrics = reqwest::get(format!("{}/metrics", ds.metrics_url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let count = |line: &str| -> u64 {
+        let l = metrics.lines().find(|l| l.starts_with(line));
+        l.and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or_else(|| panic!("{line} in {metrics}"))
+    };
+    let padded = |n: u64| atmls::content::padded_len(atmls::content::stream_len(n));
+    let all = padded(1 << 20) + padded((1 << 20) + 12_345) + padded(300_000);
+    let requests = |op: &str, outcome: &str| {
+        count(&format!(
+            "atmls_ds_blob_requests_total{{op=\"{op}\",outcome=\"{outcome}\"}}"
+        ))
+    };
+    assert!(requests("complete", "stored") >= 3);
+    assert!(requests("download", "served") >= 3);
+    assert!(count("atmls_ds_blob_received_bytes_total") >= all);
+    assert!(count("atmls_ds_blob_sent_bytes_total") >= all);
+    let url = streamed_url(&m);
+    let id = url.rsplit('/').next().unwrap();
+    assert!(!metrics.contains(id), "no blob id in the metrics");
 }
 
 /// 100 MiB each way, on each backend: `ATMLS_TEST_100_MIB=1` runs it (a few minutes).
@@ -638,4 +664,116 @@ async fn content_25j_blobs_pruned_with_the_messages_on(pg: bool) {
     for _ in 0..atmls::ds::blob_api::BLOB_BUDGET / max {
         store.begin_upload(&cap, max).await.unwrap();
     }
+}
+
+on_both!(
+    gov_7_avatar_through_atmls_ds_and_the_replaced_one_erased,
+    gov_7_avatar_through_atmls_ds_and_the_replaced_one_erased_on
+);
+
+/// The avatar goes through the service's blob store like a large attachment (padded,
+/// chunked, under the group's capability); replacing it erases the old blob, and an image
+/// over the limit is refused before anything is stored or committed.
+async fn gov_7_avatar_through_atmls_ds_and_the_replaced_one_erased_on(pg: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((ds, backend)) = start(&dir, pg) else {
+        return;
+    };
+    let w = DsWorld::new();
+    let alice = client(&w, &ds.url, "alice").await;
+    let bob = client(&w, &ds.url, "bob").await;
+    let g = alice.create_group(&[bob.did().clone()]).await.unwrap();
+    bob.sync().await.unwrap();
+    let first: Vec<u8> = (0..200_000).map(|_| rand::random::<u8>()).collect();
+    alice
+        .set_avatar(&g, Some(("image/png", &first)))
+        .await
+        .unwrap();
+    bob.sync().await.unwrap();
+    assert_eq!(
+        bob.avatar(&g).await.unwrap(),
+        Some(("image/png".into(), first.clone()))
+    );
+    let url = avatar_url(&bob, &g).await;
+    assert!(url.starts_with(&ds.url), "{url}");
+    let dump = backend.dump();
+    assert!(
+        !contains(&dump, &first[1000..1032]),
+        "no plaintext at the DS"
+    );
+
+    // Bob replaces it (any member may, under the default preset): the old blob is erased.
+    let second = vec![7u8; 5_000];
+    bob.set_avatar(&g, Some(("image/jpeg", &second)))
+        .await
+        .unwrap();
+    alice.sync().await.unwrap();
+    assert_eq!(
+        alice.avatar(&g).await.unwrap(),
+        Some(("image/jpeg".into(), second))
+    );
+    let store = HttpBlobStore::new(Arc::new(HttpTransport::new(&ds.url).unwrap()));
+    assert!(matches!(store.get(&url).await, Err(BlobError::NotFound(_))));
+
+    // Too large: refused before anything is stored or committed (the avatar stays).
+    let newest = avatar_url(&alice, &g).await;
+    let big = vec![1u8; (atmls::group::MAX_AVATAR_BYTES + 1) as usize];
+    let err = alice
+        .set_avatar(&g, Some(("image/png", &big)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Group(atmls::group::GroupError::Governance(
+                atmls::group::GovernanceError::TooLarge { what: "avatar", .. }
+            ))
+        ),
+        "{err:?}"
+    );
+    assert_eq!(avatar_url(&alice, &g).await, newest);
+
+    // Removing it erases the last blob too.
+    alice.set_avatar(&g, None).await.unwrap();
+    bob.sync().await.unwrap();
+    assert_eq!(bob.avatar(&g).await.unwrap(), None);
+    assert!(matches!(
+        store.get(&newest).await,
+        Err(BlobError::NotFound(_))
+    ));
+}
+
+async fn avatar_url(c: &Client, g: &GroupId) -> String {
+    let a = c.metadata(g).await.unwrap().avatar.expect("an avatar");
+    assert!(matches!(a.blob, atmls::group::AvatarBlob::Streamed { .. }));
+    a.blob.url().to_owned()
+}
+
+on_both!(
+    content_25h_the_budget_is_the_operators_choice,
+    content_25h_the_budget_is_the_operators_choice_on
+);
+
+/// `--blob-budget` sets the per-mailbox budget, named in the refusal.
+async fn content_25h_the_budget_is_the_operators_choice_on(pg: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let b = if pg {
+        match pg_fresh() {
+            Some(b) => b,
+            None => return,
+        }
+    } else {
+        sqlite_in(&dir)
+    };
+    let mut args = NO_LIMITS.to_vec();
+    args.extend_from_slice(&["--blob-budget", "2097152"]);
+    let ds = Ds::start(&b, "127.0.0.1:0", dir.path().join("ds.log"), &args);
+    let store = HttpBlobStore::new(Arc::new(HttpTransport::new(&ds.url).unwrap()));
+    let cap: [u8; 32] = rand::random();
+    store.begin_upload(&cap, 1 << 20).await.unwrap();
+    store.begin_upload(&cap, 1 << 20).await.unwrap();
+    assert!(matches!(
+        store.begin_upload(&cap, 64 << 10).await,
+        Err(BlobError::OverBudget { limit: 2_097_152 })
+    ));
 }

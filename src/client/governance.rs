@@ -7,12 +7,14 @@ use openmls::prelude::{Extension, ExtensionType, Extensions, GroupContext};
 use super::history::ModerationPolicy;
 use super::outgoing::Intent;
 use super::{Client, Error};
-use crate::content::{encrypt_attachment, Content, MessageId};
+use crate::content::{decrypt_stream, encrypt_stream, Content, MessageId, StreamedAttachment};
 use crate::group::{
-    invites_of, metadata_of, Action, Avatar, Governance, GovernanceError, GroupError, GroupId,
-    GroupKind, GroupMetadata, InviteId, InviteRecord, Policies, Policy, Preset, Role,
+    invites_of, mailbox_for, metadata_of, Action, Avatar, AvatarBlob, Governance, GovernanceError,
+    GroupError, GroupId, GroupKind, GroupMetadata, InviteId, InviteRecord, Policies, Policy,
+    Preset, Role, MAX_AVATAR_BYTES,
 };
 use crate::identity::Did;
+use crate::storage::blob_erasure;
 
 /// A change of the group-context extensions, re-applied to the current state on every
 /// commit attempt (GROUP-6).
@@ -389,37 +391,104 @@ impl Client {
             .await
     }
 
-    /// Sets the avatar: the image is encrypted with a fresh key into the blob store; the
-    /// key and digest go into the group state (GOV-7). `None` removes it.
+    /// Sets the avatar: the image (at most [`MAX_AVATAR_BYTES`]) is encrypted chunk by
+    /// chunk under a fresh key and padded like a large attachment (CONTENT-25a), stored in
+    /// the blob store for this group; the key and digest go into the group state (GOV-7).
+    /// `None` removes it. Once the change is committed, the previous avatar's blob is queued
+    /// for erasure (CONTENT-25k); if the commit fails, the new blob is erased.
     pub async fn set_avatar(
         &self,
         group: &GroupId,
         image: Option<(&str, &[u8])>,
     ) -> Result<(), Error> {
+        let previous = self.metadata(group).await?.avatar;
         let avatar = match image {
             None => None,
-            Some((mime, bytes)) => {
-                let blobs = self.blob_store.as_ref().ok_or(Error::NoBlobStore)?;
-                let (ciphertext, mut blob) = encrypt_attachment(bytes)?;
-                blob.url = blobs.put(&ciphertext).await?;
-                Some(Avatar {
-                    mime_type: mime.to_owned(),
-                    blob,
-                })
-            }
+            Some((mime, bytes)) => Some(self.store_avatar(group, mime, bytes).await?),
         };
-        self.change_context(group, ContextEdit::Avatar(avatar))
-            .await
+        let committed = self
+            .change_context(group, ContextEdit::Avatar(avatar.clone()))
+            .await;
+        let unreferenced = match &committed {
+            Ok(()) => previous,
+            Err(_) => avatar,
+        };
+        if let Some(old) = unreferenced.filter(|_| self.blob_store.is_some()) {
+            // Best effort: the commit's outcome is the answer; a blob left behind expires
+            // with the mailbox's retention, and a queued one is erased at the next sync.
+            if let Err(e) = self.erase_avatar_blob(group, old.blob.url()).await {
+                tracing::debug!(error = %e, "avatar blob not erased yet");
+            }
+        }
+        committed
     }
 
-    /// The avatar's MIME type and bytes, fetched from the blob store with its digest
-    /// checked (`None` if the group has none).
+    /// Queues the blob of an avatar no longer referenced for erasure, and erases the queue.
+    async fn erase_avatar_blob(&self, group: &GroupId, url: &str) -> Result<(), Error> {
+        self.session().await.inner.atomic(|cx| {
+            let now = i64::try_from(crate::identity::unix_now()).unwrap_or(i64::MAX);
+            blob_erasure::queue_url(cx.c, &group.0, url, now)
+        })?;
+        self.erase_deleted_blobs().await.map(|_| ())
+    }
+
+    /// Encrypts and stores an avatar image for `group`.
+    async fn store_avatar(
+        &self,
+        group: &GroupId,
+        mime: &str,
+        bytes: &[u8],
+    ) -> Result<Avatar, Error> {
+        let len = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+        if len > MAX_AVATAR_BYTES {
+            let e = GovernanceError::TooLarge {
+                what: "avatar",
+                len: bytes.len(),
+                max: MAX_AVATAR_BYTES as usize,
+            };
+            return Err(GroupError::Governance(e).into());
+        }
+        let blobs = self.blob_store.as_ref().ok_or(Error::NoBlobStore)?;
+        let mut blob = Vec::new();
+        let sealed = encrypt_stream(&mut &bytes[..], &mut blob).await?;
+        let cap = mailbox_for(&group.0).post_secret;
+        let url = blobs.put_for(cap.as_ref(), &blob).await?;
+        Ok(Avatar {
+            mime_type: mime.to_owned(),
+            blob: AvatarBlob::Streamed {
+                reference: StreamedAttachment {
+                    url,
+                    digest: sealed.digest,
+                    key: sealed.key,
+                },
+                size: sealed.size,
+            },
+        })
+    }
+
+    /// The avatar's MIME type and bytes, fetched from the blob store with its digest and
+    /// every chunk checked (`None` if the group has none).
     pub async fn avatar(&self, group: &GroupId) -> Result<Option<(String, Vec<u8>)>, Error> {
         let Some(a) = self.metadata(group).await?.avatar else {
             return Ok(None);
         };
         let blobs = self.blob_store.as_ref().ok_or(Error::NoBlobStore)?;
-        let bytes = a.blob.decrypt(&blobs.get(&a.blob.url).await?)?;
+        let bytes = match &a.blob {
+            AvatarBlob::Whole(r) => r.decrypt(&blobs.get(&r.url).await?)?,
+            AvatarBlob::Streamed { reference, size } => {
+                let blob = blobs.get(&reference.url).await?;
+                let mut out = Vec::new();
+                decrypt_stream(
+                    &reference.key,
+                    &reference.digest,
+                    *size,
+                    &mut &blob[..],
+                    &mut out,
+                )
+                .await?;
+                out
+            }
+        };
         Ok(Some((a.mime_type.clone(), bytes)))
     }
 

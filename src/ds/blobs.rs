@@ -145,11 +145,16 @@ async fn create_inner(
         serde_json::from_slice(&body).map_err(|_| malformed("body: {\"size\": N}"))?;
     check_size(req.size)?;
     let id: [u8; 32] = rand::random();
-    match blobs
-        .reserve(mailbox, id, req.size, wire::BLOB_BUDGET, unix_now())
+    let reserved = blobs
+        .reserve(mailbox, id, req.size, svc.limits.blob_budget, unix_now())
         .await
-        .map_err(unavailable)?
-    {
+        .map_err(unavailable)?;
+    let outcome = match reserved {
+        Reserve::Reserved => "reserved",
+        Reserve::OverBudget { .. } => "over_budget",
+    };
+    svc.metrics.blob("create", outcome);
+    match reserved {
         Reserve::Reserved => Ok((
             StatusCode::CREATED,
             Json(BlobCreated {
@@ -165,7 +170,7 @@ async fn create_inner(
                 "the mailbox's blobs take {used} bytes; {} more would pass its budget",
                 req.size
             ),
-            Some(wire::BLOB_BUDGET),
+            Some(svc.limits.blob_budget),
         )),
     }
 }
@@ -252,6 +257,7 @@ async fn put_chunk_inner(
         .await
         .map_err(unavailable)?
     {
+        svc.metrics.blob("chunk", "complete");
         return Err(ApiError(
             StatusCode::CONFLICT,
             wire::code::COMPLETE,
@@ -259,6 +265,8 @@ async fn put_chunk_inner(
             None,
         ));
     }
+    svc.metrics.blob("chunk", "stored");
+    svc.metrics.blob_bytes(true, want as u64);
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -284,8 +292,10 @@ async fn complete(
             {
                 svc.metrics
                     .stored(usize::try_from(m.size).unwrap_or(usize::MAX));
+                svc.metrics.blob("complete", "stored");
                 return Ok(StatusCode::NO_CONTENT.into_response());
             }
+            svc.metrics.blob("complete", "incomplete");
             Err(ApiError(
                 StatusCode::CONFLICT,
                 wire::code::INCOMPLETE,
@@ -312,6 +322,7 @@ async fn erase(
             let blobs = storage(&svc)?;
             let m = owned(blobs.as_ref(), mailbox, &id).await?;
             blobs.delete(m.id).await.map_err(unavailable)?;
+            svc.metrics.blob("erase", "erased");
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         .await,
@@ -362,6 +373,8 @@ async fn download(
                 svc.tree_gate.enter(svc.limits.body_timeout).await?,
                 svc.limits.body_timeout,
             );
+            svc.metrics.blob("download", "served");
+            svc.metrics.blob_bytes(false, m.size.saturating_sub(start));
             Ok(ranged(blobs, m, start, turn))
         }
         .await,

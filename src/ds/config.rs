@@ -71,6 +71,10 @@ pub struct Config {
     /// are answered `503 busy` (DS-15). 0 disables.
     #[arg(long, env = "ATMLS_DS_MAX_TREE_TRANSFERS", default_value_t = 4)]
     pub max_tree_transfers: usize,
+    /// Bytes of attachment blobs (padded sizes, uploads in progress included) one group
+    /// mailbox may hold; more is answered `413 over_budget` (CONTENT-25h).
+    #[arg(long, env = "ATMLS_DS_BLOB_BUDGET", default_value_t = crate::ds::blob_api::BLOB_BUDGET)]
+    pub blob_budget: u64,
     /// Seconds to receive a request's headers; a slower connection is closed (DS-15).
     #[arg(long, env = "ATMLS_DS_HEADER_TIMEOUT", default_value_t = 10)]
     pub header_timeout: u64,
@@ -187,6 +191,7 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error>> {
             body_timeout: Duration::from_secs(cfg.body_timeout.max(1)),
             max_subscriptions: cfg.max_subscriptions,
             max_tree_transfers: cfg.max_tree_transfers,
+            blob_budget: cfg.blob_budget,
         },
         stop_rx,
     ));

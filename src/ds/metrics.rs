@@ -56,6 +56,9 @@ impl Histogram {
 #[derive(Default)]
 pub struct Metrics {
     posts: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    blobs: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    blob_bytes_in: AtomicU64,
+    blob_bytes_out: AtomicU64,
     fetches: AtomicU64,
     fetched_items: AtomicU64,
     stored_bytes: AtomicU64,
@@ -72,6 +75,24 @@ impl Metrics {
             *p.entry((kind, outcome)).or_default() += 1;
         }
         self.post_latency.observe(d);
+    }
+
+    /// Counts a blob request `op` (create, chunk, complete, erase, download) with `outcome`
+    /// (both fixed words; never a mailbox or blob id, DS-12).
+    pub fn blob(&self, op: &'static str, outcome: &'static str) {
+        if let Ok(mut b) = self.blobs.lock() {
+            *b.entry((op, outcome)).or_default() += 1;
+        }
+    }
+
+    /// Counts blob bytes received in chunks (`upload`) or sent in downloads.
+    pub fn blob_bytes(&self, upload: bool, bytes: u64) {
+        let c = if upload {
+            &self.blob_bytes_in
+        } else {
+            &self.blob_bytes_out
+        };
+        c.fetch_add(bytes, Ordering::Relaxed);
     }
 
     /// Counts stored payload bytes.
@@ -109,7 +130,26 @@ impl Metrics {
                 );
             }
         }
+        out.push_str("# TYPE atmls_ds_blob_requests_total counter\n");
+        if let Ok(b) = self.blobs.lock() {
+            for ((op, outcome), n) in b.iter() {
+                let _ = writeln!(
+                    out,
+                    "atmls_ds_blob_requests_total{{op=\"{op}\",outcome=\"{outcome}\"}} {n}"
+                );
+            }
+        }
         for (name, kind, v) in [
+            (
+                "atmls_ds_blob_received_bytes_total",
+                "counter",
+                &self.blob_bytes_in,
+            ),
+            (
+                "atmls_ds_blob_sent_bytes_total",
+                "counter",
+                &self.blob_bytes_out,
+            ),
             ("atmls_ds_fetches_total", "counter", &self.fetches),
             (
                 "atmls_ds_fetched_items_total",
@@ -147,7 +187,12 @@ mod tests {
         let m = Metrics::default();
         m.post("commit", "accepted", Duration::from_micros(300));
         m.fetch(3, Duration::from_millis(2));
+        m.blob("create", "reserved");
+        m.blob_bytes(true, 262_144);
         let s = m.render();
+        assert!(s.contains("atmls_ds_blob_requests_total{op=\"create\",outcome=\"reserved\"} 1"));
+        assert!(s.contains("atmls_ds_blob_received_bytes_total 262144"));
+        assert!(s.contains("atmls_ds_blob_sent_bytes_total 0"));
         assert!(s.contains("atmls_ds_posts_total{kind=\"commit\",outcome=\"accepted\"} 1"));
         assert!(s.contains("atmls_ds_fetched_items_total 3"));
         assert!(s.contains("atmls_ds_post_duration_seconds_bucket{le=\"0.0005\"} 1"));

@@ -57,6 +57,8 @@ pub struct Limits {
     pub max_subscriptions: usize,
     /// Tree uploads and downloads at once (0: unbounded, DS-15).
     pub max_tree_transfers: usize,
+    /// Bytes of attachment blobs one group mailbox may hold (CONTENT-25h).
+    pub blob_budget: u64,
 }
 
 /// Why a request body was not read.

@@ -43,6 +43,7 @@ fn limits() -> Limits {
         body_timeout: Duration::from_secs(5),
         max_subscriptions: 16,
         max_tree_transfers: 4,
+        blob_budget: 4 << 20,
     }
 }
 

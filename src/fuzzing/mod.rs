@@ -13,6 +13,7 @@ mod content;
 mod ds;
 mod ds_request;
 mod fixtures;
+mod group;
 mod identity;
 mod records;
 mod sealed;
@@ -37,6 +38,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("outer_seal", sealed::outer_seal),
     ("ratchet_tree", sealed::ratchet_tree),
     ("commit_hint", sealed::commit_hint),
+    ("group_context", group::group_context),
     ("content_encoded", content::encoded),
     ("content_text", content::text),
     ("content_markdown", content::markdown),

@@ -46,6 +46,7 @@ pub fn seeds() -> Vec<(&'static str, Seeds)> {
         ("outer_seal", outer_seal()),
         ("ratchet_tree", ratchet_tree()),
         ("commit_hint", commit_hint()),
+        ("group_context", super::group::seeds()),
         (
             "content_encoded",
             contents.iter().map(|(_, b)| b.clone()).collect(),

@@ -8,7 +8,7 @@ use tls_codec::{
 };
 
 use super::GovernanceError;
-use crate::content::{MessageId, RemoteAttachment};
+use crate::content::{MessageId, RemoteAttachment, StreamKey, StreamedAttachment};
 
 /// Group-context extension type of the metadata.
 pub const METADATA_EXTENSION: u16 = 0xF0A5;
@@ -21,8 +21,15 @@ pub const MAX_DESCRIPTION: usize = 2048;
 pub const MAX_PINNED: usize = 50;
 /// Longest avatar URL or MIME type.
 pub const MAX_AVATAR_FIELD: usize = 512;
+/// Largest avatar image, in bytes (every member fetches it whole).
+pub const MAX_AVATAR_BYTES: u64 = 1 << 20;
 
-const VERSION: u8 = 1;
+/// Version 1: the avatar encrypted whole (still decoded, and written again while a group
+/// keeps such an avatar).
+const VERSION_WHOLE: u8 = 1;
+/// Version 2: the avatar encrypted chunk by chunk and padded (CONTENT-25a to CONTENT-25d),
+/// what a blob store at atmls-ds accepts.
+const VERSION_STREAMED: u8 = 2;
 
 /// The group's avatar: an image encrypted in a blob store.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,7 +37,33 @@ pub struct Avatar {
     /// Its MIME type.
     pub mime_type: String,
     /// Where and how to fetch and decrypt it.
-    pub blob: RemoteAttachment,
+    pub blob: AvatarBlob,
+}
+
+/// Where and how an avatar is kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AvatarBlob {
+    /// Encrypted whole (version 1 of the extension): read, no longer written.
+    Whole(RemoteAttachment),
+    /// Encrypted chunk by chunk and padded, like a large attachment (CONTENT-25a): what this
+    /// crate writes.
+    Streamed {
+        /// URL, digest of the whole blob, key and nonce prefix.
+        reference: StreamedAttachment,
+        /// Bytes of the image (at most [`MAX_AVATAR_BYTES`]).
+        size: u64,
+    },
+}
+
+impl AvatarBlob {
+    /// Where the blob store keeps it.
+    pub fn url(&self) -> &str {
+        match self {
+            AvatarBlob::Whole(r) => &r.url,
+            AvatarBlob::Streamed { reference, .. } => &reference.url,
+        }
+    }
 }
 
 /// Name, description, avatar and pinned messages.
@@ -47,7 +80,7 @@ pub struct GroupMetadata {
 }
 
 #[derive(Debug, TlsSize, TlsSerialize, TlsDeserializeBytes)]
-struct AvatarWire {
+struct WholeAvatarWire {
     mime_type: VLBytes,
     url: VLBytes,
     digest: [u8; 32],
@@ -56,16 +89,41 @@ struct AvatarWire {
 }
 
 #[derive(Debug, TlsSize, TlsSerialize, TlsDeserializeBytes)]
-struct Wire {
+struct StreamedAvatarWire {
+    mime_type: VLBytes,
+    url: VLBytes,
+    digest: [u8; 32],
+    key: [u8; 32],
+    nonce_prefix: [u8; 7],
+    size: u64,
+}
+
+/// The extension, version 1.
+#[derive(Debug, TlsSize, TlsSerialize, TlsDeserializeBytes)]
+struct WholeWire {
     version: u8,
     name: VLBytes,
     description: VLBytes,
-    avatar: Option<AvatarWire>,
+    avatar: Option<WholeAvatarWire>,
+    pinned: Vec<[u8; 32]>,
+}
+
+/// The extension, version 2 (the same but for the avatar).
+#[derive(Debug, TlsSize, TlsSerialize, TlsDeserializeBytes)]
+struct StreamedWire {
+    version: u8,
+    name: VLBytes,
+    description: VLBytes,
+    avatar: Option<StreamedAvatarWire>,
     pinned: Vec<[u8; 32]>,
 }
 
 fn too_large(what: &'static str, len: usize, max: usize) -> GovernanceError {
     GovernanceError::TooLarge { what, len, max }
+}
+
+fn bytes(s: &str) -> VLBytes {
+    s.as_bytes().to_vec().into()
 }
 
 impl GroupMetadata {
@@ -83,33 +141,52 @@ impl GroupMetadata {
         limit("pinned messages", self.pinned.len(), MAX_PINNED)?;
         if let Some(a) = &self.avatar {
             limit("avatar MIME type", a.mime_type.len(), MAX_AVATAR_FIELD)?;
-            limit("avatar URL", a.blob.url.len(), MAX_AVATAR_FIELD)?;
+            limit("avatar URL", a.blob.url().len(), MAX_AVATAR_FIELD)?;
+            if let AvatarBlob::Streamed { size, .. } = &a.blob {
+                let len = usize::try_from(*size).unwrap_or(usize::MAX);
+                limit("avatar", len, MAX_AVATAR_BYTES as usize)?;
+            }
         }
         Ok(())
     }
 
-    /// As a group-context extension, after checking the limits.
+    /// As a group-context extension, after checking the limits: version 1 while the avatar
+    /// is one encrypted whole, version 2 otherwise.
     pub(crate) fn to_extension(&self) -> Result<Extension, GovernanceError> {
         self.check()?;
-        let wire = Wire {
-            version: VERSION,
-            name: self.name.as_bytes().to_vec().into(),
-            description: self.description.as_bytes().to_vec().into(),
-            avatar: self.avatar.as_ref().map(|a| AvatarWire {
-                mime_type: a.mime_type.as_bytes().to_vec().into(),
-                url: a.blob.url.as_bytes().to_vec().into(),
-                digest: a.blob.digest,
-                key: a.blob.key,
-                nonce: a.blob.nonce,
-            }),
-            pinned: self.pinned.iter().map(|m| *m.as_bytes()).collect(),
+        let (name, description) = (bytes(&self.name), bytes(&self.description));
+        let pinned = self.pinned.iter().map(|m| *m.as_bytes()).collect();
+        let encoded = match &self.avatar {
+            Some(Avatar {
+                mime_type,
+                blob: AvatarBlob::Whole(r),
+            }) => WholeWire {
+                version: VERSION_WHOLE,
+                name,
+                description,
+                avatar: Some(WholeAvatarWire {
+                    mime_type: bytes(mime_type),
+                    url: bytes(&r.url),
+                    digest: r.digest,
+                    key: r.key,
+                    nonce: r.nonce,
+                }),
+                pinned,
+            }
+            .tls_serialize_detached(),
+            avatar => StreamedWire {
+                version: VERSION_STREAMED,
+                name,
+                description,
+                avatar: avatar.as_ref().and_then(streamed_wire),
+                pinned,
+            }
+            .tls_serialize_detached(),
         };
-        let bytes = wire
-            .tls_serialize_detached()
-            .map_err(|_| GovernanceError::Malformed("metadata"))?;
+        let encoded = encoded.map_err(|_| GovernanceError::Malformed("metadata"))?;
         Ok(Extension::Unknown(
             METADATA_EXTENSION,
-            UnknownExtension(bytes),
+            UnknownExtension(encoded),
         ))
     }
 
@@ -121,7 +198,8 @@ impl GroupMetadata {
         }
     }
 
-    /// Decodes and checks the extension (untrusted: another member's commit).
+    /// Decodes and checks the extension (untrusted: another member's commit). A pure
+    /// function of the bytes, so every member merges or skips the same commits (AGREE-4).
     pub(crate) fn from_bytes(raw: &[u8]) -> Result<Self, GovernanceError> {
         let bad = || GovernanceError::Malformed("metadata");
         // The largest well-formed value is a few KiB: refuse more before decoding.
@@ -129,62 +207,130 @@ impl GroupMetadata {
         if raw.len() > max {
             return Err(too_large("metadata", raw.len(), max));
         }
-        let w = Wire::tls_deserialize_exact_bytes(raw).map_err(|_| bad())?;
-        if w.version != VERSION {
-            return Err(bad());
-        }
         let text = |b: &VLBytes| String::from_utf8(b.as_slice().to_vec()).map_err(|_| bad());
-        let m = GroupMetadata {
-            name: text(&w.name)?,
-            description: text(&w.description)?,
-            avatar: w
-                .avatar
-                .map(|a| {
+        let m = match raw.first() {
+            Some(&VERSION_WHOLE) => {
+                let w = WholeWire::tls_deserialize_exact_bytes(raw).map_err(|_| bad())?;
+                let avatar = w.avatar.map(|a| {
                     Ok::<_, GovernanceError>(Avatar {
                         mime_type: text(&a.mime_type)?,
-                        blob: RemoteAttachment {
+                        blob: AvatarBlob::Whole(RemoteAttachment {
                             url: text(&a.url)?,
                             digest: a.digest,
                             key: a.key,
                             nonce: a.nonce,
+                        }),
+                    })
+                });
+                GroupMetadata {
+                    name: text(&w.name)?,
+                    description: text(&w.description)?,
+                    avatar: avatar.transpose()?,
+                    pinned: w.pinned.into_iter().map(MessageId::from_bytes).collect(),
+                }
+            }
+            Some(&VERSION_STREAMED) => {
+                let w = StreamedWire::tls_deserialize_exact_bytes(raw).map_err(|_| bad())?;
+                let avatar = w.avatar.map(|a| {
+                    Ok::<_, GovernanceError>(Avatar {
+                        mime_type: text(&a.mime_type)?,
+                        blob: AvatarBlob::Streamed {
+                            reference: StreamedAttachment {
+                                url: text(&a.url)?,
+                                digest: a.digest,
+                                key: StreamKey {
+                                    key: a.key,
+                                    nonce_prefix: a.nonce_prefix,
+                                },
+                            },
+                            size: a.size,
                         },
                     })
-                })
-                .transpose()?,
-            pinned: w.pinned.into_iter().map(MessageId::from_bytes).collect(),
+                });
+                GroupMetadata {
+                    name: text(&w.name)?,
+                    description: text(&w.description)?,
+                    avatar: avatar.transpose()?,
+                    pinned: w.pinned.into_iter().map(MessageId::from_bytes).collect(),
+                }
+            }
+            _ => return Err(bad()),
         };
         m.check()?;
         Ok(m)
     }
 }
 
+/// The version-2 wire form of a streamed avatar (`None` for a whole one, written as
+/// version 1 instead).
+fn streamed_wire(a: &Avatar) -> Option<StreamedAvatarWire> {
+    let AvatarBlob::Streamed { reference, size } = &a.blob else {
+        return None;
+    };
+    Some(StreamedAvatarWire {
+        mime_type: bytes(&a.mime_type),
+        url: bytes(&reference.url),
+        digest: reference.digest,
+        key: reference.key.key,
+        nonce_prefix: reference.key.nonce_prefix,
+        size: *size,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn streamed(size: u64) -> Avatar {
+        Avatar {
+            mime_type: "image/png".into(),
+            blob: AvatarBlob::Streamed {
+                reference: StreamedAttachment {
+                    url: "https://ds.example/blobs/x".into(),
+                    digest: [4; 32],
+                    key: StreamKey {
+                        key: [5; 32],
+                        nonce_prefix: [6; 7],
+                    },
+                },
+                size,
+            },
+        }
+    }
+
+    fn round_trip(m: &GroupMetadata, version: u8) {
+        let Extension::Unknown(_, raw) = m.to_extension().unwrap() else {
+            panic!()
+        };
+        assert_eq!(raw.0[0], version);
+        assert_eq!(&GroupMetadata::from_bytes(&raw.0).unwrap(), m);
+        for cut in 0..raw.0.len() {
+            assert!(GroupMetadata::from_bytes(&raw.0[..cut]).is_err());
+        }
+    }
+
     #[test]
     fn gov_7_metadata_round_trip_limits_and_malformed() {
-        let m = GroupMetadata {
+        let mut m = GroupMetadata {
             name: "Secret Club".into(),
             description: "members only".into(),
             avatar: Some(Avatar {
                 mime_type: "image/png".into(),
-                blob: RemoteAttachment {
+                blob: AvatarBlob::Whole(RemoteAttachment {
                     url: "mem://x".into(),
                     digest: [1; 32],
                     key: [2; 32],
                     nonce: [3; 12],
-                },
+                }),
             }),
             pinned: vec![MessageId::from_bytes([9; 32])],
         };
-        let Extension::Unknown(_, raw) = m.to_extension().unwrap() else {
-            panic!()
-        };
-        assert_eq!(GroupMetadata::from_bytes(&raw.0).unwrap(), m);
-        for cut in 0..raw.0.len() {
-            assert!(GroupMetadata::from_bytes(&raw.0[..cut]).is_err());
-        }
+        // A whole avatar (written before streamed ones) keeps version 1; otherwise 2.
+        round_trip(&m, VERSION_WHOLE);
+        m.avatar = Some(streamed(MAX_AVATAR_BYTES));
+        round_trip(&m, VERSION_STREAMED);
+        m.avatar = None;
+        round_trip(&m, VERSION_STREAMED);
         let long = GroupMetadata {
             name: "x".repeat(MAX_NAME + 1),
             ..Default::default()
@@ -194,8 +340,8 @@ mod tests {
             Err(GovernanceError::TooLarge { what: "name", .. })
         ));
         // A peer's oversized value is refused on decode too.
-        let wire = Wire {
-            version: 1,
+        let wire = WholeWire {
+            version: VERSION_WHOLE,
             name: vec![b'x'; MAX_NAME + 1].into(),
             description: vec![].into(),
             avatar: None,
@@ -206,5 +352,38 @@ mod tests {
             Err(GovernanceError::TooLarge { .. })
         ));
         assert!(GroupMetadata::from_bytes(&vec![0; 100_000]).is_err());
+    }
+
+    #[test]
+    fn gov_7_avatar_over_the_size_limit_and_unknown_versions_are_refused() {
+        let big = GroupMetadata {
+            avatar: Some(streamed(MAX_AVATAR_BYTES + 1)),
+            ..Default::default()
+        };
+        assert!(matches!(
+            big.to_extension(),
+            Err(GovernanceError::TooLarge { what: "avatar", .. })
+        ));
+        // The same value from a peer: the wire holds it, the decoder refuses it.
+        let a = streamed_wire(big.avatar.as_ref().unwrap()).unwrap();
+        let wire = StreamedWire {
+            version: VERSION_STREAMED,
+            name: vec![].into(),
+            description: vec![].into(),
+            avatar: Some(a),
+            pinned: vec![],
+        };
+        let mut raw = wire.tls_serialize_detached().unwrap();
+        assert!(matches!(
+            GroupMetadata::from_bytes(&raw),
+            Err(GovernanceError::TooLarge { what: "avatar", .. })
+        ));
+        for version in [0, 3, 255] {
+            raw[0] = version;
+            assert!(matches!(
+                GroupMetadata::from_bytes(&raw),
+                Err(GovernanceError::Malformed(_))
+            ));
+        }
     }
 }

@@ -27,7 +27,8 @@ pub use governance::{
 pub(crate) use invites::{invite_id, to_extension as invites_to_extension};
 pub use invites::{InviteId, InviteRecord, InviteState, INVITES_EXTENSION, MAX_INVITES};
 pub use metadata::{
-    Avatar, GroupMetadata, MAX_DESCRIPTION, MAX_NAME, MAX_PINNED, METADATA_EXTENSION,
+    Avatar, AvatarBlob, GroupMetadata, MAX_AVATAR_BYTES, MAX_DESCRIPTION, MAX_NAME, MAX_PINNED,
+    METADATA_EXTENSION,
 };
 #[cfg(feature = "fuzzing")]
 pub(crate) use outer::{

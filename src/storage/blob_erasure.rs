@@ -34,12 +34,18 @@ fn blob_url(content: &[u8]) -> Option<String> {
 
 /// Queues the blob of `content` (a message of `group` about to be deleted), if it has one.
 pub(crate) fn queue(c: &Connection, group: &[u8], content: &[u8], now: i64) -> R<()> {
-    if let Some(url) = blob_url(content) {
-        c.prepare_cached(
-            "INSERT OR IGNORE INTO atmls_blob_erasures (url, group_id, added) VALUES (?1, ?2, ?3)",
-        )?
-        .execute(params![url, group, now])?;
+    match blob_url(content) {
+        Some(url) => queue_url(c, group, &url, now),
+        None => Ok(()),
     }
+}
+
+/// Queues the blob at `url`, stored for `group` (a replaced avatar, GOV-7).
+pub(crate) fn queue_url(c: &Connection, group: &[u8], url: &str, now: i64) -> R<()> {
+    c.prepare_cached(
+        "INSERT OR IGNORE INTO atmls_blob_erasures (url, group_id, added) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![url, group, now])?;
     Ok(())
 }
 
