@@ -531,3 +531,32 @@ async fn transport_8_a_page_with_more_items_than_asked_is_refused() {
         [1, 2, 3]
     );
 }
+
+/// Requests the price-gouging service below was sent.
+static GOUGED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// DS-17: a service that asks more work than `MAX_STAMP_BITS` (28 bits) for a Welcome is
+/// refused at once with the retryable `StampTooDear`: the client does no work and asks once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ds_17_a_price_over_28_bits_is_refused_without_working() {
+    let url = fake_service(|_| {
+        GOUGED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        json_answer(
+            "428 Precondition Required",
+            r#"{"error":"stamp_required","message":"pay 40 bits","limit":40}"#,
+        )
+    })
+    .await;
+    let t = HttpTransport::new(&url).unwrap();
+    // Paying 2^40 hashes would take hours: an answer in time means no work was done.
+    let r = bounded(
+        "a 40-bit price",
+        t.send_welcome(&MailboxId([7; 32]), b"sealed", &IdempotencyKey::random()),
+    )
+    .await;
+    match r {
+        Err(e @ TransportError::StampTooDear { bits: 40, max: 28 }) => assert!(e.is_retryable()),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(GOUGED.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
