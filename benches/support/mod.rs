@@ -97,6 +97,18 @@ pub fn cpu_secs(pid: &str) -> f64 {
     (get(11) + get(12)) / tick
 }
 
+/// Sockets open in process `pid` (connections, and its listeners).
+pub fn sockets(pid: &str) -> usize {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return 0;
+    };
+    dir.flatten()
+        .filter(|e| {
+            std::fs::read_link(e.path()).is_ok_and(|t| t.to_string_lossy().starts_with("socket:"))
+        })
+        .count()
+}
+
 /// CPU seconds of every `postgres` process (the database's share of the work).
 pub fn postgres_cpu_secs() -> f64 {
     let Ok(dir) = std::fs::read_dir("/proc") else {
