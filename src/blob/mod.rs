@@ -6,6 +6,9 @@
 //! keeps them as files in a directory; with feature `ds-client`, [`HttpBlobStore`] keeps them
 //! at an atmls-ds service, uploaded and downloaded in chunks, resumably, with progress
 //! (CONTENT-25g to CONTENT-25k).
+//!
+#![cfg_attr(feature = "ds-client", doc = "[`HttpBlobStore`]: HttpBlobStore")]
+#![cfg_attr(not(feature = "ds-client"), doc = "[`HttpBlobStore`]: crate::blob")]
 
 use std::path::Path;
 
