@@ -83,7 +83,15 @@ pub enum BlobError {
 impl BlobError {
     /// Whether retrying may help (I/O failures and an unreachable store).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, BlobError::Io(_) | BlobError::Unavailable(_))
+        match self {
+            BlobError::Io(_) | BlobError::Unavailable(_) => true,
+            BlobError::NotFound(_)
+            | BlobError::InvalidUrl(_)
+            | BlobError::TooLarge { .. }
+            | BlobError::OverBudget { .. }
+            | BlobError::NeedsGroup
+            | BlobError::Refused(_) => false,
+        }
     }
 }
 

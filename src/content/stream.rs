@@ -74,7 +74,14 @@ pub enum StreamError {
 impl StreamError {
     /// Whether trying again could succeed (I/O failures only).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, StreamError::Io(_))
+        match self {
+            StreamError::Io(_) => true,
+            StreamError::Truncated { .. }
+            | StreamError::ChunkAuthentication { .. }
+            | StreamError::TrailingData
+            | StreamError::DigestMismatch
+            | StreamError::TooLarge { .. } => false,
+        }
     }
 }
 

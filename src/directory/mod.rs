@@ -143,7 +143,10 @@ pub enum DirectoryError {
 impl DirectoryError {
     /// Whether retrying can help.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, DirectoryError::Unavailable(_))
+        match self {
+            DirectoryError::Unavailable(_) => true,
+            DirectoryError::Refused(_) | DirectoryError::NoIdentity(_) => false,
+        }
     }
 }
 

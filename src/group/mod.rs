@@ -198,7 +198,20 @@ impl GroupError {
         match self {
             GroupError::Credential(e) => e.is_retryable(),
             GroupError::AwaitingCommit => true,
-            _ => false,
+            GroupError::Malformed(_)
+            | GroupError::WrongGroup
+            | GroupError::WrongEpoch
+            | GroupError::Replay
+            | GroupError::AlreadyMember
+            | GroupError::Undecryptable(_)
+            | GroupError::NotAllowed(_)
+            | GroupError::InvalidCommit(_)
+            | GroupError::NotMember
+            | GroupError::UnknownGroup
+            | GroupError::Welcome(_)
+            | GroupError::WelcomeTree(_)
+            | GroupError::Governance(_)
+            | GroupError::Mls(_) => false,
         }
     }
 

@@ -35,11 +35,16 @@ pub enum StorageError {
 impl StorageError {
     /// Whether retrying can help (a busy or locked database).
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            StorageError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
-                if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-        )
+        match self {
+            // Another connection holds the database for a moment.
+            StorageError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
+                e.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            ),
+            StorageError::Sqlite(_) | StorageError::Migration(_) | StorageError::Corrupt(_) => {
+                false
+            }
+        }
     }
 }
 

@@ -243,7 +243,13 @@ impl TrustError {
         match self {
             TrustError::LinkPending | TrustError::LinkRequestNotFound => true,
             TrustError::LinkTransport(e) => e.is_retryable(),
-            _ => false,
+            TrustError::UnacceptedKeyChange { .. }
+            | TrustError::UnknownContact(_)
+            | TrustError::NoPendingChange(_)
+            | TrustError::BadQrPayload
+            | TrustError::SafetyNumberMismatch
+            | TrustError::BadPairingCode
+            | TrustError::LinkRefused(_) => false,
         }
     }
 }

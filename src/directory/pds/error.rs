@@ -121,7 +121,18 @@ pub enum PdsError {
 impl PdsError {
     /// Whether retrying can help.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, PdsError::Unavailable(_))
+        match self {
+            PdsError::Unavailable(_) => true,
+            PdsError::Auth(_)
+            | PdsError::NotLoggedIn
+            | PdsError::Refused { .. }
+            | PdsError::Handle(_)
+            | PdsError::NoPdsEndpoint(_)
+            | PdsError::InvalidResponse(_)
+            | PdsError::NoIdentity(_)
+            | PdsError::Declaration { .. }
+            | PdsError::InvalidRecord(_) => false,
+        }
     }
 }
 
