@@ -574,6 +574,33 @@ async fn gov_7_metadata_avatar_and_pins_round_trip_with_audit() {
     bob.unpin(&g, &m.id).await.unwrap();
     alice.sync().await.unwrap();
     assert!(alice.metadata(&g).await.unwrap().pinned.is_empty());
+
+    // Where members may not change the avatar, carol's attempt stores nothing at all.
+    let carols_blobs = std::sync::Arc::new(atmls::blob::MemoryBlobStore::new());
+    let carol = Client::builder(w.dir.clone(), w.net.clone(), Store::in_memory().unwrap())
+        .identity(DeviceIdentity::new_account(did("carol")))
+        .blob_store(carols_blobs.clone())
+        .build()
+        .await
+        .unwrap();
+    alice.add_members(&g, &[carol.did().clone()]).await.unwrap();
+    alice.apply_preset(&g, Preset::AdminsOnly).await.unwrap();
+    carol.sync().await.unwrap();
+    let err = carol
+        .set_avatar(&g, Some(("image/png", &[1, 2, 3])))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Group(GroupError::Governance(GovernanceError::Forbidden {
+                action: Action::EditAvatar,
+                ..
+            }))
+        ),
+        "{err:?}"
+    );
+    assert!(carols_blobs.is_empty(), "nothing stored before the refusal");
 }
 
 #[tokio::test]

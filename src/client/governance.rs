@@ -394,13 +394,19 @@ impl Client {
     /// Sets the avatar: the image (at most [`MAX_AVATAR_BYTES`]) is encrypted chunk by
     /// chunk under a fresh key and padded like a large attachment (CONTENT-25a), stored in
     /// the blob store for this group; the key and digest go into the group state (GOV-7).
-    /// `None` removes it. Once the change is committed, the previous avatar's blob is queued
-    /// for erasure (CONTENT-25k); if the commit fails, the new blob is erased.
+    /// `None` removes it. The permission is checked before anything is stored. Once the
+    /// change is committed, the previous avatar's blob is queued for erasure (CONTENT-25k); if
+    /// the commit is refused for good, the new blob is erased (after a retryable failure the
+    /// commit may yet land, so the new blob stays).
     pub async fn set_avatar(
         &self,
         group: &GroupId,
         image: Option<(&str, &[u8])>,
     ) -> Result<(), Error> {
+        if let Some(gov) = self.governance(group).await? {
+            gov.require(self.did(), Action::EditAvatar)
+                .map_err(GroupError::from)?;
+        }
         let previous = self.metadata(group).await?.avatar;
         let avatar = match image {
             None => None,
@@ -411,7 +417,8 @@ impl Client {
             .await;
         let unreferenced = match &committed {
             Ok(()) => previous,
-            Err(_) => avatar,
+            Err(e) if !e.is_retryable() => avatar,
+            Err(_) => None,
         };
         if let Some(old) = unreferenced.filter(|_| self.blob_store.is_some()) {
             // Best effort: the commit's outcome is the answer; a blob left behind expires
