@@ -25,8 +25,15 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// A service on SQLite, or on a fresh PostgreSQL database (`None` without a server, outside
 /// CI: `pg_url` fails the test under CI).
 fn start(dir: &tempfile::TempDir, pg: bool) -> Option<(Ds, Backend)> {
+    start_with(dir, pg, &[])
+}
+
+/// As [`start`], with these flags after the ones that turn rate limits off.
+fn start_with(dir: &tempfile::TempDir, pg: bool, extra: &[&str]) -> Option<(Ds, Backend)> {
     let b = if pg { pg_fresh()? } else { sqlite_in(dir) };
-    let ds = Ds::start(&b, "127.0.0.1:0", dir.path().join("ds.log"), NO_LIMITS);
+    let mut args = NO_LIMITS.to_vec();
+    args.extend_from_slice(extra);
+    let ds = Ds::start(&b, "127.0.0.1:0", dir.path().join("ds.log"), &args);
     Some((ds, b))
 }
 
@@ -627,17 +634,10 @@ on_both!(
 
 async fn content_25j_blobs_pruned_with_the_messages_on(pg: bool) {
     let dir = tempfile::tempdir().unwrap();
-    let b = if pg {
-        match pg_fresh() {
-            Some(b) => b,
-            None => return,
-        }
-    } else {
-        sqlite_in(&dir)
+    let extra = ["--message-retention", "3", "--prune-interval", "1"];
+    let Some((ds, _backend)) = start_with(&dir, pg, &extra) else {
+        return;
     };
-    let mut args = NO_LIMITS.to_vec();
-    args.extend_from_slice(&["--message-retention", "3", "--prune-interval", "1"]);
-    let ds = Ds::start(&b, "127.0.0.1:0", dir.path().join("ds.log"), &args);
     let store = HttpBlobStore::new(Arc::new(HttpTransport::new(&ds.url).unwrap()));
     let cap: [u8; 32] = rand::random();
     let (blob, _) = random_file(dir.path(), "blob", 1 << 20);
@@ -757,17 +757,9 @@ on_both!(
 /// `--blob-budget` sets the per-mailbox budget, named in the refusal.
 async fn content_25h_the_budget_is_the_operators_choice_on(pg: bool) {
     let dir = tempfile::tempdir().unwrap();
-    let b = if pg {
-        match pg_fresh() {
-            Some(b) => b,
-            None => return,
-        }
-    } else {
-        sqlite_in(&dir)
+    let Some((ds, _backend)) = start_with(&dir, pg, &["--blob-budget", "2097152"]) else {
+        return;
     };
-    let mut args = NO_LIMITS.to_vec();
-    args.extend_from_slice(&["--blob-budget", "2097152"]);
-    let ds = Ds::start(&b, "127.0.0.1:0", dir.path().join("ds.log"), &args);
     let store = HttpBlobStore::new(Arc::new(HttpTransport::new(&ds.url).unwrap()));
     let cap: [u8; 32] = rand::random();
     store.begin_upload(&cap, 1 << 20).await.unwrap();

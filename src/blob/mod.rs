@@ -99,6 +99,7 @@ impl BlobError {
 /// Stores ciphertexts of attachments.
 ///
 /// ```
+/// # // unwrap: a runtime the example builds itself; no untrusted input.
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// use atmls::blob::{BlobStore, MemoryBlobStore};
 /// let store = MemoryBlobStore::new();

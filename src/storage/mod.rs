@@ -164,6 +164,7 @@ const MIGRATION_STEPS: &[(usize, MigrationStep)] = &[(3, history::backfill_3)];
 /// A client's database.
 ///
 /// ```
+/// // unwrap: an in-memory store the example opens itself; no untrusted input.
 /// let store = atmls::storage::Store::in_memory().unwrap();
 /// # drop(store);
 /// ```
