@@ -40,9 +40,17 @@ struct SealedContent {
 /// reads the group's mailbox from there.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct WelcomeEnvelope {
+    /// The position after which the joiner reads the mailbox.
     pub commit_seq: u64,
     pub welcome: Vec<u8>,
+    /// The capability of the group's current mailbox (GROUP-4a), sealed only; `None`: the one
+    /// derived from the group id (GROUP-4).
+    pub capability: Option<[u8; 32]>,
 }
+
+/// The byte after the Welcome in a sealed plaintext that says a mailbox capability follows;
+/// padding is zeros, so an envelope without one reads as before (GROUP-12).
+const CAPABILITY_FOLLOWS: u8 = 1;
 
 /// A Welcome envelope as received, before it is opened.
 #[derive(Debug)]
@@ -105,11 +113,13 @@ impl WelcomeEnvelope {
         Ok(WelcomeEnvelope {
             commit_seq: w.commit_seq,
             welcome: w.welcome.as_slice().to_vec(),
+            capability: None,
         })
     }
 
-    /// The padded plaintext of the sealed envelope (GROUP-12): `commit_seq ‖ welcome<V>`
-    /// then zeros, to the envelope size of [`sealed_size`].
+    /// The padded plaintext of the sealed envelope (GROUP-12): `commit_seq ‖ welcome<V>`,
+    /// then `0x01 ‖ capability[32]` if it names a mailbox (GROUP-4a), then zeros, to the
+    /// envelope size of [`sealed_size`].
     pub(crate) fn sealed_plaintext(&self, overhead: usize) -> Result<Vec<u8>, GroupError> {
         let mut plain = SealedContent {
             commit_seq: self.commit_seq,
@@ -117,6 +127,10 @@ impl WelcomeEnvelope {
         }
         .tls_serialize_detached()
         .map_err(|_| GroupError::Malformed("welcome too large to seal".into()))?;
+        if let Some(cap) = &self.capability {
+            plain.push(CAPABILITY_FOLLOWS);
+            plain.extend_from_slice(cap);
+        }
         plain.resize(sealed_size(plain.len(), overhead) - overhead, 0);
         Ok(plain)
     }
@@ -205,16 +219,27 @@ impl Sealed<'_> {
     }
 }
 
-/// The envelope in an opened plaintext: `commit_seq ‖ welcome<V>` followed by zeros only.
+/// The envelope in an opened plaintext: `commit_seq ‖ welcome<V>`, the mailbox capability if
+/// `0x01` follows, then zeros only.
 pub(crate) fn decode_plain(plain: &[u8]) -> Result<WelcomeEnvelope, GroupError> {
-    let (c, padding) = SealedContent::tls_deserialize_bytes(plain)
+    let (c, rest) = SealedContent::tls_deserialize_bytes(plain)
         .map_err(|_| GroupError::Malformed("sealed welcome plaintext".into()))?;
+    let (capability, padding) = match rest.split_first() {
+        Some((&CAPABILITY_FOLLOWS, more)) => {
+            let (cap, padding) = more
+                .split_first_chunk::<32>()
+                .ok_or(GroupError::Malformed("sealed welcome capability".into()))?;
+            (Some(*cap), padding)
+        }
+        _ => (None, rest),
+    };
     if padding.iter().any(|b| *b != 0) {
         return Err(GroupError::Malformed("sealed welcome padding".into()));
     }
     Ok(WelcomeEnvelope {
         commit_seq: c.commit_seq,
         welcome: c.welcome.as_slice().to_vec(),
+        capability,
     })
 }
 
@@ -244,6 +269,7 @@ mod tests {
         let e = WelcomeEnvelope {
             commit_seq: 7,
             welcome: vec![1, 2, 3],
+            capability: None,
         };
         let b = e.to_bytes();
         assert_eq!(WelcomeEnvelope::from_bytes(&b).unwrap(), e);
@@ -270,6 +296,7 @@ mod tests {
             let e = WelcomeEnvelope {
                 commit_seq: 0x0102_0304_0506_0708,
                 welcome: vec![0xAB; len],
+                capability: None,
             };
             let sealed = e.seal(&c, CS, &pk).unwrap();
             assert_eq!(sealed.len(), size, "{len}");
@@ -307,6 +334,7 @@ mod tests {
         let e = WelcomeEnvelope {
             commit_seq: 3,
             welcome: vec![9; 10],
+            capability: None,
         };
         let mut plain = e.sealed_plaintext(49).unwrap();
         assert_eq!(decode_plain(&plain).unwrap(), e);
@@ -316,5 +344,38 @@ mod tests {
         // No padding at all is fine too: the sender chooses the size.
         let bare = seal_plain(&c, CS, &pk, &plain[..8 + 1 + 10]).unwrap();
         assert_eq!(open_with(&bare, &sk).unwrap().unwrap(), e);
+    }
+
+    #[test]
+    fn group_4a_sealed_envelope_names_the_current_mailbox() {
+        let e = WelcomeEnvelope {
+            commit_seq: 0,
+            welcome: vec![9; 10],
+            capability: Some([7; 32]),
+        };
+        let plain = e.sealed_plaintext(49).unwrap();
+        assert_eq!(decode_plain(&plain).unwrap(), e);
+        // Sealed, it does not show and opens whole.
+        let c = RustCrypto::default();
+        let (sk, pk) = keys(&c, 1);
+        let sealed = e.seal(&c, CS, &pk).unwrap();
+        assert_eq!(sealed.len(), 1024);
+        assert!(!sealed.windows(8).any(|w| w == [7; 8]));
+        assert_eq!(open_with(&sealed, &sk).unwrap().unwrap(), e);
+        // The marker, then the capability, then zeros.
+        assert_eq!(plain[19], CAPABILITY_FOLLOWS);
+        assert_eq!(plain[20..52], [7; 32]);
+        // Cut inside the capability: refused, not read as a shorter one.
+        for n in 20..52 {
+            assert!(decode_plain(&plain[..n]).is_err(), "{n}");
+        }
+        // Any other marker byte is not padding.
+        let mut other = plain.clone();
+        other[19] = 2;
+        assert!(decode_plain(&other).is_err());
+        // A byte after the capability that is not zero is refused.
+        let mut tail = plain.clone();
+        tail[52] = 1;
+        assert!(decode_plain(&tail).is_err());
     }
 }

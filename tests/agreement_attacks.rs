@@ -227,8 +227,10 @@ async fn agree_4_forbidden_governance_change_under_the_current_tag() {
     }
 }
 
-/// AGREE-1: a removed member's commit, built on the epoch it was removed in and posted under
-/// that epoch's tag claiming any cursor, is refused by all.
+/// AGREE-1, GROUP-4a: a removed member's commit, built on the epoch it was removed in and
+/// posted under that epoch's tag claiming any cursor: to the mailbox it knows, read by no one;
+/// to the one the group moved to, refused by the transport; put there by a hostile service,
+/// refused by all.
 #[tokio::test]
 async fn agree_1_removed_member_commit_is_skipped() {
     let c = cast(Preset::AllMembers).await;
@@ -255,17 +257,40 @@ async fn agree_1_removed_member_commit_is_skipped() {
     )
     .unwrap();
     group.clear_pending_commit(p.storage()).unwrap();
-    let outcome =
-        c.w.net
-            .submit_commit(
-                &mailbox_for(c.g.as_bytes()),
+    let post = |mailbox: Mailbox| {
+        let net = c.w.net.clone();
+        let sealed = sealed.clone();
+        async move {
+            net.submit_commit(
+                &mailbox,
                 &old_tag,
                 u64::MAX,
                 &sealed,
                 &IdempotencyKey::random(),
             )
             .await
-            .unwrap();
+        }
+    };
+    let known = mailbox_for(c.g.as_bytes());
+    let outcome = post(known.clone()).await.unwrap();
+    assert!(
+        matches!(outcome, CommitOutcome::Accepted { .. }),
+        "{outcome:?}"
+    );
+    let ev = c.carol.sync().await.unwrap();
+    assert!(
+        !ev.iter().any(|e| matches!(e, Event::Refused { .. })),
+        "the old mailbox is not read after the move: {ev:?}"
+    );
+    let moved = c.carol.mailbox_for_test(&c.g).await.unwrap();
+    assert_ne!(moved.id, known.id);
+    let forged = Mailbox {
+        id: moved.id,
+        post_secret: known.post_secret,
+    };
+    assert_eq!(post(forged).await, Err(TransportError::Forbidden));
+    // A hostile service can still put it in the new mailbox: the members refuse it.
+    let outcome = post(moved).await.unwrap();
     assert!(
         matches!(outcome, CommitOutcome::Accepted { .. }),
         "{outcome:?}"

@@ -620,6 +620,68 @@ async fn content_25k_deleted_and_expired_attachments_erased_at_the_store_on(pg: 
     assert_eq!(alice.erase_deleted_blobs().await.unwrap(), 0);
 }
 
+on_both!(
+    group_4a_blobs_follow_the_mailbox_and_old_ones_are_still_erased,
+    group_4a_blobs_follow_the_mailbox_and_old_ones_are_still_erased_on
+);
+
+/// GROUP-4a, CONTENT-25k: a blob stored before a removal moved the group is still erased
+/// (with the capability it was stored under), and one stored after it is out of the removed
+/// member's reach.
+async fn group_4a_blobs_follow_the_mailbox_and_old_ones_are_still_erased_on(pg: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((ds, _backend)) = start(&dir, pg) else {
+        return;
+    };
+    let w = DsWorld::new();
+    let alice = client(&w, &ds.url, "alice").await;
+    let bob = client(&w, &ds.url, "bob").await;
+    let carol = client(&w, &ds.url, "carol").await;
+    let g = alice
+        .create_group(&[bob.did().clone(), carol.did().clone()])
+        .await
+        .unwrap();
+    bob.sync().await.unwrap();
+    carol.sync().await.unwrap();
+    let store = HttpBlobStore::new(Arc::new(HttpTransport::new(&ds.url).unwrap()));
+    let present = |url: String| {
+        let store = store.clone();
+        let t = dir.path().join("probe");
+        async move { store.get_to_file(&url, &t, &no_progress).await.is_ok() }
+    };
+    let (path, _) = random_file(dir.path(), "a", 300_000);
+    let before = alice
+        .attach_file(&g, &path, "a", "x/y", &no_progress)
+        .await
+        .unwrap();
+    let before_url = streamed_url(&received(&bob, &g, &before.id).await);
+    let old = carol.mailbox_for_test(&g).await.unwrap();
+    alice
+        .remove_members(&g, &[carol.did().clone()])
+        .await
+        .unwrap();
+    assert_ne!(alice.mailbox_for_test(&g).await.unwrap().id, old.id);
+    let (path, _) = random_file(dir.path(), "b", 300_000);
+    let after = alice
+        .attach_file(&g, &path, "b", "x/y", &no_progress)
+        .await
+        .unwrap();
+    let after_url = streamed_url(&received(&bob, &g, &after.id).await);
+    // The removed member's capability does not reach a blob of the new mailbox.
+    assert!(!store
+        .delete(old.post_secret.as_ref(), &after_url)
+        .await
+        .unwrap());
+    assert!(present(after_url.clone()).await);
+    // The older blob is erased all the same, under the capability it was stored with.
+    alice.delete(&g, &before.id).await.unwrap();
+    alice.sync().await.unwrap();
+    assert!(!present(before_url).await, "erased after the delete");
+    alice.delete(&g, &after.id).await.unwrap();
+    alice.sync().await.unwrap();
+    assert!(!present(after_url).await, "erased after the delete");
+}
+
 fn streamed_url(a: &Attachment) -> String {
     match &a.source {
         AttachmentSource::Streamed(r) => r.url.clone(),

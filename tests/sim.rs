@@ -1020,7 +1020,8 @@ impl Sim {
         }
         let (p, mut group, signer) = RawProvider::open_group(&copy, &gid);
         let tag = epoch_tag(&group, p.crypto()).unwrap();
-        let mailbox = mailbox_for(gid.as_bytes());
+        // The mailbox the hostile device is in (GROUP-4a: the group moves at each removal).
+        let mailbox = self.devs[h].client.mailbox_for_test(&gid).await.unwrap();
         let after = if self.rng.gen() { u64::MAX } else { 0 };
         let kind = self.rng.gen_range(0..4);
         let (what, payload, commit) = match kind {

@@ -14,7 +14,7 @@ use crate::content::{
     ContentCodec as _, StreamedAttachment, MAX_INLINE_ATTACHMENT,
 };
 use crate::group::{mailbox_for, GroupId};
-use crate::storage::blob_erasure;
+use crate::storage::{blob_erasure, tables};
 
 /// Queued erasures handled per call.
 const ERASE_BATCH: u32 = 256;
@@ -78,7 +78,7 @@ impl Client {
             );
             encrypt_stream(&mut input, &mut output).await?
         };
-        let cap = mailbox_for(&group.0).post_secret;
+        let cap = self.current_mailbox(group).await?.post_secret;
         let url = blobs.put_file(cap.as_ref(), &tmp.0, progress).await?;
         let a = Attachment {
             filename: filename.to_owned(),
@@ -144,8 +144,13 @@ impl Client {
         };
         let mut done = 0;
         for (url, group) in pending {
-            let cap = mailbox_for(&group).post_secret;
-            match blobs.delete(cap.as_ref(), &url).await {
+            match erase(
+                blobs.as_ref(),
+                &self.group_capabilities(&group).await?,
+                &url,
+            )
+            .await
+            {
                 Err(e) if e.is_retryable() => {
                     tracing::debug!(error = %e, "blob erasure: store unreachable, kept queued");
                     continue;
@@ -160,5 +165,39 @@ impl Client {
             done += 1;
         }
         Ok(done)
+    }
+}
+
+/// Erases a blob stored under one of a group's capabilities, newest first (GROUP-4a: the
+/// mailbox it was stored in may be one the group moved from); `Ok(false)` if none holds it.
+async fn erase(
+    blobs: &dyn crate::blob::BlobStore,
+    caps: &[[u8; 32]],
+    url: &str,
+) -> Result<bool, BlobError> {
+    if caps.is_empty() {
+        return blobs.delete(None, url).await;
+    }
+    for cap in caps {
+        if blobs.delete(Some(cap), url).await? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+impl Client {
+    /// Every capability `group`'s mailbox had, the current one first (GROUP-4a); for a
+    /// group this device no longer has, the one derived from its id.
+    async fn group_capabilities(&self, group: &[u8]) -> Result<Vec<[u8; 32]>, Error> {
+        let caps = self
+            .session()
+            .await
+            .inner
+            .read(|c| tables::group_capabilities(c, group))?;
+        Ok(match caps.is_empty() {
+            true => mailbox_for(group).post_secret.into_iter().collect(),
+            false => caps,
+        })
     }
 }

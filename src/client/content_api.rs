@@ -288,7 +288,7 @@ impl Client {
             let blobs = self.blob_store.as_ref().ok_or(Error::NoBlobStore)?;
             let mut blob = Vec::new();
             let sealed = encrypt_stream(&mut &data[..], &mut blob).await?;
-            let cap = crate::group::mailbox_for(&group.0).post_secret;
+            let cap = self.current_mailbox(group).await?.post_secret;
             AttachmentSource::Streamed(StreamedAttachment {
                 url: blobs.put_for(cap.as_ref(), &blob).await?,
                 digest: sealed.digest,

@@ -12,7 +12,8 @@ pub struct Message {
     pub group: GroupId,
     /// Its id, the same on every member's device (CONTENT-18).
     pub id: MessageId,
-    /// Its position in the group's mailbox.
+    /// Its position in the group's mailbox. Positions start again when the group moves to a
+    /// new mailbox at a removal (spec/group.md GROUP-4a): order by the history, not by this.
     pub seq: u64,
     /// Who sent it.
     pub sender: Member,

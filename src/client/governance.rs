@@ -9,9 +9,9 @@ use super::outgoing::Intent;
 use super::{Client, Error};
 use crate::content::{decrypt_stream, encrypt_stream, Content, MessageId, StreamedAttachment};
 use crate::group::{
-    invites_of, mailbox_for, metadata_of, Action, Avatar, AvatarBlob, Governance, GovernanceError,
-    GroupError, GroupId, GroupKind, GroupMetadata, InviteId, InviteRecord, Policies, Policy,
-    Preset, Role, MAX_AVATAR_BYTES,
+    invites_of, metadata_of, Action, Avatar, AvatarBlob, Governance, GovernanceError, GroupError,
+    GroupId, GroupKind, GroupMetadata, InviteId, InviteRecord, Policies, Policy, Preset, Role,
+    MAX_AVATAR_BYTES,
 };
 use crate::identity::Did;
 use crate::storage::blob_erasure;
@@ -458,7 +458,7 @@ impl Client {
         let blobs = self.blob_store.as_ref().ok_or(Error::NoBlobStore)?;
         let mut blob = Vec::new();
         let sealed = encrypt_stream(&mut &bytes[..], &mut blob).await?;
-        let cap = mailbox_for(&group.0).post_secret;
+        let cap = self.current_mailbox(group).await?.post_secret;
         let url = blobs.put_for(cap.as_ref(), &blob).await?;
         Ok(Avatar {
             mime_type: mime.to_owned(),

@@ -154,7 +154,8 @@ pub struct HistoryItem {
     pub id: MessageId,
     /// Its group.
     pub group: GroupId,
-    /// Its position in the group's mailbox.
+    /// Its position in the group's mailbox. Positions start again when the group moves to a
+    /// new mailbox at a removal (spec/group.md GROUP-4a): order by the history, not by this.
     pub seq: u64,
     /// Who sent it.
     pub sender: Member,

@@ -19,7 +19,9 @@ use crate::group::{
 };
 use crate::storage::tables::{self, GroupRow};
 use crate::storage::StorageError;
-use crate::transport::{Delivered, TransportError, WelcomeReadProof, MAX_WELCOME_PAYLOAD};
+use crate::transport::{
+    Delivered, MailboxId, TransportError, WelcomeReadProof, MAX_WELCOME_PAYLOAD,
+};
 use crate::wire::{Received, WelcomeEnvelope};
 
 const PAGE: u32 = 100;
@@ -33,9 +35,21 @@ const K_WELCOME_CURSOR: &str = "welcome_cursor";
 const MAX_WELCOME_TRIES: u64 = 5;
 
 /// Where a pass over a page stopped.
+/// How a page's pass ended.
+enum PageEnd {
+    /// Every item was processed.
+    Read,
+    /// We were removed.
+    Removed,
+    /// The group moved to a new mailbox (GROUP-4a).
+    Moved,
+}
+
 enum Stop {
     Done,
     Removed,
+    /// The group moved to a new mailbox (GROUP-4a): the rest of this page is the old one's.
+    Moved,
     /// An urgent account check is queued (TRUST-23); go on from this item after it.
     Verify(usize),
 }
@@ -215,7 +229,12 @@ fn process_welcome(
         cx.c,
         &GroupRow {
             group_id: gid.0.clone(),
-            mailbox: mailbox_for(&gid.0).id.0,
+            // The mailbox the group is in now, named in the sealed envelope (GROUP-4a).
+            mailbox: match env.capability {
+                Some(cap) => crate::transport::MailboxId::for_capability(&cap).0,
+                None => mailbox_for(&gid.0).id.0,
+            },
+            capability: env.capability,
             cursor: env.commit_seq,
             kind: data.kind,
             dm_peer,
@@ -333,8 +352,13 @@ impl Session<'_> {
     /// a failed commit undoes the whole pass: nothing is lost (the cursor did not move either)
     /// and nothing is processed twice. A merged commit that brought a leaf whose key differs
     /// from the pin ends the pass: that account is looked up before later messages are read
-    /// (TRUST-23). Returns whether we were removed.
-    async fn process_page(&mut self, group: &GroupId, items: &[&Delivered]) -> Result<bool, Error> {
+    /// (TRUST-23), and so does a commit that moves the group (GROUP-4a). Returns how the page
+    /// ended.
+    async fn process_page(
+        &mut self,
+        group: &GroupId,
+        items: &[&Delivered],
+    ) -> Result<PageEnd, Error> {
         let mut start = 0;
         while start < items.len() {
             let (stop, mut ev) = self.inner.atomic(|cx| {
@@ -347,12 +371,16 @@ impl Session<'_> {
                     }
                     savepoint(cx, "SAVEPOINT atmls_item")?;
                     let error = match process_item(cx, group, seq, &item.payload) {
-                        Ok(e) => {
+                        Ok(p) => {
                             savepoint(cx, "RELEASE atmls_item")?;
-                            let removed = e.iter().any(|e| matches!(e, Event::Removed { .. }));
-                            ev.extend(e);
+                            let removed =
+                                p.events.iter().any(|e| matches!(e, Event::Removed { .. }));
+                            ev.extend(p.events);
                             if removed {
                                 return Ok((Stop::Removed, ev));
+                            }
+                            if p.moved {
+                                return Ok((Stop::Moved, ev));
                             }
                             if crate::storage::trust::verify_urgent(cx.c)? {
                                 return Ok((Stop::Verify(k + 1), ev));
@@ -385,7 +413,8 @@ impl Session<'_> {
             self.inner.deferred_events.append(&mut ev);
             match stop {
                 Stop::Done => break,
-                Stop::Removed => return Ok(true),
+                Stop::Removed => return Ok(PageEnd::Removed),
+                Stop::Moved => return Ok(PageEnd::Moved),
                 Stop::Verify(next) => {
                     // Network calls never run inside a transaction; a lookup that fails or
                     // is over budget leaves the mismatch standing (its event is raised).
@@ -399,7 +428,7 @@ impl Session<'_> {
                 }
             }
         }
-        Ok(false)
+        Ok(PageEnd::Read)
     }
 
     /// Processes raw bytes for a group without touching the cursor; errors change nothing.
@@ -414,7 +443,7 @@ impl Session<'_> {
             .ok_or(GroupError::UnknownGroup)?
             .cursor;
         // process_item rewrites the cursor with its current value: it does not move.
-        let r = self.settle(|cx| process_item(cx, group, cursor, payload))?;
+        let r = self.settle(|cx| process_item(cx, group, cursor, payload).map(|p| p.events))?;
         Ok(r?)
     }
 
@@ -427,13 +456,13 @@ impl Session<'_> {
     }
 
     /// Processes the group's mailbox up to position `until` (events queued as in
-    /// `sync_group`).
+    /// `sync_group`). A commit that moves the group (GROUP-4a) ends a bounded read (`until`
+    /// was a position in the old mailbox); an unbounded one goes on in the new mailbox.
     pub(crate) async fn sync_group_until(
         &mut self,
         group: &GroupId,
         until: u64,
     ) -> Result<(), Error> {
-        let mailbox = mailbox_for(&group.0).id;
         for _ in 0..MAX_PAGES {
             let row = self
                 .inner
@@ -442,12 +471,15 @@ impl Session<'_> {
             if row.status == GroupStatus::Left || row.cursor >= until {
                 return Ok(());
             }
+            let mailbox = MailboxId(row.mailbox);
             let page = self.transport.fetch(&mailbox, row.cursor, PAGE).await?;
             let items = in_order(&page.items, row.cursor, until);
-            let removed = self.process_page(group, &items).await?;
-            if removed {
+            match self.process_page(group, &items).await? {
                 // Nothing after our removal is for us.
-                return Ok(());
+                PageEnd::Removed => return Ok(()),
+                PageEnd::Moved if until == u64::MAX => continue,
+                PageEnd::Moved => return Ok(()),
+                PageEnd::Read => {}
             }
             if !page.more || items.last().is_none_or(|i| i.seq >= until) {
                 return Ok(());

@@ -46,7 +46,7 @@ use crate::group::{GroupId, GroupKind, GroupStatus, Member};
 use crate::identity::{DeviceIdentity, Did, PublicKey};
 use crate::keypackage::{KeyPackagePolicy, DEFAULT_CIPHERSUITE};
 use crate::storage::{tables, Store};
-use crate::transport::{Transport, WelcomeReadProof};
+use crate::transport::{Mailbox, Transport, WelcomeReadProof};
 
 use outgoing::Intent;
 use state::Inner;
@@ -249,6 +249,18 @@ impl Client {
             transport: &*self.transport,
             lookups: 0,
         }
+    }
+
+    /// The group's current mailbox (spec/group.md GROUP-4a): where its posts and blobs go.
+    pub(crate) async fn current_mailbox(&self, group: &GroupId) -> Result<Mailbox, Error> {
+        self.session().await.mailbox(group)
+    }
+
+    /// The group's current mailbox and its capability, for tests that play a member's part
+    /// against the transport (GROUP-4a).
+    #[doc(hidden)]
+    pub async fn mailbox_for_test(&self, group: &GroupId) -> Result<Mailbox, Error> {
+        self.current_mailbox(group).await
     }
 
     /// The time on this client's clock (unix seconds).

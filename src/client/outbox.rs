@@ -69,9 +69,7 @@ fn seal(cx: &Ctx<'_>, group: &GroupId, row: &Queued) -> Result<Sealing, Error> {
             let decoded = Content::decode(&EncodedContent::from_bytes(content)?);
             check_sendable(cx, group, &g, &decoded)?;
         }
-        let after = tables::group_get(cx.c, &group.0)?
-            .ok_or(GroupError::UnknownGroup)?
-            .cursor;
+        let row = tables::group_get(cx.c, &group.0)?.ok_or(GroupError::UnknownGroup)?;
         let tag = epoch_tag(&g, cx.p.crypto())?;
         let signer = cx.signer(&g)?;
         let msg = g.create_message(&cx.p, &*signer, content).map_err(mls)?;
@@ -80,9 +78,10 @@ fn seal(cx: &Ctx<'_>, group: &GroupId, row: &Queued) -> Result<Sealing, Error> {
         cx.keep(group, g);
         Ok(Some(Sealed {
             epoch_tag: tag.0,
-            after,
+            after: row.cursor,
             payload,
             inner,
+            capability: row.current_mailbox().post_secret,
         }))
     };
     match attempt() {
@@ -195,7 +194,6 @@ impl Session<'_> {
         mine: Option<i64>,
         seal_new: bool,
     ) -> Result<Pumped, Error> {
-        let mailbox = mailbox_for(&group.0);
         loop {
             if let Some(id) = mine {
                 // Settled by an earlier pass: its message was raised as `Sent`.
@@ -220,6 +218,13 @@ impl Session<'_> {
                         continue;
                     }
                 },
+            };
+            // The mailbox it was sealed for: if the group moved since (GROUP-4a), the commit
+            // that moved it is there after our cursor, so it is refused as stale and sealed
+            // again for the new one.
+            let mailbox = match sealed.capability {
+                Some(cap) => crate::transport::Mailbox::from_capability(cap),
+                None => mailbox_for(&group.0),
             };
             let sent = self
                 .transport

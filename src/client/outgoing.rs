@@ -177,6 +177,7 @@ impl Session<'_> {
                 &GroupRow {
                     group_id: gid.to_vec(),
                     mailbox: mailbox_for(&gid).id.0,
+                    capability: None,
                     cursor: 0,
                     kind,
                     dm_peer: peer.clone(),
@@ -303,7 +304,9 @@ impl Session<'_> {
 
     /// Offers the stored outgoing commit to the transport and settles the outcome.
     async fn submit(&mut self, group: &GroupId, out: Outgoing) -> Result<Submitted, Error> {
-        let mailbox = mailbox_for(&group.0);
+        // The outgoing commit is settled before the mailbox is read again, so the group is
+        // still where the commit was built.
+        let mailbox = self.mailbox(group)?;
         // Our cursor: every commit for this epoch up to it was processed and refused, so it
         // holds nothing (TRANSPORT-1, AGREE-1).
         let after = self.cursor(group)?;
@@ -336,6 +339,9 @@ impl Session<'_> {
                     // sealed commit with the epoch's key before moving on.
                     let inner = crate::group::outer_open(&g, cx.p.crypto(), &out.commit)?.mls;
                     let leaf_key = g.own_leaf_node().map(|l| l.signature_key().clone());
+                    let removes = g
+                        .pending_commit()
+                        .is_some_and(|s| s.remove_proposals().next().is_some());
                     g.merge_pending_commit(&cx.p).map_err(mls)?;
                     cx.roster_merged(group, roster, change, &g);
                     // A new leaf signature key: the rotation schedule starts again (GROUP-10).
@@ -354,6 +360,18 @@ impl Session<'_> {
                     }
                     tables::outbox_delete(cx.c, &group.0)?;
                     tables::group_set_cursor(cx.c, &group.0, seq)?;
+                    // A removal moves the group (GROUP-4a); joiners start where it moved to.
+                    let joiners_from = if removes {
+                        let cap = crate::group::moved_mailbox(&g, cx.p.crypto())?;
+                        tables::group_move(cx.c, &group.0, cap)?;
+                        0
+                    } else {
+                        seq
+                    };
+                    let capability = tables::group_get(cx.c, &group.0)?
+                        .ok_or(GroupError::UnknownGroup)?
+                        .current_mailbox()
+                        .post_secret;
                     // The tree our Welcome points to, exported after the merge: the tree the
                     // GroupInfo's tree hash names. Queued with the Welcomes, uploaded before
                     // them (LG-T-3).
@@ -388,8 +406,9 @@ impl Session<'_> {
                                 .and_then(|kp| crate::group::welcome_for(w, kp))
                                 .unwrap_or_else(|| w.clone());
                             let env = WelcomeEnvelope {
-                                commit_seq: seq,
+                                commit_seq: joiners_from,
                                 welcome,
+                                capability,
                             };
                             // Sealed to the joiner's init key (GROUP-12); in clear only for a
                             // row written before the keys were kept (version 1, as it was).
@@ -408,7 +427,15 @@ impl Session<'_> {
                                     tracing::warn!("no init key for a Welcome, not sent");
                                     continue;
                                 }
-                                None => env.to_bytes(),
+                                // Version 1 cannot name a mailbox: only for a group that
+                                // never moved.
+                                None if capability == mailbox_for(&group.0).post_secret => {
+                                    env.to_bytes()
+                                }
+                                None => {
+                                    tracing::warn!("no init key for a Welcome, not sent");
+                                    continue;
+                                }
                             };
                             tables::welcome_queue(cx.c, r, &IdempotencyKey::random().0, &bytes)?;
                         }
@@ -521,6 +548,15 @@ impl Session<'_> {
         result
     }
 
+    /// The group's current mailbox (GROUP-4a).
+    pub(crate) fn mailbox(&self, group: &GroupId) -> Result<crate::transport::Mailbox, Error> {
+        Ok(self
+            .inner
+            .read(|c| tables::group_get(c, &group.0))?
+            .ok_or(GroupError::UnknownGroup)?
+            .current_mailbox())
+    }
+
     /// The last mailbox position this device processed in `group` (STORE-1).
     pub(crate) fn cursor(&self, group: &GroupId) -> Result<u64, Error> {
         Ok(self
@@ -571,15 +607,14 @@ impl Session<'_> {
             // Queued with their keys (GROUP-11): a retry after a lost answer stores each
             // once. On StaleEpoch they are dropped: the next sync sees we are still a member
             // and proposes again.
-            let after = tables::group_get(cx.c, &group.0)?
-                .ok_or(GroupError::UnknownGroup)?
-                .cursor;
+            let row = tables::group_get(cx.c, &group.0)?.ok_or(GroupError::UnknownGroup)?;
             for payload in out {
                 let sealed = crate::storage::outbox::Sealed {
                     epoch_tag: tag.0,
-                    after,
+                    after: row.cursor,
                     payload,
                     inner: Vec::new(),
+                    capability: row.current_mailbox().post_secret,
                 };
                 let key = IdempotencyKey::random();
                 crate::storage::outbox::queue_sealed(cx.c, &group.0, &key.0, &sealed, cx.now())?;

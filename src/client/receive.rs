@@ -76,6 +76,14 @@ pub(super) fn member_from(
     ))
 }
 
+/// What processing one item came to.
+pub(super) struct Processed {
+    pub events: Vec<Event>,
+    /// A merged commit moved the group to a new mailbox (GROUP-4a): the rest of the old one
+    /// is not read.
+    pub moved: bool,
+}
+
 /// Processes one group payload inside the caller's transaction (savepoint). Nothing here
 /// waits for the network: no directory lookup happens before a commit is merged (AGREE-2).
 pub(super) fn process_item(
@@ -83,14 +91,17 @@ pub(super) fn process_item(
     group: &GroupId,
     seq: u64,
     payload: &[u8],
-) -> Result<Vec<Event>, Failure> {
+) -> Result<Processed, Failure> {
     // The kind is only known once opened: commits may be larger (LG-13), application
     // messages are held to their own limit below.
     if payload.len() > MAX_COMMIT_PAYLOAD {
         return Err(GroupError::Malformed("oversized message".into()).into());
     }
     if payload.first() == Some(&crate::group::RESYNC_VERSION) {
-        return resync_request(cx, group, seq, payload);
+        return Ok(Processed {
+            events: resync_request(cx, group, seq, payload)?,
+            moved: false,
+        });
     }
     let mut g = cx.load(group)?;
     // Every group payload is sealed under the current epoch's outer key (DS-2). The sender's
@@ -118,6 +129,7 @@ pub(super) fn process_item(
         Some(m) => m,
         None => member_from(processed.credential())?,
     };
+    let mut moved = false;
     let events = match processed.into_content() {
         ProcessedMessageContent::ApplicationMessage(am) => {
             let m = Received {
@@ -144,16 +156,21 @@ pub(super) fn process_item(
                 sender,
                 sender_key,
             };
-            commit(cx, &mut g, c, *staged, sender_index)?
+            let (events, m) = commit(cx, &mut g, c, *staged, sender_index)?;
+            moved = m;
+            events
         }
     };
-    tables::group_set_cursor(cx.c, &group.0, seq)?;
+    // A move starts the new mailbox from its beginning.
+    if !moved {
+        tables::group_set_cursor(cx.c, &group.0, seq)?;
+    }
     // A group whose state was just deleted (we were removed) must not come back from the
     // cache.
     if !events.iter().any(|e| matches!(e, Event::Removed { .. })) {
         cx.keep(group, g);
     }
-    Ok(events)
+    Ok(Processed { events, moved })
 }
 
 /// An opened item and its sender.
@@ -258,18 +275,25 @@ fn proposal(
 }
 
 /// A commit: merged when the agreement checks pass (governance GOV-4, leaf credentials
-/// without a clock, the group-context extensions), then judged by the trust checks.
+/// without a clock, the group-context extensions), then judged by the trust checks. Returns
+/// whether it moved the group to a new mailbox (GROUP-4a: it removed someone, not us).
 fn commit(
     cx: &Ctx<'_>,
     g: &mut MlsGroup,
     c: Received<'_>,
     staged: StagedCommit,
     sender_index: LeafNodeIndex,
-) -> Result<Vec<Event>, Failure> {
+) -> Result<(Vec<Event>, bool), Failure> {
     let group = c.group;
     let roster = cx.roster(group, g);
     let checked = check_commit(g, &roster, staged, sender_index, cx.verdicts)?;
     let (change, summary, effect) = checked.merge(g, &cx.p)?;
+    let removes = !summary.removed.is_empty();
+    // An outgoing commit of ours for the epoch just left can never be merged now (openmls
+    // dropped it with the merge). Only a commit processed outside the mailbox's order
+    // (`process_incoming`) finds one here; sent after a move it would start the new mailbox
+    // under a dead tag.
+    tables::outbox_delete(cx.c, &group.0)?;
     let timer_change = effect.timer;
     cx.roster_merged(group, roster, change, g);
     let by = c.sender.did.clone();
@@ -322,11 +346,20 @@ fn commit(
             group: group.clone(),
             by,
         });
-        return Ok(events);
+        return Ok((events, false));
+    }
+    // Whoever was removed holds no secret of the new epoch, so cannot post to its mailbox
+    // (GROUP-4a). A pure function of the commit: every member moves at the same commit.
+    if removes {
+        tables::group_move(
+            cx.c,
+            &group.0,
+            crate::group::moved_mailbox(g, cx.p.crypto())?,
+        )?;
     }
     // Trust, after the merge (TRUST-20): the committer and every leaf it brought in.
     events.extend(verify::judge_leaves(cx, group, &summary.leaves)?);
-    Ok(events)
+    Ok((events, removes))
 }
 
 /// How far a re-add request's time may be from this device's clock (AGREE-8: a trust check on

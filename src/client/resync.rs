@@ -6,7 +6,7 @@
 
 use super::outgoing::Intent;
 use super::{Error, Session};
-use crate::group::{mailbox_for, GroupId, ResyncRequest};
+use crate::group::{GroupId, ResyncRequest};
 use crate::identity::PublicKey;
 use crate::storage::tables;
 use crate::transport::{EpochTag, IdempotencyKey};
@@ -71,9 +71,10 @@ impl Session<'_> {
         let payload =
             crate::group::resync_seal(&group.0, &self.inner.device.installation, &request)?;
         // Under a tag of its own: it holds no epoch, and marks no commit superseded (DS-14).
+        let mailbox = self.mailbox(group)?;
         self.transport
             .send_message(
-                &mailbox_for(&group.0),
+                &mailbox,
                 &EpochTag(rand::random()),
                 0,
                 &payload,

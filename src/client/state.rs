@@ -14,7 +14,7 @@ use super::history::{self, AuthorOnly, ModerationPolicy};
 use super::{Error, GroupInfo, Message};
 use crate::clock::Clock;
 use crate::group::{
-    mailbox_for, welcome_mailbox, GroupError, GroupId, GroupStatus, Member, Roster, RosterChange,
+    welcome_mailbox, GroupError, GroupId, GroupStatus, Member, Roster, RosterChange,
 };
 use crate::identity::{
     DeviceIdentity, IdentityKeyPair, InstallationCertificate, InstallationKeyPair,
@@ -461,7 +461,7 @@ impl Inner {
         let mut out = vec![welcome_mailbox(&self.device.installation.public())];
         for g in self.read(tables::groups_all)? {
             if g.status != GroupStatus::Left {
-                out.push(mailbox_for(&g.group_id).id);
+                out.push(MailboxId(g.mailbox));
             }
         }
         Ok(out)

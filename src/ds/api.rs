@@ -120,8 +120,6 @@ pub mod code {
     pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
     /// Missing or wrong posting capability.
     pub const FORBIDDEN: &str = "forbidden";
-    /// Message to a mailbox no commit created.
-    pub const UNKNOWN_MAILBOX: &str = "unknown_mailbox";
     /// Group post to a Welcome mailbox or the reverse.
     pub const WRONG_MAILBOX_KIND: &str = "wrong_mailbox_kind";
     /// An idempotency key reused for a different request.

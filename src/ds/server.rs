@@ -507,12 +507,6 @@ async fn post_inner(
             code::STALE_EPOCH,
             "a commit for this epoch follows your cursor; catch up and re-send",
         )),
-        Outcome::UnknownMailbox => Err(ApiError(
-            StatusCode::NOT_FOUND,
-            code::UNKNOWN_MAILBOX,
-            "no such mailbox: a group mailbox starts with a commit".into(),
-            None,
-        )),
         Outcome::WrongKind => Err(conflict(
             code::WRONG_MAILBOX_KIND,
             "group posts and Welcomes cannot share a mailbox",

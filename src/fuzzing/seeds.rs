@@ -215,6 +215,7 @@ fn wire_envelope() -> Seeds {
     let e = WelcomeEnvelope {
         commit_seq: 7,
         welcome: b"welcome".to_vec(),
+        capability: Some([7; 32]),
     };
     let cs = DEFAULT_CIPHERSUITE;
     let (_, pk) = super::sealed::welcome_keys();

@@ -311,6 +311,20 @@ pub fn mailbox_for(group_id: &[u8]) -> Mailbox {
     Mailbox::from_capability(tagged_hash(b"atmls/v1/mailbox-post", group_id))
 }
 
+/// The mailbox a group moves to when a commit that removes anyone is merged (GROUP-4a): its
+/// capability is an exporter value of the epoch that commit creates, which no removed member
+/// ever holds, so the service refuses their posts to it (spec/ds.md DS-3).
+pub(crate) fn moved_mailbox(
+    group: &MlsGroup,
+    crypto: &impl OpenMlsCrypto,
+) -> Result<[u8; 32], GroupError> {
+    let v = group
+        .export_secret(crypto, "atmls/v1/mailbox-post", &[], 32)
+        .map_err(|e| GroupError::Mls(e.to_string()))?;
+    v.try_into()
+        .map_err(|_| GroupError::Mls("exporter length".into()))
+}
+
 /// A device's Welcome mailbox, derived from its installation key (GROUP-5).
 pub fn welcome_mailbox(installation: &PublicKey) -> MailboxId {
     MailboxId(tagged_hash(

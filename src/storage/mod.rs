@@ -153,6 +153,11 @@ ALTER TABLE atmls_outbox ADD COLUMN recipient_keys BLOB;
     // v11: blobs of deleted and expired attachments, until their store erased them
     // (spec/content.md CONTENT-25k).
     blob_erasure::MIGRATION_11,
+    // v12: the group's mailbox moves at every removal (spec/group.md GROUP-4a): its current
+    // capability (NULL: the one derived from the group id), the capabilities it had before
+    // (to erase blobs stored under them, CONTENT-25k), and the mailbox each sealed outbox
+    // item was sealed for (GROUP-11).
+    tables::MIGRATION_12,
 ];
 
 /// Rust steps run right after the SQL migration of the same version, in its transaction

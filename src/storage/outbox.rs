@@ -37,6 +37,9 @@ pub(crate) struct Sealed {
     pub payload: Vec<u8>,
     /// The MLS message inside (its id, CONTENT-18); empty for a proposal.
     pub inner: Vec<u8>,
+    /// The capability of the mailbox it is for (GROUP-4a); `None` in rows sealed before
+    /// mailboxes moved: the one derived from the group id.
+    pub capability: Option<[u8; 32]>,
 }
 
 /// One queued item.
@@ -69,6 +72,17 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Queued> {
     let after: Option<i64> = r.get(6)?;
     let payload: Option<Vec<u8>> = r.get(7)?;
     let inner: Option<Vec<u8>> = r.get(8)?;
+    let capability: Option<Vec<u8>> = r.get(9)?;
+    let capability = capability
+        .map(<[u8; 32]>::try_from)
+        .transpose()
+        .map_err(|_| {
+            rusqlite::Error::FromSqlConversionFailure(
+                9,
+                rusqlite::types::Type::Blob,
+                "mailbox capability".into(),
+            )
+        })?;
     let sealed = match (tag, after, payload) {
         (Some(tag), Some(after), Some(payload)) => Some(Sealed {
             epoch_tag: tag.try_into().map_err(|_| {
@@ -81,6 +95,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Queued> {
             after: u64::try_from(after).unwrap_or(0),
             payload,
             inner: inner.unwrap_or_default(),
+            capability,
         }),
         _ => None,
     };
@@ -94,7 +109,8 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Queued> {
     })
 }
 
-const COLUMNS: &str = "id, group_id, content, checked, idem, epoch_tag, after, payload, inner";
+const COLUMNS: &str =
+    "id, group_id, content, checked, idem, epoch_tag, after, payload, inner, capability";
 
 /// Queues content not yet encrypted; returns its id (queue order).
 pub(crate) fn queue_content(
@@ -129,8 +145,8 @@ pub(crate) fn queue_sealed(
 ) -> R<i64> {
     c.prepare_cached(
         "INSERT INTO atmls_message_outbox
-         (group_id, content, checked, idem, epoch_tag, after, payload, inner, created)
-         VALUES (?1, NULL, 0, ?2, ?3, ?4, ?5, ?6, ?7)",
+         (group_id, content, checked, idem, epoch_tag, after, payload, inner, created, capability)
+         VALUES (?1, NULL, 0, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
     .execute(params![
         group_id,
@@ -139,7 +155,8 @@ pub(crate) fn queue_sealed(
         to_i64(s.after),
         s.payload,
         s.inner,
-        to_i64(now)
+        to_i64(now),
+        s.capability.map(|c| c.to_vec())
     ])?;
     Ok(c.last_insert_rowid())
 }
@@ -147,15 +164,16 @@ pub(crate) fn queue_sealed(
 /// Records the ciphertext of a row (sent under its current key).
 pub(crate) fn set_sealed(c: &Connection, id: i64, s: &Sealed) -> R<()> {
     c.prepare_cached(
-        "UPDATE atmls_message_outbox SET epoch_tag = ?2, after = ?3, payload = ?4, inner = ?5
-         WHERE id = ?1",
+        "UPDATE atmls_message_outbox SET epoch_tag = ?2, after = ?3, payload = ?4, inner = ?5,
+         capability = ?6 WHERE id = ?1",
     )?
     .execute(params![
         id,
         &s.epoch_tag[..],
         to_i64(s.after),
         s.payload,
-        s.inner
+        s.inner,
+        s.capability.map(|c| c.to_vec())
     ])?;
     Ok(())
 }
@@ -166,7 +184,8 @@ pub(crate) fn set_sealed(c: &Connection, id: i64, s: &Sealed) -> R<()> {
 pub(crate) fn unseal(c: &Connection, id: i64, next_idem: &[u8; 16]) -> R<()> {
     c.prepare_cached(
         "UPDATE atmls_message_outbox
-         SET idem = ?2, epoch_tag = NULL, after = NULL, payload = NULL, inner = NULL
+         SET idem = ?2, epoch_tag = NULL, after = NULL, payload = NULL, inner = NULL,
+         capability = NULL
          WHERE id = ?1",
     )?
     .execute(params![id, &next_idem[..]])?;

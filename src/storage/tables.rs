@@ -6,6 +6,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::StorageError;
 use crate::group::{GroupKind, GroupStatus};
 use crate::identity::Did;
+use crate::transport::{Mailbox, MailboxId};
 
 type R<T> = Result<T, StorageError>;
 
@@ -53,11 +54,28 @@ pub(crate) fn account_set_u64(c: &Connection, k: &str, v: u64) -> R<()> {
     account_set(c, k, &v.to_be_bytes())
 }
 
+/// Migration 12: mailboxes that move (spec/group.md GROUP-4a).
+pub(super) const MIGRATION_12: &str = r#"
+ALTER TABLE atmls_groups ADD COLUMN capability BLOB;
+CREATE TABLE atmls_past_mailboxes (
+    id INTEGER PRIMARY KEY,
+    group_id BLOB NOT NULL,
+    capability BLOB NOT NULL
+);
+CREATE INDEX atmls_past_mailboxes_group ON atmls_past_mailboxes(group_id, id);
+ALTER TABLE atmls_message_outbox ADD COLUMN capability BLOB;
+"#;
+
 /// One row of `atmls_groups`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct GroupRow {
     pub group_id: Vec<u8>,
+    /// The id of the current mailbox (the hash of [`Self::capability`]).
     pub mailbox: [u8; 32],
+    /// The current mailbox's capability; `None` until the first removal: the one derived from
+    /// the group id (GROUP-4, GROUP-4a).
+    pub capability: Option<[u8; 32]>,
+    /// The last position processed in the current mailbox.
     pub cursor: u64,
     pub kind: GroupKind,
     pub dm_peer: Option<Did>,
@@ -69,9 +87,28 @@ pub(crate) fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-fn row_to_group(
-    r: &rusqlite::Row<'_>,
-) -> rusqlite::Result<(Vec<u8>, Vec<u8>, i64, i64, Option<String>, i64, i64)> {
+impl GroupRow {
+    /// The group's current mailbox, with its capability.
+    pub(crate) fn current_mailbox(&self) -> Mailbox {
+        match self.capability {
+            Some(cap) => Mailbox::from_capability(cap),
+            None => crate::group::mailbox_for(&self.group_id),
+        }
+    }
+}
+
+type RawGroup = (
+    Vec<u8>,
+    Vec<u8>,
+    i64,
+    i64,
+    Option<String>,
+    i64,
+    i64,
+    Option<Vec<u8>>,
+);
+
+fn row_to_group(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawGroup> {
     Ok((
         r.get(0)?,
         r.get(1)?,
@@ -80,16 +117,21 @@ fn row_to_group(
         r.get(4)?,
         r.get(5)?,
         r.get(6)?,
+        r.get(7)?,
     ))
 }
 
-fn decode_group(t: (Vec<u8>, Vec<u8>, i64, i64, Option<String>, i64, i64)) -> R<GroupRow> {
-    let (group_id, mailbox, cursor, kind, dm_peer, status, created) = t;
+fn decode_group(t: RawGroup) -> R<GroupRow> {
+    let (group_id, mailbox, cursor, kind, dm_peer, status, created, capability) = t;
     Ok(GroupRow {
         group_id,
         mailbox: mailbox
             .try_into()
             .map_err(|_| StorageError::Corrupt("mailbox"))?,
+        capability: capability
+            .map(|c| c.try_into())
+            .transpose()
+            .map_err(|_| StorageError::Corrupt("mailbox capability"))?,
         cursor: u64::try_from(cursor).map_err(|_| StorageError::Corrupt("cursor"))?,
         kind: GroupKind::from_i64(kind).ok_or(StorageError::Corrupt("group kind"))?,
         dm_peer: dm_peer
@@ -101,7 +143,7 @@ fn decode_group(t: (Vec<u8>, Vec<u8>, i64, i64, Option<String>, i64, i64)) -> R<
     })
 }
 
-const GROUP_COLS: &str = "group_id, mailbox, cursor, kind, dm_peer, status, created";
+const GROUP_COLS: &str = "group_id, mailbox, cursor, kind, dm_peer, status, created, capability";
 
 pub(crate) fn group_get(c: &Connection, group_id: &[u8]) -> R<Option<GroupRow>> {
     c.prepare_cached(&format!(
@@ -126,9 +168,10 @@ pub(crate) fn groups_all(c: &Connection) -> R<Vec<GroupRow>> {
 pub(crate) fn group_put(c: &Connection, g: &GroupRow) -> R<()> {
     c.execute(
         &format!(
-            "INSERT INTO atmls_groups ({GROUP_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+            "INSERT INTO atmls_groups ({GROUP_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT(group_id) DO UPDATE SET mailbox = excluded.mailbox, cursor = excluded.cursor,
-             kind = excluded.kind, dm_peer = excluded.dm_peer, status = excluded.status"
+             kind = excluded.kind, dm_peer = excluded.dm_peer, status = excluded.status,
+             capability = excluded.capability"
         ),
         params![
             g.group_id,
@@ -137,7 +180,8 @@ pub(crate) fn group_put(c: &Connection, g: &GroupRow) -> R<()> {
             g.kind.to_i64(),
             g.dm_peer.as_ref().map(|d| d.as_str().to_owned()),
             g.status.to_i64(),
-            to_i64(g.created)
+            to_i64(g.created),
+            g.capability.map(|c| c.to_vec())
         ],
     )?;
     Ok(())
@@ -147,6 +191,46 @@ pub(crate) fn group_set_cursor(c: &Connection, group_id: &[u8], cursor: u64) -> 
     c.prepare_cached("UPDATE atmls_groups SET cursor = ?2 WHERE group_id = ?1")?
         .execute(params![group_id, to_i64(cursor)])?;
     Ok(())
+}
+
+/// Moves the group to the mailbox of `capability` (GROUP-4a): read from its start; the
+/// capability it leaves is kept for erasures (CONTENT-25k); our positions recorded in the old
+/// one mean nothing in the new one.
+pub(crate) fn group_move(c: &Connection, group_id: &[u8], capability: [u8; 32]) -> R<()> {
+    let row = group_get(c, group_id)?.ok_or(StorageError::Corrupt("moving an unknown group"))?;
+    if let Some(old) = row.current_mailbox().post_secret {
+        c.prepare_cached(
+            "INSERT INTO atmls_past_mailboxes (group_id, capability) VALUES (?1, ?2)",
+        )?
+        .execute(params![group_id, old.to_vec()])?;
+    }
+    let id = MailboxId::for_capability(&capability).0;
+    c.prepare_cached(
+        "UPDATE atmls_groups SET capability = ?2, mailbox = ?3, cursor = 0 WHERE group_id = ?1",
+    )?
+    .execute(params![group_id, capability.to_vec(), id.to_vec()])?;
+    c.prepare_cached("DELETE FROM atmls_own_posts WHERE group_id = ?1")?
+        .execute([group_id])?;
+    Ok(())
+}
+
+/// Every capability the group's mailbox had, newest first: the current one, then those it
+/// moved from (GROUP-4a).
+pub(crate) fn group_capabilities(c: &Connection, group_id: &[u8]) -> R<Vec<[u8; 32]>> {
+    let mut out: Vec<[u8; 32]> = group_get(c, group_id)?
+        .and_then(|r| r.current_mailbox().post_secret)
+        .into_iter()
+        .collect();
+    let mut stmt = c.prepare_cached(
+        "SELECT capability FROM atmls_past_mailboxes WHERE group_id = ?1 ORDER BY id DESC",
+    )?;
+    for v in stmt.query_map([group_id], |r| r.get::<_, Vec<u8>>(0))? {
+        out.push(
+            v?.try_into()
+                .map_err(|_| StorageError::Corrupt("past mailbox capability"))?,
+        );
+    }
+    Ok(out)
 }
 
 pub(crate) fn group_set_status(c: &Connection, group_id: &[u8], status: GroupStatus) -> R<()> {
@@ -491,4 +575,54 @@ pub(crate) fn kp_grace_take_expired(c: &Connection, now: u64) -> R<Vec<Vec<u8>>>
     c.prepare_cached("DELETE FROM atmls_kp_grace WHERE until <= ?1")?
         .execute([to_i64(now)])?;
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// GROUP-4a: a move starts the new mailbox from its beginning, forgets our positions in
+    /// the old one and keeps its capability for erasures; a row from before the move reads as
+    /// the mailbox derived from the group id.
+    #[test]
+    fn group_4a_a_move_keeps_the_capabilities_newest_first() {
+        let store = crate::storage::Store::in_memory().unwrap();
+        let c = &store.conn;
+        let gid = vec![5u8; 32];
+        let first = crate::group::mailbox_for(&gid);
+        group_put(
+            c,
+            &GroupRow {
+                group_id: gid.clone(),
+                mailbox: first.id.0,
+                capability: None,
+                cursor: 9,
+                kind: GroupKind::Group,
+                dm_peer: None,
+                status: GroupStatus::Active,
+                created: 1,
+            },
+        )
+        .unwrap();
+        own_post_add(c, &gid, 10).unwrap();
+        assert_eq!(
+            group_get(c, &gid).unwrap().unwrap().current_mailbox(),
+            first
+        );
+        for cap in [[1u8; 32], [2u8; 32]] {
+            group_move(c, &gid, cap).unwrap();
+            let row = group_get(c, &gid).unwrap().unwrap();
+            assert_eq!(row.current_mailbox(), Mailbox::from_capability(cap));
+            assert_eq!(row.mailbox, MailboxId::for_capability(&cap).0);
+            assert_eq!(row.cursor, 0);
+        }
+        assert!(!own_post_take(c, &gid, 10).unwrap());
+        let first_cap = first.post_secret.unwrap();
+        assert_eq!(
+            group_capabilities(c, &gid).unwrap(),
+            vec![[2u8; 32], [1u8; 32], first_cap]
+        );
+        assert!(group_capabilities(c, &[6u8; 32]).unwrap().is_empty());
+        assert!(group_move(c, &[6u8; 32], [3; 32]).is_err());
+    }
 }

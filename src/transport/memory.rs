@@ -40,7 +40,7 @@ struct State {
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// use atmls::transport::*;
 /// let t = MemoryTransport::new();
-/// let mb = Mailbox { id: MailboxId([1; 32]), post_secret: Some([2; 32]) };
+/// let mb = Mailbox::from_capability([2; 32]);
 /// let epoch = EpochTag([3; 32]);
 /// let first = t.submit_commit(&mb, &epoch, 0, b"c1", &IdempotencyKey::random()).await.unwrap();
 /// assert_eq!(first, CommitOutcome::Accepted { seq: 1 });
@@ -61,6 +61,16 @@ impl Default for MemoryTransport {
 
 fn capability_hash(secret: &Option<[u8; 32]>) -> Option<[u8; 32]> {
     secret.map(|s| Sha256::digest(s).into())
+}
+
+/// The stateless check of atmls-ds (spec/ds.md DS-3): a capability is accepted only for the
+/// mailbox id it hashes to, even for a mailbox nothing was posted to yet (a group that moved,
+/// spec/group.md GROUP-4a).
+fn check_capability(mailbox: &Mailbox) -> Result<(), TransportError> {
+    match &mailbox.post_secret {
+        Some(cap) if MailboxId::for_capability(cap) != mailbox.id => Err(TransportError::Forbidden),
+        _ => Ok(()),
+    }
 }
 
 impl MemoryTransport {
@@ -154,6 +164,7 @@ impl Transport for MemoryTransport {
         payload: &[u8],
         key: &IdempotencyKey,
     ) -> Result<CommitOutcome, TransportError> {
+        check_capability(mailbox)?;
         self.with(|st| {
             if let Some(b) = st.boxes.get(&mailbox.id) {
                 if let Some(seq) = b.seen.get(key) {
@@ -192,6 +203,7 @@ impl Transport for MemoryTransport {
         payload: &[u8],
         key: &IdempotencyKey,
     ) -> Result<SendOutcome, TransportError> {
+        check_capability(mailbox)?;
         self.with(|st| {
             if let Some(b) = st.boxes.get(&mailbox.id) {
                 if Self::commit_after(b, epoch, after).is_some() && !b.seen.contains_key(key) {
@@ -293,9 +305,10 @@ impl Transport for MemoryTransport {
 mod tests {
     use super::*;
 
+    /// The mailbox of capability 1, posted to with capability `cap`.
     fn mb(cap: u8) -> Mailbox {
         Mailbox {
-            id: MailboxId([9; 32]),
+            id: MailboxId::for_capability(&[1; 32]),
             post_secret: Some([cap; 32]),
         }
     }
@@ -435,11 +448,26 @@ mod tests {
         ));
         assert_eq!(t.fetch(&mb(1).id, 0, 10).await.unwrap().items.len(), 1);
         // Commits carry update paths that grow with the group: a larger limit (LG-13).
-        let c = MailboxId([0xCC; 32]);
-        let m = Mailbox {
-            id: c,
-            post_secret: Some([9; 32]),
+        // As at atmls-ds (DS-3): a capability counts only for the id it hashes to, even where
+        // nothing was posted yet, so a removed member cannot start the mailbox its group moved
+        // to (GROUP-4a).
+        let fresh = Mailbox {
+            id: MailboxId::for_capability(&[8; 32]),
+            post_secret: Some([7; 32]),
         };
+        assert_eq!(
+            t.send_message(&fresh, &e, 0, b"m", &IdempotencyKey::random())
+                .await,
+            Err(TransportError::Forbidden)
+        );
+        assert_eq!(
+            t.submit_commit(&fresh, &e, 0, b"c", &IdempotencyKey::random())
+                .await,
+            Err(TransportError::Forbidden)
+        );
+        assert!(t.fetch(&fresh.id, 0, 10).await.unwrap().items.is_empty());
+        let m = Mailbox::from_capability([9; 32]);
+        let c = m.id;
         t.submit_commit(&m, &e, 0, &big, &IdempotencyKey::random())
             .await
             .unwrap();

@@ -199,6 +199,13 @@ pub async fn group_items(w: &World, g: &GroupId) -> Vec<Delivered> {
     items(w.net.as_ref(), &mailbox_for(g.as_bytes()).id).await
 }
 
+/// Every item of the mailbox `member` reads the group in now (GROUP-4a: the group moves at
+/// each removal).
+pub async fn current_items(w: &World, member: &Client, g: &GroupId) -> Vec<Delivered> {
+    let mailbox = member.mailbox_for_test(g).await.unwrap();
+    items(w.net.as_ref(), &mailbox.id).await
+}
+
 /// Every item of a device's Welcome mailbox.
 pub async fn welcome_items(net: &dyn Transport, installation: &PublicKey) -> Vec<Delivered> {
     items(net, &welcome_mailbox(installation)).await

@@ -71,8 +71,6 @@ pub enum Outcome {
     Rejected(StoredItem),
     /// A message for an epoch with a commit stored after the poster's cursor.
     Stale,
-    /// A message to a mailbox that has no commit yet.
-    UnknownMailbox,
     /// A group post to a Welcome mailbox, or a Welcome to a group mailbox.
     WrongKind,
     /// The idempotency key was already used for a different request.

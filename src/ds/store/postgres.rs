@@ -237,6 +237,35 @@ const MIGRATIONS: &[(i64, &str)] = &[
     $$ LANGUAGE plpgsql;
     "#,
     ),
+    (
+        5,
+        r#"
+    -- A message may start a group mailbox, as a commit does (spec/group.md GROUP-4a: a group
+    -- that moved after a removal may go on with a message). Created here, in the batch's
+    -- mailbox order, so concurrent batches still cannot deadlock; the post function is as
+    -- before.
+    CREATE OR REPLACE FUNCTION atmls_ds_post_many(p_kind SMALLINT[], p_mailbox BYTEA[],
+        p_epoch BYTEA[], p_after BIGINT[], p_idem BYTEA[], p_payload BYTEA[], p_now BIGINT)
+    RETURNS TABLE (ord INT, outcome SMALLINT, seq BIGINT, winner BYTEA)
+    AS $$
+    DECLARE
+        i INT;
+        r RECORD;
+    BEGIN
+        FOR i IN 1 .. coalesce(array_length(p_kind, 1), 0) LOOP
+            IF p_kind[i] = 2 THEN
+                INSERT INTO mailboxes (id, kind, last_seq, touched)
+                    VALUES (p_mailbox[i], 1, 0, p_now) ON CONFLICT (id) DO NOTHING;
+            END IF;
+            SELECT * INTO r FROM atmls_ds_post(p_kind[i], p_mailbox[i], p_epoch[i], p_after[i],
+                p_idem[i], p_payload[i], p_now);
+            ord := i; outcome := r.outcome; seq := r.seq; winner := r.winner;
+            RETURN NEXT;
+        END LOOP;
+    END
+    $$ LANGUAGE plpgsql;
+    "#,
+    ),
 ];
 
 const BATCH: usize = 128;
@@ -377,7 +406,6 @@ async fn run_batch(pool: &PgPool, jobs: &[Job]) -> Result<Vec<(Outcome, bool)>, 
                 false,
             ),
             3 => (Outcome::Stale, false),
-            4 => (Outcome::UnknownMailbox, false),
             5 => (Outcome::WrongKind, false),
             6 => (Outcome::IdempotencyConflict, false),
             o => return Err(StoreError::Db(format!("unknown outcome {o}"))),
