@@ -5,9 +5,11 @@
 //! - members: one poster per group mailbox sends a 1 KiB message under the current epoch tag
 //!   every 50 ms; an inviter sends a sealed-size (1 KiB) Welcome to each Welcome mailbox in
 //!   turn every 100 ms, paying the price the service names (DS-17);
-//! - flooded: meanwhile a removed member posts junk messages and commits to the same group
-//!   mailboxes under its last epoch's tag and under made-up tags, and strangers post Welcomes
-//!   to the same Welcome mailboxes, paying each price asked, both as fast as they can.
+//! - flooded: meanwhile a removed member posts, as fast as it can, junk messages and commits
+//!   with the capability it kept: to the mailboxes the groups moved to at its removal
+//!   (spec/group.md GROUP-4a: refused, `403`) and to the ones they left, under its last
+//!   epoch's tag and made-up tags (stored, read by no member); and strangers post Welcomes to
+//!   the same Welcome mailboxes, paying each price asked.
 //!
 //! It prints the members' post latency (p50, p99, max) and refusals in each phase, the
 //! inviter's latency (stamp work included) and the price it paid, and what the floods got
@@ -43,9 +45,12 @@ const CURRENT: [u8; 32] = [2; 32];
 
 struct World {
     url: String,
+    /// The mailboxes the groups moved to at the flooder's removal (GROUP-4a).
     groups: Vec<Mailbox>,
+    /// The mailboxes they left, whose capability the flooder kept.
+    left: Vec<Mailbox>,
     devices: Vec<MailboxId>,
-    /// Each group mailbox's position of the commit that removed the flooder.
+    /// Each left mailbox's position of the commit that removed the flooder.
     removed_at: Vec<u64>,
 }
 
@@ -53,6 +58,8 @@ struct World {
 struct Counts {
     stored: AtomicU64,
     refused: AtomicU64,
+    /// Refused for want of the capability (`403`).
+    forbidden: AtomicU64,
     price: AtomicU8,
 }
 
@@ -100,7 +107,8 @@ async fn inviter(t: Arc<HttpTransport>, devices: Vec<MailboxId>, n: usize) -> (V
     (lat, refused)
 }
 
-/// The removed member: junk under its last tag and made-up tags, with its last cursor.
+/// The removed member: junk under its last tag and made-up tags, with its last cursor and the
+/// capability it kept, to the mailbox the group moved to and to the one it left.
 async fn removed_member(w: Arc<World>, stop: Arc<AtomicBool>, max: usize, c: Arc<Counts>) {
     let http = reqwest::Client::new();
     for i in 0..max {
@@ -113,22 +121,27 @@ async fn removed_member(w: Arc<World>, stop: Arc<AtomicBool>, max: usize, c: Arc
             1 => ("commits", OLD),
             _ => ("commits", rand::random()),
         };
-        let m = &w.groups[g];
+        let kept = &w.left[g];
+        let target = if (i / 3) % 2 == 0 { kept } else { &w.groups[g] };
         let r = http
             .post(format!(
                 "{}/v1/mailboxes/{}/{route}",
                 w.url,
-                hex::encode(m.id.0)
+                hex::encode(target.id.0)
             ))
-            .bearer_auth(hex::encode(m.post_secret.expect("capability")))
+            .bearer_auth(hex::encode(kept.post_secret.expect("capability")))
             .header("atmls-epoch", hex::encode(tag))
             .header("atmls-after", w.removed_at[g].to_string())
             .header("idempotency-key", hex::encode(rand::random::<[u8; 16]>()))
             .body(vec![0u8; PAYLOAD])
             .send()
             .await;
-        let ok = matches!(&r, Ok(resp) if resp.status().is_success());
-        (if ok { &c.stored } else { &c.refused }).fetch_add(1, Ordering::Relaxed);
+        let counter = match &r {
+            Ok(resp) if resp.status().is_success() => &c.stored,
+            Ok(resp) if resp.status() == reqwest::StatusCode::FORBIDDEN => &c.forbidden,
+            _ => &c.refused,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -181,8 +194,7 @@ async fn stranger(w: Arc<World>, stop: Arc<AtomicBool>, max: usize, c: Arc<Count
 
 async fn world(url: &str) -> World {
     let t = HttpTransport::new(url).expect("transport");
-    let mut groups = Vec::new();
-    let mut removed_at = Vec::new();
+    let (mut groups, mut left, mut removed_at) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..GROUPS {
         let m = Mailbox::from_capability(rand::random());
         support::genesis(&t, &m).await;
@@ -193,7 +205,9 @@ async fn world(url: &str) -> World {
             Ok(CommitOutcome::Accepted { seq }) => removed_at.push(seq),
             other => panic!("removal commit: {other:?}"),
         }
-        groups.push(m);
+        left.push(m);
+        // Members go on in a mailbox their first message starts (GROUP-4a).
+        groups.push(Mailbox::from_capability(rand::random()));
     }
     let devices = (0..DEVICES)
         .map(|_| welcome_mailbox_of(InstallationKeyPair::generate().public().as_bytes()))
@@ -201,6 +215,7 @@ async fn world(url: &str) -> World {
     World {
         url: url.to_owned(),
         groups,
+        left,
         devices,
         removed_at,
     }
@@ -233,14 +248,7 @@ async fn phase(label: &str, name: &str, w: &Arc<World>, flood: bool, server_pid:
     let cpu0 = cpu_secs(server_pid);
     let started = Instant::now();
     let members: Vec<_> = (0..GROUPS)
-        .map(|g| {
-            tokio::spawn(member(
-                Arc::clone(&t),
-                w.groups[g].clone(),
-                w.removed_at[g],
-                posts,
-            ))
-        })
+        .map(|g| tokio::spawn(member(Arc::clone(&t), w.groups[g].clone(), 0, posts)))
         .collect();
     let invites = posts * MEMBER_EVERY.as_millis() as usize / INVITE_EVERY.as_millis() as usize;
     let inv = tokio::spawn(inviter(Arc::clone(&t), w.devices.clone(), invites));
@@ -260,10 +268,14 @@ async fn phase(label: &str, name: &str, w: &Arc<World>, flood: bool, server_pid:
     report(label, name, "inviter's Welcomes (stamp work included)", inv);
     if flood {
         println!(
-            "{label:>10} {name:>7} removed member: {} junk posts stored, {} refused ({:.0}/s tried)",
+            "{label:>10} {name:>7} removed member: {} posts refused for want of the capability (403), {} junk posts stored in the mailboxes left, {} refused otherwise ({:.0}/s tried)",
+            junk.forbidden.load(Ordering::Relaxed),
             junk.stored.load(Ordering::Relaxed),
             junk.refused.load(Ordering::Relaxed),
-            (junk.stored.load(Ordering::Relaxed) + junk.refused.load(Ordering::Relaxed)) as f64 / secs,
+            (junk.stored.load(Ordering::Relaxed)
+                + junk.refused.load(Ordering::Relaxed)
+                + junk.forbidden.load(Ordering::Relaxed)) as f64
+                / secs,
         );
         println!(
             "{label:>10} {name:>7} strangers: {} Welcomes stored, {} refused for want of work; highest price paid {} bits",

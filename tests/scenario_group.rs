@@ -312,3 +312,52 @@ async fn kp_7_expired_key_packages_lose_their_private_keys() {
         2
     );
 }
+
+/// Waits (liveness bound only) for the event `want` picks out of a watch stream.
+async fn wait_for(
+    rx: &mut tokio::sync::mpsc::Receiver<Result<Event, atmls::Error>>,
+    what: &str,
+    want: impl Fn(&Event) -> bool,
+) {
+    let found = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while let Some(ev) = rx.recv().await {
+            if ev.as_ref().is_ok_and(&want) {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert!(matches!(found, Ok(true)), "no {what} in the watch stream");
+}
+
+/// GROUP-4a: a watching client follows its group to the new mailbox at a removal: a message
+/// posted there wakes it at once, not at the next poll (an hour away here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_4a_a_watching_client_follows_the_move() {
+    let w = World::new();
+    let (alice, _) = w.account("alice").await;
+    let (bob, _) = w.account("bob").await;
+    let (carol, _) = w.account("carol").await;
+    let g = alice
+        .create_group(&[bob.did().clone(), carol.did().clone()])
+        .await
+        .unwrap();
+    carol.sync().await.unwrap();
+    let bob = Arc::new(bob);
+    let mut rx = bob.watch(std::time::Duration::from_secs(3600));
+    wait_for(&mut rx, "join", |e| matches!(e, Event::Joined { .. })).await;
+    alice
+        .remove_members(&g, &[carol.did().clone()])
+        .await
+        .unwrap();
+    wait_for(&mut rx, "removal", |e| {
+        matches!(e, Event::MembersRemoved { .. })
+    })
+    .await;
+    alice.send_text(&g, "after the move").await.unwrap();
+    wait_for(&mut rx, "message", |e| {
+        texts(std::slice::from_ref(e)) == ["after the move"]
+    })
+    .await;
+}

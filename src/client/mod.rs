@@ -424,20 +424,22 @@ impl Client {
                 let listed = {
                     let mut s = me.session().await;
                     let proof = WelcomeReadProof::sign(&s.inner.device.installation, s.inner.now());
-                    s.inner.mailboxes().and_then(|mut m| {
-                        m.retain(|id| *id != proof.mailbox);
+                    s.inner.group_mailboxes().and_then(|m| {
                         let mut proofs = vec![proof];
                         proofs.extend(s.inner.invite_mailboxes()?);
                         Ok((proofs, m))
                     })
                 };
-                match listed {
-                    Ok((proofs, m)) => listener.refresh(&me.transport, &proofs, &m).await,
+                let subscribed = match listed {
+                    Ok((proofs, m)) => {
+                        listener.refresh(&me.transport, &proofs, &m).await;
+                        m
+                    }
                     Err(e) => {
                         let _ = tx.send(Err(e)).await;
                         return;
                     }
-                }
+                };
                 match me.sync().await {
                     Ok(events) => {
                         for e in events {
@@ -451,6 +453,12 @@ impl Client {
                             return;
                         }
                     }
+                }
+                // A group joined, left or moved to a new mailbox (GROUP-4a) during the sync:
+                // subscribe to the new list, then sync again, before waiting on it.
+                let now = me.session().await.inner.group_mailboxes();
+                if now.is_ok_and(|n| n != subscribed) {
+                    continue;
                 }
                 tokio::select! {
                     _ = listener.next() => {}

@@ -13,9 +13,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::history::{self, AuthorOnly, ModerationPolicy};
 use super::{Error, GroupInfo, Message};
 use crate::clock::Clock;
-use crate::group::{
-    welcome_mailbox, GroupError, GroupId, GroupStatus, Member, Roster, RosterChange,
-};
+use crate::group::{GroupError, GroupId, GroupStatus, Member, Roster, RosterChange};
 use crate::identity::{
     DeviceIdentity, IdentityKeyPair, InstallationCertificate, InstallationKeyPair,
 };
@@ -456,15 +454,14 @@ impl Inner {
         Ok(out)
     }
 
-    /// Every mailbox this device listens to.
-    pub(crate) fn mailboxes(&self) -> Result<Vec<MailboxId>, Error> {
-        let mut out = vec![welcome_mailbox(&self.device.installation.public())];
-        for g in self.read(tables::groups_all)? {
-            if g.status != GroupStatus::Left {
-                out.push(MailboxId(g.mailbox));
-            }
-        }
-        Ok(out)
+    /// The current mailbox of every group this device is in (GROUP-4a).
+    pub(crate) fn group_mailboxes(&self) -> Result<Vec<MailboxId>, Error> {
+        Ok(self
+            .read(tables::groups_all)?
+            .into_iter()
+            .filter(|g| g.status != GroupStatus::Left)
+            .map(|g| MailboxId(g.mailbox))
+            .collect())
     }
 
     pub(crate) fn epoch_fingerprint(&mut self, group: &GroupId) -> Result<(u64, Vec<u8>), Error> {
