@@ -180,8 +180,9 @@ struct Dev {
     /// Message ids found in the history before a restart (events queued in memory and not yet
     /// handed out by a sync are lost with the process).
     stored: BTreeSet<MessageId>,
-    /// Group items refused: (group, seq) → why.
-    refused: BTreeMap<(usize, u64), String>,
+    /// Group items refused: (group, seq) → why, for each refusal at that position (a group
+    /// that moved at a removal starts its positions again, GROUP-4a).
+    refused: BTreeMap<(usize, u64), Vec<String>>,
     /// Welcomes refused, with why.
     welcome_refused: Vec<String>,
     /// Steps at which it restarted.
@@ -1131,7 +1132,11 @@ impl Sim {
                     match group.as_ref().and_then(|g| self.group_index(g)) {
                         Some(g) => {
                             notes.push(format!("refused g{g}#{seq}: {error}"));
-                            self.devs[d].refused.insert((g, seq), error.to_string());
+                            self.devs[d]
+                                .refused
+                                .entry((g, seq))
+                                .or_default()
+                                .push(error.to_string());
                         }
                         None => {
                             notes.push(format!("refused Welcome #{seq}: {error}"));
@@ -1406,7 +1411,21 @@ impl Sim {
                 if dev.got.get(&s.id).copied().unwrap_or(0) == 1 || dev.stored.contains(&s.id) {
                     continue;
                 }
-                let held = dev.refused.get(&(s.group, s.seq));
+                // A position may have been refused in several mailboxes of the group: the
+                // message's refusal is among them.
+                let reasons = dev.refused.get(&(s.group, s.seq));
+                let held = reasons.and_then(|r| {
+                    r.iter()
+                        .find(|e| self.devs[s.from].revoked && e.contains("revoked"))
+                        .or_else(|| {
+                            r.iter().find(|e| {
+                                self.accounts[self.devs[s.from].account].new_key.is_some()
+                                    && e.contains("does not match the directory")
+                            })
+                        })
+                        .or_else(|| r.first())
+                        .cloned()
+                });
                 let in_history = dev
                     .client
                     .message(&self.groups[s.group], &s.id)
