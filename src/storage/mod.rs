@@ -264,3 +264,50 @@ impl Store {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// GROUP-4a, STORE-1: a database written before mailboxes moved (schema 11) opens, and
+    /// its groups and sealed outbox items read as being in their first mailbox.
+    #[test]
+    fn group_4a_a_store_of_schema_11_reads_its_groups_in_their_first_mailbox() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        let gid = vec![4u8; 32];
+        let first = crate::group::mailbox_for(&gid);
+        {
+            let c = Connection::open(&path).unwrap();
+            let tx = c.unchecked_transaction().unwrap();
+            for m in &MIGRATIONS[..11] {
+                tx.execute_batch(m).unwrap();
+            }
+            tx.pragma_update(None, "user_version", 11).unwrap();
+            tx.execute(
+                "INSERT INTO atmls_groups (group_id, mailbox, cursor, kind, status, created)
+                 VALUES (?1, ?2, 7, 1, 1, 1)",
+                rusqlite::params![gid, first.id.0.to_vec()],
+            )
+            .unwrap();
+            tx.execute(
+                "INSERT INTO atmls_message_outbox
+                 (group_id, content, checked, idem, epoch_tag, after, payload, inner, created)
+                 VALUES (?1, x'01', 1, ?2, ?3, 7, x'02', x'03', 1)",
+                rusqlite::params![gid, vec![5u8; 16], vec![6u8; 32]],
+            )
+            .unwrap();
+            tx.commit().unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let row = tables::group_get(&store.conn, &gid).unwrap().unwrap();
+        assert_eq!((row.capability, row.cursor), (None, 7));
+        assert_eq!(row.current_mailbox(), first);
+        let queued = outbox::first(&store.conn, &gid).unwrap().unwrap();
+        assert_eq!(queued.sealed.unwrap().capability, None);
+        assert_eq!(
+            tables::group_capabilities(&store.conn, &gid).unwrap(),
+            vec![first.post_secret.unwrap()]
+        );
+    }
+}
