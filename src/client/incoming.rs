@@ -48,8 +48,10 @@ enum PageEnd {
 enum Stop {
     Done,
     Removed,
-    /// The group moved to a new mailbox (GROUP-4a): the rest of this page is the old one's.
-    Moved,
+    /// The group moved to a new mailbox (GROUP-4a): the rest of this page is the old one's;
+    /// with whether an urgent account check is queued (TRUST-23), which runs before the new
+    /// mailbox is read.
+    Moved(bool),
     /// An urgent account check is queued (TRUST-23); go on from this item after it.
     Verify(usize),
 }
@@ -379,10 +381,11 @@ impl Session<'_> {
                             if removed {
                                 return Ok((Stop::Removed, ev));
                             }
+                            let urgent = crate::storage::trust::verify_urgent(cx.c)?;
                             if p.moved {
-                                return Ok((Stop::Moved, ev));
+                                return Ok((Stop::Moved(urgent), ev));
                             }
-                            if crate::storage::trust::verify_urgent(cx.c)? {
+                            if urgent {
                                 return Ok((Stop::Verify(k + 1), ev));
                             }
                             continue;
@@ -414,21 +417,32 @@ impl Session<'_> {
             match stop {
                 Stop::Done => break,
                 Stop::Removed => return Ok(PageEnd::Removed),
-                Stop::Moved => return Ok(PageEnd::Moved),
-                Stop::Verify(next) => {
-                    // Network calls never run inside a transaction; a lookup that fails or
-                    // is over budget leaves the mismatch standing (its event is raised).
-                    self.verify_members(true).await?;
-                    if self.inner.read(crate::storage::trust::verify_urgent)? {
-                        self.inner.atomic(|cx| {
-                            crate::storage::trust::verify_defer_urgent(cx.c, cx.now())
-                        })?;
+                Stop::Moved(urgent) => {
+                    if urgent {
+                        self.verify_urgent_now().await?;
                     }
+                    return Ok(PageEnd::Moved);
+                }
+                Stop::Verify(next) => {
+                    self.verify_urgent_now().await?;
                     start = next;
                 }
             }
         }
         Ok(PageEnd::Read)
+    }
+
+    /// Looks up the accounts a merged commit brought in with a key that differs from the pin
+    /// (TRUST-23), before later messages are read. Network calls never run inside a
+    /// transaction; a lookup that fails or is over budget leaves the mismatch standing (its
+    /// event is raised).
+    async fn verify_urgent_now(&mut self) -> Result<(), Error> {
+        self.verify_members(true).await?;
+        if self.inner.read(crate::storage::trust::verify_urgent)? {
+            self.inner
+                .atomic(|cx| crate::storage::trust::verify_defer_urgent(cx.c, cx.now()))?;
+        }
+        Ok(())
     }
 
     /// Processes raw bytes for a group without touching the cursor; errors change nothing.
