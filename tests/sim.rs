@@ -22,10 +22,10 @@
 //!   role allows it can send.
 //!
 //! `cargo test --test sim` runs [`DEFAULT_SEEDS`] seeds and the [`REGRESSIONS`].
-//! `ATMLS_SIM_SEEDS=10000 cargo test --release --test sim` runs more (`ATMLS_SIM_FIRST` moves the range), `ATMLS_SIM_SEED=n`
-//! replays one seed and prints its operation log, `ATMLS_SIM_STEPS` changes the number of steps
-//! per seed, and `ATMLS_SIM_KEEP_GOING=1` runs every seed and lists the failing ones. A failing
-//! seed prints itself and its operation log.
+//! `ATMLS_SIM_SEEDS=10000 cargo test --release --test sim` runs more (`ATMLS_SIM_FIRST` moves
+//! the range), `ATMLS_SIM_SEED=n` replays one seed and prints its operation log,
+//! `ATMLS_SIM_STEPS` changes the number of steps per seed, and `ATMLS_SIM_KEEP_GOING=1` runs
+//! every seed and lists the failing ones. A failing seed prints itself and its operation log.
 //!
 //! The simulation is single-threaded and takes every decision from the seed, so a seed replays
 //! the same operations. What the client draws from the OS (keys, group ids, which published
