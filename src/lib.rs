@@ -30,4 +30,9 @@ pub mod trust;
 mod wire;
 
 pub use client::{Client, ClientBuilder, Error, Event, GroupInfo, Message};
+
+// The README's library example runs as a doc test, so it cannot go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExample;
 pub use group::{GroupId, GroupStatus};
