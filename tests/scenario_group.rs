@@ -361,3 +361,44 @@ async fn group_4a_a_watching_client_follows_the_move() {
     })
     .await;
 }
+
+/// GROUP-4a: a leave is a removal too: once another member commits it, the group moves, and
+/// the capability the leaver kept is refused at the new mailbox.
+#[tokio::test]
+async fn group_4a_a_leave_moves_the_group() {
+    let w = World::new();
+    let (alice, _) = w.account("alice").await;
+    let (bob, _) = w.account("bob").await;
+    let (carol, _) = w.account("carol").await;
+    let g = alice
+        .create_group(&[bob.did().clone(), carol.did().clone()])
+        .await
+        .unwrap();
+    bob.sync().await.unwrap();
+    carol.sync().await.unwrap();
+    let kept = bob.mailbox_for_test(&g).await.unwrap();
+    bob.leave(&g).await.unwrap();
+    // alice's sync reads the request and commits it (GROUP-9).
+    alice.sync().await.unwrap();
+    let moved = alice.mailbox_for_test(&g).await.unwrap();
+    assert_ne!(moved.id, kept.id);
+    let ev = bob.sync().await.unwrap();
+    assert!(
+        ev.iter().any(|e| matches!(e, Event::Removed { .. })),
+        "{ev:?}"
+    );
+    let forged = Mailbox {
+        id: moved.id,
+        post_secret: kept.post_secret,
+    };
+    let tag = EpochTag(rand::random());
+    assert_eq!(
+        w.net
+            .send_message(&forged, &tag, 0, b"junk", &IdempotencyKey::random())
+            .await,
+        Err(TransportError::Forbidden)
+    );
+    carol.send_text(&g, "bob left").await.unwrap();
+    assert_eq!(carol.mailbox_for_test(&g).await.unwrap(), moved);
+    assert_eq!(texts(&alice.sync().await.unwrap()), vec!["bob left"]);
+}
