@@ -25,6 +25,12 @@ use crate::transport::{
 use crate::wire::{Received, WelcomeEnvelope};
 
 const PAGE: u32 = 100;
+
+/// The account key set when a last-resort KeyPackage joined `group`: the leaf it shares with
+/// other groups is rotated by the next sync (KP-8).
+fn needs_update_key(group: &GroupId) -> String {
+    format!("needs_update:{group}")
+}
 /// Most pages one sync reads from one mailbox (AGREE-7): a transport that answers `more`
 /// forever cannot keep a sync going; what is left comes with the next sync.
 const MAX_PAGES: usize = 50;
@@ -256,7 +262,7 @@ fn process_welcome(
             // A last-resort leaf key may be shared with other groups: rotate it here, and
             // replace the package itself; its private keys stay for the grace period so other
             // inviters who already picked it can still be joined (KP-8).
-            tables::account_set_u64(cx.c, &format!("needs_update:{gid}"), 1)?;
+            tables::account_set_u64(cx.c, &needs_update_key(&gid), 1)?;
             let key = kp_ref.tls_serialize_detached().map_err(|e| werr(&e))?;
             tables::kp_grace_add(cx.c, &key, cx.now() + KEY_PACKAGE_GRACE_SECS)?;
         }
@@ -639,7 +645,7 @@ impl Session<'_> {
                     // What remains waits for a member who may commit it.
                     self.commit_pending(&gid).await?;
                     self.answer_resyncs(&gid).await?;
-                    let key = format!("needs_update:{gid}");
+                    let key = needs_update_key(&gid);
                     if self.inner.read(|c| tables::account_u64(c, &key))? == 1 {
                         self.run_commit(&gid, Intent::Update).await?;
                         self.inner
