@@ -303,10 +303,10 @@ fn tagged_hash(label: &[u8], data: &[u8]) -> [u8; 32] {
     h.finalize().into()
 }
 
-/// A group's mailbox: its posting capability derives from the secret group id (which never
-/// leaves the members: payloads are sealed, DS-2), and its id from the capability, so the
+/// A group's first mailbox: its posting capability derives from the secret group id (which
+/// never leaves the members: payloads are sealed, DS-2), and its id from the capability, so the
 /// transport can check a capability without learning the group (spec/group.md GROUP-4,
-/// spec/ds.md DS-3).
+/// spec/ds.md DS-3). The group moves to another mailbox at every removal (GROUP-4a).
 pub fn mailbox_for(group_id: &[u8]) -> Mailbox {
     Mailbox::from_capability(tagged_hash(b"atmls/v1/mailbox-post", group_id))
 }
