@@ -4,10 +4,6 @@
 use clap::Parser as _;
 use tracing_subscriber::EnvFilter;
 
-// Requests allocate and free many small buffers on every worker thread (bench ds_load).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() {
     let cfg = atmls::ds::Config::parse();
