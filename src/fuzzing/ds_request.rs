@@ -97,16 +97,31 @@ pub(super) fn request_target(data: &[u8]) {
         return;
     };
     let h = harness();
+    // A HEAD answer has the headers of a GET answer and never a body (RFC 9110 §9.3.2).
+    let head = req.method() == axum::http::Method::HEAD;
     h.rt.block_on(async {
         let Ok(resp) = h.app.clone().oneshot(req).await;
         let status = resp.status();
+        let json = resp
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
         // Bounded: with shutdown given, subscriptions end after their first comment.
         let body =
             tokio::time::timeout(Duration::from_secs(5), to_bytes(resp.into_body(), 8 << 20))
                 .await
                 .unwrap_or_else(|_| panic!("answer to a {status} request never ended"))
                 .unwrap_or_else(|e| panic!("answer body: {e}"));
-        if status.is_client_error() || status.is_server_error() {
+        if !(status.is_client_error() || status.is_server_error()) {
+            return;
+        }
+        if head {
+            assert!(body.is_empty(), "{status} to HEAD answered with a body");
+            assert!(
+                json,
+                "{status} to HEAD answered without a JSON error's type"
+            );
+        } else {
             let e = serde_json::from_slice::<ErrorBody>(&body);
             assert!(
                 e.is_ok(),
