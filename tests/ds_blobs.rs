@@ -577,14 +577,8 @@ async fn content_25k_deleted_and_expired_attachments_erased_at_the_store_on(pg: 
     bob.sync().await.unwrap();
     let store = HttpBlobStore::new(Arc::new(HttpTransport::new(&ds.url).unwrap()));
     let gone = |url: String| {
-        let store = store.clone();
-        let t = dir.path().join("probe");
-        async move {
-            matches!(
-                store.get_to_file(&url, &t, &no_progress).await,
-                Err(BlobError::NotFound(_))
-            )
-        }
+        let (store, dir) = (store.clone(), dir.path().to_owned());
+        async move { blob_gone(&store, &dir, &url).await }
     };
     // Deleted by its author: erased when the delete is applied.
     let (path, _) = random_file(dir.path(), "a", 300_000);
@@ -645,9 +639,8 @@ async fn group_4a_blobs_follow_the_mailbox_and_old_ones_are_still_erased_on(pg: 
     carol.sync().await.unwrap();
     let store = HttpBlobStore::new(Arc::new(HttpTransport::new(&ds.url).unwrap()));
     let present = |url: String| {
-        let store = store.clone();
-        let t = dir.path().join("probe");
-        async move { store.get_to_file(&url, &t, &no_progress).await.is_ok() }
+        let (store, dir) = (store.clone(), dir.path().to_owned());
+        async move { !blob_gone(&store, &dir, &url).await }
     };
     let (path, _) = random_file(dir.path(), "a", 300_000);
     let before = alice
@@ -680,6 +673,16 @@ async fn group_4a_blobs_follow_the_mailbox_and_old_ones_are_still_erased_on(pg: 
     alice.delete(&g, &after.id).await.unwrap();
     alice.sync().await.unwrap();
     assert!(!present(after_url).await, "erased after the delete");
+}
+
+/// Whether the store answers `url` as gone (erased, or never there).
+async fn blob_gone(store: &HttpBlobStore, dir: &Path, url: &str) -> bool {
+    matches!(
+        store
+            .get_to_file(url, &dir.join("probe"), &no_progress)
+            .await,
+        Err(BlobError::NotFound(_))
+    )
 }
 
 fn streamed_url(a: &Attachment) -> String {

@@ -313,6 +313,20 @@ async fn kp_7_expired_key_packages_lose_their_private_keys() {
     );
 }
 
+/// alice's group with bob and carol, one device each; they have not synced yet.
+async fn alice_bob_carol(
+    w: &World,
+) -> (atmls::Client, atmls::Client, atmls::Client, atmls::GroupId) {
+    let (alice, _) = w.account("alice").await;
+    let (bob, _) = w.account("bob").await;
+    let (carol, _) = w.account("carol").await;
+    let g = alice
+        .create_group(&[bob.did().clone(), carol.did().clone()])
+        .await
+        .unwrap();
+    (alice, bob, carol, g)
+}
+
 /// Waits (liveness bound only) for the event `want` picks out of a watch stream.
 async fn wait_for(
     rx: &mut tokio::sync::mpsc::Receiver<Result<Event, atmls::Error>>,
@@ -336,13 +350,7 @@ async fn wait_for(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn group_4a_a_watching_client_follows_the_move() {
     let w = World::new();
-    let (alice, _) = w.account("alice").await;
-    let (bob, _) = w.account("bob").await;
-    let (carol, _) = w.account("carol").await;
-    let g = alice
-        .create_group(&[bob.did().clone(), carol.did().clone()])
-        .await
-        .unwrap();
+    let (alice, bob, carol, g) = alice_bob_carol(&w).await;
     carol.sync().await.unwrap();
     let bob = Arc::new(bob);
     let mut rx = bob.watch(std::time::Duration::from_secs(3600));
@@ -367,13 +375,7 @@ async fn group_4a_a_watching_client_follows_the_move() {
 #[tokio::test]
 async fn group_4a_a_leave_moves_the_group() {
     let w = World::new();
-    let (alice, _) = w.account("alice").await;
-    let (bob, _) = w.account("bob").await;
-    let (carol, _) = w.account("carol").await;
-    let g = alice
-        .create_group(&[bob.did().clone(), carol.did().clone()])
-        .await
-        .unwrap();
+    let (alice, bob, carol, g) = alice_bob_carol(&w).await;
     bob.sync().await.unwrap();
     carol.sync().await.unwrap();
     let kept = bob.mailbox_for_test(&g).await.unwrap();

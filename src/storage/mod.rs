@@ -265,6 +265,8 @@ impl Store {
     }
 }
 
+// Test code: `unwrap` only on a database the test writes itself, never on another party's
+// input.
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -577,6 +577,7 @@ pub(crate) fn kp_grace_take_expired(c: &Connection, now: u64) -> R<Vec<Vec<u8>>>
     Ok(rows)
 }
 
+// Test code: `unwrap` only on an in-memory store the test fills itself.
 #[cfg(test)]
 mod tests {
     use super::*;
