@@ -361,17 +361,13 @@ impl Session<'_> {
                     tables::outbox_delete(cx.c, &group.0)?;
                     tables::group_set_cursor(cx.c, &group.0, seq)?;
                     // A removal moves the group (GROUP-4a); joiners start where it moved to.
-                    let joiners_from = if removes {
+                    let (joiners_from, capability) = if removes {
                         let cap = crate::group::moved_mailbox(&g, cx.p.crypto())?;
                         tables::group_move(cx.c, &group.0, cap)?;
-                        0
+                        (0, Some(cap))
                     } else {
-                        seq
+                        (seq, mailbox.post_secret)
                     };
-                    let capability = tables::group_get(cx.c, &group.0)?
-                        .ok_or(GroupError::UnknownGroup)?
-                        .current_mailbox()
-                        .post_secret;
                     // The tree our Welcome points to, exported after the merge: the tree the
                     // GroupInfo's tree hash names. Queued with the Welcomes, uploaded before
                     // them (LG-T-3).
