@@ -4,7 +4,8 @@
 //! decrypts chunk by chunk, so neither should hold the file in memory.
 //!
 //! ```text
-//! cargo build --release --features ds-server,ds-client --bin atmls-ds --example attachment_transfer
+//! cargo build --release -p atmls-ds --bin atmls-ds
+//! cargo build --release --features ds-client --example attachment_transfer
 //! target/release/atmls-ds --database /tmp/ds.db --listen 127.0.0.1:8099 &
 //! target/release/examples/attachment_transfer http://127.0.0.1:8099 100
 //! ```
@@ -13,7 +14,7 @@
 //! /proc/self/status, reset between the phases through /proc/self/clear_refs (Linux).
 #![forbid(unsafe_code)]
 
-#[cfg(all(feature = "ds-server", feature = "ds-client"))]
+#[cfg(feature = "ds-client")]
 mod run {
     use std::io::Write as _;
     use std::path::Path;
@@ -120,7 +121,7 @@ mod run {
     }
 }
 
-#[cfg(all(feature = "ds-server", feature = "ds-client"))]
+#[cfg(feature = "ds-client")]
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -131,7 +132,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     run::main(&ds, mib).await
 }
 
-#[cfg(not(all(feature = "ds-server", feature = "ds-client")))]
+#[cfg(not(feature = "ds-client"))]
 fn main() {
-    eprintln!("build with --features ds-server,ds-client");
+    eprintln!("build with --features ds-client");
 }

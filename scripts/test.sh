@@ -21,8 +21,9 @@ ATMLS_TEST_DATABASE_URL="$(scripts/postgres.sh start)"
 export ATMLS_TEST_DATABASE_URL
 trap 'scripts/postgres.sh stop' EXIT
 
-echo "== cargo test --all-features (unit, scenario, negative and doc tests)"
-cargo test --all-features
+echo "== cargo test --workspace --all-features (unit, scenario, negative and doc tests)"
+# The library, the delivery service (crates/atmls-ds), its wire contract and the CLI.
+cargo test --workspace --all-features --no-fail-fast
 # The RFC 9420 test vectors (vendor/rfc9420-vectors) through openmls's own known-answer tests,
 # built from the patched crate; the passive-client ones also run through atmls's storage in
 # tests/rfc9420_passive_client.rs, above.

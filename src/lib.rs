@@ -16,8 +16,6 @@ pub mod clock;
 pub mod content;
 pub mod credential;
 pub mod directory;
-#[cfg(any(feature = "ds-client", feature = "ds-server"))]
-pub mod ds;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;

@@ -737,7 +737,12 @@ fn table_rows() -> Vec<(String, Vec<String>)> {
 fn test_fns() -> HashSet<String> {
     let root = env!("CARGO_MANIFEST_DIR");
     let mut out = HashSet::new();
-    for e in std::fs::read_dir(format!("{root}/tests")).unwrap() {
+    // The library's tests, and those of the crates beside it (the service's, the CLI's).
+    let dirs = ["tests", "crates/atmls-ds/tests", "crates/atmls-cli/tests"];
+    let files = dirs
+        .iter()
+        .flat_map(|d| std::fs::read_dir(format!("{root}/{d}")).unwrap());
+    for e in files {
         let path = e.unwrap().path();
         if path.extension().is_some_and(|x| x == "rs") {
             let src = std::fs::read_to_string(&path).unwrap();

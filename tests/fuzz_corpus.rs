@@ -1,6 +1,7 @@
 //! Replays the fuzz corpora under `cargo test` (feature `fuzzing`): every file of
 //! `fuzz/corpus/<target>/` and `fuzz/regressions/<target>/`, and every seed the real encoders
-//! make, through the function the libFuzzer target calls (`atmls::fuzzing`). Each must return
+//! make, through the function the libFuzzer target calls (`atmls::fuzzing`, and
+//! `atmls_ds::fuzzing` for the service's). Each must return
 //! without panicking: a panic is a broken invariant (a crash, a non-canonical decoding, a
 //! round trip that differs). The long runs are `scripts/fuzz.sh <target> <seconds>`.
 //!
@@ -9,7 +10,26 @@
 
 use std::path::{Path, PathBuf};
 
-use atmls::fuzzing::{seeds, target, TARGETS};
+use atmls::fuzzing::Target;
+
+/// Every target: the library's and the service's.
+fn targets() -> Vec<(&'static str, Target)> {
+    let ds = atmls_ds::fuzzing::TARGETS.iter();
+    atmls::fuzzing::TARGETS.iter().chain(ds).copied().collect()
+}
+
+fn target(name: &str) -> Option<Target> {
+    targets()
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, t)| t)
+}
+
+fn seeds() -> Vec<(&'static str, Vec<Vec<u8>>)> {
+    let mut all = atmls::fuzzing::seeds();
+    all.extend(atmls_ds::fuzzing::seeds());
+    all
+}
 
 fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")
@@ -38,7 +58,7 @@ fn name_of(bytes: &[u8]) -> String {
 #[test]
 fn every_target_has_a_fuzz_binary_and_a_corpus() {
     let manifest = std::fs::read_to_string(fuzz_dir().join("Cargo.toml")).unwrap();
-    for (name, _) in TARGETS {
+    for (name, _) in targets() {
         assert!(
             manifest.contains(&format!("name = \"{name}\"")),
             "fuzz/Cargo.toml has no [[bin]] {name}"
@@ -46,7 +66,7 @@ fn every_target_has_a_fuzz_binary_and_a_corpus() {
         let src = fuzz_dir().join("fuzz_targets").join(format!("{name}.rs"));
         let text = std::fs::read_to_string(&src).unwrap_or_default();
         assert!(
-            text.contains(&format!("atmls::fuzzing::run(\"{name}\", data)")),
+            text.contains(&format!("fuzzing::run(\"{name}\", data)")),
             "{} does not call target {name}",
             src.display()
         );
@@ -66,7 +86,7 @@ fn every_fuzz_binary_is_a_target() {
             .unwrap_or_default();
         assert!(
             target(name).is_some(),
-            "fuzz target {name} is not in atmls::fuzzing::TARGETS"
+            "fuzz target {name} is not in atmls::fuzzing::TARGETS nor atmls_ds::fuzzing::TARGETS"
         );
     }
 }
@@ -75,9 +95,9 @@ fn every_fuzz_binary_is_a_target() {
 fn seeds_replay_and_cover_every_target() {
     let write = std::env::var_os("ATMLS_FUZZ_WRITE_SEEDS").is_some();
     let all = seeds();
-    for (name, _) in TARGETS {
+    for (name, _) in targets() {
         assert!(
-            all.iter().any(|(n, s)| n == name && !s.is_empty()),
+            all.iter().any(|(n, s)| *n == name && !s.is_empty()),
             "no seed for {name}"
         );
     }
@@ -104,7 +124,7 @@ fn seeds_replay_and_cover_every_target() {
 #[test]
 fn corpus_and_regressions_replay() {
     let mut replayed = 0;
-    for (name, run) in TARGETS {
+    for (name, run) in targets() {
         for kind in ["corpus", "regressions"] {
             for file in files(&fuzz_dir().join(kind).join(name)) {
                 let input = std::fs::read(&file).unwrap();
@@ -115,5 +135,8 @@ fn corpus_and_regressions_replay() {
             }
         }
     }
-    assert!(replayed >= TARGETS.len(), "only {replayed} files replayed");
+    assert!(
+        replayed >= targets().len(),
+        "only {replayed} files replayed"
+    );
 }

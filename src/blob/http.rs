@@ -1,5 +1,5 @@
 //! Blobs at an atmls-ds service (spec/content.md CONTENT-25g to CONTENT-25k, routes in
-//! [`crate::ds::blob_api`]): uploaded chunk by chunk under a group mailbox's capability,
+//! [`atmls_ds_wire::blob_api`]): uploaded chunk by chunk under a group mailbox's capability,
 //! downloaded by random id with `Range` resumption, both from and to files, one chunk in
 //! memory at a time, reporting progress.
 
@@ -12,9 +12,9 @@ use reqwest::StatusCode;
 use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _, AsyncWriteExt as _};
 
 use super::{BlobError, BlobStore, Progress, ProgressFn};
-use crate::ds::api::ErrorBody;
-use crate::ds::blob_api::{code, BlobCreate, BlobCreated, BlobStatus, BLOB_CHUNK, MAX_BLOB};
 use crate::transport::{HttpTransport, MailboxId, TransportError};
+use atmls_ds_wire::api::ErrorBody;
+use atmls_ds_wire::blob_api::{code, BlobCreate, BlobCreated, BlobStatus, BLOB_CHUNK, MAX_BLOB};
 
 /// Tries of one chunk (or of the download) before the transfer gives up; each after a cut
 /// connection or an unavailable service resumes where the last one stopped.

@@ -518,7 +518,10 @@ impl Session<'_> {
     /// on the last.
     async fn sync_welcomes(&mut self, last: bool) -> Result<(), Error> {
         // Only this device may read its Welcome mailbox: a fresh proof per sync (DS-W-1).
-        let proof = WelcomeReadProof::sign(&self.inner.device.installation, self.inner.now());
+        let proof = WelcomeReadProof::sign(
+            &self.inner.device.installation.secret_bytes(),
+            self.inner.now(),
+        );
         for _ in 0..MAX_PAGES {
             let cursor = self
                 .inner

@@ -423,7 +423,10 @@ impl Client {
                 // proofs (DS-W-1, DS-W-3).
                 let listed = {
                     let mut s = me.session().await;
-                    let proof = WelcomeReadProof::sign(&s.inner.device.installation, s.inner.now());
+                    let proof = WelcomeReadProof::sign(
+                        &s.inner.device.installation.secret_bytes(),
+                        s.inner.now(),
+                    );
                     s.inner.group_mailboxes().and_then(|m| {
                         let mut proofs = vec![proof];
                         proofs.extend(s.inner.invite_mailboxes()?);

@@ -131,17 +131,7 @@ pub fn stream_len(size: u64) -> u64 {
     size + STREAM_TAG as u64 * (size / STREAM_CHUNK as u64 + 1)
 }
 
-/// The size a blob of `len` bytes is padded to (CONTENT-25d): the next power of two up to
-/// 1 MiB (at least 64 KiB), above that the next multiple of an eighth of the power of two
-/// below it (at most 12.5 % more), so a store learns the size only within a bucket.
-pub fn padded_len(len: u64) -> u64 {
-    const MIB: u64 = 1 << 20;
-    if len <= MIB {
-        return len.max(64 * 1024).next_power_of_two();
-    }
-    let step = (1u64 << (63 - len.leading_zeros())) / 8;
-    len.div_ceil(step).saturating_mul(step)
-}
+pub use atmls_ds_wire::blob_api::padded_len;
 
 /// What [`encrypt_stream`] produced.
 #[derive(Debug)]

@@ -5,7 +5,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::mode;
-use crate::ds::api::{self, Accepted, ErrorBody, PageBody, SubscribeBody, TreeStored};
+use atmls_ds_wire::api::{self, Accepted, ErrorBody, PageBody, SubscribeBody, TreeStored};
 
 /// Whatever a body deserializes to serializes and deserializes back to the same value.
 fn body<T: DeserializeOwned + Serialize + PartialEq + std::fmt::Debug>(data: &[u8]) {

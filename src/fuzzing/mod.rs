@@ -1,7 +1,8 @@
 //! Fuzz targets (feature `fuzzing`, not a stable API): one function per parser of untrusted
 //! input, each taking the fuzzer's bytes. The libFuzzer targets in `fuzz/` call them, and
 //! `tests/fuzz_corpus.rs` replays every corpus and regression file through the same functions
-//! under `cargo test`, so what a long run found stays fixed.
+//! under `cargo test`, so what a long run found stays fixed. The service's own target
+//! (`ds_request`) is `atmls_ds::fuzzing`.
 //!
 //! Each function's contract is the target's invariant: it never panics on any input and
 //! bounds its work (the parsers refuse oversized input before allocating); where a codec has
@@ -11,7 +12,6 @@
 
 mod content;
 mod ds;
-mod ds_request;
 mod fixtures;
 mod group;
 mod identity;
@@ -32,7 +32,6 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("record_declaration", records::declaration),
     ("record_device", records::device),
     ("record_key_package", records::key_package),
-    ("ds_request", ds_request::request_target),
     ("ds_response", ds::response),
     ("wire_envelope", sealed::wire_envelope),
     ("outer_seal", sealed::outer_seal),

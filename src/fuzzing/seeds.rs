@@ -20,13 +20,15 @@ use crate::content::{
 use crate::credential::{AtmlsIdentity, LeafProof};
 use crate::directory::pds::records::{encode_declaration, encode_device, encode_key_package};
 use crate::directory::DeviceRecord;
-use crate::ds::api::{Accepted, ErrorBody, Item, PageBody, SubscribeBody, TreeStored, WireKind};
 use crate::group::{
     encode_hint, outer_seal_plain, GovernanceChange, InviteId, Member, Role, TreeRef,
 };
 use crate::identity::recovery_seal_with_key;
 use crate::keypackage::{generate, DEFAULT_CIPHERSUITE};
 use crate::wire::WelcomeEnvelope;
+use atmls_ds_wire::api::{
+    Accepted, ErrorBody, Item, PageBody, SubscribeBody, TreeStored, WireKind,
+};
 
 type Seeds = Vec<Vec<u8>>;
 
@@ -40,7 +42,6 @@ pub fn seeds() -> Vec<(&'static str, Seeds)> {
         ("record_declaration", declaration()),
         ("record_device", device()),
         ("record_key_package", key_package_records()),
-        ("ds_request", ds_request()),
         ("ds_response", ds_response()),
         ("wire_envelope", wire_envelope()),
         ("outer_seal", outer_seal()),
@@ -168,43 +169,6 @@ fn ds_response() -> Seeds {
         tagged(5, hex::encode([0xabu8; 32]).as_bytes()),
         tagged(6, b"9223372036854775807"),
     ]
-}
-
-/// Requests as the client transport sends them (spec/ds.md DS-API-*), and a few it never does.
-fn ds_request() -> Seeds {
-    let cap = [4u8; 32];
-    let mailbox = hex::encode(crate::transport::MailboxId::for_capability(&cap).0);
-    let group_post = |what: &str, idem: u8, body: &str| {
-        format!(
-            "POST /v1/mailboxes/{mailbox}/{what}\nidempotency-key: {}\natmls-epoch: {}\n\
-             atmls-after: {}\nauthorization: Bearer {}\n\n{body}",
-            hex::encode([idem; 16]),
-            hex::encode([5u8; 32]),
-            idem - 1,
-            hex::encode(cap),
-        )
-    };
-    let welcome = format!(
-        "POST /v1/mailboxes/{}/welcomes\nidempotency-key: {}\n\nwelcome",
-        hex::encode([6u8; 32]),
-        hex::encode([3u8; 16])
-    );
-    let tree = hex::encode([7u8; 32]);
-    let subscribe = format!("{{\"mailboxes\":[\"{mailbox}\"]}}");
-    [
-        group_post("commits", 1, "commit"),
-        group_post("messages", 2, "message"),
-        welcome,
-        format!("GET /v1/mailboxes/{mailbox}/items?after=0&limit=10&wait_ms=100"),
-        format!("PUT /v1/trees/{tree}\ncontent-type: application/octet-stream\n\ntree"),
-        format!("GET /v1/trees/{tree}"),
-        format!("POST /v1/subscribe\ncontent-type: application/json\n\n{subscribe}"),
-        "GET /health".into(),
-        "DELETE /v1/nothing".into(),
-    ]
-    .into_iter()
-    .map(String::into_bytes)
-    .collect()
 }
 
 fn to<T: serde::Serialize>(v: &T) -> Vec<u8> {

@@ -48,10 +48,11 @@ pub(crate) use welcome::welcome_for;
 
 use std::fmt;
 
+use openmls::framing::errors::{MessageDecryptionError, SecretTreeError};
 use openmls::prelude::{
     Ciphersuite, Extension, ExtensionType, Extensions, LeafNode, MlsGroup, MlsGroupCreateConfig,
-    MlsGroupJoinConfig, RequiredCapabilitiesExtension, SenderRatchetConfiguration,
-    PURE_CIPHERTEXT_WIRE_FORMAT_POLICY,
+    MlsGroupJoinConfig, ProcessMessageError, RequiredCapabilitiesExtension,
+    SenderRatchetConfiguration, ValidationError, PURE_CIPHERTEXT_WIRE_FORMAT_POLICY,
 };
 use openmls_traits::crypto::OpenMlsCrypto;
 use sha2::{Digest, Sha256};
@@ -215,25 +216,23 @@ impl GroupError {
         }
     }
 
-    /// Classifies an openmls processing error (openmls's error enums are not stable API, so
-    /// we keep only what callers can act on).
-    pub(crate) fn from_process<E: fmt::Debug>(e: E) -> Self {
-        let s = format!("{e:?}");
-        if s.contains("SecretReuse") {
-            GroupError::Replay
-        } else if s.contains("WrongEpoch") || s.contains("TooDistantInThePast") {
-            GroupError::WrongEpoch
-        } else if s.contains("WrongGroupId") {
-            GroupError::WrongGroup
-        } else if s.contains("UnableToDecrypt")
-            || s.contains("Decrypt")
-            || s.contains("UnknownMember")
-        {
-            GroupError::Undecryptable(s.chars().take(200).collect())
-        } else if s.contains("InvalidCommit") || s.contains("StageCommit") {
-            GroupError::InvalidCommit(s.chars().take(200).collect())
-        } else {
-            GroupError::Undecryptable(s.chars().take(200).collect())
+    /// Classifies an openmls processing error by its type, keeping only what callers can act
+    /// on: a replay, a message of another epoch or group, a refused commit; everything else
+    /// is a message this member cannot read.
+    pub(crate) fn from_process<S: fmt::Debug>(e: ProcessMessageError<S>) -> Self {
+        use MessageDecryptionError::SecretTreeError as Ratchet;
+        use ValidationError::UnableToDecrypt;
+        let text = || format!("{e:?}").chars().take(200).collect();
+        match &e {
+            ProcessMessageError::ValidationError(v) => match v {
+                UnableToDecrypt(Ratchet(SecretTreeError::SecretReuseError)) => GroupError::Replay,
+                UnableToDecrypt(Ratchet(SecretTreeError::TooDistantInThePast))
+                | ValidationError::WrongEpoch => GroupError::WrongEpoch,
+                ValidationError::WrongGroupId => GroupError::WrongGroup,
+                _ => GroupError::Undecryptable(text()),
+            },
+            ProcessMessageError::InvalidCommit(_) => GroupError::InvalidCommit(text()),
+            _ => GroupError::Undecryptable(text()),
         }
     }
 }
@@ -327,10 +326,7 @@ pub(crate) fn moved_mailbox(
 
 /// A device's Welcome mailbox, derived from its installation key (GROUP-5).
 pub fn welcome_mailbox(installation: &PublicKey) -> MailboxId {
-    MailboxId(tagged_hash(
-        b"atmls/v1/welcome-mailbox",
-        installation.as_bytes(),
-    ))
+    crate::transport::welcome_mailbox_of(installation.as_bytes())
 }
 
 /// The opaque ordering key of the group's current epoch: an MLS exporter value (GROUP-6).

@@ -8,6 +8,7 @@ use chacha20poly1305::ChaCha20Poly1305;
 use openmls::messages::group_info::GroupInfo;
 use openmls::prelude::{
     tls_codec::DeserializeBytes as _, Extension, Extensions, RatchetTreeIn, UnknownExtension,
+    WelcomeError,
 };
 
 use super::{tagged_hash, GroupError};
@@ -192,14 +193,23 @@ impl TreeRef {
 /// verifies the GroupInfo's signature with the signer's key from that tree, then the tree
 /// against the GroupInfo's tree hash: either failing means the tree is not the group's
 /// (LG-T-5). Anything else is the Welcome's fault.
-pub(crate) fn staging_error(e: &impl std::fmt::Debug, out_of_band: bool) -> GroupError {
-    let s = format!("{e:?}");
-    if s.contains("TreeHashMismatch") || (out_of_band && s.contains("InvalidGroupInfoSignature")) {
-        GroupError::WelcomeTree(TreeError::Mismatch)
-    } else if s.contains("MissingRatchetTree") {
-        GroupError::WelcomeTree(TreeError::NoTree)
-    } else {
-        GroupError::Welcome(s.chars().take(200).collect())
+pub(crate) fn staging_error<S: std::fmt::Debug>(
+    e: &WelcomeError<S>,
+    out_of_band: bool,
+) -> GroupError {
+    use openmls::prelude::CreationFromExternalError as FromTree;
+    match e {
+        WelcomeError::PublicGroupError(FromTree::TreeHashMismatch) => {
+            GroupError::WelcomeTree(TreeError::Mismatch)
+        }
+        WelcomeError::InvalidGroupInfoSignature
+        | WelcomeError::PublicGroupError(FromTree::InvalidGroupInfoSignature)
+            if out_of_band =>
+        {
+            GroupError::WelcomeTree(TreeError::Mismatch)
+        }
+        WelcomeError::MissingRatchetTree => GroupError::WelcomeTree(TreeError::NoTree),
+        _ => GroupError::Welcome(format!("{e:?}").chars().take(200).collect()),
     }
 }
 

@@ -10,49 +10,21 @@
 #[cfg(feature = "ds-client")]
 mod http;
 mod memory;
-pub mod stamp;
-mod welcome_read;
 
 #[cfg(feature = "ds-client")]
 pub use http::{HttpTransport, HttpTransportBuilder};
 pub use memory::MemoryTransport;
-pub use welcome_read::{
-    welcome_mailbox_of, WelcomeReadError, WelcomeReadProof, WELCOME_READ_WINDOW_SECS,
+// The wire contract with the delivery service lives in its own crate, shared with atmls-ds
+// (which must not depend on atmls): these are its types, named here where clients use them.
+pub use atmls_ds_wire::stamp;
+pub use atmls_ds_wire::{
+    welcome_mailbox_of, EpochTag, Kind, MailboxId, WelcomeReadError, WelcomeReadProof,
+    MAX_COMMIT_PAYLOAD, MAX_PAYLOAD, MAX_TREE_BLOB, MAX_WELCOME_PAYLOAD, TREE_TTL_SECS,
+    WELCOME_READ_WINDOW_SECS,
 };
 
 use async_trait::async_trait;
-use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
-
-/// Largest application message a transport must accept (1 MiB); larger ones are refused.
-pub const MAX_PAYLOAD: usize = 1 << 20;
-
-/// Largest commit a transport must accept (16 MiB). A commit with an update path (every remove,
-/// every self-update) encrypts a path secret to each node of the committer's copath
-/// resolution: on a tree whose parent nodes are blank (a group built by adds) that is about
-/// every member, about 85 bytes each, 8.2 MB at 100,000 members (spec/large-groups.md
-/// LG-13). 16 MiB fits about 190,000 members.
-pub const MAX_COMMIT_PAYLOAD: usize = 16 << 20;
-
-/// Largest Welcome a transport must accept (16 MiB). A Welcome carries the whole ratchet tree
-/// (about 550 bytes per member), so it needs more room than other messages: 16 MiB fits
-/// groups of about 30,000 members.
-pub const MAX_WELCOME_PAYLOAD: usize = 16 << 20;
-
-/// Largest ratchet-tree blob a transport must accept (64 MiB): a Welcome's tree travels out of
-/// band (spec/large-groups.md LG-T-3), about 550 bytes per member, so this fits groups of
-/// about 100,000 members.
-pub const MAX_TREE_BLOB: usize = 64 << 20;
-
-/// How long a transport keeps a ratchet-tree blob (7 days): as long as a joiner may take to
-/// process its Welcome (LG-T-4).
-pub const TREE_TTL_SECS: u64 = 7 * 24 * 3600;
-
-/// Opaque id of a mailbox (a group's, or a device's Welcome mailbox).
-#[derive(
-    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, serde::Serialize, serde::Deserialize,
-)]
-pub struct MailboxId(pub [u8; 32]);
 
 /// A mailbox and the capability to post to it. Group mailboxes carry a secret only members
 /// can derive; a transport that authenticates posts derives its proof from it. Welcome
@@ -63,21 +35,6 @@ pub struct Mailbox {
     pub id: MailboxId,
     /// Members-only posting capability, if the mailbox has one.
     pub post_secret: Option<[u8; 32]>,
-}
-
-impl MailboxId {
-    /// The id of the group mailbox whose posting capability is `secret`: a one-way hash of it,
-    /// so whoever holds the capability can prove it and whoever sees the id cannot post
-    /// (spec/ds.md DS-3).
-    pub fn for_capability(secret: &[u8; 32]) -> MailboxId {
-        // H(label, data) of spec/group.md: the label is length-prefixed.
-        const LABEL: &[u8] = b"atmls/v1/mailbox-id";
-        let mut h = Sha256::new();
-        h.update((LABEL.len() as u32).to_be_bytes());
-        h.update(LABEL);
-        h.update(secret);
-        MailboxId(h.finalize().into())
-    }
 }
 
 impl Mailbox {
@@ -102,11 +59,6 @@ impl Mailbox {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct TreeLocator(pub [u8; 32]);
 
-/// Opaque per-epoch ordering key: equal for all members in the same epoch of a group,
-/// unpredictable to anyone else.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub struct EpochTag(pub [u8; 32]);
-
 /// Client-chosen key making a send idempotent: a retried send is stored and delivered once.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct IdempotencyKey(pub [u8; 16]);
@@ -116,17 +68,6 @@ impl IdempotencyKey {
     pub fn random() -> Self {
         IdempotencyKey(rand::random())
     }
-}
-
-/// What kind of message a delivered item is.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, serde::Serialize, serde::Deserialize)]
-pub enum Kind {
-    /// A commit, ordered per epoch.
-    Commit,
-    /// An application message or proposal.
-    Message,
-    /// A Welcome, in a device's Welcome mailbox.
-    Welcome,
 }
 
 /// One stored item of a mailbox.

@@ -157,7 +157,7 @@ impl SecretChannel {
 
     /// A proof, made at `now`, that the caller may read the channel's mailbox.
     pub(crate) fn read_proof(&self, now: u64) -> crate::transport::WelcomeReadProof {
-        crate::transport::WelcomeReadProof::sign_with_seed(&self.reader, now)
+        crate::transport::WelcomeReadProof::sign(&self.reader, now)
     }
 
     /// Seals `body` as a message of `kind` (the kind is authenticated).

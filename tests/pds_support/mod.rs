@@ -16,8 +16,17 @@ use atmls::directory::pds::{PdsConfig, PdsDirectory};
 use atmls::identity::Did;
 use serde_json::{json, Value};
 
+/// The workspace root, where scripts/ is: this module is also built by the CLI crate's tests
+/// (crates/atmls-cli), whose manifest is two levels down.
 fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    match manifest
+        .ancestors()
+        .find(|d| d.join("scripts/pds").is_dir())
+    {
+        Some(root) => root.to_path_buf(),
+        None => manifest,
+    }
 }
 
 pub struct LocalPds {

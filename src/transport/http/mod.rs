@@ -22,7 +22,7 @@ use super::{
     Subscription, Transport, TransportError, TreeLocator, WelcomeReadProof, MAX_COMMIT_PAYLOAD,
     MAX_TREE_BLOB, MAX_WELCOME_PAYLOAD,
 };
-use crate::ds::api::{self, code, Accepted, ErrorBody, Item, PageBody, SubscribeBody};
+use atmls_ds_wire::api::{self, code, Accepted, ErrorBody, Item, PageBody, SubscribeBody};
 
 mod connect;
 
