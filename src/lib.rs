@@ -6,7 +6,8 @@
 //! The data flows through one module per concern: [`identity`] (DIDs, identity and
 //! installation keys) → [`credential`] (what a leaf proves) → [`keypackage`] → [`group`] →
 //! [`transport`] → [`content`], with [`directory`] (where identities are published) and
-//! [`storage`] beside them. [`Client`] ties them together.
+//! [`storage`] beside them, and [`extensions`] (atmls's MLS extension types) below all.
+//! [`Client`] ties them together. No module names a later one (tests/module_graph.rs).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -16,6 +17,7 @@ pub mod clock;
 pub mod content;
 pub mod credential;
 pub mod directory;
+pub mod extensions;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;

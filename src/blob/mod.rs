@@ -16,11 +16,13 @@ mod fs;
 #[cfg(feature = "ds-client")]
 mod http;
 mod memory;
+mod reference;
 
 pub use fs::FsBlobStore;
 #[cfg(feature = "ds-client")]
 pub use http::HttpBlobStore;
 pub use memory::MemoryBlobStore;
+pub use reference::{RemoteAttachment, StreamKey, StreamedAttachment};
 
 /// How far a transfer got, for a progress bar: `done` of `total` bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -5,10 +5,11 @@
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use sha2::{Digest, Sha256};
-use zeroize::Zeroize;
 
 use super::payload::{encoded, open, utf8, Writer};
-use super::{ContentCodec, ContentError, ContentTypeId, EncodedContent};
+use super::{
+    ContentCodec, ContentError, ContentTypeId, EncodedContent, RemoteAttachment, StreamedAttachment,
+};
 
 /// Largest file carried inline in the message, in bytes; larger files go to a blob store.
 pub const MAX_INLINE_ATTACHMENT: usize = 256 * 1024;
@@ -43,46 +44,6 @@ pub enum AttachmentSource {
     Remote(RemoteAttachment),
     /// Encrypted chunk by chunk in a blob store (CONTENT-25a): what this crate sends.
     Streamed(StreamedAttachment),
-}
-
-/// How to fetch and decrypt an attachment encrypted chunk by chunk
-/// ([`encrypt_stream`](super::encrypt_stream), CONTENT-25a to CONTENT-25f).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StreamedAttachment {
-    /// Where the blob store keeps the blob.
-    pub url: String,
-    /// SHA-256 of the whole blob (stream and padding).
-    pub digest: [u8; 32],
-    /// The fresh key and nonce prefix of this attachment.
-    pub key: super::StreamKey,
-}
-
-/// How to fetch and decrypt an attachment kept outside the message.
-#[derive(Clone, PartialEq, Eq)]
-pub struct RemoteAttachment {
-    /// Where the blob store keeps the ciphertext.
-    pub url: String,
-    /// SHA-256 of the ciphertext, checked before decrypting.
-    pub digest: [u8; 32],
-    /// The fresh ChaCha20-Poly1305 key of this attachment.
-    pub key: [u8; 32],
-    /// The nonce used with `key`.
-    pub nonce: [u8; 12],
-}
-
-impl std::fmt::Debug for RemoteAttachment {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RemoteAttachment")
-            .field("url", &self.url)
-            .field("digest", &hex::encode(self.digest))
-            .finish_non_exhaustive()
-    }
-}
-
-impl Drop for RemoteAttachment {
-    fn drop(&mut self) {
-        self.key.zeroize();
-    }
 }
 
 /// Encrypts a file for a blob store: a fresh random key and nonce, ChaCha20-Poly1305,

@@ -25,19 +25,21 @@ mod text;
 mod type_id;
 
 pub use attachment::{
-    encrypt_attachment, Attachment, AttachmentCodec, AttachmentSource, RemoteAttachment,
-    StreamedAttachment, MAX_FILENAME_LEN, MAX_INLINE_ATTACHMENT, MAX_MIME_TYPE_LEN, MAX_URL_LEN,
+    encrypt_attachment, Attachment, AttachmentCodec, AttachmentSource, MAX_FILENAME_LEN,
+    MAX_INLINE_ATTACHMENT, MAX_MIME_TYPE_LEN, MAX_URL_LEN,
 };
+// Defined below content, where group state can name them too.
+pub use crate::blob::{RemoteAttachment, StreamKey, StreamedAttachment};
+pub use crate::group::MessageId;
 pub use edit::{Delete, DeleteCodec, Edit, EditCodec};
 pub use group_updated::{GroupUpdated, GroupUpdatedCodec};
 pub use markdown::MarkdownCodec;
-pub use payload::MessageId;
 pub use reaction::{Reaction, ReactionAction, ReactionCodec, MAX_REACTION_LEN};
 pub use receipt::{ReadReceipt, ReadReceiptCodec, Typing, TypingCodec};
 pub use reply::{Reply, ReplyCodec};
 pub use stream::{
     decrypt_stream, decrypt_stream_to_path, encrypt_stream, padded_len, stream_len, SealedStream,
-    StreamError, StreamKey, MAX_STREAM_PLAINTEXT, STREAM_AAD, STREAM_CHUNK, STREAM_TAG,
+    StreamError, MAX_STREAM_PLAINTEXT, STREAM_AAD, STREAM_CHUNK, STREAM_TAG,
 };
 
 pub use encoded::{

@@ -25,6 +25,8 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use zeroize::Zeroize;
 
+use crate::blob::StreamKey;
+
 /// Plaintext bytes per chunk (64 KiB).
 pub const STREAM_CHUNK: usize = 64 * 1024;
 /// Bytes of the Poly1305 tag after each chunk.
@@ -85,24 +87,7 @@ impl StreamError {
     }
 }
 
-/// The secret of one streamed attachment: a fresh key and nonce prefix (CONTENT-25a).
-#[derive(Clone, PartialEq, Eq)]
-pub struct StreamKey {
-    /// The ChaCha20-Poly1305 key.
-    pub key: [u8; 32],
-    /// The first 7 bytes of every chunk nonce.
-    pub nonce_prefix: [u8; 7],
-}
-
 impl StreamKey {
-    /// A fresh random key and prefix.
-    pub fn generate() -> Self {
-        StreamKey {
-            key: rand::random(),
-            nonce_prefix: rand::random(),
-        }
-    }
-
     fn nonce(&self, chunk: u64, last: bool) -> Nonce {
         let mut n = [0u8; 12];
         n[..7].copy_from_slice(&self.nonce_prefix);
@@ -110,18 +95,6 @@ impl StreamKey {
         n[7..11].copy_from_slice(&(chunk as u32).to_be_bytes());
         n[11] = u8::from(last);
         Nonce::from(n)
-    }
-}
-
-impl std::fmt::Debug for StreamKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("StreamKey(..)")
-    }
-}
-
-impl Drop for StreamKey {
-    fn drop(&mut self) {
-        self.key.zeroize();
     }
 }
 

@@ -11,8 +11,7 @@ use crate::identity::{Did, InstallationCertificate, PublicKey};
 /// Version byte of [`AtmlsIdentity`] (CRED-1).
 pub const IDENTITY_VERSION: u8 = 1;
 
-/// Leaf-node extension type carrying the [`LeafProof`] (private-use range, CRED-5).
-pub const LEAF_PROOF_EXTENSION: u16 = 0xF0A1;
+pub use crate::extensions::LEAF_PROOF_EXTENSION;
 
 /// MLS signature scheme code point of Ed25519, used for the identity key.
 const ED25519: u16 = 0x0807;

@@ -8,6 +8,10 @@ mod memory;
 pub mod pds;
 
 pub use memory::MemoryDirectory;
+// Defined where they are used first: an account's verified identity, and a KeyPackage's
+// record, which the keypackage layer validates.
+pub use crate::identity::VerifiedAccount;
+pub use crate::keypackage::KeyPackageRecord;
 
 use async_trait::async_trait;
 
@@ -24,27 +28,6 @@ pub struct DeviceRecord {
     pub display_name: Option<String>,
 }
 
-/// A published KeyPackage, as stored in a directory (untrusted when read).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct KeyPackageRecord {
-    /// The account that published it.
-    pub did: Did,
-    /// The installation it belongs to.
-    pub installation_key: PublicKey,
-    /// The KeyPackageRef (hash) of `key_package`.
-    pub key_package_ref: Vec<u8>,
-    /// The TLS-serialized MLS KeyPackage.
-    pub key_package: Vec<u8>,
-    /// MLS ciphersuite code point.
-    pub ciphersuite: u16,
-    /// Whether it carries the last_resort extension (may be used more than once).
-    pub last_resort: bool,
-    /// Publication time (unix seconds).
-    pub created: u64,
-    /// End of the KeyPackage's lifetime (unix seconds).
-    pub expires: u64,
-}
-
 /// What a directory returns for a DID (untrusted until verified).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AccountRecord {
@@ -52,24 +35,6 @@ pub struct AccountRecord {
     pub declaration: IdentityDeclaration,
     /// The published devices.
     pub devices: Vec<DeviceRecord>,
-}
-
-/// An account whose declaration verified, with the devices whose certificates verified.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct VerifiedAccount {
-    /// The account.
-    pub did: Did,
-    /// Its current messaging identity key.
-    pub identity_key: PublicKey,
-    /// When its declaration was made (unix seconds).
-    pub declared_at: u64,
-    /// The earlier identity keys that endorsed their way to `identity_key` (TRUST-14),
-    /// oldest first: their existing leaves stay valid until re-certified.
-    pub predecessors: Vec<PublicKey>,
-    /// Installation keys of its valid devices.
-    pub devices: Vec<PublicKey>,
-    /// Devices that were skipped, with the reason.
-    pub rejected_devices: Vec<(PublicKey, IdentityError)>,
 }
 
 impl AccountRecord {

@@ -13,11 +13,11 @@ use openmls::prelude::{
 use super::governance::{Action, Governance, Policy, Role, POLICIES_EXTENSION, ROLES_EXTENSION};
 use super::invites::{self, InviteId, InviteRecord, INVITES_EXTENSION};
 use super::metadata::{GroupMetadata, METADATA_EXTENSION};
+use super::MessageId;
 use super::{
     disappearing_secs, GroupData, GroupError, GroupKind, Roster, DISAPPEARING_EXTENSION,
     GROUP_DATA_EXTENSION,
 };
-use crate::content::MessageId;
 use crate::identity::Did;
 
 /// Why a governance rule refused a commit, a message or a call. None is retryable.

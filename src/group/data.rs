@@ -8,8 +8,7 @@ use tls_codec::{
 use super::GroupError;
 use crate::identity::Did;
 
-/// Group-context extension type of [`GroupData`] (private-use range).
-pub const GROUP_DATA_EXTENSION: u16 = 0xF0A0;
+pub use crate::extensions::GROUP_DATA_EXTENSION;
 
 /// What kind of conversation a group is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

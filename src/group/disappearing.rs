@@ -8,8 +8,7 @@ use super::GroupError;
 #[cfg(test)]
 use super::GROUP_DATA_EXTENSION;
 
-/// Group-context extension type of the disappearing-messages timer (private-use range).
-pub const DISAPPEARING_EXTENSION: u16 = 0xF0A2;
+pub use crate::extensions::DISAPPEARING_EXTENSION;
 
 /// Longest timer: one year, in seconds.
 pub const MAX_DISAPPEARING_SECS: u32 = 365 * 24 * 3600;

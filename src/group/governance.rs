@@ -11,10 +11,7 @@ use tls_codec::{
 use super::GovernanceError;
 use crate::identity::Did;
 
-/// Group-context extension type of the roles (GOV-1).
-pub const ROLES_EXTENSION: u16 = 0xF0A3;
-/// Group-context extension type of the policies (GOV-2).
-pub const POLICIES_EXTENSION: u16 = 0xF0A4;
+pub use crate::extensions::{POLICIES_EXTENSION, ROLES_EXTENSION};
 
 /// Most accounts with a role other than member.
 pub const MAX_ROLE_ENTRIES: usize = 1000;

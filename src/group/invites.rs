@@ -9,8 +9,7 @@ use tls_codec::{
 use super::{tagged_hash, GovernanceError};
 use crate::identity::Did;
 
-/// Group-context extension type of the invites.
-pub const INVITES_EXTENSION: u16 = 0xF0A6;
+pub use crate::extensions::INVITES_EXTENSION;
 
 /// Most invites a group records (revoked ones included).
 pub const MAX_INVITES: usize = 64;

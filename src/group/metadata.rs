@@ -8,10 +8,10 @@ use tls_codec::{
 };
 
 use super::GovernanceError;
-use crate::content::{MessageId, RemoteAttachment, StreamKey, StreamedAttachment};
+use super::MessageId;
+use crate::blob::{RemoteAttachment, StreamKey, StreamedAttachment};
 
-/// Group-context extension type of the metadata.
-pub const METADATA_EXTENSION: u16 = 0xF0A5;
+pub use crate::extensions::METADATA_EXTENSION;
 
 /// Longest name, in bytes of UTF-8.
 pub const MAX_NAME: usize = 128;

@@ -7,6 +7,7 @@ mod data;
 mod disappearing;
 mod governance;
 mod invites;
+mod message_id;
 mod metadata;
 mod outer;
 mod resync;
@@ -26,6 +27,7 @@ pub use governance::{
 };
 pub(crate) use invites::{invite_id, to_extension as invites_to_extension};
 pub use invites::{InviteId, InviteRecord, InviteState, INVITES_EXTENSION, MAX_INVITES};
+pub use message_id::MessageId;
 pub use metadata::{
     Avatar, AvatarBlob, GroupMetadata, MAX_AVATAR_BYTES, MAX_DESCRIPTION, MAX_NAME, MAX_PINNED,
     METADATA_EXTENSION,
@@ -50,14 +52,14 @@ use std::fmt;
 
 use openmls::framing::errors::{MessageDecryptionError, SecretTreeError};
 use openmls::prelude::{
-    Ciphersuite, Extension, ExtensionType, Extensions, LeafNode, MlsGroup, MlsGroupCreateConfig,
-    MlsGroupJoinConfig, ProcessMessageError, RequiredCapabilitiesExtension,
-    SenderRatchetConfiguration, ValidationError, PURE_CIPHERTEXT_WIRE_FORMAT_POLICY,
+    Ciphersuite, Extension, Extensions, LeafNode, MlsGroup, MlsGroupCreateConfig,
+    MlsGroupJoinConfig, ProcessMessageError, SenderRatchetConfiguration, ValidationError,
+    PURE_CIPHERTEXT_WIRE_FORMAT_POLICY,
 };
 use openmls_traits::crypto::OpenMlsCrypto;
 use sha2::{Digest, Sha256};
 
-use crate::credential::{CredentialError, LEAF_PROOF_EXTENSION};
+use crate::credential::CredentialError;
 use crate::identity::{Did, PublicKey};
 use crate::transport::{EpochTag, Mailbox, MailboxId};
 
@@ -237,24 +239,7 @@ impl GroupError {
     }
 }
 
-/// Required capabilities of every atmls group (GROUP-1): our extensions and Basic credentials.
-/// The one list: groups require it, and KeyPackages that do not support it are refused before
-/// they are added (CRED-9, `keypackage::validate_record`).
-pub(crate) fn required_capabilities() -> RequiredCapabilitiesExtension {
-    RequiredCapabilitiesExtension::new(
-        &[
-            ExtensionType::Unknown(GROUP_DATA_EXTENSION),
-            ExtensionType::Unknown(LEAF_PROOF_EXTENSION),
-            ExtensionType::Unknown(DISAPPEARING_EXTENSION),
-            ExtensionType::Unknown(ROLES_EXTENSION),
-            ExtensionType::Unknown(POLICIES_EXTENSION),
-            ExtensionType::Unknown(METADATA_EXTENSION),
-            ExtensionType::Unknown(INVITES_EXTENSION),
-        ],
-        &[],
-        &[openmls::prelude::CredentialType::Basic],
-    )
-}
+pub(crate) use crate::extensions::required_capabilities;
 
 /// The configuration a creator uses (GROUP-1, GROUP-2).
 pub(crate) fn create_config(
@@ -276,7 +261,7 @@ pub(crate) fn create_config(
         .wire_format_policy(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY)
         .max_past_epochs(0)
         .sender_ratchet_configuration(SenderRatchetConfiguration::new(20, 1000))
-        .capabilities(crate::keypackage::capabilities(cs))
+        .capabilities(crate::extensions::leaf_capabilities(cs))
         .with_group_context_extensions(ext)
         .with_leaf_node_extensions(leaf_extensions)
         .map_err(|e| GroupError::Mls(e.to_string()))?

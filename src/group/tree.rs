@@ -14,8 +14,7 @@ use openmls::prelude::{
 use super::{tagged_hash, GroupError};
 use crate::transport::{TreeLocator, MAX_TREE_BLOB};
 
-/// GroupInfo extension type carrying the tree reference (LG-T-2).
-pub const WELCOME_TREE_EXTENSION: u16 = 0xF0A7;
+pub use crate::extensions::WELCOME_TREE_EXTENSION;
 
 const REF_VERSION: u8 = 1;
 const BLOB_VERSION: u8 = 1;

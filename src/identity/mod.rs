@@ -1,6 +1,7 @@
 //! Identity: the account's messaging identity key, its delegation from the DID, and the
 //! installation (device) keys it certifies. Formats are in `spec/identity.md`.
 
+mod account;
 mod did;
 mod keys;
 mod recovery;
@@ -8,6 +9,7 @@ mod revocation;
 mod succession;
 mod verified;
 
+pub use account::VerifiedAccount;
 pub use did::{Did, MAX_DID_LEN};
 pub(crate) use keys::LeafProofTbs as LeafProofTbsPub;
 pub(crate) use keys::CLOCK_SKEW_SECS;

@@ -4,19 +4,19 @@
 
 use openmls::prelude::{
     tls_codec::{Deserialize as _, Serialize as _},
-    Capabilities, Ciphersuite, CredentialType, CredentialWithKey, ExtensionType, Extensions,
-    KeyPackage, KeyPackageIn, KeyPackageVerifyError, Lifetime, ProposalType, ProtocolVersion,
+    Ciphersuite, CredentialWithKey, ExtensionType, Extensions, KeyPackage, KeyPackageIn,
+    KeyPackageVerifyError, Lifetime, ProposalType, ProtocolVersion,
 };
 use openmls_basic_credential::SignatureKeyPair;
 use openmls_traits::{crypto::OpenMlsCrypto, OpenMlsProvider};
 
 use crate::credential::{is_default_extension, UNLISTED_EXTENSION};
-use crate::credential::{
-    validate_leaf, AtmlsIdentity, CredentialError, LeafProof, LEAF_PROOF_EXTENSION,
-};
-use crate::directory::{KeyPackageRecord, VerifiedAccount};
-use crate::group::GROUP_DATA_EXTENSION;
-use crate::identity::{DeviceIdentity, PublicKey};
+use crate::credential::{validate_leaf, AtmlsIdentity, CredentialError, LeafProof};
+use crate::identity::{DeviceIdentity, PublicKey, VerifiedAccount};
+
+mod record;
+
+pub use record::KeyPackageRecord;
 
 /// The ciphersuite atmls uses by default: MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519 (0x0001).
 pub const DEFAULT_CIPHERSUITE: Ciphersuite =
@@ -95,26 +95,6 @@ impl KeyPackageError {
     }
 }
 
-/// The capabilities every atmls leaf advertises (our private extensions, Basic credentials).
-pub(crate) fn capabilities(cs: Ciphersuite) -> Capabilities {
-    Capabilities::new(
-        None,
-        Some(&[cs]),
-        Some(&[
-            ExtensionType::Unknown(GROUP_DATA_EXTENSION),
-            ExtensionType::Unknown(LEAF_PROOF_EXTENSION),
-            ExtensionType::Unknown(crate::group::DISAPPEARING_EXTENSION),
-            ExtensionType::Unknown(crate::group::ROLES_EXTENSION),
-            ExtensionType::Unknown(crate::group::POLICIES_EXTENSION),
-            ExtensionType::Unknown(crate::group::METADATA_EXTENSION),
-            ExtensionType::Unknown(crate::group::INVITES_EXTENSION),
-            ExtensionType::LastResort,
-        ]),
-        None,
-        Some(&[CredentialType::Basic]),
-    )
-}
-
 /// A fresh MLS leaf signature key with the installation's proof over it (CRED-5), stored in
 /// openmls's storage so that groups can load the signer later. Returns the signer, the
 /// credential with its key, and the leaf extensions carrying the proof.
@@ -178,7 +158,7 @@ pub(crate) fn generate<P: OpenMlsProvider>(
             now.saturating_sub(LIFETIME_MARGIN_SECS),
             now.saturating_add(lifetime_secs),
         ))
-        .leaf_node_capabilities(capabilities(cs))
+        .leaf_node_capabilities(crate::extensions::leaf_capabilities(cs))
         .leaf_node_extensions(ext);
     if last_resort {
         b = b.mark_as_last_resort();
@@ -234,7 +214,7 @@ pub(crate) fn check_capabilities(kp: &KeyPackage, cs: Ciphersuite) -> Result<(),
     if !caps.ciphersuites().contains(&cs.into()) {
         return Err(CredentialError::Unsupported("the group's ciphersuite"));
     }
-    let required = crate::group::required_capabilities();
+    let required = crate::extensions::required_capabilities();
     let lacks = |t: &ExtensionType| !is_default_extension(*t) && !caps.extensions().contains(t);
     if required.extension_types().iter().any(lacks) {
         return Err(CredentialError::Unsupported(
