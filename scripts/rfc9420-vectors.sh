@@ -34,7 +34,7 @@ manifest=$(mktemp)
     # cold build's CPU time, criterion above all): no test in the library names them.
     awk '/^\[/ { skip = ($0 ~ /^\[dev-dependencies\.(criterion|clap|indicatif|flate2)\]$/) }
          !skip' vendor/openmls/Cargo.toml
-    printf '\n[dev-dependencies.openmls]\npath = "."\nfeatures = ["test-utils"]\n'
+    printf '\n[dev-dependencies.openmls]\npackage = "atmls-openmls"\npath = "."\nfeatures = ["test-utils"]\n'
     # Its own workspace: the copy lies inside atmls's directory.
     printf '\n[workspace]\n'
 } >"$manifest"

@@ -61,6 +61,7 @@ impl Client {
 
     /// Sends content without checking it against this device's history, as a modified
     /// client could: for tests of what receivers enforce (CONTENT-29).
+    #[cfg(feature = "test-utils")]
     #[doc(hidden)]
     pub async fn send_unchecked(
         &self,
@@ -593,6 +594,7 @@ impl Client {
 
     /// Commits raw bytes into a group-context extension without any check, as a modified
     /// client could: for tests of what receivers refuse (CONTENT-28).
+    #[cfg(feature = "test-utils")]
     #[doc(hidden)]
     pub async fn set_context_extension_unchecked(
         &self,
@@ -631,6 +633,7 @@ impl Client {
 
     /// [`purge_expired`](Self::purge_expired) as if the clock read `now` (unix seconds), for
     /// tests that cannot wait.
+    #[cfg(feature = "test-utils")]
     #[doc(hidden)]
     pub async fn purge_expired_at(&self, now: u64) -> Result<usize, Error> {
         let n = self.session().await.purge_expired(now)?;

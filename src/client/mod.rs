@@ -258,6 +258,7 @@ impl Client {
 
     /// The group's current mailbox and its capability, for tests that play a member's part
     /// against the transport (GROUP-4a).
+    #[cfg(feature = "test-utils")]
     #[doc(hidden)]
     pub async fn mailbox_for_test(&self, group: &GroupId) -> Result<Mailbox, Error> {
         self.current_mailbox(group).await
@@ -474,6 +475,7 @@ impl Client {
     }
 
     /// The underlying store (for inspection in tests).
+    #[cfg(feature = "test-utils")]
     #[doc(hidden)]
     pub async fn store_snapshot(&self) -> Result<Vec<(String, Vec<String>)>, Error> {
         Ok(self.session().await.inner.store.snapshot()?)
@@ -482,6 +484,7 @@ impl Client {
     /// Opens a Welcome envelope as this device's sync would (GROUP-12; for tests inspecting
     /// what they captured at the transport): the adding commit's position and the MLS
     /// Welcome message. Changes nothing.
+    #[cfg(feature = "test-utils")]
     #[doc(hidden)]
     pub async fn open_welcome_envelope(&self, payload: &[u8]) -> Result<(u64, Vec<u8>), Error> {
         let mut s = self.session().await;
@@ -492,12 +495,14 @@ impl Client {
     }
 
     /// Bytes the client's database uses (for benchmarks of state size).
+    #[cfg(feature = "test-utils")]
     #[doc(hidden)]
     pub async fn store_bytes(&self) -> Result<u64, Error> {
         Ok(self.session().await.inner.store.used_bytes()?)
     }
 
     /// The group's current epoch and an exporter value (for tests asserting unchanged state).
+    #[cfg(feature = "test-utils")]
     #[doc(hidden)]
     pub async fn epoch_fingerprint(&self, group: &GroupId) -> Result<(u64, Vec<u8>), Error> {
         self.session().await.inner.epoch_fingerprint(group)

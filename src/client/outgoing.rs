@@ -45,7 +45,19 @@ pub(crate) enum Intent {
     Readd(Did, crate::identity::PublicKey, Vec<u8>),
     /// Put raw bytes in a group-context extension, unchecked: only for tests of what
     /// receivers refuse.
+    #[cfg(feature = "test-utils")]
     RawContextExtension(u16, Vec<u8>),
+}
+
+impl Intent {
+    /// Whether the commit goes out without our own governance check (a test hook).
+    fn is_unchecked(&self) -> bool {
+        #[cfg(feature = "test-utils")]
+        if let Intent::RawContextExtension(..) = self {
+            return true;
+        }
+        false
+    }
 }
 
 enum Submitted {
@@ -726,7 +738,7 @@ fn build_commit(
     let (bundle, tree_seed) = stage(cx, &mut g, &signer, plan)?;
     // We refuse to send what every other member would refuse (GOV-4); the transaction
     // rolls back, so the staged commit is dropped.
-    if !matches!(intent, Intent::RawContextExtension(..)) {
+    if !intent.is_unchecked() {
         if let Some(staged) = g.pending_commit() {
             crate::group::authorize_commit(&g, &roster, staged, own)?;
         }
@@ -872,6 +884,7 @@ fn plan(
                 None => return Ok(None),
             }
         }
+        #[cfg(feature = "test-utils")]
         Intent::RawContextExtension(ty, bytes) => {
             use openmls::prelude::{Extension, ExtensionType, UnknownExtension};
             let mut ext: Vec<Extension> = g

@@ -153,6 +153,7 @@ pub(crate) fn takes_resync_welcome(
 impl super::Client {
     /// Posts a re-add request for `group` as if this device had fallen out of it: for tests
     /// of what members answer (AGREE-8).
+    #[cfg(feature = "test-utils")]
     #[doc(hidden)]
     pub async fn request_resync_for_test(&self, group: &GroupId) -> Result<(), Error> {
         let mut s = self.session().await;

@@ -464,6 +464,7 @@ impl Inner {
             .collect())
     }
 
+    #[cfg(feature = "test-utils")]
     pub(crate) fn epoch_fingerprint(&mut self, group: &GroupId) -> Result<(u64, Vec<u8>), Error> {
         self.ctx_read(|cx| {
             let (epoch, secret) = cx.peek(group, |g| {

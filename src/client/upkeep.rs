@@ -324,6 +324,7 @@ impl Client {
 
     /// The certificate in each member leaf of `group`, as this device's group state holds it
     /// (for tests of renewal).
+    #[cfg(feature = "test-utils")]
     #[doc(hidden)]
     pub async fn leaf_certificates(
         &self,

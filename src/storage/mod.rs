@@ -30,6 +30,18 @@ pub enum StorageError {
     /// A stored value could not be decoded (corrupt or foreign database).
     #[error("corrupt stored value: {0}")]
     Corrupt(&'static str),
+    /// The database was written by a newer atmls (its schema version is past the last this
+    /// version knows): opening it could lose what the newer version stores, so it is left
+    /// untouched. Upgrade atmls.
+    #[error(
+        "the database has schema version {found}; this atmls knows up to {known}: upgrade atmls"
+    )]
+    NewerSchema {
+        /// The database's schema version.
+        found: i64,
+        /// The last version this atmls knows.
+        known: usize,
+    },
 }
 
 impl StorageError {
@@ -41,9 +53,10 @@ impl StorageError {
                 e.code,
                 rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
             ),
-            StorageError::Sqlite(_) | StorageError::Migration(_) | StorageError::Corrupt(_) => {
-                false
-            }
+            StorageError::Sqlite(_)
+            | StorageError::Migration(_)
+            | StorageError::Corrupt(_)
+            | StorageError::NewerSchema { .. } => false,
         }
     }
 }
@@ -198,6 +211,14 @@ impl Store {
     }
 
     fn init(mut conn: Connection) -> Result<Self, StorageError> {
+        // Before anything writes: a newer version's database is not touched (STORE-3).
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if usize::try_from(version).map_or(true, |v| v > MIGRATIONS.len()) {
+            return Err(StorageError::NewerSchema {
+                found: version,
+                known: MIGRATIONS.len(),
+            });
+        }
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         // Every statement on a hot path is prepared once per connection (LG-10).
@@ -207,7 +228,6 @@ impl Store {
         )
         .run_migrations()
         .map_err(|e| StorageError::Migration(e.to_string()))?;
-        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         let tx = conn.transaction()?;
         for (i, m) in MIGRATIONS
             .iter()
@@ -225,6 +245,7 @@ impl Store {
     }
 
     /// Bytes the database uses (its pages minus free ones): for benchmarks of state size.
+    #[cfg(feature = "test-utils")]
     #[doc(hidden)]
     pub fn used_bytes(&self) -> Result<u64, StorageError> {
         let q = |p: &str| -> Result<u64, StorageError> {
@@ -236,6 +257,7 @@ impl Store {
 
     /// Every row of every table, in a stable order: for tests asserting that a refused input
     /// changed nothing.
+    #[cfg(feature = "test-utils")]
     #[doc(hidden)]
     pub fn snapshot(&self) -> Result<Vec<(String, Vec<String>)>, StorageError> {
         let mut tables: Vec<String> = self
@@ -270,6 +292,35 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// STORE-3: a database from a newer atmls (a schema version past ours) is refused with
+    /// a clear error, and left as it was; a negative version (not ours) too.
+    #[test]
+    fn store_3_a_store_from_a_newer_version_is_refused_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("newer.db");
+        drop(Store::open(&path).unwrap());
+        let newer = MIGRATIONS.len() as i64 + 1;
+        for version in [newer, -1] {
+            {
+                let c = Connection::open(&path).unwrap();
+                c.pragma_update(None, "user_version", version).unwrap();
+                c.execute_batch("CREATE TABLE from_the_future (x)").unwrap();
+            }
+            let before = std::fs::read(&path).unwrap();
+            match Store::open(&path) {
+                Err(e @ StorageError::NewerSchema { found, known }) => {
+                    assert_eq!((found, known), (version, MIGRATIONS.len()));
+                    assert!(!e.is_retryable());
+                    assert!(e.to_string().contains("upgrade atmls"), "{e}");
+                }
+                other => panic!("opened a newer store: {other:?}"),
+            }
+            assert_eq!(std::fs::read(&path).unwrap(), before);
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch("DROP TABLE from_the_future").unwrap();
+        }
+    }
 
     /// GROUP-4a, STORE-1: a database written before mailboxes moved (schema 11) opens, and
     /// its groups and sealed outbox items read as being in their first mailbox.
