@@ -10,6 +10,8 @@
 //! [`Client`] ties them together. No module names a later one (tests/module_graph.rs).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![warn(unreachable_pub)]
 
 pub mod blob;
 pub mod client;

@@ -9,7 +9,7 @@ use openmls::prelude::{
 use openmls_traits::storage::StorageProvider as _;
 use openmls_traits::OpenMlsProvider as _;
 
-use super::outgoing::{leave_key, Intent};
+use super::outgoing::Intent;
 use super::receive::{member_from, parse_mls, process_item, Failure};
 use super::state::Ctx;
 use super::{Error, Event, Session};
@@ -17,6 +17,7 @@ use crate::group::{
     join_config, mailbox_for, staging_error, validate_joined_tree, GroupData, GroupError, GroupId,
     GroupKind, GroupStatus, TreeError, TreeRef,
 };
+use crate::storage::group_state::{self, GroupFlag};
 use crate::storage::tables::{self, GroupRow};
 use crate::storage::StorageError;
 use crate::transport::{
@@ -26,11 +27,6 @@ use crate::wire::{Received, WelcomeEnvelope};
 
 const PAGE: u32 = 100;
 
-/// The account key set when a last-resort KeyPackage joined `group`: the leaf it shares with
-/// other groups is rotated by the next sync (KP-8).
-fn needs_update_key(group: &GroupId) -> String {
-    format!("needs_update:{group}")
-}
 /// Most pages one sync reads from one mailbox (AGREE-7): a transport that answers `more`
 /// forever cannot keep a sync going; what is left comes with the next sync.
 const MAX_PAGES: usize = 50;
@@ -262,7 +258,7 @@ fn process_welcome(
             // A last-resort leaf key may be shared with other groups: rotate it here, and
             // replace the package itself; its private keys stay for the grace period so other
             // inviters who already picked it can still be joined (KP-8).
-            tables::account_set_u64(cx.c, &needs_update_key(&gid), 1)?;
+            group_state::set_flag(cx.c, &gid.0, GroupFlag::NeedsUpdate, 1)?;
             let key = kp_ref.tls_serialize_detached().map_err(|e| werr(&e))?;
             tables::kp_grace_add(cx.c, &key, cx.now() + KEY_PACKAGE_GRACE_SECS)?;
         }
@@ -273,7 +269,7 @@ fn process_welcome(
     let trust = super::verify::judge_leaves(cx, &gid, &judged)?;
     let mut events = match resynced_from {
         Some(from) => {
-            tables::account_delete(cx.c, &super::resync::asked_key(&gid))?;
+            group_state::set_flag(cx.c, &gid.0, GroupFlag::ResyncAsked, 0)?;
             vec![Event::Resynced {
                 group: gid.clone(),
                 by,
@@ -648,17 +644,18 @@ impl Session<'_> {
                     // What remains waits for a member who may commit it.
                     self.commit_pending(&gid).await?;
                     self.answer_resyncs(&gid).await?;
-                    let key = needs_update_key(&gid);
-                    if self.inner.read(|c| tables::account_u64(c, &key))? == 1 {
+                    let flag = |c: &_| group_state::flag(c, &gid.0, GroupFlag::NeedsUpdate);
+                    if self.inner.read(flag)? == 1 {
                         self.run_commit(&gid, Intent::Update).await?;
-                        self.inner
-                            .atomic(|cx| tables::account_set_u64(cx.c, &key, 0))?;
+                        self.inner.atomic(|cx| {
+                            group_state::set_flag(cx.c, &gid.0, GroupFlag::NeedsUpdate, 0)
+                        })?;
                     }
                 }
                 GroupStatus::Leaving => {
                     let asked = self
                         .inner
-                        .read(|c| tables::account_u64(c, &leave_key(&gid)))?;
+                        .read(|c| group_state::flag(c, &gid.0, GroupFlag::LeaveEpoch))?;
                     let epoch = self
                         .inner
                         .ctx_read(|cx| Ok(cx.peek(&gid, |g| g.epoch().as_u64())?))?;

@@ -19,7 +19,7 @@ use crate::group::{
     GroupStatus, InviteId, InviteRecord, InviteState,
 };
 use crate::identity::{Did, PublicKey};
-use crate::storage::tables;
+use crate::storage::{group_state, tables};
 use crate::transport::IdempotencyKey;
 use crate::trust::SecretChannel;
 
@@ -311,10 +311,6 @@ impl Stored {
     }
 }
 
-fn pending_key(group: &GroupId) -> String {
-    format!("join_requests:{group}")
-}
-
 /// Opens and checks one sealed request (signature by the requesting installation).
 fn open_request(link: &SecretChannel, invite: &InviteId, sealed: &[u8]) -> Option<Stored> {
     let body = link.open(KIND_REQUEST, sealed)?;
@@ -386,7 +382,7 @@ impl Session<'_> {
     fn stored(&self, group: &GroupId) -> Result<Vec<Stored>, Error> {
         let raw = self
             .inner
-            .read(|c| tables::account_get(c, &pending_key(group)))?;
+            .read(|c| group_state::join_requests(c, &group.0))?;
         Ok(raw
             .and_then(|r| serde_json::from_slice(&r).ok())
             .unwrap_or_default())
@@ -396,7 +392,7 @@ impl Session<'_> {
         let bytes = serde_json::to_vec(v)
             .map_err(|_| crate::storage::StorageError::Corrupt("join requests"))?;
         self.inner
-            .atomic(|cx| tables::account_set(cx.c, &pending_key(group), &bytes))?;
+            .atomic(|cx| group_state::set_join_requests(cx.c, &group.0, &bytes))?;
         Ok(())
     }
 
@@ -489,8 +485,10 @@ impl Session<'_> {
             }
             for rec in invites {
                 let ch = request_channel(&rec.secret);
-                let ckey = format!("invite_cursor:{gid}:{}", rec.id());
-                let cursor = self.inner.read(|c| tables::account_u64(c, &ckey))?;
+                let invite = rec.id().0;
+                let cursor = self
+                    .inner
+                    .read(|c| group_state::invite_cursor(c, &gid.0, &invite))?;
                 let proof = ch.read_proof(self.inner.now());
                 let page = self.transport.fetch_welcomes(&proof, cursor, PAGE).await?;
                 for item in page.items {
@@ -513,8 +511,9 @@ impl Session<'_> {
                             tracing::debug!(error = %e, "join request not admitted");
                         }
                     }
-                    self.inner
-                        .atomic(|cx| tables::account_set_u64(cx.c, &ckey, item.seq))?;
+                    self.inner.atomic(|cx| {
+                        group_state::set_invite_cursor(cx.c, &gid.0, &invite, item.seq)
+                    })?;
                 }
             }
         }

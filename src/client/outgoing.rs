@@ -18,6 +18,7 @@ use crate::group::{
 };
 use crate::identity::Did;
 use crate::keypackage::new_leaf_key;
+use crate::storage::group_state::{self, GroupFlag};
 use crate::storage::tables::{self, GroupRow, Outgoing};
 use crate::transport::{CommitOutcome, EpochTag, IdempotencyKey, TreeLocator};
 use crate::wire::WelcomeEnvelope;
@@ -628,16 +629,13 @@ impl Session<'_> {
                 crate::storage::outbox::queue_sealed(cx.c, &group.0, &key.0, &sealed, cx.now())?;
             }
             tables::group_set_status(cx.c, &group.0, GroupStatus::Leaving)?;
-            tables::account_set_u64(cx.c, &leave_key(group), g.epoch().as_u64())?;
+            let epoch = g.epoch().as_u64();
+            group_state::set_flag(cx.c, &group.0, GroupFlag::LeaveEpoch, epoch)?;
             cx.keep(group, g);
             Ok::<_, Error>(())
         })?;
         self.resend_queued(group).await
     }
-}
-
-pub(crate) fn leave_key(group: &GroupId) -> String {
-    format!("leave_epoch:{group}")
 }
 
 /// Deletes a group this device just created and whose first commit failed: its MLS state,

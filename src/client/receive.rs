@@ -366,11 +366,6 @@ fn commit(
 /// a request, whose answer is an ordinary commit).
 const RESYNC_WINDOW_SECS: u64 = 24 * 3600;
 
-/// The account key under which a re-add request waits for this device's answer.
-pub(super) fn resync_key(group: &GroupId, installation: &PublicKey) -> String {
-    format!("resync:{group}:{installation}")
-}
-
 /// A member device asks to be re-added (AGREE-8). Accepted when the device has a leaf whose
 /// signature key is not the one it holds (it lost its state), and the request is recent; the
 /// answer is queued for the sync's chores. Changes no group state.
@@ -404,7 +399,8 @@ fn resync_request(
     if r.created.abs_diff(now) > RESYNC_WINDOW_SECS {
         return Err(GroupError::NotAllowed("re-add request out of date").into());
     }
-    tables::account_set(cx.c, &resync_key(group, &r.installation), &tree_key)?;
+    let installation = r.installation.as_bytes();
+    crate::storage::group_state::add_resync_request(cx.c, &group.0, installation, &tree_key)?;
     tables::group_set_cursor(cx.c, &group.0, seq)?;
     cx.keep(group, g);
     Ok(vec![Event::ResyncRequested {

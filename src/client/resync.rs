@@ -8,7 +8,7 @@ use super::outgoing::Intent;
 use super::{Error, Session};
 use crate::group::{GroupId, ResyncRequest};
 use crate::identity::PublicKey;
-use crate::storage::tables;
+use crate::storage::group_state::{self, GroupFlag};
 use crate::transport::{EpochTag, IdempotencyKey};
 
 /// Items refused in a row, none processed, after which a device believes it fell out.
@@ -18,15 +18,6 @@ pub(crate) const STALE_RUN: u32 = 3;
 pub(crate) const RESYNC_RETRY_SECS: u64 = 3600;
 /// How long a device that asked takes a Welcome for a group it has in place of its state.
 pub(crate) const RESYNC_ACCEPT_SECS: u64 = 24 * 3600;
-
-/// The account key recording when this device asked to be re-added to `group`.
-pub(crate) fn asked_key(group: &GroupId) -> String {
-    format!("resyncing:{group}")
-}
-
-fn answered_key(group: &GroupId, installation: &PublicKey) -> String {
-    format!("resync_done:{group}:{installation}")
-}
 
 impl Session<'_> {
     /// Counts what a sync pass did in `group`: `refused` items in a row at its end, or a reset
@@ -49,7 +40,7 @@ impl Session<'_> {
         let now = self.inner.now();
         let asked = self
             .inner
-            .read(|c| tables::account_u64(c, &asked_key(group)))?;
+            .read(|c| group_state::flag(c, &group.0, GroupFlag::ResyncAsked))?;
         if asked.saturating_add(RESYNC_RETRY_SECS) > now {
             return Ok(());
         }
@@ -82,7 +73,7 @@ impl Session<'_> {
             )
             .await?;
         self.inner
-            .atomic(|cx| tables::account_set_u64(cx.c, &asked_key(group), now))?;
+            .atomic(|cx| group_state::set_flag(cx.c, &group.0, GroupFlag::ResyncAsked, now))?;
         tracing::info!(%group, "asked to be re-added");
         Ok(())
     }
@@ -91,23 +82,20 @@ impl Session<'_> {
     /// most once per [`RESYNC_RETRY_SECS`] per device; a request someone else answered first
     /// leaves nothing to commit.
     pub(crate) async fn answer_resyncs(&mut self, group: &GroupId) -> Result<(), Error> {
-        // The keys `receive::resync_key` writes.
-        let prefix = format!("resync:{group}:");
-        let waiting = self.inner.read(|c| tables::account_prefixed(c, &prefix))?;
+        // The requests `receive::resync_request` recorded.
+        let waiting = self
+            .inner
+            .read(|c| group_state::resync_requests(c, &group.0))?;
         let now = self.inner.now();
         for (key, stale_key) in waiting {
-            let installation = hex::decode(&key[prefix.len()..])
-                .ok()
-                .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                .map(PublicKey);
-            let done = |s: &mut Self| s.inner.atomic(|cx| tables::account_delete(cx.c, &key));
-            let Some(installation) = installation else {
-                done(self)?;
-                continue;
+            let installation = PublicKey(key);
+            let done = |s: &mut Self| {
+                s.inner
+                    .atomic(|cx| group_state::delete_resync_request(cx.c, &group.0, &key))
             };
             let answered = self
                 .inner
-                .read(|c| tables::account_u64(c, &answered_key(group, &installation)))?;
+                .read(|c| group_state::resync_answered(c, &group.0, &key))?;
             let did = self.inner.ctx_read(|cx| {
                 Ok(cx.peek(group, |g| {
                     cx.roster(group, g)
@@ -131,8 +119,8 @@ impl Session<'_> {
                 Err(e) => tracing::debug!(error = %e, "re-add request not answered"),
             }
             self.inner.atomic(|cx| {
-                tables::account_delete(cx.c, &key)?;
-                tables::account_set_u64(cx.c, &answered_key(group, &installation), now)
+                group_state::delete_resync_request(cx.c, &group.0, &key)?;
+                group_state::set_resync_answered(cx.c, &group.0, &key, now)
             })?;
         }
         Ok(())
@@ -146,7 +134,7 @@ pub(crate) fn takes_resync_welcome(
     group: &GroupId,
     now: u64,
 ) -> Result<bool, Error> {
-    let asked = tables::account_u64(c, &asked_key(group))?;
+    let asked = group_state::flag(c, &group.0, GroupFlag::ResyncAsked)?;
     Ok(asked != 0 && asked.saturating_add(RESYNC_ACCEPT_SECS) > now)
 }
 

@@ -14,6 +14,7 @@ use crate::group::{GroupId, GroupStatus};
 use crate::identity::{
     IdentityKeyPair, InstallationCertificate, PublicKey, DEFAULT_CERT_LIFETIME_SECS,
 };
+use crate::storage::group_state::{self, GroupFlag};
 use crate::storage::{tables, StorageError};
 
 /// How long before its end a certificate is renewed by default (ID-7).
@@ -62,14 +63,10 @@ pub(crate) fn renewal_due(c: &InstallationCertificate, now: u64, window: u64) ->
     c.expires.saturating_sub(now) < renewal_lead(c, window)
 }
 
-fn leaf_key(group: &GroupId) -> String {
-    format!("leaf_updated:{group}")
-}
-
 /// Records that our leaf in `group` got a new signature key now (GROUP-10): called where our
 /// own commit is merged.
 pub(crate) fn leaf_rotated(cx: &Ctx<'_>, group: &GroupId) -> Result<(), StorageError> {
-    tables::account_set_u64(cx.c, &leaf_key(group), cx.now())
+    group_state::set_flag(cx.c, &group.0, GroupFlag::LeafUpdated, cx.now())
 }
 
 /// When the leaf last rotated at `last` is due again (GROUP-10): `interval` ± 15%, the offset
@@ -289,9 +286,9 @@ impl Session<'_> {
             {
                 continue;
             }
-            let key = leaf_key(&gid);
             let now = self.inner.now();
-            let last = match self.inner.read(|c| tables::account_u64(c, &key))? {
+            let updated = |c: &_| group_state::flag(c, &gid.0, GroupFlag::LeafUpdated);
+            let last = match self.inner.read(updated)? {
                 0 => row.created,
                 t => t,
             };

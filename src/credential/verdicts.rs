@@ -35,7 +35,7 @@ pub(crate) struct AgreedLeaf {
 
 /// Valid leaves by content hash. Shared by the threads of a parallel validation.
 #[derive(Default)]
-pub struct VerdictCache {
+pub(crate) struct VerdictCache {
     map: Mutex<HashMap<[u8; 32], AgreedLeaf>>,
     /// Certificates verified from directory records or leaves (LG-11).
     sigs: VerifiedSignatures,
@@ -58,19 +58,19 @@ fn key(leaf: &LeafNode, cs: Ciphersuite) -> Option<[u8; 32]> {
 impl VerdictCache {
     /// A new, empty cache.
     #[cfg(test)]
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// Number of cached verdicts.
     #[cfg(test)]
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.map.lock().map(|m| m.len()).unwrap_or(0)
     }
 
     /// Whether no verdict is cached.
     #[cfg(test)]
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
@@ -103,7 +103,7 @@ impl VerdictCache {
     }
 
     /// The certificate signatures verified so far, for checks of directory records (LG-11).
-    pub fn signatures(&self) -> &VerifiedSignatures {
+    pub(crate) fn signatures(&self) -> &VerifiedSignatures {
         &self.sigs
     }
 

@@ -14,7 +14,7 @@ use crate::identity::Did;
 pub use crate::extensions::{POLICIES_EXTENSION, ROLES_EXTENSION};
 
 /// Most accounts with a role other than member.
-pub const MAX_ROLE_ENTRIES: usize = 1000;
+pub(crate) const MAX_ROLE_ENTRIES: usize = 1000;
 
 const VERSION: u8 = 1;
 

@@ -20,7 +20,7 @@ pub const MAX_DESCRIPTION: usize = 2048;
 /// Most pinned messages.
 pub const MAX_PINNED: usize = 50;
 /// Longest avatar URL or MIME type.
-pub const MAX_AVATAR_FIELD: usize = 512;
+pub(crate) const MAX_AVATAR_FIELD: usize = 512;
 /// Largest avatar image, in bytes (every member fetches it whole).
 pub const MAX_AVATAR_BYTES: u64 = 1 << 20;
 

@@ -17,7 +17,7 @@ const MAX_ENTRIES: usize = 200_000;
 
 /// Successful verifications by digest, shared by the threads of a parallel check.
 #[derive(Default)]
-pub struct VerifiedSignatures {
+pub(crate) struct VerifiedSignatures {
     set: Mutex<HashSet<[u8; 32]>>,
 }
 

@@ -3,6 +3,7 @@
 //! client sees the old epoch or the new one, never a mix (spec/storage.md STORE-1).
 
 pub(crate) mod blob_erasure;
+pub(crate) mod group_state;
 pub(crate) mod history;
 pub(crate) mod outbox;
 mod provider;
@@ -171,12 +172,18 @@ ALTER TABLE atmls_outbox ADD COLUMN recipient_keys BLOB;
     // (to erase blobs stored under them, CONTENT-25k), and the mailbox each sealed outbox
     // item was sealed for (GROUP-11).
     tables::MIGRATION_12,
+    // v13: per-group flags and records as columns and tables instead of account values under
+    // keys spelled from the group id (STORE-4); the data step moves existing values.
+    group_state::MIGRATION_13,
 ];
 
 /// Rust steps run right after the SQL migration of the same version, in its transaction
 /// (for data SQL alone cannot convert).
 type MigrationStep = fn(&Connection) -> Result<(), StorageError>;
-const MIGRATION_STEPS: &[(usize, MigrationStep)] = &[(3, history::backfill_3)];
+const MIGRATION_STEPS: &[(usize, MigrationStep)] = &[
+    (3, history::backfill_3),
+    (13, group_state::move_account_values_13),
+];
 
 // The example's `unwrap`s are on an in-memory store it creates itself.
 /// A client's database.

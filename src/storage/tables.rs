@@ -31,18 +31,6 @@ pub(crate) fn account_delete(c: &Connection, k: &str) -> R<()> {
     Ok(())
 }
 
-/// Every account value whose key starts with `prefix`, by key.
-pub(crate) fn account_prefixed(c: &Connection, prefix: &str) -> R<Vec<(String, Vec<u8>)>> {
-    let mut stmt =
-        c.prepare_cached("SELECT k, v FROM atmls_account WHERE substr(k, 1, ?2) = ?1 ORDER BY k")?;
-    let rows = stmt
-        .query_map(params![prefix, prefix.len() as i64], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(rows)
-}
-
 pub(crate) fn account_u64(c: &Connection, k: &str) -> R<u64> {
     Ok(account_get(c, k)?
         .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())

@@ -21,11 +21,11 @@ const MAX_MESSAGE: usize = 200;
 /// Requests in flight, at most `n` (0: unbounded). Long polls and subscriptions hold their
 /// connection for long and are bounded by the connection limit instead (DS-15).
 #[derive(Clone)]
-pub struct InFlight(Option<Arc<Semaphore>>);
+pub(crate) struct InFlight(Option<Arc<Semaphore>>);
 
 impl InFlight {
     /// A bound of `n` requests (0: none).
-    pub fn new(n: usize) -> Self {
+    pub(crate) fn new(n: usize) -> Self {
         InFlight((n > 0).then(|| Arc::new(Semaphore::new(n))))
     }
 }
@@ -45,7 +45,11 @@ fn waits(req: &Request) -> bool {
 
 /// Answers `503 busy` (with `Retry-After: 1`) when the bound of requests in flight is
 /// reached.
-pub async fn limit_in_flight(State(f): State<InFlight>, req: Request, next: Next) -> Response {
+pub(crate) async fn limit_in_flight(
+    State(f): State<InFlight>,
+    req: Request,
+    next: Next,
+) -> Response {
     let Some(sem) = f.0.as_ref().filter(|_| !waits(&req)) else {
         return next.run(req).await;
     };
@@ -77,7 +81,7 @@ fn code_for(status: StatusCode) -> &'static str {
 }
 
 /// Turns every error answer that is not JSON into our JSON error body (DS-API-9).
-pub async fn json_errors(req: Request, next: Next) -> Response {
+pub(crate) async fn json_errors(req: Request, next: Next) -> Response {
     let r = next.run(req).await;
     let status = r.status();
     let is_json = r
@@ -101,7 +105,7 @@ pub async fn json_errors(req: Request, next: Next) -> Response {
 }
 
 /// The answer for a route that does not exist.
-pub async fn not_found() -> Response {
+pub(crate) async fn not_found() -> Response {
     ApiError(
         StatusCode::NOT_FOUND,
         code::NOT_FOUND,

@@ -9,6 +9,8 @@
 //! (spec/ds.md DS-2).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![warn(unreachable_pub)]
 
 mod blobs;
 mod config;

@@ -21,7 +21,7 @@ use tower::ServiceExt as _;
 
 /// How connections are bounded.
 #[derive(Clone, Copy, Debug)]
-pub struct ConnLimits {
+pub(crate) struct ConnLimits {
     /// Connections served at once (0: unbounded).
     pub max_connections: usize,
     /// Time to receive a request's headers (also bounds an idle keep-alive connection, and a
@@ -34,7 +34,7 @@ pub struct ConnLimits {
 const DRAIN: Duration = Duration::from_secs(30);
 
 /// Serves `app` on `listener` until `stop` resolves; over TLS with `tls`.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     app: Router,
     limits: ConnLimits,
