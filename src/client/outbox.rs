@@ -12,7 +12,7 @@ use super::state::Ctx;
 use super::{history, Client, Error, Event, Message, Session};
 use crate::content::{Content, EncodedContent, MessageId};
 use crate::group::{epoch_tag, mailbox_for, outer_seal, GroupError, GroupId, GroupStatus, Member};
-use crate::storage::outbox::{self, Queued, Sealed};
+use crate::storage::outbox::{self, QueueState, Queued, QueuedKind, Sealed};
 use crate::storage::tables;
 use crate::transport::{EpochTag, IdempotencyKey, SendOutcome};
 
@@ -57,15 +57,20 @@ enum Sealing {
 /// Encrypts a queued message in the group's current epoch.
 fn seal(cx: &Ctx<'_>, group: &GroupId, row: &Queued) -> Result<Sealing, Error> {
     let attempt = || -> Result<Option<Sealed>, Error> {
-        let content = row.content.as_deref().ok_or(GroupError::Malformed(
-            "a stale proposal is not re-encrypted".into(),
-        ))?;
+        let QueuedKind::Content {
+            bytes: content,
+            checked,
+        } = &row.kind
+        else {
+            let stale = "a stale proposal is not re-encrypted";
+            return Err(GroupError::Malformed(stale.into()).into());
+        };
         let mut g = active(cx, group)?;
         if g.has_pending_proposals() {
             cx.keep(group, g);
             return Ok(None);
         }
-        if row.checked {
+        if *checked {
             let decoded = Content::decode(&EncodedContent::from_bytes(content)?);
             check_sendable(cx, group, &g, &decoded)?;
         }
@@ -204,10 +209,10 @@ impl Session<'_> {
             let Some(row) = self.inner.read(|c| outbox::first(c, &group.0))? else {
                 return Ok(Pumped::Done(None));
             };
-            let sealed = match &row.sealed {
-                Some(s) => s.clone(),
-                None if !seal_new => return Ok(Pumped::Unsealed),
-                None => match self.inner.atomic(|cx| seal(cx, group, &row))? {
+            let sealed = match &row.state {
+                QueueState::Sealed(s) => s.clone(),
+                QueueState::ToSeal if !seal_new => return Ok(Pumped::Unsealed),
+                QueueState::ToSeal => match self.inner.atomic(|cx| seal(cx, group, &row))? {
                     Sealing::Sealed(s) => s,
                     Sealing::Proposals => return Ok(Pumped::Proposals),
                     Sealing::Refused(e) => {
@@ -291,7 +296,7 @@ impl Session<'_> {
         self.inner.atomic(|cx| {
             tables::own_post_add(cx.c, &group.0, seq)?;
             outbox::delete(cx.c, row.id)?;
-            let Some(bytes) = &row.content else {
+            let QueuedKind::Content { bytes, checked } = &row.kind else {
                 return Ok(None);
             };
             let message = Message {
@@ -326,7 +331,7 @@ impl Session<'_> {
             match history::apply(cx.c, &moderation, &message, bytes, timer) {
                 // Stored by the transport all the same: recorded as sent, not kept.
                 Err(history::ApplyError::Rejected(e)) => {
-                    if row.checked {
+                    if *checked {
                         tracing::warn!(error = %e, "sent message not kept in the history");
                     }
                 }

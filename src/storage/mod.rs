@@ -364,7 +364,10 @@ mod tests {
         assert_eq!((row.capability, row.cursor), (None, 7));
         assert_eq!(row.current_mailbox(), first);
         let queued = outbox::first(&store.conn, &gid).unwrap().unwrap();
-        assert_eq!(queued.sealed.unwrap().capability, None);
+        let outbox::QueueState::Sealed(sealed) = queued.state else {
+            panic!("the queued item lost its ciphertext: {queued:?}")
+        };
+        assert_eq!(sealed.capability, None);
         assert_eq!(
             tables::group_capabilities(&store.conn, &gid).unwrap(),
             vec![first.post_secret.unwrap()]

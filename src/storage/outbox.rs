@@ -42,19 +42,41 @@ pub(crate) struct Sealed {
     pub capability: Option<[u8; 32]>,
 }
 
+/// What a queued item is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum QueuedKind {
+    /// An application message: its encoded content, encrypted again for a new epoch when its
+    /// ciphertext goes stale.
+    Content {
+        /// The encoded content.
+        bytes: Vec<u8>,
+        /// Whether the history rules apply (CONTENT-29).
+        checked: bool,
+    },
+    /// A leave proposal: sealed when queued, dropped when stale (a proposal of a past epoch
+    /// cannot be re-encrypted).
+    LeaveProposal,
+}
+
+/// Where a queued item is in its life: sealed for an epoch, or waiting to be (again, after
+/// `StaleEpoch`). Accepted items are deleted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum QueueState {
+    /// Not encrypted yet, or its ciphertext went stale: sealed at the next send.
+    ToSeal,
+    /// The ciphertext sent, every time, under the row's idempotency key.
+    Sealed(Sealed),
+}
+
 /// One queued item.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Queued {
     pub id: i64,
     pub group_id: Vec<u8>,
-    /// The encoded content; `None` for a leave proposal, which cannot be re-encrypted.
-    pub content: Option<Vec<u8>>,
-    /// Whether the history rules apply (CONTENT-29).
-    pub checked: bool,
+    pub kind: QueuedKind,
     /// The idempotency key of the current ciphertext (or of the next one).
     pub idem: [u8; 16],
-    /// The current ciphertext; `None` until encrypted, and again after `StaleEpoch`.
-    pub sealed: Option<Sealed>,
+    pub state: QueueState,
 }
 
 fn key16(v: Vec<u8>) -> rusqlite::Result<[u8; 16]> {
@@ -99,13 +121,19 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Queued> {
         }),
         _ => None,
     };
+    let kind = match r.get::<_, Option<Vec<u8>>>(2)? {
+        Some(bytes) => QueuedKind::Content {
+            bytes,
+            checked: r.get::<_, i64>(3)? != 0,
+        },
+        None => QueuedKind::LeaveProposal,
+    };
     Ok(Queued {
         id: r.get(0)?,
         group_id: r.get(1)?,
-        content: r.get(2)?,
-        checked: r.get::<_, i64>(3)? != 0,
+        kind,
         idem: key16(r.get(4)?)?,
-        sealed,
+        state: sealed.map_or(QueueState::ToSeal, QueueState::Sealed),
     })
 }
 
