@@ -13,7 +13,7 @@ use atmls::directory::MemoryDirectory;
 use atmls::storage::Store;
 use atmls::transport::{EpochTag, IdempotencyKey, MemoryTransport, Transport};
 use atmls::{Client, GroupId};
-use common::texts;
+use common::{stored_texts, texts};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -142,21 +142,8 @@ async fn store_3_stores_of_schema_12_open_migrated_and_carry_on() {
         .map(|i| i.id.clone())
         .find(|id| *id != dm)
         .unwrap();
-    let dm_texts: Vec<String> = alice
-        .messages(&dm)
-        .await
-        .unwrap()
-        .iter()
-        .filter_map(|m| m.decoded().display_text().map(str::to_owned))
-        .collect();
-    assert_eq!(dm_texts, ["hello bob", "hi alice"]);
-    let in_group: Vec<String> = bob
-        .messages(&g)
-        .await
-        .unwrap()
-        .iter()
-        .filter_map(|m| m.decoded().display_text().map(str::to_owned))
-        .collect();
+    assert_eq!(stored_texts(&alice, &dm).await, ["hello bob", "hi alice"]);
+    let in_group = stored_texts(&bob, &g).await;
     assert!(
         in_group.contains(&"after the update".to_owned()),
         "{in_group:?}"

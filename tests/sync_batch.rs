@@ -73,13 +73,7 @@ async fn lg_4_failures_mid_pass_lose_nothing_and_process_nothing_twice() {
     let first = bob.sync().await;
     assert!(first.is_err(), "{first:?}");
     assert_eq!(message_rows(&db), base + 100);
-    let texts: Vec<String> = bob
-        .messages(&g)
-        .await
-        .unwrap()
-        .iter()
-        .filter_map(|m| m.decoded().display_text().map(str::to_owned))
-        .collect();
+    let texts = stored_texts(&bob, &g).await;
     assert_eq!(texts, sent[..100]);
 
     // 3. bob crashes (dropped) and restarts from the file; the commit fails once more, then
@@ -100,13 +94,7 @@ async fn lg_4_failures_mid_pass_lose_nothing_and_process_nothing_twice() {
         !events.iter().any(|e| matches!(e, Event::Refused { .. })),
         "{events:?}"
     );
-    let texts: Vec<String> = bob
-        .messages(&g)
-        .await
-        .unwrap()
-        .iter()
-        .filter_map(|m| m.decoded().display_text().map(str::to_owned))
-        .collect();
+    let texts = stored_texts(&bob, &g).await;
     assert_eq!(texts, sent);
     assert!(received(&bob.sync().await.unwrap()).is_empty());
     // The group still works both ways.

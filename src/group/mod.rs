@@ -57,7 +57,9 @@ use openmls::prelude::{
     PURE_CIPHERTEXT_WIRE_FORMAT_POLICY,
 };
 use openmls_traits::crypto::OpenMlsCrypto;
-use sha2::{Digest, Sha256};
+
+// H(label, data) of spec/group.md, shared with the wire contract (mailbox ids).
+use atmls_ds_wire::tagged_hash;
 
 use crate::credential::CredentialError;
 use crate::identity::{Did, PublicKey};
@@ -277,14 +279,6 @@ pub(crate) fn join_config() -> MlsGroupJoinConfig {
         .max_past_epochs(0)
         .sender_ratchet_configuration(SenderRatchetConfiguration::new(20, 1000))
         .build()
-}
-
-fn tagged_hash(label: &[u8], data: &[u8]) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update((label.len() as u32).to_be_bytes());
-    h.update(label);
-    h.update(data);
-    h.finalize().into()
 }
 
 /// A group's first mailbox: its posting capability derives from the secret group id (which

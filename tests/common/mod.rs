@@ -82,6 +82,17 @@ pub fn texts(events: &[Event]) -> Vec<String> {
         .collect()
 }
 
+/// The display texts of the messages `client` has stored in `group`, oldest first.
+pub async fn stored_texts(client: &Client, group: &GroupId) -> Vec<String> {
+    client
+        .messages(group)
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|m| m.decoded().display_text().map(str::to_owned))
+        .collect()
+}
+
 pub fn joined(events: &[Event]) -> Vec<GroupId> {
     events
         .iter()

@@ -84,8 +84,14 @@ pub enum Kind {
     Welcome,
 }
 
-/// `H(label, data)` of spec/group.md: SHA-256 of the length-prefixed label and the data.
-fn tagged_hash(label: &[u8], data: &[u8]) -> [u8; 32] {
+/// `H(label, data)` of spec/group.md: SHA-256 of the 4-byte big-endian length of the label,
+/// the label and the data. Mailbox ids and every other labelled hash of atmls use it.
+///
+/// ```
+/// let h = atmls_ds_wire::tagged_hash(b"label", b"data");
+/// assert_ne!(h, atmls_ds_wire::tagged_hash(b"label", b"other"));
+/// ```
+pub fn tagged_hash(label: &[u8], data: &[u8]) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update((label.len() as u32).to_be_bytes());
     h.update(label);
