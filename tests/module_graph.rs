@@ -7,6 +7,9 @@
 //!
 //! Unit tests are left out of the graph (a test may reach anywhere): files named `tests.rs`
 //! or `*_tests.rs`, and the rest of a file from its first `#[cfg(test)]`.
+//!
+//! Test code: `unwrap` only on the repository's own files and fixtures (copied before use),
+//! never on input from another party.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

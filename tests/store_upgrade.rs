@@ -3,6 +3,9 @@
 //! were written by atmls at tag `store-schema-12` (commit fb2b2a8, schema 12) with
 //! tests/fixtures/schema-12/make_fixture.rs; tests/fixtures/schema-12/created is the time they
 //! were made. A store from a newer version is refused: `store_3_…` in src/storage/mod.rs.
+//!
+//! Test code: `unwrap` only on the repository's own files and fixtures (copied before use),
+//! never on input from another party.
 mod common;
 
 use std::path::{Path, PathBuf};

@@ -298,6 +298,8 @@ impl Store {
 // input.
 #[cfg(test)]
 mod tests {
+    // Test code: `unwrap` only on databases and files the tests create themselves in a
+    // temporary directory, never on input from another party.
     use super::*;
 
     /// STORE-3: a database from a newer atmls (a schema version past ours) is refused with
