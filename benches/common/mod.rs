@@ -75,9 +75,24 @@ pub fn current_thread_rt() -> tokio::runtime::Runtime {
 pub struct BenchNet {
     pub inner: MemoryTransport,
     sinks: std::sync::RwLock<std::collections::HashSet<MailboxId>>,
+    /// A simulated round trip (µs) added to every request; zero unless a bench sets it.
+    rtt_us: std::sync::atomic::AtomicU64,
 }
 
 impl BenchNet {
+    /// Every later request waits `rtt` before it is answered, like one over a network.
+    pub fn set_rtt(&self, rtt: std::time::Duration) {
+        let us = u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX);
+        self.rtt_us.store(us, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    async fn round_trip(&self) {
+        let us = self.rtt_us.load(std::sync::atomic::Ordering::Relaxed);
+        if us > 0 {
+            tokio::time::sleep(std::time::Duration::from_micros(us)).await;
+        }
+    }
+
     pub fn sink(&self, mailbox: MailboxId) {
         if let Ok(mut s) = self.sinks.write() {
             s.insert(mailbox);
@@ -95,6 +110,7 @@ impl Transport for BenchNet {
         payload: &[u8],
         key: &IdempotencyKey,
     ) -> Result<CommitOutcome, TransportError> {
+        self.round_trip().await;
         self.inner
             .submit_commit(mailbox, epoch, after, payload, key)
             .await
@@ -108,6 +124,7 @@ impl Transport for BenchNet {
         payload: &[u8],
         key: &IdempotencyKey,
     ) -> Result<SendOutcome, TransportError> {
+        self.round_trip().await;
         self.inner
             .send_message(mailbox, epoch, after, payload, key)
             .await
@@ -119,6 +136,7 @@ impl Transport for BenchNet {
         payload: &[u8],
         key: &IdempotencyKey,
     ) -> Result<u64, TransportError> {
+        self.round_trip().await;
         if self.sinks.read().is_ok_and(|s| s.contains(mailbox)) {
             return Ok(1);
         }
@@ -131,6 +149,7 @@ impl Transport for BenchNet {
         after: u64,
         limit: u32,
     ) -> Result<Page, TransportError> {
+        self.round_trip().await;
         self.inner.fetch(mailbox, after, limit).await
     }
 
@@ -139,10 +158,12 @@ impl Transport for BenchNet {
     }
 
     async fn put_tree(&self, locator: &TreeLocator, blob: &[u8]) -> Result<(), TransportError> {
+        self.round_trip().await;
         self.inner.put_tree(locator, blob).await
     }
 
     async fn fetch_tree(&self, locator: &TreeLocator) -> Result<Vec<u8>, TransportError> {
+        self.round_trip().await;
         self.inner.fetch_tree(locator).await
     }
 }

@@ -282,7 +282,7 @@ impl Client {
         metadata: GroupMetadata,
     ) -> Result<GroupId, Error> {
         metadata.check().map_err(GroupError::from)?;
-        self.session()
+        self.account_session()
             .await
             .create_with(GroupKind::Group, members, preset, Some(metadata))
             .await

@@ -315,7 +315,7 @@ impl Session<'_> {
             Ok(None) => return Ok(Ok((env, None))),
             Err(e) => return Ok(Err(e)),
         };
-        let blob = match self.transport.fetch_tree(&r.locator).await {
+        let blob = match self.inner.io(self.transport.fetch_tree(&r.locator)).await {
             Ok(b) => b,
             Err(e) if e.is_retryable() => return Err(e.into()),
             Err(TransportError::NotFound) => {
@@ -467,6 +467,14 @@ impl Session<'_> {
     /// Settles any outgoing commit, then processes the group's mailbox. Events go to the
     /// queue the next `sync` hands out: none is lost if a later step fails.
     pub(crate) async fn sync_group(&mut self, group: &GroupId) -> Result<(), Error> {
+        let entered = self.enter_group(group).await;
+        let r = self.sync_group_in_group(group).await;
+        self.leave_group(entered, group);
+        r
+    }
+
+    /// [`sync_group`](Self::sync_group) with the group's ordering lock held.
+    async fn sync_group_in_group(&mut self, group: &GroupId) -> Result<(), Error> {
         self.resolve_outbox(group).await?;
         self.sync_group_until(group, u64::MAX).await
     }
@@ -475,6 +483,18 @@ impl Session<'_> {
     /// `sync_group`). A commit that moves the group (GROUP-4a) ends a bounded read (`until`
     /// was a position in the old mailbox); an unbounded one goes on in the new mailbox.
     pub(crate) async fn sync_group_until(
+        &mut self,
+        group: &GroupId,
+        until: u64,
+    ) -> Result<(), Error> {
+        let entered = self.enter_group(group).await;
+        let r = self.sync_group_until_in_group(group, until).await;
+        self.leave_group(entered, group);
+        r
+    }
+
+    /// [`sync_group_until`](Self::sync_group_until) with the group's ordering lock held.
+    async fn sync_group_until_in_group(
         &mut self,
         group: &GroupId,
         until: u64,
@@ -488,7 +508,10 @@ impl Session<'_> {
                 return Ok(());
             }
             let mailbox = MailboxId(row.mailbox);
-            let page = self.transport.fetch(&mailbox, row.cursor, PAGE).await?;
+            let page = self
+                .inner
+                .io(self.transport.fetch(&mailbox, row.cursor, PAGE))
+                .await?;
             let items = in_order(&page.items, row.cursor, until);
             match self.process_page(group, &items).await? {
                 // Nothing after our removal is for us.
@@ -522,7 +545,10 @@ impl Session<'_> {
             let cursor = self
                 .inner
                 .read(|c| tables::account_u64(c, K_WELCOME_CURSOR))?;
-            let page = self.transport.fetch_welcomes(&proof, cursor, PAGE).await?;
+            let page = self
+                .inner
+                .io(self.transport.fetch_welcomes(&proof, cursor, PAGE))
+                .await?;
             let items = in_order(&page.items, cursor, u64::MAX);
             for item in &items {
                 let joined = match self.open_welcome(&item.payload).await {
@@ -637,6 +663,18 @@ impl Session<'_> {
     /// What a sync does for one group after reading it: commits pending leave requests,
     /// rotates a last-resort leaf, re-proposes a dropped leave.
     async fn group_chores(&mut self, gid: &GroupId, status: GroupStatus) -> Result<(), Error> {
+        let entered = self.enter_group(gid).await;
+        let r = self.group_chores_in_group(gid, status).await;
+        self.leave_group(entered, gid);
+        r
+    }
+
+    /// [`group_chores`](Self::group_chores) with the group's ordering lock held.
+    async fn group_chores_in_group(
+        &mut self,
+        gid: &GroupId,
+        status: GroupStatus,
+    ) -> Result<(), Error> {
         let gid = gid.clone();
         {
             match status {

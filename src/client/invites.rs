@@ -373,8 +373,10 @@ impl Session<'_> {
     async fn reply(&mut self, reply_secret: &[u8; 32], outcome: JoinOutcome) -> Result<(), Error> {
         let ch = reply_channel(reply_secret);
         let sealed = ch.seal(KIND_OUTCOME, &[1, outcome.to_u8()])?;
-        self.transport
-            .send_welcome(&ch.mailbox, &sealed, &IdempotencyKey::random())
+        self.inner
+            .io(self
+                .transport
+                .send_welcome(&ch.mailbox, &sealed, &IdempotencyKey::random()))
             .await?;
         Ok(())
     }
@@ -490,7 +492,10 @@ impl Session<'_> {
                     .inner
                     .read(|c| group_state::invite_cursor(c, &gid.0, &invite))?;
                 let proof = ch.read_proof(self.inner.now());
-                let page = self.transport.fetch_welcomes(&proof, cursor, PAGE).await?;
+                let page = self
+                    .inner
+                    .io(self.transport.fetch_welcomes(&proof, cursor, PAGE))
+                    .await?;
                 for item in page.items {
                     if let Some(mut req) = open_request(&ch, &rec.id(), &item.payload) {
                         req.via_handle = rec.public;
@@ -521,6 +526,19 @@ impl Session<'_> {
     }
 
     async fn decide(
+        &mut self,
+        group: &GroupId,
+        id: &RequestId,
+        approve: bool,
+    ) -> Result<JoinOutcome, Error> {
+        let entered = self.enter_group(group).await;
+        let r = self.decide_in_group(group, id, approve).await;
+        self.leave_group(entered, group);
+        r
+    }
+
+    /// [`decide`](Self::decide) with the group's ordering lock held.
+    async fn decide_in_group(
         &mut self,
         group: &GroupId,
         id: &RequestId,
@@ -669,7 +687,7 @@ impl Client {
     /// this device, sealed under a key only link holders know, posted to the link's
     /// mailbox. See the example on [`create_invite`](Self::create_invite).
     pub async fn request_join(&self, link: &InviteLink) -> Result<PendingJoin, Error> {
-        let s = self.session().await;
+        let mut s = self.session().await;
         let reply_secret: [u8; 32] = rand::random();
         let dev = &s.inner.device;
         let installation = dev.installation.public();
@@ -685,12 +703,12 @@ impl Client {
             .tls_serialize_detached()
             .map_err(|_| Error::InvalidArgument("join request does not encode"))?;
         let ch = link.requests();
-        s.transport
-            .send_welcome(
+        s.inner
+            .io(s.transport.send_welcome(
                 &ch.mailbox,
                 &ch.seal(KIND_REQUEST, &body)?,
                 &IdempotencyKey::random(),
-            )
+            ))
             .await?;
         Ok(PendingJoin {
             reply_secret,

@@ -65,34 +65,42 @@ impl Session<'_> {
     /// Publishes the declaration (if we hold the identity key), our device record, and
     /// KeyPackages.
     pub(crate) async fn publish_identity(&mut self) -> Result<(), Error> {
-        let dev = &self.inner.device;
-        if let Some(k) = &dev.identity_key {
-            let current = self.directory.account(&dev.did).await?;
+        let did = self.inner.device.did.clone();
+        let public = self.inner.device.identity_key.as_ref().map(|k| k.public());
+        if let Some(public) = public {
+            let current = self.inner.io(self.directory.account(&did)).await?;
             let declared = current.as_ref().map(|a| &a.declaration);
-            let ours = declared.map(|d| d.identity_key) == Some(k.public());
+            let ours = declared.map(|d| d.identity_key) == Some(public);
             // A successor our key endorsed (a rotation made on another device) must not be
             // overwritten by the key it replaced (TRUST-14).
             let superseded = declared.is_some_and(|d| {
                 d.verify().is_ok()
                     && matches!(
-                        crate::identity::succession(&k.public(), d),
+                        crate::identity::succession(&public, d),
                         Ok(crate::identity::Succession::Endorsed(_))
                     )
             });
-            if !ours && !superseded {
-                self.directory
-                    .publish_declaration(&k.declare(&dev.did, self.inner.now()))
+            let now = self.inner.now();
+            let declaration = match &self.inner.device.identity_key {
+                Some(k) if !ours && !superseded => Some(k.declare(&did, now)),
+                _ => None,
+            };
+            if let Some(declaration) = declaration {
+                self.inner
+                    .io(self.directory.publish_declaration(&declaration))
                     .await?;
             }
         }
-        let dev = &self.inner.device;
         let record = DeviceRecord {
-            certificate: dev.certificate.clone(),
+            certificate: self.inner.device.certificate.clone(),
             display_name: None,
         };
-        self.directory.publish_device(&record).await?;
-        self.directory
-            .prune_key_packages(&self.inner.device.did, self.inner.now())
+        self.inner
+            .io(self.directory.publish_device(&record))
+            .await?;
+        let now = self.inner.now();
+        self.inner
+            .io(self.directory.prune_key_packages(&did, now))
             .await?;
         self.maintain_key_packages().await
     }
@@ -102,7 +110,9 @@ impl Session<'_> {
     pub(crate) async fn maintain_key_packages(&mut self) -> Result<(), Error> {
         let did = self.inner.device.did.clone();
         for r in self.inner.read(tables::kp_deletions)? {
-            self.directory.delete_key_package(&did, &r).await?;
+            self.inner
+                .io(self.directory.delete_key_package(&did, &r))
+                .await?;
             self.inner.atomic(|cx| tables::kp_deleted(cx.c, &r))?;
         }
         let now = self.inner.now();
@@ -124,7 +134,9 @@ impl Session<'_> {
             // then), so old init keys do not pile up (forward secrecy).
             self.inner
                 .atomic(|cx| retire_own(cx.c, &k.kp_ref, k.expires))?;
-            self.directory.delete_key_package(&did, &k.kp_ref).await?;
+            self.inner
+                .io(self.directory.delete_key_package(&did, &k.kp_ref))
+                .await?;
             self.inner
                 .atomic(|cx| tables::kp_deleted(cx.c, &k.kp_ref))?;
         }
@@ -146,7 +158,9 @@ impl Session<'_> {
             return Ok(());
         }
         // Topping up: also drop expired records this device does not track (KP-7).
-        self.directory.prune_key_packages(&did, now).await?;
+        self.inner
+            .io(self.directory.prune_key_packages(&did, now))
+            .await?;
         let records = self.inner.atomic(|cx| {
             let mut out = Vec::new();
             for &lr in &wanted {
@@ -166,7 +180,9 @@ impl Session<'_> {
             Ok::<_, Error>(out)
         })?;
         for rec in &records {
-            self.directory.publish_key_package(rec).await?;
+            self.inner
+                .io(self.directory.publish_key_package(rec))
+                .await?;
         }
         Ok(())
     }
@@ -175,8 +191,8 @@ impl Session<'_> {
     /// (spec/trust.md): endorsed changes are followed, unendorsed ones refused.
     pub(crate) async fn verified_account(&mut self, did: &Did) -> Result<VerifiedAccount, Error> {
         let record = self
-            .directory
-            .account(did)
+            .inner
+            .io(self.directory.account(did))
             .await?
             .ok_or_else(|| crate::directory::DirectoryError::NoIdentity(did.clone()))?;
         let account = record.verify_with(
@@ -188,19 +204,37 @@ impl Session<'_> {
         Ok(account)
     }
 
-    /// Pins the identity keys of DIDs met in a commit or Welcome, from the directory. A joiner
-    /// of a large group meets thousands (LG-6): the lookups run first, then the signatures
-    /// are checked on all cores, then every pin is written in one transaction.
-    pub(crate) async fn pin_from_directory(&mut self, dids: &[Did]) -> Result<(), Error> {
-        let mut records = Vec::with_capacity(dids.len());
-        for did in dids {
-            records.push(
-                self.directory
-                    .account(did)
-                    .await?
-                    .ok_or_else(|| crate::directory::DirectoryError::NoIdentity(did.clone()))?,
-            );
-        }
+    /// Looks up one account in the directory (its lookup given at most `limit`) and pins what
+    /// the answer vouches for. The limit bounds only the request: a future holding the state is never
+    /// cancelled half-way (`Held::io`).
+    pub(crate) async fn pin_from_directory_within(
+        &mut self,
+        did: &Did,
+        limit: std::time::Duration,
+    ) -> Result<Result<(), Error>, tokio::time::error::Elapsed> {
+        let looked = self
+            .inner
+            .io(tokio::time::timeout(limit, self.directory.account(did)))
+            .await?;
+        let record = match looked {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                return Ok(Err(crate::directory::DirectoryError::NoIdentity(
+                    did.clone(),
+                )
+                .into()))
+            }
+            Err(e) => return Ok(Err(e.into())),
+        };
+        Ok(self.pin_records(std::slice::from_ref(did), vec![record]))
+    }
+
+    /// Verifies fetched account records (one per DID, in order) and pins them.
+    fn pin_records(
+        &mut self,
+        dids: &[Did],
+        records: Vec<crate::directory::AccountRecord>,
+    ) -> Result<(), Error> {
         let now = self.inner.now();
         let sigs = self.inner.verdicts.signatures();
         let verified: Vec<_> = records
@@ -235,11 +269,11 @@ impl Session<'_> {
         let mut fetched = Vec::with_capacity(dids.len());
         for did in dids {
             let record = self
-                .directory
-                .account(did)
+                .inner
+                .io(self.directory.account(did))
                 .await?
                 .ok_or_else(|| crate::directory::DirectoryError::NoIdentity(did.clone()))?;
-            let mut records = self.directory.key_packages(did).await?;
+            let mut records = self.inner.io(self.directory.key_packages(did)).await?;
             // Spread invitations over the published packages, and never hand the same
             // single-use package to two of our own commits (it can only be joined once).
             records.shuffle(&mut rand::thread_rng());

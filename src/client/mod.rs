@@ -1,6 +1,9 @@
 //! The client: one device of one account, with its store, a directory and a transport.
-//! Every public call is async, takes the client's lock for its whole duration, and changes
-//! state only through single SQLite transactions.
+//! Every public call is async and changes state only through single SQLite transactions. It
+//! holds the client's state lock only while it works on state, never while it waits on the
+//! network; ordering locks per group and for the account keep calls that touch the same
+//! thing in sequence ([`Locks`]). SQLite and openmls work runs where it does not hold up the
+//! runtime's other tasks (`state::blocking`).
 
 mod attachments;
 mod content_api;
@@ -164,11 +167,12 @@ impl ClientBuilder {
             did: inner.device.did.clone(),
             installation: inner.device.installation.public(),
             inner: Mutex::new(inner),
+            locks: Locks::default(),
             directory: self.directory,
             transport: self.transport,
             clock,
         };
-        client.session().await.publish_identity().await?;
+        client.account_session().await.publish_identity().await?;
         Ok(client)
     }
 }
@@ -198,6 +202,7 @@ pub struct Client {
     did: Did,
     installation: PublicKey,
     inner: Mutex<Inner>,
+    locks: Locks,
     directory: Arc<dyn Directory>,
     transport: Arc<dyn Transport>,
     blob_store: Option<Arc<dyn BlobStore>>,
@@ -211,13 +216,132 @@ impl std::fmt::Debug for Client {
     }
 }
 
-/// A client with its lock held: what every operation runs on.
+/// What one call of a [`Client`] runs on: the client's state, locked while the call works on
+/// it and released while it waits on the network ([`Held::io`]), and the ordering locks it
+/// took ([`Locks`]).
 pub(crate) struct Session<'a> {
-    pub(crate) inner: tokio::sync::MutexGuard<'a, Inner>,
+    pub(crate) inner: Held<'a>,
     pub(crate) directory: &'a dyn Directory,
     pub(crate) transport: &'a dyn Transport,
     /// Directory lookups of members made by this call (TRUST-23's budget).
     pub(crate) lookups: usize,
+    locks: &'a Locks,
+    /// The groups this call works on, each locked once however deep the calls nest.
+    groups: Vec<(GroupId, tokio::sync::OwnedMutexGuard<()>)>,
+    _account: Option<tokio::sync::MutexGuard<'a, ()>>,
+}
+
+/// The client's state behind its lock. A call holds it only while it reads or changes state:
+/// [`io`](Self::io) releases it for each network request, so other calls (a message sent in
+/// one group while a sync waits on the delivery service or processes another group) go on
+/// meanwhile.
+pub(crate) struct Held<'a> {
+    lock: &'a Mutex<Inner>,
+    /// `None` only inside `io`, which holds `&mut self` throughout: nothing else observes it.
+    guard: Option<tokio::sync::MutexGuard<'a, Inner>>,
+}
+
+impl<'a> Held<'a> {
+    async fn lock(lock: &'a Mutex<Inner>) -> Held<'a> {
+        Held {
+            lock,
+            guard: Some(lock.lock().await),
+        }
+    }
+
+    /// Awaits `request` (a network request, or a wait for an ordering lock) with the state
+    /// unlocked, and locks it again. State read before may have changed when it returns, except
+    /// what the caller's ordering locks ([`Locks`]) protect.
+    pub(crate) async fn io<F: std::future::Future>(&mut self, request: F) -> F::Output {
+        self.guard = None;
+        let out = request.await;
+        self.guard = Some(self.lock.lock().await);
+        out
+    }
+}
+
+impl std::ops::Deref for Held<'_> {
+    type Target = Inner;
+
+    #[allow(clippy::expect_used)]
+    fn deref(&self) -> &Inner {
+        // `io` empties the guard and fills it again before it returns, with `&mut self`
+        // borrowed throughout: no caller can observe it empty.
+        self.guard
+            .as_deref()
+            .expect("state locked outside Held::io")
+    }
+}
+
+impl std::ops::DerefMut for Held<'_> {
+    #[allow(clippy::expect_used)]
+    fn deref_mut(&mut self) -> &mut Inner {
+        // As in `deref`.
+        self.guard
+            .as_deref_mut()
+            .expect("state locked outside Held::io")
+    }
+}
+
+/// Ordering locks, held across network requests (unlike the state's lock), so that the calls
+/// that change one thing happen one after another:
+/// - one per group: a call that reads a group, talks to the network and then changes the
+///   group (fetching its mailbox, a commit, a send) holds it, so two such calls on one group
+///   never interleave;
+/// - `account`: account-wide work (syncs, joins from Welcomes, KeyPackages, identity and
+///   trust changes, creating groups), one call at a time;
+/// - `welcomes_out`: sending the queued Welcomes.
+///
+/// Order, so that no two calls wait on each other: `account` before any group lock; at most
+/// one group lock at a time (nested calls on the same group reuse it); `welcomes_out` last,
+/// with nothing taken after it. The state's lock is never held while waiting for these.
+#[derive(Default)]
+pub(crate) struct Locks {
+    account: Mutex<()>,
+    welcomes_out: Arc<Mutex<()>>,
+    groups: std::sync::Mutex<std::collections::HashMap<GroupId, Arc<Mutex<()>>>>,
+}
+
+impl Locks {
+    fn group(&self, group: &GroupId) -> Arc<Mutex<()>> {
+        // A poisoned map only means a thread panicked while inserting: the map is still
+        // whole.
+        let mut map = self.groups.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(group.clone()).or_default().clone()
+    }
+}
+
+impl Session<'_> {
+    /// Takes `group`'s ordering lock unless this call already holds it; returns whether it
+    /// took it (pass that to [`leave_group`](Self::leave_group)). The state is unlocked
+    /// while waiting, so read the group only after this.
+    pub(crate) async fn enter_group(&mut self, group: &GroupId) -> bool {
+        if self.groups.iter().any(|(g, _)| g == group) {
+            return false;
+        }
+        // Two calls each holding one group and waiting for the other's would wait forever.
+        debug_assert!(
+            self.groups.is_empty(),
+            "a call holds one group's lock at a time"
+        );
+        let lock = self.locks.group(group);
+        let guard = self.inner.io(lock.lock_owned()).await;
+        self.groups.push((group.clone(), guard));
+        true
+    }
+
+    /// Releases `group`'s ordering lock if [`enter_group`](Self::enter_group) took it.
+    pub(crate) fn leave_group(&mut self, entered: bool, group: &GroupId) {
+        if entered {
+            self.groups.retain(|(g, _)| g != group);
+        }
+    }
+
+    /// Sends the queued Welcomes one call at a time (see [`Locks`]).
+    pub(crate) async fn welcomes_out_lock(&mut self) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = self.locks.welcomes_out.clone();
+        self.inner.io(lock.lock_owned()).await
+    }
 }
 
 impl Client {
@@ -242,13 +366,26 @@ impl Client {
         }
     }
 
+    /// A session for a call that reads state, or works on groups (each primitive takes its
+    /// group's lock, see [`Locks`]).
     pub(crate) async fn session(&self) -> Session<'_> {
         Session {
-            inner: self.inner.lock().await,
+            inner: Held::lock(&self.inner).await,
             directory: &*self.directory,
             transport: &*self.transport,
             lookups: 0,
+            locks: &self.locks,
+            groups: Vec::new(),
+            _account: None,
         }
+    }
+
+    /// A session for account-wide work: holds the account lock for the whole call.
+    pub(crate) async fn account_session(&self) -> Session<'_> {
+        let account = self.locks.account.lock().await;
+        let mut s = self.session().await;
+        s._account = Some(account);
+        s
     }
 
     /// The group's current mailbox (spec/group.md GROUP-4a): where its posts and blobs go.
@@ -285,7 +422,10 @@ impl Client {
     /// is accepted and the Welcomes are sent (or, if sending them failed, queued for the next
     /// sync). On error no group is left behind (GROUP-1).
     pub async fn create_group(&self, members: &[Did]) -> Result<GroupId, Error> {
-        self.session().await.create(GroupKind::Group, members).await
+        self.account_session()
+            .await
+            .create(GroupKind::Group, members)
+            .await
     }
 
     /// The DM with `peer`: the existing one if there is one, else a new one.
@@ -293,7 +433,8 @@ impl Client {
         if peer == &self.did {
             return Err(Error::InvalidArgument("a DM needs another account"));
         }
-        let mut s = self.session().await;
+        // The account lock: two calls at once must not make two DMs.
+        let mut s = self.account_session().await;
         if let Some(g) = s.inner.read(|c| tables::dm_for(c, peer))? {
             return Ok(GroupId(g));
         }
@@ -358,7 +499,7 @@ impl Client {
     /// what was already processed stays processed and its events come with the next call.
     pub async fn sync(&self) -> Result<Vec<Event>, Error> {
         let events = {
-            let mut s = self.session().await;
+            let mut s = self.account_session().await;
             let now = s.inner.now();
             s.purge_expired(now)?;
             s.sync_all().await?

@@ -129,6 +129,19 @@ impl Session<'_> {
         content: &EncodedContent,
         check: bool,
     ) -> Result<Message, Error> {
+        let entered = self.enter_group(group).await;
+        let r = self.send_in_group(group, content, check).await;
+        self.leave_group(entered, group);
+        r
+    }
+
+    /// [`send`](Self::send) with the group's ordering lock held.
+    async fn send_in_group(
+        &mut self,
+        group: &GroupId,
+        content: &EncodedContent,
+        check: bool,
+    ) -> Result<Message, Error> {
         let bytes = content.to_bytes()?;
         let decoded = Content::decode(content);
         let id = self.inner.atomic(|cx| {
@@ -160,6 +173,18 @@ impl Session<'_> {
         group: &GroupId,
         mine: Option<i64>,
     ) -> Result<Option<Message>, Error> {
+        let entered = self.enter_group(group).await;
+        let r = self.deliver_in_group(group, mine).await;
+        self.leave_group(entered, group);
+        r
+    }
+
+    /// [`deliver`](Self::deliver) with the group's ordering lock held.
+    async fn deliver_in_group(
+        &mut self,
+        group: &GroupId,
+        mine: Option<i64>,
+    ) -> Result<Option<Message>, Error> {
         for _ in 0..MAX_COMMIT_ATTEMPTS {
             // A pending commit first; items already encrypted go again under their key.
             self.resolve_outbox(group).await?;
@@ -187,6 +212,14 @@ impl Session<'_> {
     /// the message is stored once. Runs before the mailbox is read, so our own stored message
     /// is recognised (its position recorded) rather than refused.
     pub(crate) async fn resend_queued(&mut self, group: &GroupId) -> Result<(), Error> {
+        let entered = self.enter_group(group).await;
+        let r = self.resend_queued_in_group(group).await;
+        self.leave_group(entered, group);
+        r
+    }
+
+    /// [`resend_queued`](Self::resend_queued) with the group's ordering lock held.
+    async fn resend_queued_in_group(&mut self, group: &GroupId) -> Result<(), Error> {
         self.pump(group, None, false).await.map(|_| ())
     }
 
@@ -232,14 +265,14 @@ impl Session<'_> {
                 None => mailbox_for(&group.0),
             };
             let sent = self
-                .transport
-                .send_message(
+                .inner
+                .io(self.transport.send_message(
                     &mailbox,
                     &EpochTag(sealed.epoch_tag),
                     sealed.after,
                     &sealed.payload,
                     &IdempotencyKey(row.idem),
-                )
+                ))
                 .await;
             match sent {
                 Ok(SendOutcome::Accepted { seq }) => {

@@ -234,6 +234,14 @@ impl Session<'_> {
         group: &GroupId,
         intent: Intent,
     ) -> Result<(), Error> {
+        let entered = self.enter_group(group).await;
+        let r = self.run_commit_in_group(group, intent).await;
+        self.leave_group(entered, group);
+        r
+    }
+
+    /// [`run_commit`](Self::run_commit) with the group's ordering lock held.
+    async fn run_commit_in_group(&mut self, group: &GroupId, intent: Intent) -> Result<(), Error> {
         for _ in 0..MAX_COMMIT_ATTEMPTS {
             self.sync_group(group).await?;
             if let Intent::Add(dids) = &intent {
@@ -324,14 +332,14 @@ impl Session<'_> {
         // holds nothing (TRANSPORT-1, AGREE-1).
         let after = self.cursor(group)?;
         let outcome = self
-            .transport
-            .submit_commit(
+            .inner
+            .io(self.transport.submit_commit(
                 &mailbox,
                 &EpochTag(out.epoch_tag),
                 after,
                 &out.commit,
                 &IdempotencyKey(out.idem),
-            )
+            ))
             .await?;
         match outcome {
             CommitOutcome::Accepted { seq } => {
@@ -483,6 +491,14 @@ impl Session<'_> {
     /// does not allow the commit (GOV-4), or they remove this device (our account is
     /// leaving); another member commits them.
     pub(crate) async fn commit_pending(&mut self, group: &GroupId) -> Result<bool, Error> {
+        let entered = self.enter_group(group).await;
+        let r = self.commit_pending_in_group(group).await;
+        self.leave_group(entered, group);
+        r
+    }
+
+    /// [`commit_pending`](Self::commit_pending) with the group's ordering lock held.
+    async fn commit_pending_in_group(&mut self, group: &GroupId) -> Result<bool, Error> {
         if !self.has_pending(group)? {
             return Ok(true);
         }
@@ -501,6 +517,14 @@ impl Session<'_> {
     /// Settles a commit left in the outbox by an interrupted operation (same idempotency key,
     /// so the transport answers as it did the first time).
     pub(crate) async fn resolve_outbox(&mut self, group: &GroupId) -> Result<(), Error> {
+        let entered = self.enter_group(group).await;
+        let r = self.resolve_outbox_in_group(group).await;
+        self.leave_group(entered, group);
+        r
+    }
+
+    /// [`resolve_outbox`](Self::resolve_outbox) with the group's ordering lock held.
+    async fn resolve_outbox_in_group(&mut self, group: &GroupId) -> Result<(), Error> {
         if let Some(out) = self.inner.read(|c| tables::outbox_get(c, &group.0))? {
             if let Submitted::Accepted = self.submit(group, out).await? {
                 self.flush_welcomes().await?;
@@ -511,12 +535,19 @@ impl Session<'_> {
     }
 
     pub(crate) async fn flush_welcomes(&mut self) -> Result<(), Error> {
+        // Two calls sending the same queue would send each Welcome twice (the transport keeps
+        // one copy, by idempotency key, but the work is wasted).
+        let _sending = self.welcomes_out_lock().await;
         // Trees first: a Welcome is sent only once the tree it points to is stored (LG-T-3).
         for locator in self.inner.read(tables::tree_pending)? {
             let Some(blob) = self.inner.read(|c| tables::tree_blob(c, &locator))? else {
                 continue;
             };
-            match self.transport.put_tree(&TreeLocator(locator), &blob).await {
+            match self
+                .inner
+                .io(self.transport.put_tree(&TreeLocator(locator), &blob))
+                .await
+            {
                 Ok(()) => {}
                 Err(e) if e.is_retryable() => return Err(e.into()),
                 // Refused for good (e.g. over this transport's limit): its joiners will find
@@ -532,12 +563,12 @@ impl Session<'_> {
         let mut result = Ok(());
         for (id, mailbox, idem, payload) in self.inner.read(tables::welcome_pending)? {
             match self
-                .transport
-                .send_welcome(
+                .inner
+                .io(self.transport.send_welcome(
                     &crate::transport::MailboxId(mailbox),
                     &payload,
                     &IdempotencyKey(idem),
-                )
+                ))
                 .await
             {
                 Ok(_) => sent.push(id),
@@ -576,6 +607,14 @@ impl Session<'_> {
     }
 
     pub(crate) async fn leave(&mut self, group: &GroupId) -> Result<(), Error> {
+        let entered = self.enter_group(group).await;
+        let r = self.leave_in_group(group).await;
+        self.leave_group(entered, group);
+        r
+    }
+
+    /// [`leave`](Self::leave) with the group's ordering lock held.
+    async fn leave_in_group(&mut self, group: &GroupId) -> Result<(), Error> {
         self.sync_group(group).await?;
         // Our queued messages go before we ask to leave (GROUP-11).
         self.deliver(group, None).await?;

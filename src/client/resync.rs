@@ -34,6 +34,14 @@ impl Session<'_> {
     /// most once per [`RESYNC_RETRY_SECS`]. Harmless when wrong: members answer only a device
     /// whose leaf key is not the one it holds.
     pub(crate) async fn ask_resync_if_stale(&mut self, group: &GroupId) -> Result<(), Error> {
+        let entered = self.enter_group(group).await;
+        let r = self.ask_resync_if_stale_in_group(group).await;
+        self.leave_group(entered, group);
+        r
+    }
+
+    /// [`ask_resync_if_stale`](Self::ask_resync_if_stale) with the group's ordering lock held.
+    async fn ask_resync_if_stale_in_group(&mut self, group: &GroupId) -> Result<(), Error> {
         if self.inner.refused_runs.get(group).copied().unwrap_or(0) < STALE_RUN {
             return Ok(());
         }
@@ -63,14 +71,14 @@ impl Session<'_> {
             crate::group::resync_seal(&group.0, &self.inner.device.installation, &request)?;
         // Under a tag of its own: it holds no epoch, and marks no commit superseded (DS-14).
         let mailbox = self.mailbox(group)?;
-        self.transport
-            .send_message(
+        self.inner
+            .io(self.transport.send_message(
                 &mailbox,
                 &EpochTag(rand::random()),
                 0,
                 &payload,
                 &IdempotencyKey::random(),
-            )
+            ))
             .await?;
         self.inner
             .atomic(|cx| group_state::set_flag(cx.c, &group.0, GroupFlag::ResyncAsked, now))?;
@@ -82,6 +90,14 @@ impl Session<'_> {
     /// most once per [`RESYNC_RETRY_SECS`] per device; a request someone else answered first
     /// leaves nothing to commit.
     pub(crate) async fn answer_resyncs(&mut self, group: &GroupId) -> Result<(), Error> {
+        let entered = self.enter_group(group).await;
+        let r = self.answer_resyncs_in_group(group).await;
+        self.leave_group(entered, group);
+        r
+    }
+
+    /// [`answer_resyncs`](Self::answer_resyncs) with the group's ordering lock held.
+    async fn answer_resyncs_in_group(&mut self, group: &GroupId) -> Result<(), Error> {
         // The requests `receive::resync_request` recorded.
         let waiting = self
             .inner

@@ -32,8 +32,8 @@ impl Session<'_> {
         let did = self.inner.device.did.clone();
         let now = self.inner.now();
         let record = self
-            .directory
-            .account(&did)
+            .inner
+            .io(self.directory.account(&did))
             .await?
             .ok_or_else(|| crate::directory::DirectoryError::NoIdentity(did.clone()))?;
         let declared = &record.declaration;
@@ -51,8 +51,10 @@ impl Session<'_> {
                 .into());
             }
             let at = now.max(declared.created.saturating_add(1));
-            self.directory
-                .publish_declaration(&current.rotate(declared, next, at)?)
+            self.inner
+                .io(self
+                    .directory
+                    .publish_declaration(&current.rotate(declared, next, at)?))
                 .await?;
         }
         // Every valid device of ours gets a certificate from the new key, so readers, who
@@ -78,11 +80,11 @@ impl Session<'_> {
         let mut own = None;
         for (installation, display_name) in devices {
             let cert = next.certify(&did, &installation, now, now + DEFAULT_CERT_LIFETIME_SECS);
-            self.directory
-                .publish_device(&DeviceRecord {
+            self.inner
+                .io(self.directory.publish_device(&DeviceRecord {
                     certificate: cert.clone(),
                     display_name,
-                })
+                }))
                 .await?;
             if installation == me {
                 own = Some(cert);
@@ -145,7 +147,9 @@ impl Session<'_> {
                 .atomic(|cx| super::keys::retire_own(cx.c, &k.kp_ref, keep))?;
         }
         for r in self.inner.read(tables::kp_deletions)? {
-            self.directory.delete_key_package(&did, &r).await?;
+            self.inner
+                .io(self.directory.delete_key_package(&did, &r))
+                .await?;
             self.inner.atomic(|cx| tables::kp_deleted(cx.c, &r))?;
         }
         self.maintain_key_packages().await?;
@@ -204,7 +208,7 @@ impl Session<'_> {
         }
         let did = self.inner.device.did.clone();
         let ours = self.inner.device.certificate.identity_key;
-        let Some(record) = self.directory.account(&did).await? else {
+        let Some(record) = self.inner.io(self.directory.account(&did)).await? else {
             return Ok(false);
         };
         let declared = &record.declaration;
@@ -264,7 +268,7 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub async fn rotate_identity_key(&self) -> Result<PublicKey, Error> {
-        let mut s = self.session().await;
+        let mut s = self.account_session().await;
         if s.recredential_pending()? {
             s.recredential().await?;
             return Ok(s.inner.device.certificate.identity_key);
@@ -292,8 +296,8 @@ impl Client {
         };
         let cert = s.publish_rotation(&current, &next).await?;
         let record = s
-            .directory
-            .account(&s.inner.device.did.clone())
+            .inner
+            .io(s.directory.account(&s.inner.device.did.clone()))
             .await?
             .ok_or(Error::InvalidArgument("declaration vanished"))?;
         let new_key = next.public();

@@ -56,6 +56,19 @@ pub(crate) struct Inner {
     pub(crate) upkeep: super::upkeep::Upkeep,
 }
 
+/// Runs SQLite and openmls work (milliseconds to seconds at 10,000 members) so that it does not
+/// hold up the other tasks of the caller's runtime: on a multi-thread runtime the worker
+/// hands its other tasks to the rest of the pool for the duration (`block_in_place`). A
+/// current-thread runtime has no other thread to hand them to, and no blocking pool can take
+/// `f` (it borrows the client's state), so there it runs in place.
+fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
 /// At most this many groups stay decoded in memory.
 const CACHED_GROUPS: usize = 32;
 
@@ -340,6 +353,13 @@ impl Inner {
         &mut self,
         f: impl FnOnce(&Ctx<'_>) -> Result<R, E>,
     ) -> Result<R, E> {
+        blocking(|| self.atomic_here(f))
+    }
+
+    fn atomic_here<R, E: From<StorageError>>(
+        &mut self,
+        f: impl FnOnce(&Ctx<'_>) -> Result<R, E>,
+    ) -> Result<R, E> {
         let tx = self
             .store
             .conn
@@ -382,11 +402,18 @@ impl Inner {
         &self,
         f: impl FnOnce(&Connection) -> Result<R, StorageError>,
     ) -> Result<R, Error> {
-        Ok(f(&self.store.conn)?)
+        Ok(blocking(|| f(&self.store.conn))?)
     }
 
     /// Read-only access through openmls (no transaction; groups stay cached).
     pub(crate) fn ctx_read<R>(
+        &mut self,
+        f: impl FnOnce(&Ctx<'_>) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        blocking(|| self.ctx_read_here(f))
+    }
+
+    fn ctx_read_here<R>(
         &mut self,
         f: impl FnOnce(&Ctx<'_>) -> Result<R, Error>,
     ) -> Result<R, Error> {

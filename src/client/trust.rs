@@ -147,7 +147,7 @@ impl Session<'_> {
         let ours = self.contact(&me)?.identity_key;
         let own_installation = self.inner.device.installation.public();
         let mut findings = Vec::new();
-        let Some(record) = self.directory.account(&me).await? else {
+        let Some(record) = self.inner.io(self.directory.account(&me)).await? else {
             return Ok(vec![SelfCheckFinding::OwnDeviceMissing]);
         };
         let published = record.declaration.identity_key;
@@ -176,7 +176,7 @@ impl Session<'_> {
         if !valid.contains(&own_installation) {
             findings.push(SelfCheckFinding::OwnDeviceMissing);
         }
-        for kp in self.directory.key_packages(&me).await? {
+        for kp in self.inner.io(self.directory.key_packages(&me)).await? {
             if !valid.contains(&kp.installation_key) {
                 findings.push(SelfCheckFinding::ForeignKeyPackage {
                     installation: kp.installation_key,
@@ -236,10 +236,10 @@ impl Client {
         did: &Did,
         new_key: &PublicKey,
     ) -> Result<(), Error> {
-        let mut s = self.session().await;
+        let mut s = self.account_session().await;
         let record = s
-            .directory
-            .account(did)
+            .inner
+            .io(s.directory.account(did))
             .await?
             .ok_or_else(|| crate::directory::DirectoryError::NoIdentity(did.clone()))?;
         let account = record.verify(did, s.inner.now())?;
@@ -304,7 +304,7 @@ impl Client {
     /// are followed, unendorsed ones raise warnings. Returns the events (also raised by
     /// `sync`).
     pub async fn check_contacts(&self) -> Result<Vec<Event>, Error> {
-        self.session().await.refresh_contacts().await
+        self.account_session().await.refresh_contacts().await
     }
 
     /// Approves a new device of this account (TRUST-13): reads the link request posted under
@@ -322,27 +322,35 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub async fn approve_link(&self, code: &crate::trust::PairingCode) -> Result<PublicKey, Error> {
-        let s = self.session().await;
-        let dev = &s.inner.device;
-        let key = dev.identity_key.as_ref().ok_or(Error::InvalidArgument(
-            "this device does not hold the identity key",
-        ))?;
-        let installation = crate::trust::find_request(s.transport, code, &dev.did).await?;
+        let mut s = self.account_session().await;
+        let no_key = Error::InvalidArgument("this device does not hold the identity key");
+        if s.inner.device.identity_key.is_none() {
+            return Err(no_key);
+        }
+        let did = s.inner.device.did.clone();
+        let transport = s.transport;
+        let installation = s
+            .inner
+            .io(crate::trust::find_request(transport, code, &did))
+            .await?;
         let now = s.inner.now();
+        let key = s.inner.device.identity_key.as_ref().ok_or(no_key)?;
         let cert = key.certify(
-            &dev.did,
+            &did,
             &installation,
             now,
             now + crate::identity::DEFAULT_CERT_LIFETIME_SECS,
         );
-        crate::trust::respond(s.transport, code, &cert).await?;
+        s.inner
+            .io(crate::trust::respond(transport, code, &cert))
+            .await?;
         Ok(installation)
     }
 
     /// Adds this account's devices that are not yet members (e.g. one just linked) to every
     /// group this device is in. Groups where every device of ours is present are untouched.
     pub async fn add_own_devices(&self) -> Result<(), Error> {
-        let mut s = self.session().await;
+        let mut s = self.account_session().await;
         let me = s.inner.device.did.clone();
         let groups = s.inner.read(crate::storage::tables::groups_all)?;
         for row in groups
@@ -368,31 +376,35 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub async fn revoke_device(&self, installation: &PublicKey) -> Result<(), Error> {
-        let mut s = self.session().await;
+        let mut s = self.account_session().await;
+        let no_key = || Error::InvalidArgument("this device does not hold the identity key");
         let dev = &s.inner.device;
-        let key = dev.identity_key.as_ref().ok_or(Error::InvalidArgument(
-            "this device does not hold the identity key",
-        ))?;
+        let public = dev.identity_key.as_ref().ok_or_else(no_key)?.public();
         if *installation == dev.installation.public() {
             return Err(Error::InvalidArgument("a device cannot revoke itself"));
         }
         let did = dev.did.clone();
         let now = s.inner.now();
         // Extend the published declaration (keeping its endorsements) if it is ours.
-        let mut declaration = s
-            .directory
-            .account(&did)
+        let published = s
+            .inner
+            .io(s.directory.account(&did))
             .await?
             .map(|a| a.declaration)
-            .filter(|d| d.identity_key == key.public() && d.verify().is_ok())
-            .unwrap_or_else(|| key.declare(&did, now));
+            .filter(|d| d.identity_key == public && d.verify().is_ok());
+        let key = s.inner.device.identity_key.as_ref().ok_or_else(no_key)?;
+        let mut declaration = published.unwrap_or_else(|| key.declare(&did, now));
         if !declaration.revoked().contains(installation) {
             declaration
                 .revocations
                 .push(key.revoke(&did, installation, now));
         }
-        s.directory.publish_declaration(&declaration).await?;
-        s.directory.remove_device(&did, installation).await?;
+        s.inner
+            .io(s.directory.publish_declaration(&declaration))
+            .await?;
+        s.inner
+            .io(s.directory.remove_device(&did, installation))
+            .await?;
         let revoked = [*installation];
         s.inner
             .atomic(|cx| store::revoked_add(cx.c, &did, &revoked, now))?;
@@ -446,6 +458,6 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub async fn self_check(&self) -> Result<Vec<SelfCheckFinding>, Error> {
-        self.session().await.self_check().await
+        self.account_session().await.self_check().await
     }
 }

@@ -166,7 +166,7 @@ impl Session<'_> {
     ) -> Result<(), Error> {
         let did = self.inner.device.did.clone();
         let me = self.inner.device.installation.public();
-        let Some(record) = self.directory.account(&did).await? else {
+        let Some(record) = self.inner.io(self.directory.account(&did)).await? else {
             // Nothing published (yet): the client publishes its records when built.
             return Ok(());
         };
@@ -206,22 +206,22 @@ impl Session<'_> {
                 now,
                 now + DEFAULT_CERT_LIFETIME_SECS,
             );
-            self.directory
-                .publish_device(&DeviceRecord {
+            self.inner
+                .io(self.directory.publish_device(&DeviceRecord {
                     certificate: renewed,
                     display_name: d.display_name.clone(),
-                })
+                }))
                 .await?;
         }
         let own = self.inner.device.certificate.clone();
         let renewed = (renewal_due(&own, now, window) && !revoked.contains(&me))
             .then(|| key.certify(&did, &me, now, now + DEFAULT_CERT_LIFETIME_SECS));
         if let Some(cert) = &renewed {
-            self.directory
-                .publish_device(&DeviceRecord {
+            self.inner
+                .io(self.directory.publish_device(&DeviceRecord {
                     certificate: cert.clone(),
                     display_name: own_name,
-                })
+                }))
                 .await?;
         }
         self.inner.upkeep.next_scan = next_scan;
@@ -237,7 +237,7 @@ impl Session<'_> {
         let did = self.inner.device.did.clone();
         let me = self.inner.device.installation.public();
         let own = self.inner.device.certificate.clone();
-        let Some(record) = self.directory.account(&did).await? else {
+        let Some(record) = self.inner.io(self.directory.account(&did)).await? else {
             return Ok(());
         };
         let declared = &record.declaration;

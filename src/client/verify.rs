@@ -112,11 +112,7 @@ impl Session<'_> {
         let due = self.inner.read(|c| store::verify_due(c, due_at, left))?;
         for (did, attempts) in due {
             self.lookups += 1;
-            let looked = tokio::time::timeout(
-                VERIFY_TIMEOUT,
-                self.pin_from_directory(std::slice::from_ref(&did)),
-            )
-            .await;
+            let looked = self.pin_from_directory_within(&did, VERIFY_TIMEOUT).await;
             let retry = match looked {
                 Ok(Ok(())) => None,
                 // A definitive answer that pins nothing (an unendorsed key: its warning is
