@@ -2,7 +2,7 @@
 //! Every public call is async and changes state only through single SQLite transactions. It
 //! holds the client's state lock only while it works on state, never while it waits on the
 //! network; ordering locks per group and for the account keep calls that touch the same
-//! thing in sequence ([`Locks`]). SQLite and openmls work runs where it does not hold up the
+//! thing in sequence (`Locks`). SQLite and openmls work runs where it does not hold up the
 //! runtime's other tasks (`state::blocking`).
 
 mod attachments;
