@@ -4,6 +4,7 @@
 
 mod attachments;
 mod content_api;
+mod conversation;
 mod error;
 mod events;
 mod governance;
@@ -22,6 +23,7 @@ mod trust;
 mod upkeep;
 mod verify;
 
+pub use conversation::Conversation;
 pub use error::Error;
 pub use events::{Event, Message};
 pub use history::{
@@ -188,7 +190,7 @@ impl ClientBuilder {
 ///     .identity(DeviceIdentity::new_account("did:plc:bbbbbbbbbbbbbbbbbbbbbbbb".parse()?))
 ///     .build().await?;
 /// let dm = alice.dm(bob.did()).await?;
-/// alice.send_text(&dm, "hi bob").await?;
+/// alice.conversation(&dm).send_text("hi bob").await?;
 /// let events = bob.sync().await?;
 /// assert!(events.iter().any(|e| matches!(e, atmls::Event::Message(m) if m.decoded().display_text() == Some("hi bob"))));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -300,16 +302,16 @@ impl Client {
         s.create(GroupKind::Dm, std::slice::from_ref(peer)).await
     }
 
-    /// Adds every current device of each DID.
-    pub async fn add_members(&self, group: &GroupId, members: &[Did]) -> Result<(), Error> {
+    /// The body of [`Conversation::add_members`](crate::client::Conversation::add_members).
+    pub(crate) async fn add_members(&self, group: &GroupId, members: &[Did]) -> Result<(), Error> {
         self.session()
             .await
             .run_commit(group, Intent::Add(members.to_vec()))
             .await
     }
 
-    /// Removes every device of each DID.
-    pub async fn remove_members(&self, group: &GroupId, members: &[Did]) -> Result<(), Error> {
+    /// The body of [`Conversation::remove_members`](crate::client::Conversation::remove_members).
+    pub(crate) async fn remove_members(&self, group: &GroupId, members: &[Did]) -> Result<(), Error> {
         if members.contains(&self.did) {
             return Err(Error::InvalidArgument(
                 "use leave() to remove your own account",
@@ -321,30 +323,23 @@ impl Client {
             .await
     }
 
-    /// Rotates this device's leaf keys (encryption and signature) in the group.
-    pub async fn self_update(&self, group: &GroupId) -> Result<(), Error> {
+    /// The body of [`Conversation::self_update`](crate::client::Conversation::self_update).
+    pub(crate) async fn self_update(&self, group: &GroupId) -> Result<(), Error> {
         self.session().await.run_commit(group, Intent::Update).await
     }
 
-    /// Leaves the group with all of this account's devices: proposes their removal, which the
-    /// next member to sync commits; then this device deletes its group state. The last
-    /// owner of a group must name a successor first
-    /// ([`leave_naming`](Self::leave_naming), spec/governance.md GOV-6).
-    pub async fn leave(&self, group: &GroupId) -> Result<(), Error> {
+    /// The body of [`Conversation::leave`](crate::client::Conversation::leave).
+    pub(crate) async fn leave(&self, group: &GroupId) -> Result<(), Error> {
         self.session().await.leave(group).await
     }
 
-    /// Sends typed content (the same as [`send_content`](Self::send_content)). The message
-    /// is queued durably before the first attempt (spec/group.md GROUP-11): if this fails with
-    /// a retryable error it stays queued ([`queued_messages`](Self::queued_messages)) and the
-    /// next [`sync`](Self::sync) delivers it once, raising [`Event::Sent`]: do not send it
-    /// again.
-    pub async fn send(&self, group: &GroupId, content: &EncodedContent) -> Result<Message, Error> {
+    /// The body of [`Conversation::send`](crate::client::Conversation::send).
+    pub(crate) async fn send(&self, group: &GroupId, content: &EncodedContent) -> Result<Message, Error> {
         self.session().await.send(group, content, true).await
     }
 
-    /// Sends a text message.
-    pub async fn send_text(&self, group: &GroupId, text: &str) -> Result<Message, Error> {
+    /// The body of [`Conversation::send_text`](crate::client::Conversation::send_text).
+    pub(crate) async fn send_text(&self, group: &GroupId, text: &str) -> Result<Message, Error> {
         self.send(group, &Content::text(text)).await
     }
 
@@ -376,20 +371,18 @@ impl Client {
         self.session().await.inner.group_infos()
     }
 
-    /// The member devices of a group.
-    pub async fn members(&self, group: &GroupId) -> Result<Vec<Member>, Error> {
+    /// The body of [`Conversation::members`](crate::client::Conversation::members).
+    pub(crate) async fn members(&self, group: &GroupId) -> Result<Vec<Member>, Error> {
         self.session().await.inner.members(group)
     }
 
-    /// The group's timeline, oldest first: messages with their latest edit, without deleted
-    /// or expired ones. [`history`](Self::history) gives pages with reactions and tombstones.
-    pub async fn messages(&self, group: &GroupId) -> Result<Vec<Message>, Error> {
+    /// The body of [`Conversation::messages`](crate::client::Conversation::messages).
+    pub(crate) async fn messages(&self, group: &GroupId) -> Result<Vec<Message>, Error> {
         self.session().await.inner.messages(group)
     }
 
-    /// Processes raw bytes received for `group` outside the transport (e.g. from a push
-    /// notification). On error nothing changes.
-    pub async fn process_incoming(
+    /// The body of [`Conversation::process_incoming`](crate::client::Conversation::process_incoming).
+    pub(crate) async fn process_incoming(
         &self,
         group: &GroupId,
         payload: &[u8],
