@@ -51,7 +51,8 @@ fn history(c: &mut Criterion) {
         for i in 0..MESSAGES {
             let word = if i == MESSAGES / 2 { " quokka" } else { "" };
             let m = alice
-                .conversation(&dm).send_text(&format!("message number {i} about lunch{word}"))
+                .conversation(&dm)
+                .send_text(&format!("message number {i} about lunch{word}"))
                 .await
                 .unwrap();
             target.get_or_insert(m.id);
@@ -98,7 +99,11 @@ fn history(c: &mut Criterion) {
             async move {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
-                    let m = alice.conversation(dm).send_text("short-lived words").await.unwrap();
+                    let m = alice
+                        .conversation(dm)
+                        .send_text("short-lived words")
+                        .await
+                        .unwrap();
                     bob.sync().await.unwrap();
                     alice.conversation(dm).delete(&m.id).await.unwrap();
                     let t = Instant::now();

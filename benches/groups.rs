@@ -164,7 +164,8 @@ impl AtmlsFx {
     /// Back to N members, everyone in sync (untimed).
     async fn restore(&self, added: &Did) {
         self.alice
-            .conversation(&self.group).remove_members(std::slice::from_ref(added))
+            .conversation(&self.group)
+            .remove_members(std::slice::from_ref(added))
             .await
             .expect("remove");
         self.bob.sync().await.expect("bob sync");
@@ -185,7 +186,8 @@ async fn atmls_add_one(fx: &AtmlsFx, iters: u64) -> Duration {
         drop(new);
         let t = Instant::now();
         fx.alice
-            .conversation(&fx.group).add_members(std::slice::from_ref(&d))
+            .conversation(&fx.group)
+            .add_members(std::slice::from_ref(&d))
             .await
             .expect("add");
         total += t.elapsed();
@@ -201,7 +203,8 @@ async fn atmls_process_commit(fx: &AtmlsFx, iters: u64) -> Duration {
         let d = new.did().clone();
         drop(new);
         fx.alice
-            .conversation(&fx.group).add_members(std::slice::from_ref(&d))
+            .conversation(&fx.group)
+            .add_members(std::slice::from_ref(&d))
             .await
             .expect("add");
         let t = Instant::now();
@@ -219,7 +222,8 @@ async fn atmls_join(fx: &AtmlsFx, iters: u64) -> Duration {
         let joiner = fx.fresh_account(joiner_policy()).await;
         let d = joiner.did().clone();
         fx.alice
-            .conversation(&fx.group).add_members(std::slice::from_ref(&d))
+            .conversation(&fx.group)
+            .add_members(std::slice::from_ref(&d))
             .await
             .expect("add");
         let t = Instant::now();
@@ -240,7 +244,11 @@ async fn atmls_app_message(fx: &AtmlsFx, iters: u64) -> Duration {
     let mut total = Duration::ZERO;
     for _ in 0..iters {
         let t = Instant::now();
-        fx.alice.conversation(&fx.group).send_text(&fx.text).await.expect("send");
+        fx.alice
+            .conversation(&fx.group)
+            .send_text(&fx.text)
+            .await
+            .expect("send");
         let events = fx.bob.sync().await.expect("receive");
         total += t.elapsed();
         assert!(
@@ -255,7 +263,11 @@ async fn atmls_self_update(fx: &AtmlsFx, iters: u64) -> Duration {
     let mut total = Duration::ZERO;
     for _ in 0..iters {
         let t = Instant::now();
-        fx.alice.conversation(&fx.group).self_update().await.expect("update");
+        fx.alice
+            .conversation(&fx.group)
+            .self_update()
+            .await
+            .expect("update");
         total += t.elapsed();
         fx.bob.sync().await.expect("bob sync");
     }
@@ -401,7 +413,7 @@ fn raw_app_message(fx: &mut RawFx, iters: u64) -> Duration {
     let mut total = Duration::ZERO;
     for _ in 0..iters {
         let t = Instant::now();
-        let ct = fx.alice.conversation(&fx.text).send();
+        let ct = fx.alice.send(&fx.text);
         let pt = fx.bob.process(&ct);
         total += t.elapsed();
         assert_eq!(pt.as_deref(), Some(fx.text.as_slice()));

@@ -283,7 +283,8 @@ async fn atmls_rows(fx: &mut Atmls, s: &Samples) -> Result<(), BoxError> {
         mark("add");
         let t = Instant::now();
         fx.alice
-            .conversation(&fx.group).add_members(std::slice::from_ref(&d))
+            .conversation(&fx.group)
+            .add_members(std::slice::from_ref(&d))
             .await?;
         add.push(ms(t.elapsed()));
         mark("added");
@@ -312,7 +313,8 @@ async fn atmls_rows(fx: &mut Atmls, s: &Samples) -> Result<(), BoxError> {
         }
         drop(joiner);
         fx.alice
-            .conversation(&fx.group).remove_members(std::slice::from_ref(&d))
+            .conversation(&fx.group)
+            .remove_members(std::slice::from_ref(&d))
             .await?;
         mark("process remove");
         let t = Instant::now();
@@ -459,7 +461,7 @@ fn raw_run(n: usize) {
     let mut v = Vec::new();
     for _ in 0..s.fast {
         let t = Instant::now();
-        let ct = alice.conversation(&text).send();
+        let ct = alice.send(&text);
         let pt = bob.process(&ct);
         v.push(ms(t.elapsed()));
         assert_eq!(pt.as_deref(), Some(text.as_slice()));
@@ -467,7 +469,7 @@ fn raw_run(n: usize) {
     emit("app_ms", median(v));
     let mut v = Vec::new();
     for _ in 0..3 {
-        let cts: Vec<Vec<u8>> = (0..100).map(|_| alice.conversation(&text).send()).collect();
+        let cts: Vec<Vec<u8>> = (0..100).map(|_| alice.send(&text)).collect();
         let t = Instant::now();
         for ct in &cts {
             bob.process(ct).expect("application message");

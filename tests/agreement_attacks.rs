@@ -100,9 +100,17 @@ async fn carries_on(c: &Cast) {
 /// [`carries_on`] once both have synced past the attack.
 async fn carry_on(c: &Cast) {
     c.alice.conversation(&c.g).self_update().await.unwrap();
-    c.alice.conversation(&c.g).send_text("still here").await.unwrap();
+    c.alice
+        .conversation(&c.g)
+        .send_text("still here")
+        .await
+        .unwrap();
     assert_eq!(texts(&c.carol.sync().await.unwrap()), vec!["still here"]);
-    c.carol.conversation(&c.g).send_text("me too").await.unwrap();
+    c.carol
+        .conversation(&c.g)
+        .send_text("me too")
+        .await
+        .unwrap();
     assert_eq!(texts(&c.alice.sync().await.unwrap()), vec!["me too"]);
     assert_eq!(
         c.alice.epoch_fingerprint(&c.g).await.unwrap(),
@@ -123,7 +131,8 @@ async fn agree_1_junk_commit_under_the_current_tag_does_not_freeze_the_group() {
     carries_on(&c).await;
     // The owner can still remove the attacker, and bob sees it.
     c.alice
-        .conversation(&c.g).remove_members(&[c.bob.did().clone()])
+        .conversation(&c.g)
+        .remove_members(&[c.bob.did().clone()])
         .await
         .unwrap();
     let ev = c.bob.sync().await.unwrap();
@@ -219,11 +228,18 @@ async fn agree_4_forbidden_governance_change_under_the_current_tag() {
         "{ev:?}"
     );
     carry_on(&c).await;
-    c.alice.conversation(&c.g).set_name("alice's").await.unwrap();
+    c.alice
+        .conversation(&c.g)
+        .set_name("alice's")
+        .await
+        .unwrap();
     c.carol.sync().await.unwrap();
     c.bob.sync().await.unwrap();
     for m in [&c.alice, &c.bob, &c.carol] {
-        assert_eq!(m.conversation(&c.g).metadata().await.unwrap().name, "alice's");
+        assert_eq!(
+            m.conversation(&c.g).metadata().await.unwrap().name,
+            "alice's"
+        );
     }
 }
 
@@ -238,7 +254,8 @@ async fn agree_1_removed_member_commit_is_skipped() {
     let (p, mut group, signer) = RawProvider::open_group(&c.bob_db, &c.g);
     let old_tag = epoch_tag(&group, p.crypto()).unwrap();
     c.alice
-        .conversation(&c.g).remove_members(&[c.bob.did().clone()])
+        .conversation(&c.g)
+        .remove_members(&[c.bob.did().clone()])
         .await
         .unwrap();
     let bundle = group
@@ -300,7 +317,11 @@ async fn agree_1_removed_member_commit_is_skipped() {
         ev.iter().any(|e| matches!(e, Event::Refused { .. })),
         "{ev:?}"
     );
-    c.carol.conversation(&c.g).send_text("after bob").await.unwrap();
+    c.carol
+        .conversation(&c.g)
+        .send_text("after bob")
+        .await
+        .unwrap();
     assert_eq!(texts(&c.alice.sync().await.unwrap()), vec!["after bob"]);
     c.alice.conversation(&c.g).self_update().await.unwrap();
     c.carol.sync().await.unwrap();
@@ -425,7 +446,11 @@ async fn agree_6_welcome_naming_an_unresolvable_did_stops_no_sync() {
     let g = mallory.create_group(&[bob.did().clone()]).await.unwrap();
     // mallory's records disappear before bob reads the Welcome.
     flaky.dead.lock().unwrap().insert(mallory.did().clone());
-    carol.conversation(&other).send_text("elsewhere").await.unwrap();
+    carol
+        .conversation(&other)
+        .send_text("elsewhere")
+        .await
+        .unwrap();
     let ev = bob.sync().await.unwrap();
     assert!(
         ev.iter()
@@ -437,7 +462,8 @@ async fn agree_6_welcome_naming_an_unresolvable_did_stops_no_sync() {
         bob.sync().await.unwrap();
     }
     let status = bob
-        .conversation(&g).member_trust()
+        .conversation(&g)
+        .member_trust()
         .await
         .unwrap()
         .into_iter()

@@ -29,7 +29,11 @@ async fn agree_2_added_account_merged_before_any_lookup() {
     bob.sync().await.unwrap();
     flaky.asked.lock().unwrap().clear();
 
-    alice.conversation(&g).add_members(&[carol.did().clone()]).await.unwrap();
+    alice
+        .conversation(&g)
+        .add_members(&[carol.did().clone()])
+        .await
+        .unwrap();
     let ev = bob.sync().await.unwrap();
     assert!(
         ev.iter().any(|e| matches!(e, Event::MembersAdded { .. })),
@@ -66,7 +70,11 @@ async fn trust_23_known_accounts_not_looked_up() {
     flaky.asked.lock().unwrap().clear();
     // alice's second device: an add naming alice, whom bob verified after joining.
     let alice2 = w.device("alice", &akey).await;
-    alice.conversation(&g).add_members(&[alice.did().clone()]).await.unwrap();
+    alice
+        .conversation(&g)
+        .add_members(&[alice.did().clone()])
+        .await
+        .unwrap();
     let ev = bob.sync().await.unwrap();
     assert!(
         ev.iter().any(|e| matches!(e, Event::MembersAdded { .. })),
@@ -75,7 +83,8 @@ async fn trust_23_known_accounts_not_looked_up() {
     assert_eq!(bob.conversation(&g).members().await.unwrap().len(), 3);
     assert!(flaky.asked().is_empty());
     assert!(bob
-        .conversation(&g).member_trust()
+        .conversation(&g)
+        .member_trust()
         .await
         .unwrap()
         .iter()
@@ -162,8 +171,15 @@ async fn agree_7_member_adding_a_dead_account_stops_no_sync() {
     bob.sync().await.unwrap();
     flaky.dead.lock().unwrap().insert(did("carol"));
 
-    alice.conversation(&g).add_members(&[carol.did().clone()]).await.unwrap();
-    dave.conversation(&other).send_text("elsewhere").await.unwrap();
+    alice
+        .conversation(&g)
+        .add_members(&[carol.did().clone()])
+        .await
+        .unwrap();
+    dave.conversation(&other)
+        .send_text("elsewhere")
+        .await
+        .unwrap();
     let ev = bob.sync().await.unwrap();
     assert!(
         ev.iter().any(|e| matches!(e, Event::MembersAdded { .. })),
@@ -174,7 +190,8 @@ async fn agree_7_member_adding_a_dead_account_stops_no_sync() {
         bob.sync().await.unwrap();
     }
     let status = bob
-        .conversation(&g).member_trust()
+        .conversation(&g)
+        .member_trust()
         .await
         .unwrap()
         .into_iter()
@@ -183,7 +200,11 @@ async fn agree_7_member_adding_a_dead_account_stops_no_sync() {
     assert_eq!(status, Some(MemberStatus::Pending));
     // The group carries on for everyone.
     carol.sync().await.unwrap();
-    alice.conversation(&g).send_text("welcome carol").await.unwrap();
+    alice
+        .conversation(&g)
+        .send_text("welcome carol")
+        .await
+        .unwrap();
     assert_eq!(texts(&bob.sync().await.unwrap()), vec!["welcome carol"]);
     assert_eq!(texts(&carol.sync().await.unwrap()), vec!["welcome carol"]);
     assert_eq!(

@@ -56,7 +56,11 @@ async fn agree_8_device_restored_from_an_old_database_is_re_added() {
         .unwrap();
     bob.sync().await.unwrap();
     carol.sync().await.unwrap();
-    alice.conversation(&g).send_text("before the backup").await.unwrap();
+    alice
+        .conversation(&g)
+        .send_text("before the backup")
+        .await
+        .unwrap();
     assert_eq!(texts(&bob.sync().await.unwrap()), vec!["before the backup"]);
 
     // The backup, then a week of life: bob rotates his leaf, the group moves on.
@@ -65,7 +69,11 @@ async fn agree_8_device_restored_from_an_old_database_is_re_added() {
     let bob = open(&w, &db).await;
     bob.conversation(&g).self_update().await.unwrap();
     alice.sync().await.unwrap();
-    alice.conversation(&g).send_text("lost to the old copy").await.unwrap();
+    alice
+        .conversation(&g)
+        .send_text("lost to the old copy")
+        .await
+        .unwrap();
     alice.conversation(&g).self_update().await.unwrap();
     carol.sync().await.unwrap();
     carol.conversation(&g).send_text("also lost").await.unwrap();
@@ -87,7 +95,11 @@ async fn agree_8_device_restored_from_an_old_database_is_re_added() {
         "{ev:?}"
     );
     assert_eq!(bob.epoch_fingerprint(&g).await.unwrap(), before);
-    carol.conversation(&other).send_text("other group").await.unwrap();
+    carol
+        .conversation(&other)
+        .send_text("other group")
+        .await
+        .unwrap();
     assert_eq!(texts(&bob.sync().await.unwrap()), vec!["other group"]);
 
     // alice's client answers the request; carol's finds it answered.
@@ -113,7 +125,11 @@ async fn agree_8_device_restored_from_an_old_database_is_re_added() {
         "{ev:?}"
     );
     // Back in: the same epoch as everyone, in both directions.
-    alice.conversation(&g).send_text("welcome back").await.unwrap();
+    alice
+        .conversation(&g)
+        .send_text("welcome back")
+        .await
+        .unwrap();
     assert_eq!(texts(&bob.sync().await.unwrap()), vec!["welcome back"]);
     bob.conversation(&g).send_text("thanks").await.unwrap();
     assert_eq!(
@@ -168,11 +184,20 @@ async fn agree_7_re_added_while_the_removal_is_unread() {
     bob.sync().await.unwrap();
     carol.sync().await.unwrap();
     alice
-        .conversation(&g).remove_members(&[bob.did().clone()])
+        .conversation(&g)
+        .remove_members(&[bob.did().clone()])
         .await
         .unwrap();
-    alice.conversation(&g).add_members(&[bob.did().clone()]).await.unwrap();
-    alice.conversation(&g).send_text("welcome back").await.unwrap();
+    alice
+        .conversation(&g)
+        .add_members(&[bob.did().clone()])
+        .await
+        .unwrap();
+    alice
+        .conversation(&g)
+        .send_text("welcome back")
+        .await
+        .unwrap();
     let ev = bob.sync().await.unwrap();
     assert!(
         ev.iter()

@@ -75,13 +75,22 @@ async fn d_goal_1b_content_is_readable_by_members_only() {
     let dir = tempfile::tempdir().unwrap();
     let (alice, _, bob, g) = pair(&w, dir.path()).await;
     let (carol, _) = w.account("carol").await;
-    alice.conversation(&g).add_members(&[carol.did().clone()]).await.unwrap();
-    carol.sync().await.unwrap();
     alice
-        .conversation(&g).remove_members(&[carol.did().clone()])
+        .conversation(&g)
+        .add_members(&[carol.did().clone()])
         .await
         .unwrap();
-    alice.conversation(&g).send_text("zanzibar plans").await.unwrap();
+    carol.sync().await.unwrap();
+    alice
+        .conversation(&g)
+        .remove_members(&[carol.did().clone()])
+        .await
+        .unwrap();
+    alice
+        .conversation(&g)
+        .send_text("zanzibar plans")
+        .await
+        .unwrap();
     assert_eq!(texts(&bob.sync().await.unwrap()), vec!["zanzibar plans"]);
     // The group moved at carol's removal (GROUP-4a): the first mailbox, then the new one.
     let first = group_items(&w, &g).await;
@@ -162,7 +171,11 @@ async fn d_goal_4_every_device_of_an_account_reads_the_group() {
     bob.conversation(&g).send_text("to both").await.unwrap();
     assert_eq!(texts(&phone.sync().await.unwrap()), vec!["to both"]);
     assert_eq!(texts(&laptop.sync().await.unwrap()), vec!["to both"]);
-    laptop.conversation(&g).send_text("from the laptop").await.unwrap();
+    laptop
+        .conversation(&g)
+        .send_text("from the laptop")
+        .await
+        .unwrap();
     assert_eq!(texts(&phone.sync().await.unwrap()), vec!["from the laptop"]);
 }
 
@@ -253,7 +266,11 @@ async fn d_core_2_epochs_move_by_commits_not_by_proposals() {
     carol.conversation(&g).leave().await.unwrap();
     let proposal = group_items(&w, &g).await.pop().unwrap();
     assert_eq!(proposal.kind, atmls::transport::Kind::Message);
-    let ev = bob.conversation(&g).process_incoming(&proposal.payload).await.unwrap();
+    let ev = bob
+        .conversation(&g)
+        .process_incoming(&proposal.payload)
+        .await
+        .unwrap();
     assert!(ev
         .iter()
         .any(|e| matches!(e, Event::LeaveRequested { did, .. } if did == carol.did())));
@@ -338,7 +355,8 @@ async fn d_core_6_a_dm_is_a_group_of_two_accounts() {
     assert_eq!(info[0].dm_peer.as_ref(), Some(bob.did()));
     let before = alice.epoch_fingerprint(&dm).await.unwrap();
     assert!(alice
-        .conversation(&dm).add_members(&[carol.did().clone()])
+        .conversation(&dm)
+        .add_members(&[carol.did().clone()])
         .await
         .is_err());
     assert_eq!(alice.epoch_fingerprint(&dm).await.unwrap(), before);
@@ -394,7 +412,10 @@ async fn d_core_8_out_of_order_within_an_epoch_not_across_epochs() {
     let three = group_items(&w, &g).await.pop().unwrap().payload;
     alice.conversation(&g).self_update().await.unwrap();
     let commit = group_items(&w, &g).await.pop().unwrap().payload;
-    bob.conversation(&g).process_incoming(&commit).await.unwrap();
+    bob.conversation(&g)
+        .process_incoming(&commit)
+        .await
+        .unwrap();
     assert!(bob.conversation(&g).process_incoming(&three).await.is_err());
 }
 
@@ -431,7 +452,8 @@ async fn d_sec_2_a_removed_device_keeps_no_group_secrets() {
     bob.sync().await.unwrap();
     let _ = raw_group(&path, &g); // present while a member
     alice
-        .conversation(&g).remove_members(&[bob.did().clone()])
+        .conversation(&g)
+        .remove_members(&[bob.did().clone()])
         .await
         .unwrap();
     let ev = bob.sync().await.unwrap();
@@ -470,7 +492,11 @@ async fn d_sec_4_a_taken_over_account_is_not_added() {
         matches!(e, Error::Trust(TrustError::UnacceptedKeyChange { .. })),
         "{e:?}"
     );
-    assert!(alice.conversation(&g).add_members(&[bob.did().clone()]).await.is_err());
+    assert!(alice
+        .conversation(&g)
+        .add_members(&[bob.did().clone()])
+        .await
+        .is_err());
     let ev = alice.sync().await.unwrap();
     assert!(ev.iter().any(|e| matches!(e, Event::TrustWarning { .. })));
     assert_eq!(alice.conversation(&g).members().await.unwrap().len(), 2);
@@ -614,7 +640,11 @@ async fn d_sec_10_the_store_is_a_plain_sqlite_file() {
     let w = World::new();
     let dir = tempfile::tempdir().unwrap();
     let (alice, path, _bob, g) = pair(&w, dir.path()).await;
-    alice.conversation(&g).send_text("stored in the clear").await.unwrap();
+    alice
+        .conversation(&g)
+        .send_text("stored in the clear")
+        .await
+        .unwrap();
     let db = rusqlite::Connection::open(&path).unwrap();
     let rows: i64 = db
         .query_row("SELECT count(*) FROM atmls_account", [], |r| r.get(0))
@@ -639,12 +669,16 @@ async fn d_sec_11_a_revoked_device_is_removed_and_reads_nothing_after() {
     bob.sync().await.unwrap();
     assert!(bob.epoch_fingerprint(&g).await.unwrap().0 > epoch);
     assert!(!bob
-        .conversation(&g).members()
+        .conversation(&g)
+        .members()
         .await
         .unwrap()
         .iter()
         .any(|m| m.installation == *stolen.installation()));
-    bob.conversation(&g).send_text("after the theft").await.unwrap();
+    bob.conversation(&g)
+        .send_text("after the theft")
+        .await
+        .unwrap();
     let ev = stolen.sync().await.unwrap();
     assert!(texts(&ev).is_empty());
     assert!(ev.iter().any(|e| matches!(e, Event::Removed { .. })));
@@ -658,11 +692,16 @@ async fn d_sec_12_disappearing_messages_are_deleted_when_due() {
     let dir = tempfile::tempdir().unwrap();
     let (alice, _, bob, g) = pair(&w, dir.path()).await;
     alice
-        .conversation(&g).set_disappearing(Some(Duration::from_secs(60)))
+        .conversation(&g)
+        .set_disappearing(Some(Duration::from_secs(60)))
         .await
         .unwrap();
     bob.sync().await.unwrap();
-    let m = alice.conversation(&g).send_text("self-destruct").await.unwrap();
+    let m = alice
+        .conversation(&g)
+        .send_text("self-destruct")
+        .await
+        .unwrap();
     bob.sync().await.unwrap();
     assert!(bob.conversation(&g).message(&m.id).await.unwrap().is_some());
     let later = atmls::identity::unix_now() + 120;

@@ -82,7 +82,11 @@ async fn d_kp_2_an_offline_account_is_added_from_its_key_package() {
     let (alice, _) = w.account("alice").await;
     let (bob, _) = w.account("bob").await;
     let g = alice.create_group(&[bob.did().clone()]).await.unwrap();
-    alice.conversation(&g).send_text("while you were away").await.unwrap();
+    alice
+        .conversation(&g)
+        .send_text("while you were away")
+        .await
+        .unwrap();
     let ev = bob.sync().await.unwrap();
     assert_eq!(joined(&ev), vec![g]);
     assert_eq!(texts(&ev), vec!["while you were away"]);
@@ -512,12 +516,17 @@ async fn d_grp_2_the_group_id_never_changes() {
     let dir = tempfile::tempdir().unwrap();
     let (alice, path, bob, g) = pair(&w, dir.path()).await;
     let (carol, _) = w.account("carol").await;
-    alice.conversation(&g).add_members(&[carol.did().clone()]).await.unwrap();
+    alice
+        .conversation(&g)
+        .add_members(&[carol.did().clone()])
+        .await
+        .unwrap();
     bob.sync().await.unwrap();
     bob.conversation(&g).self_update().await.unwrap();
     alice.sync().await.unwrap();
     alice
-        .conversation(&g).remove_members(&[carol.did().clone()])
+        .conversation(&g)
+        .remove_members(&[carol.did().clone()])
         .await
         .unwrap();
     bob.sync().await.unwrap();
@@ -703,14 +712,19 @@ async fn d_grp_9_no_commit_is_merged_before_the_service_stored_it() {
     let before = alice.epoch_fingerprint(&g).await.unwrap();
     net.down.store(true, Ordering::SeqCst);
     let e = alice
-        .conversation(&g).add_members(&[carol.did().clone()])
+        .conversation(&g)
+        .add_members(&[carol.did().clone()])
         .await
         .unwrap_err();
     assert!(e.is_retryable(), "{e:?}");
     assert_eq!(alice.epoch_fingerprint(&g).await.unwrap(), before);
     assert_eq!(alice.conversation(&g).members().await.unwrap().len(), 2);
     net.down.store(false, Ordering::SeqCst);
-    alice.conversation(&g).add_members(&[carol.did().clone()]).await.unwrap();
+    alice
+        .conversation(&g)
+        .add_members(&[carol.did().clone()])
+        .await
+        .unwrap();
     assert_eq!(alice.conversation(&g).members().await.unwrap().len(), 3);
 }
 
@@ -729,7 +743,10 @@ async fn d_grp_10_concurrent_commits_are_ordered_and_converge() {
     bob.sync().await.unwrap();
     let start = alice.epoch_fingerprint(&g).await.unwrap().0;
     racing.hold_next_commits(2);
-    let (a, b) = tokio::join!(alice.conversation(&g).self_update(), bob.conversation(&g).self_update());
+    let (a, b) = tokio::join!(
+        alice.conversation(&g).self_update(),
+        bob.conversation(&g).self_update()
+    );
     a.unwrap();
     b.unwrap();
     alice.sync().await.unwrap();

@@ -188,7 +188,11 @@ async fn d_cred_6_a_proposal_changing_an_identity_is_refused() {
         bob.epoch_fingerprint(&g).await.unwrap(),
         bob.store_snapshot().await.unwrap(),
     );
-    let e = bob.conversation(&g).process_incoming(&sealed).await.unwrap_err();
+    let e = bob
+        .conversation(&g)
+        .process_incoming(&sealed)
+        .await
+        .unwrap_err();
     assert!(
         matches!(
             e,
@@ -233,7 +237,11 @@ async fn d_cred_7_the_adder_adds_only_devices_the_declared_key_certified() {
         .await
         .unwrap();
     let before = alice.epoch_fingerprint(&g).await.unwrap();
-    let e = alice.conversation(&g).add_members(&[did("eve")]).await.unwrap_err();
+    let e = alice
+        .conversation(&g)
+        .add_members(&[did("eve")])
+        .await
+        .unwrap_err();
     assert!(
         matches!(
             e,
@@ -314,6 +322,10 @@ async fn d_cred_10_a_self_update_gives_a_fresh_signing_key() {
     let before = key(&path);
     alice.conversation(&g).self_update().await.unwrap();
     assert_ne!(key(&path), before);
-    alice.conversation(&g).send_text("signed anew").await.unwrap();
+    alice
+        .conversation(&g)
+        .send_text("signed anew")
+        .await
+        .unwrap();
     assert_eq!(texts(&bob.sync().await.unwrap()), vec!["signed anew"]);
 }

@@ -29,7 +29,10 @@ async fn d_wel_1_the_committer_sends_the_welcome() {
     let dir = tempfile::tempdir().unwrap();
     let (_alice, _, bob, g) = pair(&w, dir.path()).await;
     let (carol, _) = w.account("carol").await;
-    bob.conversation(&g).add_members(&[carol.did().clone()]).await.unwrap();
+    bob.conversation(&g)
+        .add_members(&[carol.did().clone()])
+        .await
+        .unwrap();
     let commit = group_items(&w, &g).await.pop().unwrap();
     assert_eq!(commit.kind, Kind::Commit);
     let welcomes = welcome_items(w.net.as_ref(), carol.installation()).await;
@@ -96,7 +99,11 @@ async fn d_wel_4_no_welcome_before_the_commit_is_stored() {
     let g = alice.create_group(&[bob.did().clone()]).await.unwrap();
     let sent = net.welcomes.load(Ordering::SeqCst);
     net.down.store(true, Ordering::SeqCst);
-    assert!(alice.conversation(&g).add_members(&[carol.did().clone()]).await.is_err());
+    assert!(alice
+        .conversation(&g)
+        .add_members(&[carol.did().clone()])
+        .await
+        .is_err());
     let _ = alice.sync().await; // cannot resubmit the staged commit either
     assert_eq!(alice.conversation(&g).members().await.unwrap().len(), 2);
     assert_eq!(net.welcomes.load(Ordering::SeqCst), sent);
@@ -149,7 +156,11 @@ async fn d_snd_1_proposals_commits_and_messages_share_the_group_mailbox() {
     let dir = tempfile::tempdir().unwrap();
     let (alice, _, bob, g) = pair(&w, dir.path()).await;
     let (carol, _) = w.account("carol").await;
-    alice.conversation(&g).add_members(&[carol.did().clone()]).await.unwrap();
+    alice
+        .conversation(&g)
+        .add_members(&[carol.did().clone()])
+        .await
+        .unwrap();
     carol.sync().await.unwrap();
     bob.conversation(&g).send_text("hello").await.unwrap();
     carol.conversation(&g).leave().await.unwrap();
@@ -238,14 +249,26 @@ async fn d_rcv_3_a_later_member_cannot_read_earlier_messages() {
     let w = World::new();
     let dir = tempfile::tempdir().unwrap();
     let (alice, _, _bob, g) = pair(&w, dir.path()).await;
-    alice.conversation(&g).send_text("before carol").await.unwrap();
+    alice
+        .conversation(&g)
+        .send_text("before carol")
+        .await
+        .unwrap();
     let earlier = group_items(&w, &g).await.pop().unwrap().payload;
     let (carol, _) = w.account("carol").await;
-    alice.conversation(&g).add_members(&[carol.did().clone()]).await.unwrap();
+    alice
+        .conversation(&g)
+        .add_members(&[carol.did().clone()])
+        .await
+        .unwrap();
     let ev = carol.sync().await.unwrap();
     assert_eq!(joined(&ev).len(), 1);
     assert!(texts(&ev).is_empty());
-    assert!(carol.conversation(&g).process_incoming(&earlier).await.is_err());
+    assert!(carol
+        .conversation(&g)
+        .process_incoming(&earlier)
+        .await
+        .is_err());
 }
 
 // ---- Application message content -------------------------------------------------------------
@@ -275,7 +298,11 @@ async fn d_app_2_the_content_type_id_travels_with_the_content() {
     let w = World::new();
     let dir = tempfile::tempdir().unwrap();
     let (alice, _, bob, g) = pair(&w, dir.path()).await;
-    alice.conversation(&g).send_markdown("**bold**").await.unwrap();
+    alice
+        .conversation(&g)
+        .send_markdown("**bold**")
+        .await
+        .unwrap();
     let ev = bob.sync().await.unwrap();
     let m = ev
         .iter()

@@ -39,7 +39,11 @@ async fn ds_2_group_payloads_are_sealed_padded_and_epoch_bound() {
     let msg = items[1].payload.clone();
     bob.conversation(&g).self_update().await.unwrap();
     let before = bob.epoch_fingerprint(&g).await.unwrap();
-    let e = bob.conversation(&g).process_incoming(&msg).await.unwrap_err();
+    let e = bob
+        .conversation(&g)
+        .process_incoming(&msg)
+        .await
+        .unwrap_err();
     assert!(
         matches!(e, Error::Group(atmls::group::GroupError::Undecryptable(_))),
         "{e:?}"

@@ -339,7 +339,8 @@ async fn kp_5_device_with_no_package_that_fits_is_skipped() {
     w.dir.publish_key_package(&good(&devs[1])).await.unwrap();
     let g = alice.create_group(&[did("bob")]).await.unwrap();
     let bobs: Vec<PublicKey> = alice
-        .conversation(&g).members()
+        .conversation(&g)
+        .members()
         .await
         .unwrap()
         .into_iter()

@@ -82,7 +82,11 @@ impl Big {
     }
 
     async fn size(&self, c: &Client) -> usize {
-        c.conversation(&self.group).members().await.map(|m| m.len()).unwrap_or(0)
+        c.conversation(&self.group)
+            .members()
+            .await
+            .map(|m| m.len())
+            .unwrap_or(0)
     }
 
     /// alice adds a new account; it joins from its small Welcome, fetching the tree out of
@@ -90,7 +94,8 @@ impl Big {
     async fn add_and_join(&self, tag: u8) -> Result<Client, BoxError> {
         let c = self.new_account(tag).await?;
         self.alice
-            .conversation(&self.group).add_members(std::slice::from_ref(c.did()))
+            .conversation(&self.group)
+            .add_members(std::slice::from_ref(c.did()))
             .await?;
         let ev = c.sync().await?;
         assert!(
@@ -127,9 +132,11 @@ async fn ten_thousand_members_build_add_message_update_remove() -> Result<(), Bo
         carol.epoch_fingerprint(&big.group).await?
     );
 
-    big.conversation(&big.alice).message(&[&big.bob, &carol], "hello, ten thousand")
+    big.conversation(&big.alice)
+        .message(&[&big.bob, &carol], "hello, ten thousand")
         .await?;
-    big.conversation(&carol).message(&[&big.alice, &big.bob], "hi from the newcomer")
+    big.conversation(&carol)
+        .message(&[&big.alice, &big.bob], "hi from the newcomer")
         .await?;
 
     // An update commit (a path through the tree) by bob, processed by the others.
@@ -148,12 +155,14 @@ async fn ten_thousand_members_build_add_message_update_remove() -> Result<(), Bo
         dave.epoch_fingerprint(&big.group).await?
     );
     carol.sync().await?;
-    big.conversation(&dave).message(&[&big.alice, &big.bob, &carol], "late, but in")
+    big.conversation(&dave)
+        .message(&[&big.alice, &big.bob, &carol], "late, but in")
         .await?;
 
     // Remove carol: she learns it, the others see it and go on without her.
     big.alice
-        .conversation(&big.group).remove_members(std::slice::from_ref(carol.did()))
+        .conversation(&big.group)
+        .remove_members(std::slice::from_ref(carol.did()))
         .await?;
     let ev = carol.sync().await?;
     assert!(
@@ -166,7 +175,8 @@ async fn ten_thousand_members_build_add_message_update_remove() -> Result<(), Bo
         .any(|e| matches!(e, Event::MembersRemoved { members, .. } if members.iter().any(|m| &m.did == carol.did()))));
     assert_eq!(big.size(&big.bob).await, N + 1);
     dave.sync().await?;
-    big.conversation(&big.bob).message(&[&big.alice, &dave], "still here")
+    big.conversation(&big.bob)
+        .message(&[&big.alice, &dave], "still here")
         .await?;
     assert_eq!(
         big.alice.epoch_fingerprint(&big.group).await?,

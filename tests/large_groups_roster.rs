@@ -47,7 +47,11 @@ async fn lg_8_roster_follows_commits_and_matches_a_fresh_decode() {
     // A pass that merges an add and then fails is undone, roster included.
     let db = rusqlite::Connection::open(&path).unwrap();
     db.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
-    alice.conversation(&g).add_members(&[dave.did().clone()]).await.unwrap();
+    alice
+        .conversation(&g)
+        .add_members(&[dave.did().clone()])
+        .await
+        .unwrap();
     db.execute_batch(
         "CREATE TRIGGER fail_write BEFORE UPDATE ON atmls_groups
          BEGIN SELECT RAISE(ABORT, 'injected write failure'); END;",
@@ -61,10 +65,15 @@ async fn lg_8_roster_follows_commits_and_matches_a_fresh_decode() {
 
     // Removes leave holes that the next add fills; the committer and a receiver agree.
     alice
-        .conversation(&g).remove_members(&[carol.did().clone()])
+        .conversation(&g)
+        .remove_members(&[carol.did().clone()])
         .await
         .unwrap();
-    alice.conversation(&g).add_members(&[erin.did().clone()]).await.unwrap();
+    alice
+        .conversation(&g)
+        .add_members(&[erin.did().clone()])
+        .await
+        .unwrap();
     bob.conversation(&g).self_update().await.unwrap();
     alice.sync().await.unwrap();
     bob.sync().await.unwrap();
@@ -96,7 +105,11 @@ async fn lg_9_each_joiner_gets_only_its_own_part_of_the_welcome() {
     }
     let dids: Vec<_> = joiners.iter().map(|c| c.did().clone()).collect();
     let g = alice.create_group(&dids[..1]).await.unwrap();
-    alice.conversation(&g).add_members(&dids[1..]).await.unwrap();
+    alice
+        .conversation(&g)
+        .add_members(&dids[1..])
+        .await
+        .unwrap();
     let mut sizes = Vec::new();
     for j in &joiners[1..] {
         let got = w

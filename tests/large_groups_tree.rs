@@ -252,7 +252,11 @@ async fn refused_under(
     fault: Fault,
 ) -> GroupError {
     let j = w.account(name).await;
-    alice.conversation(g).add_members(&[j.did().clone()]).await.unwrap();
+    alice
+        .conversation(g)
+        .add_members(&[j.did().clone()])
+        .await
+        .unwrap();
     let before = rows_but_cursor(&j).await;
     w.net.set(fault);
     let events = j.sync().await.unwrap();
@@ -294,7 +298,11 @@ async fn lg_t_5_missing_truncated_tampered_or_foreign_trees_are_refused() {
         );
     }
     // The group went on meanwhile: bob still follows it.
-    alice.conversation(&g).send_text("still here").await.unwrap();
+    alice
+        .conversation(&g)
+        .send_text("still here")
+        .await
+        .unwrap();
     assert_eq!(texts(&bob.sync().await.unwrap()), vec!["still here"]);
 }
 
@@ -347,7 +355,11 @@ async fn lg_t_1_welcome_size_does_not_grow_with_the_group() {
     }
     let g = alice.create_group(&dids).await.unwrap();
     let carol = w.account("carol").await;
-    alice.conversation(&g).add_members(&[carol.did().clone()]).await.unwrap();
+    alice
+        .conversation(&g)
+        .add_members(&[carol.did().clone()])
+        .await
+        .unwrap();
     assert_eq!(alice.conversation(&g).members().await.unwrap().len(), 1000);
     let welcome = w.welcome_sizes(&carol).await;
     let tree = *w.net.sizes.lock().unwrap().last().unwrap();

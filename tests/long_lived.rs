@@ -170,7 +170,8 @@ fn sent_texts(events: &[Event]) -> Vec<String> {
 }
 
 async fn own_texts(c: &Client, g: &GroupId) -> Vec<String> {
-    c.conversation(g).messages()
+    c.conversation(g)
+        .messages()
         .await
         .unwrap()
         .iter()
@@ -282,7 +283,8 @@ async fn id_7_expiring_certificates_are_renewed_in_every_group() {
     }
     for group in [&g, &dm] {
         assert!(bob
-            .conversation(group).member_trust()
+            .conversation(group)
+            .member_trust()
             .await
             .unwrap()
             .iter()
@@ -449,11 +451,24 @@ async fn group_11_lost_answer_is_stored_once() {
     let e = alice.conversation(&g).send_text("once").await.unwrap_err();
     assert!(e.is_retryable(), "{e}");
     assert_eq!(stored_messages(&w, &g).await, 1);
-    assert_eq!(alice.conversation(&g).queued_messages().await.unwrap().len(), 1);
+    assert_eq!(
+        alice
+            .conversation(&g)
+            .queued_messages()
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     let ev = alice.sync().await.unwrap();
     assert_eq!(sent_texts(&ev), vec!["once"]);
     assert_eq!(stored_messages(&w, &g).await, 1);
-    assert!(alice.conversation(&g).queued_messages().await.unwrap().is_empty());
+    assert!(alice
+        .conversation(&g)
+        .queued_messages()
+        .await
+        .unwrap()
+        .is_empty());
     assert_eq!(texts(&bob.sync().await.unwrap()), vec!["once"]);
     assert_eq!(own_texts(&alice, &g).await, vec!["once"]);
 
@@ -489,7 +504,11 @@ async fn group_11_queued_message_survives_a_restart() {
     bob.sync().await.unwrap();
 
     lossy.hang_after.store(1, Ordering::SeqCst);
-    let r = tokio::time::timeout(Duration::from_millis(300), alice.conversation(&g).send_text("crash")).await;
+    let r = tokio::time::timeout(
+        Duration::from_millis(300),
+        alice.conversation(&g).send_text("crash"),
+    )
+    .await;
     assert!(r.is_err(), "the answer never comes");
     drop(alice);
     assert_eq!(stored_messages(&w, &g).await, 1);
@@ -498,7 +517,15 @@ async fn group_11_queued_message_survives_a_restart() {
         .build()
         .await
         .unwrap();
-    assert_eq!(alice.conversation(&g).queued_messages().await.unwrap().len(), 1);
+    assert_eq!(
+        alice
+            .conversation(&g)
+            .queued_messages()
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     let ev = alice.sync().await.unwrap();
     assert_eq!(sent_texts(&ev), vec!["crash"]);
     assert!(
@@ -531,7 +558,15 @@ async fn group_11_stale_ciphertext_is_encrypted_again_under_a_new_key() {
     // The send fails before reaching the transport; then bob commits.
     lossy.fail_sends.store(1, Ordering::SeqCst);
     alice.conversation(&g).send_text("late").await.unwrap_err();
-    assert_eq!(alice.conversation(&g).queued_messages().await.unwrap().len(), 1);
+    assert_eq!(
+        alice
+            .conversation(&g)
+            .queued_messages()
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     bob.sync().await.unwrap();
     bob.conversation(&g).self_update().await.unwrap();
 

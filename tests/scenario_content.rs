@@ -54,7 +54,11 @@ async fn trio(w: &World) -> (Client, Client, Client, GroupId) {
 async fn content_18_message_ids_agree_and_replies_reference_them() {
     let w = World::new();
     let (alice1, alice2, bob, g) = trio(&w).await;
-    let q = alice1.conversation(&g).send_text("pizza tonight?").await.unwrap();
+    let q = alice1
+        .conversation(&g)
+        .send_text("pizza tonight?")
+        .await
+        .unwrap();
     let ev = bob.sync().await.unwrap();
     let got = ev
         .iter()
@@ -65,7 +69,11 @@ async fn content_18_message_ids_agree_and_replies_reference_them() {
         .unwrap();
     assert_eq!(got.id, q.id, "sender and receiver derive the same id");
 
-    let r = bob.conversation(&g).reply(&q.id, Content::text("yes!")).await.unwrap();
+    let r = bob
+        .conversation(&g)
+        .reply(&q.id, Content::text("yes!"))
+        .await
+        .unwrap();
     for c in [&alice1, &alice2] {
         c.sync().await.unwrap();
         let item = c.conversation(&g).message(&r.id).await.unwrap().unwrap();
@@ -128,7 +136,11 @@ async fn content_29_reaction_to_unknown_message_rejected_state_unchanged() {
     let (alice1, _alice2, bob, g) = trio(&w).await;
     let unknown = MessageId::from_bytes([9; 32]);
     let before = alice1.store_snapshot().await.unwrap();
-    let err = alice1.conversation(&g).react(&unknown, "👍").await.unwrap_err();
+    let err = alice1
+        .conversation(&g)
+        .react(&unknown, "👍")
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::History(HistoryError::UnknownMessage(id)) if id == unknown));
     assert!(!err.is_retryable());
     assert_eq!(alice1.store_snapshot().await.unwrap(), before);
@@ -184,17 +196,23 @@ async fn content_23_read_receipts_across_devices() {
 async fn content_26_edit_and_delete_across_devices() {
     let w = World::new();
     let (alice1, alice2, bob, g) = trio(&w).await;
-    let m = alice1.conversation(&g).send_text("meet at 5").await.unwrap();
+    let m = alice1
+        .conversation(&g)
+        .send_text("meet at 5")
+        .await
+        .unwrap();
     bob.sync().await.unwrap();
     // alice's other device may edit: authorship is per account.
     alice2.sync().await.unwrap();
     alice2
-        .conversation(&g).edit(&m.id, Content::text("meet at 6"))
+        .conversation(&g)
+        .edit(&m.id, Content::text("meet at 6"))
         .await
         .unwrap();
     alice1.sync().await.unwrap();
     alice1
-        .conversation(&g).edit(&m.id, Content::text("meet at 7"))
+        .conversation(&g)
+        .edit(&m.id, Content::text("meet at 7"))
         .await
         .unwrap();
     for c in [&alice1, &alice2, &bob] {
@@ -219,13 +237,27 @@ async fn content_26_edit_and_delete_across_devices() {
         let item = c.conversation(&g).message(&m.id).await.unwrap().unwrap();
         assert_eq!(item.content, None);
         assert_eq!(item.deleted.as_ref().unwrap().by, *alice1.did());
-        assert!(c.conversation(&g).edit_history(&m.id).await.unwrap().is_empty());
+        assert!(c
+            .conversation(&g)
+            .edit_history(&m.id)
+            .await
+            .unwrap()
+            .is_empty());
         assert!(c.search(Some(&g), "meet", 10).await.unwrap().is_empty());
-        assert!(c.conversation(&g).messages().await.unwrap().iter().all(|x| x.id != m.id));
+        assert!(c
+            .conversation(&g)
+            .messages()
+            .await
+            .unwrap()
+            .iter()
+            .all(|x| x.id != m.id));
     }
     // A deleted message can no longer be edited or reacted to.
     assert!(matches!(
-        alice1.conversation(&g).edit(&m.id, Content::text("x")).await,
+        alice1
+            .conversation(&g)
+            .edit(&m.id, Content::text("x"))
+            .await,
         Err(Error::History(HistoryError::Deleted(_)))
     ));
     assert!(matches!(
@@ -238,13 +270,18 @@ async fn content_26_edit_and_delete_across_devices() {
 async fn content_26_edit_or_delete_of_someone_elses_message_rejected() {
     let w = World::new();
     let (alice1, alice2, bob, g) = trio(&w).await;
-    let m = alice1.conversation(&g).send_text("alice's words").await.unwrap();
+    let m = alice1
+        .conversation(&g)
+        .send_text("alice's words")
+        .await
+        .unwrap();
     bob.sync().await.unwrap();
     alice2.sync().await.unwrap();
 
     let before = bob.store_snapshot().await.unwrap();
     let err = bob
-        .conversation(&g).edit(&m.id, Content::text("bob's words"))
+        .conversation(&g)
+        .edit(&m.id, Content::text("bob's words"))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::History(HistoryError::NotAuthor(id)) if id == m.id));
@@ -318,7 +355,10 @@ async fn content_26_moderation_hook_allows_moderator_delete() {
     let m = alice.conversation(&g).send_text("spam").await.unwrap();
     bob.sync().await.unwrap();
     carol.sync().await.unwrap();
-    assert!(bob.conversation(&g).delete(&m.id).await.is_err(), "bob is no moderator");
+    assert!(
+        bob.conversation(&g).delete(&m.id).await.is_err(),
+        "bob is no moderator"
+    );
     carol.conversation(&g).delete(&m.id).await.unwrap();
     for c in [&alice, &bob] {
         c.sync().await.unwrap();
@@ -329,7 +369,10 @@ async fn content_26_moderation_hook_allows_moderator_delete() {
     let m2 = alice.conversation(&g).send_text("hello").await.unwrap();
     carol.sync().await.unwrap();
     assert!(matches!(
-        carol.conversation(&g).edit(&m2.id, Content::text("bye")).await,
+        carol
+            .conversation(&g)
+            .edit(&m2.id, Content::text("bye"))
+            .await,
         Err(Error::History(HistoryError::NotAuthor(_)))
     ));
 }
@@ -357,11 +400,17 @@ async fn content_25_five_megabyte_attachment_round_trips() {
         .map(|i| (i * 31 % 251) as u8)
         .collect();
     let sent = alice
-        .conversation(&dm).attach("video.bin", "application/octet-stream", &data)
+        .conversation(&dm)
+        .attach("video.bin", "application/octet-stream", &data)
         .await
         .unwrap();
     bob.sync().await.unwrap();
-    let item = bob.conversation(&dm).message(&sent.id).await.unwrap().unwrap();
+    let item = bob
+        .conversation(&dm)
+        .message(&sent.id)
+        .await
+        .unwrap()
+        .unwrap();
     let Some(Content::Attachment(a)) = item.decoded() else {
         panic!("not an attachment: {item:?}")
     };
@@ -394,12 +443,14 @@ async fn content_25_five_megabyte_attachment_round_trips() {
 
     // Small files travel inline.
     let small = alice
-        .conversation(&dm).attach("a.txt", "text/plain", b"tiny")
+        .conversation(&dm)
+        .attach("a.txt", "text/plain", b"tiny")
         .await
         .unwrap();
     bob.sync().await.unwrap();
     let Some(Content::Attachment(a)) = bob
-        .conversation(&dm).message(&small.id)
+        .conversation(&dm)
+        .message(&small.id)
         .await
         .unwrap()
         .unwrap()
@@ -437,11 +488,18 @@ async fn content_25_tampered_attachment_file_rejected() {
     let dm = alice.dm(bob.did()).await.unwrap();
     let data = vec![0x5au8; 400_000];
     let sent = alice
-        .conversation(&dm).attach("scan.pdf", "application/pdf", &data)
+        .conversation(&dm)
+        .attach("scan.pdf", "application/pdf", &data)
         .await
         .unwrap();
     bob.sync().await.unwrap();
-    let Some(Content::Attachment(a)) = bob.conversation(&dm).message(&sent.id).await.unwrap().unwrap().decoded()
+    let Some(Content::Attachment(a)) = bob
+        .conversation(&dm)
+        .message(&sent.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .decoded()
     else {
         panic!()
     };
@@ -477,7 +535,12 @@ async fn content_15_unknown_type_shows_fallback_and_is_kept_raw() {
     let sent = alice1.conversation(&g).send_content(&poll).await.unwrap();
     let ev = bob.sync().await.unwrap();
     assert_eq!(texts(&ev), vec!["[a poll: lunch? update your app to vote]"]);
-    let item = bob.conversation(&g).message(&sent.id).await.unwrap().unwrap();
+    let item = bob
+        .conversation(&g)
+        .message(&sent.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         item.content.as_ref(),
         Some(&poll),
@@ -496,7 +559,8 @@ async fn content_27_group_updates_are_derived_from_commits_and_cannot_be_forged(
     let (alice1, alice2, bob, g) = trio(&w).await;
     let (carol, _) = w.account("carol").await;
     alice1
-        .conversation(&g).add_members(&[carol.did().clone()])
+        .conversation(&g)
+        .add_members(&[carol.did().clone()])
         .await
         .unwrap();
     let updates = |items: Vec<HistoryItem>| -> Vec<(MessageId, GroupUpdated)> {
@@ -550,9 +614,14 @@ async fn content_27_group_updates_are_derived_from_commits_and_cannot_be_forged(
 async fn content_28_disappearing_messages_vanish_on_all_devices() {
     let w = World::new();
     let (alice1, alice2, bob, g) = trio(&w).await;
-    let keep = alice1.conversation(&g).send_text("before the timer").await.unwrap();
+    let keep = alice1
+        .conversation(&g)
+        .send_text("before the timer")
+        .await
+        .unwrap();
     alice1
-        .conversation(&g).set_disappearing(Some(Duration::from_secs(60)))
+        .conversation(&g)
+        .set_disappearing(Some(Duration::from_secs(60)))
         .await
         .unwrap();
     let ev = bob.sync().await.unwrap();
@@ -560,7 +629,11 @@ async fn content_28_disappearing_messages_vanish_on_all_devices() {
         .iter()
         .any(|e| matches!(e, Event::DisappearingChanged { secs: Some(60), .. })));
     alice2.sync().await.unwrap();
-    let gone = bob.conversation(&g).send_text("zanzibar plans").await.unwrap();
+    let gone = bob
+        .conversation(&g)
+        .send_text("zanzibar plans")
+        .await
+        .unwrap();
     for c in [&alice1, &alice2, &bob] {
         c.sync().await.unwrap();
         assert_eq!(
@@ -578,18 +651,27 @@ async fn content_28_disappearing_messages_vanish_on_all_devices() {
         assert_eq!(c.conversation(&g).message(&gone.id).await.unwrap(), None);
         assert!(c.search(Some(&g), "zanzibar", 5).await.unwrap().is_empty());
         assert!(
-            c.conversation(&g).message(&keep.id).await.unwrap().is_some(),
+            c.conversation(&g)
+                .message(&keep.id)
+                .await
+                .unwrap()
+                .is_some(),
             "older messages stay"
         );
         let dump = format!("{:?}", c.store_snapshot().await.unwrap());
         assert!(!dump.contains("zanzibar"), "no trace left in the store");
     }
-    alice2.conversation(&g).set_disappearing(None).await.unwrap();
+    alice2
+        .conversation(&g)
+        .set_disappearing(None)
+        .await
+        .unwrap();
     bob.sync().await.unwrap();
     assert_eq!(bob.conversation(&g).disappearing().await.unwrap(), None);
     let stays = bob.conversation(&g).send_text("permanent").await.unwrap();
     assert_eq!(
-        bob.conversation(&g).message(&stays.id)
+        bob.conversation(&g)
+            .message(&stays.id)
             .await
             .unwrap()
             .unwrap()
@@ -607,7 +689,8 @@ async fn content_30_search_and_pagination() {
         sender.sync().await.unwrap();
         let word = if i == 7 { " rhubarb" } else { "" };
         sender
-            .send_text(&g, &format!("message {i}{word}"))
+            .conversation(&g)
+            .send_text(&format!("message {i}{word}"))
             .await
             .unwrap();
     }
@@ -677,13 +760,19 @@ async fn content_15_malformed_known_type_is_kept_as_its_fallback() {
     let ev = bob.sync().await.unwrap();
     assert_eq!(texts(&ev), vec!["Reacted 👍 to a message"]);
     assert!(bob
-        .conversation(&g).message(&m.id)
+        .conversation(&g)
+        .message(&m.id)
         .await
         .unwrap()
         .unwrap()
         .reactions
         .is_empty());
-    let kept = bob.conversation(&g).message(&sent.id).await.unwrap().unwrap();
+    let kept = bob
+        .conversation(&g)
+        .message(&sent.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(kept.content.as_ref(), Some(&bad));
     assert!(matches!(kept.decoded(), Some(Content::Unknown { .. })));
 }
@@ -744,11 +833,18 @@ async fn content_25k_deleted_and_expired_attachments_erased_from_a_local_store()
     };
     // Deleted by its author: the file goes when the delete is applied.
     let sent = alice
-        .conversation(&dm).attach("a.bin", "application/octet-stream", &[1u8; 300_000])
+        .conversation(&dm)
+        .attach("a.bin", "application/octet-stream", &[1u8; 300_000])
         .await
         .unwrap();
     bob.sync().await.unwrap();
-    let Some(Content::Attachment(a)) = bob.conversation(&dm).message(&sent.id).await.unwrap().unwrap().decoded()
+    let Some(Content::Attachment(a)) = bob
+        .conversation(&dm)
+        .message(&sent.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .decoded()
     else {
         panic!()
     };
@@ -760,16 +856,24 @@ async fn content_25k_deleted_and_expired_attachments_erased_from_a_local_store()
     assert_eq!(bob.erase_deleted_blobs().await.unwrap(), 0, "queue drained");
     // Expired: the file goes when the timer runs out on a device.
     alice
-        .conversation(&dm).set_disappearing(Some(Duration::from_secs(60)))
+        .conversation(&dm)
+        .set_disappearing(Some(Duration::from_secs(60)))
         .await
         .unwrap();
     bob.sync().await.unwrap();
     let sent = alice
-        .conversation(&dm).attach("b.bin", "application/octet-stream", &[2u8; 300_000])
+        .conversation(&dm)
+        .attach("b.bin", "application/octet-stream", &[2u8; 300_000])
         .await
         .unwrap();
     bob.sync().await.unwrap();
-    let Some(Content::Attachment(a)) = bob.conversation(&dm).message(&sent.id).await.unwrap().unwrap().decoded()
+    let Some(Content::Attachment(a)) = bob
+        .conversation(&dm)
+        .message(&sent.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .decoded()
     else {
         panic!()
     };

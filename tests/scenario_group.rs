@@ -28,7 +28,11 @@ async fn group_of_three_users_five_devices_add_remove_leave_update() {
     }
     assert_eq!(alice1.conversation(&g).members().await.unwrap().len(), 5);
 
-    alice1.conversation(&g).send_text("hello all").await.unwrap();
+    alice1
+        .conversation(&g)
+        .send_text("hello all")
+        .await
+        .unwrap();
     for c in [&alice2, &bob1, &bob2, &carol] {
         assert_eq!(texts(&c.sync().await.unwrap()), vec!["hello all"]);
     }
@@ -37,19 +41,27 @@ async fn group_of_three_users_five_devices_add_remove_leave_update() {
     let before = bob2.epoch_fingerprint(&g).await.unwrap();
     bob2.conversation(&g).self_update().await.unwrap();
     assert_eq!(bob2.epoch_fingerprint(&g).await.unwrap().0, before.0 + 1);
-    bob1.conversation(&g).send_text("after update").await.unwrap();
+    bob1.conversation(&g)
+        .send_text("after update")
+        .await
+        .unwrap();
     for c in [&alice1, &alice2, &bob2, &carol] {
         assert_eq!(texts(&c.sync().await.unwrap()), vec!["after update"]);
     }
 
     // Remove carol: she can no longer read.
     alice2
-        .conversation(&g).remove_members(&[carol.did().clone()])
+        .conversation(&g)
+        .remove_members(&[carol.did().clone()])
         .await
         .unwrap();
     let ev = carol.sync().await.unwrap();
     assert!(ev.iter().any(|e| matches!(e, Event::Removed { .. })));
-    alice1.conversation(&g).send_text("carol is gone").await.unwrap();
+    alice1
+        .conversation(&g)
+        .send_text("carol is gone")
+        .await
+        .unwrap();
     assert!(texts(&carol.sync().await.unwrap()).is_empty());
     assert!(carol.conversation(&g).send_text("let me in").await.is_err());
     for c in [&bob1, &bob2, &alice2] {
@@ -58,7 +70,8 @@ async fn group_of_three_users_five_devices_add_remove_leave_update() {
 
     // Add carol back.
     alice1
-        .conversation(&g).add_members(&[carol.did().clone()])
+        .conversation(&g)
+        .add_members(&[carol.did().clone()])
         .await
         .unwrap();
     assert_eq!(alice1.conversation(&g).members().await.unwrap().len(), 5);
@@ -114,7 +127,10 @@ async fn concurrent_commits_one_wins_both_converge_loser_retries() {
     // Both commit in the same epoch: the transport holds each commit until the other is built.
     net.hold_next_commits(2);
     let (cd, dd) = ([carol.did().clone()], [dave.did().clone()]);
-    let (ra, rb) = tokio::join!(alice.conversation(&g).add_members(&cd), bob.conversation(&g).add_members(&dd));
+    let (ra, rb) = tokio::join!(
+        alice.conversation(&g).add_members(&cd),
+        bob.conversation(&g).add_members(&dd)
+    );
     ra.unwrap();
     rb.unwrap();
     alice.sync().await.unwrap();
@@ -129,7 +145,8 @@ async fn concurrent_commits_one_wins_both_converge_loser_retries() {
         "two commits after creation: the winner's and the loser's retry"
     );
     let dids: Vec<_> = alice
-        .conversation(&g).members()
+        .conversation(&g)
+        .members()
         .await
         .unwrap()
         .into_iter()
@@ -139,7 +156,10 @@ async fn concurrent_commits_one_wins_both_converge_loser_retries() {
     for c in [&carol, &dave] {
         assert_eq!(joined(&c.sync().await.unwrap()), vec![g.clone()]);
     }
-    dave.conversation(&g).send_text("joined late").await.unwrap();
+    dave.conversation(&g)
+        .send_text("joined late")
+        .await
+        .unwrap();
     assert_eq!(texts(&carol.sync().await.unwrap()), vec!["joined late"]);
 }
 
@@ -160,7 +180,10 @@ async fn restart_from_sqlite_carries_on() {
         .unwrap();
     alice2.sync().await.unwrap();
     bob.sync().await.unwrap();
-    bob.conversation(&dm).send_text("before restart").await.unwrap();
+    bob.conversation(&dm)
+        .send_text("before restart")
+        .await
+        .unwrap();
     assert_eq!(texts(&alice2.sync().await.unwrap()), vec!["before restart"]);
     let installation = *alice2.installation();
     drop(alice2);
@@ -173,14 +196,24 @@ async fn restart_from_sqlite_carries_on() {
     assert_eq!(alice2.installation(), &installation);
     assert_eq!(alice2.groups().await.unwrap().len(), 2);
     assert_eq!(alice2.conversation(&dm).messages().await.unwrap().len(), 1);
-    bob.conversation(&dm).send_text("after restart").await.unwrap();
-    bob.conversation(&g).send_text("group after restart").await.unwrap();
+    bob.conversation(&dm)
+        .send_text("after restart")
+        .await
+        .unwrap();
+    bob.conversation(&g)
+        .send_text("group after restart")
+        .await
+        .unwrap();
     let t = texts(&alice2.sync().await.unwrap());
     assert!(
         t.contains(&"after restart".to_owned()) && t.contains(&"group after restart".to_owned()),
         "{t:?}"
     );
-    alice2.conversation(&dm).send_text("still here").await.unwrap();
+    alice2
+        .conversation(&dm)
+        .send_text("still here")
+        .await
+        .unwrap();
     assert_eq!(texts(&bob.sync().await.unwrap()), vec!["still here"]);
 }
 
@@ -356,14 +389,19 @@ async fn group_4a_a_watching_client_follows_the_move() {
     let mut rx = bob.watch(std::time::Duration::from_secs(3600));
     wait_for(&mut rx, "join", |e| matches!(e, Event::Joined { .. })).await;
     alice
-        .conversation(&g).remove_members(&[carol.did().clone()])
+        .conversation(&g)
+        .remove_members(&[carol.did().clone()])
         .await
         .unwrap();
     wait_for(&mut rx, "removal", |e| {
         matches!(e, Event::MembersRemoved { .. })
     })
     .await;
-    alice.conversation(&g).send_text("after the move").await.unwrap();
+    alice
+        .conversation(&g)
+        .send_text("after the move")
+        .await
+        .unwrap();
     wait_for(&mut rx, "message", |e| {
         texts(std::slice::from_ref(e)) == ["after the move"]
     })

@@ -29,11 +29,11 @@ async fn inv_4_auto_approved_link_adds_the_requester_and_counts_a_use() {
     let (alice, bob, g) = group_of_alice(&w).await;
     let (carol, _) = w.account("carol").await;
     let link = alice
-        .conversation(&g).create_invite(InviteOptions {
-                max_uses: 3,
-                ..Default::default()
-            },
-        )
+        .conversation(&g)
+        .create_invite(InviteOptions {
+            max_uses: 3,
+            ..Default::default()
+        })
         .await
         .unwrap();
     let url = link.to_url();
@@ -71,9 +71,16 @@ async fn inv_4_auto_approved_link_adds_the_requester_and_counts_a_use() {
         )),
         "{ev:?}"
     );
-    assert!(is_member(&bob.conversation(&g).members().await.unwrap(), &carol));
+    assert!(is_member(
+        &bob.conversation(&g).members().await.unwrap(),
+        &carol
+    ));
     assert_eq!(bob.conversation(&g).invites().await.unwrap()[0].uses, 1);
-    carol.conversation(&g).send_text("thanks for the link").await.unwrap();
+    carol
+        .conversation(&g)
+        .send_text("thanks for the link")
+        .await
+        .unwrap();
     assert_eq!(
         texts(&bob.sync().await.unwrap()),
         vec!["thanks for the link"]
@@ -87,11 +94,11 @@ async fn inv_4_manual_approve_and_decline() {
     let (carol, _) = w.account("carol").await;
     let (dave, _) = w.account("dave").await;
     let link = alice
-        .conversation(&g).create_invite(InviteOptions {
-                approval: true,
-                ..Default::default()
-            },
-        )
+        .conversation(&g)
+        .create_invite(InviteOptions {
+            approval: true,
+            ..Default::default()
+        })
         .await
         .unwrap();
     let pc = carol.request_join(&link).await.unwrap();
@@ -129,7 +136,12 @@ async fn inv_4_manual_approve_and_decline() {
     assert_eq!(dave.join_outcome(&pd).await.unwrap(), JoinOutcome::Declined);
     assert_eq!(joined(&carol.sync().await.unwrap()), vec![g.clone()]);
     assert!(joined(&dave.sync().await.unwrap()).is_empty());
-    assert!(alice.conversation(&g).join_requests().await.unwrap().is_empty());
+    assert!(alice
+        .conversation(&g)
+        .join_requests()
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 #[tokio::test]
@@ -142,11 +154,11 @@ async fn inv_5_expired_used_up_and_revoked_links_fail_with_a_typed_outcome() {
 
     // Used up: one use.
     let once = alice
-        .conversation(&g).create_invite(InviteOptions {
-                max_uses: 1,
-                ..Default::default()
-            },
-        )
+        .conversation(&g)
+        .create_invite(InviteOptions {
+            max_uses: 1,
+            ..Default::default()
+        })
         .await
         .unwrap();
     let pc = carol.request_join(&once).await.unwrap();
@@ -161,10 +173,15 @@ async fn inv_5_expired_used_up_and_revoked_links_fail_with_a_typed_outcome() {
 
     // Revoked.
     let revoked = alice
-        .conversation(&g).create_invite(InviteOptions::default())
+        .conversation(&g)
+        .create_invite(InviteOptions::default())
         .await
         .unwrap();
-    alice.conversation(&g).revoke_invite(&revoked.id()).await.unwrap();
+    alice
+        .conversation(&g)
+        .revoke_invite(&revoked.id())
+        .await
+        .unwrap();
     let ev = bob.sync().await.unwrap();
     assert!(ev.iter().any(|e| matches!(e, Event::GovernanceChanged { change: GovernanceChange::InviteRevoked(id), .. } if *id == revoked.id())));
     let pd = dave.request_join(&revoked).await.unwrap();
@@ -173,11 +190,11 @@ async fn inv_5_expired_used_up_and_revoked_links_fail_with_a_typed_outcome() {
 
     // Expired.
     let short = alice
-        .conversation(&g).create_invite(InviteOptions {
-                expires_in: Some(Duration::from_secs(1)),
-                ..Default::default()
-            },
-        )
+        .conversation(&g)
+        .create_invite(InviteOptions {
+            expires_in: Some(Duration::from_secs(1)),
+            ..Default::default()
+        })
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(2100)).await;
@@ -199,7 +216,8 @@ async fn inv_1_only_members_with_invite_permission_create_links() {
     let (alice, bob, g) = group_of_alice(&w).await;
     let before = bob.epoch_fingerprint(&g).await.unwrap();
     let e = bob
-        .conversation(&g).create_invite(InviteOptions::default())
+        .conversation(&g)
+        .create_invite(InviteOptions::default())
         .await
         .unwrap_err();
     assert!(
@@ -215,11 +233,16 @@ async fn inv_1_only_members_with_invite_permission_create_links() {
     assert_eq!(bob.epoch_fingerprint(&g).await.unwrap(), before);
     // Nor revoke alice's.
     let link = alice
-        .conversation(&g).create_invite(InviteOptions::default())
+        .conversation(&g)
+        .create_invite(InviteOptions::default())
         .await
         .unwrap();
     bob.sync().await.unwrap();
-    assert!(bob.conversation(&g).revoke_invite(&link.id()).await.is_err());
+    assert!(bob
+        .conversation(&g)
+        .revoke_invite(&link.id())
+        .await
+        .is_err());
     // A tampered link is not a link.
     let mut url = link.to_url();
     url.push('A');
@@ -256,7 +279,10 @@ async fn inv_6_join_request_through_the_public_handle_approved() {
     );
     assert_eq!(joined(&carol.sync().await.unwrap()), vec![g.clone()]);
     bob.sync().await.unwrap();
-    assert!(is_member(&bob.conversation(&g).members().await.unwrap(), &carol));
+    assert!(is_member(
+        &bob.conversation(&g).members().await.unwrap(),
+        &carol
+    ));
 }
 
 #[tokio::test]
@@ -266,7 +292,8 @@ async fn inv_4_a_watching_admin_admits_when_the_request_arrives() {
     let alice = std::sync::Arc::new(alice);
     let (carol, _) = w.account("carol").await;
     let link = alice
-        .conversation(&g).create_invite(InviteOptions::default())
+        .conversation(&g)
+        .create_invite(InviteOptions::default())
         .await
         .unwrap();
     // A long poll interval: once the first round is done, only the subscription to the

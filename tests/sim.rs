@@ -509,7 +509,8 @@ impl Sim {
     async fn accounts_in(&self, d: usize, g: usize) -> Vec<usize> {
         let members = self.devs[d]
             .client
-            .conversation(&self.groups[g]).members()
+            .conversation(&self.groups[g])
+            .members()
             .await
             .unwrap_or_default();
         (0..self.accounts.len())
@@ -528,7 +529,8 @@ impl Sim {
                 // send returns as soon as the transport accepted it: nothing merged since.
                 let (epoch, _) = c.epoch_fingerprint(gid).await?;
                 let members = c
-                    .conversation(gid).members()
+                    .conversation(gid)
+                    .members()
                     .await?
                     .into_iter()
                     .map(|m| m.installation)
@@ -562,19 +564,25 @@ impl Sim {
             Op::Add(d, g, a) => {
                 self.devs[*d]
                     .client
-                    .conversation(&self.groups[*g]).add_members(&[self.accounts[*a].did.clone()])
+                    .conversation(&self.groups[*g])
+                    .add_members(&[self.accounts[*a].did.clone()])
                     .await?;
                 Ok(Done::Nothing)
             }
             Op::Remove(d, g, a) => {
                 self.devs[*d]
                     .client
-                    .conversation(&self.groups[*g]).remove_members(&[self.accounts[*a].did.clone()])
+                    .conversation(&self.groups[*g])
+                    .remove_members(&[self.accounts[*a].did.clone()])
                     .await?;
                 Ok(Done::Nothing)
             }
             Op::Update(d, g) => {
-                self.devs[*d].client.conversation(&self.groups[*g]).self_update().await?;
+                self.devs[*d]
+                    .client
+                    .conversation(&self.groups[*g])
+                    .self_update()
+                    .await?;
                 Ok(Done::Nothing)
             }
             Op::Leave(d, g) => {
@@ -586,7 +594,12 @@ impl Sim {
                     ))) => {
                         // Name a successor: any other account in the group.
                         let me = &self.accounts[self.devs[*d].account].did;
-                        let other = c.conversation(gid).members().await?.into_iter().find(|m| m.did != *me);
+                        let other = c
+                            .conversation(gid)
+                            .members()
+                            .await?
+                            .into_iter()
+                            .find(|m| m.did != *me);
                         match other {
                             Some(m) => c.conversation(gid).leave_naming(&m.did).await?,
                             None => c.conversation(gid).leave().await?,
@@ -600,14 +613,24 @@ impl Sim {
                 let c = &self.devs[*d].client;
                 let gid = &self.groups[*g];
                 match gov {
-                    Gov::Role(a, r) => c.conversation(gid).set_role(&self.accounts[*a].did, *r).await?,
+                    Gov::Role(a, r) => {
+                        c.conversation(gid)
+                            .set_role(&self.accounts[*a].did, *r)
+                            .await?
+                    }
                     Gov::Policy(a, p) => c.conversation(gid).set_policy(*a, *p).await?,
                     Gov::Preset(p) => c.conversation(gid).apply_preset(*p).await?,
                     Gov::Name(n) => c.conversation(gid).set_name(n).await?,
                     Gov::Description(t) => c.conversation(gid).set_description(t).await?,
-                    Gov::Transfer(a) => c.conversation(gid).transfer_ownership(&self.accounts[*a].did).await?,
+                    Gov::Transfer(a) => {
+                        c.conversation(gid)
+                            .transfer_ownership(&self.accounts[*a].did)
+                            .await?
+                    }
                     Gov::Disappearing(s) => {
-                        c.conversation(gid).set_disappearing(s.map(Duration::from_secs)).await?
+                        c.conversation(gid)
+                            .set_disappearing(s.map(Duration::from_secs))
+                            .await?
                     }
                 }
                 Ok(Done::Nothing)
@@ -881,7 +904,12 @@ impl Sim {
         // stored is read from the history first.
         // Every group, those left included: their history stays.
         for g in 0..self.groups.len() {
-            if let Ok(ms) = self.devs[d].client.conversation(&self.groups[g]).messages().await {
+            if let Ok(ms) = self.devs[d]
+                .client
+                .conversation(&self.groups[g])
+                .messages()
+                .await
+            {
                 for m in ms {
                     self.devs[d].stored.insert(m.id);
                 }
@@ -1301,7 +1329,8 @@ impl Sim {
             }
             let roster = self.devs[first]
                 .client
-                .conversation(&self.groups[g]).members()
+                .conversation(&self.groups[g])
+                .members()
                 .await
                 .unwrap_or_default();
             for m in &roster {
@@ -1440,7 +1469,8 @@ impl Sim {
                 });
                 let in_history = dev
                     .client
-                    .conversation(&self.groups[s.group]).message(&s.id)
+                    .conversation(&self.groups[s.group])
+                    .message(&s.id)
                     .await
                     .ok()
                     .flatten()
@@ -1720,7 +1750,11 @@ impl Small {
 async fn two_owners_asking_to_leave_at_once_do_not_freeze_the_group() {
     let w = Small::new();
     let (alice, bob, carol, g) = w.trio(Preset::AllMembers).await;
-    alice.conversation(&g).set_role(bob.did(), Role::Owner).await.unwrap();
+    alice
+        .conversation(&g)
+        .set_role(bob.did(), Role::Owner)
+        .await
+        .unwrap();
     bob.sync().await.unwrap();
     carol.sync().await.unwrap();
     // Neither has read the other's request.
@@ -1728,12 +1762,19 @@ async fn two_owners_asking_to_leave_at_once_do_not_freeze_the_group() {
     a.unwrap();
     b.unwrap();
     carol.sync().await.unwrap();
-    carol.conversation(&g).send_text("still here").await.unwrap();
+    carol
+        .conversation(&g)
+        .send_text("still here")
+        .await
+        .unwrap();
     carol.conversation(&g).self_update().await.unwrap();
     let members = carol.conversation(&g).members().await.unwrap();
     assert!(!members.iter().any(|m| m.did == *alice.did()));
     assert!(members.iter().any(|m| m.did == *bob.did()));
-    assert_eq!(carol.conversation(&g).role(bob.did()).await.unwrap(), Role::Owner);
+    assert_eq!(
+        carol.conversation(&g).role(bob.did()).await.unwrap(),
+        Role::Owner
+    );
 }
 
 /// An owner who has read another owner's leave request is told at once that he would be the
@@ -1742,7 +1783,11 @@ async fn two_owners_asking_to_leave_at_once_do_not_freeze_the_group() {
 async fn an_owner_who_read_a_leave_request_is_the_last_owner() {
     let w = Small::new();
     let (alice, bob, carol, g) = w.trio(Preset::AllMembers).await;
-    alice.conversation(&g).set_role(bob.did(), Role::Owner).await.unwrap();
+    alice
+        .conversation(&g)
+        .set_role(bob.did(), Role::Owner)
+        .await
+        .unwrap();
     alice.conversation(&g).leave().await.unwrap();
     let refused = bob.conversation(&g).leave().await.unwrap_err();
     assert!(
@@ -1811,7 +1856,8 @@ async fn revocation_goes_on_past_a_group_we_were_removed_from() {
     let g2 = carol.create_group(&[alice.did().clone()]).await.unwrap();
     alice.sync().await.unwrap();
     phone.sync().await.unwrap();
-    bob.conversation(&g1).remove_members(&[alice.did().clone()])
+    bob.conversation(&g1)
+        .remove_members(&[alice.did().clone()])
         .await
         .unwrap();
     alice.revoke_device(phone.installation()).await.unwrap();
@@ -1851,7 +1897,8 @@ async fn a_device_whose_account_is_leaving_does_not_rotate_its_leaf() {
     phone.sync().await.unwrap();
     bob.sync().await.unwrap();
     assert!(!bob
-        .conversation(&g).members()
+        .conversation(&g)
+        .members()
         .await
         .unwrap()
         .iter()
@@ -1882,13 +1929,17 @@ async fn a_rotation_skips_a_group_the_account_is_leaving() {
     laptop.sync().await.unwrap();
     bob.sync().await.unwrap();
     assert!(!bob
-        .conversation(&g).members()
+        .conversation(&g)
+        .members()
         .await
         .unwrap()
         .iter()
         .any(|m| m.did == *laptop.did()));
     // In the other group, the laptop's leaf carries the new key.
-    bob.conversation(&other).send_text("still there?").await.unwrap();
+    bob.conversation(&other)
+        .send_text("still there?")
+        .await
+        .unwrap();
     assert_eq!(
         common::texts(&laptop.sync().await.unwrap()),
         vec!["still there?"]
@@ -1908,17 +1959,26 @@ async fn readded_while_offline_reads_the_group_again() {
     let g = alice.create_group(&[bob.did().clone()]).await.unwrap();
     bob.sync().await.unwrap();
     alice
-        .conversation(&g).remove_members(&[bob.did().clone()])
+        .conversation(&g)
+        .remove_members(&[bob.did().clone()])
         .await
         .unwrap();
-    alice.conversation(&g).add_members(&[bob.did().clone()]).await.unwrap();
+    alice
+        .conversation(&g)
+        .add_members(&[bob.did().clone()])
+        .await
+        .unwrap();
     let ev = bob.sync().await.unwrap();
     assert!(
         !ev.iter()
             .any(|e| matches!(e, Event::Refused { group: None, .. })),
         "{ev:?}"
     );
-    alice.conversation(&g).send_text("welcome back").await.unwrap();
+    alice
+        .conversation(&g)
+        .send_text("welcome back")
+        .await
+        .unwrap();
     assert_eq!(
         common::texts(&bob.sync().await.unwrap()),
         vec!["welcome back"]
@@ -1974,11 +2034,19 @@ async fn a_message_behind_our_own_leave_request_waits() {
     bob2.sync().await.unwrap();
     let e = bob2.conversation(&g).send_text("late").await.unwrap_err();
     assert!(e.is_retryable(), "{e}");
-    assert_eq!(bob2.conversation(&g).queued_messages().await.unwrap().len(), 1);
+    assert_eq!(
+        bob2.conversation(&g).queued_messages().await.unwrap().len(),
+        1
+    );
     bob2.sync().await.unwrap();
     alice.sync().await.unwrap();
     bob2.sync().await.unwrap();
-    assert!(bob2.conversation(&g).queued_messages().await.unwrap().is_empty());
+    assert!(bob2
+        .conversation(&g)
+        .queued_messages()
+        .await
+        .unwrap()
+        .is_empty());
     assert!(common::texts(&alice.sync().await.unwrap()).is_empty());
 }
 
@@ -1990,7 +2058,10 @@ async fn a_message_behind_our_own_leave_request_waits() {
 async fn a_leave_overtaken_by_ownership_does_not_fail_the_sync() {
     let w = Small::new();
     let (alice, bob, _carol, g) = w.trio(Preset::AllMembers).await;
-    let (t, l) = tokio::join!(alice.conversation(&g).transfer_ownership(bob.did()), bob.conversation(&g).leave());
+    let (t, l) = tokio::join!(
+        alice.conversation(&g).transfer_ownership(bob.did()),
+        bob.conversation(&g).leave()
+    );
     t.unwrap();
     l.unwrap();
     bob.sync().await.unwrap();
@@ -2012,7 +2083,8 @@ async fn a_welcome_from_a_rotated_key_does_not_hold_the_first_message() {
     let g0 = alice.create_group(&[bob.did().clone()]).await.unwrap();
     bob.sync().await.unwrap();
     alice
-        .conversation(&g0).remove_members(&[bob.did().clone()])
+        .conversation(&g0)
+        .remove_members(&[bob.did().clone()])
         .await
         .unwrap();
     bob.sync().await.unwrap();

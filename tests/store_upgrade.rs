@@ -151,7 +151,10 @@ async fn store_3_stores_of_schema_12_open_migrated_and_carry_on() {
         in_group.contains(&"after the update".to_owned()),
         "{in_group:?}"
     );
-    assert_eq!(alice.conversation(&g).metadata().await.unwrap().name, "fixture group");
+    assert_eq!(
+        alice.conversation(&g).metadata().await.unwrap().name,
+        "fixture group"
+    );
     let members = alice.conversation(&g).members().await.unwrap();
     assert!(
         !members.iter().any(|m| &m.did == carol.did()),
@@ -170,9 +173,14 @@ async fn store_3_stores_of_schema_12_open_migrated_and_carry_on() {
     let stores = [a.as_path(), b.as_path(), c.as_path()];
     refill(&net, &alice, &stores, &dm).await;
     refill(&net, &alice, &stores, &g).await;
-    alice.conversation(&dm).send_text("after the upgrade").await.unwrap();
+    alice
+        .conversation(&dm)
+        .send_text("after the upgrade")
+        .await
+        .unwrap();
     assert_eq!(texts(&bob.sync().await.unwrap()), ["after the upgrade"]);
-    bob.conversation(&g).send_text("the group after the upgrade")
+    bob.conversation(&g)
+        .send_text("the group after the upgrade")
         .await
         .unwrap();
     assert_eq!(

@@ -75,7 +75,8 @@ async fn trust_3_5_10_stolen_pds_password_on_the_real_pds() {
         "{e:?}"
     );
     assert!(bob
-        .conversation(&g).add_members(std::slice::from_ref(&a.did))
+        .conversation(&g)
+        .add_members(std::slice::from_ref(&a.did))
         .await
         .is_err());
     let pinned = bob.contact_trust(&a.did).await.unwrap();
@@ -89,7 +90,10 @@ async fn trust_3_5_10_stolen_pds_password_on_the_real_pds() {
 
     // The attacker reads nothing.
     bob.conversation(&dm).send_text("dm secret").await.unwrap();
-    bob.conversation(&g).send_text("group secret").await.unwrap();
+    bob.conversation(&g)
+        .send_text("group secret")
+        .await
+        .unwrap();
     let ev = attacker.sync().await.unwrap();
     assert!(texts(&ev).is_empty(), "{ev:?}");
     assert!(attacker.groups().await.unwrap().is_empty());

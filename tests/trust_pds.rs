@@ -61,7 +61,8 @@ fn has_text(ev: &[Event], want: &str) -> bool {
 }
 
 async fn has_device(c: &Client, g: &GroupId, installation: &atmls::identity::PublicKey) -> bool {
-    c.conversation(g).members()
+    c.conversation(g)
+        .members()
         .await
         .unwrap()
         .iter()
@@ -109,7 +110,11 @@ async fn trust_14_13_12_rotation_linking_and_revocation_on_the_real_pds() {
     );
     assert!(bob.check_contacts().await.unwrap().is_empty());
     alice.conversation(&g).send_text("rotated").await.unwrap();
-    alice.conversation(&dm).send_text("rotated, privately").await.unwrap();
+    alice
+        .conversation(&dm)
+        .send_text("rotated, privately")
+        .await
+        .unwrap();
     assert!(has_text(&bob.sync().await.unwrap(), "rotated, privately"));
     let ev = carol.sync().await.unwrap();
     no_warnings(&ev);
@@ -119,7 +124,11 @@ async fn trust_14_13_12_rotation_linking_and_revocation_on_the_real_pds() {
     assert!(laptop.self_check().await.unwrap().is_empty());
     assert!(alice.self_check().await.unwrap().is_empty());
     laptop.sync().await.unwrap();
-    laptop.conversation(&g).send_text("laptop after rotation").await.unwrap();
+    laptop
+        .conversation(&g)
+        .send_text("laptop after rotation")
+        .await
+        .unwrap();
     for x in [&bob, &carol, &alice] {
         let ev = x.sync().await.unwrap();
         no_warnings(&ev);
@@ -147,9 +156,17 @@ async fn trust_14_13_12_rotation_linking_and_revocation_on_the_real_pds() {
     for x in [&bob, &carol, &laptop] {
         no_warnings(&x.sync().await.unwrap());
     }
-    carol.conversation(&g).send_text("welcome, phone").await.unwrap();
+    carol
+        .conversation(&g)
+        .send_text("welcome, phone")
+        .await
+        .unwrap();
     assert!(has_text(&phone.sync().await.unwrap(), "welcome, phone"));
-    phone.conversation(&g).send_text("phone here").await.unwrap();
+    phone
+        .conversation(&g)
+        .send_text("phone here")
+        .await
+        .unwrap();
     assert!(has_text(&bob.sync().await.unwrap(), "phone here"));
 
     // Revocation: alice's commit removes the phone; what it sends afterwards is refused.
@@ -160,7 +177,11 @@ async fn trust_14_13_12_rotation_linking_and_revocation_on_the_real_pds() {
     assert!(!has_device(&bob, &g, &p).await);
     assert!(!has_device(&carol, &g, &p).await);
     bob.check_contacts().await.unwrap();
-    phone.conversation(&g).send_text("from a revoked phone").await.ok();
+    phone
+        .conversation(&g)
+        .send_text("from a revoked phone")
+        .await
+        .ok();
     let ev = bob.sync().await.unwrap();
     assert!(!has_text(&ev, "from a revoked phone"), "{ev:?}");
     let record = directory_for(&b)
@@ -172,7 +193,8 @@ async fn trust_14_13_12_rotation_linking_and_revocation_on_the_real_pds() {
     assert!(record.declaration.revoked().contains(&p));
     // Adding alice again brings back neither the phone nor anything else.
     let before = bob.conversation(&g).members().await.unwrap().len();
-    bob.conversation(&g).add_members(std::slice::from_ref(&a.did))
+    bob.conversation(&g)
+        .add_members(std::slice::from_ref(&a.did))
         .await
         .unwrap();
     assert_eq!(bob.conversation(&g).members().await.unwrap().len(), before);
@@ -351,19 +373,25 @@ async fn trust_11_restoring_the_identity_key_on_the_real_pds() {
     )
     .await;
     assert!(restored.self_check().await.unwrap().is_empty());
-    bob.conversation(&g).add_members(std::slice::from_ref(&a.did))
+    bob.conversation(&g)
+        .add_members(std::slice::from_ref(&a.did))
         .await
         .unwrap();
     no_warnings(&bob.sync().await.unwrap());
     assert_eq!(bob.safety_number(&a.did).await.unwrap(), n);
     assert_eq!(joined(&restored.sync().await.unwrap()), vec![g.clone()]);
-    bob.conversation(&g).send_text("welcome back").await.unwrap();
+    bob.conversation(&g)
+        .send_text("welcome back")
+        .await
+        .unwrap();
     assert_eq!(texts(&restored.sync().await.unwrap()), vec!["welcome back"]);
 
     // Starting over with a fresh identity key: bob is warned and adds nothing.
     let _fresh = client(&a, &net).await;
     assert!(matches!(
-        bob.conversation(&g).add_members(std::slice::from_ref(&a.did)).await,
+        bob.conversation(&g)
+            .add_members(std::slice::from_ref(&a.did))
+            .await,
         Err(Error::Trust(TrustError::UnacceptedKeyChange { .. }))
     ));
     assert!(bob

@@ -50,7 +50,11 @@ impl Client {
     }
 
     /// The body of [`Conversation::send_markdown`](crate::client::Conversation::send_markdown).
-    pub(crate) async fn send_markdown(&self, group: &GroupId, markdown: &str) -> Result<Message, Error> {
+    pub(crate) async fn send_markdown(
+        &self,
+        group: &GroupId,
+        markdown: &str,
+    ) -> Result<Message, Error> {
         self.send_content(group, &MarkdownCodec::encode(&markdown.to_owned())?)
             .await
     }
@@ -106,7 +110,11 @@ impl Client {
     }
 
     /// The body of [`Conversation::mark_read`](crate::client::Conversation::mark_read).
-    pub(crate) async fn mark_read(&self, group: &GroupId, up_to: &MessageId) -> Result<Message, Error> {
+    pub(crate) async fn mark_read(
+        &self,
+        group: &GroupId,
+        up_to: &MessageId,
+    ) -> Result<Message, Error> {
         let r = ReadReceipt { up_to: *up_to };
         self.send_content(group, &ReadReceiptCodec::encode(&r)?)
             .await

@@ -309,7 +309,12 @@ impl Client {
     }
 
     /// The body of [`Conversation::set_role`](crate::client::Conversation::set_role).
-    pub(crate) async fn set_role(&self, group: &GroupId, did: &Did, role: Role) -> Result<(), Error> {
+    pub(crate) async fn set_role(
+        &self,
+        group: &GroupId,
+        did: &Did,
+        role: Role,
+    ) -> Result<(), Error> {
         if !self.members(group).await?.iter().any(|m| &m.did == did) {
             return Err(Error::InvalidArgument("not a member of this group"));
         }

@@ -705,7 +705,11 @@ impl Client {
     }
 
     /// The body of [`Conversation::decline_join`](crate::client::Conversation::decline_join).
-    pub(crate) async fn decline_join(&self, group: &GroupId, request: &RequestId) -> Result<(), Error> {
+    pub(crate) async fn decline_join(
+        &self,
+        group: &GroupId,
+        request: &RequestId,
+    ) -> Result<(), Error> {
         self.session()
             .await
             .decide(group, request, false)

@@ -311,7 +311,11 @@ impl Client {
     }
 
     /// The body of [`Conversation::remove_members`](crate::client::Conversation::remove_members).
-    pub(crate) async fn remove_members(&self, group: &GroupId, members: &[Did]) -> Result<(), Error> {
+    pub(crate) async fn remove_members(
+        &self,
+        group: &GroupId,
+        members: &[Did],
+    ) -> Result<(), Error> {
         if members.contains(&self.did) {
             return Err(Error::InvalidArgument(
                 "use leave() to remove your own account",
@@ -334,7 +338,11 @@ impl Client {
     }
 
     /// The body of [`Conversation::send`](crate::client::Conversation::send).
-    pub(crate) async fn send(&self, group: &GroupId, content: &EncodedContent) -> Result<Message, Error> {
+    pub(crate) async fn send(
+        &self,
+        group: &GroupId,
+        content: &EncodedContent,
+    ) -> Result<Message, Error> {
         self.session().await.send(group, content, true).await
     }
 

@@ -372,7 +372,10 @@ impl Session<'_> {
 
 impl Client {
     /// The body of [`Conversation::queued_messages`](crate::client::Conversation::queued_messages).
-    pub(crate) async fn queued_messages(&self, group: &GroupId) -> Result<Vec<EncodedContent>, Error> {
+    pub(crate) async fn queued_messages(
+        &self,
+        group: &GroupId,
+    ) -> Result<Vec<EncodedContent>, Error> {
         let s = self.session().await;
         s.inner
             .read(|c| outbox::contents(c, &group.0))?

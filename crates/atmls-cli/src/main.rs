@@ -221,7 +221,10 @@ async fn demo(ds: &DsArgs<'_>) -> Res<()> {
 
     println!("\n== DM alice <-> bob");
     let dm = alice_phone.dm(bob.did()).await?;
-    alice_phone.conversation(&dm).send_text("hi bob, this is alice").await?;
+    alice_phone
+        .conversation(&dm)
+        .send_text("hi bob, this is alice")
+        .await?;
     show("bob", &bob).await?;
     show("alice-laptop", &alice_laptop).await?;
     let again = bob.dm(alice_phone.did()).await?;
@@ -248,9 +251,13 @@ async fn demo(ds: &DsArgs<'_>) -> Res<()> {
 
     println!("\n== carol removed");
     alice_phone
-        .conversation(&g).remove_members(&[carol.did().clone()])
+        .conversation(&g)
+        .remove_members(&[carol.did().clone()])
         .await?;
-    alice_phone.conversation(&g).send_text("carol can't read this").await?;
+    alice_phone
+        .conversation(&g)
+        .send_text("carol can't read this")
+        .await?;
     show("carol", &carol).await?;
     match carol.conversation(&g).send_text("am I still here?").await {
         Err(e) => println!("  [carol] cannot send: {e}"),
@@ -269,10 +276,13 @@ async fn demo(ds: &DsArgs<'_>) -> Res<()> {
         "  reopened with {} conversations",
         alice_laptop.groups().await?.len()
     );
-    bob.conversation(&g).send_text("welcome back, laptop").await?;
+    bob.conversation(&g)
+        .send_text("welcome back, laptop")
+        .await?;
     show("alice-laptop", &alice_laptop).await?;
     alice_laptop
-        .conversation(&dm).send_text("still chatting after restart")
+        .conversation(&dm)
+        .send_text("still chatting after restart")
         .await?;
     show("bob", &bob).await?;
     show("carol", &carol).await?;
@@ -283,10 +293,14 @@ async fn demo(ds: &DsArgs<'_>) -> Res<()> {
 /// Each content type once, in the DM (spec/content.md CONTENT-17 to CONTENT-30).
 async fn content_demo(alice: &Client, bob: &Client, dm: &GroupId) -> Res<()> {
     println!("\n== typed content in the DM");
-    let q = bob.conversation(dm).send_markdown("**lunch** at noon?").await?;
+    let q = bob
+        .conversation(dm)
+        .send_markdown("**lunch** at noon?")
+        .await?;
     show("alice-phone", alice).await?;
     let r = alice
-        .conversation(dm).reply(&q.id, Content::text("yes, the usual place"))
+        .conversation(dm)
+        .reply(&q.id, Content::text("yes, the usual place"))
         .await?;
     alice.conversation(dm).react(&q.id, "👍").await?;
     show("bob", bob).await?;
@@ -295,19 +309,28 @@ async fn content_demo(alice: &Client, bob: &Client, dm: &GroupId) -> Res<()> {
     show("alice-phone", alice).await?;
     let typo = alice.conversation(dm).send_text("see you at 12:30").await?;
     alice
-        .conversation(dm).edit(&typo.id, Content::text("see you at 12:15"))
+        .conversation(dm)
+        .edit(&typo.id, Content::text("see you at 12:15"))
         .await?;
     show("bob", bob).await?;
-    if let Err(e) = bob.conversation(dm).edit(&typo.id, Content::text("bob was here")).await {
+    if let Err(e) = bob
+        .conversation(dm)
+        .edit(&typo.id, Content::text("bob was here"))
+        .await
+    {
         println!("  [bob] cannot edit alice's message: {e}");
     }
     let menu: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
     let sent = alice
-        .conversation(dm).attach("menu.pdf", "application/pdf", &menu)
+        .conversation(dm)
+        .attach("menu.pdf", "application/pdf", &menu)
         .await?;
     show("bob", bob).await?;
-    if let Some(Some(Content::Attachment(a))) =
-        bob.conversation(dm).message(&sent.id).await?.map(|i| i.decoded())
+    if let Some(Some(Content::Attachment(a))) = bob
+        .conversation(dm)
+        .message(&sent.id)
+        .await?
+        .map(|i| i.decoded())
     {
         let ok = bob.download(&a).await? == menu;
         println!(
@@ -342,7 +365,8 @@ async fn content_demo(alice: &Client, bob: &Client, dm: &GroupId) -> Res<()> {
         );
     }
     alice
-        .conversation(dm).set_disappearing(Some(std::time::Duration::from_secs(3600)))
+        .conversation(dm)
+        .set_disappearing(Some(std::time::Duration::from_secs(3600)))
         .await?;
     show("bob", bob).await?;
     alice.conversation(dm).set_disappearing(None).await?;
@@ -361,19 +385,25 @@ async fn governance_demo(alice: &Client, bob: &Client, carol: &Client, g: &Group
         bob.conversation(g).role(bob.did()).await?.name()
     );
     alice.conversation(g).set_name("Lunch Club").await?;
-    alice.conversation(g).set_role(bob.did(), Role::Moderator).await?;
-    alice.conversation(g).apply_preset(Preset::AdminsOnly).await?;
+    alice
+        .conversation(g)
+        .set_role(bob.did(), Role::Moderator)
+        .await?;
+    alice
+        .conversation(g)
+        .apply_preset(Preset::AdminsOnly)
+        .await?;
     show("bob", bob).await?;
     if let Err(e) = bob.conversation(g).set_name("Bob's Club").await {
         println!("  [bob] cannot rename the group: {e}");
     }
     let link = alice
-        .conversation(g).create_invite(InviteOptions {
-                max_uses: 1,
-                expires_in: Some(std::time::Duration::from_secs(3600)),
-                approval: false,
-            },
-        )
+        .conversation(g)
+        .create_invite(InviteOptions {
+            max_uses: 1,
+            expires_in: Some(std::time::Duration::from_secs(3600)),
+            approval: false,
+        })
         .await?;
     let url = link.qr_payload();
     println!("  [alice] invite link (also the QR payload): {url}");

@@ -76,7 +76,10 @@ async fn scenario(urls: &[String]) -> Secrets {
     for c in [&alice2, &bob1, &bob2] {
         assert_eq!(sync_texts(c).await, vec![dm_text]);
     }
-    bob2.conversation(&dm).send_text("ds-secret: hi alice").await.unwrap();
+    bob2.conversation(&dm)
+        .send_text("ds-secret: hi alice")
+        .await
+        .unwrap();
     for c in [&alice1, &alice2, &bob1] {
         assert_eq!(sync_texts(c).await, vec!["ds-secret: hi alice"]);
     }
@@ -96,8 +99,15 @@ async fn scenario(urls: &[String]) -> Secrets {
         "ds-secret: group hello from carol",
         "ds-secret: bob answers",
     ];
-    carol.conversation(&g).send_text(texts_sent[0]).await.unwrap();
-    bob1.conversation(&g).send_text(texts_sent[1]).await.unwrap();
+    carol
+        .conversation(&g)
+        .send_text(texts_sent[0])
+        .await
+        .unwrap();
+    bob1.conversation(&g)
+        .send_text(texts_sent[1])
+        .await
+        .unwrap();
     for c in [&alice1, &alice2, &bob2] {
         assert_eq!(sync_texts(c).await, texts_sent.to_vec());
     }
@@ -110,7 +120,8 @@ async fn scenario(urls: &[String]) -> Secrets {
     // Update, remove, and a message carol must not read.
     bob2.conversation(&g).self_update().await.unwrap();
     alice1
-        .conversation(&g).remove_members(&[carol.did().clone()])
+        .conversation(&g)
+        .remove_members(&[carol.did().clone()])
         .await
         .unwrap();
     let ev = carol.sync().await.unwrap();
