@@ -43,7 +43,7 @@ fn parent_of(target: &Path) -> &Path {
 }
 
 impl Client {
-    /// The body of [`Conversation::attach_file`](crate::client::Conversation::attach_file).
+    /// Behind [`Conversation::attach_file`](super::Conversation::attach_file).
     pub(crate) async fn attach_file(
         &self,
         group: &GroupId,

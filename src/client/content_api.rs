@@ -28,7 +28,7 @@ impl Session<'_> {
 }
 
 impl Client {
-    /// The body of [`Conversation::send_content`](crate::client::Conversation::send_content).
+    /// Behind [`Conversation::send_content`](super::Conversation::send_content).
     pub(crate) async fn send_content(
         &self,
         group: &GroupId,
@@ -49,7 +49,7 @@ impl Client {
         self.session().await.send(group, content, false).await
     }
 
-    /// The body of [`Conversation::send_markdown`](crate::client::Conversation::send_markdown).
+    /// Behind [`Conversation::send_markdown`](super::Conversation::send_markdown).
     pub(crate) async fn send_markdown(
         &self,
         group: &GroupId,
@@ -59,7 +59,7 @@ impl Client {
             .await
     }
 
-    /// The body of [`Conversation::reply`](crate::client::Conversation::reply).
+    /// Behind [`Conversation::reply`](super::Conversation::reply).
     pub(crate) async fn reply(
         &self,
         group: &GroupId,
@@ -73,7 +73,7 @@ impl Client {
         self.send_content(group, &ReplyCodec::encode(&reply)?).await
     }
 
-    /// The body of [`Conversation::react`](crate::client::Conversation::react).
+    /// Behind [`Conversation::react`](super::Conversation::react).
     pub(crate) async fn react(
         &self,
         group: &GroupId,
@@ -83,7 +83,7 @@ impl Client {
         self.reaction(group, to, emoji, ReactionAction::Add).await
     }
 
-    /// The body of [`Conversation::unreact`](crate::client::Conversation::unreact).
+    /// Behind [`Conversation::unreact`](super::Conversation::unreact).
     pub(crate) async fn unreact(
         &self,
         group: &GroupId,
@@ -109,7 +109,7 @@ impl Client {
         self.send_content(group, &ReactionCodec::encode(&r)?).await
     }
 
-    /// The body of [`Conversation::mark_read`](crate::client::Conversation::mark_read).
+    /// Behind [`Conversation::mark_read`](super::Conversation::mark_read).
     pub(crate) async fn mark_read(
         &self,
         group: &GroupId,
@@ -120,7 +120,7 @@ impl Client {
             .await
     }
 
-    /// The body of [`Conversation::read_positions`](crate::client::Conversation::read_positions).
+    /// Behind [`Conversation::read_positions`](super::Conversation::read_positions).
     pub(crate) async fn read_positions(&self, group: &GroupId) -> Result<Vec<ReadPosition>, Error> {
         let s = self.session().await;
         let rows = s.inner.read(|c| store::receipts_of(c, &group.0))?;
@@ -134,13 +134,13 @@ impl Client {
             .collect())
     }
 
-    /// The body of [`Conversation::typing`](crate::client::Conversation::typing).
+    /// Behind [`Conversation::typing`](super::Conversation::typing).
     pub(crate) async fn typing(&self, group: &GroupId, typing: bool) -> Result<Message, Error> {
         self.send_content(group, &TypingCodec::encode(&Typing { typing })?)
             .await
     }
 
-    /// The body of [`Conversation::attach`](crate::client::Conversation::attach).
+    /// Behind [`Conversation::attach`](super::Conversation::attach).
     pub(crate) async fn attach(
         &self,
         group: &GroupId,
@@ -176,7 +176,7 @@ impl Client {
     /// The bytes of an attachment: inline data, or the blob fetched from the blob store
     /// with its digest checked before decryption (CONTENT-25). A tampered blob fails with
     /// [`ContentError::DigestMismatch`](crate::content::ContentError::DigestMismatch).
-    /// See the example on [`attach`](Self::attach).
+    /// See the example on [`Conversation::attach`](super::Conversation::attach).
     pub async fn download(&self, attachment: &Attachment) -> Result<Vec<u8>, Error> {
         let data = match &attachment.source {
             AttachmentSource::Inline(d) => d.clone(),
@@ -202,7 +202,7 @@ impl Client {
         Ok(data)
     }
 
-    /// The body of [`Conversation::edit`](crate::client::Conversation::edit).
+    /// Behind [`Conversation::edit`](super::Conversation::edit).
     pub(crate) async fn edit(
         &self,
         group: &GroupId,
@@ -216,7 +216,7 @@ impl Client {
         self.send_content(group, &EditCodec::encode(&e)?).await
     }
 
-    /// The body of [`Conversation::edit_history`](crate::client::Conversation::edit_history).
+    /// Behind [`Conversation::edit_history`](super::Conversation::edit_history).
     pub(crate) async fn edit_history(
         &self,
         group: &GroupId,
@@ -236,13 +236,13 @@ impl Client {
             .collect()
     }
 
-    /// The body of [`Conversation::delete`](crate::client::Conversation::delete).
+    /// Behind [`Conversation::delete`](super::Conversation::delete).
     pub(crate) async fn delete(&self, group: &GroupId, id: &MessageId) -> Result<Message, Error> {
         self.send_content(group, &DeleteCodec::encode(&Delete { target: *id })?)
             .await
     }
 
-    /// The body of [`Conversation::history`](crate::client::Conversation::history).
+    /// Behind [`Conversation::history`](super::Conversation::history).
     pub(crate) async fn history(
         &self,
         group: &GroupId,
@@ -268,7 +268,7 @@ impl Client {
         Ok(HistoryPage { items, older })
     }
 
-    /// The body of [`Conversation::message`](crate::client::Conversation::message).
+    /// Behind [`Conversation::message`](super::Conversation::message).
     pub(crate) async fn message(
         &self,
         group: &GroupId,
@@ -332,7 +332,7 @@ impl Client {
             .collect::<Result<Vec<_>, _>>()?)
     }
 
-    /// The body of [`Conversation::set_disappearing`](crate::client::Conversation::set_disappearing).
+    /// Behind [`Conversation::set_disappearing`](super::Conversation::set_disappearing).
     pub(crate) async fn set_disappearing(
         &self,
         group: &GroupId,
@@ -370,7 +370,7 @@ impl Client {
             .await
     }
 
-    /// The body of [`Conversation::disappearing`](crate::client::Conversation::disappearing).
+    /// Behind [`Conversation::disappearing`](super::Conversation::disappearing).
     pub(crate) async fn disappearing(&self, group: &GroupId) -> Result<Option<Duration>, Error> {
         let mut s = self.session().await;
         let secs = s
@@ -382,7 +382,7 @@ impl Client {
     /// Deletes the disappearing messages that have expired, now (also done by every
     /// [`sync`](Self::sync); expired items are never returned by history queries).
     /// Returns how many were deleted. See the example on
-    /// [`set_disappearing`](Self::set_disappearing).
+    /// [`Conversation::set_disappearing`](super::Conversation::set_disappearing).
     pub async fn purge_expired(&self) -> Result<usize, Error> {
         let n = {
             let mut s = self.session().await;

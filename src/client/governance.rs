@@ -288,7 +288,7 @@ impl Client {
             .await
     }
 
-    /// The body of [`Conversation::governance`](crate::client::Conversation::governance).
+    /// Behind [`Conversation::governance`](super::Conversation::governance).
     pub(crate) async fn governance(&self, group: &GroupId) -> Result<Option<Governance>, Error> {
         let mut s = self.session().await;
         s.inner.atomic(|cx| {
@@ -299,7 +299,7 @@ impl Client {
         })
     }
 
-    /// The body of [`Conversation::role`](crate::client::Conversation::role).
+    /// Behind [`Conversation::role`](super::Conversation::role).
     pub(crate) async fn role(&self, group: &GroupId, did: &Did) -> Result<Role, Error> {
         Ok(self
             .governance(group)
@@ -308,7 +308,7 @@ impl Client {
             .unwrap_or(Role::Member))
     }
 
-    /// The body of [`Conversation::set_role`](crate::client::Conversation::set_role).
+    /// Behind [`Conversation::set_role`](super::Conversation::set_role).
     pub(crate) async fn set_role(
         &self,
         group: &GroupId,
@@ -322,7 +322,7 @@ impl Client {
             .await
     }
 
-    /// The body of [`Conversation::transfer_ownership`](crate::client::Conversation::transfer_ownership).
+    /// Behind [`Conversation::transfer_ownership`](super::Conversation::transfer_ownership).
     pub(crate) async fn transfer_ownership(&self, group: &GroupId, to: &Did) -> Result<(), Error> {
         if to == self.did() {
             return Err(Error::InvalidArgument("already the owner"));
@@ -340,13 +340,13 @@ impl Client {
         .await
     }
 
-    /// The body of [`Conversation::leave_naming`](crate::client::Conversation::leave_naming).
+    /// Behind [`Conversation::leave_naming`](super::Conversation::leave_naming).
     pub(crate) async fn leave_naming(&self, group: &GroupId, successor: &Did) -> Result<(), Error> {
         self.set_role(group, successor, Role::Owner).await?;
         self.leave(group).await
     }
 
-    /// The body of [`Conversation::set_policy`](crate::client::Conversation::set_policy).
+    /// Behind [`Conversation::set_policy`](super::Conversation::set_policy).
     pub(crate) async fn set_policy(
         &self,
         group: &GroupId,
@@ -364,13 +364,13 @@ impl Client {
         self.change_context(group, ContextEdit::Policies(p)).await
     }
 
-    /// The body of [`Conversation::apply_preset`](crate::client::Conversation::apply_preset).
+    /// Behind [`Conversation::apply_preset`](super::Conversation::apply_preset).
     pub(crate) async fn apply_preset(&self, group: &GroupId, preset: Preset) -> Result<(), Error> {
         self.change_context(group, ContextEdit::Policies(Policies::preset(preset)))
             .await
     }
 
-    /// The body of [`Conversation::metadata`](crate::client::Conversation::metadata).
+    /// Behind [`Conversation::metadata`](super::Conversation::metadata).
     pub(crate) async fn metadata(&self, group: &GroupId) -> Result<GroupMetadata, Error> {
         let mut s = self.session().await;
         s.inner.atomic(|cx| {
@@ -381,19 +381,19 @@ impl Client {
         })
     }
 
-    /// The body of [`Conversation::set_name`](crate::client::Conversation::set_name).
+    /// Behind [`Conversation::set_name`](super::Conversation::set_name).
     pub(crate) async fn set_name(&self, group: &GroupId, name: &str) -> Result<(), Error> {
         self.change_context(group, ContextEdit::Name(name.to_owned()))
             .await
     }
 
-    /// The body of [`Conversation::set_description`](crate::client::Conversation::set_description).
+    /// Behind [`Conversation::set_description`](super::Conversation::set_description).
     pub(crate) async fn set_description(&self, group: &GroupId, text: &str) -> Result<(), Error> {
         self.change_context(group, ContextEdit::Description(text.to_owned()))
             .await
     }
 
-    /// The body of [`Conversation::set_avatar`](crate::client::Conversation::set_avatar).
+    /// Behind [`Conversation::set_avatar`](super::Conversation::set_avatar).
     pub(crate) async fn set_avatar(
         &self,
         group: &GroupId,
@@ -469,7 +469,7 @@ impl Client {
         })
     }
 
-    /// The body of [`Conversation::avatar`](crate::client::Conversation::avatar).
+    /// Behind [`Conversation::avatar`](super::Conversation::avatar).
     pub(crate) async fn avatar(&self, group: &GroupId) -> Result<Option<(String, Vec<u8>)>, Error> {
         let Some(a) = self.metadata(group).await?.avatar else {
             return Ok(None);
@@ -494,7 +494,7 @@ impl Client {
         Ok(Some((a.mime_type.clone(), bytes)))
     }
 
-    /// The body of [`Conversation::pin`](crate::client::Conversation::pin).
+    /// Behind [`Conversation::pin`](super::Conversation::pin).
     pub(crate) async fn pin(&self, group: &GroupId, id: &MessageId) -> Result<(), Error> {
         if self.message(group, id).await?.is_none() {
             return Err(super::HistoryError::UnknownMessage(*id).into());
@@ -502,7 +502,7 @@ impl Client {
         self.change_context(group, ContextEdit::Pin(*id)).await
     }
 
-    /// The body of [`Conversation::unpin`](crate::client::Conversation::unpin).
+    /// Behind [`Conversation::unpin`](super::Conversation::unpin).
     pub(crate) async fn unpin(&self, group: &GroupId, id: &MessageId) -> Result<(), Error> {
         self.change_context(group, ContextEdit::Unpin(*id)).await
     }

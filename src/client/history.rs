@@ -176,7 +176,7 @@ pub struct HistoryItem {
     pub reactions: Vec<ReactionCount>,
     /// When it disappears from this device (disappearing messages), unix seconds.
     pub expires_at: Option<u64>,
-    /// Its position, for [`Client::history`](super::Client::history) pagination.
+    /// Its position, for [`Conversation::history`](super::Conversation::history) pagination.
     pub cursor: HistoryCursor,
 }
 

@@ -553,7 +553,7 @@ impl Session<'_> {
 }
 
 impl Client {
-    /// The body of [`Conversation::create_invite`](crate::client::Conversation::create_invite).
+    /// Behind [`Conversation::create_invite`](super::Conversation::create_invite).
     pub(crate) async fn create_invite(
         &self,
         group: &GroupId,
@@ -562,7 +562,7 @@ impl Client {
         self.new_invite(group, options, false).await
     }
 
-    /// The body of [`Conversation::create_join_handle`](crate::client::Conversation::create_join_handle).
+    /// Behind [`Conversation::create_join_handle`](super::Conversation::create_join_handle).
     pub(crate) async fn create_join_handle(&self, group: &GroupId) -> Result<InviteLink, Error> {
         self.new_invite(
             group,
@@ -602,13 +602,13 @@ impl Client {
         Ok(InviteLink { secret, public })
     }
 
-    /// The body of [`Conversation::revoke_invite`](crate::client::Conversation::revoke_invite).
+    /// Behind [`Conversation::revoke_invite`](super::Conversation::revoke_invite).
     pub(crate) async fn revoke_invite(&self, group: &GroupId, id: &InviteId) -> Result<(), Error> {
         self.edit_invites(group, ContextEdit::RevokeInvite(*id))
             .await
     }
 
-    /// The body of [`Conversation::invites`](crate::client::Conversation::invites).
+    /// Behind [`Conversation::invites`](super::Conversation::invites).
     pub(crate) async fn invites(&self, group: &GroupId) -> Result<Vec<InviteRecord>, Error> {
         let mut s = self.session().await;
         s.inner.atomic(|cx| {
@@ -619,7 +619,7 @@ impl Client {
         })
     }
 
-    /// The body of [`Conversation::invite_link`](crate::client::Conversation::invite_link).
+    /// Behind [`Conversation::invite_link`](super::Conversation::invite_link).
     pub(crate) async fn invite_link(
         &self,
         group: &GroupId,
@@ -638,7 +638,8 @@ impl Client {
 
     /// Asks to join through an invite link or a public handle (INV-4): a request signed by
     /// this device, sealed under a key only link holders know, posted to the link's
-    /// mailbox. See the example on [`create_invite`](Self::create_invite).
+    /// mailbox. See the example on
+    /// [`Conversation::create_invite`](super::Conversation::create_invite).
     pub async fn request_join(&self, link: &InviteLink) -> Result<PendingJoin, Error> {
         let s = self.session().await;
         let reply_secret: [u8; 32] = rand::random();
@@ -689,13 +690,13 @@ impl Client {
             .unwrap_or(JoinOutcome::Pending))
     }
 
-    /// The body of [`Conversation::join_requests`](crate::client::Conversation::join_requests).
+    /// Behind [`Conversation::join_requests`](super::Conversation::join_requests).
     pub(crate) async fn join_requests(&self, group: &GroupId) -> Result<Vec<JoinRequest>, Error> {
         let s = self.session().await;
         Ok(s.stored(group)?.iter().filter_map(Stored::public).collect())
     }
 
-    /// The body of [`Conversation::approve_join`](crate::client::Conversation::approve_join).
+    /// Behind [`Conversation::approve_join`](super::Conversation::approve_join).
     pub(crate) async fn approve_join(
         &self,
         group: &GroupId,
@@ -704,7 +705,7 @@ impl Client {
         self.session().await.decide(group, request, true).await
     }
 
-    /// The body of [`Conversation::decline_join`](crate::client::Conversation::decline_join).
+    /// Behind [`Conversation::decline_join`](super::Conversation::decline_join).
     pub(crate) async fn decline_join(
         &self,
         group: &GroupId,

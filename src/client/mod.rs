@@ -104,7 +104,7 @@ impl ClientBuilder {
 
     /// How often `sync` rotates this device's leaf keys in each group, varied by ±15% per
     /// group (spec/group.md GROUP-10); default [`DEFAULT_LEAF_ROTATION_INTERVAL`]. `None`:
-    /// never (only [`Client::self_update`] and re-credentialing rotate them).
+    /// never (only [`Conversation::self_update`] and re-credentialing rotate them).
     pub fn leaf_rotation(mut self, every: Option<std::time::Duration>) -> Self {
         self.upkeep.leaf_rotation = every;
         self
@@ -302,7 +302,7 @@ impl Client {
         s.create(GroupKind::Dm, std::slice::from_ref(peer)).await
     }
 
-    /// The body of [`Conversation::add_members`](crate::client::Conversation::add_members).
+    /// Behind [`Conversation::add_members`].
     pub(crate) async fn add_members(&self, group: &GroupId, members: &[Did]) -> Result<(), Error> {
         self.session()
             .await
@@ -310,7 +310,7 @@ impl Client {
             .await
     }
 
-    /// The body of [`Conversation::remove_members`](crate::client::Conversation::remove_members).
+    /// Behind [`Conversation::remove_members`].
     pub(crate) async fn remove_members(
         &self,
         group: &GroupId,
@@ -327,17 +327,17 @@ impl Client {
             .await
     }
 
-    /// The body of [`Conversation::self_update`](crate::client::Conversation::self_update).
+    /// Behind [`Conversation::self_update`].
     pub(crate) async fn self_update(&self, group: &GroupId) -> Result<(), Error> {
         self.session().await.run_commit(group, Intent::Update).await
     }
 
-    /// The body of [`Conversation::leave`](crate::client::Conversation::leave).
+    /// Behind [`Conversation::leave`].
     pub(crate) async fn leave(&self, group: &GroupId) -> Result<(), Error> {
         self.session().await.leave(group).await
     }
 
-    /// The body of [`Conversation::send`](crate::client::Conversation::send).
+    /// Behind [`Conversation::send`].
     pub(crate) async fn send(
         &self,
         group: &GroupId,
@@ -346,7 +346,7 @@ impl Client {
         self.session().await.send(group, content, true).await
     }
 
-    /// The body of [`Conversation::send_text`](crate::client::Conversation::send_text).
+    /// Behind [`Conversation::send_text`].
     pub(crate) async fn send_text(&self, group: &GroupId, text: &str) -> Result<Message, Error> {
         self.send(group, &Content::text(text)).await
     }
@@ -379,17 +379,17 @@ impl Client {
         self.session().await.inner.group_infos()
     }
 
-    /// The body of [`Conversation::members`](crate::client::Conversation::members).
+    /// Behind [`Conversation::members`].
     pub(crate) async fn members(&self, group: &GroupId) -> Result<Vec<Member>, Error> {
         self.session().await.inner.members(group)
     }
 
-    /// The body of [`Conversation::messages`](crate::client::Conversation::messages).
+    /// Behind [`Conversation::messages`].
     pub(crate) async fn messages(&self, group: &GroupId) -> Result<Vec<Message>, Error> {
         self.session().await.inner.messages(group)
     }
 
-    /// The body of [`Conversation::process_incoming`](crate::client::Conversation::process_incoming).
+    /// Behind [`Conversation::process_incoming`].
     pub(crate) async fn process_incoming(
         &self,
         group: &GroupId,

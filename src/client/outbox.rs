@@ -371,7 +371,7 @@ impl Session<'_> {
 }
 
 impl Client {
-    /// The body of [`Conversation::queued_messages`](crate::client::Conversation::queued_messages).
+    /// Behind [`Conversation::queued_messages`](super::Conversation::queued_messages).
     pub(crate) async fn queued_messages(
         &self,
         group: &GroupId,

@@ -168,7 +168,7 @@ fn mismatches_of(cx: &Ctx<'_>, did: &Did) -> Result<Vec<Event>, Error> {
 }
 
 impl Client {
-    /// The body of [`Conversation::member_trust`](crate::client::Conversation::member_trust).
+    /// Behind [`Conversation::member_trust`](super::Conversation::member_trust).
     pub(crate) async fn member_trust(
         &self,
         group: &GroupId,
