@@ -1,6 +1,6 @@
 //! Typed content and history (spec/content.md):
 //! * `history/page50`: one page of 50 items from a 2,000-message group history (each item
-//!   with its reactions looked up), through `Client::history`.
+//!   with its reactions looked up), through `Conversation::history`.
 //! * `history/search`: full-text search for a word in that history (`Client::search`, SQLite
 //!   FTS5), one hit and 2,000 candidates.
 //! * `history/receive_reaction`: the receiver's `sync()` of one reaction (decrypt, validate
