@@ -584,7 +584,7 @@ impl Session<'_> {
             let tag = epoch_tag(&g, cx.p.crypto())?;
             let signer = cx.signer(&g)?;
             let own = g.own_leaf_index();
-            // GOV-6: the last owner names a successor first (Conversation::leave_naming).
+            // GOV-6: the last owner names a successor first (Client::leave_naming).
             let roster = cx.roster(group, &g);
             if let Some(gov) = crate::group::Governance::from_extensions(g.extensions())
                 .map_err(GroupError::from)?
