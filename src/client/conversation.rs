@@ -20,7 +20,8 @@ use crate::trust::MemberStatus;
 /// Made by [`Client::conversation`]; cheap to make and to copy, it holds no lock (each call
 /// takes the client's lock for its duration, as every client call does). Account-wide calls
 /// ([`Client::sync`], [`Client::dm`], [`Client::create_group`], trust and device management)
-/// stay on the [`Client`].
+/// stay on the [`Client`]. The methods take the handle by value (it is `Copy`), so a call's
+/// future borrows only the client and the id, never a temporary handle.
 ///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
