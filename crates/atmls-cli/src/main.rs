@@ -293,45 +293,29 @@ async fn demo(ds: &DsArgs<'_>) -> Res<()> {
 /// Each content type once, in the DM (spec/content.md CONTENT-17 to CONTENT-30).
 async fn content_demo(alice: &Client, bob: &Client, dm: &GroupId) -> Res<()> {
     println!("\n== typed content in the DM");
-    let q = bob
-        .conversation(dm)
-        .send_markdown("**lunch** at noon?")
-        .await?;
+    let (a_dm, b_dm) = (alice.conversation(dm), bob.conversation(dm));
+    let q = b_dm.send_markdown("**lunch** at noon?").await?;
     show("alice-phone", alice).await?;
-    let r = alice
-        .conversation(dm)
+    let r = a_dm
         .reply(&q.id, Content::text("yes, the usual place"))
         .await?;
-    alice.conversation(dm).react(&q.id, "👍").await?;
+    a_dm.react(&q.id, "👍").await?;
     show("bob", bob).await?;
-    bob.conversation(dm).mark_read(&r.id).await?;
-    bob.conversation(dm).typing(true).await?;
+    b_dm.mark_read(&r.id).await?;
+    b_dm.typing(true).await?;
     show("alice-phone", alice).await?;
-    let typo = alice.conversation(dm).send_text("see you at 12:30").await?;
-    alice
-        .conversation(dm)
-        .edit(&typo.id, Content::text("see you at 12:15"))
+    let typo = a_dm.send_text("see you at 12:30").await?;
+    a_dm.edit(&typo.id, Content::text("see you at 12:15"))
         .await?;
     show("bob", bob).await?;
-    if let Err(e) = bob
-        .conversation(dm)
-        .edit(&typo.id, Content::text("bob was here"))
-        .await
-    {
+    if let Err(e) = b_dm.edit(&typo.id, Content::text("bob was here")).await {
         println!("  [bob] cannot edit alice's message: {e}");
     }
     let menu: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
-    let sent = alice
-        .conversation(dm)
-        .attach("menu.pdf", "application/pdf", &menu)
-        .await?;
+    let sent = a_dm.attach("menu.pdf", "application/pdf", &menu).await?;
     show("bob", bob).await?;
-    if let Some(Some(Content::Attachment(a))) = bob
-        .conversation(dm)
-        .message(&sent.id)
-        .await?
-        .map(|i| i.decoded())
-    {
+    let item = b_dm.message(&sent.id).await?;
+    if let Some(Some(Content::Attachment(a))) = item.map(|i| i.decoded()) {
         let ok = bob.download(&a).await? == menu;
         println!(
             "  [bob] downloaded {} ({} bytes, encrypted blob, digest checked): {ok}",
@@ -340,13 +324,13 @@ async fn content_demo(alice: &Client, bob: &Client, dm: &GroupId) -> Res<()> {
     }
     let mut poll = EncodedContent::new("example.org/poll:1.0".parse()?, vec![1, 2, 3]);
     poll.fallback = Some("[a poll from a newer app: where to eat?]".into());
-    alice.conversation(dm).send_content(&poll).await?;
-    alice.conversation(dm).delete(&typo.id).await?;
+    a_dm.send_content(&poll).await?;
+    a_dm.delete(&typo.id).await?;
     show("bob", bob).await?;
     let found = bob.search(Some(dm), "usual place", 10).await?;
     println!("  [bob] search \"usual place\": {} hit(s)", found.len());
     println!("  [bob] history, newest page:");
-    for item in bob.conversation(dm).history(None, 8).await?.items {
+    for item in b_dm.history(None, 8).await?.items {
         let text = match (&item.deleted, item.text()) {
             (Some(t), _) => format!("(deleted by {})", t.by),
             (None, Some(t)) => t,
@@ -364,12 +348,10 @@ async fn content_demo(alice: &Client, bob: &Client, dm: &GroupId) -> Res<()> {
             reactions.join(" ")
         );
     }
-    alice
-        .conversation(dm)
-        .set_disappearing(Some(std::time::Duration::from_secs(3600)))
+    a_dm.set_disappearing(Some(std::time::Duration::from_secs(3600)))
         .await?;
     show("bob", bob).await?;
-    alice.conversation(dm).set_disappearing(None).await?;
+    a_dm.set_disappearing(None).await?;
     show("bob", bob).await?;
     Ok(())
 }
@@ -379,26 +361,20 @@ async fn governance_demo(alice: &Client, bob: &Client, carol: &Client, g: &Group
     use atmls::client::{InviteLink, InviteOptions};
     use atmls::group::{Preset, Role};
     println!("\n== roles, policies and an invite link in the group");
+    let (a_g, b_g) = (alice.conversation(g), bob.conversation(g));
     println!(
         "  roles: alice is {}, bob is {}",
-        bob.conversation(g).role(alice.did()).await?.name(),
-        bob.conversation(g).role(bob.did()).await?.name()
+        b_g.role(alice.did()).await?.name(),
+        b_g.role(bob.did()).await?.name()
     );
-    alice.conversation(g).set_name("Lunch Club").await?;
-    alice
-        .conversation(g)
-        .set_role(bob.did(), Role::Moderator)
-        .await?;
-    alice
-        .conversation(g)
-        .apply_preset(Preset::AdminsOnly)
-        .await?;
+    a_g.set_name("Lunch Club").await?;
+    a_g.set_role(bob.did(), Role::Moderator).await?;
+    a_g.apply_preset(Preset::AdminsOnly).await?;
     show("bob", bob).await?;
-    if let Err(e) = bob.conversation(g).set_name("Bob's Club").await {
+    if let Err(e) = b_g.set_name("Bob's Club").await {
         println!("  [bob] cannot rename the group: {e}");
     }
-    let link = alice
-        .conversation(g)
+    let link = a_g
         .create_invite(InviteOptions {
             max_uses: 1,
             expires_in: Some(std::time::Duration::from_secs(3600)),
