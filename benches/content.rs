@@ -1,6 +1,6 @@
 //! Typed content and history (spec/content.md):
 //! * `history/page50`: one page of 50 items from a 2,000-message group history (each item
-//!   with its reactions looked up), through `Client::history`.
+//!   with its reactions looked up), through `Conversation::history`.
 //! * `history/search`: full-text search for a word in that history (`Client::search`, SQLite
 //!   FTS5), one hit and 2,000 candidates.
 //! * `history/receive_reaction`: the receiver's `sync()` of one reaction (decrypt, validate
@@ -51,7 +51,8 @@ fn history(c: &mut Criterion) {
         for i in 0..MESSAGES {
             let word = if i == MESSAGES / 2 { " quokka" } else { "" };
             let m = alice
-                .send_text(&dm, &format!("message number {i} about lunch{word}"))
+                .conversation(&dm)
+                .send_text(&format!("message number {i} about lunch{word}"))
                 .await
                 .unwrap();
             target.get_or_insert(m.id);
@@ -66,7 +67,7 @@ fn history(c: &mut Criterion) {
     let mut g = c.benchmark_group("history");
     g.bench_function("page50", |b| {
         b.to_async(&rt).iter(|| async {
-            let page = bob.history(&dm, None, 50).await.unwrap();
+            let page = bob.conversation(&dm).history(None, 50).await.unwrap();
             assert_eq!(page.items.len(), 50);
         })
     });
@@ -83,7 +84,7 @@ fn history(c: &mut Criterion) {
                 let mut total = Duration::ZERO;
                 for i in 0..iters {
                     let emoji = if i % 2 == 0 { "👍" } else { "🎉" };
-                    alice.react(dm, &target, emoji).await.unwrap();
+                    alice.conversation(dm).react(&target, emoji).await.unwrap();
                     let t = Instant::now();
                     bob.sync().await.unwrap();
                     total += t.elapsed();
@@ -98,9 +99,13 @@ fn history(c: &mut Criterion) {
             async move {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
-                    let m = alice.send_text(dm, "short-lived words").await.unwrap();
+                    let m = alice
+                        .conversation(dm)
+                        .send_text("short-lived words")
+                        .await
+                        .unwrap();
                     bob.sync().await.unwrap();
-                    alice.delete(dm, &m.id).await.unwrap();
+                    alice.conversation(dm).delete(&m.id).await.unwrap();
                     let t = Instant::now();
                     bob.sync().await.unwrap();
                     total += t.elapsed();

@@ -73,7 +73,11 @@ fn governance(c: &mut Criterion) {
             async move {
                 let mut total = Duration::ZERO;
                 for i in 0..iters {
-                    alice.set_name(g, &format!("club {i}")).await.unwrap();
+                    alice
+                        .conversation(g)
+                        .set_name(&format!("club {i}"))
+                        .await
+                        .unwrap();
                     let t = Instant::now();
                     bob.sync().await.unwrap();
                     total += t.elapsed();
@@ -93,7 +97,11 @@ fn governance(c: &mut Criterion) {
                     } else {
                         Role::Member
                     };
-                    alice.set_role(g, carol.did(), role).await.unwrap();
+                    alice
+                        .conversation(g)
+                        .set_role(carol.did(), role)
+                        .await
+                        .unwrap();
                     let t = Instant::now();
                     bob.sync().await.unwrap();
                     total += t.elapsed();
@@ -108,7 +116,7 @@ fn governance(c: &mut Criterion) {
             async move {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
-                    alice.send_text(g, "hello club").await.unwrap();
+                    alice.conversation(g).send_text("hello club").await.unwrap();
                     let t = Instant::now();
                     bob.sync().await.unwrap();
                     total += t.elapsed();

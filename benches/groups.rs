@@ -111,7 +111,7 @@ impl AtmlsFx {
                 .create_group(chunks.next().unwrap_or_default())
                 .await?;
             for chunk in chunks {
-                alice.add_members(&group, chunk).await?;
+                alice.conversation(&group).add_members(chunk).await?;
             }
             let t_create = t1.elapsed();
             let t2 = Instant::now();
@@ -120,7 +120,7 @@ impl AtmlsFx {
             if !events.iter().any(|e| matches!(e, Event::Joined { .. })) {
                 return Err(format!("bob did not join: {events:?}").into());
             }
-            let size = alice.members(&group).await?.len();
+            let size = alice.conversation(&group).members().await?.len();
             if size != n {
                 return Err(format!("group has {size} members, wanted {n}").into());
             }
@@ -164,7 +164,8 @@ impl AtmlsFx {
     /// Back to N members, everyone in sync (untimed).
     async fn restore(&self, added: &Did) {
         self.alice
-            .remove_members(&self.group, std::slice::from_ref(added))
+            .conversation(&self.group)
+            .remove_members(std::slice::from_ref(added))
             .await
             .expect("remove");
         self.bob.sync().await.expect("bob sync");
@@ -185,7 +186,8 @@ async fn atmls_add_one(fx: &AtmlsFx, iters: u64) -> Duration {
         drop(new);
         let t = Instant::now();
         fx.alice
-            .add_members(&fx.group, std::slice::from_ref(&d))
+            .conversation(&fx.group)
+            .add_members(std::slice::from_ref(&d))
             .await
             .expect("add");
         total += t.elapsed();
@@ -201,7 +203,8 @@ async fn atmls_process_commit(fx: &AtmlsFx, iters: u64) -> Duration {
         let d = new.did().clone();
         drop(new);
         fx.alice
-            .add_members(&fx.group, std::slice::from_ref(&d))
+            .conversation(&fx.group)
+            .add_members(std::slice::from_ref(&d))
             .await
             .expect("add");
         let t = Instant::now();
@@ -219,7 +222,8 @@ async fn atmls_join(fx: &AtmlsFx, iters: u64) -> Duration {
         let joiner = fx.fresh_account(joiner_policy()).await;
         let d = joiner.did().clone();
         fx.alice
-            .add_members(&fx.group, std::slice::from_ref(&d))
+            .conversation(&fx.group)
+            .add_members(std::slice::from_ref(&d))
             .await
             .expect("add");
         let t = Instant::now();
@@ -240,7 +244,11 @@ async fn atmls_app_message(fx: &AtmlsFx, iters: u64) -> Duration {
     let mut total = Duration::ZERO;
     for _ in 0..iters {
         let t = Instant::now();
-        fx.alice.send_text(&fx.group, &fx.text).await.expect("send");
+        fx.alice
+            .conversation(&fx.group)
+            .send_text(&fx.text)
+            .await
+            .expect("send");
         let events = fx.bob.sync().await.expect("receive");
         total += t.elapsed();
         assert!(
@@ -255,7 +263,11 @@ async fn atmls_self_update(fx: &AtmlsFx, iters: u64) -> Duration {
     let mut total = Duration::ZERO;
     for _ in 0..iters {
         let t = Instant::now();
-        fx.alice.self_update(&fx.group).await.expect("update");
+        fx.alice
+            .conversation(&fx.group)
+            .self_update()
+            .await
+            .expect("update");
         total += t.elapsed();
         fx.bob.sync().await.expect("bob sync");
     }

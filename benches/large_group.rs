@@ -198,13 +198,13 @@ fn atmls_run(n: usize) -> Result<(), BoxError> {
             .create_group(chunks.next().unwrap_or_default())
             .await?;
         for (k, chunk) in chunks.enumerate() {
-            alice.add_members(&group, chunk).await?;
+            alice.conversation(&group).add_members(chunk).await?;
             if (k + 2) % 5 == 0 {
                 eprintln!("  … {} members, {:.1?}", (k + 2) * SETUP_CHUNK, t.elapsed());
             }
         }
         emit("build_s", t.elapsed().as_secs_f64());
-        let list = alice.members(&group).await?;
+        let list = alice.conversation(&group).members().await?;
         if list.len() != n {
             return Err(format!("group has {} members, wanted {n}", list.len()).into());
         }
@@ -234,13 +234,13 @@ fn atmls_run(n: usize) -> Result<(), BoxError> {
 }
 
 async fn atmls_rows(fx: &mut Atmls, s: &Samples) -> Result<(), BoxError> {
-    let n = fx.alice.members(&fx.group).await?.len();
+    let n = fx.alice.conversation(&fx.group).members().await?.len();
     let text = text_1k();
     // App messages one at a time.
     let mut v = Vec::new();
     for _ in 0..s.fast {
         let t = Instant::now();
-        fx.alice.send_text(&fx.group, &text).await?;
+        fx.alice.conversation(&fx.group).send_text(&text).await?;
         let ev = fx.bob.sync().await?;
         v.push(ms(t.elapsed()));
         if !ev.iter().any(|e| matches!(e, Event::Message(_))) {
@@ -252,7 +252,7 @@ async fn atmls_rows(fx: &mut Atmls, s: &Samples) -> Result<(), BoxError> {
     let mut v = Vec::new();
     for _ in 0..3 {
         for _ in 0..100 {
-            fx.alice.send_text(&fx.group, &text).await?;
+            fx.alice.conversation(&fx.group).send_text(&text).await?;
         }
         let t = Instant::now();
         let ev = fx.bob.sync().await?;
@@ -268,7 +268,7 @@ async fn atmls_rows(fx: &mut Atmls, s: &Samples) -> Result<(), BoxError> {
         let mut v = Vec::new();
         for _ in 0..s.slow.min(3) {
             let t = Instant::now();
-            fx.alice.self_update(&fx.group).await?;
+            fx.alice.conversation(&fx.group).self_update().await?;
             v.push(ms(t.elapsed()));
             fx.bob.sync().await?;
         }
@@ -283,7 +283,8 @@ async fn atmls_rows(fx: &mut Atmls, s: &Samples) -> Result<(), BoxError> {
         mark("add");
         let t = Instant::now();
         fx.alice
-            .add_members(&fx.group, std::slice::from_ref(&d))
+            .conversation(&fx.group)
+            .add_members(std::slice::from_ref(&d))
             .await?;
         add.push(ms(t.elapsed()));
         mark("added");
@@ -312,7 +313,8 @@ async fn atmls_rows(fx: &mut Atmls, s: &Samples) -> Result<(), BoxError> {
         }
         drop(joiner);
         fx.alice
-            .remove_members(&fx.group, std::slice::from_ref(&d))
+            .conversation(&fx.group)
+            .remove_members(std::slice::from_ref(&d))
             .await?;
         mark("process remove");
         let t = Instant::now();
@@ -338,7 +340,7 @@ async fn atmls_rows(fx: &mut Atmls, s: &Samples) -> Result<(), BoxError> {
         k.sync().await?;
     }
     for i in 0..fx.kept.len() {
-        fx.kept[i].self_update(&fx.group).await?;
+        fx.kept[i].conversation(&fx.group).self_update().await?;
     }
     fx.alice.sync().await?;
     fx.bob.sync().await?;
@@ -350,7 +352,7 @@ async fn atmls_rows(fx: &mut Atmls, s: &Samples) -> Result<(), BoxError> {
     let mut v = Vec::new();
     for _ in 0..s.slow {
         let t = Instant::now();
-        fx.alice.self_update(&fx.group).await?;
+        fx.alice.conversation(&fx.group).self_update().await?;
         v.push(ms(t.elapsed()));
         fx.bob.sync().await?;
     }

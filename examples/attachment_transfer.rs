@@ -91,18 +91,17 @@ mod run {
         let base = reset_peak();
         let t = Instant::now();
         let sent = alice
-            .attach_file(
-                &g,
-                &input,
-                "in.bin",
-                "application/octet-stream",
-                &no_progress,
-            )
+            .conversation(&g)
+            .attach_file(&input, "in.bin", "application/octet-stream", &no_progress)
             .await?;
         report("sender", mib, base, t.elapsed().as_secs_f64());
 
         bob.sync().await?;
-        let item = bob.message(&g, &sent.id).await?.ok_or("not delivered")?;
+        let item = bob
+            .conversation(&g)
+            .message(&sent.id)
+            .await?
+            .ok_or("not delivered")?;
         let Some(Content::Attachment(a)) = item.decoded() else {
             return Err("not an attachment".into());
         };

@@ -99,10 +99,18 @@ async fn carries_on(c: &Cast) {
 
 /// [`carries_on`] once both have synced past the attack.
 async fn carry_on(c: &Cast) {
-    c.alice.self_update(&c.g).await.unwrap();
-    c.alice.send_text(&c.g, "still here").await.unwrap();
+    c.alice.conversation(&c.g).self_update().await.unwrap();
+    c.alice
+        .conversation(&c.g)
+        .send_text("still here")
+        .await
+        .unwrap();
     assert_eq!(texts(&c.carol.sync().await.unwrap()), vec!["still here"]);
-    c.carol.send_text(&c.g, "me too").await.unwrap();
+    c.carol
+        .conversation(&c.g)
+        .send_text("me too")
+        .await
+        .unwrap();
     assert_eq!(texts(&c.alice.sync().await.unwrap()), vec!["me too"]);
     assert_eq!(
         c.alice.epoch_fingerprint(&c.g).await.unwrap(),
@@ -123,7 +131,8 @@ async fn agree_1_junk_commit_under_the_current_tag_does_not_freeze_the_group() {
     carries_on(&c).await;
     // The owner can still remove the attacker, and bob sees it.
     c.alice
-        .remove_members(&c.g, &[c.bob.did().clone()])
+        .conversation(&c.g)
+        .remove_members(&[c.bob.did().clone()])
         .await
         .unwrap();
     let ev = c.bob.sync().await.unwrap();
@@ -219,11 +228,18 @@ async fn agree_4_forbidden_governance_change_under_the_current_tag() {
         "{ev:?}"
     );
     carry_on(&c).await;
-    c.alice.set_name(&c.g, "alice's").await.unwrap();
+    c.alice
+        .conversation(&c.g)
+        .set_name("alice's")
+        .await
+        .unwrap();
     c.carol.sync().await.unwrap();
     c.bob.sync().await.unwrap();
     for m in [&c.alice, &c.bob, &c.carol] {
-        assert_eq!(m.metadata(&c.g).await.unwrap().name, "alice's");
+        assert_eq!(
+            m.conversation(&c.g).metadata().await.unwrap().name,
+            "alice's"
+        );
     }
 }
 
@@ -238,7 +254,8 @@ async fn agree_1_removed_member_commit_is_skipped() {
     let (p, mut group, signer) = RawProvider::open_group(&c.bob_db, &c.g);
     let old_tag = epoch_tag(&group, p.crypto()).unwrap();
     c.alice
-        .remove_members(&c.g, &[c.bob.did().clone()])
+        .conversation(&c.g)
+        .remove_members(&[c.bob.did().clone()])
         .await
         .unwrap();
     let bundle = group
@@ -300,9 +317,13 @@ async fn agree_1_removed_member_commit_is_skipped() {
         ev.iter().any(|e| matches!(e, Event::Refused { .. })),
         "{ev:?}"
     );
-    c.carol.send_text(&c.g, "after bob").await.unwrap();
+    c.carol
+        .conversation(&c.g)
+        .send_text("after bob")
+        .await
+        .unwrap();
     assert_eq!(texts(&c.alice.sync().await.unwrap()), vec!["after bob"]);
-    c.alice.self_update(&c.g).await.unwrap();
+    c.alice.conversation(&c.g).self_update().await.unwrap();
     c.carol.sync().await.unwrap();
     assert_eq!(
         c.alice.epoch_fingerprint(&c.g).await.unwrap(),
@@ -398,14 +419,14 @@ async fn agree_7_a_page_that_says_more_forever_ends() {
         .await
         .unwrap();
     let g = alice.create_group(&[bob.did().clone()]).await.unwrap();
-    alice.send_text(&g, "once").await.unwrap();
+    alice.conversation(&g).send_text("once").await.unwrap();
     let ev = bob.sync().await.unwrap();
     assert_eq!(texts(&ev), vec!["once"]);
     let ev = bob.sync().await.unwrap();
     assert!(texts(&ev).is_empty(), "{ev:?}");
     // Bounded: a few dozen pages per mailbox per sync, not an endless loop.
     assert!(endless.fetches.load(Ordering::SeqCst) < 500);
-    alice.send_text(&g, "twice").await.unwrap();
+    alice.conversation(&g).send_text("twice").await.unwrap();
     // The repeated old items are skipped, the new one comes once.
     assert_eq!(texts(&bob.sync().await.unwrap()), vec!["twice"]);
 }
@@ -425,7 +446,11 @@ async fn agree_6_welcome_naming_an_unresolvable_did_stops_no_sync() {
     let g = mallory.create_group(&[bob.did().clone()]).await.unwrap();
     // mallory's records disappear before bob reads the Welcome.
     flaky.dead.lock().unwrap().insert(mallory.did().clone());
-    carol.send_text(&other, "elsewhere").await.unwrap();
+    carol
+        .conversation(&other)
+        .send_text("elsewhere")
+        .await
+        .unwrap();
     let ev = bob.sync().await.unwrap();
     assert!(
         ev.iter()
@@ -437,14 +462,15 @@ async fn agree_6_welcome_naming_an_unresolvable_did_stops_no_sync() {
         bob.sync().await.unwrap();
     }
     let status = bob
-        .member_trust(&g)
+        .conversation(&g)
+        .member_trust()
         .await
         .unwrap()
         .into_iter()
         .find(|(m, _)| m.did == *mallory.did())
         .map(|(_, s)| s);
     assert_eq!(status, Some(atmls::trust::MemberStatus::Pending));
-    mallory.send_text(&g, "hello").await.unwrap();
+    mallory.conversation(&g).send_text("hello").await.unwrap();
     assert_eq!(texts(&bob.sync().await.unwrap()), vec!["hello"]);
 }
 
@@ -498,7 +524,7 @@ async fn agree_3_key_package_lifetimes_do_not_decide_a_merge() {
             ev.iter().any(|e| matches!(e, Event::MembersAdded { .. })),
             "{ev:?}"
         );
-        assert_eq!(m.members(&c.g).await.unwrap().len(), 5);
+        assert_eq!(m.conversation(&c.g).members().await.unwrap().len(), 5);
     }
     carry_on(&c).await;
 }

@@ -29,23 +29,27 @@ async fn agree_2_added_account_merged_before_any_lookup() {
     bob.sync().await.unwrap();
     flaky.asked.lock().unwrap().clear();
 
-    alice.add_members(&g, &[carol.did().clone()]).await.unwrap();
+    alice
+        .conversation(&g)
+        .add_members(&[carol.did().clone()])
+        .await
+        .unwrap();
     let ev = bob.sync().await.unwrap();
     assert!(
         ev.iter().any(|e| matches!(e, Event::MembersAdded { .. })),
         "{ev:?}"
     );
-    assert_eq!(bob.members(&g).await.unwrap().len(), 3);
+    assert_eq!(bob.conversation(&g).members().await.unwrap().len(), 3);
     // One background lookup, after the merge; it failed and backs off.
     assert_eq!(flaky.asked(), vec![did("carol")]);
-    let trust = bob.member_trust(&g).await.unwrap();
+    let trust = bob.conversation(&g).member_trust().await.unwrap();
     let carol_status = trust
         .iter()
         .find(|(m, _)| m.did == *carol.did())
         .map(|(_, s)| *s);
     assert_eq!(carol_status, Some(MemberStatus::Pending));
     carol.sync().await.unwrap();
-    alice.send_text(&g, "hi").await.unwrap();
+    alice.conversation(&g).send_text("hi").await.unwrap();
     assert_eq!(texts(&bob.sync().await.unwrap()), vec!["hi".to_string()]);
     assert_eq!(texts(&carol.sync().await.unwrap()), vec!["hi".to_string()]);
     // Backing off: the next sync does not ask again at once.
@@ -66,16 +70,21 @@ async fn trust_23_known_accounts_not_looked_up() {
     flaky.asked.lock().unwrap().clear();
     // alice's second device: an add naming alice, whom bob verified after joining.
     let alice2 = w.device("alice", &akey).await;
-    alice.add_members(&g, &[alice.did().clone()]).await.unwrap();
+    alice
+        .conversation(&g)
+        .add_members(&[alice.did().clone()])
+        .await
+        .unwrap();
     let ev = bob.sync().await.unwrap();
     assert!(
         ev.iter().any(|e| matches!(e, Event::MembersAdded { .. })),
         "{ev:?}"
     );
-    assert_eq!(bob.members(&g).await.unwrap().len(), 3);
+    assert_eq!(bob.conversation(&g).members().await.unwrap().len(), 3);
     assert!(flaky.asked().is_empty());
     assert!(bob
-        .member_trust(&g)
+        .conversation(&g)
+        .member_trust()
         .await
         .unwrap()
         .iter()
@@ -142,7 +151,7 @@ async fn agree_2_hint_naming_1000_accounts_looks_nothing_up() {
         "{ev:?}"
     );
     assert_eq!(bob.epoch_fingerprint(&g).await.unwrap().0, epoch + 1);
-    assert_eq!(bob.members(&g).await.unwrap().len(), 2);
+    assert_eq!(bob.conversation(&g).members().await.unwrap().len(), 2);
     assert!(flaky.asked().is_empty(), "{:?}", flaky.asked().len());
 }
 
@@ -162,8 +171,15 @@ async fn agree_7_member_adding_a_dead_account_stops_no_sync() {
     bob.sync().await.unwrap();
     flaky.dead.lock().unwrap().insert(did("carol"));
 
-    alice.add_members(&g, &[carol.did().clone()]).await.unwrap();
-    dave.send_text(&other, "elsewhere").await.unwrap();
+    alice
+        .conversation(&g)
+        .add_members(&[carol.did().clone()])
+        .await
+        .unwrap();
+    dave.conversation(&other)
+        .send_text("elsewhere")
+        .await
+        .unwrap();
     let ev = bob.sync().await.unwrap();
     assert!(
         ev.iter().any(|e| matches!(e, Event::MembersAdded { .. })),
@@ -174,7 +190,8 @@ async fn agree_7_member_adding_a_dead_account_stops_no_sync() {
         bob.sync().await.unwrap();
     }
     let status = bob
-        .member_trust(&g)
+        .conversation(&g)
+        .member_trust()
         .await
         .unwrap()
         .into_iter()
@@ -183,7 +200,11 @@ async fn agree_7_member_adding_a_dead_account_stops_no_sync() {
     assert_eq!(status, Some(MemberStatus::Pending));
     // The group carries on for everyone.
     carol.sync().await.unwrap();
-    alice.send_text(&g, "welcome carol").await.unwrap();
+    alice
+        .conversation(&g)
+        .send_text("welcome carol")
+        .await
+        .unwrap();
     assert_eq!(texts(&bob.sync().await.unwrap()), vec!["welcome carol"]);
     assert_eq!(texts(&carol.sync().await.unwrap()), vec!["welcome carol"]);
     assert_eq!(

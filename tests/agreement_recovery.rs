@@ -56,19 +56,27 @@ async fn agree_8_device_restored_from_an_old_database_is_re_added() {
         .unwrap();
     bob.sync().await.unwrap();
     carol.sync().await.unwrap();
-    alice.send_text(&g, "before the backup").await.unwrap();
+    alice
+        .conversation(&g)
+        .send_text("before the backup")
+        .await
+        .unwrap();
     assert_eq!(texts(&bob.sync().await.unwrap()), vec!["before the backup"]);
 
     // The backup, then a week of life: bob rotates his leaf, the group moves on.
     drop(bob);
     copy_db(&db, &backup);
     let bob = open(&w, &db).await;
-    bob.self_update(&g).await.unwrap();
+    bob.conversation(&g).self_update().await.unwrap();
     alice.sync().await.unwrap();
-    alice.send_text(&g, "lost to the old copy").await.unwrap();
-    alice.self_update(&g).await.unwrap();
+    alice
+        .conversation(&g)
+        .send_text("lost to the old copy")
+        .await
+        .unwrap();
+    alice.conversation(&g).self_update().await.unwrap();
     carol.sync().await.unwrap();
-    carol.send_text(&g, "also lost").await.unwrap();
+    carol.conversation(&g).send_text("also lost").await.unwrap();
     assert_eq!(
         texts(&bob.sync().await.unwrap()),
         vec!["lost to the old copy", "also lost"]
@@ -87,7 +95,11 @@ async fn agree_8_device_restored_from_an_old_database_is_re_added() {
         "{ev:?}"
     );
     assert_eq!(bob.epoch_fingerprint(&g).await.unwrap(), before);
-    carol.send_text(&other, "other group").await.unwrap();
+    carol
+        .conversation(&other)
+        .send_text("other group")
+        .await
+        .unwrap();
     assert_eq!(texts(&bob.sync().await.unwrap()), vec!["other group"]);
 
     // alice's client answers the request; carol's finds it answered.
@@ -113,9 +125,13 @@ async fn agree_8_device_restored_from_an_old_database_is_re_added() {
         "{ev:?}"
     );
     // Back in: the same epoch as everyone, in both directions.
-    alice.send_text(&g, "welcome back").await.unwrap();
+    alice
+        .conversation(&g)
+        .send_text("welcome back")
+        .await
+        .unwrap();
     assert_eq!(texts(&bob.sync().await.unwrap()), vec!["welcome back"]);
-    bob.send_text(&g, "thanks").await.unwrap();
+    bob.conversation(&g).send_text("thanks").await.unwrap();
     assert_eq!(
         texts(&carol.sync().await.unwrap()),
         vec!["welcome back", "thanks"]
@@ -124,7 +140,7 @@ async fn agree_8_device_restored_from_an_old_database_is_re_added() {
     let fp = alice.epoch_fingerprint(&g).await.unwrap();
     assert_eq!(bob.epoch_fingerprint(&g).await.unwrap(), fp);
     assert_eq!(carol.epoch_fingerprint(&g).await.unwrap(), fp);
-    assert_eq!(bob.members(&g).await.unwrap().len(), 3);
+    assert_eq!(bob.conversation(&g).members().await.unwrap().len(), 3);
 }
 
 /// AGREE-8: a device that holds its leaf is not re-added, whoever posts a request in its name
@@ -168,11 +184,20 @@ async fn agree_7_re_added_while_the_removal_is_unread() {
     bob.sync().await.unwrap();
     carol.sync().await.unwrap();
     alice
-        .remove_members(&g, &[bob.did().clone()])
+        .conversation(&g)
+        .remove_members(&[bob.did().clone()])
         .await
         .unwrap();
-    alice.add_members(&g, &[bob.did().clone()]).await.unwrap();
-    alice.send_text(&g, "welcome back").await.unwrap();
+    alice
+        .conversation(&g)
+        .add_members(&[bob.did().clone()])
+        .await
+        .unwrap();
+    alice
+        .conversation(&g)
+        .send_text("welcome back")
+        .await
+        .unwrap();
     let ev = bob.sync().await.unwrap();
     assert!(
         ev.iter()
@@ -184,7 +209,7 @@ async fn agree_7_re_added_while_the_removal_is_unread() {
         bob.epoch_fingerprint(&g).await.unwrap(),
         alice.epoch_fingerprint(&g).await.unwrap()
     );
-    bob.send_text(&g, "back").await.unwrap();
+    bob.conversation(&g).send_text("back").await.unwrap();
     assert_eq!(
         texts(&carol.sync().await.unwrap()),
         vec!["welcome back", "back"]

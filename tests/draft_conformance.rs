@@ -44,7 +44,7 @@ async fn d_goal_1a_payloads_name_no_account_and_welcome_mailboxes_name_devices()
     let w = World::new();
     let dir = tempfile::tempdir().unwrap();
     let (alice, _, bob, g) = pair(&w, dir.path()).await;
-    alice.send_text(&g, "hello").await.unwrap();
+    alice.conversation(&g).send_text("hello").await.unwrap();
     let mut payloads: Vec<Vec<u8>> = group_items(&w, &g)
         .await
         .into_iter()
@@ -75,13 +75,22 @@ async fn d_goal_1b_content_is_readable_by_members_only() {
     let dir = tempfile::tempdir().unwrap();
     let (alice, _, bob, g) = pair(&w, dir.path()).await;
     let (carol, _) = w.account("carol").await;
-    alice.add_members(&g, &[carol.did().clone()]).await.unwrap();
-    carol.sync().await.unwrap();
     alice
-        .remove_members(&g, &[carol.did().clone()])
+        .conversation(&g)
+        .add_members(&[carol.did().clone()])
         .await
         .unwrap();
-    alice.send_text(&g, "zanzibar plans").await.unwrap();
+    carol.sync().await.unwrap();
+    alice
+        .conversation(&g)
+        .remove_members(&[carol.did().clone()])
+        .await
+        .unwrap();
+    alice
+        .conversation(&g)
+        .send_text("zanzibar plans")
+        .await
+        .unwrap();
     assert_eq!(texts(&bob.sync().await.unwrap()), vec!["zanzibar plans"]);
     // The group moved at carol's removal (GROUP-4a): the first mailbox, then the new one.
     let first = group_items(&w, &g).await;
@@ -92,7 +101,7 @@ async fn d_goal_1b_content_is_readable_by_members_only() {
         .any(|i| contains(&i.payload, b"zanzibar")));
     // carol has not processed her removal yet: she still holds her last epoch's state.
     let last = &moved.last().unwrap().payload;
-    assert!(carol.process_incoming(&g, last).await.is_err());
+    assert!(carol.conversation(&g).process_incoming(last).await.is_err());
     assert!(texts(&carol.sync().await.unwrap()).is_empty());
 }
 
@@ -105,13 +114,13 @@ async fn d_goal_2a_past_epochs_keys_are_gone() {
     let w = World::new();
     let dir = tempfile::tempdir().unwrap();
     let (alice, _, bob, g) = pair(&w, dir.path()).await;
-    alice.send_text(&g, "old epoch").await.unwrap();
+    alice.conversation(&g).send_text("old epoch").await.unwrap();
     let old = group_items(&w, &g).await.pop().unwrap().payload;
     assert_eq!(texts(&bob.sync().await.unwrap()), vec!["old epoch"]);
-    alice.self_update(&g).await.unwrap();
+    alice.conversation(&g).self_update().await.unwrap();
     bob.sync().await.unwrap();
     let before = bob.epoch_fingerprint(&g).await.unwrap();
-    assert!(bob.process_incoming(&g, &old).await.is_err());
+    assert!(bob.conversation(&g).process_incoming(&old).await.is_err());
     assert_eq!(bob.epoch_fingerprint(&g).await.unwrap(), before);
 }
 
@@ -138,7 +147,7 @@ async fn d_goal_2b_self_update_replaces_leaf_keys_and_epoch_secrets() {
             .unwrap()
     };
     let before = (leaf(&path), alice.epoch_fingerprint(&g).await.unwrap());
-    bob.self_update(&g).await.unwrap();
+    bob.conversation(&g).self_update().await.unwrap();
     alice.sync().await.unwrap();
     let after = (leaf(&path), alice.epoch_fingerprint(&g).await.unwrap());
     assert_ne!(before.0 .0, after.0 .0, "new signature key");
@@ -159,10 +168,14 @@ async fn d_goal_4_every_device_of_an_account_reads_the_group() {
     let g = bob.create_group(&[phone.did().clone()]).await.unwrap();
     phone.sync().await.unwrap();
     laptop.sync().await.unwrap();
-    bob.send_text(&g, "to both").await.unwrap();
+    bob.conversation(&g).send_text("to both").await.unwrap();
     assert_eq!(texts(&phone.sync().await.unwrap()), vec!["to both"]);
     assert_eq!(texts(&laptop.sync().await.unwrap()), vec!["to both"]);
-    laptop.send_text(&g, "from the laptop").await.unwrap();
+    laptop
+        .conversation(&g)
+        .send_text("from the laptop")
+        .await
+        .unwrap();
     assert_eq!(texts(&phone.sync().await.unwrap()), vec!["from the laptop"]);
 }
 
@@ -250,10 +263,14 @@ async fn d_core_2_epochs_move_by_commits_not_by_proposals() {
         .unwrap();
     bob.sync().await.unwrap();
     carol.sync().await.unwrap();
-    carol.leave(&g).await.unwrap();
+    carol.conversation(&g).leave().await.unwrap();
     let proposal = group_items(&w, &g).await.pop().unwrap();
     assert_eq!(proposal.kind, atmls::transport::Kind::Message);
-    let ev = bob.process_incoming(&g, &proposal.payload).await.unwrap();
+    let ev = bob
+        .conversation(&g)
+        .process_incoming(&proposal.payload)
+        .await
+        .unwrap();
     assert!(ev
         .iter()
         .any(|e| matches!(e, Event::LeaveRequested { did, .. } if did == carol.did())));
@@ -269,7 +286,7 @@ async fn d_core_2_epochs_move_by_commits_not_by_proposals() {
         alice.epoch_fingerprint(&g).await.unwrap(),
         bob.epoch_fingerprint(&g).await.unwrap()
     );
-    assert_eq!(bob.members(&g).await.unwrap().len(), 2);
+    assert_eq!(bob.conversation(&g).members().await.unwrap().len(), 2);
 }
 
 /// D-CORE-3: "The application/device pair ... with which a user joins the group is
@@ -282,7 +299,7 @@ async fn d_core_3_each_device_is_one_leaf() {
     let (bob, key) = w.account("bob").await;
     let bob2 = w.device("bob", &key).await;
     let g = alice.create_group(&[bob.did().clone()]).await.unwrap();
-    let members = alice.members(&g).await.unwrap();
+    let members = alice.conversation(&g).members().await.unwrap();
     let devices: HashSet<_> = members.iter().map(|m| m.installation).collect();
     assert_eq!(members.len(), 3);
     assert!(devices.contains(bob.installation()) && devices.contains(bob2.installation()));
@@ -318,7 +335,7 @@ async fn d_core_4_two_devices_are_two_members_with_their_own_keys() {
     bob2.sync().await.unwrap();
     bob.revoke_device(bob2.installation()).await.unwrap();
     alice.sync().await.unwrap();
-    let left: Vec<_> = alice.members(&g).await.unwrap();
+    let left: Vec<_> = alice.conversation(&g).members().await.unwrap();
     assert_eq!(left.len(), 2);
     assert!(left.iter().any(|m| m.installation == *bob.installation()));
 }
@@ -338,7 +355,8 @@ async fn d_core_6_a_dm_is_a_group_of_two_accounts() {
     assert_eq!(info[0].dm_peer.as_ref(), Some(bob.did()));
     let before = alice.epoch_fingerprint(&dm).await.unwrap();
     assert!(alice
-        .add_members(&dm, &[carol.did().clone()])
+        .conversation(&dm)
+        .add_members(&[carol.did().clone()])
         .await
         .is_err());
     assert_eq!(alice.epoch_fingerprint(&dm).await.unwrap(), before);
@@ -358,13 +376,13 @@ async fn d_core_7_a_dm_holds_every_device_of_both_accounts() {
     let laptop = w.device("alice", &key).await;
     let (bob, _) = w.account("bob").await;
     let dm = bob.dm(phone.did()).await.unwrap();
-    let members = bob.members(&dm).await.unwrap();
+    let members = bob.conversation(&dm).members().await.unwrap();
     assert_eq!(members.len(), 3);
     let accounts: HashSet<_> = members.iter().map(|m| m.did.clone()).collect();
     assert_eq!(accounts.len(), 2);
     phone.sync().await.unwrap();
     laptop.sync().await.unwrap();
-    bob.send_text(&dm, "hi alice").await.unwrap();
+    bob.conversation(&dm).send_text("hi alice").await.unwrap();
     assert_eq!(texts(&laptop.sync().await.unwrap()), vec!["hi alice"]);
     assert_eq!(texts(&phone.sync().await.unwrap()), vec!["hi alice"]);
 }
@@ -379,23 +397,26 @@ async fn d_core_8_out_of_order_within_an_epoch_not_across_epochs() {
     let w = World::new();
     let dir = tempfile::tempdir().unwrap();
     let (alice, _, bob, g) = pair(&w, dir.path()).await;
-    alice.send_text(&g, "one").await.unwrap();
-    alice.send_text(&g, "two").await.unwrap();
+    alice.conversation(&g).send_text("one").await.unwrap();
+    alice.conversation(&g).send_text("two").await.unwrap();
     let all = group_items(&w, &g).await;
     let (one, two) = (&all[all.len() - 2].payload, &all[all.len() - 1].payload);
-    let second = bob.process_incoming(&g, two).await.unwrap();
-    let first = bob.process_incoming(&g, one).await.unwrap();
+    let second = bob.conversation(&g).process_incoming(two).await.unwrap();
+    let first = bob.conversation(&g).process_incoming(one).await.unwrap();
     assert_eq!(
         (texts(&second), texts(&first)),
         (vec!["two".into()], vec!["one".into()])
     );
 
-    alice.send_text(&g, "three").await.unwrap();
+    alice.conversation(&g).send_text("three").await.unwrap();
     let three = group_items(&w, &g).await.pop().unwrap().payload;
-    alice.self_update(&g).await.unwrap();
+    alice.conversation(&g).self_update().await.unwrap();
     let commit = group_items(&w, &g).await.pop().unwrap().payload;
-    bob.process_incoming(&g, &commit).await.unwrap();
-    assert!(bob.process_incoming(&g, &three).await.is_err());
+    bob.conversation(&g)
+        .process_incoming(&commit)
+        .await
+        .unwrap();
+    assert!(bob.conversation(&g).process_incoming(&three).await.is_err());
 }
 
 // ---- Security considerations ---------------------------------------------------------------
@@ -407,14 +428,14 @@ async fn d_sec_1_a_message_key_is_used_once() {
     let w = World::new();
     let dir = tempfile::tempdir().unwrap();
     let (alice, _, bob, g) = pair(&w, dir.path()).await;
-    alice.send_text(&g, "once").await.unwrap();
+    alice.conversation(&g).send_text("once").await.unwrap();
     let msg = group_items(&w, &g).await.pop().unwrap().payload;
     assert_eq!(
-        texts(&bob.process_incoming(&g, &msg).await.unwrap()),
+        texts(&bob.conversation(&g).process_incoming(&msg).await.unwrap()),
         vec!["once"]
     );
     let state = bob.store_snapshot().await.unwrap();
-    assert!(bob.process_incoming(&g, &msg).await.is_err());
+    assert!(bob.conversation(&g).process_incoming(&msg).await.is_err());
     assert_eq!(bob.store_snapshot().await.unwrap(), state);
 }
 
@@ -431,7 +452,8 @@ async fn d_sec_2_a_removed_device_keeps_no_group_secrets() {
     bob.sync().await.unwrap();
     let _ = raw_group(&path, &g); // present while a member
     alice
-        .remove_members(&g, &[bob.did().clone()])
+        .conversation(&g)
+        .remove_members(&[bob.did().clone()])
         .await
         .unwrap();
     let ev = bob.sync().await.unwrap();
@@ -470,10 +492,14 @@ async fn d_sec_4_a_taken_over_account_is_not_added() {
         matches!(e, Error::Trust(TrustError::UnacceptedKeyChange { .. })),
         "{e:?}"
     );
-    assert!(alice.add_members(&g, &[bob.did().clone()]).await.is_err());
+    assert!(alice
+        .conversation(&g)
+        .add_members(&[bob.did().clone()])
+        .await
+        .is_err());
     let ev = alice.sync().await.unwrap();
     assert!(ev.iter().any(|e| matches!(e, Event::TrustWarning { .. })));
-    assert_eq!(alice.members(&g).await.unwrap().len(), 2);
+    assert_eq!(alice.conversation(&g).members().await.unwrap().len(), 2);
 }
 
 /// D-SEC-5: "For Welcome Messages only the identity of the invitees is published to the
@@ -561,9 +587,9 @@ async fn d_sec_7_the_service_sees_mailbox_epoch_tag_cursor_and_padded_size() {
     .await;
     let (bob, _) = w.account("bob").await;
     let g = alice.create_group(&[bob.did().clone()]).await.unwrap();
-    alice.send_text(&g, "a").await.unwrap();
-    alice.self_update(&g).await.unwrap();
-    alice.send_text(&g, "b").await.unwrap();
+    alice.conversation(&g).send_text("a").await.unwrap();
+    alice.conversation(&g).self_update().await.unwrap();
+    alice.conversation(&g).send_text("b").await.unwrap();
     let mailbox = mailbox_for(g.as_bytes()).id;
     let posts: Vec<Seen> = net
         .seen()
@@ -592,7 +618,7 @@ async fn d_sec_8_every_group_message_is_a_private_message() {
     let w = World::new();
     let dir = tempfile::tempdir().unwrap();
     let (alice, path, bob, g) = pair(&w, dir.path()).await;
-    bob.send_text(&g, "framed").await.unwrap();
+    bob.conversation(&g).send_text("framed").await.unwrap();
     let group = raw_group(&path, &g);
     assert_eq!(
         group.configuration().wire_format_policy(),
@@ -614,7 +640,11 @@ async fn d_sec_10_the_store_is_a_plain_sqlite_file() {
     let w = World::new();
     let dir = tempfile::tempdir().unwrap();
     let (alice, path, _bob, g) = pair(&w, dir.path()).await;
-    alice.send_text(&g, "stored in the clear").await.unwrap();
+    alice
+        .conversation(&g)
+        .send_text("stored in the clear")
+        .await
+        .unwrap();
     let db = rusqlite::Connection::open(&path).unwrap();
     let rows: i64 = db
         .query_row("SELECT count(*) FROM atmls_account", [], |r| r.get(0))
@@ -639,12 +669,16 @@ async fn d_sec_11_a_revoked_device_is_removed_and_reads_nothing_after() {
     bob.sync().await.unwrap();
     assert!(bob.epoch_fingerprint(&g).await.unwrap().0 > epoch);
     assert!(!bob
-        .members(&g)
+        .conversation(&g)
+        .members()
         .await
         .unwrap()
         .iter()
         .any(|m| m.installation == *stolen.installation()));
-    bob.send_text(&g, "after the theft").await.unwrap();
+    bob.conversation(&g)
+        .send_text("after the theft")
+        .await
+        .unwrap();
     let ev = stolen.sync().await.unwrap();
     assert!(texts(&ev).is_empty());
     assert!(ev.iter().any(|e| matches!(e, Event::Removed { .. })));
@@ -658,16 +692,21 @@ async fn d_sec_12_disappearing_messages_are_deleted_when_due() {
     let dir = tempfile::tempdir().unwrap();
     let (alice, _, bob, g) = pair(&w, dir.path()).await;
     alice
-        .set_disappearing(&g, Some(Duration::from_secs(60)))
+        .conversation(&g)
+        .set_disappearing(Some(Duration::from_secs(60)))
         .await
         .unwrap();
     bob.sync().await.unwrap();
-    let m = alice.send_text(&g, "self-destruct").await.unwrap();
+    let m = alice
+        .conversation(&g)
+        .send_text("self-destruct")
+        .await
+        .unwrap();
     bob.sync().await.unwrap();
-    assert!(bob.message(&g, &m.id).await.unwrap().is_some());
+    assert!(bob.conversation(&g).message(&m.id).await.unwrap().is_some());
     let later = atmls::identity::unix_now() + 120;
     assert!(bob.purge_expired_at(later).await.unwrap() >= 1);
-    assert!(bob.message(&g, &m.id).await.unwrap().is_none());
+    assert!(bob.conversation(&g).message(&m.id).await.unwrap().is_none());
 }
 
 /// D-SEC-14: "Clients should regularly suggest (or automatically) rotate a user's signing key

@@ -82,7 +82,11 @@ async fn d_kp_2_an_offline_account_is_added_from_its_key_package() {
     let (alice, _) = w.account("alice").await;
     let (bob, _) = w.account("bob").await;
     let g = alice.create_group(&[bob.did().clone()]).await.unwrap();
-    alice.send_text(&g, "while you were away").await.unwrap();
+    alice
+        .conversation(&g)
+        .send_text("while you were away")
+        .await
+        .unwrap();
     let ev = bob.sync().await.unwrap();
     assert_eq!(joined(&ev), vec![g]);
     assert_eq!(texts(&ev), vec!["while you were away"]);
@@ -260,14 +264,14 @@ async fn d_kp_9_leaf_signers_survive_a_restart() {
     let g1 = alice.create_group(&[bob.did().clone()]).await.unwrap();
     let g2 = alice.create_group(&[bob.did().clone()]).await.unwrap();
     bob.sync().await.unwrap();
-    bob.self_update(&g1).await.unwrap();
+    bob.conversation(&g1).self_update().await.unwrap();
     drop(bob);
     let bob = Client::builder(w.dir.clone(), w.net.clone(), Store::open(&path).unwrap())
         .build()
         .await
         .unwrap();
-    bob.send_text(&g1, "still me").await.unwrap();
-    bob.send_text(&g2, "me too").await.unwrap();
+    bob.conversation(&g1).send_text("still me").await.unwrap();
+    bob.conversation(&g2).send_text("me too").await.unwrap();
     let mut got = texts(&alice.sync().await.unwrap());
     got.sort(); // groups are synced in no set order
     assert_eq!(got, vec!["me too", "still me"]);
@@ -455,7 +459,7 @@ async fn d_kp_17_a_rotation_is_one_commit() {
     let dir = tempfile::tempdir().unwrap();
     let (alice, _, bob, g) = pair(&w, dir.path()).await;
     let before = group_items(&w, &g).await.len();
-    bob.self_update(&g).await.unwrap();
+    bob.conversation(&g).self_update().await.unwrap();
     let new: Vec<Kind> = group_items(&w, &g).await[before..]
         .iter()
         .map(|i| i.kind)
@@ -512,12 +516,17 @@ async fn d_grp_2_the_group_id_never_changes() {
     let dir = tempfile::tempdir().unwrap();
     let (alice, path, bob, g) = pair(&w, dir.path()).await;
     let (carol, _) = w.account("carol").await;
-    alice.add_members(&g, &[carol.did().clone()]).await.unwrap();
+    alice
+        .conversation(&g)
+        .add_members(&[carol.did().clone()])
+        .await
+        .unwrap();
     bob.sync().await.unwrap();
-    bob.self_update(&g).await.unwrap();
+    bob.conversation(&g).self_update().await.unwrap();
     alice.sync().await.unwrap();
     alice
-        .remove_members(&g, &[carol.did().clone()])
+        .conversation(&g)
+        .remove_members(&[carol.did().clone()])
         .await
         .unwrap();
     bob.sync().await.unwrap();
@@ -540,8 +549,8 @@ async fn d_grp_3_the_group_id_reaches_neither_transport_nor_directory() {
     let w = World::new();
     let dir = tempfile::tempdir().unwrap();
     let (alice, _, bob, g) = pair(&w, dir.path()).await;
-    alice.send_text(&g, "hi").await.unwrap();
-    alice.self_update(&g).await.unwrap();
+    alice.conversation(&g).send_text("hi").await.unwrap();
+    alice.conversation(&g).self_update().await.unwrap();
     let needles = [
         g.as_bytes().to_vec(),
         hex::encode(g.as_bytes()).into_bytes(),
@@ -703,15 +712,20 @@ async fn d_grp_9_no_commit_is_merged_before_the_service_stored_it() {
     let before = alice.epoch_fingerprint(&g).await.unwrap();
     net.down.store(true, Ordering::SeqCst);
     let e = alice
-        .add_members(&g, &[carol.did().clone()])
+        .conversation(&g)
+        .add_members(&[carol.did().clone()])
         .await
         .unwrap_err();
     assert!(e.is_retryable(), "{e:?}");
     assert_eq!(alice.epoch_fingerprint(&g).await.unwrap(), before);
-    assert_eq!(alice.members(&g).await.unwrap().len(), 2);
+    assert_eq!(alice.conversation(&g).members().await.unwrap().len(), 2);
     net.down.store(false, Ordering::SeqCst);
-    alice.add_members(&g, &[carol.did().clone()]).await.unwrap();
-    assert_eq!(alice.members(&g).await.unwrap().len(), 3);
+    alice
+        .conversation(&g)
+        .add_members(&[carol.did().clone()])
+        .await
+        .unwrap();
+    assert_eq!(alice.conversation(&g).members().await.unwrap().len(), 3);
 }
 
 /// D-GRP-10: "Delivery Services Networks conforming to this specification must provide an
@@ -729,7 +743,10 @@ async fn d_grp_10_concurrent_commits_are_ordered_and_converge() {
     bob.sync().await.unwrap();
     let start = alice.epoch_fingerprint(&g).await.unwrap().0;
     racing.hold_next_commits(2);
-    let (a, b) = tokio::join!(alice.self_update(&g), bob.self_update(&g));
+    let (a, b) = tokio::join!(
+        alice.conversation(&g).self_update(),
+        bob.conversation(&g).self_update()
+    );
     a.unwrap();
     b.unwrap();
     alice.sync().await.unwrap();
@@ -767,7 +784,7 @@ async fn d_grp_11_of_two_commits_for_an_epoch_the_first_valid_one_wins() {
         .await
         .unwrap();
     assert!(matches!(junk, CommitOutcome::Accepted { .. }));
-    bob.self_update(&g).await.unwrap();
+    bob.conversation(&g).self_update().await.unwrap();
     let ev = alice.sync().await.unwrap();
     assert!(
         ev.iter().any(|e| matches!(e, Event::Refused { .. })),

@@ -146,7 +146,7 @@ async fn d_cred_5_a_self_update_keeps_the_identity() {
             .clone()
     };
     let before = cred(&path);
-    alice.self_update(&g).await.unwrap();
+    alice.conversation(&g).self_update().await.unwrap();
     bob.sync().await.unwrap();
     assert_eq!(cred(&path), before);
 }
@@ -188,7 +188,11 @@ async fn d_cred_6_a_proposal_changing_an_identity_is_refused() {
         bob.epoch_fingerprint(&g).await.unwrap(),
         bob.store_snapshot().await.unwrap(),
     );
-    let e = bob.process_incoming(&g, &sealed).await.unwrap_err();
+    let e = bob
+        .conversation(&g)
+        .process_incoming(&sealed)
+        .await
+        .unwrap_err();
     assert!(
         matches!(
             e,
@@ -233,7 +237,11 @@ async fn d_cred_7_the_adder_adds_only_devices_the_declared_key_certified() {
         .await
         .unwrap();
     let before = alice.epoch_fingerprint(&g).await.unwrap();
-    let e = alice.add_members(&g, &[did("eve")]).await.unwrap_err();
+    let e = alice
+        .conversation(&g)
+        .add_members(&[did("eve")])
+        .await
+        .unwrap_err();
     assert!(
         matches!(
             e,
@@ -242,7 +250,7 @@ async fn d_cred_7_the_adder_adds_only_devices_the_declared_key_certified() {
         "{e:?}"
     );
     assert_eq!(alice.epoch_fingerprint(&g).await.unwrap(), before);
-    assert_eq!(alice.members(&g).await.unwrap().len(), 2);
+    assert_eq!(alice.conversation(&g).members().await.unwrap().len(), 2);
 }
 
 /// D-CRED-8: "A Credential also has an associated signing key. The initial signing key for a
@@ -282,7 +290,7 @@ async fn d_cred_9_no_leaf_signs_with_its_installation_or_identity_key() {
     let w = World::new();
     let dir = tempfile::tempdir().unwrap();
     let (alice, path, bob, g) = pair(&w, dir.path()).await;
-    bob.self_update(&g).await.unwrap();
+    bob.conversation(&g).self_update().await.unwrap();
     alice.sync().await.unwrap();
     let group = raw_group(&path, &g);
     for m in group.members() {
@@ -312,8 +320,12 @@ async fn d_cred_10_a_self_update_gives_a_fresh_signing_key() {
             .to_vec()
     };
     let before = key(&path);
-    alice.self_update(&g).await.unwrap();
+    alice.conversation(&g).self_update().await.unwrap();
     assert_ne!(key(&path), before);
-    alice.send_text(&g, "signed anew").await.unwrap();
+    alice
+        .conversation(&g)
+        .send_text("signed anew")
+        .await
+        .unwrap();
     assert_eq!(texts(&bob.sync().await.unwrap()), vec!["signed anew"]);
 }

@@ -29,7 +29,10 @@ async fn d_wel_1_the_committer_sends_the_welcome() {
     let dir = tempfile::tempdir().unwrap();
     let (_alice, _, bob, g) = pair(&w, dir.path()).await;
     let (carol, _) = w.account("carol").await;
-    bob.add_members(&g, &[carol.did().clone()]).await.unwrap();
+    bob.conversation(&g)
+        .add_members(&[carol.did().clone()])
+        .await
+        .unwrap();
     let commit = group_items(&w, &g).await.pop().unwrap();
     assert_eq!(commit.kind, Kind::Commit);
     let welcomes = welcome_items(w.net.as_ref(), carol.installation()).await;
@@ -76,7 +79,7 @@ async fn d_wel_3_a_joiner_sends_right_after_joining() {
     let (bob, _) = w.account("bob").await;
     let g = alice.create_group(&[bob.did().clone()]).await.unwrap();
     assert_eq!(joined(&bob.sync().await.unwrap()), vec![g.clone()]);
-    bob.send_text(&g, "just joined").await.unwrap();
+    bob.conversation(&g).send_text("just joined").await.unwrap();
     assert_eq!(texts(&alice.sync().await.unwrap()), vec!["just joined"]);
 }
 
@@ -96,9 +99,13 @@ async fn d_wel_4_no_welcome_before_the_commit_is_stored() {
     let g = alice.create_group(&[bob.did().clone()]).await.unwrap();
     let sent = net.welcomes.load(Ordering::SeqCst);
     net.down.store(true, Ordering::SeqCst);
-    assert!(alice.add_members(&g, &[carol.did().clone()]).await.is_err());
+    assert!(alice
+        .conversation(&g)
+        .add_members(&[carol.did().clone()])
+        .await
+        .is_err());
     let _ = alice.sync().await; // cannot resubmit the staged commit either
-    assert_eq!(alice.members(&g).await.unwrap().len(), 2);
+    assert_eq!(alice.conversation(&g).members().await.unwrap().len(), 2);
     assert_eq!(net.welcomes.load(Ordering::SeqCst), sent);
     assert!(welcome_items(w.net.as_ref(), carol.installation())
         .await
@@ -149,10 +156,14 @@ async fn d_snd_1_proposals_commits_and_messages_share_the_group_mailbox() {
     let dir = tempfile::tempdir().unwrap();
     let (alice, _, bob, g) = pair(&w, dir.path()).await;
     let (carol, _) = w.account("carol").await;
-    alice.add_members(&g, &[carol.did().clone()]).await.unwrap();
+    alice
+        .conversation(&g)
+        .add_members(&[carol.did().clone()])
+        .await
+        .unwrap();
     carol.sync().await.unwrap();
-    bob.send_text(&g, "hello").await.unwrap();
-    carol.leave(&g).await.unwrap();
+    bob.conversation(&g).send_text("hello").await.unwrap();
+    carol.conversation(&g).leave().await.unwrap();
     alice.sync().await.unwrap(); // commits carol's leave proposal
     let all = group_items(&w, &g).await;
     let kinds: Vec<Kind> = all.iter().map(|i| i.kind).collect();
@@ -171,7 +182,7 @@ async fn d_snd_1_proposals_commits_and_messages_share_the_group_mailbox() {
         .all(|i| i.payload[0] == 1 && (i.payload.len() - 29) % 256 == 0));
     let ev = bob.sync().await.unwrap();
     assert!(ev.iter().any(|e| matches!(e, Event::MembersRemoved { .. })));
-    assert_eq!(bob.members(&g).await.unwrap().len(), 2);
+    assert_eq!(bob.conversation(&g).members().await.unwrap().len(), 2);
 }
 
 /// D-RCV-1: "any client can subscribe and receive both group messages and welcome messages
@@ -184,7 +195,7 @@ async fn d_rcv_1_anyone_can_subscribe_to_a_mailbox() {
     let (alice, _, bob, g) = pair(&w, dir.path()).await;
     let group_box = mailbox_for(g.as_bytes()).id;
     let mut sub = w.net.subscribe(&[group_box]).await.unwrap();
-    alice.send_text(&g, "news").await.unwrap();
+    alice.conversation(&g).send_text("news").await.unwrap();
     let got = tokio::time::timeout(Duration::from_secs(5), sub.next()).await;
     assert_eq!(got.unwrap(), Some(group_box));
     let welcome_box = welcome_mailbox(bob.installation());
@@ -202,8 +213,8 @@ async fn d_rcv_2_anyone_can_query_a_mailbox_in_order() {
     let w = World::new();
     let dir = tempfile::tempdir().unwrap();
     let (alice, _, bob, g) = pair(&w, dir.path()).await;
-    alice.send_text(&g, "one").await.unwrap();
-    bob.send_text(&g, "two").await.unwrap();
+    alice.conversation(&g).send_text("one").await.unwrap();
+    bob.conversation(&g).send_text("two").await.unwrap();
     let page = w
         .net
         .fetch(&mailbox_for(g.as_bytes()).id, 0, 2)
@@ -238,14 +249,26 @@ async fn d_rcv_3_a_later_member_cannot_read_earlier_messages() {
     let w = World::new();
     let dir = tempfile::tempdir().unwrap();
     let (alice, _, _bob, g) = pair(&w, dir.path()).await;
-    alice.send_text(&g, "before carol").await.unwrap();
+    alice
+        .conversation(&g)
+        .send_text("before carol")
+        .await
+        .unwrap();
     let earlier = group_items(&w, &g).await.pop().unwrap().payload;
     let (carol, _) = w.account("carol").await;
-    alice.add_members(&g, &[carol.did().clone()]).await.unwrap();
+    alice
+        .conversation(&g)
+        .add_members(&[carol.did().clone()])
+        .await
+        .unwrap();
     let ev = carol.sync().await.unwrap();
     assert_eq!(joined(&ev).len(), 1);
     assert!(texts(&ev).is_empty());
-    assert!(carol.process_incoming(&g, &earlier).await.is_err());
+    assert!(carol
+        .conversation(&g)
+        .process_incoming(&earlier)
+        .await
+        .is_err());
 }
 
 // ---- Application message content -------------------------------------------------------------
@@ -258,7 +281,7 @@ async fn d_app_1_an_application_message_is_an_mls_message() {
     let w = World::new();
     let dir = tempfile::tempdir().unwrap();
     let (_alice, path, bob, g) = pair(&w, dir.path()).await;
-    bob.send_text(&g, "inside").await.unwrap();
+    bob.conversation(&g).send_text("inside").await.unwrap();
     let msg = group_items(&w, &g).await.pop().unwrap().payload;
     let framed = unseal(&raw_group(&path, &g), &msg);
     assert_eq!(
@@ -275,7 +298,11 @@ async fn d_app_2_the_content_type_id_travels_with_the_content() {
     let w = World::new();
     let dir = tempfile::tempdir().unwrap();
     let (alice, _, bob, g) = pair(&w, dir.path()).await;
-    alice.send_markdown(&g, "**bold**").await.unwrap();
+    alice
+        .conversation(&g)
+        .send_markdown("**bold**")
+        .await
+        .unwrap();
     let ev = bob.sync().await.unwrap();
     let m = ev
         .iter()
@@ -299,7 +326,7 @@ async fn d_app_3_undecodable_types_are_told_apart_and_fall_back() {
     let text2 = ContentTypeId::new("atmls.dev", "text", 2, 0).unwrap();
     let mut c = EncodedContent::new(text2, b"v2".to_vec());
     c.fallback = Some("a newer text".into());
-    alice.send_content(&g, &c).await.unwrap();
+    alice.conversation(&g).send_content(&c).await.unwrap();
     let ev = bob.sync().await.unwrap();
     assert_eq!(texts(&ev), vec!["a newer text"]);
     let unknown = ev
@@ -335,7 +362,7 @@ async fn d_app_5_an_app_defined_type_arrives_unchanged() {
     c.fallback = Some("[MIMI content]".into());
     c.parameters
         .insert("profile".into(), "draft-ietf-mimi-content".into());
-    alice.send_content(&g, &c).await.unwrap();
+    alice.conversation(&g).send_content(&c).await.unwrap();
     let ev = bob.sync().await.unwrap();
     let got = ev
         .iter()

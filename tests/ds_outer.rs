@@ -20,7 +20,7 @@ async fn ds_2_group_payloads_are_sealed_padded_and_epoch_bound() {
     let g = alice.create_group(&[bob.did().clone()]).await.unwrap();
     bob.sync().await.unwrap();
     let text = "a secret about the outer layer";
-    alice.send_text(&g, text).await.unwrap();
+    alice.conversation(&g).send_text(text).await.unwrap();
     let mb = mailbox_for(g.as_bytes());
     let items = w.net.fetch(&mb.id, 0, 100).await.unwrap().items;
     assert_eq!(items.len(), 2);
@@ -37,9 +37,13 @@ async fn ds_2_group_payloads_are_sealed_padded_and_epoch_bound() {
 
     // The sealed message does not open in the next epoch: bob rotates, then replays it.
     let msg = items[1].payload.clone();
-    bob.self_update(&g).await.unwrap();
+    bob.conversation(&g).self_update().await.unwrap();
     let before = bob.epoch_fingerprint(&g).await.unwrap();
-    let e = bob.process_incoming(&g, &msg).await.unwrap_err();
+    let e = bob
+        .conversation(&g)
+        .process_incoming(&msg)
+        .await
+        .unwrap_err();
     assert!(
         matches!(e, Error::Group(atmls::group::GroupError::Undecryptable(_))),
         "{e:?}"

@@ -309,7 +309,7 @@ async fn kp_5_selection_falls_back_to_a_package_that_fits() {
             .create_group(&[did("bob")])
             .await
             .unwrap_or_else(|e| panic!("round {round}: {e:?}"));
-        let members = alice.members(&g).await.unwrap();
+        let members = alice.conversation(&g).members().await.unwrap();
         assert!(members
             .iter()
             .any(|m| m.installation == dev.installation.public()));
@@ -339,7 +339,8 @@ async fn kp_5_device_with_no_package_that_fits_is_skipped() {
     w.dir.publish_key_package(&good(&devs[1])).await.unwrap();
     let g = alice.create_group(&[did("bob")]).await.unwrap();
     let bobs: Vec<PublicKey> = alice
-        .members(&g)
+        .conversation(&g)
+        .members()
         .await
         .unwrap()
         .into_iter()

@@ -36,18 +36,26 @@ async fn thousand_member_group_build_add_remove_message() {
         dids.push(d);
     }
     let g = alice.create_group(&dids).await.unwrap();
-    assert_eq!(alice.members(&g).await.unwrap().len(), 999);
+    assert_eq!(alice.conversation(&g).members().await.unwrap().len(), 999);
     assert_eq!(joined(&bob.sync().await.unwrap()), vec![g.clone()]);
 
     let (carol, _) = w.account("carol").await;
-    alice.add_members(&g, &[carol.did().clone()]).await.unwrap();
-    assert_eq!(alice.members(&g).await.unwrap().len(), 1000);
+    alice
+        .conversation(&g)
+        .add_members(&[carol.did().clone()])
+        .await
+        .unwrap();
+    assert_eq!(alice.conversation(&g).members().await.unwrap().len(), 1000);
     assert_eq!(joined(&carol.sync().await.unwrap()), vec![g.clone()]);
     bob.sync().await.unwrap();
 
-    alice.remove_members(&g, &dids[1..11]).await.unwrap();
-    assert_eq!(alice.members(&g).await.unwrap().len(), 990);
-    alice.send_text(&g, "to 990").await.unwrap();
+    alice
+        .conversation(&g)
+        .remove_members(&dids[1..11])
+        .await
+        .unwrap();
+    assert_eq!(alice.conversation(&g).members().await.unwrap().len(), 990);
+    alice.conversation(&g).send_text("to 990").await.unwrap();
     assert_eq!(texts(&bob.sync().await.unwrap()), vec!["to 990"]);
     assert_eq!(texts(&carol.sync().await.unwrap()), vec!["to 990"]);
     assert_eq!(

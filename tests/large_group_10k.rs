@@ -59,7 +59,7 @@ impl Big {
             .create_group(chunks.next().unwrap_or_default())
             .await?;
         for chunk in chunks {
-            alice.add_members(&group, chunk).await?;
+            alice.conversation(&group).add_members(chunk).await?;
         }
         let joined = bob.sync().await?;
         assert!(
@@ -82,7 +82,11 @@ impl Big {
     }
 
     async fn size(&self, c: &Client) -> usize {
-        c.members(&self.group).await.map(|m| m.len()).unwrap_or(0)
+        c.conversation(&self.group)
+            .members()
+            .await
+            .map(|m| m.len())
+            .unwrap_or(0)
     }
 
     /// alice adds a new account; it joins from its small Welcome, fetching the tree out of
@@ -90,7 +94,8 @@ impl Big {
     async fn add_and_join(&self, tag: u8) -> Result<Client, BoxError> {
         let c = self.new_account(tag).await?;
         self.alice
-            .add_members(&self.group, std::slice::from_ref(c.did()))
+            .conversation(&self.group)
+            .add_members(std::slice::from_ref(c.did()))
             .await?;
         let ev = c.sync().await?;
         assert!(
@@ -106,7 +111,7 @@ impl Big {
 
     /// `from` sends; every client in `to` receives exactly that text.
     async fn message(&self, from: &Client, to: &[&Client], text: &str) -> Result<(), BoxError> {
-        from.send_text(&self.group, text).await?;
+        from.conversation(&self.group).send_text(text).await?;
         for c in to {
             assert_eq!(texts(&c.sync().await?), vec![text.to_owned()]);
         }
@@ -127,13 +132,15 @@ async fn ten_thousand_members_build_add_message_update_remove() -> Result<(), Bo
         carol.epoch_fingerprint(&big.group).await?
     );
 
-    big.message(&big.alice, &[&big.bob, &carol], "hello, ten thousand")
+    big.conversation(&big.alice)
+        .message(&[&big.bob, &carol], "hello, ten thousand")
         .await?;
-    big.message(&carol, &[&big.alice, &big.bob], "hi from the newcomer")
+    big.conversation(&carol)
+        .message(&[&big.alice, &big.bob], "hi from the newcomer")
         .await?;
 
     // An update commit (a path through the tree) by bob, processed by the others.
-    big.bob.self_update(&big.group).await?;
+    big.bob.conversation(&big.group).self_update().await?;
     big.alice.sync().await?;
     carol.sync().await?;
     assert_eq!(
@@ -148,12 +155,14 @@ async fn ten_thousand_members_build_add_message_update_remove() -> Result<(), Bo
         dave.epoch_fingerprint(&big.group).await?
     );
     carol.sync().await?;
-    big.message(&dave, &[&big.alice, &big.bob, &carol], "late, but in")
+    big.conversation(&dave)
+        .message(&[&big.alice, &big.bob, &carol], "late, but in")
         .await?;
 
     // Remove carol: she learns it, the others see it and go on without her.
     big.alice
-        .remove_members(&big.group, std::slice::from_ref(carol.did()))
+        .conversation(&big.group)
+        .remove_members(std::slice::from_ref(carol.did()))
         .await?;
     let ev = carol.sync().await?;
     assert!(
@@ -166,7 +175,8 @@ async fn ten_thousand_members_build_add_message_update_remove() -> Result<(), Bo
         .any(|e| matches!(e, Event::MembersRemoved { members, .. } if members.iter().any(|m| &m.did == carol.did()))));
     assert_eq!(big.size(&big.bob).await, N + 1);
     dave.sync().await?;
-    big.message(&big.bob, &[&big.alice, &dave], "still here")
+    big.conversation(&big.bob)
+        .message(&[&big.alice, &dave], "still here")
         .await?;
     assert_eq!(
         big.alice.epoch_fingerprint(&big.group).await?,

@@ -41,35 +41,44 @@ async fn lg_8_roster_follows_commits_and_matches_a_fresh_decode() {
         .await
         .unwrap();
     bob.sync().await.unwrap();
-    let before = bob.members(&g).await.unwrap();
+    let before = bob.conversation(&g).members().await.unwrap();
     assert_eq!(before.len(), 4, "alice, bob, carol's two devices");
 
     // A pass that merges an add and then fails is undone, roster included.
     let db = rusqlite::Connection::open(&path).unwrap();
     db.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
-    alice.add_members(&g, &[dave.did().clone()]).await.unwrap();
+    alice
+        .conversation(&g)
+        .add_members(&[dave.did().clone()])
+        .await
+        .unwrap();
     db.execute_batch(
         "CREATE TRIGGER fail_write BEFORE UPDATE ON atmls_groups
          BEGIN SELECT RAISE(ABORT, 'injected write failure'); END;",
     )
     .unwrap();
     assert!(bob.sync().await.is_err());
-    assert_eq!(bob.members(&g).await.unwrap(), before);
+    assert_eq!(bob.conversation(&g).members().await.unwrap(), before);
     db.execute_batch("DROP TRIGGER fail_write").unwrap();
     bob.sync().await.unwrap();
-    assert_eq!(bob.members(&g).await.unwrap().len(), 5);
+    assert_eq!(bob.conversation(&g).members().await.unwrap().len(), 5);
 
     // Removes leave holes that the next add fills; the committer and a receiver agree.
     alice
-        .remove_members(&g, &[carol.did().clone()])
+        .conversation(&g)
+        .remove_members(&[carol.did().clone()])
         .await
         .unwrap();
-    alice.add_members(&g, &[erin.did().clone()]).await.unwrap();
-    bob.self_update(&g).await.unwrap();
+    alice
+        .conversation(&g)
+        .add_members(&[erin.did().clone()])
+        .await
+        .unwrap();
+    bob.conversation(&g).self_update().await.unwrap();
     alice.sync().await.unwrap();
     bob.sync().await.unwrap();
-    let seen_by_alice = alice.members(&g).await.unwrap();
-    let seen_by_bob = bob.members(&g).await.unwrap();
+    let seen_by_alice = alice.conversation(&g).members().await.unwrap();
+    let seen_by_bob = bob.conversation(&g).members().await.unwrap();
     assert_eq!(seen_by_alice, seen_by_bob);
     assert_eq!(
         dids(&seen_by_bob),
@@ -83,7 +92,7 @@ async fn lg_8_roster_follows_commits_and_matches_a_fresh_decode() {
     // A client that decodes the tree from scratch sees the same.
     drop(bob);
     let bob = reopened(&w, &path).await;
-    assert_eq!(bob.members(&g).await.unwrap(), seen_by_bob);
+    assert_eq!(bob.conversation(&g).members().await.unwrap(), seen_by_bob);
 }
 
 #[tokio::test]
@@ -96,7 +105,11 @@ async fn lg_9_each_joiner_gets_only_its_own_part_of_the_welcome() {
     }
     let dids: Vec<_> = joiners.iter().map(|c| c.did().clone()).collect();
     let g = alice.create_group(&dids[..1]).await.unwrap();
-    alice.add_members(&g, &dids[1..]).await.unwrap();
+    alice
+        .conversation(&g)
+        .add_members(&dids[1..])
+        .await
+        .unwrap();
     let mut sizes = Vec::new();
     for j in &joiners[1..] {
         let got = w
@@ -106,7 +119,7 @@ async fn lg_9_each_joiner_gets_only_its_own_part_of_the_welcome() {
             .unwrap();
         sizes.push(got.items.first().unwrap().payload.len());
         j.sync().await.unwrap();
-        assert_eq!(j.members(&g).await.unwrap().len(), 7);
+        assert_eq!(j.conversation(&g).members().await.unwrap().len(), 7);
     }
     // Five joiners in one commit, each sent a Welcome the size of a one-joiner Welcome.
     let single = w

@@ -207,7 +207,7 @@ async fn lg_t_1_lg_t_3_small_welcomes_one_upload_per_commit_one_fetch_per_joiner
     // LG-T-5: each joiner fetched the tree once.
     assert_eq!(w.net.fetches.load(Ordering::SeqCst), 4);
     // Everyone is in the same epoch, and the group works.
-    alice.send_text(&g, "hi all").await.unwrap();
+    alice.conversation(&g).send_text("hi all").await.unwrap();
     for j in &joiners {
         assert_eq!(texts(&j.sync().await.unwrap()), vec!["hi all"]);
         assert_eq!(
@@ -216,7 +216,7 @@ async fn lg_t_1_lg_t_3_small_welcomes_one_upload_per_commit_one_fetch_per_joiner
         );
     }
     // A commit without an add uploads nothing.
-    alice.self_update(&g).await.unwrap();
+    alice.conversation(&g).self_update().await.unwrap();
     assert_eq!(w.net.puts.load(Ordering::SeqCst), 1);
 }
 
@@ -252,7 +252,11 @@ async fn refused_under(
     fault: Fault,
 ) -> GroupError {
     let j = w.account(name).await;
-    alice.add_members(g, &[j.did().clone()]).await.unwrap();
+    alice
+        .conversation(g)
+        .add_members(&[j.did().clone()])
+        .await
+        .unwrap();
     let before = rows_but_cursor(&j).await;
     w.net.set(fault);
     let events = j.sync().await.unwrap();
@@ -294,7 +298,11 @@ async fn lg_t_5_missing_truncated_tampered_or_foreign_trees_are_refused() {
         );
     }
     // The group went on meanwhile: bob still follows it.
-    alice.send_text(&g, "still here").await.unwrap();
+    alice
+        .conversation(&g)
+        .send_text("still here")
+        .await
+        .unwrap();
     assert_eq!(texts(&bob.sync().await.unwrap()), vec!["still here"]);
 }
 
@@ -347,8 +355,12 @@ async fn lg_t_1_welcome_size_does_not_grow_with_the_group() {
     }
     let g = alice.create_group(&dids).await.unwrap();
     let carol = w.account("carol").await;
-    alice.add_members(&g, &[carol.did().clone()]).await.unwrap();
-    assert_eq!(alice.members(&g).await.unwrap().len(), 1000);
+    alice
+        .conversation(&g)
+        .add_members(&[carol.did().clone()])
+        .await
+        .unwrap();
+    assert_eq!(alice.conversation(&g).members().await.unwrap().len(), 1000);
     let welcome = w.welcome_sizes(&carol).await;
     let tree = *w.net.sizes.lock().unwrap().last().unwrap();
     let sealed = w

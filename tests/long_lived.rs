@@ -170,7 +170,8 @@ fn sent_texts(events: &[Event]) -> Vec<String> {
 }
 
 async fn own_texts(c: &Client, g: &GroupId) -> Vec<String> {
-    c.messages(g)
+    c.conversation(g)
+        .messages()
         .await
         .unwrap()
         .iter()
@@ -282,7 +283,8 @@ async fn id_7_expiring_certificates_are_renewed_in_every_group() {
     }
     for group in [&g, &dm] {
         assert!(bob
-            .member_trust(group)
+            .conversation(group)
+            .member_trust()
             .await
             .unwrap()
             .iter()
@@ -290,10 +292,10 @@ async fn id_7_expiring_certificates_are_renewed_in_every_group() {
     }
 
     // Messages keep flowing, both ways.
-    bob.send_text(&g, "still here").await.unwrap();
+    bob.conversation(&g).send_text("still here").await.unwrap();
     assert_eq!(texts(&alice.sync().await.unwrap()), vec!["still here"]);
     assert_eq!(texts(&alice2.sync().await.unwrap()), vec!["still here"]);
-    alice2.send_text(&dm, "renewed").await.unwrap();
+    alice2.conversation(&dm).send_text("renewed").await.unwrap();
     assert_eq!(texts(&bob.sync().await.unwrap()), vec!["renewed"]);
 
     // New KeyPackages carry the new certificates: a new group gets them in its leaves.
@@ -403,7 +405,7 @@ async fn group_10_leaf_keys_rotate_on_schedule() {
     alice.sync().await.unwrap();
     assert_eq!(alice.epoch_fingerprint(&g).await.unwrap().0, start + 4);
 
-    bob.send_text(&g, "rotated").await.unwrap();
+    bob.conversation(&g).send_text("rotated").await.unwrap();
     assert_eq!(texts(&alice.sync().await.unwrap()), vec!["rotated"]);
 }
 
@@ -446,21 +448,34 @@ async fn group_11_lost_answer_is_stored_once() {
     bob.sync().await.unwrap();
 
     lossy.lose_answers.store(1, Ordering::SeqCst);
-    let e = alice.send_text(&g, "once").await.unwrap_err();
+    let e = alice.conversation(&g).send_text("once").await.unwrap_err();
     assert!(e.is_retryable(), "{e}");
     assert_eq!(stored_messages(&w, &g).await, 1);
-    assert_eq!(alice.queued_messages(&g).await.unwrap().len(), 1);
+    assert_eq!(
+        alice
+            .conversation(&g)
+            .queued_messages()
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     let ev = alice.sync().await.unwrap();
     assert_eq!(sent_texts(&ev), vec!["once"]);
     assert_eq!(stored_messages(&w, &g).await, 1);
-    assert!(alice.queued_messages(&g).await.unwrap().is_empty());
+    assert!(alice
+        .conversation(&g)
+        .queued_messages()
+        .await
+        .unwrap()
+        .is_empty());
     assert_eq!(texts(&bob.sync().await.unwrap()), vec!["once"]);
     assert_eq!(own_texts(&alice, &g).await, vec!["once"]);
 
     // Lost again; the next send delivers it first, each once, in order.
     lossy.lose_answers.store(1, Ordering::SeqCst);
-    alice.send_text(&g, "a").await.unwrap_err();
-    let m = alice.send_text(&g, "b").await.unwrap();
+    alice.conversation(&g).send_text("a").await.unwrap_err();
+    let m = alice.conversation(&g).send_text("b").await.unwrap();
     assert_eq!(m.decoded().display_text(), Some("b"));
     assert_eq!(stored_messages(&w, &g).await, 3);
     assert_eq!(texts(&bob.sync().await.unwrap()), vec!["a", "b"]);
@@ -489,7 +504,11 @@ async fn group_11_queued_message_survives_a_restart() {
     bob.sync().await.unwrap();
 
     lossy.hang_after.store(1, Ordering::SeqCst);
-    let r = tokio::time::timeout(Duration::from_millis(300), alice.send_text(&g, "crash")).await;
+    let r = tokio::time::timeout(
+        Duration::from_millis(300),
+        alice.conversation(&g).send_text("crash"),
+    )
+    .await;
     assert!(r.is_err(), "the answer never comes");
     drop(alice);
     assert_eq!(stored_messages(&w, &g).await, 1);
@@ -498,7 +517,15 @@ async fn group_11_queued_message_survives_a_restart() {
         .build()
         .await
         .unwrap();
-    assert_eq!(alice.queued_messages(&g).await.unwrap().len(), 1);
+    assert_eq!(
+        alice
+            .conversation(&g)
+            .queued_messages()
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     let ev = alice.sync().await.unwrap();
     assert_eq!(sent_texts(&ev), vec!["crash"]);
     assert!(
@@ -530,10 +557,18 @@ async fn group_11_stale_ciphertext_is_encrypted_again_under_a_new_key() {
 
     // The send fails before reaching the transport; then bob commits.
     lossy.fail_sends.store(1, Ordering::SeqCst);
-    alice.send_text(&g, "late").await.unwrap_err();
-    assert_eq!(alice.queued_messages(&g).await.unwrap().len(), 1);
+    alice.conversation(&g).send_text("late").await.unwrap_err();
+    assert_eq!(
+        alice
+            .conversation(&g)
+            .queued_messages()
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     bob.sync().await.unwrap();
-    bob.self_update(&g).await.unwrap();
+    bob.conversation(&g).self_update().await.unwrap();
 
     let ev = alice.sync().await.unwrap();
     assert_eq!(sent_texts(&ev), vec!["late"]);

@@ -96,7 +96,11 @@ async fn cred_3_forged_installation_certificate_is_not_added() {
     // The certificate's signature is garbage.
     account_with_forged_device(&w, "eve", |d| d.certificate.signature = vec![0u8; 64]).await;
     let before = state(&alice, &g).await;
-    let err = alice.add_members(&g, &[did("eve")]).await.unwrap_err();
+    let err = alice
+        .conversation(&g)
+        .add_members(&[did("eve")])
+        .await
+        .unwrap_err();
     // A verdict on the published bytes: a retry refuses them again (KP-5).
     assert!(
         matches!(err, Error::KeyPackagesRefused { ref did, .. } if *did == common::did("eve")),
@@ -126,7 +130,11 @@ async fn cred_7_key_package_naming_another_key_or_did_is_refused() {
     // Another identity key than the directory declares (a PDS-password attacker's device).
     account_with_forged_device(&w, "eve", |_| {}).await;
     let before = state(&alice, &g).await;
-    let err = alice.add_members(&g, &[did("eve")]).await.unwrap_err();
+    let err = alice
+        .conversation(&g)
+        .add_members(&[did("eve")])
+        .await
+        .unwrap_err();
     // The directory may still catch up (CRED-7): retryable.
     assert!(matches!(err, Error::NoKeyPackages(_)), "{err:?}");
     assert!(err.is_retryable());
@@ -153,7 +161,8 @@ async fn cred_7_key_package_naming_another_key_or_did_is_refused() {
     w.dir.publish_key_package(&stolen).await.unwrap();
     let before = state(&alice, &g).await;
     let err = alice
-        .add_members(&g, &[dave.did().clone()])
+        .conversation(&g)
+        .add_members(&[dave.did().clone()])
         .await
         .unwrap_err();
     assert!(
@@ -167,7 +176,11 @@ async fn cred_7_key_package_naming_another_key_or_did_is_refused() {
     let e = check(&stolen, &dave_acct).unwrap_err();
     assert_eq!(e, KeyPackageError::RecordMismatch("DID"));
     // Unknown account.
-    let err = alice.add_members(&g, &[did("nobody")]).await.unwrap_err();
+    let err = alice
+        .conversation(&g)
+        .add_members(&[did("nobody")])
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, Error::Directory(DirectoryError::NoIdentity(_))),
         "{err:?}"
@@ -178,7 +191,11 @@ async fn cred_7_key_package_naming_another_key_or_did_is_refused() {
 async fn malformed_and_truncated_mls_bytes_are_refused() {
     let w = World::new();
     let (alice, bob, g) = alice_bob_group(&w).await;
-    alice.send_text(&g, "a real message").await.unwrap();
+    alice
+        .conversation(&g)
+        .send_text("a real message")
+        .await
+        .unwrap();
     let real = mailbox_items(&w, &g).await.pop().unwrap();
     let before = state(&bob, &g).await;
     for bad in [
@@ -189,7 +206,11 @@ async fn malformed_and_truncated_mls_bytes_are_refused() {
     ] {
         // Oversized bytes are refused before anything else; the rest fail the outer layer
         // (DS-2), which authenticates every group payload before MLS parses it.
-        let e = bob.process_incoming(&g, &bad).await.unwrap_err();
+        let e = bob
+            .conversation(&g)
+            .process_incoming(&bad)
+            .await
+            .unwrap_err();
         assert!(
             matches!(
                 e,
@@ -199,14 +220,21 @@ async fn malformed_and_truncated_mls_bytes_are_refused() {
         );
     }
     for n in (0..real.len()).step_by(7) {
-        let e = bob.process_incoming(&g, &real[..n]).await.unwrap_err();
+        let e = bob
+            .conversation(&g)
+            .process_incoming(&real[..n])
+            .await
+            .unwrap_err();
         assert!(matches!(e, Error::Group(_)), "prefix {n}: {e:?}");
     }
     let mut flipped = real.clone();
     let last = flipped.len() - 1;
     flipped[last] ^= 1;
     assert!(matches!(
-        bob.process_incoming(&g, &flipped).await.unwrap_err(),
+        bob.conversation(&g)
+            .process_incoming(&flipped)
+            .await
+            .unwrap_err(),
         Error::Group(GroupError::Undecryptable(_))
     ));
     assert_eq!(state(&bob, &g).await, before);
@@ -223,7 +251,11 @@ async fn malformed_and_truncated_mls_bytes_are_refused() {
         )
         .await
         .unwrap();
-    alice.send_text(&g, "after garbage").await.unwrap();
+    alice
+        .conversation(&g)
+        .send_text("after garbage")
+        .await
+        .unwrap();
     let ev = bob.sync().await.unwrap();
     assert!(
         ev.iter().any(|e| matches!(
@@ -242,11 +274,15 @@ async fn malformed_and_truncated_mls_bytes_are_refused() {
 async fn replayed_application_message_is_refused() {
     let w = World::new();
     let (alice, bob, g) = alice_bob_group(&w).await;
-    alice.send_text(&g, "once").await.unwrap();
+    alice.conversation(&g).send_text("once").await.unwrap();
     assert_eq!(texts(&bob.sync().await.unwrap()), vec!["once"]);
     let msg = mailbox_items(&w, &g).await.pop().unwrap();
     let before = state(&bob, &g).await;
-    let e = bob.process_incoming(&g, &msg).await.unwrap_err();
+    let e = bob
+        .conversation(&g)
+        .process_incoming(&msg)
+        .await
+        .unwrap_err();
     assert!(matches!(e, Error::Group(GroupError::Replay)), "{e:?}");
     assert_eq!(state(&bob, &g).await, before);
     // Replayed through the transport under a new idempotency key: refused, not shown twice.
@@ -267,7 +303,7 @@ async fn replayed_application_message_is_refused() {
         )),
         "{ev:?}"
     );
-    assert_eq!(bob.messages(&g).await.unwrap().len(), 1);
+    assert_eq!(bob.conversation(&g).messages().await.unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -275,14 +311,22 @@ async fn wrong_epoch_commit_is_refused() {
     let w = World::new();
     let (alice, bob, g) = alice_bob_group(&w).await;
     let (carol, _) = w.account("carol").await;
-    alice.add_members(&g, &[carol.did().clone()]).await.unwrap();
+    alice
+        .conversation(&g)
+        .add_members(&[carol.did().clone()])
+        .await
+        .unwrap();
     bob.sync().await.unwrap();
     // The first commit (epoch 0 → 1) again: bob is at epoch 2.
     let old_commit = mailbox_items(&w, &g).await.remove(0);
     let before = state(&bob, &g).await;
     assert_eq!(before.0 .0, 2);
     // Sealed under epoch 0's outer key (DS-2), it no longer opens in epoch 2.
-    let e = bob.process_incoming(&g, &old_commit).await.unwrap_err();
+    let e = bob
+        .conversation(&g)
+        .process_incoming(&old_commit)
+        .await
+        .unwrap_err();
     assert!(
         matches!(e, Error::Group(GroupError::Undecryptable(_))),
         "{e:?}"
@@ -327,20 +371,29 @@ async fn message_from_removed_member_is_refused() {
     .build()
     .await
     .unwrap();
-    alice.add_members(&g, &[carol.did().clone()]).await.unwrap();
+    alice
+        .conversation(&g)
+        .add_members(&[carol.did().clone()])
+        .await
+        .unwrap();
     carol.sync().await.unwrap();
     bob.sync().await.unwrap();
     alice
-        .remove_members(&g, &[carol.did().clone()])
+        .conversation(&g)
+        .remove_members(&[carol.did().clone()])
         .await
         .unwrap();
     bob.sync().await.unwrap();
     let before = state(&bob, &g).await;
     // Carol has not seen her removal; her message in her last epoch lands after it.
-    carol.send_text(&g, "still in?").await.unwrap();
+    carol.conversation(&g).send_text("still in?").await.unwrap();
     let carol_msg = mailbox_items(&w, &g).await.pop().unwrap();
     // Sealed under her last epoch's outer key (DS-2): it does not open in the current one.
-    let e = bob.process_incoming(&g, &carol_msg).await.unwrap_err();
+    let e = bob
+        .conversation(&g)
+        .process_incoming(&carol_msg)
+        .await
+        .unwrap_err();
     assert!(
         matches!(e, Error::Group(GroupError::Undecryptable(_))),
         "{e:?}"
@@ -356,7 +409,11 @@ async fn message_from_removed_member_is_refused() {
     assert_eq!(bob.epoch_fingerprint(&g).await.unwrap(), before.0);
     // Once carol syncs she knows, and refuses to send.
     carol.sync().await.unwrap();
-    let e = carol.send_text(&g, "let me in").await.unwrap_err();
+    let e = carol
+        .conversation(&g)
+        .send_text("let me in")
+        .await
+        .unwrap_err();
     assert!(matches!(e, Error::Group(GroupError::NotMember)), "{e:?}");
 }
 
@@ -422,7 +479,7 @@ async fn forged_update_is_refused(forged: Forged, want: CredentialError) {
     let g = alice1.create_group(&[bob.did().clone()]).await.unwrap();
     bob.sync().await.unwrap();
     alice2.sync().await.unwrap();
-    assert_eq!(bob.members(&g).await.unwrap().len(), 3);
+    assert_eq!(bob.conversation(&g).members().await.unwrap().len(), 3);
     if let Some(d) = &rogue_declaration {
         use atmls::directory::Directory as _;
         w.dir.publish_declaration(d).await.unwrap();
@@ -467,13 +524,17 @@ async fn forged_update_is_refused(forged: Forged, want: CredentialError) {
 
     if matches!(forged, Forged::OtherDevice) {
         // CRED-8 is an agreement check: refused by every member, state unchanged.
-        let e = bob.process_incoming(&g, &forged_commit).await.unwrap_err();
+        let e = bob
+            .conversation(&g)
+            .process_incoming(&forged_commit)
+            .await
+            .unwrap_err();
         assert!(
             matches!(&e, Error::Group(GroupError::Credential(c)) if *c == want),
             "{e:?}"
         );
         assert_eq!(state(&bob, &g).await, before);
-        assert_eq!(bob.members(&g).await.unwrap().len(), 3);
+        assert_eq!(bob.conversation(&g).members().await.unwrap().len(), 3);
     }
 
     // Through the transport, under the epoch's own tag (the junk-commit case of AGREE-1).
@@ -499,8 +560,12 @@ async fn forged_update_is_refused(forged: Forged, want: CredentialError) {
         );
         assert_eq!(bob.epoch_fingerprint(&g).await.unwrap(), before.0);
         // The group is not frozen behind the refused commit: a commit and a message go on.
-        alice2.self_update(&g).await.unwrap();
-        alice2.send_text(&g, "still going").await.unwrap();
+        alice2.conversation(&g).self_update().await.unwrap();
+        alice2
+            .conversation(&g)
+            .send_text("still going")
+            .await
+            .unwrap();
         assert_eq!(texts(&bob.sync().await.unwrap()), vec!["still going"]);
         return;
     }
@@ -527,7 +592,7 @@ async fn forged_update_is_refused(forged: Forged, want: CredentialError) {
             "{ev:?}"
         );
     }
-    let statuses = bob.member_trust(&g).await.unwrap();
+    let statuses = bob.conversation(&g).member_trust().await.unwrap();
     assert!(statuses
         .iter()
         .any(|(m, s)| m.installation == installation && *s == MemberStatus::Mismatch));
@@ -542,14 +607,22 @@ async fn forged_update_is_refused(forged: Forged, want: CredentialError) {
         &msg.tls_serialize_detached().unwrap(),
     )
     .unwrap();
-    let held = bob.process_incoming(&g, &sealed).await.unwrap_err();
+    let held = bob
+        .conversation(&g)
+        .process_incoming(&sealed)
+        .await
+        .unwrap_err();
     assert!(
         matches!(&held, Error::Group(GroupError::Credential(c)) if *c == want),
         "{held:?}"
     );
     // alice's other device is verified and the group carries on.
     alice2.sync().await.unwrap();
-    alice2.send_text(&g, "still going").await.unwrap();
+    alice2
+        .conversation(&g)
+        .send_text("still going")
+        .await
+        .unwrap();
     assert_eq!(texts(&bob.sync().await.unwrap()), vec!["still going"]);
 }
 
@@ -614,7 +687,11 @@ async fn lg_13_application_messages_keep_their_1_mib_limit() {
     )
     .unwrap();
     assert!(sealed.len() > atmls::transport::MAX_PAYLOAD);
-    let e = bob.process_incoming(&g, &sealed).await.unwrap_err();
+    let e = bob
+        .conversation(&g)
+        .process_incoming(&sealed)
+        .await
+        .unwrap_err();
     assert!(
         matches!(&e, Error::Group(GroupError::Malformed(m)) if m.contains("oversized")),
         "{e:?}"
@@ -622,7 +699,10 @@ async fn lg_13_application_messages_keep_their_1_mib_limit() {
     assert_eq!(state(&bob, &g).await, before);
     let huge = vec![0u8; atmls::transport::MAX_COMMIT_PAYLOAD + 1];
     assert!(matches!(
-        bob.process_incoming(&g, &huge).await.unwrap_err(),
+        bob.conversation(&g)
+            .process_incoming(&huge)
+            .await
+            .unwrap_err(),
         Error::Group(GroupError::Malformed(_))
     ));
     assert_eq!(state(&bob, &g).await, before);

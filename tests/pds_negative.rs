@@ -210,7 +210,7 @@ async fn rec_5_key_package_signed_by_a_device_not_in_the_device_records_is_never
         .create_group(std::slice::from_ref(&m.did))
         .await
         .unwrap();
-    let members = bob.members(&g).await.unwrap();
+    let members = bob.conversation(&g).members().await.unwrap();
     let hers: Vec<_> = members.iter().filter(|x| x.did == m.did).collect();
     assert_eq!(hers.len(), 1, "{members:?}");
     assert_eq!(hers[0].installation, *mallory.installation());

@@ -134,9 +134,16 @@ async fn rec_1_alice_publishes_bob_resolves_verifies_adds_and_used_key_package_i
         "the last-resort package was not used"
     );
 
-    bob.send_text(&group, "hello alice").await.unwrap();
+    bob.conversation(&group)
+        .send_text("hello alice")
+        .await
+        .unwrap();
     assert_eq!(texts(&alice.sync().await.unwrap()), vec!["hello alice"]);
-    alice.send_text(&group, "hi bob").await.unwrap();
+    alice
+        .conversation(&group)
+        .send_text("hi bob")
+        .await
+        .unwrap();
     assert_eq!(texts(&bob.sync().await.unwrap()), vec!["hi bob"]);
 }
 
@@ -169,7 +176,10 @@ async fn kp_8_last_resort_join_rotates_the_package_and_the_leaf() {
     let info = bob.groups().await.unwrap();
     assert_eq!(info[0].id, group);
     assert_eq!(info[0].epoch, epoch_at_join + 1);
-    bob.send_text(&group, "after rotation").await.unwrap();
+    bob.conversation(&group)
+        .send_text("after rotation")
+        .await
+        .unwrap();
     assert_eq!(texts(&alice.sync().await.unwrap()), vec!["after rotation"]);
 }
 

@@ -18,7 +18,7 @@ use atmls::storage::Store;
 use atmls::{Client, Error, Event, GroupId};
 
 async fn all_items(c: &Client, g: &GroupId) -> Vec<HistoryItem> {
-    c.history(g, None, 500).await.unwrap().items
+    c.conversation(g).history(None, 500).await.unwrap().items
 }
 
 /// Whether the word appears anywhere in the device's database, as text or inside a blob
@@ -54,7 +54,11 @@ async fn trio(w: &World) -> (Client, Client, Client, GroupId) {
 async fn content_18_message_ids_agree_and_replies_reference_them() {
     let w = World::new();
     let (alice1, alice2, bob, g) = trio(&w).await;
-    let q = alice1.send_text(&g, "pizza tonight?").await.unwrap();
+    let q = alice1
+        .conversation(&g)
+        .send_text("pizza tonight?")
+        .await
+        .unwrap();
     let ev = bob.sync().await.unwrap();
     let got = ev
         .iter()
@@ -65,10 +69,14 @@ async fn content_18_message_ids_agree_and_replies_reference_them() {
         .unwrap();
     assert_eq!(got.id, q.id, "sender and receiver derive the same id");
 
-    let r = bob.reply(&g, &q.id, Content::text("yes!")).await.unwrap();
+    let r = bob
+        .conversation(&g)
+        .reply(&q.id, Content::text("yes!"))
+        .await
+        .unwrap();
     for c in [&alice1, &alice2] {
         c.sync().await.unwrap();
-        let item = c.message(&g, &r.id).await.unwrap().unwrap();
+        let item = c.conversation(&g).message(&r.id).await.unwrap().unwrap();
         assert_eq!(item.in_reply_to, Some(q.id));
         assert_eq!(item.text().as_deref(), Some("yes!"));
         assert_eq!(item.sender.did, *bob.did());
@@ -85,16 +93,16 @@ async fn content_18_message_ids_agree_and_replies_reference_them() {
 async fn content_22_reactions_aggregate_across_devices() {
     let w = World::new();
     let (alice1, alice2, bob, g) = trio(&w).await;
-    let m = bob.send_text(&g, "we won").await.unwrap();
+    let m = bob.conversation(&g).send_text("we won").await.unwrap();
     alice1.sync().await.unwrap();
     alice2.sync().await.unwrap();
-    alice1.react(&g, &m.id, "🎉").await.unwrap();
-    alice2.react(&g, &m.id, "🎉").await.unwrap(); // same account: counted once
-    alice2.react(&g, &m.id, "👍").await.unwrap();
-    bob.react(&g, &m.id, "🎉").await.unwrap();
+    alice1.conversation(&g).react(&m.id, "🎉").await.unwrap();
+    alice2.conversation(&g).react(&m.id, "🎉").await.unwrap(); // same account: counted once
+    alice2.conversation(&g).react(&m.id, "👍").await.unwrap();
+    bob.conversation(&g).react(&m.id, "🎉").await.unwrap();
     for c in [&alice1, &alice2, &bob] {
         c.sync().await.unwrap();
-        let item = c.message(&g, &m.id).await.unwrap().unwrap();
+        let item = c.conversation(&g).message(&m.id).await.unwrap().unwrap();
         let summary: Vec<(String, usize)> = item
             .reactions
             .iter()
@@ -107,9 +115,9 @@ async fn content_22_reactions_aggregate_across_devices() {
             c
         );
     }
-    alice1.unreact(&g, &m.id, "🎉").await.unwrap();
+    alice1.conversation(&g).unreact(&m.id, "🎉").await.unwrap();
     bob.sync().await.unwrap();
-    let item = bob.message(&g, &m.id).await.unwrap().unwrap();
+    let item = bob.conversation(&g).message(&m.id).await.unwrap().unwrap();
     assert_eq!(item.reactions[0].by, vec![bob.did().clone()]);
     // Reactions are not timeline items.
     assert_eq!(
@@ -128,7 +136,11 @@ async fn content_29_reaction_to_unknown_message_rejected_state_unchanged() {
     let (alice1, _alice2, bob, g) = trio(&w).await;
     let unknown = MessageId::from_bytes([9; 32]);
     let before = alice1.store_snapshot().await.unwrap();
-    let err = alice1.react(&g, &unknown, "👍").await.unwrap_err();
+    let err = alice1
+        .conversation(&g)
+        .react(&unknown, "👍")
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::History(HistoryError::UnknownMessage(id)) if id == unknown));
     assert!(!err.is_retryable());
     assert_eq!(alice1.store_snapshot().await.unwrap(), before);
@@ -151,20 +163,20 @@ async fn content_29_reaction_to_unknown_message_rejected_state_unchanged() {
 async fn content_23_read_receipts_across_devices() {
     let w = World::new();
     let (alice1, alice2, bob, g) = trio(&w).await;
-    let m1 = alice1.send_text(&g, "one").await.unwrap();
-    let m2 = alice1.send_text(&g, "two").await.unwrap();
+    let m1 = alice1.conversation(&g).send_text("one").await.unwrap();
+    let m2 = alice1.conversation(&g).send_text("two").await.unwrap();
     bob.sync().await.unwrap();
-    bob.mark_read(&g, &m2.id).await.unwrap();
-    bob.mark_read(&g, &m1.id).await.unwrap(); // older: does not move the position back
+    bob.conversation(&g).mark_read(&m2.id).await.unwrap();
+    bob.conversation(&g).mark_read(&m1.id).await.unwrap(); // older: does not move the position back
     for c in [&alice1, &alice2] {
         c.sync().await.unwrap();
-        let pos = c.read_positions(&g).await.unwrap();
+        let pos = c.conversation(&g).read_positions().await.unwrap();
         let bobs: Vec<_> = pos.iter().filter(|p| p.did == *bob.did()).collect();
         assert_eq!(bobs.len(), 1);
         assert_eq!(bobs[0].up_to, m2.id);
     }
     // Receipts and typing indicators leave no timeline items.
-    alice2.typing(&g, true).await.unwrap();
+    alice2.conversation(&g).typing(true).await.unwrap();
     let ev = bob.sync().await.unwrap();
     assert!(ev
         .iter()
@@ -184,25 +196,31 @@ async fn content_23_read_receipts_across_devices() {
 async fn content_26_edit_and_delete_across_devices() {
     let w = World::new();
     let (alice1, alice2, bob, g) = trio(&w).await;
-    let m = alice1.send_text(&g, "meet at 5").await.unwrap();
+    let m = alice1
+        .conversation(&g)
+        .send_text("meet at 5")
+        .await
+        .unwrap();
     bob.sync().await.unwrap();
     // alice's other device may edit: authorship is per account.
     alice2.sync().await.unwrap();
     alice2
-        .edit(&g, &m.id, Content::text("meet at 6"))
+        .conversation(&g)
+        .edit(&m.id, Content::text("meet at 6"))
         .await
         .unwrap();
     alice1.sync().await.unwrap();
     alice1
-        .edit(&g, &m.id, Content::text("meet at 7"))
+        .conversation(&g)
+        .edit(&m.id, Content::text("meet at 7"))
         .await
         .unwrap();
     for c in [&alice1, &alice2, &bob] {
         c.sync().await.unwrap();
-        let item = c.message(&g, &m.id).await.unwrap().unwrap();
+        let item = c.conversation(&g).message(&m.id).await.unwrap().unwrap();
         assert_eq!(item.text().as_deref(), Some("meet at 7"));
         assert_eq!(item.edits, 2);
-        let revs = c.edit_history(&g, &m.id).await.unwrap();
+        let revs = c.conversation(&g).edit_history(&m.id).await.unwrap();
         let texts: Vec<_> = revs
             .iter()
             .map(|r| Content::decode(&r.content).summary().unwrap())
@@ -213,23 +231,37 @@ async fn content_26_edit_and_delete_across_devices() {
     assert!(bob.search(Some(&g), "5", 10).await.unwrap().is_empty());
     assert_eq!(bob.search(Some(&g), "7", 10).await.unwrap().len(), 1);
 
-    alice2.delete(&g, &m.id).await.unwrap();
+    alice2.conversation(&g).delete(&m.id).await.unwrap();
     for c in [&alice1, &alice2, &bob] {
         c.sync().await.unwrap();
-        let item = c.message(&g, &m.id).await.unwrap().unwrap();
+        let item = c.conversation(&g).message(&m.id).await.unwrap().unwrap();
         assert_eq!(item.content, None);
         assert_eq!(item.deleted.as_ref().unwrap().by, *alice1.did());
-        assert!(c.edit_history(&g, &m.id).await.unwrap().is_empty());
+        assert!(c
+            .conversation(&g)
+            .edit_history(&m.id)
+            .await
+            .unwrap()
+            .is_empty());
         assert!(c.search(Some(&g), "meet", 10).await.unwrap().is_empty());
-        assert!(c.messages(&g).await.unwrap().iter().all(|x| x.id != m.id));
+        assert!(c
+            .conversation(&g)
+            .messages()
+            .await
+            .unwrap()
+            .iter()
+            .all(|x| x.id != m.id));
     }
     // A deleted message can no longer be edited or reacted to.
     assert!(matches!(
-        alice1.edit(&g, &m.id, Content::text("x")).await,
+        alice1
+            .conversation(&g)
+            .edit(&m.id, Content::text("x"))
+            .await,
         Err(Error::History(HistoryError::Deleted(_)))
     ));
     assert!(matches!(
-        bob.react(&g, &m.id, "👍").await,
+        bob.conversation(&g).react(&m.id, "👍").await,
         Err(Error::History(HistoryError::Deleted(_)))
     ));
 }
@@ -238,17 +270,22 @@ async fn content_26_edit_and_delete_across_devices() {
 async fn content_26_edit_or_delete_of_someone_elses_message_rejected() {
     let w = World::new();
     let (alice1, alice2, bob, g) = trio(&w).await;
-    let m = alice1.send_text(&g, "alice's words").await.unwrap();
+    let m = alice1
+        .conversation(&g)
+        .send_text("alice's words")
+        .await
+        .unwrap();
     bob.sync().await.unwrap();
     alice2.sync().await.unwrap();
 
     let before = bob.store_snapshot().await.unwrap();
     let err = bob
-        .edit(&g, &m.id, Content::text("bob's words"))
+        .conversation(&g)
+        .edit(&m.id, Content::text("bob's words"))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::History(HistoryError::NotAuthor(id)) if id == m.id));
-    let err = bob.delete(&g, &m.id).await.unwrap_err();
+    let err = bob.conversation(&g).delete(&m.id).await.unwrap_err();
     assert!(matches!(err, Error::History(HistoryError::DeleteNotAllowed(id)) if id == m.id));
     assert_eq!(
         bob.store_snapshot().await.unwrap(),
@@ -276,7 +313,7 @@ async fn content_26_edit_or_delete_of_someone_elses_message_rejected() {
                 HistoryError::DeleteNotAllowed(m.id)
             ]
         );
-        let item = c.message(&g, &m.id).await.unwrap().unwrap();
+        let item = c.conversation(&g).message(&m.id).await.unwrap().unwrap();
         assert_eq!(item.text().as_deref(), Some("alice's words"));
         assert_eq!(item.edits, 0);
     }
@@ -315,21 +352,27 @@ async fn content_26_moderation_hook_allows_moderator_delete() {
         .unwrap();
     bob.sync().await.unwrap();
     carol.sync().await.unwrap();
-    let m = alice.send_text(&g, "spam").await.unwrap();
+    let m = alice.conversation(&g).send_text("spam").await.unwrap();
     bob.sync().await.unwrap();
     carol.sync().await.unwrap();
-    assert!(bob.delete(&g, &m.id).await.is_err(), "bob is no moderator");
-    carol.delete(&g, &m.id).await.unwrap();
+    assert!(
+        bob.conversation(&g).delete(&m.id).await.is_err(),
+        "bob is no moderator"
+    );
+    carol.conversation(&g).delete(&m.id).await.unwrap();
     for c in [&alice, &bob] {
         c.sync().await.unwrap();
-        let item = c.message(&g, &m.id).await.unwrap().unwrap();
+        let item = c.conversation(&g).message(&m.id).await.unwrap().unwrap();
         assert_eq!(item.deleted.unwrap().by, *carol.did());
     }
     // Edits stay author-only whatever the policy.
-    let m2 = alice.send_text(&g, "hello").await.unwrap();
+    let m2 = alice.conversation(&g).send_text("hello").await.unwrap();
     carol.sync().await.unwrap();
     assert!(matches!(
-        carol.edit(&g, &m2.id, Content::text("bye")).await,
+        carol
+            .conversation(&g)
+            .edit(&m2.id, Content::text("bye"))
+            .await,
         Err(Error::History(HistoryError::NotAuthor(_)))
     ));
 }
@@ -357,11 +400,17 @@ async fn content_25_five_megabyte_attachment_round_trips() {
         .map(|i| (i * 31 % 251) as u8)
         .collect();
     let sent = alice
-        .attach(&dm, "video.bin", "application/octet-stream", &data)
+        .conversation(&dm)
+        .attach("video.bin", "application/octet-stream", &data)
         .await
         .unwrap();
     bob.sync().await.unwrap();
-    let item = bob.message(&dm, &sent.id).await.unwrap().unwrap();
+    let item = bob
+        .conversation(&dm)
+        .message(&sent.id)
+        .await
+        .unwrap()
+        .unwrap();
     let Some(Content::Attachment(a)) = item.decoded() else {
         panic!("not an attachment: {item:?}")
     };
@@ -394,12 +443,14 @@ async fn content_25_five_megabyte_attachment_round_trips() {
 
     // Small files travel inline.
     let small = alice
-        .attach(&dm, "a.txt", "text/plain", b"tiny")
+        .conversation(&dm)
+        .attach("a.txt", "text/plain", b"tiny")
         .await
         .unwrap();
     bob.sync().await.unwrap();
     let Some(Content::Attachment(a)) = bob
-        .message(&dm, &small.id)
+        .conversation(&dm)
+        .message(&small.id)
         .await
         .unwrap()
         .unwrap()
@@ -437,11 +488,18 @@ async fn content_25_tampered_attachment_file_rejected() {
     let dm = alice.dm(bob.did()).await.unwrap();
     let data = vec![0x5au8; 400_000];
     let sent = alice
-        .attach(&dm, "scan.pdf", "application/pdf", &data)
+        .conversation(&dm)
+        .attach("scan.pdf", "application/pdf", &data)
         .await
         .unwrap();
     bob.sync().await.unwrap();
-    let Some(Content::Attachment(a)) = bob.message(&dm, &sent.id).await.unwrap().unwrap().decoded()
+    let Some(Content::Attachment(a)) = bob
+        .conversation(&dm)
+        .message(&sent.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .decoded()
     else {
         panic!()
     };
@@ -474,10 +532,15 @@ async fn content_15_unknown_type_shows_fallback_and_is_kept_raw() {
         EncodedContent::new("example.org/poll:3.1".parse().unwrap(), vec![0, 1, 2, 0xff]);
     poll.fallback = Some("[a poll: lunch? update your app to vote]".into());
     poll.parameters.insert("x".into(), "y".into());
-    let sent = alice1.send_content(&g, &poll).await.unwrap();
+    let sent = alice1.conversation(&g).send_content(&poll).await.unwrap();
     let ev = bob.sync().await.unwrap();
     assert_eq!(texts(&ev), vec!["[a poll: lunch? update your app to vote]"]);
-    let item = bob.message(&g, &sent.id).await.unwrap().unwrap();
+    let item = bob
+        .conversation(&g)
+        .message(&sent.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         item.content.as_ref(),
         Some(&poll),
@@ -496,7 +559,8 @@ async fn content_27_group_updates_are_derived_from_commits_and_cannot_be_forged(
     let (alice1, alice2, bob, g) = trio(&w).await;
     let (carol, _) = w.account("carol").await;
     alice1
-        .add_members(&g, &[carol.did().clone()])
+        .conversation(&g)
+        .add_members(&[carol.did().clone()])
         .await
         .unwrap();
     let updates = |items: Vec<HistoryItem>| -> Vec<(MessageId, GroupUpdated)> {
@@ -531,12 +595,12 @@ async fn content_27_group_updates_are_derived_from_commits_and_cannot_be_forged(
     })
     .unwrap();
     assert!(matches!(
-        bob.send_content(&g, &forged).await,
+        bob.conversation(&g).send_content(&forged).await,
         Err(Error::History(HistoryError::Forged))
     ));
     // Group updates cannot be deleted, not even by their committer.
     assert!(matches!(
-        alice1.delete(&g, &last.0).await,
+        alice1.conversation(&g).delete(&last.0).await,
         Err(Error::History(HistoryError::DeleteNotAllowed(_)))
     ));
     let before = all_items(&alice2, &g).await;
@@ -550,9 +614,14 @@ async fn content_27_group_updates_are_derived_from_commits_and_cannot_be_forged(
 async fn content_28_disappearing_messages_vanish_on_all_devices() {
     let w = World::new();
     let (alice1, alice2, bob, g) = trio(&w).await;
-    let keep = alice1.send_text(&g, "before the timer").await.unwrap();
+    let keep = alice1
+        .conversation(&g)
+        .send_text("before the timer")
+        .await
+        .unwrap();
     alice1
-        .set_disappearing(&g, Some(Duration::from_secs(60)))
+        .conversation(&g)
+        .set_disappearing(Some(Duration::from_secs(60)))
         .await
         .unwrap();
     let ev = bob.sync().await.unwrap();
@@ -560,14 +629,18 @@ async fn content_28_disappearing_messages_vanish_on_all_devices() {
         .iter()
         .any(|e| matches!(e, Event::DisappearingChanged { secs: Some(60), .. })));
     alice2.sync().await.unwrap();
-    let gone = bob.send_text(&g, "zanzibar plans").await.unwrap();
+    let gone = bob
+        .conversation(&g)
+        .send_text("zanzibar plans")
+        .await
+        .unwrap();
     for c in [&alice1, &alice2, &bob] {
         c.sync().await.unwrap();
         assert_eq!(
-            c.disappearing(&g).await.unwrap(),
+            c.conversation(&g).disappearing().await.unwrap(),
             Some(Duration::from_secs(60))
         );
-        let item = c.message(&g, &gone.id).await.unwrap().unwrap();
+        let item = c.conversation(&g).message(&gone.id).await.unwrap().unwrap();
         assert!(item.expires_at.unwrap() >= item.received + 60);
         assert_eq!(c.search(Some(&g), "zanzibar", 5).await.unwrap().len(), 1);
         assert!(store_contains(c, "zanzibar").await, "the check can see it");
@@ -575,21 +648,30 @@ async fn content_28_disappearing_messages_vanish_on_all_devices() {
     // A minute later (each device's clock), every device deletes it.
     for c in [&alice1, &alice2, &bob] {
         assert!(c.purge_expired_at(unix_now() + 120).await.unwrap() >= 1);
-        assert_eq!(c.message(&g, &gone.id).await.unwrap(), None);
+        assert_eq!(c.conversation(&g).message(&gone.id).await.unwrap(), None);
         assert!(c.search(Some(&g), "zanzibar", 5).await.unwrap().is_empty());
         assert!(
-            c.message(&g, &keep.id).await.unwrap().is_some(),
+            c.conversation(&g)
+                .message(&keep.id)
+                .await
+                .unwrap()
+                .is_some(),
             "older messages stay"
         );
         let dump = format!("{:?}", c.store_snapshot().await.unwrap());
         assert!(!dump.contains("zanzibar"), "no trace left in the store");
     }
-    alice2.set_disappearing(&g, None).await.unwrap();
+    alice2
+        .conversation(&g)
+        .set_disappearing(None)
+        .await
+        .unwrap();
     bob.sync().await.unwrap();
-    assert_eq!(bob.disappearing(&g).await.unwrap(), None);
-    let stays = bob.send_text(&g, "permanent").await.unwrap();
+    assert_eq!(bob.conversation(&g).disappearing().await.unwrap(), None);
+    let stays = bob.conversation(&g).send_text("permanent").await.unwrap();
     assert_eq!(
-        bob.message(&g, &stays.id)
+        bob.conversation(&g)
+            .message(&stays.id)
             .await
             .unwrap()
             .unwrap()
@@ -607,7 +689,8 @@ async fn content_30_search_and_pagination() {
         sender.sync().await.unwrap();
         let word = if i == 7 { " rhubarb" } else { "" };
         sender
-            .send_text(&g, &format!("message {i}{word}"))
+            .conversation(&g)
+            .send_text(&format!("message {i}{word}"))
             .await
             .unwrap();
     }
@@ -638,7 +721,7 @@ async fn content_30_search_and_pagination() {
     let mut pages = Vec::new();
     let mut cursor = None;
     loop {
-        let page = alice2.history(&g, cursor, 10).await.unwrap();
+        let page = alice2.conversation(&g).history(cursor, 10).await.unwrap();
         pages.push(
             page.items
                 .iter()
@@ -663,7 +746,7 @@ async fn content_30_search_and_pagination() {
 async fn content_15_malformed_known_type_is_kept_as_its_fallback() {
     let w = World::new();
     let (alice1, _alice2, bob, g) = trio(&w).await;
-    let m = alice1.send_text(&g, "target").await.unwrap();
+    let m = alice1.conversation(&g).send_text("target").await.unwrap();
     bob.sync().await.unwrap();
     // A reaction whose payload has a trailing byte: not a reaction, so not applied.
     let mut bad = ReactionCodec::encode(&Reaction {
@@ -673,17 +756,23 @@ async fn content_15_malformed_known_type_is_kept_as_its_fallback() {
     })
     .unwrap();
     bad.content.push(0);
-    let sent = alice1.send_content(&g, &bad).await.unwrap();
+    let sent = alice1.conversation(&g).send_content(&bad).await.unwrap();
     let ev = bob.sync().await.unwrap();
     assert_eq!(texts(&ev), vec!["Reacted 👍 to a message"]);
     assert!(bob
-        .message(&g, &m.id)
+        .conversation(&g)
+        .message(&m.id)
         .await
         .unwrap()
         .unwrap()
         .reactions
         .is_empty());
-    let kept = bob.message(&g, &sent.id).await.unwrap().unwrap();
+    let kept = bob
+        .conversation(&g)
+        .message(&sent.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(kept.content.as_ref(), Some(&bad));
     assert!(matches!(kept.decoded(), Some(Content::Unknown { .. })));
 }
@@ -711,7 +800,7 @@ async fn content_28_forged_group_context_change_is_refused_epoch_unchanged() {
                 "{ev:?}"
             );
             assert_eq!(c.epoch_fingerprint(&g).await.unwrap(), before);
-            assert_eq!(c.disappearing(&g).await.unwrap(), None);
+            assert_eq!(c.conversation(&g).disappearing().await.unwrap(), None);
         }
     }
 }
@@ -744,32 +833,47 @@ async fn content_25k_deleted_and_expired_attachments_erased_from_a_local_store()
     };
     // Deleted by its author: the file goes when the delete is applied.
     let sent = alice
-        .attach(&dm, "a.bin", "application/octet-stream", &[1u8; 300_000])
+        .conversation(&dm)
+        .attach("a.bin", "application/octet-stream", &[1u8; 300_000])
         .await
         .unwrap();
     bob.sync().await.unwrap();
-    let Some(Content::Attachment(a)) = bob.message(&dm, &sent.id).await.unwrap().unwrap().decoded()
+    let Some(Content::Attachment(a)) = bob
+        .conversation(&dm)
+        .message(&sent.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .decoded()
     else {
         panic!()
     };
     assert!(path_of(&a).exists());
-    alice.delete(&dm, &sent.id).await.unwrap();
+    alice.conversation(&dm).delete(&sent.id).await.unwrap();
     alice.sync().await.unwrap();
     assert!(!path_of(&a).exists(), "erased by the author's device");
     bob.sync().await.unwrap();
     assert_eq!(bob.erase_deleted_blobs().await.unwrap(), 0, "queue drained");
     // Expired: the file goes when the timer runs out on a device.
     alice
-        .set_disappearing(&dm, Some(Duration::from_secs(60)))
+        .conversation(&dm)
+        .set_disappearing(Some(Duration::from_secs(60)))
         .await
         .unwrap();
     bob.sync().await.unwrap();
     let sent = alice
-        .attach(&dm, "b.bin", "application/octet-stream", &[2u8; 300_000])
+        .conversation(&dm)
+        .attach("b.bin", "application/octet-stream", &[2u8; 300_000])
         .await
         .unwrap();
     bob.sync().await.unwrap();
-    let Some(Content::Attachment(a)) = bob.message(&dm, &sent.id).await.unwrap().unwrap().decoded()
+    let Some(Content::Attachment(a)) = bob
+        .conversation(&dm)
+        .message(&sent.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .decoded()
     else {
         panic!()
     };

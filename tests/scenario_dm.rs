@@ -15,7 +15,7 @@ async fn dm_multi_device_seen_on_all_devices() {
         dm,
         "asking again returns the same DM"
     );
-    alice1.send_text(&dm, "hi bob").await.unwrap();
+    alice1.conversation(&dm).send_text("hi bob").await.unwrap();
 
     let ev = bob.sync().await.unwrap();
     assert_eq!(joined(&ev), vec![dm.clone()]);
@@ -29,10 +29,10 @@ async fn dm_multi_device_seen_on_all_devices() {
         "bob's DM with alice is the same group"
     );
 
-    bob.send_text(&dm, "hi alice").await.unwrap();
+    bob.conversation(&dm).send_text("hi alice").await.unwrap();
     assert_eq!(texts(&alice1.sync().await.unwrap()), vec!["hi alice"]);
     assert_eq!(texts(&alice2.sync().await.unwrap()), vec!["hi alice"]);
-    assert_eq!(alice1.members(&dm).await.unwrap().len(), 3);
+    assert_eq!(alice1.conversation(&dm).members().await.unwrap().len(), 3);
 }
 
 /// Messages read on the way while committing are not lost to the app: the next sync reports
@@ -44,9 +44,9 @@ async fn messages_read_while_committing_are_reported_by_the_next_sync() {
     let (bob, _) = w.account("bob").await;
     let dm = alice.dm(bob.did()).await.unwrap();
     bob.sync().await.unwrap();
-    alice.send_text(&dm, "first").await.unwrap();
+    alice.conversation(&dm).send_text("first").await.unwrap();
     // bob updates without syncing first: committing catches up on "first".
-    bob.self_update(&dm).await.unwrap();
+    bob.conversation(&dm).self_update().await.unwrap();
     assert_eq!(texts(&bob.sync().await.unwrap()), vec!["first"]);
     assert_eq!(texts(&bob.sync().await.unwrap()), Vec::<String>::new());
 }

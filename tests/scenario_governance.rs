@@ -94,12 +94,22 @@ async fn cast(preset: Preset) -> Cast {
 #[tokio::test]
 async fn gov_1_creator_is_owner_and_gov_5_moderator_removes_a_member() {
     let c = cast(Preset::AdminsOnly).await;
-    assert_eq!(c.bob.role(&c.g, c.alice.did()).await.unwrap(), Role::Owner);
-    assert_eq!(c.bob.role(&c.g, c.carol.did()).await.unwrap(), Role::Member);
-    assert_eq!(c.dave.metadata(&c.g).await.unwrap().name, "Secret Club");
+    assert_eq!(
+        c.bob.conversation(&c.g).role(c.alice.did()).await.unwrap(),
+        Role::Owner
+    );
+    assert_eq!(
+        c.bob.conversation(&c.g).role(c.carol.did()).await.unwrap(),
+        Role::Member
+    );
+    assert_eq!(
+        c.dave.conversation(&c.g).metadata().await.unwrap().name,
+        "Secret Club"
+    );
 
     c.alice
-        .set_role(&c.g, c.carol.did(), Role::Moderator)
+        .conversation(&c.g)
+        .set_role(c.carol.did(), Role::Moderator)
         .await
         .unwrap();
     // GOV-10: every member derives the audit event from the verified commit.
@@ -115,7 +125,8 @@ async fn gov_1_creator_is_owner_and_gov_5_moderator_removes_a_member() {
     }
     // A moderator may remove a member (RemoveMembers is moderator and up in both presets)...
     c.carol
-        .remove_members(&c.g, &[c.dave.did().clone()])
+        .conversation(&c.g)
+        .remove_members(&[c.dave.did().clone()])
         .await
         .unwrap();
     let ev = c.bob.sync().await.unwrap();
@@ -132,14 +143,16 @@ async fn gov_1_creator_is_owner_and_gov_5_moderator_removes_a_member() {
     c.alice.sync().await.unwrap();
     // ...but not an admin or the owner (GOV-5).
     c.alice
-        .set_role(&c.g, c.bob.did(), Role::Admin)
+        .conversation(&c.g)
+        .set_role(c.bob.did(), Role::Admin)
         .await
         .unwrap();
     c.carol.sync().await.unwrap();
     let before = c.carol.epoch_fingerprint(&c.g).await.unwrap();
     let e = c
         .carol
-        .remove_members(&c.g, &[c.bob.did().clone()])
+        .conversation(&c.g)
+        .remove_members(&[c.bob.did().clone()])
         .await
         .unwrap_err();
     assert!(
@@ -152,7 +165,13 @@ async fn gov_1_creator_is_owner_and_gov_5_moderator_removes_a_member() {
     assert_eq!(c.carol.epoch_fingerprint(&c.g).await.unwrap(), before);
 
     // The audit trail is in the history too, as group updates derived locally.
-    let items = c.bob.history(&c.g, None, 50).await.unwrap().items;
+    let items = c
+        .bob
+        .conversation(&c.g)
+        .history(None, 50)
+        .await
+        .unwrap()
+        .items;
     let texts: Vec<String> = items
         .iter()
         .filter_map(|i| match i.decoded() {
@@ -172,21 +191,29 @@ async fn gov_4_api_refuses_what_the_policies_forbid_state_unchanged() {
     let before = state(&c.bob, &c.g).await;
     let e = c
         .bob
-        .add_members(&c.g, &[erin.did().clone()])
+        .conversation(&c.g)
+        .add_members(&[erin.did().clone()])
         .await
         .unwrap_err();
     assert!(forbidden(&e, Action::AddMembers), "{e:?}");
-    let e = c.bob.set_name(&c.g, "Bob's").await.unwrap_err();
+    let e = c
+        .bob
+        .conversation(&c.g)
+        .set_name("Bob's")
+        .await
+        .unwrap_err();
     assert!(forbidden(&e, Action::EditName), "{e:?}");
     let e = c
         .bob
-        .set_role(&c.g, c.bob.did(), Role::Admin)
+        .conversation(&c.g)
+        .set_role(c.bob.did(), Role::Admin)
         .await
         .unwrap_err();
     assert!(forbidden(&e, Action::ChangeRoles), "{e:?}");
     let e = c
         .bob
-        .apply_preset(&c.g, Preset::AllMembers)
+        .conversation(&c.g)
+        .apply_preset(Preset::AllMembers)
         .await
         .unwrap_err();
     assert!(forbidden(&e, Action::ChangePolicies), "{e:?}");
@@ -252,7 +279,11 @@ fn context_commit(
 async fn all_refuse(c: &Cast, forged: &[u8], check: impl Fn(&Error) -> bool) {
     for m in [&c.alice, &c.carol, &c.dave] {
         let before = state(m, &c.g).await;
-        let e = m.process_incoming(&c.g, forged).await.unwrap_err();
+        let e = m
+            .conversation(&c.g)
+            .process_incoming(forged)
+            .await
+            .unwrap_err();
         assert!(check(&e), "{e:?}");
         assert!(state(m, &c.g).await == before, "state changed");
     }
@@ -354,7 +385,11 @@ async fn gov_4_forged_add_rename_and_self_promotion_are_refused_by_every_member(
         "{ev:?}"
     );
     assert_eq!(c.alice.epoch_fingerprint(&c.g).await.unwrap(), before);
-    c.alice.send_text(&c.g, "still fine").await.unwrap();
+    c.alice
+        .conversation(&c.g)
+        .send_text("still fine")
+        .await
+        .unwrap();
     assert_eq!(texts(&c.carol.sync().await.unwrap()), vec!["still fine"]);
 }
 
@@ -364,7 +399,8 @@ async fn gov_7_metadata_over_the_limit_is_refused_by_api_and_by_receivers() {
     let before = state(&c.alice, &c.g).await;
     let e = c
         .alice
-        .set_name(&c.g, &"x".repeat(atmls::group::MAX_NAME + 1))
+        .conversation(&c.g)
+        .set_name(&"x".repeat(atmls::group::MAX_NAME + 1))
         .await
         .unwrap_err();
     assert!(
@@ -401,11 +437,19 @@ async fn gov_7_metadata_over_the_limit_is_refused_by_api_and_by_receivers() {
 #[tokio::test]
 async fn gov_3_policy_preset_switch() {
     let c = cast(Preset::AllMembers).await;
-    c.bob.set_name(&c.g, "Bob was here").await.unwrap();
+    c.bob
+        .conversation(&c.g)
+        .set_name("Bob was here")
+        .await
+        .unwrap();
     c.alice.sync().await.unwrap();
-    assert_eq!(c.alice.metadata(&c.g).await.unwrap().name, "Bob was here");
+    assert_eq!(
+        c.alice.conversation(&c.g).metadata().await.unwrap().name,
+        "Bob was here"
+    );
     c.alice
-        .apply_preset(&c.g, Preset::AdminsOnly)
+        .conversation(&c.g)
+        .apply_preset(Preset::AdminsOnly)
         .await
         .unwrap();
     let ev = c.bob.sync().await.unwrap();
@@ -413,26 +457,43 @@ async fn gov_3_policy_preset_switch() {
         action: Action::EditName,
         policy: Policy::AtLeast(Role::Admin)
     }));
-    let e = c.bob.set_name(&c.g, "again").await.unwrap_err();
+    let e = c
+        .bob
+        .conversation(&c.g)
+        .set_name("again")
+        .await
+        .unwrap_err();
     assert!(forbidden(&e, Action::EditName), "{e:?}");
     // One action at a time, too: only owners may post now.
     c.alice
-        .set_policy(&c.g, Action::Post, Policy::AtLeast(Role::Owner))
+        .conversation(&c.g)
+        .set_policy(Action::Post, Policy::AtLeast(Role::Owner))
         .await
         .unwrap();
     c.bob.sync().await.unwrap();
-    let e = c.bob.send_text(&c.g, "hello?").await.unwrap_err();
+    let e = c
+        .bob
+        .conversation(&c.g)
+        .send_text("hello?")
+        .await
+        .unwrap_err();
     assert!(forbidden(&e, Action::Post), "{e:?}");
     // DMs have a fixed policy (GOV-3): no metadata, no third account.
     let dm = c.alice.dm(c.bob.did()).await.unwrap();
     c.bob.sync().await.unwrap();
     let e = c
         .alice
-        .add_members(&dm, &[c.carol.did().clone()])
+        .conversation(&dm)
+        .add_members(&[c.carol.did().clone()])
         .await
         .unwrap_err();
     assert!(forbidden(&e, Action::AddMembers), "{e:?}");
-    let e = c.alice.set_name(&dm, "our DM").await.unwrap_err();
+    let e = c
+        .alice
+        .conversation(&dm)
+        .set_name("our DM")
+        .await
+        .unwrap_err();
     assert!(
         matches!(
             e,
@@ -445,32 +506,57 @@ async fn gov_3_policy_preset_switch() {
 #[tokio::test]
 async fn gov_8_can_post_enforced_by_receivers_and_moderators_delete() {
     let c = cast(Preset::AllMembers).await;
-    let m = c.bob.send_text(&c.g, "bob speaks").await.unwrap();
+    let m = c
+        .bob
+        .conversation(&c.g)
+        .send_text("bob speaks")
+        .await
+        .unwrap();
     c.alice.sync().await.unwrap();
     c.carol.sync().await.unwrap();
     // carol, a moderator, deletes bob's message on every device.
     c.alice
-        .set_role(&c.g, c.carol.did(), Role::Moderator)
+        .conversation(&c.g)
+        .set_role(c.carol.did(), Role::Moderator)
         .await
         .unwrap();
     c.carol.sync().await.unwrap();
-    c.carol.delete(&c.g, &m.id).await.unwrap();
+    c.carol.conversation(&c.g).delete(&m.id).await.unwrap();
     c.alice.sync().await.unwrap();
-    let item = c.alice.message(&c.g, &m.id).await.unwrap().unwrap();
+    let item = c
+        .alice
+        .conversation(&c.g)
+        .message(&m.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(item.deleted.unwrap().by, *c.carol.did());
     // bob may not delete carol's (a member deletes only their own).
-    let cm = c.carol.send_text(&c.g, "carol speaks").await.unwrap();
+    let cm = c
+        .carol
+        .conversation(&c.g)
+        .send_text("carol speaks")
+        .await
+        .unwrap();
     c.bob.sync().await.unwrap();
-    assert!(c.bob.delete(&c.g, &cm.id).await.is_err());
+    assert!(c.bob.conversation(&c.g).delete(&cm.id).await.is_err());
 
     // Posting becomes admins-only; bob's modified client posts anyway: dropped with an event.
     c.alice
-        .set_policy(&c.g, Action::Post, Policy::AtLeast(Role::Admin))
+        .conversation(&c.g)
+        .set_policy(Action::Post, Policy::AtLeast(Role::Admin))
         .await
         .unwrap();
     c.bob.sync().await.unwrap();
     c.carol.sync().await.unwrap();
-    let before = c.carol.history(&c.g, None, 100).await.unwrap().items.len();
+    let before = c
+        .carol
+        .conversation(&c.g)
+        .history(None, 100)
+        .await
+        .unwrap()
+        .items
+        .len();
     c.bob
         .send_unchecked(&c.g, &Content::text("muted but talking"))
         .await
@@ -482,11 +568,17 @@ async fn gov_8_can_post_enforced_by_receivers_and_moderators_delete() {
     );
     assert!(texts(&ev).is_empty());
     assert_eq!(
-        c.carol.history(&c.g, None, 100).await.unwrap().items.len(),
+        c.carol
+            .conversation(&c.g)
+            .history(None, 100)
+            .await
+            .unwrap()
+            .items
+            .len(),
         before
     );
     // Receipts are not posts.
-    c.bob.mark_read(&c.g, &cm.id).await.unwrap();
+    c.bob.conversation(&c.g).mark_read(&cm.id).await.unwrap();
 }
 
 #[tokio::test]
@@ -499,28 +591,47 @@ async fn gov_6_last_owner_cannot_leave_owner_hand_over_then_leave() {
             Error::Group(GroupError::Governance(GovernanceError::LastOwner))
         )
     };
-    let e = c.alice.leave(&c.g).await.unwrap_err();
+    let e = c.alice.conversation(&c.g).leave().await.unwrap_err();
     assert!(last_owner(&e), "{e:?}");
     let e = c
         .alice
-        .set_role(&c.g, c.alice.did(), Role::Admin)
+        .conversation(&c.g)
+        .set_role(c.alice.did(), Role::Admin)
         .await
         .unwrap_err();
     assert!(last_owner(&e), "{e:?}");
     assert_eq!(state(&c.alice, &c.g).await, before);
 
     // Hand-over: bob becomes owner, alice admin.
-    c.alice.transfer_ownership(&c.g, c.bob.did()).await.unwrap();
+    c.alice
+        .conversation(&c.g)
+        .transfer_ownership(c.bob.did())
+        .await
+        .unwrap();
     c.bob.sync().await.unwrap();
-    assert_eq!(c.bob.role(&c.g, c.bob.did()).await.unwrap(), Role::Owner);
-    assert_eq!(c.bob.role(&c.g, c.alice.did()).await.unwrap(), Role::Admin);
+    assert_eq!(
+        c.bob.conversation(&c.g).role(c.bob.did()).await.unwrap(),
+        Role::Owner
+    );
+    assert_eq!(
+        c.bob.conversation(&c.g).role(c.alice.did()).await.unwrap(),
+        Role::Admin
+    );
     // Now bob is the last owner; he leaves naming carol.
-    c.bob.leave_naming(&c.g, c.carol.did()).await.unwrap();
+    c.bob
+        .conversation(&c.g)
+        .leave_naming(c.carol.did())
+        .await
+        .unwrap();
     c.carol.sync().await.unwrap(); // commits bob's leave
-    let members = c.carol.members(&c.g).await.unwrap();
+    let members = c.carol.conversation(&c.g).members().await.unwrap();
     assert!(members.iter().all(|m| m.did != *c.bob.did()));
     assert_eq!(
-        c.carol.role(&c.g, c.carol.did()).await.unwrap(),
+        c.carol
+            .conversation(&c.g)
+            .role(c.carol.did())
+            .await
+            .unwrap(),
         Role::Owner
     );
     // The leaver's device drops the group state.
@@ -529,8 +640,13 @@ async fn gov_6_last_owner_cannot_leave_owner_hand_over_then_leave() {
         ev.iter().any(|e| matches!(e, Event::Removed { .. })),
         "{ev:?}"
     );
-    assert!(c.bob.members(&c.g).await.is_err());
-    assert!(c.bob.send_text(&c.g, "still here?").await.is_err());
+    assert!(c.bob.conversation(&c.g).members().await.is_err());
+    assert!(c
+        .bob
+        .conversation(&c.g)
+        .send_text("still here?")
+        .await
+        .is_err());
 }
 
 #[tokio::test]
@@ -547,14 +663,23 @@ async fn gov_7_metadata_avatar_and_pins_round_trip_with_audit() {
     let bob = mk("bob").await.unwrap();
     let g = alice.create_group(&[bob.did().clone()]).await.unwrap();
     bob.sync().await.unwrap();
-    alice.set_description(&g, "members only").await.unwrap();
-    let png = vec![0x89u8; 50_000];
     alice
-        .set_avatar(&g, Some(("image/png", &png)))
+        .conversation(&g)
+        .set_description("members only")
         .await
         .unwrap();
-    let m = alice.send_text(&g, "rules: be nice").await.unwrap();
-    alice.pin(&g, &m.id).await.unwrap();
+    let png = vec![0x89u8; 50_000];
+    alice
+        .conversation(&g)
+        .set_avatar(Some(("image/png", &png)))
+        .await
+        .unwrap();
+    let m = alice
+        .conversation(&g)
+        .send_text("rules: be nice")
+        .await
+        .unwrap();
+    alice.conversation(&g).pin(&m.id).await.unwrap();
     let ev = bob.sync().await.unwrap();
     assert_eq!(
         changes(&ev),
@@ -564,16 +689,22 @@ async fn gov_7_metadata_avatar_and_pins_round_trip_with_audit() {
             GovernanceChange::Pinned(m.id),
         ]
     );
-    let meta = bob.metadata(&g).await.unwrap();
+    let meta = bob.conversation(&g).metadata().await.unwrap();
     assert_eq!(meta.description, "members only");
     assert_eq!(meta.pinned, vec![m.id]);
     assert_eq!(
-        bob.avatar(&g).await.unwrap(),
+        bob.conversation(&g).avatar().await.unwrap(),
         Some(("image/png".into(), png))
     );
-    bob.unpin(&g, &m.id).await.unwrap();
+    bob.conversation(&g).unpin(&m.id).await.unwrap();
     alice.sync().await.unwrap();
-    assert!(alice.metadata(&g).await.unwrap().pinned.is_empty());
+    assert!(alice
+        .conversation(&g)
+        .metadata()
+        .await
+        .unwrap()
+        .pinned
+        .is_empty());
 
     // Where members may not change the avatar, carol's attempt stores nothing at all.
     let carols_blobs = std::sync::Arc::new(atmls::blob::MemoryBlobStore::new());
@@ -583,11 +714,20 @@ async fn gov_7_metadata_avatar_and_pins_round_trip_with_audit() {
         .build()
         .await
         .unwrap();
-    alice.add_members(&g, &[carol.did().clone()]).await.unwrap();
-    alice.apply_preset(&g, Preset::AdminsOnly).await.unwrap();
+    alice
+        .conversation(&g)
+        .add_members(&[carol.did().clone()])
+        .await
+        .unwrap();
+    alice
+        .conversation(&g)
+        .apply_preset(Preset::AdminsOnly)
+        .await
+        .unwrap();
     carol.sync().await.unwrap();
     let err = carol
-        .set_avatar(&g, Some(("image/png", &[1, 2, 3])))
+        .conversation(&g)
+        .set_avatar(Some(("image/png", &[1, 2, 3])))
         .await
         .unwrap_err();
     assert!(
@@ -607,7 +747,8 @@ async fn gov_7_metadata_avatar_and_pins_round_trip_with_audit() {
 async fn inv_3_forged_invite_use_without_a_join_is_refused() {
     let c = cast(Preset::AllMembers).await;
     c.alice
-        .create_invite(&c.g, atmls::client::InviteOptions::default())
+        .conversation(&c.g)
+        .create_invite(atmls::client::InviteOptions::default())
         .await
         .unwrap();
     for m in [&c.bob, &c.carol, &c.dave] {
@@ -638,7 +779,11 @@ async fn inv_3_forged_invite_use_without_a_join_is_refused() {
 #[tokio::test]
 async fn gov_6_a_forged_leave_request_of_the_last_owner_is_refused() {
     let c = cast(Preset::AllMembers).await;
-    c.alice.transfer_ownership(&c.g, c.bob.did()).await.unwrap();
+    c.alice
+        .conversation(&c.g)
+        .transfer_ownership(c.bob.did())
+        .await
+        .unwrap();
     for m in [&c.bob, &c.carol, &c.dave] {
         m.sync().await.unwrap();
     }
@@ -653,7 +798,11 @@ async fn gov_6_a_forged_leave_request_of_the_last_owner_is_refused() {
     .unwrap();
     for m in [&c.alice, &c.carol, &c.dave] {
         let before = state(m, &c.g).await;
-        let e = m.process_incoming(&c.g, &sealed).await.unwrap_err();
+        let e = m
+            .conversation(&c.g)
+            .process_incoming(&sealed)
+            .await
+            .unwrap_err();
         assert!(
             matches!(
                 e,
@@ -669,26 +818,36 @@ async fn gov_6_a_forged_leave_request_of_the_last_owner_is_refused() {
 async fn gov_9_a_removed_member_can_be_added_again() {
     let c = cast(Preset::AllMembers).await;
     c.alice
-        .set_role(&c.g, c.dave.did(), Role::Moderator)
+        .conversation(&c.g)
+        .set_role(c.dave.did(), Role::Moderator)
         .await
         .unwrap();
     c.alice
-        .remove_members(&c.g, &[c.dave.did().clone()])
+        .conversation(&c.g)
+        .remove_members(&[c.dave.did().clone()])
         .await
         .unwrap();
     // The role went with him (GOV-5): he comes back as a member.
     assert_eq!(
-        c.alice.role(&c.g, c.dave.did()).await.unwrap(),
+        c.alice.conversation(&c.g).role(c.dave.did()).await.unwrap(),
         Role::Member
     );
     c.dave.sync().await.unwrap();
-    assert!(c.dave.members(&c.g).await.is_err(), "state dropped");
+    assert!(
+        c.dave.conversation(&c.g).members().await.is_err(),
+        "state dropped"
+    );
     c.alice
-        .add_members(&c.g, &[c.dave.did().clone()])
+        .conversation(&c.g)
+        .add_members(&[c.dave.did().clone()])
         .await
         .unwrap();
     assert_eq!(joined(&c.dave.sync().await.unwrap()), vec![c.g.clone()]);
-    c.alice.send_text(&c.g, "welcome back").await.unwrap();
+    c.alice
+        .conversation(&c.g)
+        .send_text("welcome back")
+        .await
+        .unwrap();
     assert_eq!(texts(&c.dave.sync().await.unwrap()), vec!["welcome back"]);
 }
 
@@ -696,7 +855,8 @@ async fn gov_9_a_removed_member_can_be_added_again() {
 async fn gov_5_an_admin_cannot_demote_the_owner_even_by_a_forged_commit() {
     let c = cast(Preset::AdminsOnly).await;
     c.alice
-        .set_role(&c.g, c.bob.did(), Role::Admin)
+        .conversation(&c.g)
+        .set_role(c.bob.did(), Role::Admin)
         .await
         .unwrap();
     for m in [&c.bob, &c.carol, &c.dave] {
@@ -705,7 +865,8 @@ async fn gov_5_an_admin_cannot_demote_the_owner_even_by_a_forged_commit() {
     // The API refuses...
     let e = c
         .bob
-        .set_role(&c.g, c.alice.did(), Role::Member)
+        .conversation(&c.g)
+        .set_role(c.alice.did(), Role::Member)
         .await
         .unwrap_err();
     assert!(

@@ -26,51 +26,64 @@ async fn group_of_three_users_five_devices_add_remove_leave_update() {
     for c in [&alice2, &bob1, &bob2, &carol] {
         assert_eq!(joined(&c.sync().await.unwrap()), vec![g.clone()]);
     }
-    assert_eq!(alice1.members(&g).await.unwrap().len(), 5);
+    assert_eq!(alice1.conversation(&g).members().await.unwrap().len(), 5);
 
-    alice1.send_text(&g, "hello all").await.unwrap();
+    alice1
+        .conversation(&g)
+        .send_text("hello all")
+        .await
+        .unwrap();
     for c in [&alice2, &bob1, &bob2, &carol] {
         assert_eq!(texts(&c.sync().await.unwrap()), vec!["hello all"]);
     }
 
     // Update: bob2 rotates its leaf keys; everyone follows.
     let before = bob2.epoch_fingerprint(&g).await.unwrap();
-    bob2.self_update(&g).await.unwrap();
+    bob2.conversation(&g).self_update().await.unwrap();
     assert_eq!(bob2.epoch_fingerprint(&g).await.unwrap().0, before.0 + 1);
-    bob1.send_text(&g, "after update").await.unwrap();
+    bob1.conversation(&g)
+        .send_text("after update")
+        .await
+        .unwrap();
     for c in [&alice1, &alice2, &bob2, &carol] {
         assert_eq!(texts(&c.sync().await.unwrap()), vec!["after update"]);
     }
 
     // Remove carol: she can no longer read.
     alice2
-        .remove_members(&g, &[carol.did().clone()])
+        .conversation(&g)
+        .remove_members(&[carol.did().clone()])
         .await
         .unwrap();
     let ev = carol.sync().await.unwrap();
     assert!(ev.iter().any(|e| matches!(e, Event::Removed { .. })));
-    alice1.send_text(&g, "carol is gone").await.unwrap();
+    alice1
+        .conversation(&g)
+        .send_text("carol is gone")
+        .await
+        .unwrap();
     assert!(texts(&carol.sync().await.unwrap()).is_empty());
-    assert!(carol.send_text(&g, "let me in").await.is_err());
+    assert!(carol.conversation(&g).send_text("let me in").await.is_err());
     for c in [&bob1, &bob2, &alice2] {
         assert_eq!(texts(&c.sync().await.unwrap()), vec!["carol is gone"]);
     }
 
     // Add carol back.
     alice1
-        .add_members(&g, &[carol.did().clone()])
+        .conversation(&g)
+        .add_members(&[carol.did().clone()])
         .await
         .unwrap();
-    assert_eq!(alice1.members(&g).await.unwrap().len(), 5);
+    assert_eq!(alice1.conversation(&g).members().await.unwrap().len(), 5);
 
     // Bob leaves with both devices: the next member to sync commits it.
-    bob1.leave(&g).await.unwrap();
+    bob1.conversation(&g).leave().await.unwrap();
     let ev = alice1.sync().await.unwrap();
     assert!(
         ev.iter().any(|e| matches!(e, Event::LeaveRequested { .. })),
         "{ev:?}"
     );
-    let members = alice1.members(&g).await.unwrap();
+    let members = alice1.conversation(&g).members().await.unwrap();
     assert!(members.iter().all(|m| &m.did != bob1.did()), "{members:?}");
     for b in [&bob1, &bob2] {
         let ev = b.sync().await.unwrap();
@@ -82,7 +95,7 @@ async fn group_of_three_users_five_devices_add_remove_leave_update() {
         assert_eq!(info[0].status, GroupStatus::Left);
     }
     alice2.sync().await.unwrap();
-    alice2.send_text(&g, "bye bob").await.unwrap();
+    alice2.conversation(&g).send_text("bye bob").await.unwrap();
     assert_eq!(texts(&alice1.sync().await.unwrap()), vec!["bye bob"]);
     assert!(texts(&bob1.sync().await.unwrap()).is_empty());
 }
@@ -114,7 +127,10 @@ async fn concurrent_commits_one_wins_both_converge_loser_retries() {
     // Both commit in the same epoch: the transport holds each commit until the other is built.
     net.hold_next_commits(2);
     let (cd, dd) = ([carol.did().clone()], [dave.did().clone()]);
-    let (ra, rb) = tokio::join!(alice.add_members(&g, &cd), bob.add_members(&g, &dd));
+    let (ra, rb) = tokio::join!(
+        alice.conversation(&g).add_members(&cd),
+        bob.conversation(&g).add_members(&dd)
+    );
     ra.unwrap();
     rb.unwrap();
     alice.sync().await.unwrap();
@@ -129,7 +145,8 @@ async fn concurrent_commits_one_wins_both_converge_loser_retries() {
         "two commits after creation: the winner's and the loser's retry"
     );
     let dids: Vec<_> = alice
-        .members(&g)
+        .conversation(&g)
+        .members()
         .await
         .unwrap()
         .into_iter()
@@ -139,7 +156,10 @@ async fn concurrent_commits_one_wins_both_converge_loser_retries() {
     for c in [&carol, &dave] {
         assert_eq!(joined(&c.sync().await.unwrap()), vec![g.clone()]);
     }
-    dave.send_text(&g, "joined late").await.unwrap();
+    dave.conversation(&g)
+        .send_text("joined late")
+        .await
+        .unwrap();
     assert_eq!(texts(&carol.sync().await.unwrap()), vec!["joined late"]);
 }
 
@@ -160,7 +180,10 @@ async fn restart_from_sqlite_carries_on() {
         .unwrap();
     alice2.sync().await.unwrap();
     bob.sync().await.unwrap();
-    bob.send_text(&dm, "before restart").await.unwrap();
+    bob.conversation(&dm)
+        .send_text("before restart")
+        .await
+        .unwrap();
     assert_eq!(texts(&alice2.sync().await.unwrap()), vec!["before restart"]);
     let installation = *alice2.installation();
     drop(alice2);
@@ -172,15 +195,25 @@ async fn restart_from_sqlite_carries_on() {
         .unwrap();
     assert_eq!(alice2.installation(), &installation);
     assert_eq!(alice2.groups().await.unwrap().len(), 2);
-    assert_eq!(alice2.messages(&dm).await.unwrap().len(), 1);
-    bob.send_text(&dm, "after restart").await.unwrap();
-    bob.send_text(&g, "group after restart").await.unwrap();
+    assert_eq!(alice2.conversation(&dm).messages().await.unwrap().len(), 1);
+    bob.conversation(&dm)
+        .send_text("after restart")
+        .await
+        .unwrap();
+    bob.conversation(&g)
+        .send_text("group after restart")
+        .await
+        .unwrap();
     let t = texts(&alice2.sync().await.unwrap());
     assert!(
         t.contains(&"after restart".to_owned()) && t.contains(&"group after restart".to_owned()),
         "{t:?}"
     );
-    alice2.send_text(&dm, "still here").await.unwrap();
+    alice2
+        .conversation(&dm)
+        .send_text("still here")
+        .await
+        .unwrap();
     assert_eq!(texts(&bob.sync().await.unwrap()), vec!["still here"]);
 }
 
@@ -258,8 +291,8 @@ async fn kp_6_two_inviters_racing_for_one_key_package_both_join() {
     let mut want = vec![g1.clone(), g2.clone()];
     want.sort();
     assert_eq!(got, want, "{ev:?}");
-    alice.send_text(&g1, "one").await.unwrap();
-    bob.send_text(&g2, "two").await.unwrap();
+    alice.conversation(&g1).send_text("one").await.unwrap();
+    bob.conversation(&g2).send_text("two").await.unwrap();
     let mut t = texts(&carol.sync().await.unwrap());
     t.sort();
     assert_eq!(t, vec!["one", "two"]);
@@ -356,14 +389,19 @@ async fn group_4a_a_watching_client_follows_the_move() {
     let mut rx = bob.watch(std::time::Duration::from_secs(3600));
     wait_for(&mut rx, "join", |e| matches!(e, Event::Joined { .. })).await;
     alice
-        .remove_members(&g, &[carol.did().clone()])
+        .conversation(&g)
+        .remove_members(&[carol.did().clone()])
         .await
         .unwrap();
     wait_for(&mut rx, "removal", |e| {
         matches!(e, Event::MembersRemoved { .. })
     })
     .await;
-    alice.send_text(&g, "after the move").await.unwrap();
+    alice
+        .conversation(&g)
+        .send_text("after the move")
+        .await
+        .unwrap();
     wait_for(&mut rx, "message", |e| {
         texts(std::slice::from_ref(e)) == ["after the move"]
     })
@@ -379,7 +417,7 @@ async fn group_4a_a_leave_moves_the_group() {
     bob.sync().await.unwrap();
     carol.sync().await.unwrap();
     let kept = bob.mailbox_for_test(&g).await.unwrap();
-    bob.leave(&g).await.unwrap();
+    bob.conversation(&g).leave().await.unwrap();
     // alice's sync reads the request and commits it (GROUP-9).
     alice.sync().await.unwrap();
     let moved = alice.mailbox_for_test(&g).await.unwrap();
@@ -400,7 +438,7 @@ async fn group_4a_a_leave_moves_the_group() {
             .await,
         Err(TransportError::Forbidden)
     );
-    carol.send_text(&g, "bob left").await.unwrap();
+    carol.conversation(&g).send_text("bob left").await.unwrap();
     assert_eq!(carol.mailbox_for_test(&g).await.unwrap(), moved);
     assert_eq!(texts(&alice.sync().await.unwrap()), vec!["bob left"]);
 }

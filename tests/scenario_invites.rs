@@ -29,13 +29,11 @@ async fn inv_4_auto_approved_link_adds_the_requester_and_counts_a_use() {
     let (alice, bob, g) = group_of_alice(&w).await;
     let (carol, _) = w.account("carol").await;
     let link = alice
-        .create_invite(
-            &g,
-            InviteOptions {
-                max_uses: 3,
-                ..Default::default()
-            },
-        )
+        .conversation(&g)
+        .create_invite(InviteOptions {
+            max_uses: 3,
+            ..Default::default()
+        })
         .await
         .unwrap();
     let url = link.to_url();
@@ -44,7 +42,7 @@ async fn inv_4_auto_approved_link_adds_the_requester_and_counts_a_use() {
     let ev = bob.sync().await.unwrap();
     assert!(ev.iter().any(|e| matches!(e, Event::GovernanceChanged { change: GovernanceChange::InviteCreated(id), .. } if *id == link.id())));
     assert_eq!(
-        bob.invite_link(&g, &link.id()).await.unwrap(),
+        bob.conversation(&g).invite_link(&link.id()).await.unwrap(),
         Some(link.clone())
     );
 
@@ -73,9 +71,16 @@ async fn inv_4_auto_approved_link_adds_the_requester_and_counts_a_use() {
         )),
         "{ev:?}"
     );
-    assert!(is_member(&bob.members(&g).await.unwrap(), &carol));
-    assert_eq!(bob.invites(&g).await.unwrap()[0].uses, 1);
-    carol.send_text(&g, "thanks for the link").await.unwrap();
+    assert!(is_member(
+        &bob.conversation(&g).members().await.unwrap(),
+        &carol
+    ));
+    assert_eq!(bob.conversation(&g).invites().await.unwrap()[0].uses, 1);
+    carol
+        .conversation(&g)
+        .send_text("thanks for the link")
+        .await
+        .unwrap();
     assert_eq!(
         texts(&bob.sync().await.unwrap()),
         vec!["thanks for the link"]
@@ -89,13 +94,11 @@ async fn inv_4_manual_approve_and_decline() {
     let (carol, _) = w.account("carol").await;
     let (dave, _) = w.account("dave").await;
     let link = alice
-        .create_invite(
-            &g,
-            InviteOptions {
-                approval: true,
-                ..Default::default()
-            },
-        )
+        .conversation(&g)
+        .create_invite(InviteOptions {
+            approval: true,
+            ..Default::default()
+        })
         .await
         .unwrap();
     let pc = carol.request_join(&link).await.unwrap();
@@ -109,7 +112,7 @@ async fn inv_4_manual_approve_and_decline() {
         })
         .collect();
     assert_eq!(asked.len(), 2, "{ev:?}");
-    assert_eq!(alice.join_requests(&g).await.unwrap(), asked);
+    assert_eq!(alice.conversation(&g).join_requests().await.unwrap(), asked);
     // Nothing happens without a decision; a second sync does not report them again.
     assert!(alice
         .sync()
@@ -122,10 +125,10 @@ async fn inv_4_manual_approve_and_decline() {
     let rd = asked.iter().find(|r| r.did == *dave.did()).unwrap();
     assert_eq!(rc.installation, *carol.installation());
     assert_eq!(
-        alice.approve_join(&g, &rc.id).await.unwrap(),
+        alice.conversation(&g).approve_join(&rc.id).await.unwrap(),
         JoinOutcome::Approved
     );
-    alice.decline_join(&g, &rd.id).await.unwrap();
+    alice.conversation(&g).decline_join(&rd.id).await.unwrap();
     assert_eq!(
         carol.join_outcome(&pc).await.unwrap(),
         JoinOutcome::Approved
@@ -133,7 +136,12 @@ async fn inv_4_manual_approve_and_decline() {
     assert_eq!(dave.join_outcome(&pd).await.unwrap(), JoinOutcome::Declined);
     assert_eq!(joined(&carol.sync().await.unwrap()), vec![g.clone()]);
     assert!(joined(&dave.sync().await.unwrap()).is_empty());
-    assert!(alice.join_requests(&g).await.unwrap().is_empty());
+    assert!(alice
+        .conversation(&g)
+        .join_requests()
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 #[tokio::test]
@@ -146,13 +154,11 @@ async fn inv_5_expired_used_up_and_revoked_links_fail_with_a_typed_outcome() {
 
     // Used up: one use.
     let once = alice
-        .create_invite(
-            &g,
-            InviteOptions {
-                max_uses: 1,
-                ..Default::default()
-            },
-        )
+        .conversation(&g)
+        .create_invite(InviteOptions {
+            max_uses: 1,
+            ..Default::default()
+        })
         .await
         .unwrap();
     let pc = carol.request_join(&once).await.unwrap();
@@ -167,10 +173,15 @@ async fn inv_5_expired_used_up_and_revoked_links_fail_with_a_typed_outcome() {
 
     // Revoked.
     let revoked = alice
-        .create_invite(&g, InviteOptions::default())
+        .conversation(&g)
+        .create_invite(InviteOptions::default())
         .await
         .unwrap();
-    alice.revoke_invite(&g, &revoked.id()).await.unwrap();
+    alice
+        .conversation(&g)
+        .revoke_invite(&revoked.id())
+        .await
+        .unwrap();
     let ev = bob.sync().await.unwrap();
     assert!(ev.iter().any(|e| matches!(e, Event::GovernanceChanged { change: GovernanceChange::InviteRevoked(id), .. } if *id == revoked.id())));
     let pd = dave.request_join(&revoked).await.unwrap();
@@ -179,13 +190,11 @@ async fn inv_5_expired_used_up_and_revoked_links_fail_with_a_typed_outcome() {
 
     // Expired.
     let short = alice
-        .create_invite(
-            &g,
-            InviteOptions {
-                expires_in: Some(Duration::from_secs(1)),
-                ..Default::default()
-            },
-        )
+        .conversation(&g)
+        .create_invite(InviteOptions {
+            expires_in: Some(Duration::from_secs(1)),
+            ..Default::default()
+        })
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(2100)).await;
@@ -193,7 +202,7 @@ async fn inv_5_expired_used_up_and_revoked_links_fail_with_a_typed_outcome() {
     alice.sync().await.unwrap();
     assert_eq!(erin.join_outcome(&pe).await.unwrap(), JoinOutcome::Expired);
 
-    let members = bob.members(&g).await.unwrap();
+    let members = bob.conversation(&g).members().await.unwrap();
     assert!(is_member(&members, &carol));
     assert!(!is_member(&members, &dave) && !is_member(&members, &erin));
     for c in [&dave, &erin] {
@@ -207,7 +216,8 @@ async fn inv_1_only_members_with_invite_permission_create_links() {
     let (alice, bob, g) = group_of_alice(&w).await;
     let before = bob.epoch_fingerprint(&g).await.unwrap();
     let e = bob
-        .create_invite(&g, InviteOptions::default())
+        .conversation(&g)
+        .create_invite(InviteOptions::default())
         .await
         .unwrap_err();
     assert!(
@@ -223,11 +233,16 @@ async fn inv_1_only_members_with_invite_permission_create_links() {
     assert_eq!(bob.epoch_fingerprint(&g).await.unwrap(), before);
     // Nor revoke alice's.
     let link = alice
-        .create_invite(&g, InviteOptions::default())
+        .conversation(&g)
+        .create_invite(InviteOptions::default())
         .await
         .unwrap();
     bob.sync().await.unwrap();
-    assert!(bob.revoke_invite(&g, &link.id()).await.is_err());
+    assert!(bob
+        .conversation(&g)
+        .revoke_invite(&link.id())
+        .await
+        .is_err());
     // A tampered link is not a link.
     let mut url = link.to_url();
     url.push('A');
@@ -239,7 +254,7 @@ async fn inv_6_join_request_through_the_public_handle_approved() {
     let w = World::new();
     let (alice, bob, g) = group_of_alice(&w).await;
     let (carol, _) = w.account("carol").await;
-    let handle = alice.create_join_handle(&g).await.unwrap();
+    let handle = alice.conversation(&g).create_join_handle().await.unwrap();
     let text = handle.to_url();
     assert!(text.starts_with("atmls://join/"), "{text}");
     // carol knows only the handle.
@@ -257,14 +272,17 @@ async fn inv_6_join_request_through_the_public_handle_approved() {
         .expect("alice sees the request");
     assert!(req.via_handle);
     assert_eq!(req.did, *carol.did());
-    alice.approve_join(&g, &req.id).await.unwrap();
+    alice.conversation(&g).approve_join(&req.id).await.unwrap();
     assert_eq!(
         carol.join_outcome(&pending).await.unwrap(),
         JoinOutcome::Approved
     );
     assert_eq!(joined(&carol.sync().await.unwrap()), vec![g.clone()]);
     bob.sync().await.unwrap();
-    assert!(is_member(&bob.members(&g).await.unwrap(), &carol));
+    assert!(is_member(
+        &bob.conversation(&g).members().await.unwrap(),
+        &carol
+    ));
 }
 
 #[tokio::test]
@@ -274,7 +292,8 @@ async fn inv_4_a_watching_admin_admits_when_the_request_arrives() {
     let alice = std::sync::Arc::new(alice);
     let (carol, _) = w.account("carol").await;
     let link = alice
-        .create_invite(&g, InviteOptions::default())
+        .conversation(&g)
+        .create_invite(InviteOptions::default())
         .await
         .unwrap();
     // A long poll interval: once the first round is done, only the subscription to the

@@ -509,7 +509,8 @@ impl Sim {
     async fn accounts_in(&self, d: usize, g: usize) -> Vec<usize> {
         let members = self.devs[d]
             .client
-            .members(&self.groups[g])
+            .conversation(&self.groups[g])
+            .members()
             .await
             .unwrap_or_default();
         (0..self.accounts.len())
@@ -524,11 +525,12 @@ impl Sim {
                 let c = &self.devs[*d].client;
                 let gid = &self.groups[*g];
                 let text = format!("s{}-{}", self.step, self.devs[*d].name);
-                let m = c.send_text(gid, &text).await?;
+                let m = c.conversation(gid).send_text(&text).await?;
                 // send returns as soon as the transport accepted it: nothing merged since.
                 let (epoch, _) = c.epoch_fingerprint(gid).await?;
                 let members = c
-                    .members(gid)
+                    .conversation(gid)
+                    .members()
                     .await?
                     .into_iter()
                     .map(|m| m.installation)
@@ -562,34 +564,45 @@ impl Sim {
             Op::Add(d, g, a) => {
                 self.devs[*d]
                     .client
-                    .add_members(&self.groups[*g], &[self.accounts[*a].did.clone()])
+                    .conversation(&self.groups[*g])
+                    .add_members(&[self.accounts[*a].did.clone()])
                     .await?;
                 Ok(Done::Nothing)
             }
             Op::Remove(d, g, a) => {
                 self.devs[*d]
                     .client
-                    .remove_members(&self.groups[*g], &[self.accounts[*a].did.clone()])
+                    .conversation(&self.groups[*g])
+                    .remove_members(&[self.accounts[*a].did.clone()])
                     .await?;
                 Ok(Done::Nothing)
             }
             Op::Update(d, g) => {
-                self.devs[*d].client.self_update(&self.groups[*g]).await?;
+                self.devs[*d]
+                    .client
+                    .conversation(&self.groups[*g])
+                    .self_update()
+                    .await?;
                 Ok(Done::Nothing)
             }
             Op::Leave(d, g) => {
                 let c = &self.devs[*d].client;
                 let gid = &self.groups[*g];
-                match c.leave(gid).await {
+                match c.conversation(gid).leave().await {
                     Err(Error::Group(atmls::group::GroupError::Governance(
                         atmls::group::GovernanceError::LastOwner,
                     ))) => {
                         // Name a successor: any other account in the group.
                         let me = &self.accounts[self.devs[*d].account].did;
-                        let other = c.members(gid).await?.into_iter().find(|m| m.did != *me);
+                        let other = c
+                            .conversation(gid)
+                            .members()
+                            .await?
+                            .into_iter()
+                            .find(|m| m.did != *me);
                         match other {
-                            Some(m) => c.leave_naming(gid, &m.did).await?,
-                            None => c.leave(gid).await?,
+                            Some(m) => c.conversation(gid).leave_naming(&m.did).await?,
+                            None => c.conversation(gid).leave().await?,
                         }
                     }
                     r => r?,
@@ -600,14 +613,24 @@ impl Sim {
                 let c = &self.devs[*d].client;
                 let gid = &self.groups[*g];
                 match gov {
-                    Gov::Role(a, r) => c.set_role(gid, &self.accounts[*a].did, *r).await?,
-                    Gov::Policy(a, p) => c.set_policy(gid, *a, *p).await?,
-                    Gov::Preset(p) => c.apply_preset(gid, *p).await?,
-                    Gov::Name(n) => c.set_name(gid, n).await?,
-                    Gov::Description(t) => c.set_description(gid, t).await?,
-                    Gov::Transfer(a) => c.transfer_ownership(gid, &self.accounts[*a].did).await?,
+                    Gov::Role(a, r) => {
+                        c.conversation(gid)
+                            .set_role(&self.accounts[*a].did, *r)
+                            .await?
+                    }
+                    Gov::Policy(a, p) => c.conversation(gid).set_policy(*a, *p).await?,
+                    Gov::Preset(p) => c.conversation(gid).apply_preset(*p).await?,
+                    Gov::Name(n) => c.conversation(gid).set_name(n).await?,
+                    Gov::Description(t) => c.conversation(gid).set_description(t).await?,
+                    Gov::Transfer(a) => {
+                        c.conversation(gid)
+                            .transfer_ownership(&self.accounts[*a].did)
+                            .await?
+                    }
                     Gov::Disappearing(s) => {
-                        c.set_disappearing(gid, s.map(Duration::from_secs)).await?
+                        c.conversation(gid)
+                            .set_disappearing(s.map(Duration::from_secs))
+                            .await?
                     }
                 }
                 Ok(Done::Nothing)
@@ -881,7 +904,12 @@ impl Sim {
         // stored is read from the history first.
         // Every group, those left included: their history stays.
         for g in 0..self.groups.len() {
-            if let Ok(ms) = self.devs[d].client.messages(&self.groups[g]).await {
+            if let Ok(ms) = self.devs[d]
+                .client
+                .conversation(&self.groups[g])
+                .messages()
+                .await
+            {
                 for m in ms {
                     self.devs[d].stored.insert(m.id);
                 }
@@ -1301,7 +1329,8 @@ impl Sim {
             }
             let roster = self.devs[first]
                 .client
-                .members(&self.groups[g])
+                .conversation(&self.groups[g])
+                .members()
                 .await
                 .unwrap_or_default();
             for m in &roster {
@@ -1440,7 +1469,8 @@ impl Sim {
                 });
                 let in_history = dev
                     .client
-                    .message(&self.groups[s.group], &s.id)
+                    .conversation(&self.groups[s.group])
+                    .message(&s.id)
                     .await
                     .ok()
                     .flatten()
@@ -1720,20 +1750,31 @@ impl Small {
 async fn two_owners_asking_to_leave_at_once_do_not_freeze_the_group() {
     let w = Small::new();
     let (alice, bob, carol, g) = w.trio(Preset::AllMembers).await;
-    alice.set_role(&g, bob.did(), Role::Owner).await.unwrap();
+    alice
+        .conversation(&g)
+        .set_role(bob.did(), Role::Owner)
+        .await
+        .unwrap();
     bob.sync().await.unwrap();
     carol.sync().await.unwrap();
     // Neither has read the other's request.
-    let (a, b) = tokio::join!(alice.leave(&g), bob.leave(&g));
+    let (a, b) = tokio::join!(alice.conversation(&g).leave(), bob.conversation(&g).leave());
     a.unwrap();
     b.unwrap();
     carol.sync().await.unwrap();
-    carol.send_text(&g, "still here").await.unwrap();
-    carol.self_update(&g).await.unwrap();
-    let members = carol.members(&g).await.unwrap();
+    carol
+        .conversation(&g)
+        .send_text("still here")
+        .await
+        .unwrap();
+    carol.conversation(&g).self_update().await.unwrap();
+    let members = carol.conversation(&g).members().await.unwrap();
     assert!(!members.iter().any(|m| m.did == *alice.did()));
     assert!(members.iter().any(|m| m.did == *bob.did()));
-    assert_eq!(carol.role(&g, bob.did()).await.unwrap(), Role::Owner);
+    assert_eq!(
+        carol.conversation(&g).role(bob.did()).await.unwrap(),
+        Role::Owner
+    );
 }
 
 /// An owner who has read another owner's leave request is told at once that he would be the
@@ -1742,9 +1783,13 @@ async fn two_owners_asking_to_leave_at_once_do_not_freeze_the_group() {
 async fn an_owner_who_read_a_leave_request_is_the_last_owner() {
     let w = Small::new();
     let (alice, bob, carol, g) = w.trio(Preset::AllMembers).await;
-    alice.set_role(&g, bob.did(), Role::Owner).await.unwrap();
-    alice.leave(&g).await.unwrap();
-    let refused = bob.leave(&g).await.unwrap_err();
+    alice
+        .conversation(&g)
+        .set_role(bob.did(), Role::Owner)
+        .await
+        .unwrap();
+    alice.conversation(&g).leave().await.unwrap();
+    let refused = bob.conversation(&g).leave().await.unwrap_err();
     assert!(
         matches!(
             refused,
@@ -1755,7 +1800,7 @@ async fn an_owner_who_read_a_leave_request_is_the_last_owner() {
         "{refused:?}"
     );
     carol.sync().await.unwrap();
-    carol.send_text(&g, "bye alice").await.unwrap();
+    carol.conversation(&g).send_text("bye alice").await.unwrap();
 }
 
 /// revoke_device removes the revoked device from every group of the revoking device; a group
@@ -1811,13 +1856,14 @@ async fn revocation_goes_on_past_a_group_we_were_removed_from() {
     let g2 = carol.create_group(&[alice.did().clone()]).await.unwrap();
     alice.sync().await.unwrap();
     phone.sync().await.unwrap();
-    bob.remove_members(&g1, &[alice.did().clone()])
+    bob.conversation(&g1)
+        .remove_members(&[alice.did().clone()])
         .await
         .unwrap();
     alice.revoke_device(phone.installation()).await.unwrap();
-    let members = carol.members(&g2).await.unwrap();
+    let members = carol.conversation(&g2).members().await.unwrap();
     carol.sync().await.unwrap();
-    let members_after = carol.members(&g2).await.unwrap();
+    let members_after = carol.conversation(&g2).members().await.unwrap();
     assert!(members
         .iter()
         .any(|m| m.installation == *phone.installation()));
@@ -1845,13 +1891,14 @@ async fn a_device_whose_account_is_leaving_does_not_rotate_its_leaf() {
     let g = bob.create_group(&[laptop.did().clone()]).await.unwrap();
     laptop.sync().await.unwrap();
     phone.sync().await.unwrap();
-    laptop.leave(&g).await.unwrap();
+    laptop.conversation(&g).leave().await.unwrap();
     // A week and a bit: every leaf rotation is due (7 days ± 15%).
     clock.base.fetch_add(9 * DAY, Ordering::Relaxed);
     phone.sync().await.unwrap();
     bob.sync().await.unwrap();
     assert!(!bob
-        .members(&g)
+        .conversation(&g)
+        .members()
         .await
         .unwrap()
         .iter()
@@ -1876,19 +1923,23 @@ async fn a_rotation_skips_a_group_the_account_is_leaving() {
     let other = bob.create_group(&[laptop.did().clone()]).await.unwrap();
     laptop.sync().await.unwrap();
     phone.sync().await.unwrap();
-    phone.leave(&g).await.unwrap();
+    phone.conversation(&g).leave().await.unwrap();
     laptop.sync().await.unwrap();
     laptop.rotate_identity_key().await.unwrap();
     laptop.sync().await.unwrap();
     bob.sync().await.unwrap();
     assert!(!bob
-        .members(&g)
+        .conversation(&g)
+        .members()
         .await
         .unwrap()
         .iter()
         .any(|m| m.did == *laptop.did()));
     // In the other group, the laptop's leaf carries the new key.
-    bob.send_text(&other, "still there?").await.unwrap();
+    bob.conversation(&other)
+        .send_text("still there?")
+        .await
+        .unwrap();
     assert_eq!(
         common::texts(&laptop.sync().await.unwrap()),
         vec!["still there?"]
@@ -1908,17 +1959,26 @@ async fn readded_while_offline_reads_the_group_again() {
     let g = alice.create_group(&[bob.did().clone()]).await.unwrap();
     bob.sync().await.unwrap();
     alice
-        .remove_members(&g, &[bob.did().clone()])
+        .conversation(&g)
+        .remove_members(&[bob.did().clone()])
         .await
         .unwrap();
-    alice.add_members(&g, &[bob.did().clone()]).await.unwrap();
+    alice
+        .conversation(&g)
+        .add_members(&[bob.did().clone()])
+        .await
+        .unwrap();
     let ev = bob.sync().await.unwrap();
     assert!(
         !ev.iter()
             .any(|e| matches!(e, Event::Refused { group: None, .. })),
         "{ev:?}"
     );
-    alice.send_text(&g, "welcome back").await.unwrap();
+    alice
+        .conversation(&g)
+        .send_text("welcome back")
+        .await
+        .unwrap();
     assert_eq!(
         common::texts(&bob.sync().await.unwrap()),
         vec!["welcome back"]
@@ -1947,10 +2007,10 @@ async fn a_send_that_reads_a_leave_request_still_goes_out() {
         )
         .await
         .unwrap();
-    bob.leave(&g).await.unwrap();
-    carol.send_text(&g, "hi").await.unwrap();
+    bob.conversation(&g).leave().await.unwrap();
+    carol.conversation(&g).send_text("hi").await.unwrap();
     assert_eq!(common::texts(&alice.sync().await.unwrap()), vec!["hi"]);
-    let members = alice.members(&g).await.unwrap();
+    let members = alice.conversation(&g).members().await.unwrap();
     assert!(!members.iter().any(|m| m.did == *bob.did()));
 }
 
@@ -1970,15 +2030,23 @@ async fn a_message_behind_our_own_leave_request_waits() {
     let g = alice.create_group(&[bob.did().clone()]).await.unwrap();
     bob.sync().await.unwrap();
     bob2.sync().await.unwrap();
-    bob.leave(&g).await.unwrap();
+    bob.conversation(&g).leave().await.unwrap();
     bob2.sync().await.unwrap();
-    let e = bob2.send_text(&g, "late").await.unwrap_err();
+    let e = bob2.conversation(&g).send_text("late").await.unwrap_err();
     assert!(e.is_retryable(), "{e}");
-    assert_eq!(bob2.queued_messages(&g).await.unwrap().len(), 1);
+    assert_eq!(
+        bob2.conversation(&g).queued_messages().await.unwrap().len(),
+        1
+    );
     bob2.sync().await.unwrap();
     alice.sync().await.unwrap();
     bob2.sync().await.unwrap();
-    assert!(bob2.queued_messages(&g).await.unwrap().is_empty());
+    assert!(bob2
+        .conversation(&g)
+        .queued_messages()
+        .await
+        .unwrap()
+        .is_empty());
     assert!(common::texts(&alice.sync().await.unwrap()).is_empty());
 }
 
@@ -1990,7 +2058,10 @@ async fn a_message_behind_our_own_leave_request_waits() {
 async fn a_leave_overtaken_by_ownership_does_not_fail_the_sync() {
     let w = Small::new();
     let (alice, bob, _carol, g) = w.trio(Preset::AllMembers).await;
-    let (t, l) = tokio::join!(alice.transfer_ownership(&g, bob.did()), bob.leave(&g));
+    let (t, l) = tokio::join!(
+        alice.conversation(&g).transfer_ownership(bob.did()),
+        bob.conversation(&g).leave()
+    );
     t.unwrap();
     l.unwrap();
     bob.sync().await.unwrap();
@@ -2012,14 +2083,15 @@ async fn a_welcome_from_a_rotated_key_does_not_hold_the_first_message() {
     let g0 = alice.create_group(&[bob.did().clone()]).await.unwrap();
     bob.sync().await.unwrap();
     alice
-        .remove_members(&g0, &[bob.did().clone()])
+        .conversation(&g0)
+        .remove_members(&[bob.did().clone()])
         .await
         .unwrap();
     bob.sync().await.unwrap();
     alice.sync().await.unwrap();
     bob.rotate_identity_key().await.unwrap();
     let g1 = bob.create_group(&[alice.did().clone()]).await.unwrap();
-    bob.send_text(&g1, "hi").await.unwrap();
+    bob.conversation(&g1).send_text("hi").await.unwrap();
     let ev = alice.sync().await.unwrap();
     assert_eq!(common::texts(&ev), vec!["hi"], "{ev:?}");
 }

@@ -151,8 +151,11 @@ async fn store_3_stores_of_schema_12_open_migrated_and_carry_on() {
         in_group.contains(&"after the update".to_owned()),
         "{in_group:?}"
     );
-    assert_eq!(alice.metadata(&g).await.unwrap().name, "fixture group");
-    let members = alice.members(&g).await.unwrap();
+    assert_eq!(
+        alice.conversation(&g).metadata().await.unwrap().name,
+        "fixture group"
+    );
+    let members = alice.conversation(&g).members().await.unwrap();
     assert!(
         !members.iter().any(|m| &m.did == carol.did()),
         "{members:?}"
@@ -170,9 +173,14 @@ async fn store_3_stores_of_schema_12_open_migrated_and_carry_on() {
     let stores = [a.as_path(), b.as_path(), c.as_path()];
     refill(&net, &alice, &stores, &dm).await;
     refill(&net, &alice, &stores, &g).await;
-    alice.send_text(&dm, "after the upgrade").await.unwrap();
+    alice
+        .conversation(&dm)
+        .send_text("after the upgrade")
+        .await
+        .unwrap();
     assert_eq!(texts(&bob.sync().await.unwrap()), ["after the upgrade"]);
-    bob.send_text(&g, "the group after the upgrade")
+    bob.conversation(&g)
+        .send_text("the group after the upgrade")
         .await
         .unwrap();
     assert_eq!(

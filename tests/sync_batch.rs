@@ -35,7 +35,7 @@ async fn lg_4_failures_mid_pass_lose_nothing_and_process_nothing_twice() {
     bob.sync().await.unwrap();
     let sent: Vec<String> = (0..150).map(|i| format!("m{i}")).collect();
     for t in &sent {
-        alice.send_text(&g, t).await.unwrap();
+        alice.conversation(&g).send_text(t).await.unwrap();
     }
     // A second connection to bob's database injects the failures.
     let db = rusqlite::Connection::open(&path).unwrap();
@@ -54,7 +54,7 @@ async fn lg_4_failures_mid_pass_lose_nothing_and_process_nothing_twice() {
     .unwrap();
     assert!(bob.sync().await.is_err());
     assert_eq!(message_rows(&db), base);
-    assert!(bob.messages(&g).await.unwrap().is_empty());
+    assert!(bob.conversation(&g).messages().await.unwrap().is_empty());
     assert_eq!(bob.epoch_fingerprint(&g).await.unwrap(), epoch);
 
     // 2. The commit of the second page fails (a deferred constraint, checked at COMMIT): the
@@ -98,7 +98,7 @@ async fn lg_4_failures_mid_pass_lose_nothing_and_process_nothing_twice() {
     assert_eq!(texts, sent);
     assert!(received(&bob.sync().await.unwrap()).is_empty());
     // The group still works both ways.
-    bob.send_text(&g, "back").await.unwrap();
+    bob.conversation(&g).send_text("back").await.unwrap();
     assert_eq!(
         received(&alice.sync().await.unwrap()),
         vec!["back".to_owned()]
@@ -114,7 +114,7 @@ async fn lg_4_refused_items_in_a_pass_are_undone_alone() {
     let (bob, _) = w.account("bob").await;
     let g = alice.create_group(&[bob.did().clone()]).await.unwrap();
     bob.sync().await.unwrap();
-    alice.send_text(&g, "one").await.unwrap();
+    alice.conversation(&g).send_text("one").await.unwrap();
     let mb = atmls::group::mailbox_for(g.as_bytes());
     let page = w.net.fetch(&mb.id, 0, 100).await.unwrap();
     let one = page.items.last().unwrap().payload.clone();
@@ -125,7 +125,7 @@ async fn lg_4_refused_items_in_a_pass_are_undone_alone() {
             .await
             .unwrap();
     }
-    alice.send_text(&g, "two").await.unwrap();
+    alice.conversation(&g).send_text("two").await.unwrap();
     let events = bob.sync().await.unwrap();
     assert_eq!(received(&events), vec!["one".to_owned(), "two".to_owned()]);
     let refused = events
@@ -133,7 +133,7 @@ async fn lg_4_refused_items_in_a_pass_are_undone_alone() {
         .filter(|e| matches!(e, Event::Refused { .. }))
         .count();
     assert_eq!(refused, 2, "{events:?}");
-    bob.send_text(&g, "three").await.unwrap();
+    bob.conversation(&g).send_text("three").await.unwrap();
     assert_eq!(
         received(&alice.sync().await.unwrap()),
         vec!["three".to_owned()]

@@ -47,7 +47,7 @@ async fn trust_3_5_10_stolen_password_cannot_join_or_read_and_is_detected() {
         .unwrap();
     alice.sync().await.unwrap();
     carol.sync().await.unwrap();
-    bob.send_text(&g, "before").await.unwrap();
+    bob.conversation(&g).send_text("before").await.unwrap();
     assert!(alice.self_check().await.unwrap().is_empty());
 
     let attacker = compromise(&w, "alice").await;
@@ -72,7 +72,9 @@ async fn trust_3_5_10_stolen_password_cannot_join_or_read_and_is_detected() {
     assert_eq!(state(&bob).await, before, "a refused lookup stores nothing");
     // ... nor to an existing group; and the warning is raised once.
     assert!(matches!(
-        bob.add_members(&g, &[alice.did().clone()]).await,
+        bob.conversation(&g)
+            .add_members(&[alice.did().clone()])
+            .await,
         Err(Error::Trust(TrustError::UnacceptedKeyChange { .. }))
     ));
     let ev = bob.sync().await.unwrap();
@@ -86,13 +88,16 @@ async fn trust_3_5_10_stolen_password_cannot_join_or_read_and_is_detected() {
     assert_eq!(warnings(&ev), vec![(alice.did().clone(), false)]);
 
     // The attacker got nothing: no Welcome, no group, nothing readable.
-    bob.send_text(&dm, "secret dm").await.unwrap();
-    bob.send_text(&g, "secret group").await.unwrap();
+    bob.conversation(&dm).send_text("secret dm").await.unwrap();
+    bob.conversation(&g)
+        .send_text("secret group")
+        .await
+        .unwrap();
     let ev = attacker.sync().await.unwrap();
     assert!(joined(&ev).is_empty() && texts(&ev).is_empty(), "{ev:?}");
     assert!(attacker.groups().await.unwrap().is_empty());
     assert!(matches!(
-        attacker.send_text(&g, "hi").await,
+        attacker.conversation(&g).send_text("hi").await,
         Err(Error::Group(atmls::group::GroupError::UnknownGroup))
     ));
     // alice's real device still reads everything.
@@ -134,7 +139,8 @@ async fn trust_5_accepting_a_new_key_after_starting_over() {
     // carol lost her devices and starts over with a new identity.
     let carol = compromise(&w, "carol").await;
     let e = bob
-        .add_members(&g, &[carol.did().clone()])
+        .conversation(&g)
+        .add_members(&[carol.did().clone()])
         .await
         .unwrap_err();
     let Error::Trust(TrustError::UnacceptedKeyChange { new, .. }) = e else {
@@ -154,14 +160,20 @@ async fn trust_5_accepting_a_new_key_after_starting_over() {
     assert_ne!(bob.safety_number(carol.did()).await.unwrap(), old_number);
     // Her new device can now be added (the old identity's leaf goes in the same commit) and
     // reads what follows.
-    bob.add_members(&g, &[carol.did().clone()]).await.unwrap();
+    bob.conversation(&g)
+        .add_members(&[carol.did().clone()])
+        .await
+        .unwrap();
     assert_eq!(joined(&carol.sync().await.unwrap()), vec![g.clone()]);
-    let members = bob.members(&g).await.unwrap();
+    let members = bob.conversation(&g).members().await.unwrap();
     assert_eq!(members.len(), 2, "{members:?}");
     assert!(members
         .iter()
         .any(|m| &m.installation == carol.installation()));
-    bob.send_text(&g, "welcome back").await.unwrap();
+    bob.conversation(&g)
+        .send_text("welcome back")
+        .await
+        .unwrap();
     assert_eq!(texts(&carol.sync().await.unwrap()), vec!["welcome back"]);
 }
 
@@ -210,7 +222,11 @@ async fn trust_7_8_safety_numbers_match_survive_restart_and_verify() {
 
     // A verified contact's unendorsed change gets the strongest warning.
     let _attacker = compromise(&w, "alice").await;
-    assert!(bob.add_members(&g, &[alice.did().clone()]).await.is_err());
+    assert!(bob
+        .conversation(&g)
+        .add_members(&[alice.did().clone()])
+        .await
+        .is_err());
     assert_eq!(
         warnings(&bob.sync().await.unwrap()),
         vec![(alice.did().clone(), true)]
@@ -340,7 +356,8 @@ async fn trust_11_restored_identity_key_keeps_the_identity() {
         .await;
     assert!(alice.self_check().await.unwrap().is_empty());
     // bob adds the new device with no warning; the safety number is unchanged.
-    bob.add_members(&g, std::slice::from_ref(&did))
+    bob.conversation(&g)
+        .add_members(std::slice::from_ref(&did))
         .await
         .unwrap();
     let ev = bob.sync().await.unwrap();
@@ -348,7 +365,7 @@ async fn trust_11_restored_identity_key_keeps_the_identity() {
     assert!(bob.check_contacts().await.unwrap().is_empty());
     assert_eq!(bob.safety_number(&did).await.unwrap(), number);
     assert_eq!(joined(&alice.sync().await.unwrap()), vec![g.clone()]);
-    bob.send_text(&g, "still you").await.unwrap();
+    bob.conversation(&g).send_text("still you").await.unwrap();
     assert_eq!(texts(&alice.sync().await.unwrap()), vec!["still you"]);
 }
 
@@ -375,7 +392,7 @@ async fn trust_12_revoked_device_is_removed_and_refused() {
     for c in [&a2, &bob] {
         c.sync().await.unwrap();
     }
-    assert_eq!(bob.members(&g2).await.unwrap().len(), 4);
+    assert_eq!(bob.conversation(&g2).members().await.unwrap().len(), 4);
     // A device cannot revoke itself, and only the identity key revokes.
     assert!(matches!(
         a1.revoke_device(a1.installation()).await,
@@ -390,7 +407,8 @@ async fn trust_12_revoked_device_is_removed_and_refused() {
     // In g, alice's own device removed it at once.
     bob.sync().await.unwrap();
     assert!(!bob
-        .members(&g)
+        .conversation(&g)
+        .members()
         .await
         .unwrap()
         .iter()
@@ -404,8 +422,11 @@ async fn trust_12_revoked_device_is_removed_and_refused() {
     bob.check_contacts().await.unwrap();
     let has_a2 =
         |ms: Vec<atmls::group::Member>| ms.iter().any(|m| &m.installation == a2.installation());
-    assert!(has_a2(bob.members(&g2).await.unwrap()));
-    a2.send_text(&g2, "from a revoked phone").await.unwrap();
+    assert!(has_a2(bob.conversation(&g2).members().await.unwrap()));
+    a2.conversation(&g2)
+        .send_text("from a revoked phone")
+        .await
+        .unwrap();
     let ev = bob.sync().await.unwrap();
     assert!(texts(&ev).is_empty(), "{ev:?}");
     assert!(ev.iter().any(|e| matches!(
@@ -415,14 +436,14 @@ async fn trust_12_revoked_device_is_removed_and_refused() {
             ..
         }
     )));
-    bob.self_update(&g2).await.unwrap();
-    assert!(!has_a2(bob.members(&g2).await.unwrap()));
+    bob.conversation(&g2).self_update().await.unwrap();
+    assert!(!has_a2(bob.conversation(&g2).members().await.unwrap()));
     carol.sync().await.unwrap();
-    assert!(!has_a2(carol.members(&g2).await.unwrap()));
+    assert!(!has_a2(carol.conversation(&g2).members().await.unwrap()));
     // A later add of alice brings only her remaining device.
     carol.sync().await.unwrap();
     let g3 = carol.create_group(&[a1.did().clone()]).await.unwrap();
-    let m3 = carol.members(&g3).await.unwrap();
+    let m3 = carol.conversation(&g3).members().await.unwrap();
     assert!(m3.iter().any(|m| &m.installation == a1.installation()));
     assert!(!m3.iter().any(|m| &m.installation == a2.installation()));
 }
@@ -485,8 +506,15 @@ async fn trust_13_linking_a_device_by_code_adds_it_everywhere() {
     let mut want = vec![dm.clone(), g.clone()];
     want.sort();
     assert_eq!(got, want);
-    bob.send_text(&dm, "hi all of alice").await.unwrap();
-    carol.send_text(&g, "group hello").await.unwrap();
+    bob.conversation(&dm)
+        .send_text("hi all of alice")
+        .await
+        .unwrap();
+    carol
+        .conversation(&g)
+        .send_text("group hello")
+        .await
+        .unwrap();
     let mut t = texts(&a3.sync().await.unwrap());
     t.sort();
     assert_eq!(t, vec!["group hello", "hi all of alice"]);
@@ -551,7 +579,7 @@ async fn trust_9_own_account_replaced_adds_no_rogue_device_and_does_not_block_us
     // alice's own client treats the unendorsed declaration for her DID like a contact's:
     // the attacker's "device of alice" is not added, and alice can still start a group.
     let g = alice.create_group(&[bob.did().clone()]).await.unwrap();
-    let members = alice.members(&g).await.unwrap();
+    let members = alice.conversation(&g).members().await.unwrap();
     assert_eq!(members.len(), 2, "{members:?}");
     assert!(!members
         .iter()
@@ -608,12 +636,19 @@ async fn trust_14_rotation_keeps_groups_going_and_accepts_new_devices() {
     );
 
     // The groups carry on, in both directions.
-    alice.send_text(&g, "new key, same me").await.unwrap();
+    alice
+        .conversation(&g)
+        .send_text("new key, same me")
+        .await
+        .unwrap();
     assert_eq!(texts(&bob.sync().await.unwrap()), vec!["new key, same me"]);
     let ev = carol.sync().await.unwrap();
     assert!(warnings(&ev).is_empty(), "{ev:?}");
     assert_eq!(texts(&ev), vec!["new key, same me"]);
-    bob.send_text(&dm, "still private").await.unwrap();
+    bob.conversation(&dm)
+        .send_text("still private")
+        .await
+        .unwrap();
     assert_eq!(texts(&alice.sync().await.unwrap()), vec!["still private"]);
 
     // alice's other device: its self-check finds nothing foreign, it takes its new
@@ -624,7 +659,11 @@ async fn trust_14_rotation_keeps_groups_going_and_accepts_new_devices() {
         texts(&ev).contains(&"new key, same me".to_string()),
         "{ev:?}"
     );
-    alice2.send_text(&g, "from the laptop").await.unwrap();
+    alice2
+        .conversation(&g)
+        .send_text("from the laptop")
+        .await
+        .unwrap();
     for c in [&bob, &carol, &alice] {
         let ev = c.sync().await.unwrap();
         assert!(
@@ -650,12 +689,19 @@ async fn trust_14_rotation_keeps_groups_going_and_accepts_new_devices() {
     let mut want = vec![dm.clone(), g.clone()];
     want.sort();
     assert_eq!(got, want);
-    carol.send_text(&g, "hello third device").await.unwrap();
+    carol
+        .conversation(&g)
+        .send_text("hello third device")
+        .await
+        .unwrap();
     assert_eq!(texts(&a3.sync().await.unwrap()), vec!["hello third device"]);
     bob.sync().await.unwrap();
     // Adding alice again adds nothing and removes none of her (re-certified) devices.
-    let members = bob.members(&g).await.unwrap().len();
+    let members = bob.conversation(&g).members().await.unwrap().len();
     assert_eq!(members, 5);
-    bob.add_members(&g, &[alice.did().clone()]).await.unwrap();
-    assert_eq!(bob.members(&g).await.unwrap().len(), 5);
+    bob.conversation(&g)
+        .add_members(&[alice.did().clone()])
+        .await
+        .unwrap();
+    assert_eq!(bob.conversation(&g).members().await.unwrap().len(), 5);
 }

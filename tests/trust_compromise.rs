@@ -75,7 +75,8 @@ async fn trust_3_5_10_stolen_pds_password_on_the_real_pds() {
         "{e:?}"
     );
     assert!(bob
-        .add_members(&g, std::slice::from_ref(&a.did))
+        .conversation(&g)
+        .add_members(std::slice::from_ref(&a.did))
         .await
         .is_err());
     let pinned = bob.contact_trust(&a.did).await.unwrap();
@@ -85,11 +86,14 @@ async fn trust_3_5_10_stolen_pds_password_on_the_real_pds() {
         Event::TrustWarning { did, old, new, .. }
             if did == &a.did && *old == pinned.identity_key && Some(*new) == pinned.pending
     )));
-    assert_eq!(bob.members(&g).await.unwrap().len(), 3);
+    assert_eq!(bob.conversation(&g).members().await.unwrap().len(), 3);
 
     // The attacker reads nothing.
-    bob.send_text(&dm, "dm secret").await.unwrap();
-    bob.send_text(&g, "group secret").await.unwrap();
+    bob.conversation(&dm).send_text("dm secret").await.unwrap();
+    bob.conversation(&g)
+        .send_text("group secret")
+        .await
+        .unwrap();
     let ev = attacker.sync().await.unwrap();
     assert!(texts(&ev).is_empty(), "{ev:?}");
     assert!(attacker.groups().await.unwrap().is_empty());

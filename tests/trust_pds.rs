@@ -61,7 +61,8 @@ fn has_text(ev: &[Event], want: &str) -> bool {
 }
 
 async fn has_device(c: &Client, g: &GroupId, installation: &atmls::identity::PublicKey) -> bool {
-    c.members(g)
+    c.conversation(g)
+        .members()
         .await
         .unwrap()
         .iter()
@@ -91,7 +92,7 @@ async fn trust_14_13_12_rotation_linking_and_revocation_on_the_real_pds() {
     for x in [&alice, &laptop, &carol, &bob] {
         x.sync().await.unwrap();
     }
-    assert_eq!(bob.members(&g).await.unwrap().len(), 4);
+    assert_eq!(bob.conversation(&g).members().await.unwrap().len(), 4);
     let k0 = bob.contact_trust(&a.did).await.unwrap().identity_key;
 
     // Succession: bob and carol follow the endorsement; nobody is warned.
@@ -108,8 +109,12 @@ async fn trust_14_13_12_rotation_linking_and_revocation_on_the_real_pds() {
         (k1, ChangeKind::Endorsed)
     );
     assert!(bob.check_contacts().await.unwrap().is_empty());
-    alice.send_text(&g, "rotated").await.unwrap();
-    alice.send_text(&dm, "rotated, privately").await.unwrap();
+    alice.conversation(&g).send_text("rotated").await.unwrap();
+    alice
+        .conversation(&dm)
+        .send_text("rotated, privately")
+        .await
+        .unwrap();
     assert!(has_text(&bob.sync().await.unwrap(), "rotated, privately"));
     let ev = carol.sync().await.unwrap();
     no_warnings(&ev);
@@ -119,7 +124,11 @@ async fn trust_14_13_12_rotation_linking_and_revocation_on_the_real_pds() {
     assert!(laptop.self_check().await.unwrap().is_empty());
     assert!(alice.self_check().await.unwrap().is_empty());
     laptop.sync().await.unwrap();
-    laptop.send_text(&g, "laptop after rotation").await.unwrap();
+    laptop
+        .conversation(&g)
+        .send_text("laptop after rotation")
+        .await
+        .unwrap();
     for x in [&bob, &carol, &alice] {
         let ev = x.sync().await.unwrap();
         no_warnings(&ev);
@@ -147,9 +156,17 @@ async fn trust_14_13_12_rotation_linking_and_revocation_on_the_real_pds() {
     for x in [&bob, &carol, &laptop] {
         no_warnings(&x.sync().await.unwrap());
     }
-    carol.send_text(&g, "welcome, phone").await.unwrap();
+    carol
+        .conversation(&g)
+        .send_text("welcome, phone")
+        .await
+        .unwrap();
     assert!(has_text(&phone.sync().await.unwrap(), "welcome, phone"));
-    phone.send_text(&g, "phone here").await.unwrap();
+    phone
+        .conversation(&g)
+        .send_text("phone here")
+        .await
+        .unwrap();
     assert!(has_text(&bob.sync().await.unwrap(), "phone here"));
 
     // Revocation: alice's commit removes the phone; what it sends afterwards is refused.
@@ -160,7 +177,11 @@ async fn trust_14_13_12_rotation_linking_and_revocation_on_the_real_pds() {
     assert!(!has_device(&bob, &g, &p).await);
     assert!(!has_device(&carol, &g, &p).await);
     bob.check_contacts().await.unwrap();
-    phone.send_text(&g, "from a revoked phone").await.ok();
+    phone
+        .conversation(&g)
+        .send_text("from a revoked phone")
+        .await
+        .ok();
     let ev = bob.sync().await.unwrap();
     assert!(!has_text(&ev, "from a revoked phone"), "{ev:?}");
     let record = directory_for(&b)
@@ -171,11 +192,12 @@ async fn trust_14_13_12_rotation_linking_and_revocation_on_the_real_pds() {
         .unwrap();
     assert!(record.declaration.revoked().contains(&p));
     // Adding alice again brings back neither the phone nor anything else.
-    let before = bob.members(&g).await.unwrap().len();
-    bob.add_members(&g, std::slice::from_ref(&a.did))
+    let before = bob.conversation(&g).members().await.unwrap().len();
+    bob.conversation(&g)
+        .add_members(std::slice::from_ref(&a.did))
         .await
         .unwrap();
-    assert_eq!(bob.members(&g).await.unwrap().len(), before);
+    assert_eq!(bob.conversation(&g).members().await.unwrap().len(), before);
     assert!(!has_device(&bob, &g, &p).await);
 }
 
@@ -233,7 +255,7 @@ async fn trust_7_8_safety_numbers_on_the_real_pds() {
     assert_ne!(n2, n);
     assert_eq!(alice.safety_number(&b.did).await.unwrap(), n2);
     assert!(bob.contact_trust(&a.did).await.unwrap().verified);
-    alice.send_text(&dm, "same me").await.unwrap();
+    alice.conversation(&dm).send_text("same me").await.unwrap();
     assert_eq!(texts(&bob.sync().await.unwrap()), vec!["same me"]);
 }
 
@@ -351,19 +373,25 @@ async fn trust_11_restoring_the_identity_key_on_the_real_pds() {
     )
     .await;
     assert!(restored.self_check().await.unwrap().is_empty());
-    bob.add_members(&g, std::slice::from_ref(&a.did))
+    bob.conversation(&g)
+        .add_members(std::slice::from_ref(&a.did))
         .await
         .unwrap();
     no_warnings(&bob.sync().await.unwrap());
     assert_eq!(bob.safety_number(&a.did).await.unwrap(), n);
     assert_eq!(joined(&restored.sync().await.unwrap()), vec![g.clone()]);
-    bob.send_text(&g, "welcome back").await.unwrap();
+    bob.conversation(&g)
+        .send_text("welcome back")
+        .await
+        .unwrap();
     assert_eq!(texts(&restored.sync().await.unwrap()), vec!["welcome back"]);
 
     // Starting over with a fresh identity key: bob is warned and adds nothing.
     let _fresh = client(&a, &net).await;
     assert!(matches!(
-        bob.add_members(&g, std::slice::from_ref(&a.did)).await,
+        bob.conversation(&g)
+            .add_members(std::slice::from_ref(&a.did))
+            .await,
         Err(Error::Trust(TrustError::UnacceptedKeyChange { .. }))
     ));
     assert!(bob

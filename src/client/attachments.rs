@@ -43,13 +43,8 @@ fn parent_of(target: &Path) -> &Path {
 }
 
 impl Client {
-    /// Sends the file at `path` as an attachment named `filename`. Up to
-    /// [`MAX_INLINE_ATTACHMENT`] bytes travel in the message; a larger file is encrypted chunk
-    /// by chunk (CONTENT-25a) to a temporary file in the system's temporary directory, stored
-    /// in the client's blob store for this group (`progress` is told after each chunk
-    /// uploaded; an `HttpBlobStore` (feature `ds-client`) resumes after a cut
-    /// connection), and the message carries the URL, digest and key.
-    pub async fn attach_file(
+    /// Behind [`Conversation::attach_file`](super::Conversation::attach_file).
+    pub(crate) async fn attach_file(
         &self,
         group: &GroupId,
         path: &Path,

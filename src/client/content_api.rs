@@ -28,30 +28,8 @@ impl Session<'_> {
 }
 
 impl Client {
-    /// Sends any typed content. Edits, deletes, reactions and receipts are first checked
-    /// against this device's history (CONTENT-29): one that breaks a rule fails with
-    /// [`Error::History`] and nothing is sent. Group updates cannot be sent (CONTENT-27).
-    ///
-    /// ```
-    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-    /// # use std::sync::Arc;
-    /// # use atmls::{Client, directory::MemoryDirectory, transport::MemoryTransport, storage::Store};
-    /// # use atmls::identity::DeviceIdentity;
-    /// # let (dir, net) = (Arc::new(MemoryDirectory::new()), Arc::new(MemoryTransport::new()));
-    /// # let alice = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
-    /// #     .identity(DeviceIdentity::new_account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?)).build().await?;
-    /// # let bob = Client::builder(dir, net, Store::in_memory()?)
-    /// #     .identity(DeviceIdentity::new_account("did:plc:bbbbbbbbbbbbbbbbbbbbbbbb".parse()?)).build().await?;
-    /// use atmls::content::{Content, ContentCodec, MarkdownCodec};
-    /// let dm = alice.dm(bob.did()).await?;
-    /// let sent = alice.send_content(&dm, &MarkdownCodec::encode(&"**hi**".to_string())?).await?;
-    /// bob.sync().await?;
-    /// let item = bob.message(&dm, &sent.id).await?.expect("bob has it");
-    /// assert_eq!(item.decoded(), Some(Content::Markdown("**hi**".into())));
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// # }).unwrap();
-    /// ```
-    pub async fn send_content(
+    /// Behind [`Conversation::send_content`](super::Conversation::send_content).
+    pub(crate) async fn send_content(
         &self,
         group: &GroupId,
         content: &EncodedContent,
@@ -71,38 +49,18 @@ impl Client {
         self.session().await.send(group, content, false).await
     }
 
-    /// Sends markdown text (`atmls.dev/markdown:1.0`); see the example on
-    /// [`send_content`](Self::send_content).
-    pub async fn send_markdown(&self, group: &GroupId, markdown: &str) -> Result<Message, Error> {
+    /// Behind [`Conversation::send_markdown`](super::Conversation::send_markdown).
+    pub(crate) async fn send_markdown(
+        &self,
+        group: &GroupId,
+        markdown: &str,
+    ) -> Result<Message, Error> {
         self.send_content(group, &MarkdownCodec::encode(&markdown.to_owned())?)
             .await
     }
 
-    /// Replies to message `to` with `content` (text, markdown, an attachment...).
-    ///
-    /// ```
-    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-    /// # use std::sync::Arc;
-    /// # use atmls::{Client, directory::MemoryDirectory, transport::MemoryTransport, storage::Store};
-    /// # use atmls::identity::DeviceIdentity;
-    /// # let (dir, net) = (Arc::new(MemoryDirectory::new()), Arc::new(MemoryTransport::new()));
-    /// # let alice = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
-    /// #     .identity(DeviceIdentity::new_account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?)).build().await?;
-    /// # let bob = Client::builder(dir, net, Store::in_memory()?)
-    /// #     .identity(DeviceIdentity::new_account("did:plc:bbbbbbbbbbbbbbbbbbbbbbbb".parse()?)).build().await?;
-    /// use atmls::content::Content;
-    /// let dm = alice.dm(bob.did()).await?;
-    /// let question = alice.send_text(&dm, "lunch?").await?;
-    /// bob.sync().await?;
-    /// bob.reply(&dm, &question.id, Content::text("yes")).await?;
-    /// alice.sync().await?;
-    /// let last = alice.history(&dm, None, 10).await?.items.pop().unwrap();
-    /// assert_eq!(last.in_reply_to, Some(question.id));
-    /// assert_eq!(last.text().as_deref(), Some("yes"));
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// # }).unwrap();
-    /// ```
-    pub async fn reply(
+    /// Behind [`Conversation::reply`](super::Conversation::reply).
+    pub(crate) async fn reply(
         &self,
         group: &GroupId,
         to: &MessageId,
@@ -115,35 +73,8 @@ impl Client {
         self.send_content(group, &ReplyCodec::encode(&reply)?).await
     }
 
-    /// Adds the reaction `emoji` to message `to`; fails with
-    /// [`HistoryError::UnknownMessage`](super::HistoryError::UnknownMessage) if this device
-    /// has no such message.
-    ///
-    /// ```
-    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-    /// # use std::sync::Arc;
-    /// # use atmls::{Client, directory::MemoryDirectory, transport::MemoryTransport, storage::Store};
-    /// # use atmls::identity::DeviceIdentity;
-    /// # let (dir, net) = (Arc::new(MemoryDirectory::new()), Arc::new(MemoryTransport::new()));
-    /// # let alice = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
-    /// #     .identity(DeviceIdentity::new_account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?)).build().await?;
-    /// # let bob = Client::builder(dir, net, Store::in_memory()?)
-    /// #     .identity(DeviceIdentity::new_account("did:plc:bbbbbbbbbbbbbbbbbbbbbbbb".parse()?)).build().await?;
-    /// let dm = alice.dm(bob.did()).await?;
-    /// let m = alice.send_text(&dm, "shipped!").await?;
-    /// bob.sync().await?;
-    /// bob.react(&dm, &m.id, "🎉").await?;
-    /// alice.sync().await?;
-    /// let item = alice.message(&dm, &m.id).await?.unwrap();
-    /// assert_eq!(item.reactions[0].emoji, "🎉");
-    /// assert_eq!(item.reactions[0].by, vec![bob.did().clone()]);
-    /// bob.unreact(&dm, &m.id, "🎉").await?;
-    /// alice.sync().await?;
-    /// assert!(alice.message(&dm, &m.id).await?.unwrap().reactions.is_empty());
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// # }).unwrap();
-    /// ```
-    pub async fn react(
+    /// Behind [`Conversation::react`](super::Conversation::react).
+    pub(crate) async fn react(
         &self,
         group: &GroupId,
         to: &MessageId,
@@ -152,8 +83,8 @@ impl Client {
         self.reaction(group, to, emoji, ReactionAction::Add).await
     }
 
-    /// Takes back this account's reaction `emoji` on message `to`; see [`react`](Self::react).
-    pub async fn unreact(
+    /// Behind [`Conversation::unreact`](super::Conversation::unreact).
+    pub(crate) async fn unreact(
         &self,
         group: &GroupId,
         to: &MessageId,
@@ -178,36 +109,19 @@ impl Client {
         self.send_content(group, &ReactionCodec::encode(&r)?).await
     }
 
-    /// Tells the group this account has read everything up to message `up_to`.
-    ///
-    /// ```
-    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-    /// # use std::sync::Arc;
-    /// # use atmls::{Client, directory::MemoryDirectory, transport::MemoryTransport, storage::Store};
-    /// # use atmls::identity::DeviceIdentity;
-    /// # let (dir, net) = (Arc::new(MemoryDirectory::new()), Arc::new(MemoryTransport::new()));
-    /// # let alice = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
-    /// #     .identity(DeviceIdentity::new_account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?)).build().await?;
-    /// # let bob = Client::builder(dir, net, Store::in_memory()?)
-    /// #     .identity(DeviceIdentity::new_account("did:plc:bbbbbbbbbbbbbbbbbbbbbbbb".parse()?)).build().await?;
-    /// let dm = alice.dm(bob.did()).await?;
-    /// let m = alice.send_text(&dm, "read me").await?;
-    /// bob.sync().await?;
-    /// bob.mark_read(&dm, &m.id).await?;
-    /// alice.sync().await?;
-    /// let read = alice.read_positions(&dm).await?;
-    /// assert!(read.iter().any(|r| r.did == *bob.did() && r.up_to == m.id));
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// # }).unwrap();
-    /// ```
-    pub async fn mark_read(&self, group: &GroupId, up_to: &MessageId) -> Result<Message, Error> {
+    /// Behind [`Conversation::mark_read`](super::Conversation::mark_read).
+    pub(crate) async fn mark_read(
+        &self,
+        group: &GroupId,
+        up_to: &MessageId,
+    ) -> Result<Message, Error> {
         let r = ReadReceipt { up_to: *up_to };
         self.send_content(group, &ReadReceiptCodec::encode(&r)?)
             .await
     }
 
-    /// Each account's latest read position in the group; see [`mark_read`](Self::mark_read).
-    pub async fn read_positions(&self, group: &GroupId) -> Result<Vec<ReadPosition>, Error> {
+    /// Behind [`Conversation::read_positions`](super::Conversation::read_positions).
+    pub(crate) async fn read_positions(&self, group: &GroupId) -> Result<Vec<ReadPosition>, Error> {
         let s = self.session().await;
         let rows = s.inner.read(|c| store::receipts_of(c, &group.0))?;
         Ok(rows
@@ -220,61 +134,14 @@ impl Client {
             .collect())
     }
 
-    /// Tells the group this account started (`true`) or stopped typing. Receivers get an
-    /// [`Event::Message`](super::Event::Message) but store nothing (CONTENT-24).
-    ///
-    /// ```
-    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-    /// # use std::sync::Arc;
-    /// # use atmls::{Client, Event, directory::MemoryDirectory, transport::MemoryTransport, storage::Store};
-    /// # use atmls::identity::DeviceIdentity;
-    /// # let (dir, net) = (Arc::new(MemoryDirectory::new()), Arc::new(MemoryTransport::new()));
-    /// # let alice = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
-    /// #     .identity(DeviceIdentity::new_account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?)).build().await?;
-    /// # let bob = Client::builder(dir, net, Store::in_memory()?)
-    /// #     .identity(DeviceIdentity::new_account("did:plc:bbbbbbbbbbbbbbbbbbbbbbbb".parse()?)).build().await?;
-    /// use atmls::content::{Content, Typing};
-    /// let dm = alice.dm(bob.did()).await?;
-    /// alice.typing(&dm, true).await?;
-    /// let events = bob.sync().await?;
-    /// assert!(events.iter().any(|e| matches!(e, Event::Message(m)
-    ///     if m.decoded() == Content::Typing(Typing { typing: true }))));
-    /// assert!(bob.history(&dm, None, 10).await?.items.iter().all(|i| i.group != dm || i.text().is_some()));
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// # }).unwrap();
-    /// ```
-    pub async fn typing(&self, group: &GroupId, typing: bool) -> Result<Message, Error> {
+    /// Behind [`Conversation::typing`](super::Conversation::typing).
+    pub(crate) async fn typing(&self, group: &GroupId, typing: bool) -> Result<Message, Error> {
         self.send_content(group, &TypingCodec::encode(&Typing { typing })?)
             .await
     }
 
-    /// Sends a file. Up to [`MAX_INLINE_ATTACHMENT`] bytes travel in the message; larger
-    /// files are encrypted with a fresh key, stored in the client's blob store, and the
-    /// message carries the URL, digest, key and nonce (CONTENT-25).
-    ///
-    /// ```
-    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-    /// # use std::sync::Arc;
-    /// # use atmls::{Client, directory::MemoryDirectory, transport::MemoryTransport, storage::Store};
-    /// # use atmls::identity::DeviceIdentity;
-    /// use atmls::blob::MemoryBlobStore;
-    /// use atmls::content::Content;
-    /// # let (dir, net) = (Arc::new(MemoryDirectory::new()), Arc::new(MemoryTransport::new()));
-    /// let blobs = Arc::new(MemoryBlobStore::new());
-    /// # let alice = Client::builder(dir.clone(), net.clone(), Store::in_memory()?).blob_store(blobs.clone())
-    /// #     .identity(DeviceIdentity::new_account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?)).build().await?;
-    /// # let bob = Client::builder(dir, net, Store::in_memory()?).blob_store(blobs.clone())
-    /// #     .identity(DeviceIdentity::new_account("did:plc:bbbbbbbbbbbbbbbbbbbbbbbb".parse()?)).build().await?;
-    /// let dm = alice.dm(bob.did()).await?;
-    /// let photo = vec![7u8; 300_000]; // over the inline limit: goes to the blob store
-    /// let sent = alice.attach(&dm, "photo.jpg", "image/jpeg", &photo).await?;
-    /// bob.sync().await?;
-    /// let Some(Content::Attachment(a)) = bob.message(&dm, &sent.id).await?.unwrap().decoded() else { panic!() };
-    /// assert_eq!(bob.download(&a).await?, photo);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// # }).unwrap();
-    /// ```
-    pub async fn attach(
+    /// Behind [`Conversation::attach`](super::Conversation::attach).
+    pub(crate) async fn attach(
         &self,
         group: &GroupId,
         filename: &str,
@@ -309,7 +176,7 @@ impl Client {
     /// The bytes of an attachment: inline data, or the blob fetched from the blob store
     /// with its digest checked before decryption (CONTENT-25). A tampered blob fails with
     /// [`ContentError::DigestMismatch`](crate::content::ContentError::DigestMismatch).
-    /// See the example on [`attach`](Self::attach).
+    /// See the example on [`Conversation::attach`](super::Conversation::attach).
     pub async fn download(&self, attachment: &Attachment) -> Result<Vec<u8>, Error> {
         let data = match &attachment.source {
             AttachmentSource::Inline(d) => d.clone(),
@@ -335,36 +202,8 @@ impl Client {
         Ok(data)
     }
 
-    /// Replaces the content of this account's message `id`. Other members' devices apply
-    /// it only if the editor is the author (CONTENT-26); the previous versions stay in
-    /// [`edit_history`](Self::edit_history).
-    ///
-    /// ```
-    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-    /// # use std::sync::Arc;
-    /// # use atmls::{Client, directory::MemoryDirectory, transport::MemoryTransport, storage::Store};
-    /// # use atmls::identity::DeviceIdentity;
-    /// # let (dir, net) = (Arc::new(MemoryDirectory::new()), Arc::new(MemoryTransport::new()));
-    /// # let alice = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
-    /// #     .identity(DeviceIdentity::new_account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?)).build().await?;
-    /// # let bob = Client::builder(dir, net, Store::in_memory()?)
-    /// #     .identity(DeviceIdentity::new_account("did:plc:bbbbbbbbbbbbbbbbbbbbbbbb".parse()?)).build().await?;
-    /// use atmls::{client::HistoryError, content::Content, Error};
-    /// let dm = alice.dm(bob.did()).await?;
-    /// let m = alice.send_text(&dm, "teh plan").await?;
-    /// alice.edit(&dm, &m.id, Content::text("the plan")).await?;
-    /// bob.sync().await?;
-    /// let item = bob.message(&dm, &m.id).await?.unwrap();
-    /// assert_eq!((item.text().as_deref(), item.edits), (Some("the plan"), 1));
-    /// let revisions = bob.edit_history(&dm, &m.id).await?;
-    /// assert_eq!(revisions[0].content, Content::text("the plan"));
-    /// // Bob cannot edit Alice's message.
-    /// let err = bob.edit(&dm, &m.id, Content::text("bob's plan")).await.unwrap_err();
-    /// assert!(matches!(err, Error::History(HistoryError::NotAuthor(_))));
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// # }).unwrap();
-    /// ```
-    pub async fn edit(
+    /// Behind [`Conversation::edit`](super::Conversation::edit).
+    pub(crate) async fn edit(
         &self,
         group: &GroupId,
         id: &MessageId,
@@ -377,10 +216,8 @@ impl Client {
         self.send_content(group, &EditCodec::encode(&e)?).await
     }
 
-    /// The versions an edited message had, oldest first (the original is not included:
-    /// it is the item's content before the first revision). See the example on
-    /// [`edit`](Self::edit).
-    pub async fn edit_history(
+    /// Behind [`Conversation::edit_history`](super::Conversation::edit_history).
+    pub(crate) async fn edit_history(
         &self,
         group: &GroupId,
         id: &MessageId,
@@ -399,63 +236,14 @@ impl Client {
             .collect()
     }
 
-    /// Deletes message `id` on every member's device: its content, edits and reactions go,
-    /// a tombstone stays. Only the author may, unless the moderation policy allows more
-    /// (CONTENT-26).
-    ///
-    /// ```
-    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-    /// # use std::sync::Arc;
-    /// # use atmls::{Client, directory::MemoryDirectory, transport::MemoryTransport, storage::Store};
-    /// # use atmls::identity::DeviceIdentity;
-    /// # let (dir, net) = (Arc::new(MemoryDirectory::new()), Arc::new(MemoryTransport::new()));
-    /// # let alice = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
-    /// #     .identity(DeviceIdentity::new_account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?)).build().await?;
-    /// # let bob = Client::builder(dir, net, Store::in_memory()?)
-    /// #     .identity(DeviceIdentity::new_account("did:plc:bbbbbbbbbbbbbbbbbbbbbbbb".parse()?)).build().await?;
-    /// let dm = alice.dm(bob.did()).await?;
-    /// let m = alice.send_text(&dm, "oops").await?;
-    /// alice.delete(&dm, &m.id).await?;
-    /// bob.sync().await?;
-    /// let item = bob.message(&dm, &m.id).await?.unwrap();
-    /// assert_eq!(item.content, None);
-    /// assert_eq!(item.deleted.unwrap().by, *alice.did());
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// # }).unwrap();
-    /// ```
-    pub async fn delete(&self, group: &GroupId, id: &MessageId) -> Result<Message, Error> {
+    /// Behind [`Conversation::delete`](super::Conversation::delete).
+    pub(crate) async fn delete(&self, group: &GroupId, id: &MessageId) -> Result<Message, Error> {
         self.send_content(group, &DeleteCodec::encode(&Delete { target: *id })?)
             .await
     }
 
-    /// One page of the group's timeline: up to `limit` (at most 500) items older
-    /// than `before` (the newest if `None`), oldest first, with edits, tombstones and
-    /// reactions applied. Pass `page.older` to get the next page.
-    ///
-    /// ```
-    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-    /// # use std::sync::Arc;
-    /// # use atmls::{Client, directory::MemoryDirectory, transport::MemoryTransport, storage::Store};
-    /// # use atmls::identity::DeviceIdentity;
-    /// # let (dir, net) = (Arc::new(MemoryDirectory::new()), Arc::new(MemoryTransport::new()));
-    /// # let alice = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
-    /// #     .identity(DeviceIdentity::new_account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?)).build().await?;
-    /// # let bob = Client::builder(dir, net, Store::in_memory()?)
-    /// #     .identity(DeviceIdentity::new_account("did:plc:bbbbbbbbbbbbbbbbbbbbbbbb".parse()?)).build().await?;
-    /// let dm = alice.dm(bob.did()).await?;
-    /// for i in 0..5 {
-    ///     alice.send_text(&dm, &format!("m{i}")).await?;
-    /// }
-    /// let newest = alice.history(&dm, None, 2).await?;
-    /// let texts: Vec<_> = newest.items.iter().filter_map(|i| i.text()).collect();
-    /// assert_eq!(texts, ["m3", "m4"]);
-    /// let older = alice.history(&dm, newest.older, 2).await?;
-    /// let texts: Vec<_> = older.items.iter().filter_map(|i| i.text()).collect();
-    /// assert_eq!(texts, ["m1", "m2"]);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// # }).unwrap();
-    /// ```
-    pub async fn history(
+    /// Behind [`Conversation::history`](super::Conversation::history).
+    pub(crate) async fn history(
         &self,
         group: &GroupId,
         before: Option<HistoryCursor>,
@@ -480,9 +268,8 @@ impl Client {
         Ok(HistoryPage { items, older })
     }
 
-    /// One item of a group's history by id (`None` if this device has no such message or
-    /// it expired). See the example on [`react`](Self::react).
-    pub async fn message(
+    /// Behind [`Conversation::message`](super::Conversation::message).
+    pub(crate) async fn message(
         &self,
         group: &GroupId,
         id: &MessageId,
@@ -511,8 +298,8 @@ impl Client {
     /// # let bob = Client::builder(dir, net, Store::in_memory()?)
     /// #     .identity(DeviceIdentity::new_account("did:plc:bbbbbbbbbbbbbbbbbbbbbbbb".parse()?)).build().await?;
     /// let dm = alice.dm(bob.did()).await?;
-    /// alice.send_text(&dm, "the Café opens at nine").await?;
-    /// alice.send_text(&dm, "something else").await?;
+    /// alice.conversation(&dm).send_text("the Café opens at nine").await?;
+    /// alice.conversation(&dm).send_text("something else").await?;
     /// bob.sync().await?;
     /// let found = bob.search(Some(&dm), "cafe", 10).await?;
     /// assert_eq!(found.len(), 1);
@@ -545,33 +332,8 @@ impl Client {
             .collect::<Result<Vec<_>, _>>()?)
     }
 
-    /// Sets the group's disappearing-messages timer (`None` turns it off) with a commit, so
-    /// every member's device applies the same timer (CONTENT-28): each message stored
-    /// afterwards is deleted from every device that timer after that device stored it. At
-    /// most one year; whole seconds.
-    ///
-    /// ```
-    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-    /// # use std::sync::Arc;
-    /// # use atmls::{Client, directory::MemoryDirectory, transport::MemoryTransport, storage::Store};
-    /// # use atmls::identity::DeviceIdentity;
-    /// # let (dir, net) = (Arc::new(MemoryDirectory::new()), Arc::new(MemoryTransport::new()));
-    /// # let alice = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
-    /// #     .identity(DeviceIdentity::new_account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?)).build().await?;
-    /// # let bob = Client::builder(dir, net, Store::in_memory()?)
-    /// #     .identity(DeviceIdentity::new_account("did:plc:bbbbbbbbbbbbbbbbbbbbbbbb".parse()?)).build().await?;
-    /// use std::time::Duration;
-    /// let dm = alice.dm(bob.did()).await?;
-    /// alice.set_disappearing(&dm, Some(Duration::from_secs(3600))).await?;
-    /// bob.sync().await?;
-    /// assert_eq!(bob.disappearing(&dm).await?, Some(Duration::from_secs(3600)));
-    /// let m = bob.send_text(&dm, "gone in an hour").await?;
-    /// assert!(bob.message(&dm, &m.id).await?.unwrap().expires_at.is_some());
-    /// assert_eq!(bob.purge_expired().await?, 0, "not yet: it has an hour left");
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// # }).unwrap();
-    /// ```
-    pub async fn set_disappearing(
+    /// Behind [`Conversation::set_disappearing`](super::Conversation::set_disappearing).
+    pub(crate) async fn set_disappearing(
         &self,
         group: &GroupId,
         timer: Option<Duration>,
@@ -608,8 +370,8 @@ impl Client {
             .await
     }
 
-    /// The group's disappearing-messages timer; see [`set_disappearing`](Self::set_disappearing).
-    pub async fn disappearing(&self, group: &GroupId) -> Result<Option<Duration>, Error> {
+    /// Behind [`Conversation::disappearing`](super::Conversation::disappearing).
+    pub(crate) async fn disappearing(&self, group: &GroupId) -> Result<Option<Duration>, Error> {
         let mut s = self.session().await;
         let secs = s
             .inner
@@ -620,7 +382,7 @@ impl Client {
     /// Deletes the disappearing messages that have expired, now (also done by every
     /// [`sync`](Self::sync); expired items are never returned by history queries).
     /// Returns how many were deleted. See the example on
-    /// [`set_disappearing`](Self::set_disappearing).
+    /// [`Conversation::set_disappearing`](super::Conversation::set_disappearing).
     pub async fn purge_expired(&self) -> Result<usize, Error> {
         let n = {
             let mut s = self.session().await;

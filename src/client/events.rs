@@ -80,7 +80,7 @@ pub enum Event {
     /// A new application message (any content type; typing indicators too, which are
     /// not stored).
     Message(Message),
-    /// A message queued by an earlier [`crate::Client::send`] that failed (the transport was
+    /// A message queued by an earlier [`crate::Conversation::send`] that failed (the transport was
     /// unreachable, the client stopped) was accepted by the transport: delivered once
     /// (spec/group.md GROUP-11).
     Sent(Message),
@@ -182,8 +182,8 @@ pub enum Event {
         error: GovernanceError,
     },
     /// Someone asked to join by an invite link or the group's public handle and an admin
-    /// must decide (INV-4): [`crate::Client::approve_join`] or
-    /// [`crate::Client::decline_join`].
+    /// must decide (INV-4): [`crate::Conversation::approve_join`] or
+    /// [`crate::Conversation::decline_join`].
     JoinRequested {
         /// The group.
         group: GroupId,

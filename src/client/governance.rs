@@ -261,17 +261,17 @@ impl Client {
     /// let meta = GroupMetadata { name: "Secret Club".into(), ..Default::default() };
     /// let g = alice.create_group_with(&[bob.did().clone()], Preset::AdminsOnly, meta).await?;
     /// bob.sync().await?;
-    /// assert_eq!(bob.metadata(&g).await?.name, "Secret Club");
-    /// assert_eq!(bob.role(&g, alice.did()).await?, Role::Owner);
+    /// assert_eq!(bob.conversation(&g).metadata().await?.name, "Secret Club");
+    /// assert_eq!(bob.conversation(&g).role(alice.did()).await?, Role::Owner);
     /// // Bob is a member: renaming needs an admin under this preset.
-    /// let err = bob.set_name(&g, "Bob's Club").await.unwrap_err();
+    /// let err = bob.conversation(&g).set_name("Bob's Club").await.unwrap_err();
     /// assert!(matches!(err, Error::Group(GroupError::Governance(
     ///     GovernanceError::Forbidden { action: Action::EditName, .. }))));
-    /// alice.set_role(&g, bob.did(), Role::Admin).await?;
+    /// alice.conversation(&g).set_role(bob.did(), Role::Admin).await?;
     /// bob.sync().await?;
-    /// bob.set_name(&g, "Bob's Club").await?;
+    /// bob.conversation(&g).set_name("Bob's Club").await?;
     /// alice.sync().await?;
-    /// assert_eq!(alice.metadata(&g).await?.name, "Bob's Club");
+    /// assert_eq!(alice.conversation(&g).metadata().await?.name, "Bob's Club");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// # }).unwrap();
     /// ```
@@ -288,8 +288,8 @@ impl Client {
             .await
     }
 
-    /// The group's roles and policies (`None` for a DM, whose policy is fixed: GOV-3).
-    pub async fn governance(&self, group: &GroupId) -> Result<Option<Governance>, Error> {
+    /// Behind [`Conversation::governance`](super::Conversation::governance).
+    pub(crate) async fn governance(&self, group: &GroupId) -> Result<Option<Governance>, Error> {
         let mut s = self.session().await;
         s.inner.atomic(|cx| {
             Ok::<_, Error>(
@@ -299,8 +299,8 @@ impl Client {
         })
     }
 
-    /// The role of `did` in the group (members of a DM are all [`Role::Member`]).
-    pub async fn role(&self, group: &GroupId, did: &Did) -> Result<Role, Error> {
+    /// Behind [`Conversation::role`](super::Conversation::role).
+    pub(crate) async fn role(&self, group: &GroupId, did: &Did) -> Result<Role, Error> {
         Ok(self
             .governance(group)
             .await?
@@ -308,10 +308,13 @@ impl Client {
             .unwrap_or(Role::Member))
     }
 
-    /// Gives `did` a role (GOV-5): needs [`Action::ChangeRoles`], and no one grants or
-    /// takes away a role above their own. The last owner cannot demote themself (GOV-6):
-    /// use [`transfer_ownership`](Self::transfer_ownership).
-    pub async fn set_role(&self, group: &GroupId, did: &Did, role: Role) -> Result<(), Error> {
+    /// Behind [`Conversation::set_role`](super::Conversation::set_role).
+    pub(crate) async fn set_role(
+        &self,
+        group: &GroupId,
+        did: &Did,
+        role: Role,
+    ) -> Result<(), Error> {
         if !self.members(group).await?.iter().any(|m| &m.did == did) {
             return Err(Error::InvalidArgument("not a member of this group"));
         }
@@ -319,8 +322,8 @@ impl Client {
             .await
     }
 
-    /// Makes `to` an owner and this account an admin, in one commit (GOV-6).
-    pub async fn transfer_ownership(&self, group: &GroupId, to: &Did) -> Result<(), Error> {
+    /// Behind [`Conversation::transfer_ownership`](super::Conversation::transfer_ownership).
+    pub(crate) async fn transfer_ownership(&self, group: &GroupId, to: &Did) -> Result<(), Error> {
         if to == self.did() {
             return Err(Error::InvalidArgument("already the owner"));
         }
@@ -337,14 +340,14 @@ impl Client {
         .await
     }
 
-    /// Leaves after making `successor` an owner: what the last owner must do (GOV-6).
-    pub async fn leave_naming(&self, group: &GroupId, successor: &Did) -> Result<(), Error> {
+    /// Behind [`Conversation::leave_naming`](super::Conversation::leave_naming).
+    pub(crate) async fn leave_naming(&self, group: &GroupId, successor: &Did) -> Result<(), Error> {
         self.set_role(group, successor, Role::Owner).await?;
         self.leave(group).await
     }
 
-    /// Sets the policy of one action (needs [`Action::ChangePolicies`]).
-    pub async fn set_policy(
+    /// Behind [`Conversation::set_policy`](super::Conversation::set_policy).
+    pub(crate) async fn set_policy(
         &self,
         group: &GroupId,
         action: Action,
@@ -361,14 +364,14 @@ impl Client {
         self.change_context(group, ContextEdit::Policies(p)).await
     }
 
-    /// Replaces every policy with a preset (GOV-3; needs [`Action::ChangePolicies`]).
-    pub async fn apply_preset(&self, group: &GroupId, preset: Preset) -> Result<(), Error> {
+    /// Behind [`Conversation::apply_preset`](super::Conversation::apply_preset).
+    pub(crate) async fn apply_preset(&self, group: &GroupId, preset: Preset) -> Result<(), Error> {
         self.change_context(group, ContextEdit::Policies(Policies::preset(preset)))
             .await
     }
 
-    /// The group's name, description, avatar reference and pinned messages.
-    pub async fn metadata(&self, group: &GroupId) -> Result<GroupMetadata, Error> {
+    /// Behind [`Conversation::metadata`](super::Conversation::metadata).
+    pub(crate) async fn metadata(&self, group: &GroupId) -> Result<GroupMetadata, Error> {
         let mut s = self.session().await;
         s.inner.atomic(|cx| {
             Ok::<_, Error>(
@@ -378,27 +381,20 @@ impl Client {
         })
     }
 
-    /// Renames the group (at most [`MAX_NAME`](crate::group::MAX_NAME) bytes).
-    pub async fn set_name(&self, group: &GroupId, name: &str) -> Result<(), Error> {
+    /// Behind [`Conversation::set_name`](super::Conversation::set_name).
+    pub(crate) async fn set_name(&self, group: &GroupId, name: &str) -> Result<(), Error> {
         self.change_context(group, ContextEdit::Name(name.to_owned()))
             .await
     }
 
-    /// Sets the description (at most [`MAX_DESCRIPTION`](crate::group::MAX_DESCRIPTION)
-    /// bytes).
-    pub async fn set_description(&self, group: &GroupId, text: &str) -> Result<(), Error> {
+    /// Behind [`Conversation::set_description`](super::Conversation::set_description).
+    pub(crate) async fn set_description(&self, group: &GroupId, text: &str) -> Result<(), Error> {
         self.change_context(group, ContextEdit::Description(text.to_owned()))
             .await
     }
 
-    /// Sets the avatar: the image (at most [`MAX_AVATAR_BYTES`]) is encrypted chunk by
-    /// chunk under a fresh key and padded like a large attachment (CONTENT-25a), stored in
-    /// the blob store for this group; the key and digest go into the group state (GOV-7).
-    /// `None` removes it. The permission is checked before anything is stored. Once the
-    /// change is committed, the previous avatar's blob is queued for erasure (CONTENT-25k); if
-    /// the commit is refused for good, the new blob is erased (after a retryable failure the
-    /// commit may yet land, so the new blob stays).
-    pub async fn set_avatar(
+    /// Behind [`Conversation::set_avatar`](super::Conversation::set_avatar).
+    pub(crate) async fn set_avatar(
         &self,
         group: &GroupId,
         image: Option<(&str, &[u8])>,
@@ -473,9 +469,8 @@ impl Client {
         })
     }
 
-    /// The avatar's MIME type and bytes, fetched from the blob store with its digest and
-    /// every chunk checked (`None` if the group has none).
-    pub async fn avatar(&self, group: &GroupId) -> Result<Option<(String, Vec<u8>)>, Error> {
+    /// Behind [`Conversation::avatar`](super::Conversation::avatar).
+    pub(crate) async fn avatar(&self, group: &GroupId) -> Result<Option<(String, Vec<u8>)>, Error> {
         let Some(a) = self.metadata(group).await?.avatar else {
             return Ok(None);
         };
@@ -499,17 +494,16 @@ impl Client {
         Ok(Some((a.mime_type.clone(), bytes)))
     }
 
-    /// Pins a message of the group's history (at most
-    /// [`MAX_PINNED`](crate::group::MAX_PINNED)).
-    pub async fn pin(&self, group: &GroupId, id: &MessageId) -> Result<(), Error> {
+    /// Behind [`Conversation::pin`](super::Conversation::pin).
+    pub(crate) async fn pin(&self, group: &GroupId, id: &MessageId) -> Result<(), Error> {
         if self.message(group, id).await?.is_none() {
             return Err(super::HistoryError::UnknownMessage(*id).into());
         }
         self.change_context(group, ContextEdit::Pin(*id)).await
     }
 
-    /// Unpins a message.
-    pub async fn unpin(&self, group: &GroupId, id: &MessageId) -> Result<(), Error> {
+    /// Behind [`Conversation::unpin`](super::Conversation::unpin).
+    pub(crate) async fn unpin(&self, group: &GroupId, id: &MessageId) -> Result<(), Error> {
         self.change_context(group, ContextEdit::Unpin(*id)).await
     }
 

@@ -166,7 +166,7 @@ pub struct HistoryItem {
     /// The current content: the latest edit if edited; `None` once deleted. Unknown
     /// types are kept as received, so a later version can decode them.
     pub content: Option<EncodedContent>,
-    /// How many times it was edited (earlier versions: `Client::edit_history`).
+    /// How many times it was edited (earlier versions: `Conversation::edit_history`).
     pub edits: usize,
     /// Set when the message was deleted.
     pub deleted: Option<Tombstone>,
@@ -176,7 +176,7 @@ pub struct HistoryItem {
     pub reactions: Vec<ReactionCount>,
     /// When it disappears from this device (disappearing messages), unix seconds.
     pub expires_at: Option<u64>,
-    /// Its position, for [`Client::history`](super::Client::history) pagination.
+    /// Its position, for [`Conversation::history`](super::Conversation::history) pagination.
     pub cursor: HistoryCursor,
 }
 

@@ -571,33 +571,8 @@ impl Session<'_> {
 }
 
 impl Client {
-    /// Creates an invite link (needs [`Action::Invite`]): recorded in the group state by a
-    /// commit, so every admin's device can answer it and every member enforces its use
-    /// count and revocation (INV-1).
-    ///
-    /// ```
-    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-    /// # use std::sync::Arc;
-    /// # use atmls::{Client, directory::MemoryDirectory, transport::MemoryTransport, storage::Store};
-    /// # use atmls::identity::DeviceIdentity;
-    /// # let (dir, net) = (Arc::new(MemoryDirectory::new()), Arc::new(MemoryTransport::new()));
-    /// # let alice = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
-    /// #     .identity(DeviceIdentity::new_account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?)).build().await?;
-    /// # let carol = Client::builder(dir, net, Store::in_memory()?)
-    /// #     .identity(DeviceIdentity::new_account("did:plc:cccccccccccccccccccccccc".parse()?)).build().await?;
-    /// use atmls::client::{InviteLink, InviteOptions, JoinOutcome};
-    /// let g = alice.create_group(&[]).await?;
-    /// let link = alice.create_invite(&g, InviteOptions { max_uses: 5, ..Default::default() }).await?;
-    /// let url = link.to_url(); // atmls://invite/…, also the QR payload
-    /// let pending = carol.request_join(&InviteLink::parse(&url)?).await?;
-    /// alice.sync().await?; // alice's device admits carol: no approval needed
-    /// assert_eq!(carol.join_outcome(&pending).await?, JoinOutcome::Approved);
-    /// carol.sync().await?;
-    /// assert_eq!(carol.groups().await?[0].id, g);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// # }).unwrap();
-    /// ```
-    pub async fn create_invite(
+    /// Behind [`Conversation::create_invite`](super::Conversation::create_invite).
+    pub(crate) async fn create_invite(
         &self,
         group: &GroupId,
         options: InviteOptions,
@@ -605,10 +580,8 @@ impl Client {
         self.new_invite(group, options, false).await
     }
 
-    /// Publishes nothing but creates the group's public join handle (INV-6): a link that
-    /// never expires, has no use limit and always needs an admin's approval. Whoever
-    /// learns it can ask to join; admins see each request and decide.
-    pub async fn create_join_handle(&self, group: &GroupId) -> Result<InviteLink, Error> {
+    /// Behind [`Conversation::create_join_handle`](super::Conversation::create_join_handle).
+    pub(crate) async fn create_join_handle(&self, group: &GroupId) -> Result<InviteLink, Error> {
         self.new_invite(
             group,
             InviteOptions {
@@ -647,15 +620,14 @@ impl Client {
         Ok(InviteLink { secret, public })
     }
 
-    /// Revokes an invite link (a commit, needs [`Action::Invite`]): later requests get
-    /// [`JoinOutcome::Revoked`] and no member accepts a use of it (INV-3).
-    pub async fn revoke_invite(&self, group: &GroupId, id: &InviteId) -> Result<(), Error> {
+    /// Behind [`Conversation::revoke_invite`](super::Conversation::revoke_invite).
+    pub(crate) async fn revoke_invite(&self, group: &GroupId, id: &InviteId) -> Result<(), Error> {
         self.edit_invites(group, ContextEdit::RevokeInvite(*id))
             .await
     }
 
-    /// The group's invites as its state records them (terms, uses, revocation).
-    pub async fn invites(&self, group: &GroupId) -> Result<Vec<InviteRecord>, Error> {
+    /// Behind [`Conversation::invites`](super::Conversation::invites).
+    pub(crate) async fn invites(&self, group: &GroupId) -> Result<Vec<InviteRecord>, Error> {
         let mut s = self.session().await;
         s.inner.atomic(|cx| {
             Ok::<_, Error>(
@@ -665,9 +637,8 @@ impl Client {
         })
     }
 
-    /// The shareable link of one of the group's invites: any member's device can show it
-    /// again (the secret is in the group state, INV-1).
-    pub async fn invite_link(
+    /// Behind [`Conversation::invite_link`](super::Conversation::invite_link).
+    pub(crate) async fn invite_link(
         &self,
         group: &GroupId,
         id: &InviteId,
@@ -685,7 +656,8 @@ impl Client {
 
     /// Asks to join through an invite link or a public handle (INV-4): a request signed by
     /// this device, sealed under a key only link holders know, posted to the link's
-    /// mailbox. See the example on [`create_invite`](Self::create_invite).
+    /// mailbox. See the example on
+    /// [`Conversation::create_invite`](super::Conversation::create_invite).
     pub async fn request_join(&self, link: &InviteLink) -> Result<PendingJoin, Error> {
         let mut s = self.session().await;
         let reply_secret: [u8; 32] = rand::random();
@@ -736,16 +708,14 @@ impl Client {
             .unwrap_or(JoinOutcome::Pending))
     }
 
-    /// Requests waiting for an admin's decision on this device.
-    pub async fn join_requests(&self, group: &GroupId) -> Result<Vec<JoinRequest>, Error> {
+    /// Behind [`Conversation::join_requests`](super::Conversation::join_requests).
+    pub(crate) async fn join_requests(&self, group: &GroupId) -> Result<Vec<JoinRequest>, Error> {
         let s = self.session().await;
         Ok(s.stored(group)?.iter().filter_map(Stored::public).collect())
     }
 
-    /// Approves a request: an ordinary add commit that also counts a use of the invite
-    /// (needs [`Action::Invite`] or [`Action::AddMembers`]). Returns what the requester is
-    /// told (an expired or used-up invite answers so instead).
-    pub async fn approve_join(
+    /// Behind [`Conversation::approve_join`](super::Conversation::approve_join).
+    pub(crate) async fn approve_join(
         &self,
         group: &GroupId,
         request: &RequestId,
@@ -753,8 +723,12 @@ impl Client {
         self.session().await.decide(group, request, true).await
     }
 
-    /// Declines a request; the requester is told.
-    pub async fn decline_join(&self, group: &GroupId, request: &RequestId) -> Result<(), Error> {
+    /// Behind [`Conversation::decline_join`](super::Conversation::decline_join).
+    pub(crate) async fn decline_join(
+        &self,
+        group: &GroupId,
+        request: &RequestId,
+    ) -> Result<(), Error> {
         self.session()
             .await
             .decide(group, request, false)

@@ -7,6 +7,7 @@
 
 mod attachments;
 mod content_api;
+mod conversation;
 mod error;
 mod events;
 mod governance;
@@ -25,6 +26,7 @@ mod trust;
 mod upkeep;
 mod verify;
 
+pub use conversation::Conversation;
 pub use error::Error;
 pub use events::{Event, Message};
 pub use history::{
@@ -105,7 +107,7 @@ impl ClientBuilder {
 
     /// How often `sync` rotates this device's leaf keys in each group, varied by ±15% per
     /// group (spec/group.md GROUP-10); default [`DEFAULT_LEAF_ROTATION_INTERVAL`]. `None`:
-    /// never (only [`Client::self_update`] and re-credentialing rotate them).
+    /// never (only [`Conversation::self_update`] and re-credentialing rotate them).
     pub fn leaf_rotation(mut self, every: Option<std::time::Duration>) -> Self {
         self.upkeep.leaf_rotation = every;
         self
@@ -192,7 +194,7 @@ impl ClientBuilder {
 ///     .identity(DeviceIdentity::new_account("did:plc:bbbbbbbbbbbbbbbbbbbbbbbb".parse()?))
 ///     .build().await?;
 /// let dm = alice.dm(bob.did()).await?;
-/// alice.send_text(&dm, "hi bob").await?;
+/// alice.conversation(&dm).send_text("hi bob").await?;
 /// let events = bob.sync().await?;
 /// assert!(events.iter().any(|e| matches!(e, atmls::Event::Message(m) if m.decoded().display_text() == Some("hi bob"))));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -441,16 +443,20 @@ impl Client {
         s.create(GroupKind::Dm, std::slice::from_ref(peer)).await
     }
 
-    /// Adds every current device of each DID.
-    pub async fn add_members(&self, group: &GroupId, members: &[Did]) -> Result<(), Error> {
+    /// Behind [`Conversation::add_members`].
+    pub(crate) async fn add_members(&self, group: &GroupId, members: &[Did]) -> Result<(), Error> {
         self.session()
             .await
             .run_commit(group, Intent::Add(members.to_vec()))
             .await
     }
 
-    /// Removes every device of each DID.
-    pub async fn remove_members(&self, group: &GroupId, members: &[Did]) -> Result<(), Error> {
+    /// Behind [`Conversation::remove_members`].
+    pub(crate) async fn remove_members(
+        &self,
+        group: &GroupId,
+        members: &[Did],
+    ) -> Result<(), Error> {
         if members.contains(&self.did) {
             return Err(Error::InvalidArgument(
                 "use leave() to remove your own account",
@@ -462,30 +468,27 @@ impl Client {
             .await
     }
 
-    /// Rotates this device's leaf keys (encryption and signature) in the group.
-    pub async fn self_update(&self, group: &GroupId) -> Result<(), Error> {
+    /// Behind [`Conversation::self_update`].
+    pub(crate) async fn self_update(&self, group: &GroupId) -> Result<(), Error> {
         self.session().await.run_commit(group, Intent::Update).await
     }
 
-    /// Leaves the group with all of this account's devices: proposes their removal, which the
-    /// next member to sync commits; then this device deletes its group state. The last
-    /// owner of a group must name a successor first
-    /// ([`leave_naming`](Self::leave_naming), spec/governance.md GOV-6).
-    pub async fn leave(&self, group: &GroupId) -> Result<(), Error> {
+    /// Behind [`Conversation::leave`].
+    pub(crate) async fn leave(&self, group: &GroupId) -> Result<(), Error> {
         self.session().await.leave(group).await
     }
 
-    /// Sends typed content (the same as [`send_content`](Self::send_content)). The message
-    /// is queued durably before the first attempt (spec/group.md GROUP-11): if this fails with
-    /// a retryable error it stays queued ([`queued_messages`](Self::queued_messages)) and the
-    /// next [`sync`](Self::sync) delivers it once, raising [`Event::Sent`]: do not send it
-    /// again.
-    pub async fn send(&self, group: &GroupId, content: &EncodedContent) -> Result<Message, Error> {
+    /// Behind [`Conversation::send`].
+    pub(crate) async fn send(
+        &self,
+        group: &GroupId,
+        content: &EncodedContent,
+    ) -> Result<Message, Error> {
         self.session().await.send(group, content, true).await
     }
 
-    /// Sends a text message.
-    pub async fn send_text(&self, group: &GroupId, text: &str) -> Result<Message, Error> {
+    /// Behind [`Conversation::send_text`].
+    pub(crate) async fn send_text(&self, group: &GroupId, text: &str) -> Result<Message, Error> {
         self.send(group, &Content::text(text)).await
     }
 
@@ -517,20 +520,18 @@ impl Client {
         self.session().await.inner.group_infos()
     }
 
-    /// The member devices of a group.
-    pub async fn members(&self, group: &GroupId) -> Result<Vec<Member>, Error> {
+    /// Behind [`Conversation::members`].
+    pub(crate) async fn members(&self, group: &GroupId) -> Result<Vec<Member>, Error> {
         self.session().await.inner.members(group)
     }
 
-    /// The group's timeline, oldest first: messages with their latest edit, without deleted
-    /// or expired ones. [`history`](Self::history) gives pages with reactions and tombstones.
-    pub async fn messages(&self, group: &GroupId) -> Result<Vec<Message>, Error> {
+    /// Behind [`Conversation::messages`].
+    pub(crate) async fn messages(&self, group: &GroupId) -> Result<Vec<Message>, Error> {
         self.session().await.inner.messages(group)
     }
 
-    /// Processes raw bytes received for `group` outside the transport (e.g. from a push
-    /// notification). On error nothing changes.
-    pub async fn process_incoming(
+    /// Behind [`Conversation::process_incoming`].
+    pub(crate) async fn process_incoming(
         &self,
         group: &GroupId,
         payload: &[u8],

@@ -404,11 +404,11 @@ impl Session<'_> {
 }
 
 impl Client {
-    /// The messages queued for `group` and not yet accepted by the transport, oldest first
-    /// (spec/group.md GROUP-11): after a `send` that failed with a retryable error they are
-    /// delivered by the next [`sync`](Self::sync), once, raising [`Event::Sent`]; do not send
-    /// them again.
-    pub async fn queued_messages(&self, group: &GroupId) -> Result<Vec<EncodedContent>, Error> {
+    /// Behind [`Conversation::queued_messages`](super::Conversation::queued_messages).
+    pub(crate) async fn queued_messages(
+        &self,
+        group: &GroupId,
+    ) -> Result<Vec<EncodedContent>, Error> {
         let s = self.session().await;
         s.inner
             .read(|c| outbox::contents(c, &group.0))?

@@ -164,10 +164,8 @@ fn mismatches_of(cx: &Ctx<'_>, did: &Did) -> Result<Vec<Event>, Error> {
 }
 
 impl Client {
-    /// Every member device of `group` with this device's trust verdict on it (TRUST-20):
-    /// verified, pending (its account's lookup is queued), mismatch, revoked or expired.
-    /// Local to this device: every member sees the same devices, each judges them itself.
-    pub async fn member_trust(
+    /// Behind [`Conversation::member_trust`](super::Conversation::member_trust).
+    pub(crate) async fn member_trust(
         &self,
         group: &GroupId,
     ) -> Result<Vec<(Member, MemberStatus)>, Error> {

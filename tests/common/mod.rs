@@ -85,7 +85,8 @@ pub fn texts(events: &[Event]) -> Vec<String> {
 /// The display texts of the messages `client` has stored in `group`, oldest first.
 pub async fn stored_texts(client: &Client, group: &GroupId) -> Vec<String> {
     client
-        .messages(group)
+        .conversation(group)
+        .messages()
         .await
         .unwrap()
         .iter()

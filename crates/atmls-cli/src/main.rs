@@ -221,7 +221,10 @@ async fn demo(ds: &DsArgs<'_>) -> Res<()> {
 
     println!("\n== DM alice <-> bob");
     let dm = alice_phone.dm(bob.did()).await?;
-    alice_phone.send_text(&dm, "hi bob, this is alice").await?;
+    alice_phone
+        .conversation(&dm)
+        .send_text("hi bob, this is alice")
+        .await?;
     show("bob", &bob).await?;
     show("alice-laptop", &alice_laptop).await?;
     let again = bob.dm(alice_phone.did()).await?;
@@ -229,7 +232,7 @@ async fn demo(ds: &DsArgs<'_>) -> Res<()> {
         "  bob asks for his DM with alice: same group? {}",
         again == dm
     );
-    bob.send_text(&dm, "hi alice!").await?;
+    bob.conversation(&dm).send_text("hi alice!").await?;
     show("alice-phone", &alice_phone).await?;
     show("alice-laptop", &alice_laptop).await?;
 
@@ -240,19 +243,23 @@ async fn demo(ds: &DsArgs<'_>) -> Res<()> {
     show("bob", &bob).await?;
     show("carol", &carol).await?;
     show("alice-phone", &alice_phone).await?;
-    carol.send_text(&g, "hello from carol").await?;
+    carol.conversation(&g).send_text("hello from carol").await?;
     show("alice-phone", &alice_phone).await?;
     show("bob", &bob).await?;
-    bob.self_update(&g).await?;
+    bob.conversation(&g).self_update().await?;
     println!("  bob rotated his leaf keys");
 
     println!("\n== carol removed");
     alice_phone
-        .remove_members(&g, &[carol.did().clone()])
+        .conversation(&g)
+        .remove_members(&[carol.did().clone()])
         .await?;
-    alice_phone.send_text(&g, "carol can't read this").await?;
+    alice_phone
+        .conversation(&g)
+        .send_text("carol can't read this")
+        .await?;
     show("carol", &carol).await?;
-    match carol.send_text(&g, "am I still here?").await {
+    match carol.conversation(&g).send_text("am I still here?").await {
         Err(e) => println!("  [carol] cannot send: {e}"),
         Ok(_) => return Err("carol could still send".into()),
     }
@@ -269,10 +276,13 @@ async fn demo(ds: &DsArgs<'_>) -> Res<()> {
         "  reopened with {} conversations",
         alice_laptop.groups().await?.len()
     );
-    bob.send_text(&g, "welcome back, laptop").await?;
+    bob.conversation(&g)
+        .send_text("welcome back, laptop")
+        .await?;
     show("alice-laptop", &alice_laptop).await?;
     alice_laptop
-        .send_text(&dm, "still chatting after restart")
+        .conversation(&dm)
+        .send_text("still chatting after restart")
         .await?;
     show("bob", &bob).await?;
     show("carol", &carol).await?;
@@ -283,32 +293,29 @@ async fn demo(ds: &DsArgs<'_>) -> Res<()> {
 /// Each content type once, in the DM (spec/content.md CONTENT-17 to CONTENT-30).
 async fn content_demo(alice: &Client, bob: &Client, dm: &GroupId) -> Res<()> {
     println!("\n== typed content in the DM");
-    let q = bob.send_markdown(dm, "**lunch** at noon?").await?;
+    let (a_dm, b_dm) = (alice.conversation(dm), bob.conversation(dm));
+    let q = b_dm.send_markdown("**lunch** at noon?").await?;
     show("alice-phone", alice).await?;
-    let r = alice
-        .reply(dm, &q.id, Content::text("yes, the usual place"))
+    let r = a_dm
+        .reply(&q.id, Content::text("yes, the usual place"))
         .await?;
-    alice.react(dm, &q.id, "👍").await?;
+    a_dm.react(&q.id, "👍").await?;
     show("bob", bob).await?;
-    bob.mark_read(dm, &r.id).await?;
-    bob.typing(dm, true).await?;
+    b_dm.mark_read(&r.id).await?;
+    b_dm.typing(true).await?;
     show("alice-phone", alice).await?;
-    let typo = alice.send_text(dm, "see you at 12:30").await?;
-    alice
-        .edit(dm, &typo.id, Content::text("see you at 12:15"))
+    let typo = a_dm.send_text("see you at 12:30").await?;
+    a_dm.edit(&typo.id, Content::text("see you at 12:15"))
         .await?;
     show("bob", bob).await?;
-    if let Err(e) = bob.edit(dm, &typo.id, Content::text("bob was here")).await {
+    if let Err(e) = b_dm.edit(&typo.id, Content::text("bob was here")).await {
         println!("  [bob] cannot edit alice's message: {e}");
     }
     let menu: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
-    let sent = alice
-        .attach(dm, "menu.pdf", "application/pdf", &menu)
-        .await?;
+    let sent = a_dm.attach("menu.pdf", "application/pdf", &menu).await?;
     show("bob", bob).await?;
-    if let Some(Some(Content::Attachment(a))) =
-        bob.message(dm, &sent.id).await?.map(|i| i.decoded())
-    {
+    let item = b_dm.message(&sent.id).await?;
+    if let Some(Some(Content::Attachment(a))) = item.map(|i| i.decoded()) {
         let ok = bob.download(&a).await? == menu;
         println!(
             "  [bob] downloaded {} ({} bytes, encrypted blob, digest checked): {ok}",
@@ -317,13 +324,13 @@ async fn content_demo(alice: &Client, bob: &Client, dm: &GroupId) -> Res<()> {
     }
     let mut poll = EncodedContent::new("example.org/poll:1.0".parse()?, vec![1, 2, 3]);
     poll.fallback = Some("[a poll from a newer app: where to eat?]".into());
-    alice.send_content(dm, &poll).await?;
-    alice.delete(dm, &typo.id).await?;
+    a_dm.send_content(&poll).await?;
+    a_dm.delete(&typo.id).await?;
     show("bob", bob).await?;
     let found = bob.search(Some(dm), "usual place", 10).await?;
     println!("  [bob] search \"usual place\": {} hit(s)", found.len());
     println!("  [bob] history, newest page:");
-    for item in bob.history(dm, None, 8).await?.items {
+    for item in b_dm.history(None, 8).await?.items {
         let text = match (&item.deleted, item.text()) {
             (Some(t), _) => format!("(deleted by {})", t.by),
             (None, Some(t)) => t,
@@ -341,11 +348,10 @@ async fn content_demo(alice: &Client, bob: &Client, dm: &GroupId) -> Res<()> {
             reactions.join(" ")
         );
     }
-    alice
-        .set_disappearing(dm, Some(std::time::Duration::from_secs(3600)))
+    a_dm.set_disappearing(Some(std::time::Duration::from_secs(3600)))
         .await?;
     show("bob", bob).await?;
-    alice.set_disappearing(dm, None).await?;
+    a_dm.set_disappearing(None).await?;
     show("bob", bob).await?;
     Ok(())
 }
@@ -355,27 +361,25 @@ async fn governance_demo(alice: &Client, bob: &Client, carol: &Client, g: &Group
     use atmls::client::{InviteLink, InviteOptions};
     use atmls::group::{Preset, Role};
     println!("\n== roles, policies and an invite link in the group");
+    let (a_g, b_g) = (alice.conversation(g), bob.conversation(g));
     println!(
         "  roles: alice is {}, bob is {}",
-        bob.role(g, alice.did()).await?.name(),
-        bob.role(g, bob.did()).await?.name()
+        b_g.role(alice.did()).await?.name(),
+        b_g.role(bob.did()).await?.name()
     );
-    alice.set_name(g, "Lunch Club").await?;
-    alice.set_role(g, bob.did(), Role::Moderator).await?;
-    alice.apply_preset(g, Preset::AdminsOnly).await?;
+    a_g.set_name("Lunch Club").await?;
+    a_g.set_role(bob.did(), Role::Moderator).await?;
+    a_g.apply_preset(Preset::AdminsOnly).await?;
     show("bob", bob).await?;
-    if let Err(e) = bob.set_name(g, "Bob's Club").await {
+    if let Err(e) = b_g.set_name("Bob's Club").await {
         println!("  [bob] cannot rename the group: {e}");
     }
-    let link = alice
-        .create_invite(
-            g,
-            InviteOptions {
-                max_uses: 1,
-                expires_in: Some(std::time::Duration::from_secs(3600)),
-                approval: false,
-            },
-        )
+    let link = a_g
+        .create_invite(InviteOptions {
+            max_uses: 1,
+            expires_in: Some(std::time::Duration::from_secs(3600)),
+            approval: false,
+        })
         .await?;
     let url = link.qr_payload();
     println!("  [alice] invite link (also the QR payload): {url}");
@@ -389,7 +393,7 @@ async fn governance_demo(alice: &Client, bob: &Client, carol: &Client, g: &Group
     show("carol", carol).await?;
     println!(
         "  [carol] the group is called \"{}\"",
-        carol.metadata(g).await?.name
+        carol.conversation(g).metadata().await?.name
     );
     show("bob", bob).await?;
     Ok(())

@@ -90,7 +90,12 @@ impl Bar {
 
 async fn received(c: &Client, g: &GroupId, id: &atmls::content::MessageId) -> Attachment {
     c.sync().await.unwrap();
-    let item = c.message(g, id).await.unwrap().expect("delivered");
+    let item = c
+        .conversation(g)
+        .message(id)
+        .await
+        .unwrap()
+        .expect("delivered");
     match item.decoded() {
         Some(Content::Attachment(a)) => a,
         other => panic!("not an attachment: {other:?}"),
@@ -102,9 +107,8 @@ async fn send_file(dir: &Path, from: &Client, to: &Client, g: &GroupId, len: usi
     let (path, data) = random_file(dir, "in.bin", len);
     let up = Bar::default();
     let sent = from
-        .attach_file(g, &path, "in.bin", "application/octet-stream", &|p| {
-            up.tick(p)
-        })
+        .conversation(g)
+        .attach_file(&path, "in.bin", "application/octet-stream", &|p| up.tick(p))
         .await
         .unwrap();
     let a = received(to, g, &sent.id).await;
@@ -148,7 +152,11 @@ async fn content_25g_two_clients_send_each_other_1_mib_and_ds_sees_no_plaintext_
     let b = send_file(dir.path(), &bob, &alice, &g, (1 << 20) + 12_345).await;
     // The in-memory API goes through the service too.
     let bytes: Vec<u8> = (0..300_000).map(|_| rand::random::<u8>()).collect();
-    let sent = alice.attach(&g, "m.bin", "x/y", &bytes).await.unwrap();
+    let sent = alice
+        .conversation(&g)
+        .attach("m.bin", "x/y", &bytes)
+        .await
+        .unwrap();
     let m = received(&bob, &g, &sent.id).await;
     assert!(streamed_url(&m).starts_with(&ds.url));
     assert!(bob.download(&m).await.unwrap() == bytes);
@@ -583,24 +591,27 @@ async fn content_25k_deleted_and_expired_attachments_erased_at_the_store_on(pg: 
     // Deleted by its author: erased when the delete is applied.
     let (path, _) = random_file(dir.path(), "a", 300_000);
     let m = alice
-        .attach_file(&g, &path, "a", "x/y", &no_progress)
+        .conversation(&g)
+        .attach_file(&path, "a", "x/y", &no_progress)
         .await
         .unwrap();
     let a = received(&bob, &g, &m.id).await;
     let url = streamed_url(&a);
     assert!(!gone(url.clone()).await);
-    alice.delete(&g, &m.id).await.unwrap();
+    alice.conversation(&g).delete(&m.id).await.unwrap();
     alice.sync().await.unwrap();
     assert!(gone(url).await, "erased after the delete");
     bob.sync().await.unwrap();
     // Disappearing: erased when the timer runs out on a device.
     alice
-        .set_disappearing(&g, Some(std::time::Duration::from_secs(3600)))
+        .conversation(&g)
+        .set_disappearing(Some(std::time::Duration::from_secs(3600)))
         .await
         .unwrap();
     let (path, _) = random_file(dir.path(), "b", 300_000);
     let m = alice
-        .attach_file(&g, &path, "b", "x/y", &no_progress)
+        .conversation(&g)
+        .attach_file(&path, "b", "x/y", &no_progress)
         .await
         .unwrap();
     let a = received(&bob, &g, &m.id).await;
@@ -644,19 +655,22 @@ async fn group_4a_blobs_follow_the_mailbox_and_old_ones_are_still_erased_on(pg: 
     };
     let (path, _) = random_file(dir.path(), "a", 300_000);
     let before = alice
-        .attach_file(&g, &path, "a", "x/y", &no_progress)
+        .conversation(&g)
+        .attach_file(&path, "a", "x/y", &no_progress)
         .await
         .unwrap();
     let before_url = streamed_url(&received(&bob, &g, &before.id).await);
     let old = carol.mailbox_for_test(&g).await.unwrap();
     alice
-        .remove_members(&g, &[carol.did().clone()])
+        .conversation(&g)
+        .remove_members(&[carol.did().clone()])
         .await
         .unwrap();
     assert_ne!(alice.mailbox_for_test(&g).await.unwrap().id, old.id);
     let (path, _) = random_file(dir.path(), "b", 300_000);
     let after = alice
-        .attach_file(&g, &path, "b", "x/y", &no_progress)
+        .conversation(&g)
+        .attach_file(&path, "b", "x/y", &no_progress)
         .await
         .unwrap();
     let after_url = streamed_url(&received(&bob, &g, &after.id).await);
@@ -667,10 +681,10 @@ async fn group_4a_blobs_follow_the_mailbox_and_old_ones_are_still_erased_on(pg: 
         .unwrap());
     assert!(present(after_url.clone()).await);
     // The older blob is erased all the same, under the capability it was stored with.
-    alice.delete(&g, &before.id).await.unwrap();
+    alice.conversation(&g).delete(&before.id).await.unwrap();
     alice.sync().await.unwrap();
     assert!(!present(before_url).await, "erased after the delete");
-    alice.delete(&g, &after.id).await.unwrap();
+    alice.conversation(&g).delete(&after.id).await.unwrap();
     alice.sync().await.unwrap();
     assert!(!present(after_url).await, "erased after the delete");
 }
@@ -751,12 +765,13 @@ async fn gov_7_avatar_through_atmls_ds_and_the_replaced_one_erased_on(pg: bool) 
     bob.sync().await.unwrap();
     let first: Vec<u8> = (0..200_000).map(|_| rand::random::<u8>()).collect();
     alice
-        .set_avatar(&g, Some(("image/png", &first)))
+        .conversation(&g)
+        .set_avatar(Some(("image/png", &first)))
         .await
         .unwrap();
     bob.sync().await.unwrap();
     assert_eq!(
-        bob.avatar(&g).await.unwrap(),
+        bob.conversation(&g).avatar().await.unwrap(),
         Some(("image/png".into(), first.clone()))
     );
     let url = avatar_url(&bob, &g).await;
@@ -769,12 +784,13 @@ async fn gov_7_avatar_through_atmls_ds_and_the_replaced_one_erased_on(pg: bool) 
 
     // Bob replaces it (any member may, under the default preset): the old blob is erased.
     let second = vec![7u8; 5_000];
-    bob.set_avatar(&g, Some(("image/jpeg", &second)))
+    bob.conversation(&g)
+        .set_avatar(Some(("image/jpeg", &second)))
         .await
         .unwrap();
     alice.sync().await.unwrap();
     assert_eq!(
-        alice.avatar(&g).await.unwrap(),
+        alice.conversation(&g).avatar().await.unwrap(),
         Some(("image/jpeg".into(), second))
     );
     let store = HttpBlobStore::new(Arc::new(HttpTransport::new(&ds.url).unwrap()));
@@ -784,7 +800,8 @@ async fn gov_7_avatar_through_atmls_ds_and_the_replaced_one_erased_on(pg: bool) 
     let newest = avatar_url(&alice, &g).await;
     let big = vec![1u8; (atmls::group::MAX_AVATAR_BYTES + 1) as usize];
     let err = alice
-        .set_avatar(&g, Some(("image/png", &big)))
+        .conversation(&g)
+        .set_avatar(Some(("image/png", &big)))
         .await
         .unwrap_err();
     assert!(
@@ -799,9 +816,9 @@ async fn gov_7_avatar_through_atmls_ds_and_the_replaced_one_erased_on(pg: bool) 
     assert_eq!(avatar_url(&alice, &g).await, newest);
 
     // Removing it erases the last blob too.
-    alice.set_avatar(&g, None).await.unwrap();
+    alice.conversation(&g).set_avatar(None).await.unwrap();
     bob.sync().await.unwrap();
-    assert_eq!(bob.avatar(&g).await.unwrap(), None);
+    assert_eq!(bob.conversation(&g).avatar().await.unwrap(), None);
     assert!(matches!(
         store.get(&newest).await,
         Err(BlobError::NotFound(_))
@@ -809,7 +826,13 @@ async fn gov_7_avatar_through_atmls_ds_and_the_replaced_one_erased_on(pg: bool) 
 }
 
 async fn avatar_url(c: &Client, g: &GroupId) -> String {
-    let a = c.metadata(g).await.unwrap().avatar.expect("an avatar");
+    let a = c
+        .conversation(g)
+        .metadata()
+        .await
+        .unwrap()
+        .avatar
+        .expect("an avatar");
     assert!(matches!(a.blob, atmls::group::AvatarBlob::Streamed { .. }));
     a.blob.url().to_owned()
 }

@@ -36,7 +36,7 @@ async fn d_dsn_1_the_same_client_runs_over_any_atmls_ds() {
         let (y, _) = w.account(&ds.url, b).await;
         let g = x.create_group(&[y.did().clone()]).await.unwrap();
         assert_eq!(joined(&y.sync().await.unwrap()), vec![g.clone()]);
-        x.send_text(&g, "over HTTP").await.unwrap();
+        x.conversation(&g).send_text("over HTTP").await.unwrap();
         assert_eq!(texts(&y.sync().await.unwrap()), vec!["over HTTP"]);
     }
 }
@@ -117,8 +117,8 @@ async fn d_grp_3_the_group_id_never_reaches_atmls_ds() {
     let (bob, _) = w.account(&ds.url, "bob").await;
     let g = alice.create_group(&[bob.did().clone()]).await.unwrap();
     bob.sync().await.unwrap();
-    alice.send_text(&g, "hi").await.unwrap();
-    bob.self_update(&g).await.unwrap();
+    alice.conversation(&g).send_text("hi").await.unwrap();
+    bob.conversation(&g).self_update().await.unwrap();
     let dump = backend.dump();
     assert!(contains(
         &dump,

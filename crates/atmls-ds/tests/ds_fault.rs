@@ -93,7 +93,7 @@ async fn fault_under_load(backend: Backend, dir: tempfile::TempDir) {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let text = format!("{name} says {i}");
                 i += 1;
-                match c.send_text(&g, &text).await {
+                match c.conversation(&g).send_text(&text).await {
                     Ok(_) => acked.lock().unwrap().push(text),
                     Err(e) => assert!(e.is_retryable(), "{e:?}"),
                 }

@@ -59,7 +59,7 @@ async fn race(backend: Backend, dir: tempfile::TempDir) {
             // The application keeps its intent across lost races until it lands.
             let mut conflicts = 0;
             loop {
-                match c.self_update(&g).await {
+                match c.conversation(&g).self_update().await {
                     Ok(()) => return conflicts,
                     Err(Error::Conflict) => conflicts += 1,
                     Err(e) => panic!("{e:?}"),

@@ -71,7 +71,7 @@ async fn scenario(ds: &Ds) {
     for c in [&bob, &carol, &dave] {
         assert_eq!(joined(&c.sync().await.unwrap()), vec![g.clone()]);
     }
-    alice.send_text(&g, "before").await.unwrap();
+    alice.conversation(&g).send_text("before").await.unwrap();
     for c in [&bob, &carol, &dave] {
         assert_eq!(sync_texts(c).await, vec!["before"]);
     }
@@ -79,7 +79,8 @@ async fn scenario(ds: &Ds) {
     assert_eq!(old, atmls::group::mailbox_for(g.as_bytes()));
 
     alice
-        .remove_members(&g, &[carol.did().clone()])
+        .conversation(&g)
+        .remove_members(&[carol.did().clone()])
         .await
         .unwrap();
     let new = alice.mailbox_for_test(&g).await.unwrap();
@@ -89,10 +90,14 @@ async fn scenario(ds: &Ds) {
 
     // Bob has not synced since the removal: his message is sealed for the old mailbox,
     // refused there as stale (the removal follows his cursor), sealed again after he moved.
-    bob.send_text(&g, "bob after").await.unwrap();
+    bob.conversation(&g).send_text("bob after").await.unwrap();
     assert_eq!(bob.mailbox_for_test(&g).await.unwrap(), new);
     attack(&ds.transport(), &old, &new).await;
-    alice.send_text(&g, "alice after").await.unwrap();
+    alice
+        .conversation(&g)
+        .send_text("alice after")
+        .await
+        .unwrap();
     assert_eq!(sync_texts(&alice).await, vec!["bob after"]);
     assert_eq!(sync_texts(&bob).await, vec!["alice after"]);
     // Dave was offline through all of it: he reads the old mailbox up to the removal, then the
@@ -105,10 +110,14 @@ async fn scenario(ds: &Ds) {
     );
 
     // A joiner after the move learns the new mailbox in its sealed Welcome.
-    alice.add_members(&g, &[erin.did().clone()]).await.unwrap();
+    alice
+        .conversation(&g)
+        .add_members(&[erin.did().clone()])
+        .await
+        .unwrap();
     assert_eq!(joined(&erin.sync().await.unwrap()), vec![g.clone()]);
     assert_eq!(erin.mailbox_for_test(&g).await.unwrap(), new);
-    dave.send_text(&g, "hello erin").await.unwrap();
+    dave.conversation(&g).send_text("hello erin").await.unwrap();
     for c in [&alice, &bob, &erin] {
         assert_eq!(sync_texts(c).await, vec!["hello erin"]);
     }
@@ -120,13 +129,17 @@ async fn scenario(ds: &Ds) {
     // A second removal moves the group again; erin, who had not synced, moves when her
     // message is refused as stale.
     alice
-        .remove_members(&g, &[dave.did().clone()])
+        .conversation(&g)
+        .remove_members(&[dave.did().clone()])
         .await
         .unwrap();
     let third = alice.mailbox_for_test(&g).await.unwrap();
     assert!(third != new && third != old);
     attack(&ds.transport(), &new, &third).await;
-    erin.send_text(&g, "dave is gone").await.unwrap();
+    erin.conversation(&g)
+        .send_text("dave is gone")
+        .await
+        .unwrap();
     for c in [&alice, &bob] {
         assert_eq!(sync_texts(c).await, vec!["dave is gone"]);
     }

@@ -72,11 +72,14 @@ async fn scenario(urls: &[String]) -> Secrets {
         assert_eq!(joined(&c.sync().await.unwrap()), vec![dm.clone()]);
     }
     let dm_text = "ds-secret: hello bob, via the DS";
-    alice1.send_text(&dm, dm_text).await.unwrap();
+    alice1.conversation(&dm).send_text(dm_text).await.unwrap();
     for c in [&alice2, &bob1, &bob2] {
         assert_eq!(sync_texts(c).await, vec![dm_text]);
     }
-    bob2.send_text(&dm, "ds-secret: hi alice").await.unwrap();
+    bob2.conversation(&dm)
+        .send_text("ds-secret: hi alice")
+        .await
+        .unwrap();
     for c in [&alice1, &alice2, &bob1] {
         assert_eq!(sync_texts(c).await, vec!["ds-secret: hi alice"]);
     }
@@ -96,8 +99,15 @@ async fn scenario(urls: &[String]) -> Secrets {
         "ds-secret: group hello from carol",
         "ds-secret: bob answers",
     ];
-    carol.send_text(&g, texts_sent[0]).await.unwrap();
-    bob1.send_text(&g, texts_sent[1]).await.unwrap();
+    carol
+        .conversation(&g)
+        .send_text(texts_sent[0])
+        .await
+        .unwrap();
+    bob1.conversation(&g)
+        .send_text(texts_sent[1])
+        .await
+        .unwrap();
     for c in [&alice1, &alice2, &bob2] {
         assert_eq!(sync_texts(c).await, texts_sent.to_vec());
     }
@@ -108,9 +118,10 @@ async fn scenario(urls: &[String]) -> Secrets {
     }
 
     // Update, remove, and a message carol must not read.
-    bob2.self_update(&g).await.unwrap();
+    bob2.conversation(&g).self_update().await.unwrap();
     alice1
-        .remove_members(&g, &[carol.did().clone()])
+        .conversation(&g)
+        .remove_members(&[carol.did().clone()])
         .await
         .unwrap();
     let ev = carol.sync().await.unwrap();
@@ -119,7 +130,7 @@ async fn scenario(urls: &[String]) -> Secrets {
         "{ev:?}"
     );
     let after = "ds-secret: carol is gone";
-    alice2.send_text(&g, after).await.unwrap();
+    alice2.conversation(&g).send_text(after).await.unwrap();
     secrets.add("plaintext", after.as_bytes());
     assert!(sync_texts(&carol).await.is_empty());
     for c in [&alice1, &bob1, &bob2] {

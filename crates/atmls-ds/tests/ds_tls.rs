@@ -137,14 +137,17 @@ async fn ds_16_two_clients_chat_over_https_with_the_test_root() {
     let mut sub = bounded("subscribe", bob_transport.subscribe(&[mailbox]))
         .await
         .unwrap();
-    bounded("alice sends", alice.send_text(&dm, "hello over tls"))
-        .await
-        .unwrap();
+    bounded(
+        "alice sends",
+        alice.conversation(&dm).send_text("hello over tls"),
+    )
+    .await
+    .unwrap();
     assert_eq!(bounded("notification", sub.next()).await, Some(mailbox));
     let ev = bounded("bob reads", bob.sync()).await.unwrap();
     assert_eq!(texts(&ev), vec!["hello over tls"]);
 
-    bounded("bob answers", bob.send_text(&dm, "and back"))
+    bounded("bob answers", bob.conversation(&dm).send_text("and back"))
         .await
         .unwrap();
     let ev = bounded("alice reads", alice.sync()).await.unwrap();

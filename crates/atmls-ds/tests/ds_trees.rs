@@ -287,7 +287,11 @@ async fn lg_t_5_joins_through_the_ds_and_a_tampered_tree_is_refused() {
         let (carol, _) = w.account(&ds.url, "carol").await;
         let g = alice.create_group(&[bob.did().clone()]).await.unwrap();
         assert_eq!(joined(&bob.sync().await.unwrap()), vec![g.clone()]);
-        alice.add_members(&g, &[carol.did().clone()]).await.unwrap();
+        alice
+            .conversation(&g)
+            .add_members(&[carol.did().clone()])
+            .await
+            .unwrap();
         tamper_trees(&backend);
         let before = carol.store_snapshot().await.unwrap();
         let events = carol.sync().await.unwrap();
@@ -316,7 +320,7 @@ async fn lg_t_5_joins_through_the_ds_and_a_tampered_tree_is_refused() {
         };
         assert_eq!(strip(after), strip(before));
         // The group goes on for its members.
-        alice.send_text(&g, "after").await.unwrap();
+        alice.conversation(&g).send_text("after").await.unwrap();
         assert_eq!(common::texts(&bob.sync().await.unwrap()), vec!["after"]);
     }
 }

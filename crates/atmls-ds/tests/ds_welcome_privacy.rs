@@ -91,14 +91,15 @@ async fn group_12_sealed_welcomes_through_atmls_ds_link_no_recipients() {
     eprintln!("DEBUG {got:?}");
     let ev = bob.sync().await.unwrap();
     assert_eq!(joined(&ev), vec![g.clone()], "{ev:?}");
-    alice.send_text(&g, "before").await.unwrap();
-    bob.send_text(&g, "before too").await.unwrap();
+    alice.conversation(&g).send_text("before").await.unwrap();
+    bob.conversation(&g).send_text("before too").await.unwrap();
     assert_eq!(texts(&alice.sync().await.unwrap()), vec!["before too"]);
     assert_eq!(texts(&bob.sync().await.unwrap()), vec!["before"]);
     let refs = published_refs(&*w.dir, &[&carol1, &dave]).await;
     assert_eq!(refs.len(), 18, "six packages per device (KP-7)");
     alice
-        .add_members(&g, &[carol1.did().clone(), dave.did().clone()])
+        .conversation(&g)
+        .add_members(&[carol1.did().clone(), dave.did().clone()])
         .await
         .unwrap();
 
@@ -168,11 +169,18 @@ async fn group_12_sealed_welcomes_through_atmls_ds_link_no_recipients() {
     for j in joiners {
         assert_eq!(joined(&j.sync().await.unwrap()), vec![g.clone()]);
     }
-    dave.send_text(&g, "hello from dave").await.unwrap();
+    dave.conversation(&g)
+        .send_text("hello from dave")
+        .await
+        .unwrap();
     for c in [&alice, &bob, &carol1, &carol2] {
         assert_eq!(texts(&c.sync().await.unwrap()), vec!["hello from dave"]);
     }
-    carol2.send_text(&g, "and carol").await.unwrap();
+    carol2
+        .conversation(&g)
+        .send_text("and carol")
+        .await
+        .unwrap();
     for c in [&alice, &bob, &carol1, &dave] {
         assert_eq!(texts(&c.sync().await.unwrap()), vec!["and carol"]);
     }
@@ -211,9 +219,13 @@ async fn group_12_a_welcome_sealed_to_another_device_is_skipped_and_consumes_not
     assert_eq!(published_refs(&*w.dir, &[&bob]).await, published);
     // Carol joins from it; bob from his own, later.
     assert_eq!(joined(&carol.sync().await.unwrap()), vec![g.clone()]);
-    alice.add_members(&g, &[bob.did().clone()]).await.unwrap();
+    alice
+        .conversation(&g)
+        .add_members(&[bob.did().clone()])
+        .await
+        .unwrap();
     assert_eq!(joined(&bob.sync().await.unwrap()), vec![g.clone()]);
-    alice.send_text(&g, "all three").await.unwrap();
+    alice.conversation(&g).send_text("all three").await.unwrap();
     for c in [&bob, &carol] {
         assert_eq!(texts(&c.sync().await.unwrap()), vec!["all three"]);
     }
@@ -286,7 +298,7 @@ async fn group_12_a_tampered_sealed_welcome_is_refused_and_the_sync_goes_on() {
     let events = bob.sync().await.unwrap();
     assert_eq!(refusals(&events).len(), tampered.len(), "{events:?}");
     assert_eq!(joined(&events), vec![g.clone()]);
-    carol.send_text(&g, "made it").await.unwrap();
+    carol.conversation(&g).send_text("made it").await.unwrap();
     assert_eq!(texts(&bob.sync().await.unwrap()), vec!["made it"]);
 }
 
@@ -313,7 +325,11 @@ async fn group_12_an_outbox_row_of_an_older_version_sends_version_1_and_joins() 
     assert_eq!(joined(&bob.sync().await.unwrap()), vec![g.clone()]);
     // The commit adding carol is staged and in the outbox, but not accepted.
     net.down.store(true, Ordering::SeqCst);
-    assert!(alice.add_members(&g, &[carol.did().clone()]).await.is_err());
+    assert!(alice
+        .conversation(&g)
+        .add_members(&[carol.did().clone()])
+        .await
+        .is_err());
     // As an older version would have written it: no init keys.
     let db = rusqlite::Connection::open(&path).unwrap();
     let changed = db
@@ -336,6 +352,10 @@ async fn group_12_an_outbox_row_of_an_older_version_sends_version_1_and_joins() 
         .unwrap();
     assert_eq!(sent[0].payload[1..9], commit.seq.to_be_bytes());
     assert_eq!(joined(&carol.sync().await.unwrap()), vec![g.clone()]);
-    alice.send_text(&g, "welcome carol").await.unwrap();
+    alice
+        .conversation(&g)
+        .send_text("welcome carol")
+        .await
+        .unwrap();
     assert_eq!(texts(&carol.sync().await.unwrap()), vec!["welcome carol"]);
 }

@@ -318,8 +318,16 @@ async fn ds_w_3_no_request_or_connection_names_two_of_a_devices_mailboxes() {
 
     let dm = alice.dm(bob.did()).await.unwrap();
     let g = alice.create_group(&[bob.did().clone()]).await.unwrap();
-    alice.send_text(&dm, "in the dm").await.unwrap();
-    alice.send_text(&g, "in the group").await.unwrap();
+    alice
+        .conversation(&dm)
+        .send_text("in the dm")
+        .await
+        .unwrap();
+    alice
+        .conversation(&g)
+        .send_text("in the group")
+        .await
+        .unwrap();
     // Bob's watcher joins both and reads both texts.
     let mut texts = Vec::new();
     while texts.len() < 2 {
@@ -330,7 +338,7 @@ async fn ds_w_3_no_request_or_connection_names_two_of_a_devices_mailboxes() {
             .expect("sync");
         texts.extend(common::texts(&[ev]));
     }
-    bob.send_text(&g, "back").await.unwrap();
+    bob.conversation(&g).send_text("back").await.unwrap();
     alice.sync().await.unwrap();
     drop(watching);
 
