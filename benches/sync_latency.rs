@@ -68,7 +68,7 @@ async fn setup(n: usize) -> Result<Setup, BoxError> {
         .create_group(chunks.next().unwrap_or_default())
         .await?;
     for chunk in chunks {
-        alice.add_members(&large, chunk).await?;
+        alice.conversation(&large).add_members(chunk).await?;
     }
     bob.sync().await?;
     let dm = bob.dm(carol.did()).await?;
@@ -110,11 +110,11 @@ async fn measure(s: &Setup, rtt: Duration) -> Result<(), BoxError> {
     let mut idle = Vec::new();
     for _ in 0..ROUNDS {
         let t = Instant::now();
-        s.bob.send_text(&s.dm, &text).await?;
+        s.bob.conversation(&s.dm).send_text(&text).await?;
         idle.push(ms(t.elapsed()));
     }
     // One round without a send, to learn how long the sync takes (the offsets span it).
-    s.alice.self_update(&s.large).await?;
+    s.alice.conversation(&s.large).self_update().await?;
     let t = Instant::now();
     s.bob.sync().await?;
     let sync_alone = t.elapsed();
@@ -123,7 +123,7 @@ async fn measure(s: &Setup, rtt: Duration) -> Result<(), BoxError> {
     let tick = ticker(stop.clone(), worst.clone());
     let (mut during, mut syncs) = (Vec::new(), Vec::new());
     for round in 0..ROUNDS {
-        s.alice.self_update(&s.large).await?;
+        s.alice.conversation(&s.large).self_update().await?;
         let offset = sync_alone.mul_f64(round as f64 / ROUNDS as f64);
         let bob = s.bob.clone();
         let sync = tokio::spawn(async move {
@@ -132,7 +132,7 @@ async fn measure(s: &Setup, rtt: Duration) -> Result<(), BoxError> {
         });
         tokio::time::sleep(offset).await;
         let t = Instant::now();
-        s.bob.send_text(&s.dm, &text).await?;
+        s.bob.conversation(&s.dm).send_text(&text).await?;
         let latency = ms(t.elapsed());
         let took = sync.await??;
         eprintln!(

@@ -112,11 +112,15 @@ struct Setup {
 async fn setup() -> Setup {
     let w = World::new();
     let gate = Gate::new(w.net.clone());
-    let alice = Client::builder(w.dir.clone(), gate.clone(), atmls::storage::Store::in_memory().unwrap())
-        .identity(atmls::identity::DeviceIdentity::new_account(did("alice")))
-        .build()
-        .await
-        .unwrap();
+    let alice = Client::builder(
+        w.dir.clone(),
+        gate.clone(),
+        atmls::storage::Store::in_memory().unwrap(),
+    )
+    .identity(atmls::identity::DeviceIdentity::new_account(did("alice")))
+    .build()
+    .await
+    .unwrap();
     let (bob, _) = w.account("bob").await;
     let (carol, _) = w.account("carol").await;
     let dm = alice.dm(bob.did()).await.unwrap();
@@ -125,7 +129,7 @@ async fn setup() -> Setup {
         .await
         .unwrap();
     bob.sync().await.unwrap();
-    bob.send_text(&dm, "unread").await.unwrap();
+    bob.conversation(&dm).send_text("unread").await.unwrap();
     Setup {
         gate,
         alice: Arc::new(alice),
@@ -152,7 +156,7 @@ async fn store_5_a_send_goes_on_while_a_sync_waits_on_the_network_for_another_gr
     let s = setup().await;
     let sync = sync_held_at_dm(&s).await;
     // The sync is held at the network: a send in another group does not wait for it.
-    tokio::time::timeout(LIVE, s.alice.send_text(&s.group, "meanwhile"))
+    tokio::time::timeout(LIVE, s.alice.conversation(&s.group).send_text("meanwhile"))
         .await
         .expect("the send does not wait for the held sync")
         .unwrap();
@@ -170,7 +174,8 @@ async fn store_5_calls_on_one_group_wait_for_each_other() {
     // A send in the group the sync is reading waits for it (its ordering lock).
     let alice = s.alice.clone();
     let dm = s.dm.clone();
-    let send = tokio::spawn(async move { alice.send_text(&dm, "reply").await.unwrap() });
+    let send =
+        tokio::spawn(async move { alice.conversation(&dm).send_text("reply").await.unwrap() });
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!send.is_finished(), "a send overtook the sync of its group");
     s.gate.open();
@@ -186,7 +191,8 @@ async fn store_5_two_syncs_at_once_read_each_item_once() {
     let s = setup().await;
     for i in 0..3 {
         s.bob
-            .send_text(&s.group, &format!("in group {i}"))
+            .conversation(&s.group)
+            .send_text(&format!("in group {i}"))
             .await
             .unwrap();
     }
@@ -201,7 +207,10 @@ async fn store_5_two_syncs_at_once_read_each_item_once() {
 #[tokio::test]
 async fn store_5_current_thread_runtime_works_in_place() {
     let s = setup().await;
-    let (synced, sent) = tokio::join!(s.alice.sync(), s.alice.send_text(&s.group, "both"));
+    let (synced, sent) = tokio::join!(
+        s.alice.sync(),
+        s.alice.conversation(&s.group).send_text("both")
+    );
     assert_eq!(texts(&synced.unwrap()), ["unread"]);
     sent.unwrap();
     assert_eq!(texts(&s.bob.sync().await.unwrap()), ["both"]);
