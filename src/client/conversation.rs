@@ -19,7 +19,8 @@ use crate::trust::MemberStatus;
 ///
 /// Made by [`Client::conversation`]; cheap to make and to copy, it holds no lock (each call
 /// takes the client's locks as any client call does: the state's only while it works on
-/// state, the group's for its whole duration; spec/storage.md STORE-5). Account-wide calls
+/// state; one that sends, commits or reads the mailbox also the group's ordering lock;
+/// spec/storage.md STORE-5). Account-wide calls
 /// ([`Client::sync`], [`Client::dm`], [`Client::create_group`], trust and device management)
 /// stay on the [`Client`]. The methods take the handle by value (it is `Copy`), so a call's
 /// future borrows only the client and the id, never a temporary handle.
