@@ -94,6 +94,32 @@ impl Client {
     /// cut connection where the store can), then decrypted chunk by chunk into another one,
     /// renamed to `target` only once every chunk, the padding and the digest checked out
     /// (CONTENT-25f). On any error `target` is untouched and the temporaries are gone.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # use std::sync::Arc;
+    /// # use atmls::{Client, directory::MemoryDirectory, transport::MemoryTransport, storage::Store};
+    /// # use atmls::identity::DeviceIdentity;
+    /// # let (dir, net) = (Arc::new(MemoryDirectory::new()), Arc::new(MemoryTransport::new()));
+    /// # let alice = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
+    /// #     .identity(DeviceIdentity::new_account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?)).build().await?;
+    /// # let bob = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
+    /// #     .identity(DeviceIdentity::new_account("did:plc:bbbbbbbbbbbbbbbbbbbbbbbb".parse()?)).build().await?;
+    /// use atmls::content::Content;
+    /// let dm = alice.dm(bob.did()).await?;
+    /// let sent = alice.conversation(&dm).attach("note.txt", "text/plain", b"hello").await?;
+    /// bob.sync().await?;
+    /// let item = bob.conversation(&dm).message(&sent.id).await?.expect("delivered");
+    /// let Some(Content::Attachment(a)) = item.decoded() else { panic!("an attachment") };
+    /// let dir = std::env::temp_dir().join(format!("atmls-doc-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let target = dir.join("note.txt");
+    /// bob.download_to(&a, &target, &atmls::blob::no_progress).await?;
+    /// assert_eq!(std::fs::read(&target)?, b"hello");
+    /// std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn download_to(
         &self,
         attachment: &Attachment,
@@ -128,6 +154,26 @@ impl Client {
     /// first that reaches the store does; the others find them gone). A blob the store could
     /// not be reached for stays queued for the next call. Returns how many were erased or
     /// found gone.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # use std::sync::Arc;
+    /// # use atmls::{Client, directory::MemoryDirectory, transport::MemoryTransport, storage::Store};
+    /// # use atmls::identity::DeviceIdentity;
+    /// # let (dir, net) = (Arc::new(MemoryDirectory::new()), Arc::new(MemoryTransport::new()));
+    /// # let blobs = Arc::new(atmls::blob::MemoryBlobStore::new());
+    /// # let alice = Client::builder(dir.clone(), net.clone(), Store::in_memory()?).blob_store(blobs.clone())
+    /// #     .identity(DeviceIdentity::new_account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?)).build().await?;
+    /// # let bob = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
+    /// #     .identity(DeviceIdentity::new_account("did:plc:bbbbbbbbbbbbbbbbbbbbbbbb".parse()?)).build().await?;
+    /// let dm = alice.dm(bob.did()).await?;
+    /// let sent = alice.conversation(&dm).attach("big.bin", "application/octet-stream", &vec![3u8; 300_000]).await?;
+    /// alice.conversation(&dm).delete(&sent.id).await?;
+    /// // The deleted message's blob goes from the store (a sync does this too).
+    /// assert_eq!(alice.erase_deleted_blobs().await?, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn erase_deleted_blobs(&self) -> Result<usize, Error> {
         let pending = self
             .session()

@@ -177,6 +177,27 @@ impl Client {
     /// with its digest checked before decryption (CONTENT-25). A tampered blob fails with
     /// [`ContentError::DigestMismatch`](crate::content::ContentError::DigestMismatch).
     /// See the example on [`Conversation::attach`](super::Conversation::attach).
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # use std::sync::Arc;
+    /// # use atmls::{Client, directory::MemoryDirectory, transport::MemoryTransport, storage::Store};
+    /// # use atmls::identity::DeviceIdentity;
+    /// # let (dir, net) = (Arc::new(MemoryDirectory::new()), Arc::new(MemoryTransport::new()));
+    /// # let alice = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
+    /// #     .identity(DeviceIdentity::new_account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?)).build().await?;
+    /// # let bob = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
+    /// #     .identity(DeviceIdentity::new_account("did:plc:bbbbbbbbbbbbbbbbbbbbbbbb".parse()?)).build().await?;
+    /// use atmls::content::Content;
+    /// let dm = alice.dm(bob.did()).await?;
+    /// let sent = alice.conversation(&dm).attach("hi.txt", "text/plain", b"hi").await?;
+    /// bob.sync().await?;
+    /// let item = bob.conversation(&dm).message(&sent.id).await?.expect("delivered");
+    /// let Some(Content::Attachment(a)) = item.decoded() else { panic!("an attachment") };
+    /// assert_eq!(bob.download(&a).await?, b"hi");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn download(&self, attachment: &Attachment) -> Result<Vec<u8>, Error> {
         let data = match &attachment.source {
             AttachmentSource::Inline(d) => d.clone(),
@@ -383,6 +404,23 @@ impl Client {
     /// [`sync`](Self::sync); expired items are never returned by history queries).
     /// Returns how many were deleted. See the example on
     /// [`Conversation::set_disappearing`](super::Conversation::set_disappearing).
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # use std::sync::Arc;
+    /// # use atmls::{Client, directory::MemoryDirectory, transport::MemoryTransport, storage::Store};
+    /// # use atmls::identity::DeviceIdentity;
+    /// # let (dir, net) = (Arc::new(MemoryDirectory::new()), Arc::new(MemoryTransport::new()));
+    /// # let alice = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
+    /// #     .identity(DeviceIdentity::new_account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?)).build().await?;
+    /// use std::time::Duration;
+    /// let g = alice.create_group(&[]).await?;
+    /// alice.conversation(&g).set_disappearing(Some(Duration::from_secs(3600))).await?;
+    /// alice.conversation(&g).send_text("gone in an hour").await?;
+    /// assert_eq!(alice.purge_expired().await?, 0); // not expired yet
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn purge_expired(&self) -> Result<usize, Error> {
         let n = {
             let mut s = self.session().await;

@@ -55,6 +55,24 @@ impl Client {
     /// The conversation `id` of this device: a handle for the calls scoped to that group.
     /// Nothing is checked here: a call on a group this device does not have fails as the
     /// group's state cannot be read. See [`Conversation`].
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # use std::sync::Arc;
+    /// # use atmls::{Client, directory::MemoryDirectory, transport::MemoryTransport, storage::Store};
+    /// # use atmls::identity::DeviceIdentity;
+    /// # let (dir, net) = (Arc::new(MemoryDirectory::new()), Arc::new(MemoryTransport::new()));
+    /// # let alice = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
+    /// #     .identity(DeviceIdentity::new_account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?)).build().await?;
+    /// # let bob = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
+    /// #     .identity(DeviceIdentity::new_account("did:plc:bbbbbbbbbbbbbbbbbbbbbbbb".parse()?)).build().await?;
+    /// let dm = alice.dm(bob.did()).await?;
+    /// let chat = alice.conversation(&dm);
+    /// chat.send_text("hi").await?;
+    /// assert_eq!(chat.id(), &dm);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub fn conversation<'a>(&'a self, id: &'a GroupId) -> Conversation<'a> {
         Conversation { client: self, id }
     }

@@ -658,6 +658,26 @@ impl Client {
     /// this device, sealed under a key only link holders know, posted to the link's
     /// mailbox. See the example on
     /// [`Conversation::create_invite`](super::Conversation::create_invite).
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # use std::sync::Arc;
+    /// # use atmls::{Client, directory::MemoryDirectory, transport::MemoryTransport, storage::Store};
+    /// # use atmls::identity::DeviceIdentity;
+    /// # let (dir, net) = (Arc::new(MemoryDirectory::new()), Arc::new(MemoryTransport::new()));
+    /// # let alice = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
+    /// #     .identity(DeviceIdentity::new_account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?)).build().await?;
+    /// # let bob = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
+    /// #     .identity(DeviceIdentity::new_account("did:plc:bbbbbbbbbbbbbbbbbbbbbbbb".parse()?)).build().await?;
+    /// use atmls::client::{InviteLink, InviteOptions, JoinOutcome};
+    /// let g = alice.create_group(&[]).await?;
+    /// let link = alice.conversation(&g).create_invite(InviteOptions::default()).await?;
+    /// let pending = bob.request_join(&InviteLink::parse(&link.to_url())?).await?;
+    /// alice.sync().await?; // alice's device answers the request
+    /// assert_ne!(bob.join_outcome(&pending).await?, JoinOutcome::Pending);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn request_join(&self, link: &InviteLink) -> Result<PendingJoin, Error> {
         let mut s = self.session().await;
         let reply_secret: [u8; 32] = rand::random();
@@ -689,6 +709,26 @@ impl Client {
     }
 
     /// The answer to a join request so far (the latest one an admin's device posted).
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # use std::sync::Arc;
+    /// # use atmls::{Client, directory::MemoryDirectory, transport::MemoryTransport, storage::Store};
+    /// # use atmls::identity::DeviceIdentity;
+    /// # let (dir, net) = (Arc::new(MemoryDirectory::new()), Arc::new(MemoryTransport::new()));
+    /// # let alice = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
+    /// #     .identity(DeviceIdentity::new_account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?)).build().await?;
+    /// # let bob = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
+    /// #     .identity(DeviceIdentity::new_account("did:plc:bbbbbbbbbbbbbbbbbbbbbbbb".parse()?)).build().await?;
+    /// use atmls::client::{InviteLink, InviteOptions, JoinOutcome};
+    /// let g = alice.create_group(&[]).await?;
+    /// let link = alice.conversation(&g).create_invite(InviteOptions::default()).await?;
+    /// let pending = bob.request_join(&InviteLink::parse(&link.to_url())?).await?;
+    /// alice.sync().await?; // alice's device answers the request
+    /// assert_ne!(bob.join_outcome(&pending).await?, JoinOutcome::Pending);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn join_outcome(&self, pending: &PendingJoin) -> Result<JoinOutcome, Error> {
         let ch = reply_channel(&pending.reply_secret);
         let now = self.session().await.inner.now();

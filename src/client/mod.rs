@@ -57,6 +57,25 @@ use outgoing::Intent;
 use state::Inner;
 
 /// A conversation as this device sees it.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// # use std::sync::Arc;
+/// # use atmls::{Client, directory::MemoryDirectory, transport::MemoryTransport, storage::Store};
+/// # use atmls::identity::DeviceIdentity;
+/// # let (dir, net) = (Arc::new(MemoryDirectory::new()), Arc::new(MemoryTransport::new()));
+/// # let alice = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
+/// #     .identity(DeviceIdentity::new_account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?)).build().await?;
+/// # let bob = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
+/// #     .identity(DeviceIdentity::new_account("did:plc:bbbbbbbbbbbbbbbbbbbbbbbb".parse()?)).build().await?;
+/// use atmls::group::{GroupKind, GroupStatus};
+/// let dm = alice.dm(bob.did()).await?;
+/// let info = &alice.groups().await?[0];
+/// assert_eq!((&info.id, info.kind, info.dm_peer.as_ref()), (&dm, GroupKind::Dm, Some(bob.did())));
+/// assert_eq!(info.status, GroupStatus::Active);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GroupInfo {
     /// Its id.
@@ -72,6 +91,24 @@ pub struct GroupInfo {
 }
 
 /// Builds a [`Client`].
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// # use std::sync::Arc;
+/// # use atmls::{Client, directory::MemoryDirectory, transport::MemoryTransport, storage::Store};
+/// # use atmls::identity::DeviceIdentity;
+/// # let (dir, net) = (Arc::new(MemoryDirectory::new()), Arc::new(MemoryTransport::new()));
+/// use atmls::keypackage::KeyPackagePolicy;
+/// let alice = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
+///     .identity(DeviceIdentity::new_account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?))
+///     .key_package_policy(KeyPackagePolicy::default())
+///     .leaf_rotation(None)
+///     .build()
+///     .await?;
+/// assert_eq!(alice.did().as_str(), "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
 pub struct ClientBuilder {
     directory: Arc<dyn Directory>,
     transport: Arc<dyn Transport>,
@@ -92,6 +129,25 @@ pub const DEFAULT_TRUST_CHECK_INTERVAL: std::time::Duration = std::time::Duratio
 impl ClientBuilder {
     /// How often [`Client::watch`] re-reads contacts' declarations and runs the self-check
     /// (TRUST-10); default [`DEFAULT_TRUST_CHECK_INTERVAL`].
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # use std::sync::Arc;
+    /// # use atmls::{Client, directory::MemoryDirectory, transport::MemoryTransport, storage::Store};
+    /// # use atmls::identity::DeviceIdentity;
+    /// # let (dir, net) = (Arc::new(MemoryDirectory::new()), Arc::new(MemoryTransport::new()));
+    /// use std::time::Duration;
+    /// let alice = Arc::new(Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
+    ///     .identity(DeviceIdentity::new_account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?))
+    ///     .trust_check_interval(Duration::from_secs(60))
+    ///     .build()
+    ///     .await?);
+    /// // `watch` now re-checks contacts every minute as well as syncing on news.
+    /// let events = alice.watch(Duration::from_secs(30));
+    /// drop(events); // dropping the receiver ends the background task
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub fn trust_check_interval(mut self, every: std::time::Duration) -> Self {
         self.trust_interval = every;
         self
@@ -100,6 +156,26 @@ impl ClientBuilder {
     /// How long before its end this device's certificate is renewed by `sync` (at most a
     /// third of its lifetime; spec/identity.md ID-7); default
     /// [`DEFAULT_CERT_RENEWAL_WINDOW`]. Zero: never.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # use std::sync::Arc;
+    /// # use atmls::{Client, directory::MemoryDirectory, transport::MemoryTransport, storage::Store};
+    /// # use atmls::identity::DeviceIdentity;
+    /// # let (dir, net) = (Arc::new(MemoryDirectory::new()), Arc::new(MemoryTransport::new()));
+    /// use std::time::Duration;
+    /// let alice = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
+    ///     .identity(DeviceIdentity::new_account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?))
+    ///     .certificate_renewal(Duration::from_secs(7 * 86_400))
+    ///     .build()
+    ///     .await?;
+    /// // Renewed by a sync within a week of its end: not yet.
+    /// let before = alice.certificate().await;
+    /// alice.sync().await?;
+    /// assert_eq!(alice.certificate().await, before);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub fn certificate_renewal(mut self, window: std::time::Duration) -> Self {
         self.upkeep.renewal_window = window;
         self
@@ -108,6 +184,27 @@ impl ClientBuilder {
     /// How often `sync` rotates this device's leaf keys in each group, varied by ±15% per
     /// group (spec/group.md GROUP-10); default [`DEFAULT_LEAF_ROTATION_INTERVAL`]. `None`:
     /// never (only [`Conversation::self_update`] and re-credentialing rotate them).
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # use std::sync::Arc;
+    /// # use atmls::{Client, directory::MemoryDirectory, transport::MemoryTransport, storage::Store};
+    /// # use atmls::identity::DeviceIdentity;
+    /// # let (dir, net) = (Arc::new(MemoryDirectory::new()), Arc::new(MemoryTransport::new()));
+    /// use std::time::Duration;
+    /// let alice = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
+    ///     .identity(DeviceIdentity::new_account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?))
+    ///     .leaf_rotation(Some(Duration::from_secs(3 * 86_400)))
+    ///     .build()
+    ///     .await?;
+    /// let g = alice.create_group(&[]).await?;
+    /// let epoch = alice.groups().await?[0].epoch;
+    /// alice.sync().await?; // not due yet: the epoch stays
+    /// assert_eq!(alice.groups().await?[0].epoch, epoch);
+    /// # let _ = g;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub fn leaf_rotation(mut self, every: Option<std::time::Duration>) -> Self {
         self.upkeep.leaf_rotation = every;
         self
@@ -116,12 +213,48 @@ impl ClientBuilder {
     /// Where attachments larger than [`MAX_INLINE_ATTACHMENT`](crate::content::MAX_INLINE_ATTACHMENT)
     /// are stored, encrypted (CONTENT-25). Without one, only inline attachments can be sent
     /// or downloaded.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # use std::sync::Arc;
+    /// # use atmls::{Client, directory::MemoryDirectory, transport::MemoryTransport, storage::Store};
+    /// # use atmls::identity::DeviceIdentity;
+    /// # let (dir, net) = (Arc::new(MemoryDirectory::new()), Arc::new(MemoryTransport::new()));
+    /// let blobs = Arc::new(atmls::blob::MemoryBlobStore::new());
+    /// let alice = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
+    ///     .identity(DeviceIdentity::new_account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?))
+    ///     .blob_store(blobs)
+    ///     .build()
+    ///     .await?;
+    /// let g = alice.create_group(&[]).await?;
+    /// let big = vec![1u8; 300_000]; // over the inline limit: encrypted into the blob store
+    /// alice.conversation(&g).attach("big.bin", "application/octet-stream", &big).await?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub fn blob_store(mut self, store: Arc<dyn BlobStore>) -> Self {
         self.blob_store = Some(store);
         self
     }
 
     /// Who may delete other members' messages; the default is [`AuthorOnly`] (CONTENT-26).
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # use std::sync::Arc;
+    /// # use atmls::{Client, directory::MemoryDirectory, transport::MemoryTransport, storage::Store};
+    /// # use atmls::identity::DeviceIdentity;
+    /// # let (dir, net) = (Arc::new(MemoryDirectory::new()), Arc::new(MemoryTransport::new()));
+    /// use atmls::client::AuthorOnly;
+    /// let alice = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
+    ///     .identity(DeviceIdentity::new_account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?))
+    ///     .moderation(Arc::new(AuthorOnly)) // the default, spelled out
+    ///     .build()
+    ///     .await?;
+    /// # let _ = alice;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub fn moderation(mut self, policy: Arc<dyn ModerationPolicy>) -> Self {
         self.moderation = Some(policy);
         self
@@ -129,6 +262,28 @@ impl ClientBuilder {
 
     /// The identity of a new device (required when the store is new; ignored with a check
     /// when the store already holds this identity).
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # use std::sync::Arc;
+    /// # use atmls::{Client, directory::MemoryDirectory, transport::MemoryTransport, storage::Store};
+    /// # use atmls::identity::DeviceIdentity;
+    /// # let (dir, net) = (Arc::new(MemoryDirectory::new()), Arc::new(MemoryTransport::new()));
+    /// use atmls::identity::{InstallationKeyPair, unix_now};
+    /// // A first device holds the account's identity key ...
+    /// let first = DeviceIdentity::new_account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?);
+    /// let key = first.identity_key.as_ref().expect("a first device holds it");
+    /// // ... and certifies a second device's installation key.
+    /// let inst = InstallationKeyPair::generate();
+    /// let cert = key.certify(&first.did, &inst.public(), unix_now(), unix_now() + 86_400);
+    /// let second = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
+    ///     .identity(DeviceIdentity::linked(inst, cert)?)
+    ///     .build()
+    ///     .await?;
+    /// assert_eq!(second.did(), &first.did);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub fn identity(mut self, identity: DeviceIdentity) -> Self {
         self.identity = Some(identity);
         self
@@ -137,12 +292,55 @@ impl ClientBuilder {
     /// The clock the client reads (default [`SystemClock`]): KeyPackage lifetimes,
     /// certificate periods, disappearing messages, grace periods and invite expiry follow it
     /// (a simulation gives each device its own).
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # use std::sync::Arc;
+    /// # use atmls::{Client, directory::MemoryDirectory, transport::MemoryTransport, storage::Store};
+    /// # use atmls::identity::DeviceIdentity;
+    /// # let (dir, net) = (Arc::new(MemoryDirectory::new()), Arc::new(MemoryTransport::new()));
+    /// use atmls::clock::Clock;
+    /// struct Fixed(u64);
+    /// impl Clock for Fixed {
+    ///     fn now(&self) -> u64 { self.0 }
+    /// }
+    /// let alice = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
+    ///     .identity(DeviceIdentity::new_account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?))
+    ///     .clock(Arc::new(Fixed(atmls::identity::unix_now() + 60)))
+    ///     .build()
+    ///     .await?;
+    /// let g = alice.create_group(&[]).await?;
+    /// let sent = alice.conversation(&g).send_text("from the future").await?;
+    /// assert_eq!(sent.received, atmls::identity::unix_now() + 60);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
     }
 
     /// How many KeyPackages to keep published.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # use std::sync::Arc;
+    /// # use atmls::{Client, directory::MemoryDirectory, transport::MemoryTransport, storage::Store};
+    /// # use atmls::identity::DeviceIdentity;
+    /// # let (dir, net) = (Arc::new(MemoryDirectory::new()), Arc::new(MemoryTransport::new()));
+    /// use atmls::directory::Directory;
+    /// use atmls::keypackage::KeyPackagePolicy;
+    /// let policy = KeyPackagePolicy { single_use: 3, replenish_below: 1, ..KeyPackagePolicy::default() };
+    /// let alice = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
+    ///     .identity(DeviceIdentity::new_account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?))
+    ///     .key_package_policy(policy)
+    ///     .build()
+    ///     .await?;
+    /// // Three single-use KeyPackages and the last-resort one.
+    /// assert_eq!(dir.key_packages(alice.did()).await?.len(), 4);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub fn key_package_policy(mut self, policy: KeyPackagePolicy) -> Self {
         self.policy = policy;
         self
@@ -150,6 +348,25 @@ impl ClientBuilder {
 
     /// Opens the client: loads or saves the identity, publishes the declaration (if this device
     /// holds the identity key), the device record and KeyPackages.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # use std::sync::Arc;
+    /// # use atmls::{Client, directory::MemoryDirectory, transport::MemoryTransport, storage::Store};
+    /// # use atmls::identity::DeviceIdentity;
+    /// # let (dir, net) = (Arc::new(MemoryDirectory::new()), Arc::new(MemoryTransport::new()));
+    /// use atmls::directory::Directory;
+    /// let alice = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
+    ///     .identity(DeviceIdentity::new_account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?))
+    ///     .build()
+    ///     .await?;
+    /// // Its declaration, device and KeyPackages are in the directory.
+    /// let account = dir.account(alice.did()).await?.expect("published");
+    /// assert_eq!(account.devices.len(), 1);
+    /// assert!(!dir.key_packages(alice.did()).await?.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn build(self) -> Result<Client, Error> {
         let clock = self.clock;
         let mut inner = Inner::open(
@@ -348,6 +565,24 @@ impl Session<'_> {
 
 impl Client {
     /// Starts building a client over a directory, a transport and a store.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # use std::sync::Arc;
+    /// # use atmls::{Client, directory::MemoryDirectory, transport::MemoryTransport, storage::Store};
+    /// # use atmls::identity::DeviceIdentity;
+    /// # let (dir, net) = (Arc::new(MemoryDirectory::new()), Arc::new(MemoryTransport::new()));
+    /// use atmls::keypackage::KeyPackagePolicy;
+    /// let alice = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
+    ///     .identity(DeviceIdentity::new_account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?))
+    ///     .key_package_policy(KeyPackagePolicy::default())
+    ///     .leaf_rotation(None)
+    ///     .build()
+    ///     .await?;
+    /// assert_eq!(alice.did().as_str(), "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub fn builder(
         directory: Arc<dyn Directory>,
         transport: Arc<dyn Transport>,
@@ -409,11 +644,37 @@ impl Client {
     }
 
     /// This device's account.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # use std::sync::Arc;
+    /// # use atmls::{Client, directory::MemoryDirectory, transport::MemoryTransport, storage::Store};
+    /// # use atmls::identity::DeviceIdentity;
+    /// # let (dir, net) = (Arc::new(MemoryDirectory::new()), Arc::new(MemoryTransport::new()));
+    /// # let alice = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
+    /// #     .identity(DeviceIdentity::new_account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?)).build().await?;
+    /// assert_eq!(alice.did().as_str(), "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub fn did(&self) -> &Did {
         &self.did
     }
 
     /// This device's installation key (its id).
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # use std::sync::Arc;
+    /// # use atmls::{Client, directory::MemoryDirectory, transport::MemoryTransport, storage::Store};
+    /// # use atmls::identity::DeviceIdentity;
+    /// # let (dir, net) = (Arc::new(MemoryDirectory::new()), Arc::new(MemoryTransport::new()));
+    /// # let alice = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
+    /// #     .identity(DeviceIdentity::new_account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?)).build().await?;
+    /// assert_eq!(alice.installation(), &alice.certificate().await.installation_key);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub fn installation(&self) -> &PublicKey {
         &self.installation
     }
@@ -423,6 +684,24 @@ impl Client {
     /// ([`create_group_with`](Self::create_group_with) chooses). Returns once the first commit
     /// is accepted and the Welcomes are sent (or, if sending them failed, queued for the next
     /// sync). On error no group is left behind (GROUP-1).
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # use std::sync::Arc;
+    /// # use atmls::{Client, directory::MemoryDirectory, transport::MemoryTransport, storage::Store};
+    /// # use atmls::identity::DeviceIdentity;
+    /// # let (dir, net) = (Arc::new(MemoryDirectory::new()), Arc::new(MemoryTransport::new()));
+    /// # let alice = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
+    /// #     .identity(DeviceIdentity::new_account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?)).build().await?;
+    /// # let bob = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
+    /// #     .identity(DeviceIdentity::new_account("did:plc:bbbbbbbbbbbbbbbbbbbbbbbb".parse()?)).build().await?;
+    /// let g = alice.create_group(&[bob.did().clone()]).await?;
+    /// bob.sync().await?; // joins from the Welcome
+    /// let members = bob.conversation(&g).members().await?;
+    /// assert_eq!(members.len(), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn create_group(&self, members: &[Did]) -> Result<GroupId, Error> {
         self.account_session()
             .await
@@ -431,6 +710,23 @@ impl Client {
     }
 
     /// The DM with `peer`: the existing one if there is one, else a new one.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # use std::sync::Arc;
+    /// # use atmls::{Client, directory::MemoryDirectory, transport::MemoryTransport, storage::Store};
+    /// # use atmls::identity::DeviceIdentity;
+    /// # let (dir, net) = (Arc::new(MemoryDirectory::new()), Arc::new(MemoryTransport::new()));
+    /// # let alice = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
+    /// #     .identity(DeviceIdentity::new_account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?)).build().await?;
+    /// # let bob = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
+    /// #     .identity(DeviceIdentity::new_account("did:plc:bbbbbbbbbbbbbbbbbbbbbbbb".parse()?)).build().await?;
+    /// let dm = alice.dm(bob.did()).await?;
+    /// assert_eq!(alice.dm(bob.did()).await?, dm); // the same DM again
+    /// assert!(alice.dm(alice.did()).await.is_err()); // not with oneself
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn dm(&self, peer: &Did) -> Result<GroupId, Error> {
         if peer == &self.did {
             return Err(Error::InvalidArgument("a DM needs another account"));
@@ -500,6 +796,27 @@ impl Client {
     /// Returns every event since the last `sync`, in order, including those of messages
     /// read while committing or sending. If it fails part-way (retryable transport errors),
     /// what was already processed stays processed and its events come with the next call.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # use std::sync::Arc;
+    /// # use atmls::{Client, directory::MemoryDirectory, transport::MemoryTransport, storage::Store};
+    /// # use atmls::identity::DeviceIdentity;
+    /// # let (dir, net) = (Arc::new(MemoryDirectory::new()), Arc::new(MemoryTransport::new()));
+    /// # let alice = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
+    /// #     .identity(DeviceIdentity::new_account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?)).build().await?;
+    /// # let bob = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
+    /// #     .identity(DeviceIdentity::new_account("did:plc:bbbbbbbbbbbbbbbbbbbbbbbb".parse()?)).build().await?;
+    /// use atmls::Event;
+    /// let dm = alice.dm(bob.did()).await?;
+    /// alice.conversation(&dm).send_text("hi").await?;
+    /// let events = bob.sync().await?;
+    /// assert!(events.iter().any(|e| matches!(e, Event::Joined { group, .. } if *group == dm)));
+    /// assert!(events.iter().any(|e| matches!(e, Event::Message(m) if m.decoded().display_text() == Some("hi"))));
+    /// assert!(bob.sync().await?.is_empty()); // nothing new
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn sync(&self) -> Result<Vec<Event>, Error> {
         let events = {
             let mut s = self.account_session().await;
@@ -516,6 +833,24 @@ impl Client {
     }
 
     /// This device's conversations.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # use std::sync::Arc;
+    /// # use atmls::{Client, directory::MemoryDirectory, transport::MemoryTransport, storage::Store};
+    /// # use atmls::identity::DeviceIdentity;
+    /// # let (dir, net) = (Arc::new(MemoryDirectory::new()), Arc::new(MemoryTransport::new()));
+    /// # let alice = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
+    /// #     .identity(DeviceIdentity::new_account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?)).build().await?;
+    /// # let bob = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
+    /// #     .identity(DeviceIdentity::new_account("did:plc:bbbbbbbbbbbbbbbbbbbbbbbb".parse()?)).build().await?;
+    /// let dm = alice.dm(bob.did()).await?;
+    /// let g = alice.create_group(&[bob.did().clone()]).await?;
+    /// let ids: Vec<_> = alice.groups().await?.into_iter().map(|i| i.id).collect();
+    /// assert!(ids.contains(&dm) && ids.contains(&g));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn groups(&self) -> Result<Vec<GroupInfo>, Error> {
         self.session().await.inner.group_infos()
     }
@@ -541,6 +876,32 @@ impl Client {
 
     /// A stream of events: a background task syncs whenever the transport signals news (and
     /// at least every `poll`). Ends when the receiver is dropped.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # use std::sync::Arc;
+    /// # use atmls::{Client, directory::MemoryDirectory, transport::MemoryTransport, storage::Store};
+    /// # use atmls::identity::DeviceIdentity;
+    /// # let (dir, net) = (Arc::new(MemoryDirectory::new()), Arc::new(MemoryTransport::new()));
+    /// # let alice = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
+    /// #     .identity(DeviceIdentity::new_account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?)).build().await?;
+    /// # let bob = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
+    /// #     .identity(DeviceIdentity::new_account("did:plc:bbbbbbbbbbbbbbbbbbbbbbbb".parse()?)).build().await?;
+    /// use std::time::Duration;
+    /// let alice = Arc::new(alice);
+    /// let mut events = alice.watch(Duration::from_secs(1));
+    /// let dm = bob.dm(alice.did()).await?;
+    /// bob.conversation(&dm).send_text("ping").await?;
+    /// // The first events come from the background task's syncs.
+    /// loop {
+    ///     match events.recv().await.expect("the task runs")? {
+    ///         atmls::Event::Message(m) => break assert_eq!(m.decoded().display_text(), Some("ping")),
+    ///         _ => continue,
+    ///     }
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub fn watch(
         self: &Arc<Self>,
         poll: std::time::Duration,

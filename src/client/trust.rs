@@ -215,6 +215,25 @@ impl Client {
 
     /// What this client holds about `did`'s identity key: the pinned key, whether it is
     /// verified, a pending unendorsed key, and the history of changes.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # use std::sync::Arc;
+    /// # use atmls::{Client, directory::MemoryDirectory, transport::MemoryTransport, storage::Store};
+    /// # use atmls::identity::DeviceIdentity;
+    /// # let (dir, net) = (Arc::new(MemoryDirectory::new()), Arc::new(MemoryTransport::new()));
+    /// # let alice = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
+    /// #     .identity(DeviceIdentity::new_account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?)).build().await?;
+    /// # let bob = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
+    /// #     .identity(DeviceIdentity::new_account("did:plc:bbbbbbbbbbbbbbbbbbbbbbbb".parse()?)).build().await?;
+    /// let dm = alice.dm(bob.did()).await?; // pins bob's identity key
+    /// let t = alice.contact_trust(bob.did()).await?;
+    /// assert_eq!(&t.did, bob.did());
+    /// assert!(!t.verified);
+    /// # let _ = dm;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn contact_trust(&self, did: &Did) -> Result<ContactTrust, Error> {
         self.session().await.contact(did)
     }
@@ -286,6 +305,24 @@ impl Client {
     }
 
     /// Marks `did` verified: the user compared the safety number out of band (TRUST-8).
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # use std::sync::Arc;
+    /// # use atmls::{Client, directory::MemoryDirectory, transport::MemoryTransport, storage::Store};
+    /// # use atmls::identity::DeviceIdentity;
+    /// # let (dir, net) = (Arc::new(MemoryDirectory::new()), Arc::new(MemoryTransport::new()));
+    /// # let alice = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
+    /// #     .identity(DeviceIdentity::new_account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?)).build().await?;
+    /// # let bob = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
+    /// #     .identity(DeviceIdentity::new_account("did:plc:bbbbbbbbbbbbbbbbbbbbbbbb".parse()?)).build().await?;
+    /// alice.dm(bob.did()).await?;
+    /// // The users compared `alice.safety_number(bob.did())` in person:
+    /// alice.mark_verified(bob.did()).await?;
+    /// assert!(alice.contact_trust(bob.did()).await?.verified);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn mark_verified(&self, did: &Did) -> Result<(), Error> {
         let mut s = self.session().await;
         s.contact(did)?;
@@ -295,6 +332,28 @@ impl Client {
 
     /// Checks a QR payload scanned from `did`'s screen against our safety number and marks the
     /// contact verified when they match (TRUST-8).
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # use std::sync::Arc;
+    /// # use atmls::{Client, directory::MemoryDirectory, transport::MemoryTransport, storage::Store};
+    /// # use atmls::identity::DeviceIdentity;
+    /// # let (dir, net) = (Arc::new(MemoryDirectory::new()), Arc::new(MemoryTransport::new()));
+    /// # let alice = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
+    /// #     .identity(DeviceIdentity::new_account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?)).build().await?;
+    /// # let bob = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
+    /// #     .identity(DeviceIdentity::new_account("did:plc:bbbbbbbbbbbbbbbbbbbbbbbb".parse()?)).build().await?;
+    /// let dm = alice.dm(bob.did()).await?;
+    /// bob.sync().await?;
+    /// // bob shows his QR code; alice scans it.
+    /// let shown = bob.safety_number(alice.did()).await?.qr_payload();
+    /// alice.verify_safety_qr(bob.did(), &shown).await?;
+    /// assert!(alice.contact_trust(bob.did()).await?.verified);
+    /// assert!(alice.verify_safety_qr(bob.did(), "not the code").await.is_err());
+    /// # let _ = dm;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn verify_safety_qr(&self, did: &Did, scanned: &str) -> Result<(), Error> {
         self.safety_number(did).await?.check_qr(scanned)?;
         self.mark_verified(did).await
@@ -303,6 +362,23 @@ impl Client {
     /// Re-reads every pinned contact's declaration from the directory: endorsed key changes
     /// are followed, unendorsed ones raise warnings. Returns the events (also raised by
     /// `sync`).
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # use std::sync::Arc;
+    /// # use atmls::{Client, directory::MemoryDirectory, transport::MemoryTransport, storage::Store};
+    /// # use atmls::identity::DeviceIdentity;
+    /// # let (dir, net) = (Arc::new(MemoryDirectory::new()), Arc::new(MemoryTransport::new()));
+    /// # let alice = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
+    /// #     .identity(DeviceIdentity::new_account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?)).build().await?;
+    /// # let bob = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
+    /// #     .identity(DeviceIdentity::new_account("did:plc:bbbbbbbbbbbbbbbbbbbbbbbb".parse()?)).build().await?;
+    /// alice.dm(bob.did()).await?;
+    /// // bob's key has not changed: nothing to report.
+    /// assert!(alice.check_contacts().await?.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn check_contacts(&self) -> Result<Vec<Event>, Error> {
         self.account_session().await.refresh_contacts().await
     }
@@ -349,6 +425,34 @@ impl Client {
 
     /// Adds this account's devices that are not yet members (e.g. one just linked) to every
     /// group this device is in. Groups where every device of ours is present are untouched.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # use std::sync::Arc;
+    /// # use atmls::{Client, directory::MemoryDirectory, transport::MemoryTransport, storage::Store};
+    /// # use atmls::identity::DeviceIdentity;
+    /// # let (dir, net) = (Arc::new(MemoryDirectory::new()), Arc::new(MemoryTransport::new()));
+    /// # let bob = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
+    /// #     .identity(DeviceIdentity::new_account("did:plc:bbbbbbbbbbbbbbbbbbbbbbbb".parse()?)).build().await?;
+    /// use atmls::identity::{IdentityKeyPair, InstallationKeyPair, unix_now};
+    /// let first = DeviceIdentity::new_account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?);
+    /// let secret = first.identity_key.as_ref().expect("a first device holds it").secret_bytes();
+    /// let key = IdentityKeyPair::from_secret_bytes(&secret[..])?;
+    /// let alice = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
+    ///     .identity(first).build().await?;
+    /// let g = alice.create_group(&[bob.did().clone()]).await?;
+    /// // alice's second device, certified by her identity key, publishes its KeyPackages ...
+    /// let inst = InstallationKeyPair::generate();
+    /// let cert = key.certify(alice.did(), &inst.public(), unix_now(), unix_now() + 86_400);
+    /// let laptop = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
+    ///     .identity(DeviceIdentity::linked(inst, cert)?).build().await?;
+    /// // ... and the first device adds it to every group.
+    /// alice.add_own_devices().await?;
+    /// laptop.sync().await?;
+    /// assert_eq!(laptop.groups().await?[0].id, g);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn add_own_devices(&self) -> Result<(), Error> {
         let mut s = self.account_session().await;
         let me = s.inner.device.did.clone();

@@ -315,6 +315,21 @@ impl Session<'_> {
 impl Client {
     /// This device's current installation certificate (renewed by `sync` before it expires,
     /// spec/identity.md ID-7).
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # use std::sync::Arc;
+    /// # use atmls::{Client, directory::MemoryDirectory, transport::MemoryTransport, storage::Store};
+    /// # use atmls::identity::DeviceIdentity;
+    /// # let (dir, net) = (Arc::new(MemoryDirectory::new()), Arc::new(MemoryTransport::new()));
+    /// # let alice = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
+    /// #     .identity(DeviceIdentity::new_account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?)).build().await?;
+    /// let cert = alice.certificate().await;
+    /// assert_eq!(&cert.did, alice.did());
+    /// assert!(cert.expires > cert.created);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn certificate(&self) -> InstallationCertificate {
         self.session().await.inner.device.certificate.clone()
     }
