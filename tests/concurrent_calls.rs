@@ -112,11 +112,15 @@ struct Setup {
 async fn setup() -> Setup {
     let w = World::new();
     let gate = Gate::new(w.net.clone());
-    let alice = Client::builder(w.dir.clone(), gate.clone(), atmls::storage::Store::in_memory().unwrap())
-        .identity(atmls::identity::DeviceIdentity::new_account(did("alice")))
-        .build()
-        .await
-        .unwrap();
+    let alice = Client::builder(
+        w.dir.clone(),
+        gate.clone(),
+        atmls::storage::Store::in_memory().unwrap(),
+    )
+    .identity(atmls::identity::DeviceIdentity::new_account(did("alice")))
+    .build()
+    .await
+    .unwrap();
     let (bob, _) = w.account("bob").await;
     let (carol, _) = w.account("carol").await;
     let dm = alice.dm(bob.did()).await.unwrap();
