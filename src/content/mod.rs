@@ -52,6 +52,26 @@ pub use type_id::{ContentTypeId, ATMLS_AUTHORITY, MAX_TYPE_ID_PART_LEN, TEXT_TYP
 /// Errors from building, encoding or decoding content.
 ///
 /// All of them describe bad input, so none is retryable.
+///
+/// ```rust
+/// use atmls::content::{ContentCodec, ContentError, ContentTypeId, EncodedContent};
+/// use atmls::content::{MarkdownCodec, TextCodec};
+///
+/// // Bytes from another version of the format:
+/// let err = EncodedContent::from_bytes(&[2]).unwrap_err();
+/// assert!(matches!(err, ContentError::UnsupportedVersion(2)));
+///
+/// // A codec given content of another type:
+/// let markdown = MarkdownCodec::encode(&"*hi*".to_string())?;
+/// match TextCodec::decode(&markdown) {
+///     Err(ContentError::TypeMismatch { expected, actual }) => {
+///         assert_eq!(expected, ContentTypeId::text());
+///         assert_eq!(actual.type_id(), "markdown");
+///     }
+///     other => panic!("expected a type mismatch, got {other:?}"),
+/// }
+/// # Ok::<(), ContentError>(())
+/// ```
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum ContentError {
@@ -115,6 +135,14 @@ pub enum ContentError {
 impl ContentError {
     /// Whether trying again could succeed. Always `false`: bad content does
     /// not get better by retrying (CONTENT-16).
+    ///
+    /// ```rust
+    /// use atmls::content::{ContentError, EncodedContent};
+    ///
+    /// let err = EncodedContent::from_bytes(&[]).unwrap_err();
+    /// assert!(matches!(err, ContentError::Truncated));
+    /// assert!(!err.is_retryable());
+    /// ```
     pub fn is_retryable(&self) -> bool {
         match self {
             ContentError::InvalidTypeId(_)
@@ -137,21 +165,109 @@ impl ContentError {
 }
 
 /// Converts one content type between a Rust value and [`EncodedContent`].
+///
+/// An app's own content type, here a poll question:
+///
+/// ```rust
+/// use atmls::content::{Content, ContentCodec, ContentError, ContentTypeId, EncodedContent};
+///
+/// struct PollCodec;
+///
+/// impl ContentCodec for PollCodec {
+///     type Content = String;
+///
+///     fn content_type() -> ContentTypeId {
+///         ContentTypeId::new("example.org", "poll", 1, 0).expect("a valid type id")
+///     }
+///
+///     fn encode(question: &String) -> Result<EncodedContent, ContentError> {
+///         let bytes = question.as_bytes().to_vec();
+///         let mut encoded = EncodedContent::new(Self::content_type(), bytes);
+///         encoded.fallback = Self::fallback(question);
+///         Ok(encoded)
+///     }
+///
+///     fn decode(encoded: &EncodedContent) -> Result<String, ContentError> {
+///         Self::content_type().require_compatible(&encoded.type_id)?;
+///         String::from_utf8(encoded.content.clone())
+///             .map_err(|_| ContentError::InvalidUtf8("poll question"))
+///     }
+///
+///     fn fallback(question: &String) -> Option<String> {
+///         Some(format!("[poll: {question}]"))
+///     }
+/// }
+///
+/// let bytes = PollCodec::encode(&"Lunch at noon?".to_string())?.to_bytes()?;
+/// let received = EncodedContent::from_bytes(&bytes)?;
+/// assert_eq!(PollCodec::decode(&received)?, "Lunch at noon?");
+/// // Apps without the codec show the fallback.
+/// assert_eq!(Content::decode(&received).display_text(), Some("[poll: Lunch at noon?]"));
+/// # Ok::<(), ContentError>(())
+/// ```
 pub trait ContentCodec {
     /// The Rust type this codec handles.
     type Content;
 
     /// The content type id this codec writes; it reads any id with the same
     /// authority, type and major version (CONTENT-5).
+    ///
+    /// ```rust
+    /// use atmls::content::{ContentCodec, TextCodec};
+    ///
+    /// let text = TextCodec::content_type();
+    /// assert_eq!(text.to_string(), "atmls.dev/text:1.0");
+    /// assert!(text.is_compatible(&"atmls.dev/text:1.3".parse()?));
+    /// assert!(!text.is_compatible(&"atmls.dev/text:2.0".parse()?));
+    /// # Ok::<(), atmls::content::ContentError>(())
+    /// ```
     fn content_type() -> ContentTypeId;
 
     /// Encodes a value, including its [`fallback`](Self::fallback) text.
+    ///
+    /// ```rust
+    /// use atmls::content::{ContentCodec, MessageId, Reaction, ReactionAction, ReactionCodec};
+    ///
+    /// let reaction = Reaction {
+    ///     target: MessageId::from_bytes([1; 32]),
+    ///     action: ReactionAction::Add,
+    ///     emoji: "👍".into(),
+    /// };
+    /// let encoded = ReactionCodec::encode(&reaction)?;
+    /// assert_eq!(encoded.type_id, ReactionCodec::content_type());
+    /// assert_eq!(encoded.fallback.as_deref(), Some("Reacted 👍 to a message"));
+    /// # Ok::<(), atmls::content::ContentError>(())
+    /// ```
     fn encode(content: &Self::Content) -> Result<EncodedContent, ContentError>;
 
     /// Decodes a value, checking the type id first.
+    ///
+    /// ```rust
+    /// use atmls::content::{Content, ContentCodec, ContentError, EncodedContent, ReadReceipt};
+    /// use atmls::content::{MessageId, ReadReceiptCodec};
+    ///
+    /// let receipt = ReadReceipt { up_to: MessageId::from_bytes([1; 32]) };
+    /// let bytes = ReadReceiptCodec::encode(&receipt)?.to_bytes()?;
+    /// let received = EncodedContent::from_bytes(&bytes)?;
+    /// assert_eq!(ReadReceiptCodec::decode(&received)?, receipt);
+    ///
+    /// // Content of another type is refused before its payload is read.
+    /// let text = Content::text("read");
+    /// assert!(matches!(ReadReceiptCodec::decode(&text), Err(ContentError::TypeMismatch { .. })));
+    /// # Ok::<(), ContentError>(())
+    /// ```
     fn decode(encoded: &EncodedContent) -> Result<Self::Content, ContentError>;
 
     /// Text for receivers that cannot decode this content type, if useful.
+    ///
+    /// ```rust
+    /// use atmls::content::{ContentCodec, Delete, DeleteCodec, MessageId, TextCodec};
+    ///
+    /// let delete = Delete { target: MessageId::from_bytes([1; 32]) };
+    /// assert_eq!(DeleteCodec::fallback(&delete).as_deref(), Some("Deleted a message"));
+    /// // Text is its own fallback.
+    /// assert_eq!(TextCodec::fallback(&"hi".to_string()), None);
+    /// ```
     fn fallback(content: &Self::Content) -> Option<String>;
 }
 
@@ -215,6 +331,26 @@ impl Content {
     /// Decodes with the built-in codecs. Never fails and never panics:
     /// anything that cannot be decoded becomes [`Content::Unknown`] carrying
     /// the fallback text (CONTENT-15).
+    ///
+    /// ```rust
+    /// use atmls::content::{Content, EncodedContent};
+    ///
+    /// let received = EncodedContent::from_bytes(&Content::text("hi").to_bytes()?)?;
+    /// assert_eq!(Content::decode(&received), Content::Text("hi".into()));
+    ///
+    /// // A major version this crate does not read: the sender's fallback instead.
+    /// let mut newer = Content::text("hi");
+    /// newer.type_id = "atmls.dev/text:2.0".parse()?;
+    /// newer.fallback = Some("[update your app to read this]".into());
+    /// assert_eq!(
+    ///     Content::decode(&newer),
+    ///     Content::Unknown {
+    ///         type_id: newer.type_id.clone(),
+    ///         fallback: Some("[update your app to read this]".into()),
+    ///     }
+    /// );
+    /// # Ok::<(), atmls::content::ContentError>(())
+    /// ```
     pub fn decode(encoded: &EncodedContent) -> Content {
         fn try_codec<C: ContentCodec>(
             e: &EncodedContent,
@@ -247,6 +383,15 @@ impl Content {
     }
 
     /// Encodes `text` as `atmls.dev/text:1.0` content.
+    ///
+    /// ```rust
+    /// use atmls::content::{Content, ContentCodec, ContentTypeId, TextCodec};
+    ///
+    /// let encoded = Content::text("hello");
+    /// assert_eq!(encoded.type_id, ContentTypeId::text());
+    /// assert_eq!(encoded, TextCodec::encode(&"hello".to_string())?);
+    /// # Ok::<(), atmls::content::ContentError>(())
+    /// ```
     pub fn text(text: impl Into<String>) -> EncodedContent {
         TextCodec::encode_string(text.into())
     }
@@ -254,6 +399,16 @@ impl Content {
     /// The text to show for text-like content: the text or markdown source
     /// itself, or an unknown type's fallback. `None` for other types (see
     /// [`summary`](Self::summary)).
+    ///
+    /// ```rust
+    /// use atmls::content::{Content, ContentCodec, MessageId, ReadReceipt, ReadReceiptCodec};
+    ///
+    /// assert_eq!(Content::Markdown("**hi**".into()).display_text(), Some("**hi**"));
+    /// let receipt = ReadReceipt { up_to: MessageId::from_bytes([1; 32]) };
+    /// let received = Content::decode(&ReadReceiptCodec::encode(&receipt)?);
+    /// assert_eq!(received.display_text(), None);
+    /// # Ok::<(), atmls::content::ContentError>(())
+    /// ```
     pub fn display_text(&self) -> Option<&str> {
         match self {
             Content::Text(text) | Content::Markdown(text) => Some(text),
@@ -265,6 +420,23 @@ impl Content {
     /// One line describing any content: the text itself, the reply's text, or
     /// the codec's fallback (e.g. `[attachment: photo.jpg]`). `None` for
     /// receipts, typing indicators and unknown content without a fallback.
+    ///
+    /// ```rust
+    /// use atmls::content::{Content, ContentCodec, MessageId, Reaction, ReactionAction};
+    /// use atmls::content::{ReactionCodec, Reply, Typing};
+    ///
+    /// let id = MessageId::from_bytes([1; 32]);
+    /// let reply = Reply { in_reply_to: id, content: Content::text("sounds good") };
+    /// let reply = Content::Reply(reply);
+    /// assert_eq!(reply.summary().as_deref(), Some("sounds good"));
+    ///
+    /// let reaction = Reaction { target: id, action: ReactionAction::Add, emoji: "👍".into() };
+    /// let received = Content::decode(&ReactionCodec::encode(&reaction)?);
+    /// assert_eq!(received.summary().as_deref(), Some("Reacted 👍 to a message"));
+    ///
+    /// assert_eq!(Content::Typing(Typing { typing: true }).summary(), None);
+    /// # Ok::<(), atmls::content::ContentError>(())
+    /// ```
     pub fn summary(&self) -> Option<String> {
         match self {
             Content::Text(t) | Content::Markdown(t) => Some(t.clone()),

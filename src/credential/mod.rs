@@ -15,6 +15,17 @@ pub(crate) use verdicts::{AgreedLeaf, VerdictCache};
 use crate::identity::{Did, IdentityError};
 
 /// Errors of the credential layer: why a leaf or KeyPackage was refused.
+///
+/// ```rust
+/// use atmls::credential::{AtmlsIdentity, CredentialError, IDENTITY_VERSION};
+///
+/// // Identity bytes of a later encoding version, then bytes that end too soon.
+/// assert_eq!(AtmlsIdentity::from_bytes(&[9]), Err(CredentialError::UnsupportedVersion(9)));
+/// match AtmlsIdentity::from_bytes(&[IDENTITY_VERSION]) {
+///     Err(e @ CredentialError::Malformed(_)) => assert!(!e.is_retryable()),
+///     other => panic!("expected a malformed identity, got {other:?}"),
+/// }
+/// ```
 #[non_exhaustive]
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum CredentialError {
@@ -56,6 +67,27 @@ pub enum CredentialError {
 
 impl CredentialError {
     /// Whether retrying can help. Only a directory mismatch can (the directory may catch up).
+    ///
+    /// ```rust
+    /// use atmls::credential::{CredentialError, LeafIdentity};
+    /// use atmls::identity::{DeviceIdentity, InstallationKeyPair};
+    ///
+    /// let device = DeviceIdentity::new_account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?);
+    /// let leaf = LeafIdentity {
+    ///     did: device.did.clone(),
+    ///     identity_key: device.certificate.identity_key,
+    ///     installation_key: device.installation.public(),
+    /// };
+    /// // The directory does not list this device (yet): a later lookup may.
+    /// let other_device = InstallationKeyPair::generate().public();
+    /// let err = leaf
+    ///     .check_account(&device.certificate.identity_key, Some(&[other_device]))
+    ///     .unwrap_err();
+    /// assert!(matches!(err, CredentialError::UnknownDevice(_)));
+    /// assert!(err.is_retryable());
+    /// assert!(!CredentialError::KeyReuse.is_retryable());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_retryable(&self) -> bool {
         match self {
             CredentialError::UnknownIdentityKey(_) | CredentialError::UnknownDevice(_) => true,

@@ -66,16 +66,46 @@ use crate::identity::{Did, PublicKey};
 use crate::transport::{EpochTag, Mailbox, MailboxId};
 
 /// A group's id: 32 random bytes chosen by its creator, private to its members.
+///
+/// Its `Display` form is hex, for an app's own records:
+///
+/// ```rust
+/// use atmls::GroupId;
+///
+/// let stored = "5e".repeat(32);
+/// let id = GroupId::from_hex(&stored).ok_or("not a group id")?;
+/// assert_eq!(id.to_string(), stored);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct GroupId(pub(crate) Vec<u8>);
 
 impl GroupId {
     /// The raw bytes.
+    ///
+    /// ```rust
+    /// use atmls::GroupId;
+    ///
+    /// let id = GroupId::from_hex(&"01".repeat(32)).ok_or("not a group id")?;
+    /// assert_eq!(id.as_bytes(), &[1; 32]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }
 
     /// Parses the hex form printed by `Display`.
+    ///
+    /// ```rust
+    /// use atmls::GroupId;
+    ///
+    /// let id = GroupId::from_hex(&"ab".repeat(32)).ok_or("not a group id")?;
+    /// assert_eq!(GroupId::from_hex(&id.to_string()), Some(id));
+    /// // Not hex, or not 32 bytes:
+    /// assert_eq!(GroupId::from_hex("xyz"), None);
+    /// assert_eq!(GroupId::from_hex(&"ab".repeat(16)), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn from_hex(s: &str) -> Option<Self> {
         hex::decode(s).ok().filter(|b| b.len() == 32).map(GroupId)
     }
@@ -98,6 +128,26 @@ impl fmt::Debug for GroupId {
 }
 
 /// Where this device stands in a group.
+///
+/// ```rust
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use std::sync::Arc;
+/// use atmls::{Client, GroupStatus, directory::MemoryDirectory, transport::MemoryTransport};
+/// use atmls::{identity::DeviceIdentity, storage::Store};
+/// let alice = Client::builder(
+///     Arc::new(MemoryDirectory::new()),
+///     Arc::new(MemoryTransport::new()),
+///     Store::in_memory()?,
+/// )
+/// .identity(DeviceIdentity::new_account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?))
+/// .build()
+/// .await?;
+/// let group = alice.create_group(&[]).await?;
+/// let info = alice.groups().await?.into_iter().find(|g| g.id == group).ok_or("no group")?;
+/// assert_eq!(info.status, GroupStatus::Active);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GroupStatus {
     /// A member.
@@ -128,6 +178,25 @@ impl GroupStatus {
 }
 
 /// A member device of a group.
+///
+/// An account can have several devices in a group, each its own member:
+///
+/// ```rust
+/// use std::collections::HashSet;
+/// use atmls::group::Member;
+/// use atmls::identity::{Did, InstallationKeyPair};
+///
+/// let alice: Did = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?;
+/// let bob: Did = "did:plc:bbbbbbbbbbbbbbbbbbbbbbbb".parse()?;
+/// let device = |did: &Did| Member {
+///     did: did.clone(),
+///     installation: InstallationKeyPair::generate().public(),
+/// };
+/// let members = [device(&alice), device(&alice), device(&bob)];
+/// let accounts: HashSet<&Did> = members.iter().map(|m| &m.did).collect();
+/// assert_eq!(accounts.len(), 2);
+/// # Ok::<(), atmls::identity::IdentityError>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Member {
     /// The account.
@@ -138,6 +207,34 @@ pub struct Member {
 
 /// Errors of the group layer: why an operation or an incoming message was refused. A refused
 /// message leaves the group state exactly as it was.
+///
+/// Credential failures keep their cause, so callers can tell them apart:
+///
+/// ```rust
+/// use atmls::credential::{CredentialError, LeafIdentity};
+/// use atmls::group::GroupError;
+/// use atmls::identity::{DeviceIdentity, IdentityKeyPair};
+///
+/// let device = DeviceIdentity::new_account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?);
+/// let leaf = LeafIdentity {
+///     did: device.did.clone(),
+///     identity_key: device.certificate.identity_key,
+///     installation_key: device.installation.public(),
+/// };
+/// // A leaf certified by another identity key than the one the directory has.
+/// let directory_key = IdentityKeyPair::generate().public();
+/// let check = |leaf: &LeafIdentity| -> Result<(), GroupError> {
+///     leaf.check_account(&directory_key, None)?;
+///     Ok(())
+/// };
+/// match check(&leaf) {
+///     Err(GroupError::Credential(CredentialError::UnknownIdentityKey(did))) => {
+///         assert_eq!(did, device.did)
+///     }
+///     other => panic!("expected an unknown identity key, got {other:?}"),
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[non_exhaustive]
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum GroupError {
@@ -199,6 +296,19 @@ pub enum GroupError {
 impl GroupError {
     /// Whether retrying can help (credential checks that depend on the directory, and a
     /// message waiting for someone else's commit).
+    ///
+    /// ```rust
+    /// use atmls::credential::CredentialError;
+    /// use atmls::group::GroupError;
+    ///
+    /// let did = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?;
+    /// // The directory may list the device by the next try.
+    /// assert!(GroupError::from(CredentialError::UnknownDevice(did)).is_retryable());
+    /// assert!(GroupError::AwaitingCommit.is_retryable());
+    /// // A replayed message stays replayed.
+    /// assert!(!GroupError::Replay.is_retryable());
+    /// # Ok::<(), atmls::identity::IdentityError>(())
+    /// ```
     pub fn is_retryable(&self) -> bool {
         match self {
             GroupError::Credential(e) => e.is_retryable(),
@@ -285,6 +395,20 @@ pub(crate) fn join_config() -> MlsGroupJoinConfig {
 /// never leaves the members: payloads are sealed, DS-2), and its id from the capability, so the
 /// transport can check a capability without learning the group (spec/group.md GROUP-4,
 /// spec/ds.md DS-3). The group moves to another mailbox at every removal (GROUP-4a).
+///
+/// ```rust
+/// use atmls::group::mailbox_for;
+/// use atmls::transport::MailboxId;
+///
+/// let group_id = [7u8; 32];
+/// let mailbox = mailbox_for(&group_id);
+/// let capability = mailbox.post_secret.ok_or("a group mailbox has a capability")?;
+/// assert_eq!(mailbox.id, MailboxId::for_capability(&capability));
+/// // Every member derives the same mailbox; another group gets another one.
+/// assert_eq!(mailbox_for(&group_id), mailbox);
+/// assert_ne!(mailbox_for(&[8u8; 32]).id, mailbox.id);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn mailbox_for(group_id: &[u8]) -> Mailbox {
     Mailbox::from_capability(tagged_hash(b"atmls/v1/mailbox-post", group_id))
 }
@@ -304,12 +428,44 @@ pub(crate) fn moved_mailbox(
 }
 
 /// A device's Welcome mailbox, derived from its installation key (GROUP-5).
+///
+/// ```rust
+/// use atmls::group::welcome_mailbox;
+/// use atmls::identity::InstallationKeyPair;
+///
+/// let (phone, laptop) = (InstallationKeyPair::generate(), InstallationKeyPair::generate());
+/// assert_eq!(welcome_mailbox(&phone.public()), welcome_mailbox(&phone.public()));
+/// assert_ne!(welcome_mailbox(&phone.public()), welcome_mailbox(&laptop.public()));
+/// ```
 pub fn welcome_mailbox(installation: &PublicKey) -> MailboxId {
     crate::transport::welcome_mailbox_of(installation.as_bytes())
 }
 
 /// The opaque ordering key of the group's current epoch: an MLS exporter value (GROUP-6).
 /// Public for tools and tests that drive openmls directly, like [`seal_for_transport`].
+///
+/// ```rust
+/// use atmls::group::epoch_tag;
+/// use atmls::identity::DeviceIdentity;
+/// use atmls::keypackage::{new_leaf_key, DEFAULT_CIPHERSUITE};
+/// use openmls::prelude::{LeafNodeParameters, MlsGroup, MlsGroupCreateConfig};
+/// use openmls_rust_crypto::OpenMlsRustCrypto;
+/// use openmls_traits::OpenMlsProvider as _;
+///
+/// let provider = OpenMlsRustCrypto::default();
+/// let device = DeviceIdentity::new_account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?);
+/// let (signer, credential, _) = new_leaf_key(&provider, &device, DEFAULT_CIPHERSUITE)?;
+/// let config = MlsGroupCreateConfig::builder().ciphersuite(DEFAULT_CIPHERSUITE).build();
+/// let mut group = MlsGroup::new(&provider, &signer, &config, credential)?;
+/// let first = epoch_tag(&group, provider.crypto())?;
+/// assert_eq!(epoch_tag(&group, provider.crypto())?, first);
+///
+/// // A commit starts a new epoch, with a new tag.
+/// group.self_update(&provider, &signer, LeafNodeParameters::default())?;
+/// group.merge_pending_commit(&provider)?;
+/// assert_ne!(epoch_tag(&group, provider.crypto())?, first);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn epoch_tag(group: &MlsGroup, crypto: &impl OpenMlsCrypto) -> Result<EpochTag, GroupError> {
     let v = group
         .export_secret(crypto, "atmls/v1/epoch-tag", &[], 32)

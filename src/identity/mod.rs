@@ -39,6 +39,20 @@ pub mod context {
 }
 
 /// Errors of the identity layer.
+///
+/// ```rust
+/// use atmls::identity::{DeviceIdentity, Did, IdentityError};
+///
+/// assert!(matches!(Did::new("alice.bsky.social"), Err(IdentityError::InvalidDid(_))));
+///
+/// let device = DeviceIdentity::new_account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?);
+/// let after_expiry = device.certificate.expires;
+/// match device.certificate.verify(after_expiry) {
+///     Err(IdentityError::Expired { now, expires, .. }) => assert_eq!(now, expires),
+///     other => panic!("expected an expired certificate, got {other:?}"),
+/// }
+/// # Ok::<(), IdentityError>(())
+/// ```
 #[non_exhaustive]
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum IdentityError {
@@ -81,12 +95,30 @@ pub enum IdentityError {
 
 impl IdentityError {
     /// Whether retrying the same operation can help (never: these are verdicts on input).
+    ///
+    /// ```rust
+    /// use atmls::identity::{Did, IdentityError};
+    ///
+    /// let err = Did::new("did:plc:").unwrap_err();
+    /// assert!(matches!(err, IdentityError::InvalidDid(_)));
+    /// assert!(!err.is_retryable());
+    /// ```
     pub fn is_retryable(&self) -> bool {
         false
     }
 }
 
 /// Seconds since the Unix epoch.
+///
+/// ```rust
+/// use atmls::identity::{unix_now, DeviceIdentity};
+///
+/// let device = DeviceIdentity::new_account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?);
+/// let now = unix_now();
+/// assert!(device.certificate.created <= now && now < device.certificate.expires);
+/// assert!(device.certificate.verify(now).is_ok());
+/// # Ok::<(), atmls::identity::IdentityError>(())
+/// ```
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

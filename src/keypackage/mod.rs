@@ -31,6 +31,29 @@ pub const MAX_KEY_PACKAGE_LEN: usize = 16 * 1024;
 pub const MAX_KEY_PACKAGE_LIFETIME_SECS: u64 = 90 * 24 * 3600;
 
 /// How many KeyPackages a device keeps published, and for how long.
+///
+/// ```rust
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use std::sync::Arc;
+/// use atmls::directory::{Directory as _, MemoryDirectory};
+/// use atmls::identity::{unix_now, DeviceIdentity};
+/// use atmls::{storage::Store, transport::MemoryTransport, Client};
+/// use atmls::keypackage::KeyPackagePolicy;
+///
+/// let policy = KeyPackagePolicy { single_use: 2, ..KeyPackagePolicy::default() };
+/// let dir = Arc::new(MemoryDirectory::new());
+/// let alice = Client::builder(dir.clone(), Arc::new(MemoryTransport::new()), Store::in_memory()?)
+///     .identity(DeviceIdentity::new_account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?))
+///     .key_package_policy(policy)
+///     .build()
+///     .await?;
+/// // Two single-use KeyPackages and the last-resort one.
+/// let published = dir.key_packages(alice.did()).await?;
+/// assert_eq!(published.len(), 3);
+/// assert_eq!(published.iter().filter(|r| r.last_resort).count(), 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyPackagePolicy {
     /// Single-use KeyPackages to publish.
@@ -53,6 +76,40 @@ impl Default for KeyPackagePolicy {
 }
 
 /// Errors about KeyPackages.
+///
+/// ```rust
+/// use atmls::identity::{unix_now, DeviceIdentity, VerifiedAccount};
+/// use atmls::keypackage::{validate_record, KeyPackageError, KeyPackageRecord};
+/// use atmls::keypackage::DEFAULT_CIPHERSUITE;
+/// use openmls_rust_crypto::RustCrypto;
+///
+/// let device = DeviceIdentity::new_account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?);
+/// let account = VerifiedAccount {
+///     did: device.did.clone(),
+///     identity_key: device.certificate.identity_key,
+///     declared_at: device.certificate.created,
+///     predecessors: Vec::new(),
+///     devices: vec![device.installation.public()],
+///     rejected_devices: Vec::new(),
+/// };
+/// // A record whose KeyPackage bytes are garbage.
+/// let record = KeyPackageRecord {
+///     did: device.did.clone(),
+///     installation_key: device.installation.public(),
+///     key_package_ref: vec![0; 32],
+///     key_package: b"not a KeyPackage".to_vec(),
+///     ciphersuite: u16::from(DEFAULT_CIPHERSUITE),
+///     last_resort: false,
+///     created: unix_now(),
+///     expires: unix_now() + 3600,
+/// };
+/// let crypto = RustCrypto::default();
+/// match validate_record(&record, &account, &crypto, DEFAULT_CIPHERSUITE, unix_now()) {
+///     Err(e @ KeyPackageError::Malformed(_)) => assert!(!e.is_retryable()),
+///     other => panic!("expected a malformed KeyPackage, got {other:?}"),
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum KeyPackageError {
@@ -82,6 +139,17 @@ pub enum KeyPackageError {
 impl KeyPackageError {
     /// Whether retrying can help (only when the directory may still catch up): every other
     /// refusal is a verdict on the published bytes, which a retry reads again.
+    ///
+    /// ```rust
+    /// use atmls::credential::CredentialError;
+    /// use atmls::keypackage::KeyPackageError;
+    ///
+    /// let did = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?;
+    /// // A device the directory does not list yet: it may by the next try.
+    /// assert!(KeyPackageError::from(CredentialError::UnknownDevice(did)).is_retryable());
+    /// assert!(!KeyPackageError::Expired.is_retryable());
+    /// # Ok::<(), atmls::identity::IdentityError>(())
+    /// ```
     pub fn is_retryable(&self) -> bool {
         match self {
             KeyPackageError::Credential(e) => e.is_retryable(),
@@ -101,6 +169,24 @@ impl KeyPackageError {
 ///
 /// The client calls this for every KeyPackage and self-update; it is public for tools that
 /// build leaves with openmls directly (interop tests, custom commit flows).
+///
+/// ```rust
+/// use atmls::credential::{AtmlsIdentity, LEAF_PROOF_EXTENSION};
+/// use atmls::identity::DeviceIdentity;
+/// use atmls::keypackage::{new_leaf_key, DEFAULT_CIPHERSUITE};
+/// use openmls_rust_crypto::OpenMlsRustCrypto;
+///
+/// let provider = OpenMlsRustCrypto::default();
+/// let device = DeviceIdentity::new_account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?);
+/// let (signer, credential, extensions) = new_leaf_key(&provider, &device, DEFAULT_CIPHERSUITE)?;
+/// // A fresh key, certified by this device's installation key.
+/// assert_eq!(credential.signature_key.as_slice(), signer.public());
+/// assert_ne!(signer.public(), device.installation.public().as_bytes());
+/// assert!(extensions.unknown(LEAF_PROOF_EXTENSION).is_some());
+/// let identity = AtmlsIdentity::from_credential(&credential.credential)?;
+/// assert_eq!(identity.certificate, device.certificate);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn new_leaf_key<P: OpenMlsProvider>(
     provider: &P,
     device: &DeviceIdentity,
@@ -249,6 +335,39 @@ pub(crate) fn check_capabilities(kp: &KeyPackage, cs: Ciphersuite) -> Result<(),
 /// Validates a KeyPackage record read from a directory against the verified account
 /// (KP-1 … KP-5, and CRED-1 … CRED-7 and CRED-9 on its leaf). Only a KeyPackage that passes
 /// is ever added, so a package that could not join an atmls group never fails a commit.
+///
+/// What an adder does with what the directory serves:
+///
+/// ```rust
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use std::sync::Arc;
+/// use atmls::directory::{Directory as _, MemoryDirectory};
+/// use atmls::identity::{unix_now, DeviceIdentity};
+/// use atmls::{storage::Store, transport::MemoryTransport, Client};
+/// use atmls::keypackage::{validate_record, KeyPackageError, DEFAULT_CIPHERSUITE};
+/// use openmls_rust_crypto::RustCrypto;
+///
+/// let dir = Arc::new(MemoryDirectory::new());
+/// let bob = Client::builder(dir.clone(), Arc::new(MemoryTransport::new()), Store::in_memory()?)
+///     .identity(DeviceIdentity::new_account("did:plc:bbbbbbbbbbbbbbbbbbbbbbbb".parse()?))
+///     .build()
+///     .await?;
+/// let account = dir.account(bob.did()).await?.ok_or("no account")?.verify(bob.did(), unix_now())?;
+/// let records = dir.key_packages(bob.did()).await?;
+/// let record = records.first().ok_or("no KeyPackage")?;
+/// let crypto = RustCrypto::default();
+/// let key_package = validate_record(record, &account, &crypto, DEFAULT_CIPHERSUITE, unix_now())?;
+/// assert_eq!(key_package.last_resort(), record.last_resort);
+///
+/// // The same record after its lifetime is refused.
+/// let later = record.expires + 1;
+/// assert!(matches!(
+///     validate_record(record, &account, &crypto, DEFAULT_CIPHERSUITE, later),
+///     Err(KeyPackageError::Expired)
+/// ));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
 pub fn validate_record(
     record: &KeyPackageRecord,
     account: &VerifiedAccount,
@@ -315,6 +434,34 @@ pub type Selection = (
 
 /// Picks one valid KeyPackage per device of `account`: a single-use one if any, else the
 /// last-resort one. Returns the chosen packages and the records refused, with reasons.
+///
+/// ```rust
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use std::sync::Arc;
+/// use atmls::directory::{Directory as _, MemoryDirectory};
+/// use atmls::identity::{unix_now, DeviceIdentity};
+/// use atmls::{storage::Store, transport::MemoryTransport, Client};
+/// use atmls::keypackage::{select_per_device, DEFAULT_CIPHERSUITE};
+/// use openmls_rust_crypto::RustCrypto;
+///
+/// let dir = Arc::new(MemoryDirectory::new());
+/// let bob = Client::builder(dir.clone(), Arc::new(MemoryTransport::new()), Store::in_memory()?)
+///     .identity(DeviceIdentity::new_account("did:plc:bbbbbbbbbbbbbbbbbbbbbbbb".parse()?))
+///     .build()
+///     .await?;
+/// let account = dir.account(bob.did()).await?.ok_or("no account")?.verify(bob.did(), unix_now())?;
+/// let records = dir.key_packages(bob.did()).await?;
+/// let crypto = RustCrypto::default();
+/// let (chosen, refused) =
+///     select_per_device(&records, &account, &crypto, DEFAULT_CIPHERSUITE, unix_now());
+/// // Bob's one device, with a single-use package.
+/// assert_eq!(chosen.len(), 1);
+/// assert_eq!(&chosen[0].0, bob.installation());
+/// assert!(!chosen[0].1.last_resort());
+/// assert!(refused.is_empty());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
 pub fn select_per_device(
     records: &[KeyPackageRecord],
     account: &VerifiedAccount,

@@ -18,6 +18,32 @@ pub use safety::SafetyNumber;
 use crate::identity::{succession, Did, IdentityDeclaration, IdentityError, PublicKey, Succession};
 
 /// What this client holds about one contact's identity key.
+///
+/// ```rust
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use std::sync::Arc;
+/// use atmls::directory::{Directory as _, MemoryDirectory};
+/// use atmls::identity::{unix_now, DeviceIdentity, IdentityKeyPair};
+/// use atmls::{storage::Store, transport::MemoryTransport, Client};
+/// let (dir, net) = (Arc::new(MemoryDirectory::new()), Arc::new(MemoryTransport::new()));
+/// let account = |did: &str| {
+///     let identity = DeviceIdentity::new_account(did.parse().expect("a valid DID"));
+///     let store = Store::in_memory().expect("an in-memory store");
+///     Client::builder(dir.clone(), net.clone(), store).identity(identity).build()
+/// };
+/// let alice = account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa").await?;
+/// let bob = account("did:plc:bbbbbbbbbbbbbbbbbbbbbbbb").await?;
+/// alice.dm(bob.did()).await?; // pins bob's identity key
+/// let bob_key = dir.account(bob.did()).await?.ok_or("no account")?.declaration.identity_key;
+/// let trust = alice.contact_trust(bob.did()).await?;
+/// assert_eq!(trust.identity_key, bob_key);
+/// assert!(!trust.verified && trust.history.is_empty());
+///
+/// alice.mark_verified(bob.did()).await?; // after comparing safety numbers
+/// assert!(alice.contact_trust(bob.did()).await?.verified);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ContactTrust {
     /// The contact.
@@ -38,6 +64,31 @@ pub struct ContactTrust {
 }
 
 /// One change of a contact's pinned key.
+///
+/// ```rust
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use std::sync::Arc;
+/// use atmls::directory::{Directory as _, MemoryDirectory};
+/// use atmls::identity::{unix_now, DeviceIdentity, IdentityKeyPair};
+/// use atmls::{storage::Store, transport::MemoryTransport, Client};
+/// let (dir, net) = (Arc::new(MemoryDirectory::new()), Arc::new(MemoryTransport::new()));
+/// let account = |did: &str| {
+///     let identity = DeviceIdentity::new_account(did.parse().expect("a valid DID"));
+///     let store = Store::in_memory().expect("an in-memory store");
+///     Client::builder(dir.clone(), net.clone(), store).identity(identity).build()
+/// };
+/// let alice = account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa").await?;
+/// let bob = account("did:plc:bbbbbbbbbbbbbbbbbbbbbbbb").await?;
+/// alice.dm(bob.did()).await?;
+/// let old_key = alice.contact_trust(bob.did()).await?.identity_key;
+/// let new_key = bob.rotate_identity_key().await?;
+/// alice.check_contacts().await?; // follows the endorsed rotation
+/// let change = &alice.contact_trust(bob.did()).await?.history[0];
+/// assert_eq!((change.old_key, change.new_key), (old_key, new_key));
+/// assert!(!change.was_verified);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyChange {
     /// The key replaced.
@@ -53,6 +104,36 @@ pub struct KeyChange {
 }
 
 /// How a key change came to be accepted.
+///
+/// A key change without endorsement, accepted by the user:
+///
+/// ```rust
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use std::sync::Arc;
+/// use atmls::directory::{Directory as _, MemoryDirectory};
+/// use atmls::identity::{unix_now, DeviceIdentity, IdentityKeyPair};
+/// use atmls::{storage::Store, transport::MemoryTransport, Client};
+/// use atmls::trust::ChangeKind;
+/// let (dir, net) = (Arc::new(MemoryDirectory::new()), Arc::new(MemoryTransport::new()));
+/// let account = |did: &str| {
+///     let identity = DeviceIdentity::new_account(did.parse().expect("a valid DID"));
+///     let store = Store::in_memory().expect("an in-memory store");
+///     Client::builder(dir.clone(), net.clone(), store).identity(identity).build()
+/// };
+/// let alice = account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa").await?;
+/// let bob = account("did:plc:bbbbbbbbbbbbbbbbbbbbbbbb").await?;
+/// alice.dm(bob.did()).await?;
+/// // bob starts over with a new identity key (or someone took over his PDS).
+/// let new_key = IdentityKeyPair::generate();
+/// dir.publish_declaration(&new_key.declare(bob.did(), unix_now())).await?;
+/// let events = alice.check_contacts().await?;
+/// assert!(events.iter().any(|e| matches!(e, atmls::Event::TrustWarning { .. })));
+/// alice.accept_identity_change(bob.did(), &new_key.public()).await?;
+/// let trust = alice.contact_trust(bob.did()).await?;
+/// assert_eq!(trust.history[0].kind, ChangeKind::Accepted);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ChangeKind {
     /// Followed automatically along endorsements by the pinned key (TRUST-1).
@@ -79,6 +160,31 @@ impl ChangeKind {
 }
 
 /// Something in our own account's records that this device did not publish (TRUST-10).
+///
+/// ```rust
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use std::sync::Arc;
+/// use atmls::directory::{Directory as _, MemoryDirectory};
+/// use atmls::identity::{unix_now, DeviceIdentity, IdentityKeyPair};
+/// use atmls::{storage::Store, transport::MemoryTransport, Client};
+/// use atmls::trust::SelfCheckFinding;
+/// let (dir, net) = (Arc::new(MemoryDirectory::new()), Arc::new(MemoryTransport::new()));
+/// let account = |did: &str| {
+///     let identity = DeviceIdentity::new_account(did.parse().expect("a valid DID"));
+///     let store = Store::in_memory().expect("an in-memory store");
+///     Client::builder(dir.clone(), net.clone(), store).identity(identity).build()
+/// };
+/// let alice = account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa").await?;
+/// let ours = dir.account(alice.did()).await?.ok_or("no account")?.declaration.identity_key;
+/// // Someone with alice's PDS password publishes a declaration of their own key.
+/// let theirs = IdentityKeyPair::generate();
+/// dir.publish_declaration(&theirs.declare(alice.did(), unix_now())).await?;
+/// let found = alice.self_check().await?;
+/// let published = theirs.public();
+/// assert!(found.contains(&SelfCheckFinding::ForeignDeclaration { published, ours }));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SelfCheckFinding {
     /// The published declaration names a key that is neither ours nor an endorsed successor:
@@ -118,6 +224,22 @@ pub(crate) struct PinnedKeys {
 /// TRUST-20): a trust verdict, local to this device. It never decides whether a commit or a
 /// Welcome is merged (spec/agreement.md): it marks or holds the member's content, and a
 /// revoked device is removed by this device's next commit (TRUST-12).
+///
+/// ```rust
+/// use atmls::trust::MemberStatus;
+///
+/// // A badge for each member device.
+/// fn badge(status: MemberStatus) -> &'static str {
+///     match status {
+///         MemberStatus::Verified => "",
+///         MemberStatus::Pending => "checking…",
+///         MemberStatus::Expired => "certificate expired",
+///         _ => "not trusted: messages held",
+///     }
+/// }
+/// assert_eq!(badge(MemberStatus::Revoked), "not trusted: messages held");
+/// assert!(MemberStatus::Revoked.holds_content());
+/// ```
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MemberStatus {
@@ -135,6 +257,14 @@ pub enum MemberStatus {
 
 impl MemberStatus {
     /// Whether this device holds back the member's application messages.
+    ///
+    /// ```rust
+    /// use atmls::trust::MemberStatus;
+    ///
+    /// assert!(MemberStatus::Mismatch.holds_content());
+    /// // A lookup still running holds nothing back.
+    /// assert!(!MemberStatus::Pending.holds_content());
+    /// ```
     pub fn holds_content(self) -> bool {
         matches!(self, MemberStatus::Mismatch | MemberStatus::Revoked)
     }
@@ -190,6 +320,27 @@ pub(crate) fn assess(
 }
 
 /// Errors of the trust layer.
+///
+/// ```rust
+/// use atmls::identity::{Did, IdentityKeyPair};
+/// use atmls::trust::{PairingCode, SafetyNumber, TrustError};
+///
+/// assert_eq!(PairingCode::parse("K7QM-2XRD").unwrap_err(), TrustError::BadPairingCode);
+///
+/// let (alice, bob): (Did, Did) = (
+///     "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?,
+///     "did:plc:bbbbbbbbbbbbbbbbbbbbbbbb".parse()?,
+/// );
+/// let key = || IdentityKeyPair::generate().public();
+/// let ours = SafetyNumber::new(&alice, &key(), &bob, &key());
+/// // The QR code on bob's screen, made from other keys than the ones we pinned:
+/// let scanned = SafetyNumber::new(&alice, &key(), &bob, &key()).qr_payload();
+/// match ours.check_qr(&scanned) {
+///     Err(TrustError::SafetyNumberMismatch) => {} // do not mark the contact verified
+///     other => panic!("expected a mismatch, got {other:?}"),
+/// }
+/// # Ok::<(), atmls::identity::IdentityError>(())
+/// ```
 #[non_exhaustive]
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum TrustError {
@@ -239,6 +390,16 @@ pub enum TrustError {
 impl TrustError {
     /// Whether retrying the same call can help: while a link is pending or the transport
     /// failed; never for verdicts that need a user decision.
+    ///
+    /// ```rust
+    /// use atmls::trust::{PairingCode, TrustError};
+    ///
+    /// let err = PairingCode::parse("not a code").unwrap_err();
+    /// assert_eq!(err, TrustError::BadPairingCode);
+    /// assert!(!err.is_retryable());
+    /// // The approving device may answer by the next try.
+    /// assert!(TrustError::LinkPending.is_retryable());
+    /// ```
     pub fn is_retryable(&self) -> bool {
         match self {
             TrustError::LinkPending | TrustError::LinkRequestNotFound => true,
