@@ -20,6 +20,26 @@ use crate::identity::{
 };
 
 /// A published device: its certificate from the identity key.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// # use atmls::identity::{unix_now, DeviceIdentity, Did};
+/// # let did: Did = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?;
+/// # let dev = DeviceIdentity::new_account(did.clone());
+/// # let id_key = dev.identity_key.as_ref().ok_or("no identity key")?;
+/// use atmls::directory::{DeviceRecord, Directory, MemoryDirectory};
+/// let dir = MemoryDirectory::new();
+/// let device = DeviceRecord {
+///     certificate: dev.certificate.clone(),
+///     display_name: Some("laptop".into()),
+/// };
+/// dir.publish_declaration(&id_key.declare(&did, unix_now())).await?;
+/// dir.publish_device(&device).await?;
+/// let account = dir.account(&did).await?.ok_or("not published")?;
+/// assert_eq!(account.devices, [device]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DeviceRecord {
     /// The identity key's certificate for the installation.
@@ -29,6 +49,21 @@ pub struct DeviceRecord {
 }
 
 /// What a directory returns for a DID (untrusted until verified).
+///
+/// ```
+/// # use atmls::identity::{unix_now, DeviceIdentity, Did};
+/// # let did: Did = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?;
+/// # let dev = DeviceIdentity::new_account(did.clone());
+/// # let id_key = dev.identity_key.as_ref().ok_or("no identity key")?;
+/// use atmls::directory::{AccountRecord, DeviceRecord};
+/// let record = AccountRecord {
+///     declaration: id_key.declare(&did, unix_now()),
+///     devices: vec![DeviceRecord { certificate: dev.certificate.clone(), display_name: None }],
+/// };
+/// let verified = record.verify(&did, unix_now())?;
+/// assert_eq!(verified.devices, [dev.installation.public()]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AccountRecord {
     /// The identity declaration.
@@ -40,6 +75,31 @@ pub struct AccountRecord {
 impl AccountRecord {
     /// Checks the declaration (ID-3) is for `did`, and each device certificate (ID-4, ID-5) is
     /// for `did` under the declared key. Bad devices are skipped and reported.
+    ///
+    /// ```
+    /// # use atmls::identity::{unix_now, DeviceIdentity, Did};
+    /// # let did: Did = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?;
+    /// # let dev = DeviceIdentity::new_account(did.clone());
+    /// # let id_key = dev.identity_key.as_ref().ok_or("no identity key")?;
+    /// use atmls::directory::{AccountRecord, DeviceRecord};
+    /// use atmls::identity::IdentityError;
+    /// # let other = DeviceIdentity::new_account(did.clone());
+    /// let record = AccountRecord {
+    ///     declaration: id_key.declare(&did, unix_now()),
+    ///     devices: vec![
+    ///         DeviceRecord { certificate: dev.certificate.clone(), display_name: None },
+    ///         // Certified by another identity key: not a device of this account.
+    ///         DeviceRecord { certificate: other.certificate.clone(), display_name: None },
+    ///     ],
+    /// };
+    /// let verified = record.verify(&did, unix_now())?;
+    /// assert_eq!(verified.devices, [dev.installation.public()]);
+    /// assert_eq!(verified.rejected_devices.len(), 1);
+    /// let someone_else: Did = "did:plc:bbbbbbbbbbbbbbbbbbbbbbbb".parse()?;
+    /// let refused = record.verify(&someone_else, unix_now());
+    /// assert_eq!(refused, Err(IdentityError::Mismatch("declaration DID")));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn verify(&self, did: &Did, now: u64) -> Result<VerifiedAccount, IdentityError> {
         self.verify_with(did, now, None)
     }
@@ -91,6 +151,27 @@ impl AccountRecord {
 }
 
 /// Errors of a directory.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use std::sync::Arc;
+/// use atmls::directory::{DirectoryError, MemoryDirectory};
+/// use atmls::{identity::DeviceIdentity, storage::Store, transport::MemoryTransport, Client};
+/// let (dir, net) = (Arc::new(MemoryDirectory::new()), Arc::new(MemoryTransport::new()));
+/// let alice = Client::builder(dir, net, Store::in_memory()?)
+///     .identity(DeviceIdentity::new_account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?))
+///     .build().await?;
+/// // Nobody published an identity for this DID.
+/// let stranger = "did:plc:bbbbbbbbbbbbbbbbbbbbbbbb".parse()?;
+/// match alice.dm(&stranger).await {
+///     Err(atmls::Error::Directory(e @ DirectoryError::NoIdentity(_))) => {
+///         assert!(!e.is_retryable())
+///     }
+///     other => panic!("expected NoIdentity, got {other:?}"),
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum DirectoryError {
@@ -107,6 +188,12 @@ pub enum DirectoryError {
 
 impl DirectoryError {
     /// Whether retrying can help.
+    ///
+    /// ```
+    /// use atmls::directory::DirectoryError;
+    /// assert!(DirectoryError::Unavailable("connection reset".into()).is_retryable());
+    /// assert!(!DirectoryError::Refused("not your repository".into()).is_retryable());
+    /// ```
     pub fn is_retryable(&self) -> bool {
         match self {
             DirectoryError::Unavailable(_) => true,
@@ -120,28 +207,193 @@ impl DirectoryError {
 /// Implementations: [`MemoryDirectory`] here; the PDS directory behind the `pds` feature.
 /// Publishing methods act for the account the directory is logged in as (the in-memory one
 /// accepts any DID, which lets tests play an attacker who holds a PDS password).
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// # use atmls::identity::{unix_now, DeviceIdentity, Did};
+/// # let did: Did = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?;
+/// # let dev = DeviceIdentity::new_account(did.clone());
+/// # let id_key = dev.identity_key.as_ref().ok_or("no identity key")?;
+/// use atmls::directory::{DeviceRecord, Directory, MemoryDirectory};
+/// /// Publishes a new account's identity and first device, on any directory.
+/// async fn publish(
+///     dir: &dyn Directory,
+///     dev: &DeviceIdentity,
+/// ) -> Result<(), Box<dyn std::error::Error>> {
+///     let key = dev.identity_key.as_ref().ok_or("no identity key")?;
+///     dir.publish_declaration(&key.declare(&dev.did, unix_now())).await?;
+///     let device = DeviceRecord { certificate: dev.certificate.clone(), display_name: None };
+///     Ok(dir.publish_device(&device).await?)
+/// }
+/// let dir = MemoryDirectory::new();
+/// publish(&dir, &dev).await?;
+/// let found = dir.account(&did).await?.ok_or("not published")?;
+/// assert_eq!(found.verify(&did, unix_now())?.devices, [dev.installation.public()]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
 #[async_trait]
 pub trait Directory: Send + Sync + 'static {
     /// The account's declaration and devices, or `None` if it has none.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # use atmls::identity::{unix_now, DeviceIdentity, Did};
+    /// # let did: Did = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?;
+    /// # let dev = DeviceIdentity::new_account(did.clone());
+    /// # let id_key = dev.identity_key.as_ref().ok_or("no identity key")?;
+    /// use atmls::directory::{Directory, MemoryDirectory};
+    /// let dir = MemoryDirectory::new();
+    /// assert!(dir.account(&did).await?.is_none());
+    /// dir.publish_declaration(&id_key.declare(&did, unix_now())).await?;
+    /// let account = dir.account(&did).await?.ok_or("not published")?;
+    /// assert_eq!(account.declaration.identity_key, id_key.public());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     async fn account(&self, did: &Did) -> Result<Option<AccountRecord>, DirectoryError>;
     /// All KeyPackages published by the account's devices.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use std::sync::Arc;
+    /// use atmls::directory::{Directory, MemoryDirectory};
+    /// use atmls::{identity::DeviceIdentity, storage::Store, transport::MemoryTransport, Client};
+    /// let dir = Arc::new(MemoryDirectory::new());
+    /// // Building a client publishes its device's KeyPackages.
+    /// let net = Arc::new(MemoryTransport::new());
+    /// let alice = Client::builder(dir.clone(), net, Store::in_memory()?)
+    ///     .identity(DeviceIdentity::new_account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?))
+    ///     .build().await?;
+    /// let kps = dir.key_packages(alice.did()).await?;
+    /// assert!(!kps.is_empty());
+    /// assert!(kps.iter().all(|k| &k.did == alice.did()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     async fn key_packages(&self, did: &Did) -> Result<Vec<KeyPackageRecord>, DirectoryError>;
     /// Publishes (or replaces) the account's identity declaration.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # use atmls::identity::{unix_now, DeviceIdentity, Did};
+    /// # let did: Did = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?;
+    /// # let dev = DeviceIdentity::new_account(did.clone());
+    /// # let id_key = dev.identity_key.as_ref().ok_or("no identity key")?;
+    /// use atmls::directory::{Directory, MemoryDirectory};
+    /// let dir = MemoryDirectory::new();
+    /// let declaration = id_key.declare(&did, unix_now());
+    /// dir.publish_declaration(&declaration).await?;
+    /// let found = dir.account(&did).await?.ok_or("not published")?.declaration;
+    /// assert_eq!(found, declaration);
+    /// assert!(found.verify().is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     async fn publish_declaration(
         &self,
         declaration: &IdentityDeclaration,
     ) -> Result<(), DirectoryError>;
     /// Publishes (or replaces) a device record.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # use atmls::identity::{unix_now, DeviceIdentity, Did};
+    /// # let did: Did = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?;
+    /// # let dev = DeviceIdentity::new_account(did.clone());
+    /// # let id_key = dev.identity_key.as_ref().ok_or("no identity key")?;
+    /// use atmls::directory::{DeviceRecord, Directory, MemoryDirectory};
+    /// let dir = MemoryDirectory::new();
+    /// dir.publish_declaration(&id_key.declare(&did, unix_now())).await?;
+    /// let mut device = DeviceRecord { certificate: dev.certificate.clone(), display_name: None };
+    /// dir.publish_device(&device).await?;
+    /// device.display_name = Some("phone".into());
+    /// dir.publish_device(&device).await?; // replaces the record of the same installation
+    /// assert_eq!(dir.account(&did).await?.ok_or("not published")?.devices, [device]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     async fn publish_device(&self, device: &DeviceRecord) -> Result<(), DirectoryError>;
     /// Removes a device record.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # use atmls::identity::{unix_now, DeviceIdentity, Did};
+    /// # let did: Did = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?;
+    /// # let dev = DeviceIdentity::new_account(did.clone());
+    /// # let id_key = dev.identity_key.as_ref().ok_or("no identity key")?;
+    /// use atmls::directory::{DeviceRecord, Directory, MemoryDirectory};
+    /// let dir = MemoryDirectory::new();
+    /// dir.publish_declaration(&id_key.declare(&did, unix_now())).await?;
+    /// let device = DeviceRecord { certificate: dev.certificate.clone(), display_name: None };
+    /// dir.publish_device(&device).await?;
+    /// dir.remove_device(&did, &dev.installation.public()).await?;
+    /// assert!(dir.account(&did).await?.ok_or("not published")?.devices.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     async fn remove_device(
         &self,
         did: &Did,
         installation: &PublicKey,
     ) -> Result<(), DirectoryError>;
     /// Publishes a KeyPackage.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # use atmls::identity::{unix_now, DeviceIdentity, Did};
+    /// # let did: Did = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?;
+    /// # let dev = DeviceIdentity::new_account(did.clone());
+    /// # let id_key = dev.identity_key.as_ref().ok_or("no identity key")?;
+    /// use atmls::directory::{Directory, KeyPackageRecord, MemoryDirectory};
+    /// # let now = unix_now();
+    /// // A stand-in record: the memory directory stores records as given (readers validate them).
+    /// let record = KeyPackageRecord {
+    ///     did: did.clone(),
+    ///     installation_key: dev.installation.public(),
+    ///     key_package_ref: vec![1; 32],
+    ///     key_package: vec![0; 64],
+    ///     ciphersuite: 1,
+    ///     last_resort: false,
+    ///     created: now,
+    ///     expires: now + 3600,
+    /// };
+    /// let dir = MemoryDirectory::new();
+    /// dir.publish_key_package(&record).await?;
+    /// assert_eq!(dir.key_packages(&did).await?, [record]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     async fn publish_key_package(&self, record: &KeyPackageRecord) -> Result<(), DirectoryError>;
     /// Deletes a KeyPackage by its ref; deleting a missing one is not an error.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # use atmls::identity::{unix_now, DeviceIdentity, Did};
+    /// # let did: Did = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?;
+    /// # let dev = DeviceIdentity::new_account(did.clone());
+    /// # let id_key = dev.identity_key.as_ref().ok_or("no identity key")?;
+    /// use atmls::directory::{Directory, KeyPackageRecord, MemoryDirectory};
+    /// # let now = unix_now();
+    /// // A stand-in record: the memory directory stores records as given (readers validate them).
+    /// let record = KeyPackageRecord {
+    ///     did: did.clone(),
+    ///     installation_key: dev.installation.public(),
+    ///     key_package_ref: vec![1; 32],
+    ///     key_package: vec![0; 64],
+    ///     ciphersuite: 1,
+    ///     last_resort: false,
+    ///     created: now,
+    ///     expires: now + 3600,
+    /// };
+    /// let dir = MemoryDirectory::new();
+    /// dir.publish_key_package(&record).await?;
+    /// dir.delete_key_package(&did, &record.key_package_ref).await?;
+    /// assert!(dir.key_packages(&did).await?.is_empty());
+    /// dir.delete_key_package(&did, &record.key_package_ref).await?; // already gone: fine
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     async fn delete_key_package(
         &self,
         did: &Did,
@@ -149,6 +401,36 @@ pub trait Directory: Send + Sync + 'static {
     ) -> Result<(), DirectoryError>;
     /// Deletes the account's KeyPackage records that expired by `now`, including ones this
     /// device no longer tracks (KP-7). Returns how many were deleted.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # use atmls::identity::{unix_now, DeviceIdentity, Did};
+    /// # let did: Did = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?;
+    /// # let dev = DeviceIdentity::new_account(did.clone());
+    /// # let id_key = dev.identity_key.as_ref().ok_or("no identity key")?;
+    /// use atmls::directory::{Directory, KeyPackageRecord, MemoryDirectory};
+    /// # let now = unix_now();
+    /// // A stand-in record: the memory directory stores records as given (readers validate them).
+    /// let record = KeyPackageRecord {
+    ///     did: did.clone(),
+    ///     installation_key: dev.installation.public(),
+    ///     key_package_ref: vec![1; 32],
+    ///     key_package: vec![0; 64],
+    ///     ciphersuite: 1,
+    ///     last_resort: false,
+    ///     created: now,
+    ///     expires: now + 3600,
+    /// };
+    /// let expired =
+    ///     KeyPackageRecord { key_package_ref: vec![2; 32], expires: now - 1, ..record.clone() };
+    /// let dir = MemoryDirectory::new();
+    /// dir.publish_key_package(&record).await?;
+    /// dir.publish_key_package(&expired).await?;
+    /// assert_eq!(dir.prune_key_packages(&did, now).await?, 1);
+    /// assert_eq!(dir.key_packages(&did).await?, [record]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     async fn prune_key_packages(&self, did: &Did, now: u64) -> Result<usize, DirectoryError> {
         let _ = (did, now);
         Ok(0)

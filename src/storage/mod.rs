@@ -19,6 +19,19 @@ use std::path::Path;
 use rusqlite::Connection;
 
 /// Errors of the storage layer.
+///
+/// ```
+/// use atmls::storage::{StorageError, Store};
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("atmls.db");
+/// // A database written by a later version of atmls (schema version 999).
+/// rusqlite::Connection::open(&path)?.pragma_update(None, "user_version", 999)?;
+/// match Store::open(&path) {
+///     Err(e @ StorageError::NewerSchema { found: 999, .. }) => assert!(!e.is_retryable()),
+///     other => panic!("expected NewerSchema, got {other:?}"),
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -47,6 +60,15 @@ pub enum StorageError {
 
 impl StorageError {
     /// Whether retrying can help (a busy or locked database).
+    ///
+    /// ```
+    /// use atmls::storage::StorageError;
+    /// use rusqlite::ffi;
+    /// // Another connection holds the database.
+    /// let busy = rusqlite::Error::SqliteFailure(ffi::Error::new(ffi::SQLITE_BUSY), None);
+    /// assert!(StorageError::Sqlite(busy).is_retryable());
+    /// assert!(!StorageError::Corrupt("group state").is_retryable());
+    /// ```
     pub fn is_retryable(&self) -> bool {
         match self {
             // Another connection holds the database for a moment.
@@ -205,6 +227,26 @@ impl std::fmt::Debug for Store {
 
 impl Store {
     /// Opens (creating if needed) the database at `path`, in WAL mode, and migrates it.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use std::sync::Arc;
+    /// use atmls::{directory::MemoryDirectory, storage::Store, transport::MemoryTransport, Client};
+    /// use atmls::identity::DeviceIdentity;
+    /// let (dir, net) = (Arc::new(MemoryDirectory::new()), Arc::new(MemoryTransport::new()));
+    /// let tmp = tempfile::tempdir()?;
+    /// let path = tmp.path().join("atmls.db");
+    /// let alice = Client::builder(dir.clone(), net.clone(), Store::open(&path)?)
+    ///     .identity(DeviceIdentity::new_account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?))
+    ///     .build().await?;
+    /// let did = alice.did().clone();
+    /// drop(alice);
+    /// // Reopened, the database holds the device's identity: no need to give it again.
+    /// let again = Client::builder(dir, net, Store::open(&path)?).build().await?;
+    /// assert_eq!(again.did(), &did);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StorageError> {
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -213,6 +255,18 @@ impl Store {
     }
 
     /// A database that lives in memory (tests).
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use std::sync::Arc;
+    /// use atmls::{directory::MemoryDirectory, storage::Store, transport::MemoryTransport, Client};
+    /// let (dir, net) = (Arc::new(MemoryDirectory::new()), Arc::new(MemoryTransport::new()));
+    /// // A new store holds no identity: the builder needs one.
+    /// let built = Client::builder(dir, net, Store::in_memory()?).build().await;
+    /// assert!(matches!(built, Err(atmls::Error::NoIdentity)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub fn in_memory() -> Result<Self, StorageError> {
         Self::init(Connection::open_in_memory()?)
     }

@@ -29,6 +29,21 @@ pub const MAX_ENDORSEMENTS: usize = crate::identity::MAX_ENDORSEMENTS;
 pub const MAX_REVOCATIONS: usize = 64;
 
 /// Who may start a conversation with the account (`incomingPolicy`, open set of values).
+///
+/// ```
+/// # use atmls::identity::{DeviceIdentity, Did};
+/// # let did: Did = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?;
+/// # let dev = DeviceIdentity::new_account(did.clone());
+/// # let id_key = dev.identity_key.as_ref().ok_or("no identity key")?;
+/// use atmls::directory::pds::records::{decode_declaration, encode_declaration};
+/// use atmls::directory::pds::{IncomingPolicy, Profile};
+/// let mut v = encode_declaration(&id_key.declare(&did, 1_700_000_000), &Profile::default());
+/// // A value from a later version of the lexicon is kept, not refused.
+/// v["incomingPolicy"] = "mutuals".into();
+/// let read = decode_declaration(&did, &v)?;
+/// assert_eq!(read.profile.incoming_policy, IncomingPolicy::Other("mutuals".into()));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum IncomingPolicy {
     /// Nobody.
@@ -43,6 +58,12 @@ pub enum IncomingPolicy {
 
 impl IncomingPolicy {
     /// The lexicon value.
+    ///
+    /// ```
+    /// use atmls::directory::pds::IncomingPolicy;
+    /// assert_eq!(IncomingPolicy::Following.as_str(), "following");
+    /// assert_eq!(IncomingPolicy::Other("mutuals".into()).as_str(), "mutuals");
+    /// ```
     pub fn as_str(&self) -> &str {
         match self {
             IncomingPolicy::None => "none",
@@ -63,6 +84,24 @@ impl IncomingPolicy {
 }
 
 /// What the declaration says besides the key binding.
+///
+/// ```
+/// # use atmls::identity::{DeviceIdentity, Did};
+/// # let did: Did = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?;
+/// # let dev = DeviceIdentity::new_account(did.clone());
+/// # let id_key = dev.identity_key.as_ref().ok_or("no identity key")?;
+/// use atmls::directory::pds::records::encode_declaration;
+/// use atmls::directory::pds::{IncomingPolicy, Profile};
+/// let profile = Profile {
+///     delivery_service: Some("https://ds.example.com".into()),
+///     incoming_policy: IncomingPolicy::Following,
+///     ..Profile::default()
+/// };
+/// let v = encode_declaration(&id_key.declare(&did, 1_700_000_000), &profile);
+/// assert_eq!(v["deliveryService"], "https://ds.example.com");
+/// assert_eq!(v["incomingPolicy"], "following");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Profile {
     /// Supported MLS ciphersuites, preferred first.
@@ -84,6 +123,20 @@ impl Default for Profile {
 }
 
 /// A decoded declaration record.
+///
+/// ```
+/// # use atmls::identity::{DeviceIdentity, Did};
+/// # let did: Did = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?;
+/// # let dev = DeviceIdentity::new_account(did.clone());
+/// # let id_key = dev.identity_key.as_ref().ok_or("no identity key")?;
+/// use atmls::directory::pds::records::{decode_declaration, encode_declaration};
+/// use atmls::directory::pds::{DeclarationRecord, Profile};
+/// let v = encode_declaration(&id_key.declare(&did, 1_700_000_000), &Profile::default());
+/// let DeclarationRecord { declaration, profile } = decode_declaration(&did, &v)?;
+/// assert_eq!(declaration.identity_key, id_key.public());
+/// assert_eq!(profile, Profile::default());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeclarationRecord {
     /// The key binding (ID-3).
@@ -93,11 +146,22 @@ pub struct DeclarationRecord {
 }
 
 /// A datetime as atmls writes it in records (RFC 3339, UTC, whole seconds).
+///
+/// ```
+/// use atmls::directory::pds::records::format_datetime;
+/// assert_eq!(format_datetime(1_700_000_000), "2023-11-14T22:13:20Z");
+/// ```
 pub fn format_datetime(secs: u64) -> String {
     datetime_value(secs).as_str().unwrap_or_default().to_owned()
 }
 
 /// The installation id: the record key of a device, lowercase hex of its installation key.
+///
+/// ```
+/// use atmls::directory::pds::records::installation_id;
+/// use atmls::identity::PublicKey;
+/// assert_eq!(installation_id(&PublicKey([0xab; 32])), "ab".repeat(32));
+/// ```
 pub fn installation_id(key: &PublicKey) -> String {
     hex::encode(key.as_bytes())
 }
@@ -138,6 +202,19 @@ fn open<'a>(v: &'a Value, collection: &'static str) -> Result<Obj<'a>, RecordErr
 }
 
 /// The declaration record to write.
+///
+/// ```
+/// # use atmls::identity::{DeviceIdentity, Did};
+/// # let did: Did = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?;
+/// # let dev = DeviceIdentity::new_account(did.clone());
+/// # let id_key = dev.identity_key.as_ref().ok_or("no identity key")?;
+/// use atmls::directory::pds::records::{encode_declaration, DECLARATION};
+/// use atmls::directory::pds::Profile;
+/// let v = encode_declaration(&id_key.declare(&did, 1_700_000_000), &Profile::default());
+/// assert_eq!(v["$type"], DECLARATION);
+/// assert_eq!(v["createdAt"], "2023-11-14T22:13:20Z");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn encode_declaration(d: &IdentityDeclaration, p: &Profile) -> Value {
     let mut v = json!({
         "$type": DECLARATION,
@@ -184,6 +261,24 @@ pub fn encode_declaration(d: &IdentityDeclaration, p: &Profile) -> Value {
 
 /// Decodes `did`'s declaration record (structure only; [`IdentityDeclaration::verify`] and
 /// [`crate::identity::succession`] check the signatures).
+///
+/// ```
+/// # use atmls::identity::{DeviceIdentity, Did};
+/// # let did: Did = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?;
+/// # let dev = DeviceIdentity::new_account(did.clone());
+/// # let id_key = dev.identity_key.as_ref().ok_or("no identity key")?;
+/// use atmls::directory::pds::records::{decode_declaration, encode_declaration};
+/// use atmls::directory::pds::{Profile, RecordError};
+/// let declaration = id_key.declare(&did, 1_700_000_000);
+/// let mut v = encode_declaration(&declaration, &Profile::default());
+/// let read = decode_declaration(&did, &v)?;
+/// assert_eq!(read.declaration, declaration);
+/// assert!(read.declaration.verify().is_ok());
+/// v["identityKey"]["algorithm"] = "p256".into();
+/// let refused = decode_declaration(&did, &v);
+/// assert_eq!(refused, Err(RecordError::UnsupportedAlgorithm("p256".into())));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn decode_declaration(did: &Did, v: &Value) -> Result<DeclarationRecord, RecordError> {
     let o = open(v, DECLARATION)?;
     let identity_key = decode_key(&o, "identityKey", "identity")?;
@@ -263,6 +358,20 @@ pub fn decode_declaration(did: &Did, v: &Value) -> Result<DeclarationRecord, Rec
 }
 
 /// The device record to write, and its record key.
+///
+/// ```
+/// # use atmls::identity::{DeviceIdentity, Did};
+/// # let did: Did = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?;
+/// # let dev = DeviceIdentity::new_account(did.clone());
+/// # let id_key = dev.identity_key.as_ref().ok_or("no identity key")?;
+/// use atmls::directory::pds::records::{encode_device, installation_id};
+/// use atmls::directory::DeviceRecord;
+/// let device = DeviceRecord { certificate: dev.certificate.clone(), display_name: None };
+/// let (rkey, v) = encode_device(&device);
+/// assert_eq!(rkey, installation_id(&dev.installation.public()));
+/// assert_eq!(v["$type"], "dev.atmls.device");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn encode_device(d: &DeviceRecord) -> (String, Value) {
     let c = &d.certificate;
     let mut v = json!({
@@ -281,6 +390,24 @@ pub fn encode_device(d: &DeviceRecord) -> (String, Value) {
 
 /// Decodes a device record of `did` stored under `rkey` (structure, and that the record key
 /// is the installation id; [`InstallationCertificate::verify`] checks the certificate).
+///
+/// ```
+/// # use atmls::identity::{DeviceIdentity, Did};
+/// # let did: Did = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?;
+/// # let dev = DeviceIdentity::new_account(did.clone());
+/// # let id_key = dev.identity_key.as_ref().ok_or("no identity key")?;
+/// use atmls::directory::pds::records::{decode_device, encode_device};
+/// use atmls::directory::{pds::RecordError, DeviceRecord};
+/// let device = DeviceRecord {
+///     certificate: dev.certificate.clone(),
+///     display_name: Some("laptop".into()),
+/// };
+/// let (rkey, v) = encode_device(&device);
+/// assert_eq!(decode_device(&did, &rkey, &v)?, device);
+/// // Stored under another record key: refused.
+/// assert!(matches!(decode_device(&did, "self", &v), Err(RecordError::BadRecordKey(_))));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn decode_device(did: &Did, rkey: &str, v: &Value) -> Result<DeviceRecord, RecordError> {
     let o = open(v, DEVICE)?;
     let installation_key = decode_key(&o, "installationKey", "installation")?;
@@ -304,6 +431,30 @@ pub fn decode_device(did: &Did, rkey: &str, v: &Value) -> Result<DeviceRecord, R
 }
 
 /// The KeyPackage record to write.
+///
+/// ```
+/// # use atmls::identity::{DeviceIdentity, Did};
+/// # let did: Did = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?;
+/// # let dev = DeviceIdentity::new_account(did.clone());
+/// # let id_key = dev.identity_key.as_ref().ok_or("no identity key")?;
+/// use atmls::directory::KeyPackageRecord;
+/// // A stand-in record (decoding checks structure only).
+/// let record = KeyPackageRecord {
+///     did: did.clone(),
+///     installation_key: dev.installation.public(),
+///     key_package_ref: vec![1; 32],
+///     key_package: vec![0; 64],
+///     ciphersuite: 1,
+///     last_resort: false,
+///     created: 1_700_000_000,
+///     expires: 1_700_086_400,
+/// };
+/// use atmls::directory::pds::records::{encode_key_package, installation_id, KEY_PACKAGE};
+/// let v = encode_key_package(&record);
+/// assert_eq!(v["$type"], KEY_PACKAGE);
+/// assert_eq!(v["installation"], installation_id(&dev.installation.public()));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn encode_key_package(k: &KeyPackageRecord) -> Value {
     json!({
         "$type": KEY_PACKAGE,
@@ -318,6 +469,32 @@ pub fn encode_key_package(k: &KeyPackageRecord) -> Value {
 }
 
 /// Decodes a KeyPackage record of `did` (structure only; `checks` validates the KeyPackage).
+///
+/// ```
+/// # use atmls::identity::{DeviceIdentity, Did};
+/// # let did: Did = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?;
+/// # let dev = DeviceIdentity::new_account(did.clone());
+/// # let id_key = dev.identity_key.as_ref().ok_or("no identity key")?;
+/// use atmls::directory::KeyPackageRecord;
+/// // A stand-in record (decoding checks structure only).
+/// let record = KeyPackageRecord {
+///     did: did.clone(),
+///     installation_key: dev.installation.public(),
+///     key_package_ref: vec![1; 32],
+///     key_package: vec![0; 64],
+///     ciphersuite: 1,
+///     last_resort: false,
+///     created: 1_700_000_000,
+///     expires: 1_700_086_400,
+/// };
+/// use atmls::directory::pds::records::{decode_key_package, encode_key_package};
+/// use atmls::directory::pds::RecordError;
+/// let mut v = encode_key_package(&record);
+/// assert_eq!(decode_key_package(&did, &v)?, record);
+/// v["lastResort"] = "yes".into();
+/// assert!(matches!(decode_key_package(&did, &v), Err(RecordError::WrongType { .. })));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn decode_key_package(did: &Did, v: &Value) -> Result<KeyPackageRecord, RecordError> {
     let o = open(v, KEY_PACKAGE)?;
     let installation = o.str("installation")?;
