@@ -24,6 +24,14 @@ pub const MAX_PAGE_BYTES: usize = 4 << 20;
 pub const MAX_WAIT_MS: u64 = 30_000;
 
 /// Body of a successful post (`200`).
+///
+/// ```
+/// use atmls_ds_wire::api::Accepted;
+/// let body: Accepted = serde_json::from_str(r#"{"seq":42}"#)?;
+/// assert_eq!(body, Accepted { seq: 42 });
+/// assert_eq!(serde_json::to_string(&body)?, r#"{"seq":42}"#);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Accepted {
     /// Position in the mailbox.
@@ -31,6 +39,15 @@ pub struct Accepted {
 }
 
 /// One item of a mailbox on the wire.
+///
+/// ```
+/// use atmls_ds_wire::api::{Item, WireKind};
+/// let item = Item { seq: 3, kind: WireKind::Commit, payload: "AAEC".into() };
+/// let json = serde_json::to_string(&item)?;
+/// assert_eq!(json, r#"{"seq":3,"kind":"commit","payload":"AAEC"}"#);
+/// assert_eq!(serde_json::from_str::<Item>(&json)?, item);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Item {
     /// Position.
@@ -42,6 +59,16 @@ pub struct Item {
 }
 
 /// Item kinds on the wire.
+///
+/// ```
+/// use atmls_ds_wire::{api::WireKind, Kind};
+/// assert_eq!(serde_json::to_string(&WireKind::Welcome)?, r#""welcome""#);
+/// assert_eq!(WireKind::from(Kind::Message), WireKind::Message);
+/// assert_eq!(Kind::from(WireKind::Commit), Kind::Commit);
+/// // Kinds are lowercase on the wire.
+/// assert!(serde_json::from_str::<WireKind>(r#""Commit""#).is_err());
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum WireKind {
@@ -74,6 +101,16 @@ impl From<WireKind> for Kind {
 }
 
 /// Body of a successful tree upload (`200`, DS-API-10).
+///
+/// ```
+/// use atmls_ds_wire::{api::TreeStored, TREE_TTL_SECS};
+/// let now = 1_700_000_000i64;
+/// let body = TreeStored { expires: now + TREE_TTL_SECS as i64 };
+/// let json = serde_json::to_string(&body)?;
+/// assert_eq!(json, r#"{"expires":1700604800}"#);
+/// assert_eq!(serde_json::from_str::<TreeStored>(&json)?, body);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct TreeStored {
     /// When the blob expires, unix seconds.
@@ -81,6 +118,18 @@ pub struct TreeStored {
 }
 
 /// Body of a fetch (`200`).
+///
+/// ```
+/// use atmls_ds_wire::api::{PageBody, WireKind, MAX_PAGE_ITEMS};
+/// let page: PageBody = serde_json::from_str(
+///     r#"{"items":[{"seq":0,"kind":"message","payload":"aGk="}],"more":false}"#,
+/// )?;
+/// assert_eq!(page.items.len(), 1);
+/// assert_eq!(page.items[0].kind, WireKind::Message);
+/// assert!(!page.more);
+/// assert!(page.items.len() <= MAX_PAGE_ITEMS as usize);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PageBody {
     /// Items in order.
@@ -90,6 +139,16 @@ pub struct PageBody {
 }
 
 /// Body of a subscription request.
+///
+/// ```
+/// use atmls_ds_wire::{api::{parse_hex, SubscribeBody}, MailboxId};
+/// let id = MailboxId::for_capability(&[1; 32]);
+/// let body = SubscribeBody { mailboxes: vec![hex::encode(id.0)] };
+/// let back: SubscribeBody = serde_json::from_str(&serde_json::to_string(&body)?)?;
+/// assert_eq!(back, body);
+/// assert_eq!(parse_hex::<32>(&back.mailboxes[0]).map(MailboxId), Some(id));
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SubscribeBody {
     /// Mailbox ids, hex.
@@ -97,6 +156,23 @@ pub struct SubscribeBody {
 }
 
 /// Body of every error response.
+///
+/// ```
+/// use atmls_ds_wire::{api::{code, ErrorBody}, MAX_PAYLOAD};
+/// let body = ErrorBody {
+///     error: code::PAYLOAD_TOO_LARGE.into(),
+///     message: "payload over 1 MiB".into(),
+///     winner: None,
+///     limit: Some(MAX_PAYLOAD as u64),
+/// };
+/// let json = serde_json::to_string(&body)?;
+/// // An absent winner is left out of the JSON, and read back as `None`.
+/// assert!(!json.contains("winner"));
+/// let back: ErrorBody = serde_json::from_str(&json)?;
+/// assert_eq!(back, body);
+/// assert_eq!(back.limit, Some(1 << 20));
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ErrorBody {
     /// Machine-readable code (spec/ds.md DS-API-9).
@@ -149,6 +225,15 @@ pub mod code {
 }
 
 /// Parses exactly `N` bytes of lowercase or uppercase hex.
+///
+/// ```
+/// use atmls_ds_wire::api::parse_hex;
+/// assert_eq!(parse_hex::<2>("0aFf"), Some([0x0a, 0xff]));
+/// // Exactly 2 * N digits.
+/// assert_eq!(parse_hex::<2>("0aF"), None);
+/// assert_eq!(parse_hex::<2>("0aff00"), None);
+/// assert_eq!(parse_hex::<2>("zzzz"), None);
+/// ```
 pub fn parse_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
     if s.len() != 2 * N {
         return None;
@@ -159,6 +244,15 @@ pub fn parse_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
 }
 
 /// Parses a cursor: decimal digits only, at most 2^63-1 (what the stores hold).
+///
+/// ```
+/// use atmls_ds_wire::api::parse_cursor;
+/// assert_eq!(parse_cursor("0042"), Some(42));
+/// assert_eq!(parse_cursor("9223372036854775807"), Some(i64::MAX as u64));
+/// assert_eq!(parse_cursor("9223372036854775808"), None);
+/// assert_eq!(parse_cursor("+1"), None);
+/// assert_eq!(parse_cursor(""), None);
+/// ```
 pub fn parse_cursor(s: &str) -> Option<u64> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;

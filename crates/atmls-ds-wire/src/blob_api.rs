@@ -19,6 +19,17 @@ use serde::{Deserialize, Serialize};
 /// The size a blob of `len` bytes is padded to (CONTENT-25d): the next power of two up to
 /// 1 MiB (at least 64 KiB), above that the next multiple of an eighth of the power of two
 /// below it (at most 12.5 % more), so a store learns the size only within a bucket.
+///
+/// ```
+/// use atmls_ds_wire::blob_api::{padded_len, MAX_BLOB};
+/// assert_eq!(padded_len(1), 64 * 1024);
+/// assert_eq!(padded_len(64 * 1024 + 1), 128 * 1024);
+/// assert_eq!(padded_len(1 << 20), 1 << 20);
+/// // Above 1 MiB: the next multiple of 128 KiB (an eighth of 1 MiB).
+/// assert_eq!(padded_len((1 << 20) + 1), (1 << 20) + (128 << 10));
+/// // A 100 MiB attachment pads to at most MAX_BLOB.
+/// assert!(padded_len(100 << 20) <= MAX_BLOB);
+/// ```
 pub fn padded_len(len: u64) -> u64 {
     const MIB: u64 = 1 << 20;
     if len <= MIB {
@@ -36,6 +47,14 @@ pub const MAX_BLOB: u64 = 128 << 20;
 pub const BLOB_BUDGET: u64 = 1 << 30;
 
 /// Body of a new upload.
+///
+/// ```
+/// use atmls_ds_wire::blob_api::{padded_len, BlobCreate, MAX_BLOB};
+/// let body = BlobCreate { size: padded_len(300_000) };
+/// assert_eq!(serde_json::to_string(&body)?, r#"{"size":524288}"#);
+/// assert!(body.size <= MAX_BLOB);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct BlobCreate {
     /// The blob's size in bytes: a padded size (CONTENT-25d), at most [`MAX_BLOB`].
@@ -43,6 +62,15 @@ pub struct BlobCreate {
 }
 
 /// Answer to a new upload (`201`).
+///
+/// ```
+/// use atmls_ds_wire::{api::parse_hex, blob_api::{BlobCreated, BLOB_CHUNK}};
+/// let json = format!(r#"{{"id":"{}","chunk":{BLOB_CHUNK}}}"#, "ab".repeat(32));
+/// let created: BlobCreated = serde_json::from_str(&json)?;
+/// assert_eq!(created.chunk, 256 * 1024);
+/// assert_eq!(parse_hex::<32>(&created.id), Some([0xab; 32]));
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct BlobCreated {
     /// The blob's random id, 64 hex digits: the uploader's handle and the readers' name.
@@ -52,6 +80,18 @@ pub struct BlobCreated {
 }
 
 /// What the service holds of an upload (`200`).
+///
+/// ```
+/// use atmls_ds_wire::blob_api::{BlobStatus, BLOB_CHUNK};
+/// let status: BlobStatus =
+///     serde_json::from_str(r#"{"size":1048576,"chunk":262144,"have":[0,1,3],"complete":false}"#)?;
+/// // A 1 MiB blob is four chunks; chunk 2 is still missing.
+/// let chunks = status.size.div_ceil(BLOB_CHUNK as u64);
+/// let missing: Vec<u64> = (0..chunks).filter(|i| !status.have.contains(i)).collect();
+/// assert_eq!(missing, [2]);
+/// assert!(!status.complete);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct BlobStatus {
     /// The declared size.

@@ -48,6 +48,15 @@ pub const MAX_TREE_BLOB: usize = 64 << 20;
 pub const TREE_TTL_SECS: u64 = 7 * 24 * 3600;
 
 /// Opaque id of a mailbox (a group's, or a device's Welcome mailbox).
+///
+/// ```
+/// use atmls_ds_wire::{api::parse_hex, MailboxId};
+/// let id = MailboxId::for_capability(&[1; 32]);
+/// // On the wire (paths, subscriptions) a mailbox id is 64 hex digits.
+/// let hex_id = hex::encode(id.0);
+/// assert_eq!(hex_id.len(), 64);
+/// assert_eq!(parse_hex::<32>(&hex_id).map(MailboxId), Some(id));
+/// ```
 #[derive(
     Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, serde::Serialize, serde::Deserialize,
 )]
@@ -70,10 +79,29 @@ impl MailboxId {
 
 /// Opaque per-epoch ordering key: equal for all members in the same epoch of a group,
 /// unpredictable to anyone else.
+///
+/// ```
+/// use atmls_ds_wire::{api::{parse_hex, H_EPOCH}, EpochTag};
+/// let tag = EpochTag([0x5a; 32]);
+/// // It travels in the `atmls-epoch` header as 64 hex digits.
+/// let value = hex::encode(tag.0);
+/// assert_eq!(H_EPOCH, "atmls-epoch");
+/// assert_eq!(parse_hex::<32>(&value).map(EpochTag), Some(tag));
+/// assert_eq!(parse_hex::<32>(&value[2..]), None);
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct EpochTag(pub [u8; 32]);
 
 /// What kind of message a delivered item is.
+///
+/// ```
+/// use atmls_ds_wire::{api::WireKind, Kind};
+/// let kinds = [Kind::Commit, Kind::Message, Kind::Welcome];
+/// for k in kinds {
+///     assert_eq!(Kind::from(WireKind::from(k)), k);
+/// }
+/// assert_eq!(WireKind::from(Kind::Welcome), WireKind::Welcome);
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Debug, serde::Serialize, serde::Deserialize)]
 pub enum Kind {
     /// A commit, ordered per epoch.

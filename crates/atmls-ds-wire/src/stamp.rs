@@ -53,6 +53,19 @@ fn bits_of(prefix: &Sha256, nonce: u64) -> u32 {
 }
 
 /// Whether `nonce` is a stamp of at least `bits` for this post.
+///
+/// ```
+/// use atmls_ds_wire::{stamp::{make_stamp, stamp_ok}, MailboxId};
+/// let mailbox = MailboxId([7; 32]);
+/// let nonce = make_stamp(&mailbox, &[1; 16], b"welcome", 8).unwrap();
+/// assert!(stamp_ok(&mailbox, &[1; 16], b"welcome", nonce, 8));
+/// // Bound to the post: another mailbox, key or payload needs new work.
+/// assert!(!stamp_ok(&MailboxId([8; 32]), &[1; 16], b"welcome", nonce, 8));
+/// assert!(!stamp_ok(&mailbox, &[2; 16], b"welcome", nonce, 8));
+/// assert!(!stamp_ok(&mailbox, &[1; 16], b"welcomf", nonce, 8));
+/// // Zero bits asks for nothing.
+/// assert!(stamp_ok(&mailbox, &[2; 16], b"anything", 0, 0));
+/// ```
 pub fn stamp_ok(
     mailbox: &MailboxId,
     idem: &[u8; 16],
@@ -65,6 +78,17 @@ pub fn stamp_ok(
 
 /// The first stamp of at least `bits` for this post, searching nonces from 0 (so a retry of
 /// the same post finds the same stamp). About 2^bits hashes; `None` above [`MAX_STAMP_BITS`].
+///
+/// ```
+/// use atmls_ds_wire::{stamp::{make_stamp, stamp_ok, MAX_STAMP_BITS}, MailboxId};
+/// let mailbox = MailboxId([7; 32]);
+/// let nonce = make_stamp(&mailbox, &[1; 16], b"join", 10).unwrap();
+/// assert!(stamp_ok(&mailbox, &[1; 16], b"join", nonce, 10));
+/// // Deterministic: a retry of the same post finds the same stamp.
+/// assert_eq!(make_stamp(&mailbox, &[1; 16], b"join", 10), Some(nonce));
+/// // A price above the cap is not paid.
+/// assert_eq!(make_stamp(&mailbox, &[1; 16], b"join", MAX_STAMP_BITS + 1), None);
+/// ```
 pub fn make_stamp(mailbox: &MailboxId, idem: &[u8; 16], payload: &[u8], bits: u8) -> Option<u64> {
     if bits > MAX_STAMP_BITS {
         return None;
@@ -76,6 +100,14 @@ pub fn make_stamp(mailbox: &MailboxId, idem: &[u8; 16], payload: &[u8], bits: u8
 }
 
 /// Parses a stamp header: exactly 16 lowercase or uppercase hex digits.
+///
+/// ```
+/// use atmls_ds_wire::stamp::{parse_stamp, stamp_header};
+/// assert_eq!(parse_stamp("0000000000000abc"), Some(0xabc));
+/// assert_eq!(parse_stamp(&stamp_header(u64::MAX)), Some(u64::MAX));
+/// assert_eq!(parse_stamp("abc"), None);
+/// assert_eq!(parse_stamp("+000000000000001"), None);
+/// ```
 pub fn parse_stamp(v: &str) -> Option<u64> {
     if v.len() != 16 || !v.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
@@ -84,6 +116,12 @@ pub fn parse_stamp(v: &str) -> Option<u64> {
 }
 
 /// A stamp as its header value.
+///
+/// ```
+/// use atmls_ds_wire::stamp::{parse_stamp, stamp_header};
+/// assert_eq!(stamp_header(0xabc), "0000000000000abc");
+/// assert_eq!(parse_stamp(&stamp_header(42)), Some(42));
+/// ```
 pub fn stamp_header(nonce: u64) -> String {
     format!("{nonce:016x}")
 }

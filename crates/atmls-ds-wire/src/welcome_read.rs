@@ -18,6 +18,18 @@ pub const WELCOME_READ_WINDOW_SECS: u64 = 300;
 const LABEL: &[u8] = b"atmls/v1/welcome-read";
 
 /// Why a proof was refused.
+///
+/// ```
+/// use atmls_ds_wire::{WelcomeReadError, WelcomeReadProof, WELCOME_READ_WINDOW_SECS};
+/// let proof = WelcomeReadProof::sign(&[9; 32], 1_000_000);
+/// let late = 1_000_000 + WELCOME_READ_WINDOW_SECS + 1;
+/// assert_eq!(proof.verify(late), Err(WelcomeReadError::Expired));
+/// assert_eq!(
+///     WelcomeReadProof::from_header(proof.mailbox, "not-a-proof"),
+///     Err(WelcomeReadError::Malformed)
+/// );
+/// assert_eq!(WelcomeReadError::Expired.to_string(), "welcome read proof is out of its time window");
+/// ```
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error, Clone, Copy, PartialEq, Eq)]
 pub enum WelcomeReadError {
@@ -37,6 +49,19 @@ pub enum WelcomeReadError {
 }
 
 /// A signed statement "the holder of this installation key reads its Welcome mailbox now".
+///
+/// ```
+/// use atmls_ds_wire::{welcome_mailbox_of, WelcomeReadProof};
+/// // The client signs with its installation key's secret and sends the header...
+/// let proof = WelcomeReadProof::sign(&[9; 32], 1_000_000);
+/// assert_eq!(proof.mailbox, welcome_mailbox_of(&proof.installation_key));
+/// let header = proof.to_header();
+/// // ...the service reads it for the mailbox of the request and checks it.
+/// let read = WelcomeReadProof::from_header(proof.mailbox, &header)?;
+/// assert_eq!(read, proof);
+/// read.verify(1_000_010)?;
+/// # Ok::<(), atmls_ds_wire::WelcomeReadError>(())
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct WelcomeReadProof {
     /// The mailbox read.
@@ -50,6 +75,17 @@ pub struct WelcomeReadProof {
 }
 
 /// The Welcome mailbox of an installation key (GROUP-5).
+///
+/// ```
+/// use atmls_ds_wire::{welcome_mailbox_of, MailboxId, WelcomeReadProof};
+/// let proof = WelcomeReadProof::sign(&[9; 32], 0);
+/// assert_eq!(welcome_mailbox_of(&proof.installation_key), proof.mailbox);
+/// // A Welcome mailbox is not the group mailbox of the same 32 bytes.
+/// assert_ne!(
+///     welcome_mailbox_of(&proof.installation_key),
+///     MailboxId::for_capability(&proof.installation_key)
+/// );
+/// ```
 pub fn welcome_mailbox_of(installation_key: &[u8; 32]) -> MailboxId {
     MailboxId(crate::tagged_hash(
         b"atmls/v1/welcome-mailbox",
@@ -61,6 +97,15 @@ impl WelcomeReadProof {
     /// A proof, made at `now`, for the mailbox of the Ed25519 key whose 32-byte secret is
     /// `seed`: a device's installation key, or the reader key of a secret channel (invite
     /// links, pairing), whose mailboxes are read the same way.
+    ///
+    /// ```
+    /// use atmls_ds_wire::WelcomeReadProof;
+    /// let proof = WelcomeReadProof::sign(&[9; 32], 1_000_000);
+    /// assert_eq!(proof.issued_at, 1_000_000);
+    /// assert_eq!(proof.verify(1_000_000), Ok(()));
+    /// // Another seed is another key and another mailbox.
+    /// assert_ne!(WelcomeReadProof::sign(&[10; 32], 1_000_000).mailbox, proof.mailbox);
+    /// ```
     pub fn sign(seed: &[u8; 32], now: u64) -> WelcomeReadProof {
         let secret = SigningKey::from_bytes(seed);
         let installation_key = secret.verifying_key().to_bytes();
@@ -75,6 +120,17 @@ impl WelcomeReadProof {
     }
 
     /// What is signed: the length-prefixed label, the mailbox id and the time (big-endian).
+    ///
+    /// ```
+    /// use atmls_ds_wire::{MailboxId, WelcomeReadProof};
+    /// let m = WelcomeReadProof::signed_bytes(&MailboxId([7; 32]), 5);
+    /// // uint32 label length, the label, the mailbox id, then the time as a big-endian u64.
+    /// let label = b"atmls/v1/welcome-read";
+    /// assert_eq!(m[..4], (label.len() as u32).to_be_bytes());
+    /// assert_eq!(&m[4..4 + label.len()], label);
+    /// assert_eq!(m[4 + label.len()..m.len() - 8], [7; 32]);
+    /// assert_eq!(m[m.len() - 8..], 5u64.to_be_bytes());
+    /// ```
     pub fn signed_bytes(mailbox: &MailboxId, issued_at: u64) -> Vec<u8> {
         let mut m = Vec::with_capacity(4 + LABEL.len() + 40);
         m.extend_from_slice(&(LABEL.len() as u32).to_be_bytes());
@@ -85,6 +141,17 @@ impl WelcomeReadProof {
     }
 
     /// The `atmls-welcome-proof` header value: `<key hex>.<issued_at>.<signature hex>`.
+    ///
+    /// ```
+    /// use atmls_ds_wire::WelcomeReadProof;
+    /// let proof = WelcomeReadProof::sign(&[9; 32], 1_000_000);
+    /// let header = proof.to_header();
+    /// let parts: Vec<&str> = header.split('.').collect();
+    /// assert_eq!(parts.len(), 3);
+    /// assert_eq!(parts[0], hex::encode(proof.installation_key));
+    /// assert_eq!(parts[1], "1000000");
+    /// assert_eq!(parts[2].len(), 128);
+    /// ```
     pub fn to_header(&self) -> String {
         format!(
             "{}.{}.{}",
@@ -95,6 +162,18 @@ impl WelcomeReadProof {
     }
 
     /// Reads a header value as a proof for `mailbox` (not yet verified).
+    ///
+    /// ```
+    /// use atmls_ds_wire::{WelcomeReadError, WelcomeReadProof};
+    /// let proof = WelcomeReadProof::sign(&[9; 32], 7);
+    /// assert_eq!(WelcomeReadProof::from_header(proof.mailbox, &proof.to_header()), Ok(proof));
+    /// // The time is decimal digits only.
+    /// let signed = proof.to_header().replace(".7.", ".+7.");
+    /// assert_eq!(
+    ///     WelcomeReadProof::from_header(proof.mailbox, &signed),
+    ///     Err(WelcomeReadError::Malformed)
+    /// );
+    /// ```
     pub fn from_header(mailbox: MailboxId, value: &str) -> Result<Self, WelcomeReadError> {
         let mut parts = value.split('.');
         let (Some(key), Some(time), Some(sig), None) =
@@ -122,6 +201,21 @@ impl WelcomeReadProof {
 
     /// Checks the proof at time `now`: the key names the mailbox, the time is within
     /// [`WELCOME_READ_WINDOW_SECS`] of `now`, and the signature verifies (strictly).
+    ///
+    /// ```
+    /// use atmls_ds_wire::{welcome_mailbox_of, WelcomeReadError, WelcomeReadProof};
+    /// let proof = WelcomeReadProof::sign(&[9; 32], 1_000_000);
+    /// assert_eq!(proof.verify(1_000_000), Ok(()));
+    /// // Another device's proof does not open this mailbox.
+    /// let mut other = WelcomeReadProof::sign(&[10; 32], 1_000_000);
+    /// other.mailbox = proof.mailbox;
+    /// assert_eq!(other.verify(1_000_000), Err(WelcomeReadError::WrongMailbox));
+    /// // A time changed after signing breaks the signature.
+    /// let mut moved = proof;
+    /// moved.issued_at += 1;
+    /// assert_eq!(moved.verify(1_000_000), Err(WelcomeReadError::BadSignature));
+    /// assert_eq!(welcome_mailbox_of(&moved.installation_key), moved.mailbox);
+    /// ```
     pub fn verify(&self, now: u64) -> Result<(), WelcomeReadError> {
         if welcome_mailbox_of(&self.installation_key) != self.mailbox {
             return Err(WelcomeReadError::WrongMailbox);

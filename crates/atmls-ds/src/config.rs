@@ -13,6 +13,18 @@ use super::server::{metrics_router, router, Limits, Service};
 use super::store::{SqliteStore, Store};
 
 /// atmls-ds: the atmls delivery service.
+///
+/// ```
+/// use atmls_ds::Config;
+/// use clap::Parser as _;
+/// let cfg = Config::parse_from(["atmls-ds", "--listen", "127.0.0.1:0", "--stamp-bits", "12"]);
+/// assert_eq!(cfg.stamp_bits, 12);
+/// assert_eq!(cfg.max_payload, atmls_ds_wire::MAX_PAYLOAD);
+/// assert_eq!(cfg.database, "atmls-ds.db");
+/// // More work than a client pays for is refused, and so is a certificate without its key.
+/// assert!(Config::try_parse_from(["atmls-ds", "--stamp-bits", "29"]).is_err());
+/// assert!(Config::try_parse_from(["atmls-ds", "--tls-cert", "cert.pem"]).is_err());
+/// ```
 #[derive(clap::Parser, Debug, Clone)]
 #[command(name = "atmls-ds", version, about)]
 pub struct Config {
@@ -167,6 +179,17 @@ async fn signal() {
 }
 
 /// Runs the service until SIGTERM or SIGINT.
+///
+/// ```no_run
+/// use atmls_ds::Config;
+/// use clap::Parser as _;
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// // What the `atmls-ds` binary does: flags and environment, then serve until SIGTERM.
+/// let cfg = Config::parse_from(["atmls-ds", "--listen", "0.0.0.0:8080", "--database", "/var/lib/atmls-ds/ds.db"]);
+/// atmls_ds::run(cfg).await?;
+/// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+/// # }).unwrap();
+/// ```
 pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
     run_on(cfg, listener, signal()).await
@@ -175,6 +198,34 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error + Send + S
 /// Runs the service on a bound `listener` (its `listen` address is not used) until `shutdown`
 /// completes, then finishes the requests in flight: for an app or a test that embeds the
 /// service in its own process.
+///
+/// ```
+/// use atmls_ds::{run_on, Config};
+/// use clap::Parser as _;
+/// use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let dir = tempfile::tempdir()?;
+/// let db = dir.path().join("ds.db").to_string_lossy().into_owned();
+/// let cfg = Config::parse_from(["atmls-ds", "--database", db.as_str()]);
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// let addr = listener.local_addr()?;
+/// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+/// let service = tokio::spawn(run_on(cfg, listener, async {
+///     let _ = stopped.await;
+/// }));
+/// let mut conn = tokio::net::TcpStream::connect(addr).await?;
+/// conn.write_all(b"GET /health HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
+///     .await?;
+/// let mut answer = String::new();
+/// conn.read_to_string(&mut answer).await?;
+/// assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+/// assert!(answer.ends_with("ok\n"), "{answer}");
+/// // Stop it: it finishes the requests in flight and returns.
+/// let _ = stop.send(());
+/// service.await??;
+/// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+/// # }).unwrap();
+/// ```
 pub async fn run_on(
     cfg: Config,
     listener: tokio::net::TcpListener,

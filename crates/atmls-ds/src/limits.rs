@@ -12,6 +12,17 @@ use atmls_ds_wire::stamp::MAX_STAMP_BITS;
 const SWEEP_AT: usize = 100_000;
 
 /// Token buckets: `rate` requests per second, bursts of `2 × rate`. A rate of 0 disables it.
+///
+/// ```
+/// use atmls_ds::limits::RateLimiter;
+/// // 1 request per second: a burst of 2, then refused.
+/// let per_client = RateLimiter::new(1);
+/// assert!(per_client.allow(&"192.0.2.1"));
+/// assert!(per_client.allow(&"192.0.2.1"));
+/// assert!(!per_client.allow(&"192.0.2.1"));
+/// // Keys are limited apart.
+/// assert!(per_client.allow(&"192.0.2.2"));
+/// ```
 pub struct RateLimiter<K> {
     rate: f64,
     burst: f64,
@@ -20,6 +31,17 @@ pub struct RateLimiter<K> {
 
 impl<K: Hash + Eq + Clone> RateLimiter<K> {
     /// A limiter of `rate` requests per second per key (0: unlimited).
+    ///
+    /// ```
+    /// use atmls_ds::limits::RateLimiter;
+    /// let limited = RateLimiter::new(5);
+    /// // A burst of 10, then refused (a slow machine may refill one more token meanwhile).
+    /// let allowed = (0..100).filter(|_| limited.allow(&1u8)).count();
+    /// assert!((10..=11).contains(&allowed), "{allowed}");
+    /// // Rate 0: no limit.
+    /// let unlimited = RateLimiter::new(0);
+    /// assert!((0..1000).all(|_| unlimited.allow(&1u8)));
+    /// ```
     pub fn new(rate: u32) -> Self {
         RateLimiter {
             rate: f64::from(rate),
@@ -29,6 +51,14 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
     }
 
     /// Takes one token for `key`; false when the key is over its rate.
+    ///
+    /// ```
+    /// use atmls_ds::limits::RateLimiter;
+    /// let r = RateLimiter::new(2);
+    /// let allowed = (0..10).filter(|_| r.allow(&[7u8; 32])).count();
+    /// assert_eq!(allowed, 4, "bursts of twice the rate");
+    /// assert!(r.allow(&[8u8; 32]));
+    /// ```
     pub fn allow(&self, key: &K) -> bool {
         if self.rate <= 0.0 {
             return true;
@@ -60,6 +90,22 @@ const LOAD_HALF_LIFE: f64 = 10.0;
 /// for each doubling of the mailbox's recent posts over `rate` per second, up to
 /// [`MAX_STAMP_BITS`]. So a flood gets dearer for whoever sends it, while an honest inviter is
 /// told the price and pays it once: nobody is refused outright, as a fixed bucket would.
+///
+/// ```
+/// use atmls_ds::limits::StampPrice;
+/// use atmls_ds_wire::stamp::MAX_STAMP_BITS;
+/// // 8 bits, rising above 10 posts per second per mailbox.
+/// let price = StampPrice::new(8, 10);
+/// let mailbox = [1u8; 32];
+/// assert_eq!(price.price(&mailbox), 8);
+/// // A flood: 10/s settles at about 144 recent posts, twice that costs one bit more.
+/// for _ in 0..280 {
+///     price.paid(&mailbox);
+/// }
+/// assert_eq!(price.price(&mailbox), 9);
+/// assert_eq!(price.price(&[2u8; 32]), 8, "mailboxes are priced apart");
+/// assert!(price.price(&mailbox) <= MAX_STAMP_BITS);
+/// ```
 pub struct StampPrice {
     base: u8,
     /// The recent-post count that `rate` per second settles at.
@@ -70,6 +116,19 @@ pub struct StampPrice {
 impl StampPrice {
     /// A price of `base` bits that rises above `rate` posts per second per mailbox (0: never
     /// rises).
+    ///
+    /// ```
+    /// use atmls_ds::limits::StampPrice;
+    /// use atmls_ds_wire::stamp::MAX_STAMP_BITS;
+    /// // The base is capped at what a client pays.
+    /// assert_eq!(StampPrice::new(40, 10).price(&[0; 32]), MAX_STAMP_BITS);
+    /// // Rate 0: the price never rises.
+    /// let flat = StampPrice::new(3, 0);
+    /// for _ in 0..1000 {
+    ///     flat.paid(&[0; 32]);
+    /// }
+    /// assert_eq!(flat.price(&[0; 32]), 3);
+    /// ```
     pub fn new(base: u8, rate: u32) -> Self {
         StampPrice {
             base: base.min(MAX_STAMP_BITS),
@@ -83,6 +142,18 @@ impl StampPrice {
     }
 
     /// The bits a post to `mailbox` must carry now.
+    ///
+    /// ```
+    /// use atmls_ds::limits::StampPrice;
+    /// use atmls_ds_wire::{stamp::{make_stamp, stamp_ok}, MailboxId};
+    /// let prices = StampPrice::new(4, 10);
+    /// let mailbox = MailboxId([9; 32]);
+    /// let bits = prices.price(&mailbox.0);
+    /// assert_eq!(bits, 4);
+    /// // What a poster pays, and the service checks.
+    /// let nonce = make_stamp(&mailbox, &[1; 16], b"invite", bits).unwrap();
+    /// assert!(stamp_ok(&mailbox, &[1; 16], b"invite", nonce, bits));
+    /// ```
     pub fn price(&self, mailbox: &[u8; 32]) -> u8 {
         let now = Instant::now();
         let load = match self.load.lock() {
@@ -100,6 +171,17 @@ impl StampPrice {
     }
 
     /// Counts a post stored in `mailbox`.
+    ///
+    /// ```
+    /// use atmls_ds::limits::StampPrice;
+    /// use atmls_ds_wire::stamp::MAX_STAMP_BITS;
+    /// let prices = StampPrice::new(27, 1);
+    /// for _ in 0..1000 {
+    ///     prices.paid(&[1; 32]);
+    /// }
+    /// // Never above what a client pays.
+    /// assert_eq!(prices.price(&[1; 32]), MAX_STAMP_BITS);
+    /// ```
     pub fn paid(&self, mailbox: &[u8; 32]) {
         let now = Instant::now();
         let Ok(mut m) = self.load.lock() else {

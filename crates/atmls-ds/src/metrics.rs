@@ -53,6 +53,17 @@ impl Histogram {
 }
 
 /// The service's metrics.
+///
+/// ```
+/// use atmls_ds::metrics::Metrics;
+/// use std::time::Duration;
+/// let m = Metrics::default();
+/// m.post("commit", "accepted", Duration::from_micros(300));
+/// m.fetch(3, Duration::from_millis(2));
+/// let text = m.render();
+/// assert!(text.contains("atmls_ds_posts_total{kind=\"commit\",outcome=\"accepted\"} 1"));
+/// assert!(text.contains("atmls_ds_fetched_items_total 3"));
+/// ```
 #[derive(Default)]
 pub struct Metrics {
     posts: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
@@ -70,6 +81,21 @@ pub struct Metrics {
 
 impl Metrics {
     /// Counts a post of `kind` with `outcome` (both fixed words).
+    ///
+    /// ```
+    /// use atmls_ds::metrics::Metrics;
+    /// use std::time::Duration;
+    /// let m = Metrics::default();
+    /// m.post("message", "accepted", Duration::from_micros(300));
+    /// m.post("message", "accepted", Duration::from_millis(20));
+    /// m.post("commit", "epoch_taken", Duration::from_millis(1));
+    /// let text = m.render();
+    /// assert!(text.contains("atmls_ds_posts_total{kind=\"message\",outcome=\"accepted\"} 2"));
+    /// assert!(text.contains("atmls_ds_posts_total{kind=\"commit\",outcome=\"epoch_taken\"} 1"));
+    /// // Latency: one post within 0.5 ms, three in all.
+    /// assert!(text.contains("atmls_ds_post_duration_seconds_bucket{le=\"0.0005\"} 1"));
+    /// assert!(text.contains("atmls_ds_post_duration_seconds_count 3"));
+    /// ```
     pub fn post(&self, kind: &'static str, outcome: &'static str, d: Duration) {
         if let Ok(mut p) = self.posts.lock() {
             *p.entry((kind, outcome)).or_default() += 1;
@@ -79,6 +105,16 @@ impl Metrics {
 
     /// Counts a blob request `op` (create, chunk, complete, erase, download) with `outcome`
     /// (both fixed words; never a mailbox or blob id, DS-12).
+    ///
+    /// ```
+    /// use atmls_ds::metrics::Metrics;
+    /// let m = Metrics::default();
+    /// m.blob("create", "reserved");
+    /// m.blob("create", "over_budget");
+    /// let text = m.render();
+    /// assert!(text.contains("atmls_ds_blob_requests_total{op=\"create\",outcome=\"reserved\"} 1"));
+    /// assert!(text.contains("atmls_ds_blob_requests_total{op=\"create\",outcome=\"over_budget\"} 1"));
+    /// ```
     pub fn blob(&self, op: &'static str, outcome: &'static str) {
         if let Ok(mut b) = self.blobs.lock() {
             *b.entry((op, outcome)).or_default() += 1;
@@ -86,6 +122,17 @@ impl Metrics {
     }
 
     /// Counts blob bytes received in chunks (`upload`) or sent in downloads.
+    ///
+    /// ```
+    /// use atmls_ds::metrics::Metrics;
+    /// let m = Metrics::default();
+    /// m.blob_bytes(true, 262_144);
+    /// m.blob_bytes(false, 1000);
+    /// m.blob_bytes(false, 24);
+    /// let text = m.render();
+    /// assert!(text.contains("atmls_ds_blob_received_bytes_total 262144"));
+    /// assert!(text.contains("atmls_ds_blob_sent_bytes_total 1024"));
+    /// ```
     pub fn blob_bytes(&self, upload: bool, bytes: u64) {
         let c = if upload {
             &self.blob_bytes_in
@@ -96,11 +143,33 @@ impl Metrics {
     }
 
     /// Counts stored payload bytes.
+    ///
+    /// ```
+    /// use atmls_ds::metrics::Metrics;
+    /// let m = Metrics::default();
+    /// m.stored(100);
+    /// m.stored(28);
+    /// assert!(m.render().contains("atmls_ds_stored_bytes_total 128"));
+    /// ```
     pub fn stored(&self, bytes: usize) {
         self.stored_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
     /// Counts a fetch returning `items`.
+    ///
+    /// ```
+    /// use atmls_ds::metrics::Metrics;
+    /// use std::time::Duration;
+    /// let m = Metrics::default();
+    /// m.fetch(3, Duration::from_millis(2));
+    /// m.fetch(0, Duration::from_secs(30));
+    /// let text = m.render();
+    /// assert!(text.contains("atmls_ds_fetches_total 2"));
+    /// assert!(text.contains("atmls_ds_fetched_items_total 3"));
+    /// // The 30 s long poll is above every bucket but +Inf.
+    /// assert!(text.contains("atmls_ds_fetch_duration_seconds_bucket{le=\"2.5\"} 1"));
+    /// assert!(text.contains("atmls_ds_fetch_duration_seconds_bucket{le=\"+Inf\"} 2"));
+    /// ```
     pub fn fetch(&self, items: usize, d: Duration) {
         self.fetches.fetch_add(1, Ordering::Relaxed);
         self.fetched_items
@@ -109,16 +178,43 @@ impl Metrics {
     }
 
     /// Counts pruned items.
+    ///
+    /// ```
+    /// use atmls_ds::metrics::Metrics;
+    /// let m = Metrics::default();
+    /// m.pruned(5);
+    /// m.pruned(2);
+    /// assert!(m.render().contains("atmls_ds_pruned_items_total 7"));
+    /// ```
     pub fn pruned(&self, n: u64) {
         self.pruned.fetch_add(n, Ordering::Relaxed);
     }
 
     /// One more (+1) or one fewer (-1) open subscription.
+    ///
+    /// ```
+    /// use atmls_ds::metrics::Metrics;
+    /// let m = Metrics::default();
+    /// m.subscribers(1);
+    /// m.subscribers(1);
+    /// m.subscribers(-1);
+    /// assert!(m.render().contains("atmls_ds_subscriptions 1"));
+    /// ```
     pub fn subscribers(&self, delta: i64) {
         self.subscribers.fetch_add(delta, Ordering::Relaxed);
     }
 
     /// The Prometheus text exposition.
+    ///
+    /// ```
+    /// use atmls_ds::metrics::Metrics;
+    /// let text = Metrics::default().render();
+    /// // Every series has its TYPE line, counters start at 0.
+    /// assert!(text.contains("# TYPE atmls_ds_posts_total counter"));
+    /// assert!(text.contains("# TYPE atmls_ds_subscriptions gauge"));
+    /// assert!(text.contains("atmls_ds_fetches_total 0"));
+    /// assert!(text.contains("# TYPE atmls_ds_post_duration_seconds histogram"));
+    /// ```
     pub fn render(&self) -> String {
         let mut out = String::new();
         out.push_str("# TYPE atmls_ds_posts_total counter\n");

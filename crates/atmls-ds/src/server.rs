@@ -34,6 +34,49 @@ use atmls_ds_wire::{Kind, MailboxId};
 pub const MAX_SUBSCRIBE: usize = 10_000;
 
 /// Limits of one service (DS-9).
+///
+/// ```
+/// # use std::{net::SocketAddr, sync::Arc, time::Duration};
+/// # use atmls_ds::server::{metrics_router, router, Limits, Service};
+/// # use atmls_ds::store::SqliteStore;
+/// # use axum::{body::{to_bytes, Body}, extract::ConnectInfo, http::{Request, StatusCode}};
+/// # use tower::ServiceExt as _;
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// # let dir = tempfile::tempdir()?;
+/// # let store = Arc::new(SqliteStore::open(dir.path().join("ds.db"))?);
+/// let limits = Limits {
+///     max_payload: atmls_ds_wire::MAX_PAYLOAD,
+///     max_commit: atmls_ds_wire::MAX_COMMIT_PAYLOAD,
+///     rate_mailbox: 100,
+///     // Strangers' posts to Welcome mailboxes pay 8 bits of work.
+///     stamp_bits: 8,
+///     rate_welcome: 10,
+///     rate_address: 0,
+///     max_tree: atmls_ds_wire::MAX_TREE_BLOB,
+///     tree_retention: atmls_ds_wire::TREE_TTL_SECS,
+///     body_timeout: Duration::from_secs(30),
+///     max_subscriptions: 10_000,
+///     max_tree_transfers: 64,
+///     blob_budget: atmls_ds_wire::blob_api::BLOB_BUDGET,
+/// };
+/// # let (hub, _) = tokio::sync::broadcast::channel(16);
+/// # let (_stop, stopped) = tokio::sync::watch::channel(false);
+/// # let peer = ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40_000)));
+/// let app = router(Arc::new(Service::new(store, hub, limits, stopped)), 0);
+/// let mut req = Request::post(format!("/v1/mailboxes/{}/welcomes", "ab".repeat(32)))
+///     .header("idempotency-key", "01".repeat(16))
+///     .body(Body::from("a Welcome"))?;
+/// req.extensions_mut().insert(peer);
+/// let resp = app.oneshot(req).await?;
+/// // Without a stamp the post is refused, with the price.
+/// assert_eq!(resp.status(), StatusCode::PRECONDITION_REQUIRED);
+/// let body: atmls_ds_wire::api::ErrorBody =
+///     serde_json::from_slice(&to_bytes(resp.into_body(), 1 << 16).await?)?;
+/// assert_eq!(body.error, "stamp_required");
+/// assert_eq!(body.limit, Some(8));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
 #[derive(Clone, Debug)]
 pub struct Limits {
     /// Largest application message or Welcome, bytes.
@@ -94,6 +137,18 @@ pub(super) fn body_timed_out() -> ApiError {
 
 /// The key of an address's rate limit: an IPv6 client controls a whole /64, so it is one
 /// key (DS-9); an IPv4 address is its own.
+///
+/// ```
+/// use atmls_ds::server::address_key;
+/// use std::net::IpAddr;
+/// let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+/// // Two addresses of one IPv6 /64 share a rate limit...
+/// assert_eq!(address_key(ip("2001:db8:1:2::1")), address_key(ip("2001:db8:1:2:ffff::9")));
+/// assert_eq!(address_key(ip("2001:db8:1:2::1")), ip("2001:db8:1:2::"));
+/// // ...another /64 does not, and IPv4 addresses stay apart.
+/// assert_ne!(address_key(ip("2001:db8:1:3::1")), address_key(ip("2001:db8:1:2::1")));
+/// assert_eq!(address_key(ip("192.0.2.7")), ip("192.0.2.7"));
+/// ```
 pub fn address_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
@@ -106,6 +161,58 @@ pub fn address_key(ip: IpAddr) -> IpAddr {
 }
 
 /// Shared state of the handlers.
+///
+/// ```
+/// # use std::{net::SocketAddr, sync::Arc, time::Duration};
+/// # use atmls_ds::server::{metrics_router, router, Limits, Service};
+/// # use atmls_ds::store::SqliteStore;
+/// # use axum::{body::{to_bytes, Body}, extract::ConnectInfo, http::{Request, StatusCode}};
+/// # use tower::ServiceExt as _;
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// # let dir = tempfile::tempdir()?;
+/// # let store = Arc::new(SqliteStore::open(dir.path().join("ds.db"))?);
+/// # let limits = Limits {
+/// #     max_payload: atmls_ds_wire::MAX_PAYLOAD,
+/// #     max_commit: atmls_ds_wire::MAX_COMMIT_PAYLOAD,
+/// #     rate_mailbox: 100,
+/// #     stamp_bits: 0,
+/// #     rate_welcome: 10,
+/// #     rate_address: 0,
+/// #     max_tree: atmls_ds_wire::MAX_TREE_BLOB,
+/// #     tree_retention: atmls_ds_wire::TREE_TTL_SECS,
+/// #     body_timeout: Duration::from_secs(30),
+/// #     max_subscriptions: 10_000,
+/// #     max_tree_transfers: 64,
+/// #     blob_budget: atmls_ds_wire::blob_api::BLOB_BUDGET,
+/// # };
+/// # let (hub, _) = tokio::sync::broadcast::channel(16);
+/// # let (_stop, stopped) = tokio::sync::watch::channel(false);
+/// # let peer = ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40_000)));
+/// use atmls_ds::store::{Fetched, Store as _};
+/// use atmls_ds_wire::{api::Accepted, MailboxId};
+/// let svc = Arc::new(Service::new(store.clone(), hub, limits, stopped));
+/// let app = router(Arc::clone(&svc), 0);
+/// // A member posts a message with the mailbox's capability.
+/// let capability = [5u8; 32];
+/// let mailbox = MailboxId::for_capability(&capability);
+/// let mut req = Request::post(format!("/v1/mailboxes/{}/messages", hex::encode(mailbox.0)))
+///     .header("authorization", format!("Bearer {}", hex::encode(capability)))
+///     .header("atmls-epoch", "11".repeat(32))
+///     .header("idempotency-key", "01".repeat(16))
+///     .body(Body::from("ciphertext"))?;
+/// req.extensions_mut().insert(peer);
+/// let resp = app.oneshot(req).await?;
+/// assert_eq!(resp.status(), StatusCode::OK);
+/// let accepted: Accepted = serde_json::from_slice(&to_bytes(resp.into_body(), 1 << 16).await?)?;
+/// // The store holds it, and the metrics counted it.
+/// let Fetched::Page(items, _) = store.fetch(mailbox.0, 0, 10, 1 << 20).await? else {
+///     panic!("a page")
+/// };
+/// assert_eq!((items[0].seq, &items[0].payload[..]), (accepted.seq, &b"ciphertext"[..]));
+/// assert!(svc.metrics.render().contains("atmls_ds_posts_total{kind=\"message\",outcome=\"accepted\"} 1"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
 pub struct Service {
     pub(super) store: Arc<dyn Store>,
     pub(super) hub: broadcast::Sender<Note>,
@@ -123,6 +230,42 @@ pub struct Service {
 impl Service {
     /// A service over `store`; `hub` carries new-item notifications, `shutdown` ends
     /// subscriptions and long polls.
+    ///
+    /// ```
+    /// # use std::{net::SocketAddr, sync::Arc, time::Duration};
+    /// # use atmls_ds::server::{metrics_router, router, Limits, Service};
+    /// # use atmls_ds::store::SqliteStore;
+    /// # use axum::{body::{to_bytes, Body}, extract::ConnectInfo, http::{Request, StatusCode}};
+    /// # use tower::ServiceExt as _;
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = Arc::new(SqliteStore::open(dir.path().join("ds.db"))?);
+    /// # let limits = Limits {
+    /// #     max_payload: atmls_ds_wire::MAX_PAYLOAD,
+    /// #     max_commit: atmls_ds_wire::MAX_COMMIT_PAYLOAD,
+    /// #     rate_mailbox: 100,
+    /// #     stamp_bits: 0,
+    /// #     rate_welcome: 10,
+    /// #     rate_address: 0,
+    /// #     max_tree: atmls_ds_wire::MAX_TREE_BLOB,
+    /// #     tree_retention: atmls_ds_wire::TREE_TTL_SECS,
+    /// #     body_timeout: Duration::from_secs(30),
+    /// #     max_subscriptions: 10_000,
+    /// #     max_tree_transfers: 64,
+    /// #     blob_budget: atmls_ds_wire::blob_api::BLOB_BUDGET,
+    /// # };
+    /// # let (hub, _) = tokio::sync::broadcast::channel(16);
+    /// # let (_stop, stopped) = tokio::sync::watch::channel(false);
+    /// // `hub` carries new-item notifications to subscribers; `stopped` ends them at shutdown.
+    /// let svc = Arc::new(Service::new(store, hub, limits, stopped));
+    /// let app = router(Arc::clone(&svc), 0);
+    /// let resp = app.oneshot(Request::get("/health").body(Body::empty())?).await?;
+    /// assert_eq!(resp.status(), StatusCode::OK);
+    /// // A new service has counted nothing yet.
+    /// assert!(svc.metrics.render().contains("atmls_ds_fetches_total 0"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub fn new(
         store: Arc<dyn Store>,
         hub: broadcast::Sender<Note>,
@@ -210,6 +353,42 @@ fn wire_item(i: &StoredItem) -> Item {
 
 /// The router of the service; at most `max_in_flight` requests are worked on at once (0:
 /// unbounded, DS-15).
+///
+/// ```
+/// # use std::{net::SocketAddr, sync::Arc, time::Duration};
+/// # use atmls_ds::server::{metrics_router, router, Limits, Service};
+/// # use atmls_ds::store::SqliteStore;
+/// # use axum::{body::{to_bytes, Body}, extract::ConnectInfo, http::{Request, StatusCode}};
+/// # use tower::ServiceExt as _;
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// # let dir = tempfile::tempdir()?;
+/// # let store = Arc::new(SqliteStore::open(dir.path().join("ds.db"))?);
+/// # let limits = Limits {
+/// #     max_payload: atmls_ds_wire::MAX_PAYLOAD,
+/// #     max_commit: atmls_ds_wire::MAX_COMMIT_PAYLOAD,
+/// #     rate_mailbox: 100,
+/// #     stamp_bits: 0,
+/// #     rate_welcome: 10,
+/// #     rate_address: 0,
+/// #     max_tree: atmls_ds_wire::MAX_TREE_BLOB,
+/// #     tree_retention: atmls_ds_wire::TREE_TTL_SECS,
+/// #     body_timeout: Duration::from_secs(30),
+/// #     max_subscriptions: 10_000,
+/// #     max_tree_transfers: 64,
+/// #     blob_budget: atmls_ds_wire::blob_api::BLOB_BUDGET,
+/// # };
+/// # let (hub, _) = tokio::sync::broadcast::channel(16);
+/// # let (_stop, stopped) = tokio::sync::watch::channel(false);
+/// let app = router(Arc::new(Service::new(store, hub, limits, stopped)), 0);
+/// let resp = app.clone().oneshot(Request::get("/health").body(Body::empty())?).await?;
+/// assert_eq!(resp.status(), StatusCode::OK);
+/// assert_eq!(&to_bytes(resp.into_body(), 64).await?[..], b"ok\n");
+/// // Unknown routes answer a JSON error; the metrics are not on this router.
+/// let resp = app.oneshot(Request::get("/metrics").body(Body::empty())?).await?;
+/// assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
 pub fn router(svc: Arc<Service>, max_in_flight: usize) -> Router {
     Router::new()
         .route("/v1/mailboxes/{mailbox}/commits", post(post_commit))
@@ -245,6 +424,42 @@ pub fn router(svc: Arc<Service>, max_in_flight: usize) -> Router {
 
 /// The metrics, on their own listen address (DS-12): not on the API's, where anyone could
 /// read the service's load.
+///
+/// ```
+/// # use std::{net::SocketAddr, sync::Arc, time::Duration};
+/// # use atmls_ds::server::{metrics_router, router, Limits, Service};
+/// # use atmls_ds::store::SqliteStore;
+/// # use axum::{body::{to_bytes, Body}, extract::ConnectInfo, http::{Request, StatusCode}};
+/// # use tower::ServiceExt as _;
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// # let dir = tempfile::tempdir()?;
+/// # let store = Arc::new(SqliteStore::open(dir.path().join("ds.db"))?);
+/// # let limits = Limits {
+/// #     max_payload: atmls_ds_wire::MAX_PAYLOAD,
+/// #     max_commit: atmls_ds_wire::MAX_COMMIT_PAYLOAD,
+/// #     rate_mailbox: 100,
+/// #     stamp_bits: 0,
+/// #     rate_welcome: 10,
+/// #     rate_address: 0,
+/// #     max_tree: atmls_ds_wire::MAX_TREE_BLOB,
+/// #     tree_retention: atmls_ds_wire::TREE_TTL_SECS,
+/// #     body_timeout: Duration::from_secs(30),
+/// #     max_subscriptions: 10_000,
+/// #     max_tree_transfers: 64,
+/// #     blob_budget: atmls_ds_wire::blob_api::BLOB_BUDGET,
+/// # };
+/// # let (hub, _) = tokio::sync::broadcast::channel(16);
+/// # let (_stop, stopped) = tokio::sync::watch::channel(false);
+/// let svc = Arc::new(Service::new(store, hub, limits, stopped));
+/// svc.metrics.pruned(3);
+/// let app = metrics_router(svc);
+/// let resp = app.oneshot(Request::get("/metrics").body(Body::empty())?).await?;
+/// assert_eq!(resp.status(), StatusCode::OK);
+/// let text = String::from_utf8(to_bytes(resp.into_body(), 1 << 20).await?.to_vec())?;
+/// assert!(text.contains("atmls_ds_pruned_items_total 3"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
 pub fn metrics_router(svc: Arc<Service>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
