@@ -15,11 +15,11 @@ const SWEEP_AT: usize = 100_000;
 ///
 /// ```
 /// use atmls_ds::limits::RateLimiter;
-/// // 1 request per second: a burst of 2, then refused.
+/// // 1 request per second: a burst of 2, then refused (a machine that stalls for a second
+/// // meanwhile refills one more).
 /// let per_client = RateLimiter::new(1);
-/// assert!(per_client.allow(&"192.0.2.1"));
-/// assert!(per_client.allow(&"192.0.2.1"));
-/// assert!(!per_client.allow(&"192.0.2.1"));
+/// let allowed = (0..10).filter(|_| per_client.allow(&"192.0.2.1")).count();
+/// assert!((2..=3).contains(&allowed), "{allowed}");
 /// // Keys are limited apart.
 /// assert!(per_client.allow(&"192.0.2.2"));
 /// ```
@@ -56,7 +56,8 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
     /// use atmls_ds::limits::RateLimiter;
     /// let r = RateLimiter::new(2);
     /// let allowed = (0..10).filter(|_| r.allow(&[7u8; 32])).count();
-    /// assert_eq!(allowed, 4, "bursts of twice the rate");
+    /// // Bursts of twice the rate (one more if the machine stalls for half a second).
+    /// assert!((4..=5).contains(&allowed), "{allowed}");
     /// assert!(r.allow(&[8u8; 32]));
     /// ```
     pub fn allow(&self, key: &K) -> bool {
@@ -98,11 +99,11 @@ const LOAD_HALF_LIFE: f64 = 10.0;
 /// let price = StampPrice::new(8, 10);
 /// let mailbox = [1u8; 32];
 /// assert_eq!(price.price(&mailbox), 8);
-/// // A flood: 10/s settles at about 144 recent posts, twice that costs one bit more.
-/// for _ in 0..280 {
+/// // A flood: 10/s settles at about 144 recent posts; well past that costs more.
+/// for _ in 0..400 {
 ///     price.paid(&mailbox);
 /// }
-/// assert_eq!(price.price(&mailbox), 9);
+/// assert!(price.price(&mailbox) > 8);
 /// assert_eq!(price.price(&[2u8; 32]), 8, "mailboxes are priced apart");
 /// assert!(price.price(&mailbox) <= MAX_STAMP_BITS);
 /// ```
