@@ -182,20 +182,23 @@ impl GroupStatus {
 /// An account can have several devices in a group, each its own member:
 ///
 /// ```rust
-/// use std::collections::HashSet;
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// # use std::sync::Arc;
+/// # use atmls::{Client, directory::MemoryDirectory, transport::MemoryTransport, storage::Store};
+/// # use atmls::identity::DeviceIdentity;
+/// # let (dir, net) = (Arc::new(MemoryDirectory::new()), Arc::new(MemoryTransport::new()));
+/// # let alice = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
+/// #     .identity(DeviceIdentity::new_account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?)).build().await?;
+/// # let bob = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
+/// #     .identity(DeviceIdentity::new_account("did:plc:bbbbbbbbbbbbbbbbbbbbbbbb".parse()?)).build().await?;
 /// use atmls::group::Member;
-/// use atmls::identity::{Did, InstallationKeyPair};
-///
-/// let alice: Did = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?;
-/// let bob: Did = "did:plc:bbbbbbbbbbbbbbbbbbbbbbbb".parse()?;
-/// let device = |did: &Did| Member {
-///     did: did.clone(),
-///     installation: InstallationKeyPair::generate().public(),
-/// };
-/// let members = [device(&alice), device(&alice), device(&bob)];
-/// let accounts: HashSet<&Did> = members.iter().map(|m| &m.did).collect();
-/// assert_eq!(accounts.len(), 2);
-/// # Ok::<(), atmls::identity::IdentityError>(())
+/// let g = alice.create_group(&[bob.did().clone()]).await?;
+/// let members = alice.conversation(&g).members().await?;
+/// let me = Member { did: alice.did().clone(), installation: *alice.installation() };
+/// assert!(members.contains(&me));
+/// assert!(members.iter().any(|m| &m.did == bob.did()));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Member {
