@@ -132,11 +132,9 @@ async fn ten_thousand_members_build_add_message_update_remove() -> Result<(), Bo
         carol.epoch_fingerprint(&big.group).await?
     );
 
-    big.conversation(&big.alice)
-        .message(&[&big.bob, &carol], "hello, ten thousand")
+    big.message(&big.alice, &[&big.bob, &carol], "hello, ten thousand")
         .await?;
-    big.conversation(&carol)
-        .message(&[&big.alice, &big.bob], "hi from the newcomer")
+    big.message(&carol, &[&big.alice, &big.bob], "hi from the newcomer")
         .await?;
 
     // An update commit (a path through the tree) by bob, processed by the others.
@@ -155,8 +153,7 @@ async fn ten_thousand_members_build_add_message_update_remove() -> Result<(), Bo
         dave.epoch_fingerprint(&big.group).await?
     );
     carol.sync().await?;
-    big.conversation(&dave)
-        .message(&[&big.alice, &big.bob, &carol], "late, but in")
+    big.message(&dave, &[&big.alice, &big.bob, &carol], "late, but in")
         .await?;
 
     // Remove carol: she learns it, the others see it and go on without her.
@@ -175,8 +172,7 @@ async fn ten_thousand_members_build_add_message_update_remove() -> Result<(), Bo
         .any(|e| matches!(e, Event::MembersRemoved { members, .. } if members.iter().any(|m| &m.did == carol.did()))));
     assert_eq!(big.size(&big.bob).await, N + 1);
     dave.sync().await?;
-    big.conversation(&big.bob)
-        .message(&[&big.alice, &dave], "still here")
+    big.message(&big.bob, &[&big.alice, &dave], "still here")
         .await?;
     assert_eq!(
         big.alice.epoch_fingerprint(&big.group).await?,
