@@ -2,107 +2,25 @@
 //! while a call waits on the network, so a call on one group goes on while another waits;
 //! calls on the same group, and two syncs, still happen one after the other.
 //!
-//! The transport is the in-process one with a gate: a fetch of one chosen mailbox waits until
-//! the test opens it, as a slow network would hold it.
+//! The transport is the in-process one with a gate (`TestTransport::hold_fetches`): a fetch of
+//! one chosen mailbox waits until the test opens it, as a slow network would hold it.
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use atmls::transport::*;
 use atmls::{Client, GroupId};
-use common::{did, texts, World};
-use tokio::sync::{Notify, Semaphore};
+use common::{did, texts, TestTransport, World};
 
 /// How long a call that must not wait is given (far more than it needs: a liveness check,
 /// not a speed one).
 const LIVE: Duration = Duration::from_secs(60);
 
-struct Gate {
-    inner: Arc<MemoryTransport>,
-    held: Mutex<Option<MailboxId>>,
-    reached: Notify,
-    open: Semaphore,
-    is_open: AtomicBool,
-}
-
-impl Gate {
-    fn new(inner: Arc<MemoryTransport>) -> Arc<Self> {
-        Arc::new(Gate {
-            inner,
-            held: Mutex::new(None),
-            reached: Notify::new(),
-            open: Semaphore::new(0),
-            is_open: AtomicBool::new(false),
-        })
-    }
-
-    /// The next fetches of `mailbox` wait until [`open`](Self::open).
-    fn hold(&self, mailbox: MailboxId) {
-        *self.held.lock().unwrap() = Some(mailbox);
-    }
-
-    fn open(&self) {
-        self.is_open.store(true, Ordering::SeqCst);
-        self.open.add_permits(Semaphore::MAX_PERMITS / 2);
-    }
-}
-
-#[async_trait::async_trait]
-impl Transport for Gate {
-    async fn submit_commit(
-        &self,
-        m: &Mailbox,
-        e: &EpochTag,
-        after: u64,
-        p: &[u8],
-        k: &IdempotencyKey,
-    ) -> Result<CommitOutcome, TransportError> {
-        self.inner.submit_commit(m, e, after, p, k).await
-    }
-    async fn send_message(
-        &self,
-        m: &Mailbox,
-        e: &EpochTag,
-        after: u64,
-        p: &[u8],
-        k: &IdempotencyKey,
-    ) -> Result<SendOutcome, TransportError> {
-        self.inner.send_message(m, e, after, p, k).await
-    }
-    async fn send_welcome(
-        &self,
-        m: &MailboxId,
-        p: &[u8],
-        k: &IdempotencyKey,
-    ) -> Result<u64, TransportError> {
-        self.inner.send_welcome(m, p, k).await
-    }
-    async fn fetch(&self, m: &MailboxId, after: u64, limit: u32) -> Result<Page, TransportError> {
-        let gated = self.held.lock().unwrap().as_ref() == Some(m);
-        if gated && !self.is_open.load(Ordering::SeqCst) {
-            self.reached.notify_one();
-            let _ = self.open.acquire().await.unwrap();
-        }
-        self.inner.fetch(m, after, limit).await
-    }
-    async fn subscribe(&self, m: &[MailboxId]) -> Result<Subscription, TransportError> {
-        self.inner.subscribe(m).await
-    }
-    async fn put_tree(&self, l: &TreeLocator, b: &[u8]) -> Result<(), TransportError> {
-        self.inner.put_tree(l, b).await
-    }
-    async fn fetch_tree(&self, l: &TreeLocator) -> Result<Vec<u8>, TransportError> {
-        self.inner.fetch_tree(l).await
-    }
-}
-
 /// alice (on the gated transport) with a DM with bob and a group with bob and carol; bob has
 /// posted one message in the DM, which alice has not read yet.
 struct Setup {
-    gate: Arc<Gate>,
+    gate: Arc<TestTransport>,
     alice: Arc<Client>,
     bob: Client,
     dm: GroupId,
@@ -111,7 +29,7 @@ struct Setup {
 
 async fn setup() -> Setup {
     let w = World::new();
-    let gate = Gate::new(w.net.clone());
+    let gate = Arc::new(TestTransport::racing(w.net.clone()));
     let alice = Client::builder(
         w.dir.clone(),
         gate.clone(),
@@ -142,10 +60,10 @@ async fn setup() -> Setup {
 /// Starts alice's sync and returns once it waits at the gate on the DM's mailbox.
 async fn sync_held_at_dm(s: &Setup) -> tokio::task::JoinHandle<Vec<atmls::Event>> {
     let mailbox = s.alice.mailbox_for_test(&s.dm).await.unwrap().id;
-    s.gate.hold(mailbox);
+    s.gate.hold_fetches(mailbox);
     let alice = s.alice.clone();
     let sync = tokio::spawn(async move { alice.sync().await.unwrap() });
-    tokio::time::timeout(LIVE, s.gate.reached.notified())
+    tokio::time::timeout(LIVE, s.gate.fetch_held.notified())
         .await
         .expect("the sync reaches the DM's mailbox");
     sync
@@ -161,7 +79,7 @@ async fn store_5_a_send_goes_on_while_a_sync_waits_on_the_network_for_another_gr
         .expect("the send does not wait for the held sync")
         .unwrap();
     assert!(!sync.is_finished());
-    s.gate.open();
+    s.gate.open_fetches();
     let events = sync.await.unwrap();
     assert_eq!(texts(&events), ["unread"]);
     assert_eq!(texts(&s.bob.sync().await.unwrap()), ["meanwhile"]);
@@ -178,7 +96,7 @@ async fn store_5_calls_on_one_group_wait_for_each_other() {
         tokio::spawn(async move { alice.conversation(&dm).send_text("reply").await.unwrap() });
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!send.is_finished(), "a send overtook the sync of its group");
-    s.gate.open();
+    s.gate.open_fetches();
     assert_eq!(texts(&sync.await.unwrap()), ["unread"]);
     send.await.unwrap();
     assert_eq!(texts(&s.bob.sync().await.unwrap()), ["reply"]);

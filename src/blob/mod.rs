@@ -7,6 +7,9 @@
 //! at an atmls-ds service, uploaded and downloaded in chunks, resumably, with progress
 //! (CONTENT-25g to CONTENT-25k).
 //!
+
+// The `unwrap`/`expect` calls in this file are in doc examples, which run as tests on
+// values they build themselves: none is on input from another party.
 #![cfg_attr(feature = "ds-client", doc = "[`HttpBlobStore`]: HttpBlobStore")]
 #![cfg_attr(not(feature = "ds-client"), doc = "[`HttpBlobStore`]: crate::blob")]
 

@@ -11,6 +11,9 @@
 //! The rules (`CONTENT-1`, `CONTENT-2`, ...) and the exact wire encoding are in
 //! `spec/content.md`; tests are named after the rule they check.
 
+// The `unwrap`/`expect` calls in this file are in doc examples, which run as tests on
+// values they build themselves: none is on input from another party.
+
 mod attachment;
 mod edit;
 mod encoded;

@@ -2,6 +2,9 @@
 //! transport (mailbox, epoch tag), group data (DM or group), membership by DID, and the
 //! validation of incoming commits, proposals and Welcomes (spec/group.md).
 
+// The `unwrap`/`expect` calls in this file are in doc examples, which run as tests on
+// values they build themselves: none is on input from another party.
+
 mod authorize;
 mod data;
 mod disappearing;

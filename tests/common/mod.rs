@@ -108,12 +108,18 @@ pub fn joined(events: &[Event]) -> Vec<GroupId> {
 /// - `racing`: the next `n` commits wait for each other before reaching the transport, so
 ///   they are all built against the same epoch and all but one must lose;
 /// - `careless`: application messages are stored whatever their epoch tag, as a careless or
-///   hostile delivery service might (lets a removed member's stale message through).
+///   hostile delivery service might (lets a removed member's stale message through);
+/// - a gate: fetches of one mailbox wait until the test opens it, as a slow network would
+///   hold them ([`hold_fetches`](Self::hold_fetches)).
 pub struct TestTransport {
     inner: Arc<MemoryTransport>,
     barrier: tokio::sync::Barrier,
     waiting: AtomicUsize,
     careless: bool,
+    held: Mutex<Option<MailboxId>>,
+    /// Notified when a fetch of the held mailbox waits at the gate.
+    pub fetch_held: tokio::sync::Notify,
+    gate: tokio::sync::Semaphore,
 }
 
 impl TestTransport {
@@ -123,7 +129,21 @@ impl TestTransport {
             barrier: tokio::sync::Barrier::new(2),
             waiting: AtomicUsize::new(0),
             careless: false,
+            held: Mutex::new(None),
+            fetch_held: tokio::sync::Notify::new(),
+            gate: tokio::sync::Semaphore::new(0),
         }
+    }
+
+    /// The next fetches of `mailbox` wait until [`open_fetches`](Self::open_fetches).
+    pub fn hold_fetches(&self, mailbox: MailboxId) {
+        *self.held.lock().unwrap() = Some(mailbox);
+    }
+
+    /// Lets the held fetches (and every later one) through.
+    pub fn open_fetches(&self) {
+        *self.held.lock().unwrap() = None;
+        self.gate.close();
     }
 
     pub fn careless(inner: Arc<MemoryTransport>) -> Self {
@@ -182,6 +202,11 @@ impl Transport for TestTransport {
         self.inner.send_welcome(m, p, k).await
     }
     async fn fetch(&self, m: &MailboxId, after: u64, limit: u32) -> Result<Page, TransportError> {
+        if self.held.lock().unwrap().as_ref() == Some(m) {
+            self.fetch_held.notify_one();
+            // A closed semaphore is the open gate: acquire fails at once, for every waiter.
+            let _ = self.gate.acquire().await;
+        }
         self.inner.fetch(m, after, limit).await
     }
     async fn subscribe(&self, m: &[MailboxId]) -> Result<Subscription, TransportError> {
