@@ -381,8 +381,14 @@ impl Store {
     #[doc(hidden)]
     pub fn used_bytes(&self) -> Result<u64, StorageError> {
         let q = |p: &str| -> Result<u64, StorageError> {
-            let v: i64 = self.conn.pragma_query_value(None, p, |r| r.get(0))?;
-            Ok(u64::try_from(v).unwrap_or(0))
+            // SQLCipher answers `page_size` on an encrypted store with its cipher page size, as
+            // text.
+            let v: rusqlite::types::Value = self.conn.pragma_query_value(None, p, |r| r.get(0))?;
+            Ok(match v {
+                rusqlite::types::Value::Integer(i) => u64::try_from(i).unwrap_or(0),
+                rusqlite::types::Value::Text(t) => t.parse().unwrap_or(0),
+                _ => 0,
+            })
         };
         Ok(q("page_count")?.saturating_sub(q("freelist_count")?) * q("page_size")?)
     }
