@@ -201,6 +201,8 @@ pub async fn atmls_account(
         Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
             .identity(DeviceIdentity::new_account(did))
             .key_package_policy(policy)
+            // The benchmark's accounts know each other: no message requests.
+            .message_requests(false)
             .build()
             .await?,
     )

@@ -3,6 +3,7 @@
 //! client sees the old epoch or the new one, never a mix (spec/storage.md STORE-1).
 
 pub(crate) mod blob_erasure;
+pub(crate) mod consent;
 pub(crate) mod group_state;
 pub(crate) mod history;
 pub(crate) mod outbox;
@@ -197,6 +198,9 @@ ALTER TABLE atmls_outbox ADD COLUMN recipient_keys BLOB;
     // v13: per-group flags and records as columns and tables instead of account values under
     // keys spelled from the group id (STORE-4); the data step moves existing values.
     group_state::MIGRATION_13,
+    // v14: consent (spec/consent.md): decisions on accounts, and conversations held back as
+    // message requests or being left.
+    consent::MIGRATION_14,
 ];
 
 /// Rust steps run right after the SQL migration of the same version, in its transaction

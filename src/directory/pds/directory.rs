@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::checks::{check_declaration, check_devices, check_key_packages, Rejected};
-use super::records::{self, DeclarationRecord, Profile};
+use super::records::{self, DeclarationRecord, IncomingPolicy, Profile};
 use super::resolve::Resolver;
 use super::session::{is_expired_token, Session};
 use super::xrpc::Http;
@@ -88,7 +88,9 @@ pub struct Lookup {
 pub struct PdsDirectory {
     http: Http,
     resolver: Resolver,
-    profile: Profile,
+    /// What the declaration record says besides the key; its policy follows
+    /// [`Directory::publish_incoming_policy`].
+    profile: Mutex<Profile>,
     session: tokio::sync::Mutex<Option<Session>>,
     pds_cache: Mutex<HashMap<Did, (String, Instant)>>,
     kp_rkeys: Mutex<HashMap<Vec<u8>, String>>,
@@ -116,7 +118,7 @@ impl PdsDirectory {
                 did_web_scheme: config.did_web_scheme,
                 allow_private_did_web: config.allow_private_did_web,
             },
-            profile: config.profile,
+            profile: Mutex::new(config.profile),
             session: tokio::sync::Mutex::new(None),
             pds_cache: Mutex::new(HashMap::new()),
             kp_rkeys: Mutex::new(HashMap::new()),
@@ -357,9 +359,32 @@ impl Directory for PdsDirectory {
         &self,
         declaration: &IdentityDeclaration,
     ) -> Result<(), DirectoryError> {
-        Ok(self
-            .publish_declaration_with(declaration, &self.profile)
-            .await?)
+        let profile = lock(&self.profile).clone();
+        Ok(self.publish_declaration_with(declaration, &profile).await?)
+    }
+
+    async fn follows(&self, did: &Did) -> Result<Option<Vec<Did>>, DirectoryError> {
+        let pds = self.pds_of(did).await?;
+        let raw = repo::list(&self.http, &pds, did, records::FOLLOW).await?;
+        // A record whose subject is not a DID follows no one (the PDS stores what it is given).
+        let subject = |v: &serde_json::Value| v.get("subject")?.as_str().map(Did::new)?.ok();
+        Ok(Some(raw.iter().filter_map(|(_, v)| subject(v)).collect()))
+    }
+
+    async fn publish_incoming_policy(
+        &self,
+        did: &Did,
+        policy: &IncomingPolicy,
+    ) -> Result<(), DirectoryError> {
+        lock(&self.profile).incoming_policy = policy.clone();
+        let pds = self.own_session(did).await?.pds;
+        let (collection, rkey) = (records::DECLARATION, records::DECLARATION_RKEY);
+        // The policy is not signed (REC-3): the published record changes in that field only.
+        if let Some(mut v) = repo::get(&self.http, &pds, did, collection, rkey).await? {
+            v["incomingPolicy"] = policy.as_str().into();
+            self.write(did, collection, Some(rkey), &v).await?;
+        }
+        Ok(())
     }
 
     async fn publish_device(&self, device: &DeviceRecord) -> Result<(), DirectoryError> {
