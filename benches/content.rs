@@ -38,6 +38,7 @@ fn history(c: &mut Criterion) {
             async move {
                 Client::builder(dir, net, Store::in_memory().unwrap())
                     .identity(id)
+                    .message_requests(false)
                     .build()
                     .await
                     .unwrap()

@@ -43,6 +43,7 @@ fn governance(c: &mut Criterion) {
             clients.push(
                 Client::builder(dir.clone(), net.clone(), Store::in_memory().unwrap())
                     .identity(id)
+                    .message_requests(false)
                     .build()
                     .await
                     .unwrap(),

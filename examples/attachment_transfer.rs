@@ -55,6 +55,8 @@ mod run {
         Ok(Client::builder(dir.clone(), t.clone(), Store::in_memory()?)
             .identity(DeviceIdentity::new_account(did))
             .blob_store(Arc::new(HttpBlobStore::new(t)))
+            // The two accounts know each other: no message request to accept first.
+            .message_requests(false)
             .build()
             .await?)
     }

@@ -31,7 +31,9 @@ pub mod transport;
 pub mod trust;
 mod wire;
 
-pub use client::{Client, ClientBuilder, Conversation, Error, Event, GroupInfo, Message};
+pub use client::{
+    Client, ClientBuilder, Conversation, Error, Event, GroupInfo, Message, MessageRequest,
+};
 
 // The README's library example runs as a doc test, so it cannot go stale.
 #[cfg(doctest)]

@@ -415,6 +415,7 @@ async fn agree_7_a_page_that_says_more_forever_ends() {
     let (alice, _) = w.account("alice").await;
     let bob = Client::builder(w.dir.clone(), endless.clone(), Store::in_memory().unwrap())
         .identity(DeviceIdentity::new_account(did("bob")))
+        .message_requests(false)
         .build()
         .await
         .unwrap();

@@ -267,6 +267,7 @@ async fn d_kp_9_leaf_signers_survive_a_restart() {
     bob.conversation(&g1).self_update().await.unwrap();
     drop(bob);
     let bob = Client::builder(w.dir.clone(), w.net.clone(), Store::open(&path).unwrap())
+        .message_requests(false)
         .build()
         .await
         .unwrap();
@@ -430,6 +431,7 @@ async fn d_kp_16_the_leaf_is_rotated_in_each_group() {
         .identity(DeviceIdentity::new_account(did("bob")))
         .clock(clock.clone())
         .leaf_rotation(Some(Duration::from_secs(86_400)))
+        .message_requests(false)
         .build()
         .await
         .unwrap();

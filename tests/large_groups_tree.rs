@@ -147,6 +147,7 @@ impl Net {
             Store::in_memory().unwrap(),
         )
         .identity(atmls::identity::DeviceIdentity::new_account(did(name)))
+        .message_requests(false)
         .build()
         .await
         .unwrap()
@@ -348,6 +349,7 @@ async fn lg_t_1_welcome_size_does_not_grow_with_the_group() {
         Client::builder(w.dir.clone(), w.net.clone(), Store::in_memory().unwrap())
             .identity(atmls::identity::DeviceIdentity::new_account(d.clone()))
             .key_package_policy(policy.clone())
+            .message_requests(false)
             .build()
             .await
             .unwrap();

@@ -38,6 +38,7 @@ async fn client(a: &Account, net: &Arc<MemoryTransport>, n: usize) -> Client {
     )
     .identity(DeviceIdentity::new_account(a.did.clone()))
     .key_package_policy(policy(n))
+    .message_requests(false)
     .build()
     .await
     .unwrap()

@@ -37,6 +37,7 @@ async fn client(a: &Account, net: &Arc<MemoryTransport>, p: KeyPackagePolicy) ->
     )
     .identity(DeviceIdentity::new_account(a.did.clone()))
     .key_package_policy(p)
+    .message_requests(false)
     .build()
     .await
     .unwrap()
@@ -96,6 +97,7 @@ async fn rec_1_alice_publishes_bob_resolves_verifies_adds_and_used_key_package_i
 
     let bob = Client::builder(bob_dir.clone(), net.clone(), Store::in_memory().unwrap())
         .identity(DeviceIdentity::new_account(bob_acct.did.clone()))
+        .message_requests(false)
         .build()
         .await
         .unwrap();
@@ -196,6 +198,7 @@ async fn kp_7_expired_records_are_pruned_even_untracked_ones() {
     )
     .identity(DeviceIdentity::new_account(a.did.clone()))
     .key_package_policy(policy(1))
+    .message_requests(false)
     .build()
     .await
     .unwrap();

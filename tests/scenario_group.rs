@@ -110,6 +110,7 @@ async fn concurrent_commits_one_wins_both_converge_loser_retries() {
         async move {
             atmls::Client::builder(dir, net, Store::in_memory().unwrap())
                 .identity(id)
+                .message_requests(false)
                 .build()
                 .await
                 .unwrap()
@@ -190,6 +191,7 @@ async fn restart_from_sqlite_carries_on() {
 
     // Reopen from the file: no identity needed, the store has it.
     let alice2 = atmls::Client::builder(w.dir.clone(), w.net.clone(), Store::open(&path).unwrap())
+        .message_requests(false)
         .build()
         .await
         .unwrap();
@@ -271,6 +273,7 @@ async fn kp_6_two_inviters_racing_for_one_key_package_both_join() {
             replenish_below: 0,
             ..KeyPackagePolicy::default()
         })
+        .message_requests(false)
         .build()
         .await
         .unwrap();
@@ -315,6 +318,7 @@ async fn kp_7_expired_key_packages_lose_their_private_keys() {
     )
     .identity(atmls::identity::DeviceIdentity::new_account(did("alice")))
     .key_package_policy(policy)
+    .message_requests(false)
     .build()
     .await
     .unwrap();

@@ -426,7 +426,9 @@ impl Sim {
             self.net.clone(),
             Store::open(path).unwrap(),
         )
-        .clock(clock.clone());
+        .clock(clock.clone())
+        // The simulated accounts know each other; the oracle expects every message shown.
+        .message_requests(false);
         if let Some(i) = identity {
             b = b.identity(i);
         }
@@ -1676,6 +1678,7 @@ impl Small {
             Store::open(self.db(name)).unwrap(),
         )
         .identity(DeviceIdentity::new_account(did(name)))
+        .message_requests(false)
         .build()
         .await
         .unwrap()
@@ -1714,6 +1717,7 @@ impl Small {
             )
             .identity(identity)
             .clock(clock.clone())
+            .message_requests(false)
             .build()
             .await
             .unwrap();
@@ -1829,6 +1833,7 @@ async fn revocation_goes_on_past_a_group_we_were_removed_from() {
                 IdentityKeyPair::from_secret_bytes(&key.secret_bytes()[..]).unwrap(),
             ),
         })
+        .message_requests(false)
         .build()
         .await
         .unwrap()
@@ -1845,6 +1850,7 @@ async fn revocation_goes_on_past_a_group_we_were_removed_from() {
             Store::open(w.db("phone")).unwrap(),
         )
         .identity(DeviceIdentity::linked(inst, cert).unwrap())
+        .message_requests(false)
         .build()
         .await
         .unwrap()

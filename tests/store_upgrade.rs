@@ -131,13 +131,22 @@ async fn store_3_stores_of_schema_12_open_migrated_and_carry_on() {
     let bob = open(&b).await.unwrap();
     let carol = open(&c).await.unwrap();
 
-    // Migrated: schema 13, the per-group values moved to their columns (STORE-4).
-    assert_eq!(version(&a), 13);
+    // Migrated: schema 14, the per-group values moved to their columns (STORE-4), and consent
+    // records added (spec/consent.md).
+    assert_eq!(version(&a), 14);
     let left = account_keys(&a);
     assert!(!left.iter().any(|k| k.contains(':')), "{left:?}");
 
     // Everything that was there still reads.
     let groups = alice.groups().await.unwrap();
+    // DMs the device had before consent existed stay shown, their peers allowed (CONSENT-1).
+    for g in groups.iter().filter(|g| g.dm_peer.is_some()) {
+        let peer = g.dm_peer.as_ref().unwrap();
+        assert_eq!(
+            alice.consent(peer).await.unwrap(),
+            atmls::trust::AccountConsent::Allowed
+        );
+    }
     assert_eq!(groups.len(), 2, "{groups:?}");
     let dm = alice.dm(bob.did()).await.unwrap();
     let g = groups

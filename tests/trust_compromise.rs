@@ -22,6 +22,7 @@ use pds_support::*;
 async fn client_with(dir: PdsDirectory, net: &Arc<MemoryTransport>, id: DeviceIdentity) -> Client {
     Client::builder(Arc::new(dir), net.clone(), Store::in_memory().unwrap())
         .identity(id)
+        .message_requests(false)
         .build()
         .await
         .unwrap()

@@ -25,6 +25,7 @@ async fn client_in(
 ) -> Client {
     Client::builder(Arc::new(directory_for(a).await), net.clone(), store)
         .identity(id)
+        .message_requests(false)
         .build()
         .await
         .unwrap()
@@ -236,6 +237,7 @@ async fn trust_7_8_safety_numbers_on_the_real_pds() {
         let net = net.clone();
         async move {
             Client::builder(Arc::new(directory_for(&acc).await), net, store)
+                .message_requests(false)
                 .build()
                 .await
                 .unwrap()

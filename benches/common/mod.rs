@@ -211,6 +211,8 @@ pub async fn atmls_account_in(
     Ok(Client::builder(dir.clone(), net.clone(), store)
         .identity(DeviceIdentity::new_account(did))
         .key_package_policy(policy)
+        // The benchmark's accounts know each other: no message requests.
+        .message_requests(false)
         .build()
         .await?)
 }

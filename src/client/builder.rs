@@ -48,6 +48,7 @@ pub struct ClientBuilder {
     trust_interval: std::time::Duration,
     clock: Arc<dyn Clock>,
     upkeep: upkeep::Upkeep,
+    message_requests: Option<bool>,
 }
 
 /// How often [`Client::watch`] re-checks contacts' keys and runs the self-check by default.
@@ -273,6 +274,37 @@ impl ClientBuilder {
         self
     }
 
+    /// Whether conversations started by accounts this one never allowed are held back as
+    /// message requests (spec/consent.md CONSENT-3) under the incoming policy `everyone`;
+    /// kept in the store. On by default: a stranger's conversation waits in
+    /// [`Client::requests`] until the user accepts it. Off, such conversations are shown at
+    /// once (an app for a closed team, or a test world). The policies `none` and `following`
+    /// and blocks apply either way.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # use std::sync::Arc;
+    /// # use atmls::{Client, directory::MemoryDirectory, transport::MemoryTransport, storage::Store};
+    /// # use atmls::identity::DeviceIdentity;
+    /// # let (dir, net) = (Arc::new(MemoryDirectory::new()), Arc::new(MemoryTransport::new()));
+    /// # let alice = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
+    /// #     .identity(DeviceIdentity::new_account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?)).build().await?;
+    /// let bob = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
+    ///     .identity(DeviceIdentity::new_account("did:plc:bbbbbbbbbbbbbbbbbbbbbbbb".parse()?))
+    ///     .message_requests(false)
+    ///     .build().await?;
+    /// let dm = alice.dm(bob.did()).await?;
+    /// bob.sync().await?;
+    /// assert!(bob.requests().await?.is_empty()); // shown at once
+    /// assert_eq!(bob.groups().await?[0].id, dm);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn message_requests(mut self, on: bool) -> Self {
+        self.message_requests = Some(on);
+        self
+    }
+
     /// Opens the client: loads or saves the identity, publishes the declaration (if this device
     /// holds the identity key), the device record and KeyPackages.
     ///
@@ -307,6 +339,9 @@ impl ClientBuilder {
             inner.moderation = m;
         }
         inner.upkeep = self.upkeep;
+        if let Some(on) = self.message_requests {
+            inner.atomic(|cx| crate::storage::consent::set_requests(cx.c, on))?;
+        }
         let client = Client {
             blob_store: self.blob_store,
             trust_interval: self.trust_interval,
@@ -360,6 +395,7 @@ impl Client {
             trust_interval: DEFAULT_TRUST_CHECK_INTERVAL,
             clock: Arc::new(SystemClock),
             upkeep: upkeep::Upkeep::default(),
+            message_requests: None,
         }
     }
 }

@@ -286,6 +286,10 @@ impl Client {
         } else {
             None
         };
+        // A blocked account's messages are hidden, not deleted (CONSENT-6).
+        let blocked =
+            crate::storage::consent::accounts_in(c, crate::trust::AccountConsent::Blocked)?;
+        items.retain(|i| !blocked.iter().any(|d| *d == i.sender.did.as_str()));
         Ok(HistoryPage { items, older })
     }
 

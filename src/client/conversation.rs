@@ -226,6 +226,58 @@ impl<'a> Conversation<'a> {
         self.client.send(self.id, content).await
     }
 
+    /// Accepts this message request (spec/consent.md CONSENT-3): the conversation joins
+    /// [`Client::groups`], its messages raise events from now on, and the account that started
+    /// it is allowed. Replying with [`send`](Self::send) accepts it too.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # use std::sync::Arc;
+    /// # use atmls::{Client, directory::MemoryDirectory, transport::MemoryTransport, storage::Store};
+    /// # use atmls::identity::DeviceIdentity;
+    /// # let (dir, net) = (Arc::new(MemoryDirectory::new()), Arc::new(MemoryTransport::new()));
+    /// # let alice = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
+    /// #     .identity(DeviceIdentity::new_account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?)).build().await?;
+    /// # let bob = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
+    /// #     .identity(DeviceIdentity::new_account("did:plc:bbbbbbbbbbbbbbbbbbbbbbbb".parse()?)).build().await?;
+    /// use atmls::trust::AccountConsent;
+    /// let dm = alice.dm(bob.did()).await?;
+    /// bob.sync().await?;
+    /// bob.conversation(&dm).accept().await?;
+    /// assert!(bob.requests().await?.is_empty());
+    /// assert_eq!(bob.consent(alice.did()).await?, AccountConsent::Allowed);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn accept(self) -> Result<(), Error> {
+        self.client.accept_request(self.id).await
+    }
+
+    /// Declines this message request: this device leaves the conversation, with a leave
+    /// proposal like [`leave`](Self::leave), and raises [`Event::Declined`] (CONSENT-3).
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # use std::sync::Arc;
+    /// # use atmls::{Client, directory::MemoryDirectory, transport::MemoryTransport, storage::Store};
+    /// # use atmls::identity::DeviceIdentity;
+    /// # let (dir, net) = (Arc::new(MemoryDirectory::new()), Arc::new(MemoryTransport::new()));
+    /// # let alice = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
+    /// #     .identity(DeviceIdentity::new_account("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?)).build().await?;
+    /// # let bob = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
+    /// #     .identity(DeviceIdentity::new_account("did:plc:bbbbbbbbbbbbbbbbbbbbbbbb".parse()?)).build().await?;
+    /// let dm = alice.dm(bob.did()).await?;
+    /// bob.sync().await?;
+    /// bob.conversation(&dm).decline().await?;
+    /// assert!(bob.requests().await?.is_empty());
+    /// assert!(bob.groups().await?.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn decline(self) -> Result<(), Error> {
+        self.client.decline_request(self.id).await
+    }
+
     /// Sends a text message.
     ///
     /// ```

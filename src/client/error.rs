@@ -81,6 +81,10 @@ pub enum Error {
     /// Other members kept committing first; the operation was not applied.
     #[error("gave up after repeated commit conflicts")]
     Conflict,
+    /// The conversation is a message request (spec/consent.md CONSENT-5): read receipts and
+    /// typing are not sent until the user accepts it ([`crate::Conversation::accept`]).
+    #[error("the conversation is a message request: accept it first")]
+    NotAccepted,
     /// The call makes no sense (e.g. removing yourself instead of leaving).
     #[error("invalid argument: {0}")]
     InvalidArgument(&'static str),
@@ -108,6 +112,7 @@ impl Error {
             | Error::NoBlobStore
             | Error::NoIdentity
             | Error::IdentityMismatch
+            | Error::NotAccepted
             | Error::InvalidArgument(_) => false,
         }
     }

@@ -45,6 +45,28 @@ pub enum Event {
         /// Who added us.
         by: Did,
     },
+    /// This device joined a conversation another account started, and holds it back as a
+    /// message request until the user accepts or declines it (spec/consent.md CONSENT-3):
+    /// see [`crate::Client::requests`]. Its messages raise no [`Event::Message`] meanwhile.
+    MessageRequest {
+        /// The conversation.
+        group: GroupId,
+        /// DM or group.
+        kind: GroupKind,
+        /// Who added us.
+        by: Did,
+    },
+    /// This device left a conversation it was added to without the user's consent: the
+    /// account that added it is blocked, the incoming policy does not let it start one, or
+    /// the user declined the request (CONSENT-3).
+    Declined {
+        /// The conversation.
+        group: GroupId,
+        /// Who added us.
+        by: Did,
+        /// Why.
+        reason: crate::trust::DeclineReason,
+    },
     /// Devices were added to a group.
     MembersAdded {
         /// The group.

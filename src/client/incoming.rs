@@ -228,6 +228,15 @@ fn process_welcome(
             data.dm_members.iter().find(|d| *d != me).cloned()
         }
         GroupKind::Group => None,
+        // Only the account's own devices make its own-device group (CONSENT-7).
+        GroupKind::Account => {
+            if by != *me || data.dm_members != [me.clone()] {
+                return Err(
+                    GroupError::Welcome("another account's own-device group".into()).into(),
+                );
+            }
+            None
+        }
     };
     tables::group_put(
         cx.c,
@@ -277,11 +286,10 @@ fn process_welcome(
                 to: env.commit_seq,
             }]
         }
-        None => vec![Event::Joined {
-            group: gid.clone(),
-            kind: data.kind,
-            by,
-        }],
+        // Shown, held back as a request, or to be left (CONSENT-3).
+        None => super::consent::on_join(cx, &gid, data.kind, &by, g.extensions())?
+            .into_iter()
+            .collect(),
     };
     events.extend(trust);
     cx.keep(&gid, g);
@@ -611,6 +619,8 @@ impl Session<'_> {
         };
         self.inner.welcome_again = false;
         note(self.sync_welcomes(false).await, "welcomes");
+        // Requests, the follow list and declined conversations (CONSENT-3, CONSENT-4).
+        note(self.settle_consent().await, "consent");
         // Leaves of joined Welcomes whose key differs from the pin are looked up before any
         // group is read (TRUST-23), so their first messages are judged on the answer.
         if self.inner.read(crate::storage::trust::verify_urgent)? {
@@ -629,7 +639,9 @@ impl Session<'_> {
             let joined: Vec<GroupId> = self.inner.deferred_events[before..]
                 .iter()
                 .filter_map(|e| match e {
-                    Event::Joined { group, .. } => Some(group.clone()),
+                    Event::Joined { group, .. } | Event::MessageRequest { group, .. } => {
+                        Some(group.clone())
+                    }
                     _ => None,
                 })
                 .collect();
@@ -637,6 +649,10 @@ impl Session<'_> {
                 note(self.sync_group(&gid).await, "group joined again");
             }
         }
+        // Consent: what the groups' own-device tables changed, and a table not yet shared
+        // (CONSENT-7).
+        note(self.settle_consent().await, "consent");
+        note(self.share_consent_if_unshared().await, "consent sharing");
         // Members met in commits and Welcomes, checked against the directory (TRUST-23).
         note(self.verify_members(false).await, "member verification");
         for row in self.inner.read(tables::groups_all)? {

@@ -695,6 +695,9 @@ impl Client {
             .tls_serialize_detached()
             .map_err(|_| Error::InvalidArgument("join request does not encode"))?;
         let ch = link.requests();
+        // Its Welcome is wanted, whoever sends it (CONSENT-3).
+        s.inner
+            .atomic(|cx| crate::storage::consent::note_join_asked(cx.c, &link.id().0, cx.now()))?;
         s.inner
             .io(s.transport.send_welcome(
                 &ch.mailbox,

@@ -7,6 +7,8 @@
 
 mod attachments;
 mod builder;
+mod consent;
+mod consent_sync;
 mod content_api;
 mod conversation;
 mod error;
@@ -29,6 +31,7 @@ mod upkeep;
 mod verify;
 
 pub use builder::{ClientBuilder, DEFAULT_TRUST_CHECK_INTERVAL};
+pub use consent::MessageRequest;
 pub use conversation::Conversation;
 pub use error::Error;
 pub use events::{Event, Message};
@@ -110,7 +113,11 @@ pub struct GroupInfo {
 /// let dm = alice.dm(bob.did()).await?;
 /// alice.conversation(&dm).send_text("hi bob").await?;
 /// let events = bob.sync().await?;
-/// assert!(events.iter().any(|e| matches!(e, atmls::Event::Message(m) if m.decoded().display_text() == Some("hi bob"))));
+/// // A conversation from an account bob never talked to is a message request.
+/// assert!(events.iter().any(|e| matches!(e, atmls::Event::MessageRequest { group, .. } if *group == dm)));
+/// bob.conversation(&dm).accept().await?;
+/// let messages = bob.conversation(&dm).messages().await?;
+/// assert_eq!(messages[0].decoded().display_text(), Some("hi bob"));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// # }).unwrap();
 /// ```
@@ -338,10 +345,11 @@ impl Client {
     /// # let bob = Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
     /// #     .identity(DeviceIdentity::new_account("did:plc:bbbbbbbbbbbbbbbbbbbbbbbb".parse()?)).build().await?;
     /// use atmls::Event;
-    /// let dm = alice.dm(bob.did()).await?;
+    /// let dm = bob.dm(alice.did()).await?; // bob starts it: alice's messages are welcome
+    /// alice.sync().await?;
+    /// alice.conversation(&dm).accept().await?; // for alice, a message request
     /// alice.conversation(&dm).send_text("hi").await?;
     /// let events = bob.sync().await?;
-    /// assert!(events.iter().any(|e| matches!(e, Event::Joined { group, .. } if *group == dm)));
     /// assert!(events.iter().any(|e| matches!(e, Event::Message(m) if m.decoded().display_text() == Some("hi"))));
     /// assert!(bob.sync().await?.is_empty()); // nothing new
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -422,13 +430,17 @@ impl Client {
     /// let mut events = alice.watch(Duration::from_secs(1));
     /// let dm = bob.dm(alice.did()).await?;
     /// bob.conversation(&dm).send_text("ping").await?;
-    /// // The first events come from the background task's syncs.
+    /// // The first events come from the background task's syncs: a conversation from an
+    /// // account alice never talked to is a message request.
     /// loop {
     ///     match events.recv().await.expect("the task runs")? {
-    ///         atmls::Event::Message(m) => break assert_eq!(m.decoded().display_text(), Some("ping")),
+    ///         atmls::Event::MessageRequest { group, .. } => break assert_eq!(group, dm),
     ///         _ => continue,
     ///     }
     /// }
+    /// alice.conversation(&dm).accept().await?;
+    /// let got = alice.conversation(&dm).messages().await?;
+    /// assert_eq!(got[0].decoded().display_text(), Some("ping"));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// # }).unwrap();
     /// ```

@@ -149,6 +149,7 @@ impl Session<'_> {
             if check {
                 check_sendable(cx, group, &g, &decoded)?;
             }
+            super::consent::before_send(cx, group, &decoded)?;
             cx.keep(group, g);
             let key = IdempotencyKey::random();
             Ok::<_, Error>(outbox::queue_content(

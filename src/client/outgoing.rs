@@ -150,6 +150,7 @@ impl Session<'_> {
         let mut dids: Vec<Did> = members.iter().filter(|d| **d != me).cloned().collect();
         dids.dedup();
         self.collect_key_packages(&dids, &[mine], false).await?;
+
         let data = match kind {
             GroupKind::Dm => {
                 let mut pair = vec![
@@ -167,6 +168,10 @@ impl Session<'_> {
             GroupKind::Group => GroupData {
                 kind,
                 dm_members: vec![],
+            },
+            GroupKind::Account => GroupData {
+                kind,
+                dm_members: vec![me.clone()],
             },
         };
         let gid: [u8; 32] = rand::random();
@@ -238,10 +243,29 @@ impl Session<'_> {
         group: &GroupId,
         intent: Intent,
     ) -> Result<(), Error> {
+        let added = match &intent {
+            Intent::Add(dids) => dids.clone(),
+            _ => Vec::new(),
+        };
         let entered = self.enter_group(group).await;
         let r = self.run_commit_in_group(group, intent).await;
         self.leave_group(entered, group);
-        r
+        r?;
+        // Adding an account, or starting a conversation with it, is consent to hear from it
+        // (CONSENT-1); a refused add changes nothing.
+        self.inner.atomic(|cx| {
+            for d in added.iter().filter(|d| **d != cx.dev.did) {
+                crate::storage::consent::allow_unless_blocked(cx.c, d.as_str(), cx.now())?;
+            }
+            Ok::<_, Error>(())
+        })?;
+        // Devices added to the own-device group get the whole consent table (CONSENT-7).
+        let row = self.inner.read(|c| tables::group_get(c, &group.0))?;
+        if !added.is_empty() && row.is_some_and(|r| r.kind == GroupKind::Account) {
+            // Boxed: sending may commit, which may come back here.
+            Box::pin(self.share_consent_in(group)).await?;
+        }
+        Ok(())
     }
 
     /// [`run_commit`](Self::run_commit) with the group's ordering lock held.

@@ -20,6 +20,7 @@ use crate::group::{
     check_commit, outer_open, validate_proposal, GroupError, GroupId, GroupStatus, Member,
 };
 use crate::identity::PublicKey;
+use crate::storage::consent;
 use crate::storage::tables;
 use crate::transport::{MAX_COMMIT_PAYLOAD, MAX_PAYLOAD};
 
@@ -225,6 +226,16 @@ fn application(
         outgoing: false,
         received: cx.now(),
     };
+    // A consent table: read only from the account's own devices in its own-device group, and
+    // never shown anywhere (CONSENT-7).
+    if super::consent_sync::is_table(&message.content.type_id) {
+        let own_group = crate::storage::tables::group_get(cx.c, &message.group.0)?
+            .is_some_and(|r| r.kind == crate::group::GroupKind::Account);
+        if own_group && message.sender.did == cx.dev.did && message.content.compression.is_none() {
+            super::consent_sync::merge(cx, &message.content.content)?;
+        }
+        return Ok(vec![]);
+    }
     let timer = crate::group::disappearing_secs(g.extensions())?;
     let gov =
         crate::group::Governance::from_extensions(g.extensions()).map_err(GroupError::from)?;
@@ -248,6 +259,10 @@ fn application(
     // A history-rule violation keeps the decryption (the message was valid MLS) but changes
     // no history (CONTENT-29).
     let ev = match history::apply(cx.c, &moderation, &message, &bytes, timer) {
+        // Stored, but no event: a request not yet accepted, or a blocked sender (CONSENT-6).
+        Ok(()) if consent::hides(cx.c, &message.group.0, message.sender.did.as_str())? => {
+            return Ok(vec![])
+        }
         Ok(()) => Event::Message(message),
         Err(ApplyError::Rejected(error)) => Event::ContentRejected { message, error },
         Err(ApplyError::Storage(e)) => return Err(e.into()),

@@ -20,6 +20,7 @@ use crate::identity::{
 use crate::keypackage::KeyPackagePolicy;
 use crate::storage::{tables, Provider, StorageError, Store};
 use crate::transport::MailboxId;
+use crate::trust::AccountConsent;
 
 pub(crate) struct Inner {
     pub(crate) store: Store,
@@ -433,7 +434,22 @@ impl Inner {
         r
     }
 
+    /// The conversations the user sees: not those held back as requests or declined
+    /// (CONSENT-3).
     pub(crate) fn group_infos(&mut self) -> Result<Vec<GroupInfo>, Error> {
+        let held: HashSet<Vec<u8>> = self
+            .read(crate::storage::consent::all_held)?
+            .into_iter()
+            .map(|(g, _)| g)
+            .collect();
+        let mut all = self.all_group_infos()?;
+        // Nor the account's own-device group (CONSENT-7).
+        all.retain(|i| !held.contains(&i.id.0) && i.kind != crate::group::GroupKind::Account);
+        Ok(all)
+    }
+
+    /// Every conversation of this device, requests included.
+    pub(crate) fn all_group_infos(&mut self) -> Result<Vec<GroupInfo>, Error> {
         let rows = self.read(tables::groups_all)?;
         self.ctx_read(|cx| {
             rows.into_iter()
@@ -463,9 +479,14 @@ impl Inner {
         let c = &self.store.conn;
         let mut rows = crate::storage::history::page(c, &group.0, None, u32::MAX, now)?;
         rows.reverse();
+        let blocked = crate::storage::consent::accounts_in(c, AccountConsent::Blocked)?;
         let mut out = Vec::new();
         for row in rows {
             let item = history::to_item(c, row)?;
+            // A blocked account's messages are hidden, not deleted (CONSENT-6).
+            if blocked.iter().any(|d| *d == item.sender.did.as_str()) {
+                continue;
+            }
             if let Some(content) = item.content {
                 out.push(Message {
                     group: item.group,

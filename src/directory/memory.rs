@@ -13,6 +13,7 @@ struct Entry {
     declaration: Option<IdentityDeclaration>,
     devices: BTreeMap<PublicKey, DeviceRecord>,
     key_packages: BTreeMap<Vec<u8>, KeyPackageRecord>,
+    follows: Option<Vec<Did>>,
 }
 
 /// A directory held in memory. Like a PDS it stores what it is given without judging it;
@@ -46,10 +47,33 @@ impl MemoryDirectory {
             .map_err(|_| DirectoryError::Unavailable("directory lock poisoned".into()))?;
         Ok(f(&mut g))
     }
+
+    /// Sets the accounts `did` follows, as its `app.bsky.graph.follow` records would
+    /// (spec/consent.md CONSENT-4).
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use atmls::directory::{Directory, MemoryDirectory};
+    /// let dir = MemoryDirectory::new();
+    /// let alice = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?;
+    /// assert_eq!(dir.follows(&alice).await?, None);
+    /// dir.set_follows(&alice, vec![]);
+    /// assert_eq!(dir.follows(&alice).await?, Some(vec![]));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn set_follows(&self, did: &Did, follows: Vec<Did>) {
+        if let Ok(mut g) = self.entries.lock() {
+            g.entry(did.clone()).or_default().follows = Some(follows);
+        }
+    }
 }
 
 #[async_trait]
 impl Directory for MemoryDirectory {
+    async fn follows(&self, did: &Did) -> Result<Option<Vec<Did>>, DirectoryError> {
+        self.with(|m| m.get(did).and_then(|e| e.follows.clone()))
+    }
     async fn account(&self, did: &Did) -> Result<Option<AccountRecord>, DirectoryError> {
         self.with(|m| {
             m.get(did).and_then(|e| {

@@ -435,6 +435,51 @@ pub trait Directory: Send + Sync + 'static {
         let _ = (did, now);
         Ok(0)
     }
+
+    /// The accounts `did` follows (ATProto `app.bsky.graph.follow` records), which the
+    /// incoming policy `following` reads (spec/consent.md CONSENT-4). `None`: this directory
+    /// has no social graph; a conversation the policy would have to judge by it then becomes
+    /// a message request, so that nothing is lost.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use atmls::directory::{Directory, MemoryDirectory};
+    /// use atmls::identity::Did;
+    /// let (alice, bob): (Did, Did) =
+    ///     ("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?, "did:plc:bbbbbbbbbbbbbbbbbbbbbbbb".parse()?);
+    /// let dir = MemoryDirectory::new();
+    /// dir.set_follows(&alice, vec![bob.clone()]);
+    /// assert_eq!(dir.follows(&alice).await?, Some(vec![bob]));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    async fn follows(&self, did: &Did) -> Result<Option<Vec<Did>>, DirectoryError> {
+        let _ = did;
+        Ok(None)
+    }
+
+    /// Publishes the account's incoming policy (the declaration's `incomingPolicy`,
+    /// CONSENT-2) where the directory keeps one; a directory without a published profile has
+    /// nothing to do. The policy is enforced by the account's own devices either way.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use atmls::directory::{Directory, MemoryDirectory};
+    /// use atmls::trust::IncomingPolicy;
+    /// let dir = MemoryDirectory::new();
+    /// let did = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?;
+    /// dir.publish_incoming_policy(&did, &IncomingPolicy::Following).await?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    async fn publish_incoming_policy(
+        &self,
+        did: &Did,
+        policy: &crate::trust::IncomingPolicy,
+    ) -> Result<(), DirectoryError> {
+        let _ = (did, policy);
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -196,6 +196,10 @@ pub(crate) fn check_context(e: &Extensions<GroupContext>) -> Result<(), GroupErr
         (GroupKind::Group, None) => Err(GovernanceError::Malformed("group without roles").into()),
         (GroupKind::Dm, None) => Ok(()),
         (GroupKind::Dm, Some(_)) => Err(GovernanceError::Immutable("a DM has no roles").into()),
+        (GroupKind::Account, None) => Ok(()),
+        (GroupKind::Account, Some(_)) => {
+            Err(GovernanceError::Immutable("an own-device group has no roles").into())
+        }
     }
 }
 
@@ -297,7 +301,8 @@ pub(crate) fn authorize_commit(
     let timer_after = disappearing_secs(new)?;
     let timer = (timer_before != timer_after).then_some(timer_after.unwrap_or(0));
     let data = GroupData::from_extensions(old)?;
-    if data.kind == GroupKind::Dm {
+    // An own-device group follows a DM's rules with its one account (CONSENT-7).
+    if matches!(data.kind, GroupKind::Dm | GroupKind::Account) {
         return authorize_dm(&data, new, &me, &counts, &removals, &gone, timer);
     }
     let gov = Governance::from_extensions(old)?

@@ -17,6 +17,9 @@ pub enum GroupKind {
     Group,
     /// A direct conversation between two accounts.
     Dm,
+    /// The account's own devices, keeping their consent decisions the same
+    /// (spec/consent.md CONSENT-7): never shown as a conversation.
+    Account,
 }
 
 impl GroupKind {
@@ -24,6 +27,7 @@ impl GroupKind {
         match self {
             GroupKind::Group => 1,
             GroupKind::Dm => 2,
+            GroupKind::Account => 3,
         }
     }
 
@@ -31,6 +35,7 @@ impl GroupKind {
         match v {
             1 => Some(GroupKind::Group),
             2 => Some(GroupKind::Dm),
+            3 => Some(GroupKind::Account),
             _ => None,
         }
     }
@@ -91,7 +96,13 @@ impl GroupData {
                     .ok_or_else(bad)
             })
             .collect::<Result<Vec<_>, _>>()?;
-        if (kind == GroupKind::Dm) != (dm_members.len() == 2) {
+        // A DM names its two accounts, an own-device group its one account (CONSENT-7).
+        let named = match kind {
+            GroupKind::Group => 0,
+            GroupKind::Dm => 2,
+            GroupKind::Account => 1,
+        };
+        if dm_members.len() != named {
             return Err(bad());
         }
         Ok(GroupData { kind, dm_members })

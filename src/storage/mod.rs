@@ -4,6 +4,7 @@
 //! `encrypted-store` feature the file can be encrypted as a whole (STORE-6 to STORE-9).
 
 pub(crate) mod blob_erasure;
+pub(crate) mod consent;
 mod encryption;
 pub(crate) mod group_state;
 pub(crate) mod history;
@@ -220,6 +221,9 @@ ALTER TABLE atmls_outbox ADD COLUMN recipient_keys BLOB;
     // v13: per-group flags and records as columns and tables instead of account values under
     // keys spelled from the group id (STORE-4); the data step moves existing values.
     group_state::MIGRATION_13,
+    // v14: consent (spec/consent.md): decisions on accounts, and conversations held back as
+    // message requests or being left.
+    consent::MIGRATION_14,
 ];
 
 /// Rust steps run right after the SQL migration of the same version, in its transaction

@@ -6,9 +6,11 @@
 //! endorsements by the pinned key; any other change is held back as a *pending change* and
 //! raises a warning until the user accepts it ([`crate::Client::accept_identity_change`]).
 
+pub(crate) mod consent;
 mod pairing;
 mod safety;
 
+pub use consent::{AccountConsent, DeclineReason, IncomingPolicy};
 pub(crate) use pairing::{find_request, respond, SecretChannel};
 #[cfg(feature = "fuzzing")]
 pub(crate) use pairing::{request_key, response_certificate};

@@ -40,9 +40,12 @@ impl World {
         }
     }
 
+    /// A device of a test world, where every account knows the others: conversations are
+    /// shown at once (message requests off; tests/consent.rs covers them).
     pub async fn client(&self, identity: DeviceIdentity, store: Store) -> Client {
         Client::builder(self.dir.clone(), self.net.clone(), store)
             .identity(identity)
+            .message_requests(false)
             .build()
             .await
             .unwrap()
@@ -331,6 +334,9 @@ impl Directory for FlakyDirectory {
     async fn key_packages(&self, did: &Did) -> Result<Vec<KeyPackageRecord>, DirectoryError> {
         self.inner.key_packages(did).await
     }
+    async fn follows(&self, did: &Did) -> Result<Option<Vec<Did>>, DirectoryError> {
+        self.inner.follows(did).await
+    }
     async fn publish_declaration(&self, d: &IdentityDeclaration) -> Result<(), DirectoryError> {
         self.inner.publish_declaration(d).await
     }
@@ -353,6 +359,7 @@ impl World {
     pub async fn account_on(&self, dir: Arc<dyn Directory>, name: &str) -> Client {
         Client::builder(dir, self.net.clone(), Store::in_memory().unwrap())
             .identity(DeviceIdentity::new_account(did(name)))
+            .message_requests(false)
             .build()
             .await
             .unwrap()

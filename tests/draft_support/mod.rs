@@ -160,6 +160,7 @@ pub async fn account_over(
     Client::builder(w.dir.clone(), net, store)
         .identity(DeviceIdentity::new_account(did(name)))
         .key_package_policy(policy)
+        .message_requests(false)
         .build()
         .await
         .unwrap()

@@ -154,7 +154,9 @@ pub fn create_account(name: &str) -> Account {
 /// The directory configuration for the local network.
 pub fn config() -> PdsConfig {
     let p = pds();
-    let mut c = PdsConfig::new(p.pds_url.clone());
+    let mut c = PdsConfig::new();
+    // The local PDS's `.test` handles have no DNS: the PDS itself resolves them (REC-6).
+    c.handle_resolver = Some(p.pds_url.clone());
     c.plc_url = p.plc_url.clone();
     c.did_web_scheme = "http".into();
     // The test did:web hosts run on 127.0.0.1.

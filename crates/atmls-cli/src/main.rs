@@ -75,6 +75,17 @@ fn short(g: &GroupId) -> String {
     g.to_string()[..8].to_owned()
 }
 
+fn print_message(name: &str, m: &atmls::Message) {
+    println!(
+        "  [{name}] {} <{}> {}",
+        short(&m.group),
+        m.sender.did,
+        m.decoded()
+            .summary()
+            .unwrap_or_else(|| format!("({})", m.content.type_id))
+    );
+}
+
 async fn show(name: &str, c: &Client) -> Res<()> {
     for e in c.sync().await? {
         match e {
@@ -82,14 +93,22 @@ async fn show(name: &str, c: &Client) -> Res<()> {
                 "  [{name}] joined {kind:?} {} (added by {by})",
                 short(&group)
             ),
-            Event::Message(m) => println!(
-                "  [{name}] {} <{}> {}",
-                short(&m.group),
-                m.sender.did,
-                m.decoded()
-                    .summary()
-                    .unwrap_or_else(|| format!("({})", m.content.type_id))
-            ),
+            Event::MessageRequest { group, kind, by } => {
+                // The demo's accounts accept each other's requests; an app asks the user.
+                println!(
+                    "  [{name}] message request: {kind:?} {} from {by}; accepted",
+                    short(&group)
+                );
+                let conversation = c.conversation(&group);
+                conversation.accept().await?;
+                for m in conversation.messages().await? {
+                    print_message(name, &m);
+                }
+            }
+            Event::Declined { group, by, reason } => {
+                println!("  [{name}] left {} from {by}: {reason:?}", short(&group))
+            }
+            Event::Message(m) => print_message(name, &m),
             Event::ContentRejected { message, error } => {
                 println!(
                     "  [{name}] ignored {} from {}: {error}",

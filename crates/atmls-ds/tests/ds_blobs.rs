@@ -58,6 +58,8 @@ async fn client(w: &DsWorld, url: &str, name: &str) -> Client {
     Client::builder(w.dir.clone(), t.clone(), Store::in_memory().unwrap())
         .identity(atmls::identity::DeviceIdentity::new_account(did(name)))
         .blob_store(Arc::new(HttpBlobStore::new(t)))
+        // Accounts of a test world know each other (message requests: tests/consent.rs).
+        .message_requests(false)
         .build()
         .await
         .unwrap()

@@ -111,6 +111,8 @@ fn start_tls(pki: &TestPki, extra: &[&str]) -> (Ds, tempfile::TempDir) {
 async fn client(dir: &Arc<MemoryDirectory>, t: Arc<HttpTransport>, name: &str) -> Client {
     Client::builder(dir.clone(), t, Store::in_memory().unwrap())
         .identity(DeviceIdentity::new_account(did(name)))
+        // Accounts of a test world know each other (message requests: tests/consent.rs).
+        .message_requests(false)
         .build()
         .await
         .expect("client")

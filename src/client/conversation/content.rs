@@ -161,6 +161,7 @@ impl Conversation<'_> {
     /// let dm = alice.dm(bob.did()).await?;
     /// let m = alice.conversation(&dm).send_text("read me").await?;
     /// bob.sync().await?;
+    /// bob.conversation(&dm).accept().await?; // no receipts while it is a message request
     /// bob.conversation(&dm).mark_read(&m.id).await?;
     /// alice.sync().await?;
     /// let read = alice.conversation(&dm).read_positions().await?;
@@ -189,6 +190,7 @@ impl Conversation<'_> {
     /// assert!(chat.read_positions().await?.is_empty());
     /// let m = chat.send_text("read me").await?;
     /// bob.sync().await?;
+    /// bob.conversation(&dm).accept().await?; // no receipts while it is a message request
     /// bob.conversation(&dm).mark_read(&m.id).await?;
     /// alice.sync().await?;
     /// let read = chat.read_positions().await?;
@@ -216,6 +218,8 @@ impl Conversation<'_> {
     /// use atmls::content::{Content, Typing};
     /// use atmls::Event;
     /// let dm = alice.dm(bob.did()).await?;
+    /// bob.sync().await?;
+    /// bob.conversation(&dm).accept().await?; // a message request shows no typing
     /// alice.conversation(&dm).typing(true).await?;
     /// let events = bob.sync().await?;
     /// assert!(events.iter().any(|e| matches!(e, Event::Message(m)

@@ -8,7 +8,8 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::checks::{check_declaration, check_devices, check_key_packages, Rejected};
-use super::records::{self, DeclarationRecord, Profile};
+use super::handle::{HandleSettings, Handles};
+use super::records::{self, DeclarationRecord, IncomingPolicy, Profile};
 use super::resolve::Resolver;
 use super::session::{is_expired_token, Session};
 use super::xrpc::Http;
@@ -22,36 +23,103 @@ use crate::identity::{unix_now, Did, IdentityDeclaration, PublicKey};
 const PDS_CACHE_SECS: u64 = 300;
 
 /// Where the PDS directory resolves identities, and what it publishes.
+///
+/// ```
+/// use atmls::directory::pds::{PdsConfig, PdsDirectory};
+/// let mut config = PdsConfig::new();
+/// // Handles resolve through DNS and HTTPS (REC-6) unless a trusted XRPC service is named.
+/// assert!(config.handle_resolver.is_none());
+/// config.timeout = std::time::Duration::from_secs(10);
+/// let dir = PdsDirectory::new(config);
+/// ```
 #[derive(Clone, Debug)]
 pub struct PdsConfig {
     /// PLC directory for did:plc documents (default `https://plc.directory`).
     pub plc_url: String,
-    /// XRPC service answering `com.atproto.identity.resolveHandle` (e.g. your PDS).
-    pub handle_resolver: String,
+    /// An XRPC service trusted to resolve handles (`com.atproto.identity.resolveHandle`)
+    /// instead of DNS and HTTPS; the answer is still checked against the DID document. For
+    /// tests with a local PDS (whose `.test` handles have no DNS) and deployments that trust
+    /// their own PDS. Default `None`: the DNS TXT record, then the HTTPS well-known (REC-6).
+    pub handle_resolver: Option<String>,
+    /// Name servers for handle resolution: the TXT record `_atproto.<handle>` and the
+    /// addresses of the well-known host. Default empty: the system's configuration
+    /// (`/etc/resolv.conf`).
+    pub dns_servers: Vec<std::net::SocketAddr>,
+    /// Port of `https://<handle>/.well-known/atproto-did` (default `None`: 443). Only for
+    /// tests and private deployments, like `did_web_scheme`.
+    pub well_known_port: Option<u16>,
+    /// Whether a handle's well-known host may resolve to a loopback, private or link-local
+    /// address (default `false`, as for did:web; REC-6). `true` only for local tests and
+    /// development.
+    pub allow_private_handle_hosts: bool,
     /// Scheme for did:web documents: `https`, or `http` for local tests.
     pub did_web_scheme: String,
     /// Whether a did:web host may resolve to a loopback, private or link-local address
     /// (default `false`: a DID named in a message must not make this device call into its
     /// own network; REC-6). `true` only for local tests and development.
     pub allow_private_did_web: bool,
-    /// Timeout of each request.
+    /// Timeout of each request, and of each step of handle resolution (default 20 s).
     pub timeout: Duration,
     /// What the declaration record says besides the key (ciphersuites, delivery service,
     /// incoming-message policy, endorsements).
     pub profile: Profile,
+    /// Roots trusted besides the built-in ones (`add_root_certificate_pem`).
+    roots: Vec<reqwest::Certificate>,
 }
 
-impl PdsConfig {
-    /// Defaults for the public network, resolving handles through `handle_resolver`.
-    pub fn new(handle_resolver: impl Into<String>) -> Self {
+impl Default for PdsConfig {
+    fn default() -> Self {
         PdsConfig {
             plc_url: "https://plc.directory".into(),
-            handle_resolver: handle_resolver.into(),
+            handle_resolver: None,
+            dns_servers: Vec::new(),
+            well_known_port: None,
+            allow_private_handle_hosts: false,
             did_web_scheme: "https".into(),
             allow_private_did_web: false,
             timeout: Duration::from_secs(20),
             profile: Profile::default(),
+            roots: Vec::new(),
         }
+    }
+}
+
+impl PdsConfig {
+    /// Defaults for the public network: handles through DNS and HTTPS, did:plc documents
+    /// from `https://plc.directory`, TLS with the built-in (webpki) roots.
+    ///
+    /// ```
+    /// let config = atmls::directory::pds::PdsConfig::new();
+    /// assert_eq!(config.plc_url, "https://plc.directory");
+    /// assert!(config.dns_servers.is_empty());
+    /// ```
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Trusts the root certificate(s) in `pem` (one or more `CERTIFICATE` blocks) besides the
+    /// built-in roots, for every HTTPS request of the directory (PDS, PLC, did:web, handle
+    /// well-known): for a private deployment or a test with its own certificate authority.
+    /// A PEM without a usable certificate is refused ([`PdsError::Config`]), the config
+    /// unchanged.
+    ///
+    /// ```
+    /// let mut config = atmls::directory::pds::PdsConfig::new();
+    /// assert!(config.add_root_certificate_pem(b"not a certificate").is_err());
+    /// ```
+    pub fn add_root_certificate_pem(&mut self, pem: &[u8]) -> Result<(), PdsError> {
+        let bad = |e: String| PdsError::Config(format!("root certificate: {e}"));
+        let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| bad(e.to_string()))?;
+        if certs.is_empty() {
+            return Err(bad("no CERTIFICATE in the PEM".into()));
+        }
+        // Building a client parses each certificate: a bad one fails here, not at the first
+        // request.
+        super::xrpc::client_builder(&certs)
+            .build()
+            .map_err(|e| bad(e.to_string()))?;
+        self.roots.extend(certs);
+        Ok(())
     }
 }
 
@@ -78,7 +146,7 @@ pub struct Lookup {
 /// ```no_run
 /// # async fn f() -> Result<(), atmls::directory::pds::PdsError> {
 /// use atmls::directory::pds::{PdsConfig, PdsDirectory};
-/// let dir = PdsDirectory::new(PdsConfig::new("https://bsky.social"));
+/// let dir = PdsDirectory::new(PdsConfig::new());
 /// let did = dir.login("alice.example.com", "app-password").await?;
 /// let bob = dir.resolve("bob.example.com").await?;
 /// let found = dir.lookup(&bob).await?;
@@ -88,7 +156,9 @@ pub struct Lookup {
 pub struct PdsDirectory {
     http: Http,
     resolver: Resolver,
-    profile: Profile,
+    /// What the declaration record says besides the key; its policy follows
+    /// [`Directory::publish_incoming_policy`].
+    profile: Mutex<Profile>,
     session: tokio::sync::Mutex<Option<Session>>,
     pds_cache: Mutex<HashMap<Did, (String, Instant)>>,
     kp_rkeys: Mutex<HashMap<Vec<u8>, String>>,
@@ -108,15 +178,23 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl PdsDirectory {
     /// A directory that can read anyone's records; [`login`](Self::login) to publish.
     pub fn new(config: PdsConfig) -> Self {
+        let handles = Handles::new(&HandleSettings {
+            dns_servers: &config.dns_servers,
+            well_known_port: config.well_known_port,
+            allow_private_hosts: config.allow_private_handle_hosts,
+            timeout: config.timeout,
+            roots: &config.roots,
+        });
         PdsDirectory {
-            http: Http::new(config.timeout),
+            http: Http::new(config.timeout, &config.roots),
             resolver: Resolver {
                 plc_url: config.plc_url,
                 handle_resolver: config.handle_resolver,
+                handles,
                 did_web_scheme: config.did_web_scheme,
                 allow_private_did_web: config.allow_private_did_web,
             },
-            profile: config.profile,
+            profile: Mutex::new(config.profile),
             session: tokio::sync::Mutex::new(None),
             pds_cache: Mutex::new(HashMap::new()),
             kp_rkeys: Mutex::new(HashMap::new()),
@@ -357,9 +435,32 @@ impl Directory for PdsDirectory {
         &self,
         declaration: &IdentityDeclaration,
     ) -> Result<(), DirectoryError> {
-        Ok(self
-            .publish_declaration_with(declaration, &self.profile)
-            .await?)
+        let profile = lock(&self.profile).clone();
+        Ok(self.publish_declaration_with(declaration, &profile).await?)
+    }
+
+    async fn follows(&self, did: &Did) -> Result<Option<Vec<Did>>, DirectoryError> {
+        let pds = self.pds_of(did).await?;
+        let raw = repo::list(&self.http, &pds, did, records::FOLLOW).await?;
+        // A record whose subject is not a DID follows no one (the PDS stores what it is given).
+        let subject = |v: &serde_json::Value| v.get("subject")?.as_str().map(Did::new)?.ok();
+        Ok(Some(raw.iter().filter_map(|(_, v)| subject(v)).collect()))
+    }
+
+    async fn publish_incoming_policy(
+        &self,
+        did: &Did,
+        policy: &IncomingPolicy,
+    ) -> Result<(), DirectoryError> {
+        lock(&self.profile).incoming_policy = policy.clone();
+        let pds = self.own_session(did).await?.pds;
+        let (collection, rkey) = (records::DECLARATION, records::DECLARATION_RKEY);
+        // The policy is not signed (REC-3): the published record changes in that field only.
+        if let Some(mut v) = repo::get(&self.http, &pds, did, collection, rkey).await? {
+            v["incomingPolicy"] = policy.as_str().into();
+            self.write(did, collection, Some(rkey), &v).await?;
+        }
+        Ok(())
     }
 
     async fn publish_device(&self, device: &DeviceRecord) -> Result<(), DirectoryError> {

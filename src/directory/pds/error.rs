@@ -116,6 +116,9 @@ pub enum PdsError {
     /// A record to write is not valid (e.g. a device of another account).
     #[error("invalid record to write: {0}")]
     InvalidRecord(&'static str),
+    /// A configuration value is not usable (a root certificate that does not parse).
+    #[error("invalid configuration: {0}")]
+    Config(String),
 }
 
 impl PdsError {
@@ -131,7 +134,8 @@ impl PdsError {
             | PdsError::InvalidResponse(_)
             | PdsError::NoIdentity(_)
             | PdsError::Declaration { .. }
-            | PdsError::InvalidRecord(_) => false,
+            | PdsError::InvalidRecord(_)
+            | PdsError::Config(_) => false,
         }
     }
 }

@@ -7,6 +7,7 @@ mod checks;
 mod directory;
 mod error;
 mod fields;
+mod handle;
 pub mod records;
 mod repo;
 mod resolve;

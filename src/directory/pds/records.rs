@@ -17,6 +17,9 @@ pub const DECLARATION: &str = "dev.atmls.declaration";
 pub const DEVICE: &str = "dev.atmls.device";
 /// Collection of KeyPackage records (record key: TID).
 pub const KEY_PACKAGE: &str = "dev.atmls.keyPackage";
+/// Collection of the account's follows (Bluesky's social graph, read for the incoming policy
+/// `following`: spec/consent.md CONSENT-4).
+pub const FOLLOW: &str = "app.bsky.graph.follow";
 /// Record key of the declaration.
 pub const DECLARATION_RKEY: &str = "self";
 /// Largest record (serialized JSON) a reader accepts (REC-2).
@@ -28,60 +31,7 @@ pub const MAX_ENDORSEMENTS: usize = crate::identity::MAX_ENDORSEMENTS;
 /// Most device revocations a declaration carries.
 pub const MAX_REVOCATIONS: usize = 64;
 
-/// Who may start a conversation with the account (`incomingPolicy`, open set of values).
-///
-/// ```
-/// # use atmls::identity::{DeviceIdentity, Did};
-/// # let did: Did = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse()?;
-/// # let dev = DeviceIdentity::new_account(did.clone());
-/// # let id_key = dev.identity_key.as_ref().ok_or("no identity key")?;
-/// use atmls::directory::pds::records::{decode_declaration, encode_declaration};
-/// use atmls::directory::pds::{IncomingPolicy, Profile};
-/// let mut v = encode_declaration(&id_key.declare(&did, 1_700_000_000), &Profile::default());
-/// // A value from a later version of the lexicon is kept, not refused.
-/// v["incomingPolicy"] = "mutuals".into();
-/// let read = decode_declaration(&did, &v)?;
-/// assert_eq!(read.profile.incoming_policy, IncomingPolicy::Other("mutuals".into()));
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum IncomingPolicy {
-    /// Nobody.
-    None,
-    /// Accounts the owner follows.
-    Following,
-    /// Anyone.
-    Everyone,
-    /// A value this version does not know (kept as read).
-    Other(String),
-}
-
-impl IncomingPolicy {
-    /// The lexicon value.
-    ///
-    /// ```
-    /// use atmls::directory::pds::IncomingPolicy;
-    /// assert_eq!(IncomingPolicy::Following.as_str(), "following");
-    /// assert_eq!(IncomingPolicy::Other("mutuals".into()).as_str(), "mutuals");
-    /// ```
-    pub fn as_str(&self) -> &str {
-        match self {
-            IncomingPolicy::None => "none",
-            IncomingPolicy::Following => "following",
-            IncomingPolicy::Everyone => "everyone",
-            IncomingPolicy::Other(s) => s,
-        }
-    }
-
-    fn parse(s: &str) -> Self {
-        match s {
-            "none" => IncomingPolicy::None,
-            "following" => IncomingPolicy::Following,
-            "everyone" => IncomingPolicy::Everyone,
-            other => IncomingPolicy::Other(other.to_owned()),
-        }
-    }
-}
+pub use crate::trust::consent::IncomingPolicy;
 
 /// What the declaration says besides the key binding.
 ///
@@ -352,7 +302,7 @@ pub fn decode_declaration(did: &Did, v: &Value) -> Result<DeclarationRecord, Rec
         profile: Profile {
             ciphersuites,
             delivery_service: o.opt_str("deliveryService")?.map(str::to_owned),
-            incoming_policy: IncomingPolicy::parse(o.str("incomingPolicy")?),
+            incoming_policy: IncomingPolicy::from_lexicon(o.str("incomingPolicy")?),
         },
     })
 }

@@ -1,10 +1,12 @@
-//! Identity resolution (spec/records.md REC-6): handle → DID (checked both ways), DID → DID
+//! Identity resolution (spec/records.md REC-6): handle → DID (DNS then HTTPS, or a configured
+//! XRPC service; checked both ways), DID → DID
 //! document (did:plc from a PLC directory, did:web from `/.well-known/did.json`), and the
 //! account's PDS from the document's `#atproto_pds` service.
 
 use atrium_api::did_doc::DidDocument;
 use serde::Deserialize;
 
+use super::handle::{normalize_handle, Handles};
 use super::xrpc::Http;
 use super::PdsError;
 use crate::identity::Did;
@@ -13,7 +15,10 @@ use crate::identity::Did;
 #[derive(Clone, Debug)]
 pub(crate) struct Resolver {
     pub(crate) plc_url: String,
-    pub(crate) handle_resolver: String,
+    /// An XRPC service trusted to resolve handles instead of DNS and HTTPS.
+    pub(crate) handle_resolver: Option<String>,
+    /// DNS and HTTPS handle resolution.
+    pub(crate) handles: Handles,
     pub(crate) did_web_scheme: String,
     pub(crate) allow_private_did_web: bool,
 }
@@ -158,23 +163,11 @@ impl Resolver {
     /// The DID of `handle`, accepted only if the DID document claims the handle back
     /// (`alsoKnownAs` contains `at://<handle>`).
     pub(crate) async fn resolve_handle(&self, http: &Http, handle: &str) -> Result<Did, PdsError> {
-        let handle = handle.trim_start_matches('@').to_ascii_lowercase();
-        if handle.is_empty() || handle.len() > 253 || !handle.contains('.') {
-            return Err(PdsError::Handle(handle));
-        }
-        let out: ResolveHandleOut = http
-            .query(
-                &self.handle_resolver,
-                "com.atproto.identity.resolveHandle",
-                [("handle", handle.as_str())],
-                None,
-            )
-            .await
-            .map_err(|e| match e {
-                PdsError::Refused { .. } => PdsError::Handle(handle.clone()),
-                other => other,
-            })?;
-        let did = Did::new(&out.did).map_err(|_| PdsError::Handle(handle.clone()))?;
+        let handle = normalize_handle(handle)?;
+        let did = match &self.handle_resolver {
+            Some(service) => xrpc_handle(http, service, &handle).await?,
+            None => self.handles.did_of(&handle).await?,
+        };
         let doc = self.did_document(http, &did).await?;
         let claimed = doc.also_known_as.unwrap_or_default().iter().any(|a| {
             a.strip_prefix("at://")
@@ -185,6 +178,23 @@ impl Resolver {
         }
         Ok(did)
     }
+}
+
+/// The DID a configured XRPC service gives for `handle` (`com.atproto.identity.resolveHandle`).
+async fn xrpc_handle(http: &Http, service: &str, handle: &str) -> Result<Did, PdsError> {
+    let out: ResolveHandleOut = http
+        .query(
+            service,
+            "com.atproto.identity.resolveHandle",
+            [("handle", handle)],
+            None,
+        )
+        .await
+        .map_err(|e| match e {
+            PdsError::Refused { .. } => PdsError::Handle(handle.to_owned()),
+            other => other,
+        })?;
+    Did::new(&out.did).map_err(|_| PdsError::Handle(handle.to_owned()))
 }
 
 #[cfg(test)]
@@ -234,13 +244,21 @@ mod tests {
     /// REC-6: a did:web DID naming a loopback host is refused before anything is fetched.
     #[tokio::test]
     async fn rec_6_did_web_on_loopback_refused_unless_allowed() {
+        let timeout = std::time::Duration::from_secs(2);
         let r = Resolver {
             plc_url: "http://127.0.0.1:1".into(),
-            handle_resolver: "http://127.0.0.1:1".into(),
+            handle_resolver: None,
+            handles: Handles::new(&super::super::handle::HandleSettings {
+                dns_servers: &["127.0.0.1:1".parse().unwrap()],
+                well_known_port: None,
+                allow_private_hosts: false,
+                timeout,
+                roots: &[],
+            }),
             did_web_scheme: "http".into(),
             allow_private_did_web: false,
         };
-        let http = Http::new(std::time::Duration::from_secs(2));
+        let http = Http::new(timeout, &[]);
         for did in [
             "did:web:localhost%3A9",
             "did:web:127.0.0.1%3A9",

@@ -7,7 +7,7 @@ use atrium_xrpc::error::{Error as XError, XrpcErrorKind};
 use atrium_xrpc::http::{Method, Request};
 use atrium_xrpc::types::AuthorizationToken;
 use atrium_xrpc::{HttpClient, InputDataOrBytes, OutputDataOrBytes, XrpcClient, XrpcRequest};
-use atrium_xrpc_client::reqwest::ReqwestClient;
+use atrium_xrpc_client::reqwest::{ReqwestClient, ReqwestClientBuilder};
 use serde::{de::DeserializeOwned, Serialize};
 
 use super::PdsError;
@@ -86,11 +86,27 @@ fn map_error(nsid: &str, e: XError<NoCustomError>) -> PdsError {
     }
 }
 
+/// A reqwest client on rustls with the built-in (webpki) roots and `roots` besides.
+pub(crate) fn client_builder(roots: &[reqwest::Certificate]) -> reqwest::ClientBuilder {
+    let mut b = reqwest::Client::builder().use_rustls_tls();
+    for r in roots {
+        b = b.add_root_certificate(r.clone());
+    }
+    b
+}
+
 impl Http {
-    pub(crate) fn new(timeout: Duration) -> Self {
+    pub(crate) fn new(timeout: Duration, roots: &[reqwest::Certificate]) -> Self {
+        // Roots are checked when they are configured (`PdsConfig::add_root_certificate_pem`),
+        // so building fails only if TLS cannot start at all; then without the extra roots
+        // (their hosts fail with a TLS error) rather than a panic.
+        let client = client_builder(roots).build().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "HTTP client without the configured roots");
+            reqwest::Client::new()
+        });
         // The base URI is supplied per call, so one client (and its pool) serves every host.
         Http {
-            client: ReqwestClient::new(""),
+            client: ReqwestClientBuilder::new("").client(client).build(),
             timeout,
         }
     }

@@ -20,13 +20,10 @@ type Res<T> = Result<T, Box<dyn std::error::Error>>;
 /// Where to resolve identities, and which local store is this device.
 #[derive(Args)]
 pub struct PdsArgs {
-    /// XRPC service that resolves handles (com.atproto.identity.resolveHandle).
-    #[arg(
-        long,
-        env = "ATMLS_HANDLE_RESOLVER",
-        default_value = "https://public.api.bsky.app"
-    )]
-    handle_resolver: String,
+    /// XRPC service trusted to resolve handles (com.atproto.identity.resolveHandle) instead
+    /// of DNS and HTTPS (the default, as the ATProto handle spec says); e.g. a local PDS.
+    #[arg(long, env = "ATMLS_HANDLE_RESOLVER")]
+    handle_resolver: Option<String>,
     /// PLC directory for did:plc documents.
     #[arg(long, env = "ATMLS_PLC_URL", default_value = "https://plc.directory")]
     plc_url: String,
@@ -129,7 +126,8 @@ fn is_plain_sqlite(path: &std::path::Path) -> bool {
 }
 
 fn directory(a: &PdsArgs) -> PdsDirectory {
-    let mut c = PdsConfig::new(a.handle_resolver.clone());
+    let mut c = PdsConfig::new();
+    c.handle_resolver = a.handle_resolver.clone();
     c.plc_url = a.plc_url.clone();
     if a.did_web_http {
         // Development against local hosts.

@@ -237,6 +237,8 @@ impl DsWorld {
             Store::in_memory().expect("store"),
         )
         .identity(identity)
+        // Accounts of a test world know each other (message requests: tests/consent.rs).
+        .message_requests(false)
         .build()
         .await
         .expect("client")
