@@ -258,17 +258,8 @@ async fn consent_3_own_devices_are_never_held_back() {
     let ev = bob.sync().await.unwrap();
     assert_eq!(declined(&ev), [(g, DeclineReason::Policy)]);
     let with_alice = bob.dm(alice.did()).await.unwrap();
-    // bob's second device, with requests on and a store that knows no one.
-    let laptop = Client::builder(w.dir.clone(), w.net.clone(), Store::in_memory().unwrap())
-        .identity({
-            let inst = atmls::identity::InstallationKeyPair::generate();
-            let now = atmls::identity::unix_now();
-            let cert = key.certify(bob.did(), &inst.public(), now, now + 86_400);
-            atmls::identity::DeviceIdentity::linked(inst, cert).unwrap()
-        })
-        .build()
-        .await
-        .unwrap();
+    // bob's second device, with requests on (the default) and a store that knows no one.
+    let laptop = second_device(&w, &key, &bob).await;
     bob.add_own_devices().await.unwrap();
     let ev = laptop.sync().await.unwrap();
     assert!(joined(&ev).contains(&with_alice), "{ev:?}");

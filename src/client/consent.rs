@@ -153,8 +153,7 @@ pub(crate) fn before_send(cx: &Ctx<'_>, group: &GroupId, content: &Content) -> R
     };
     match h.state {
         HeldState::Request | HeldState::AwaitFollows if sendable_in_request(content) => {
-            store::release(cx.c, &group.0)?;
-            store::allow_unless_blocked(cx.c, &h.inviter, cx.now())?;
+            store::accept(cx.c, &group.0, &h.inviter, cx.now())?;
             Ok(())
         }
         _ => Err(Error::NotAccepted),
@@ -218,10 +217,8 @@ impl Session<'_> {
     ) -> Result<(), Error> {
         let event = match verdict {
             WelcomeVerdict::Accept => {
-                self.inner.atomic(|cx| {
-                    store::release(cx.c, &gid.0)?;
-                    store::allow_unless_blocked(cx.c, by.as_str(), cx.now())
-                })?;
+                self.inner
+                    .atomic(|cx| store::accept(cx.c, &gid.0, by.as_str(), cx.now()))?;
                 Event::Joined {
                     group: gid.clone(),
                     kind,
@@ -516,8 +513,7 @@ impl Client {
             if matches!(h.state, HeldState::Declined(_)) {
                 return Err(Error::InvalidArgument("the conversation was declined"));
             }
-            store::release(cx.c, &group.0)?;
-            store::allow_unless_blocked(cx.c, &h.inviter, cx.now())?;
+            store::accept(cx.c, &group.0, &h.inviter, cx.now())?;
             Ok::<_, Error>(())
         })?;
         s.share_consent_or_later().await;

@@ -192,6 +192,12 @@ pub(crate) fn allow_unless_blocked(c: &Connection, did: &str, now: u64) -> R<()>
     Ok(())
 }
 
+/// Accepts the held-back `group` started by `inviter`: shown, and its starter allowed.
+pub(crate) fn accept(c: &Connection, group: &[u8], inviter: &str, now: u64) -> R<()> {
+    release(c, group)?;
+    allow_unless_blocked(c, inviter, now)
+}
+
 /// Every account with a decision in `state`.
 pub(crate) fn accounts_in(c: &Connection, state: AccountConsent) -> R<Vec<String>> {
     let mut st = c.prepare_cached("SELECT did FROM atmls_consent WHERE state = ?1 ORDER BY did")?;
