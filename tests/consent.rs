@@ -320,12 +320,12 @@ async fn second_device(
         .unwrap()
 }
 
-#[tokio::test]
-async fn consent_7_own_devices_keep_the_same_decisions() {
-    let w = World::new();
-    let (alice, _) = w.account("alice").await;
-    let (carol, _) = w.account("carol").await;
-    let dev = atmls::identity::DeviceIdentity::new_account(did("bob"));
+/// `name`'s phone and laptop (message requests on), and the account's identity key.
+async fn phone_and_laptop(
+    w: &World,
+    name: &str,
+) -> (Client, Client, atmls::identity::IdentityKeyPair) {
+    let dev = atmls::identity::DeviceIdentity::new_account(did(name));
     let key = atmls::identity::IdentityKeyPair::from_secret_bytes(
         &dev.identity_key.as_ref().unwrap().secret_bytes()[..],
     )
@@ -335,7 +335,16 @@ async fn consent_7_own_devices_keep_the_same_decisions() {
         .build()
         .await
         .unwrap();
-    let laptop = second_device(&w, &key, &phone).await;
+    let laptop = second_device(w, &key, &phone).await;
+    (phone, laptop, key)
+}
+
+#[tokio::test]
+async fn consent_7_own_devices_keep_the_same_decisions() {
+    let w = World::new();
+    let (alice, _) = w.account("alice").await;
+    let (carol, _) = w.account("carol").await;
+    let (phone, laptop, key) = phone_and_laptop(&w, "bob").await;
 
     // Both devices get carol's and alice's requests.
     let from_carol = carol.dm(phone.did()).await.unwrap();
@@ -390,6 +399,13 @@ async fn consent_7_own_devices_keep_the_same_decisions() {
         "the own-device group is never shown"
     );
     assert!(laptop.requests().await.unwrap().is_empty());
+    // Nor are its events: every one the laptop saw is about a conversation it was offered.
+    let offered = [from_carol.clone(), from_alice.clone()];
+    assert!(
+        all.iter()
+            .all(|e| e.group().is_none_or(|g| offered.contains(g))),
+        "{all:?}"
+    );
 
     // The laptop unblocks: the phone follows, the newer decision wins.
     laptop.unblock(alice.did()).await.unwrap();
@@ -402,7 +418,14 @@ async fn consent_7_own_devices_keep_the_same_decisions() {
     // A device linked later gets the whole table when it is added.
     let tablet = second_device(&w, &key, &phone).await;
     phone.add_own_devices().await.unwrap();
-    tablet.sync().await.unwrap();
+    let mut ev = tablet.sync().await.unwrap();
+    // The laptop sees the tablet join the own-device group: not an event for the app.
+    ev.extend(laptop.sync().await.unwrap());
+    assert!(
+        ev.iter()
+            .all(|e| e.group().is_none_or(|g| offered.contains(g))),
+        "{ev:?}"
+    );
     assert_eq!(
         tablet.consent(carol.did()).await.unwrap(),
         AccountConsent::Allowed
@@ -410,6 +433,39 @@ async fn consent_7_own_devices_keep_the_same_decisions() {
     assert_eq!(
         tablet.incoming_policy().await.unwrap(),
         IncomingPolicy::Following
+    );
+}
+
+#[tokio::test]
+async fn consent_7_a_request_declined_on_one_device_is_declined_on_all() {
+    let w = World::new();
+    let (carol, _) = w.account("carol").await;
+    let (dave, _) = w.account("dave").await;
+    let (phone, laptop, _) = phone_and_laptop(&w, "bob").await;
+    let from_carol = carol.dm(phone.did()).await.unwrap();
+    let from_dave = dave.dm(phone.did()).await.unwrap();
+    phone.sync().await.unwrap();
+    laptop.sync().await.unwrap();
+    assert_eq!(laptop.requests().await.unwrap().len(), 2);
+    // Accepted on the laptop while the phone, not having synced since, declines it: the
+    // laptop keeps what its user accepted there.
+    laptop.conversation(&from_dave).accept().await.unwrap();
+    phone.conversation(&from_carol).decline().await.unwrap();
+    phone.conversation(&from_dave).decline().await.unwrap();
+    let ev = laptop.sync().await.unwrap();
+    assert_eq!(
+        declined(&ev),
+        vec![(from_carol.clone(), DeclineReason::User)],
+        "{ev:?}"
+    );
+    assert!(laptop.requests().await.unwrap().is_empty());
+    let shown: Vec<_> = laptop.groups().await.unwrap();
+    assert_eq!(shown.len(), 1);
+    assert_eq!(shown[0].id, from_dave);
+    // Declining is not blocking: carol may still ask again.
+    assert_eq!(
+        laptop.consent(carol.did()).await.unwrap(),
+        AccountConsent::Unknown
     );
 }
 

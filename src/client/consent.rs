@@ -522,6 +522,10 @@ impl Client {
 
     /// Behind [`crate::Conversation::decline`].
     pub(crate) async fn decline_request(&self, group: &GroupId) -> Result<(), Error> {
-        self.account_session().await.decline_request(group).await
+        let mut s = self.account_session().await;
+        s.decline_request(group).await?;
+        // The account's other devices decline it too (CONSENT-7).
+        s.share_consent_or_later().await;
+        Ok(())
     }
 }

@@ -34,6 +34,10 @@ struct Snapshot {
     accounts: Vec<(String, i64, u64)>,
     /// (policy as in the lexicon, unix seconds); `None`: never set.
     policy: Option<(String, u64)>,
+    /// Conversations the user declined, as hex group ids (absent from tables of devices
+    /// that predate it).
+    #[serde(default)]
+    declined: Vec<String>,
 }
 
 fn snapshot(table: &store::Decisions) -> Result<Vec<u8>, Error> {
@@ -48,6 +52,7 @@ fn snapshot(table: &store::Decisions) -> Result<Vec<u8>, Error> {
             .policy
             .as_ref()
             .map(|(p, at)| (p.as_str().to_owned(), *at)),
+        declined: table.declined.iter().map(hex::encode).collect(),
     };
     serde_json::to_vec(&s).map_err(|_| Error::InvalidArgument("consent table does not encode"))
 }
@@ -86,6 +91,10 @@ pub(crate) fn merge(cx: &Ctx<'_>, raw: &[u8]) -> Result<(), crate::storage::Stor
     }
     if let Some((p, at)) = s.policy {
         store::merge_policy(cx.c, &crate::trust::IncomingPolicy::from_lexicon(&p), at)?;
+    }
+    // Leaving them waits for `settle_consent`, like a block's.
+    for g in s.declined.iter().filter_map(|h| hex::decode(h).ok()) {
+        store::merge_declined(cx.c, &g)?;
     }
     Ok(())
 }

@@ -222,3 +222,42 @@ pub enum Event {
         error: GroupError,
     },
 }
+
+impl Event {
+    /// The conversation the event is about, if it is about one (identity and trust events
+    /// about an account are not).
+    ///
+    /// ```
+    /// # use atmls::{Event, GroupId};
+    /// let id = GroupId::from_hex(&"01".repeat(32)).ok_or("not a group id")?;
+    /// let e = Event::Refused { group: Some(id.clone()), seq: 7,
+    ///     error: atmls::group::GroupError::Malformed("junk".into()) };
+    /// assert_eq!(e.group(), Some(&id));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn group(&self) -> Option<&GroupId> {
+        match self {
+            Event::Joined { group, .. }
+            | Event::MessageRequest { group, .. }
+            | Event::Declined { group, .. }
+            | Event::MembersAdded { group, .. }
+            | Event::MembersRemoved { group, .. }
+            | Event::Removed { group, .. }
+            | Event::LeaveRequested { group, .. }
+            | Event::DisappearingChanged { group, .. }
+            | Event::GovernanceChanged { group, .. }
+            | Event::MemberTrust { group, .. }
+            | Event::ResyncRequested { group, .. }
+            | Event::Resynced { group, .. }
+            | Event::JoinRequested { group, .. } => Some(group),
+            Event::Message(m) | Event::Sent(m) => Some(&m.group),
+            Event::ContentRejected { message, .. } | Event::PostDropped { message, .. } => {
+                Some(&message.group)
+            }
+            Event::Refused { group, .. } => group.as_ref(),
+            Event::IdentityKeyRotated { .. }
+            | Event::TrustWarning { .. }
+            | Event::SelfCheckAlert(_) => None,
+        }
+    }
+}

@@ -672,8 +672,18 @@ impl Session<'_> {
             return Err(e);
         }
         // With the events raised while committing above and trust events from directory
-        // lookups (TRUST-1, TRUST-3).
-        Ok(std::mem::take(&mut self.inner.deferred_events))
+        // lookups (TRUST-1, TRUST-3). The own-device group is never shown (CONSENT-7): its
+        // joins, member changes and refusals are the library's business, not the app's.
+        let hidden: Vec<Vec<u8>> = self
+            .inner
+            .read(tables::groups_all)?
+            .into_iter()
+            .filter(|r| r.kind == crate::group::GroupKind::Account)
+            .map(|r| r.group_id)
+            .collect();
+        let mut events = std::mem::take(&mut self.inner.deferred_events);
+        events.retain(|e| e.group().is_none_or(|g| !hidden.contains(&g.0)));
+        Ok(events)
     }
 
     /// What a sync does for one group after reading it: commits pending leave requests,

@@ -123,6 +123,9 @@ pub(crate) struct Decisions {
     pub(crate) accounts: Vec<Decision>,
     /// The incoming policy and when it was set; `None`: never set.
     pub(crate) policy: Option<(IncomingPolicy, u64)>,
+    /// Conversations the user declined (CONSENT-7: the account's other devices decline them
+    /// too).
+    pub(crate) declined: Vec<Vec<u8>>,
 }
 
 /// The whole table, for the account's other devices.
@@ -140,7 +143,33 @@ pub(crate) fn decisions(c: &Connection) -> R<Decisions> {
         Some(_) => Some((policy(c)?, super::tables::account_u64(c, K_POLICY_AT)?)),
         None => None,
     };
-    Ok(Decisions { accounts, policy })
+    let declined = all_held(c)?
+        .into_iter()
+        .filter(|(_, h)| h.state == HeldState::Declined(DeclineReason::User))
+        .map(|(g, _)| g)
+        .collect();
+    Ok(Decisions {
+        accounts,
+        policy,
+        declined,
+    })
+}
+
+/// CONSENT-7: a conversation another device of the account declined is declined here too,
+/// if this device holds it as a request; whether it changed anything. An accepted one stays
+/// (the user accepted it here).
+pub(crate) fn merge_declined(c: &Connection, group: &[u8]) -> R<bool> {
+    match held(c, group)? {
+        Some(h) if matches!(h.state, HeldState::Request | HeldState::AwaitFollows) => {
+            let declined = HeldBack {
+                state: HeldState::Declined(DeclineReason::User),
+                ..h
+            };
+            hold(c, group, &declined)?;
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
 }
 
 /// Takes `d` if it is newer than what this device holds (on the same second: a block over an
