@@ -37,8 +37,18 @@
 //! that size, and filling the tree means ⌈log₂N⌉ members each processing every set-up commit):
 //! the 100,000-member targets are join, add and message.
 //!
+//! Sides: `atmls` (the creator's and bob's stores in memory), `openmls` (raw openmls), and for
+//! the cost of encryption at rest (spec/storage.md STORE-6) `atmls-file` (their stores in
+//! SQLite files, as a device keeps them) and `atmls-encrypted` (the same files encrypted by
+//! SQLCipher; needs `--features encrypted-store`):
+//!
+//! ```text
+//! ATMLS_BENCH_SIDES=atmls-file,atmls-encrypted ATMLS_BENCH_SIZES=10000 \
+//!     cargo bench --features encrypted-store --bench large_group
+//! ```
+//!
 //! Env: `ATMLS_BENCH_SIZES=1000,10000` (default), `ATMLS_BENCH_LARGE=100000` (adds that size),
-//! `ATMLS_BENCH_SIDES=atmls,openmls`, `ATMLS_BENCH_SAMPLES=k` (samples of the slow rows),
+//! `ATMLS_BENCH_SIDES=atmls,openmls` (default), `ATMLS_BENCH_SAMPLES=k` (samples of the slow rows),
 //! `ATMLS_BENCH_FAST_SAMPLES=k` (samples of the app-message row), `ATMLS_BENCH_MARKS=1`
 //! (markers for a profiler).
 
@@ -57,6 +67,7 @@ use atmls::directory::MemoryDirectory;
 use atmls::group::welcome_mailbox;
 use atmls::identity::Did;
 use atmls::keypackage::KeyPackagePolicy;
+use atmls::storage::Store;
 use atmls::transport::Transport as _;
 use atmls::{Client, Event, GroupId};
 
@@ -151,6 +162,8 @@ fn samples(n: usize) -> Samples {
 // ---------------------------------------------------------------------------------------------
 
 struct Atmls {
+    /// Where the creator's and bob's store files are (none in memory).
+    _files: Option<tempfile::TempDir>,
     dir: Arc<MemoryDirectory>,
     net: Arc<BenchNet>,
     alice: Client,
@@ -169,8 +182,53 @@ impl Atmls {
     }
 }
 
-fn atmls_run(n: usize) -> Result<(), BoxError> {
+/// Where the creator and bob keep their state (the other members are always in memory).
+#[derive(Clone, Copy, PartialEq)]
+enum BenchStore {
+    Memory,
+    File,
+    Encrypted,
+}
+
+/// The raw key of the encrypted stores: fixed, since deriving one (Argon2id, once per
+/// opening) is not what is measured.
+#[cfg(feature = "encrypted-store")]
+struct BenchKey;
+
+#[cfg(feature = "encrypted-store")]
+impl atmls::storage::KeyProvider for BenchKey {
+    fn key(
+        &self,
+        _: atmls::storage::KeyPurpose,
+    ) -> Result<zeroize::Zeroizing<[u8; 32]>, atmls::storage::KeyProviderError> {
+        Ok(zeroize::Zeroizing::new([0x5a; 32]))
+    }
+}
+
+fn bench_store(
+    kind: BenchStore,
+    files: Option<&tempfile::TempDir>,
+    name: &str,
+) -> Result<Store, BoxError> {
+    let path = || files.map(|d| d.path().join(name)).ok_or("no directory");
+    Ok(match kind {
+        BenchStore::Memory => Store::in_memory()?,
+        BenchStore::File => Store::open(path()?)?,
+        #[cfg(feature = "encrypted-store")]
+        BenchStore::Encrypted => Store::open_encrypted(path()?, &BenchKey)?,
+        #[cfg(not(feature = "encrypted-store"))]
+        BenchStore::Encrypted => {
+            return Err("atmls-encrypted needs --features encrypted-store".into())
+        }
+    })
+}
+
+fn atmls_run(n: usize, kind: BenchStore) -> Result<(), BoxError> {
     let s = samples(n);
+    let files = match kind {
+        BenchStore::Memory => None,
+        _ => Some(tempfile::tempdir()?),
+    };
     let rt = current_thread_rt();
     let dir = Arc::new(MemoryDirectory::new());
     let net = Arc::new(BenchNet::default());
@@ -180,9 +238,13 @@ fn atmls_run(n: usize) -> Result<(), BoxError> {
     let t = Instant::now();
     let fillers = atmls_cheap_accounts(&dir, &net, n - 2, &kept_idx, true)?;
     eprintln!("  {} filler accounts in {:.1?}", fillers.len(), t.elapsed());
+    let alice_store = bench_store(kind, files.as_ref(), "alice.db")?;
+    let bob_store = bench_store(kind, files.as_ref(), "bob.db")?;
     let mut fx = rt.block_on(async {
-        let alice = atmls_account(&dir, &net, did(b'a', 0), KeyPackagePolicy::default()).await?;
-        let bob = atmls_account(&dir, &net, did(b'b', 0), KeyPackagePolicy::default()).await?;
+        let policy = KeyPackagePolicy::default();
+        let alice = atmls_account_in(&dir, &net, did(b'a', 0), policy.clone(), alice_store);
+        let alice = alice.await?;
+        let bob = atmls_account_in(&dir, &net, did(b'b', 0), policy, bob_store).await?;
         let mut kept = Vec::new();
         for &i in &kept_idx {
             kept.push(atmls_account(&dir, &net, did(b'm', i as u64), last_resort_only()).await?);
@@ -219,6 +281,7 @@ fn atmls_run(n: usize) -> Result<(), BoxError> {
         bob.sync().await?;
         eprintln!("  bob joined in {:.1?}", t.elapsed());
         Ok::<_, BoxError>(Atmls {
+            _files: files,
             dir: dir.clone(),
             net: net.clone(),
             alice,
@@ -590,7 +653,9 @@ fn main() -> Result<(), BoxError> {
         let side = args.get(i + 1).ok_or("side")?;
         let n: usize = args.get(i + 2).ok_or("n")?.parse()?;
         return match side.as_str() {
-            "atmls" => atmls_run(n),
+            "atmls" => atmls_run(n, BenchStore::Memory),
+            "atmls-file" => atmls_run(n, BenchStore::File),
+            "atmls-encrypted" => atmls_run(n, BenchStore::Encrypted),
             _ => {
                 raw_run(n);
                 Ok(())

@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 # vendor/openmls must be exactly openmls 0.9.2 plus vendor/patches/ (no unrecorded edit to it).
 echo "== scripts/openmls-patches.sh check (vendor/openmls = openmls 0.9.2 + vendor/patches/)"
 bash scripts/openmls-patches.sh check
+bash scripts/system-deps.sh
 
 # Services the tests need are installed here when absent. The PDS tests (feature `pds`)
 # start the reference PDS (@atproto/pds with an in-memory PLC directory) once per test

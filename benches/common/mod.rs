@@ -197,15 +197,24 @@ pub async fn atmls_account(
     did: Did,
     policy: KeyPackagePolicy,
 ) -> Result<Client, BoxError> {
-    Ok(
-        Client::builder(dir.clone(), net.clone(), Store::in_memory()?)
-            .identity(DeviceIdentity::new_account(did))
-            .key_package_policy(policy)
-            // The benchmark's accounts know each other: no message requests.
-            .message_requests(false)
-            .build()
-            .await?,
-    )
+    atmls_account_in(dir, net, did, policy, Store::in_memory()?).await
+}
+
+/// [`atmls_account`] on a given store (a file, an encrypted file).
+pub async fn atmls_account_in(
+    dir: &Arc<MemoryDirectory>,
+    net: &Arc<BenchNet>,
+    did: Did,
+    policy: KeyPackagePolicy,
+    store: Store,
+) -> Result<Client, BoxError> {
+    Ok(Client::builder(dir.clone(), net.clone(), store)
+        .identity(DeviceIdentity::new_account(did))
+        .key_package_policy(policy)
+        // The benchmark's accounts know each other: no message requests.
+        .message_requests(false)
+        .build()
+        .await?)
 }
 
 /// Accounts `did(b'm', i)` for `i` in `0..count` except `skip`, that publish one last-resort

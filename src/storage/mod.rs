@@ -1,16 +1,22 @@
 //! Client state: openmls's group state and ours, in one SQLite database (a file by default,
 //! `:memory:` for tests). Every state change is one SQLite transaction, so after a crash the
-//! client sees the old epoch or the new one, never a mix (spec/storage.md STORE-1).
+//! client sees the old epoch or the new one, never a mix (spec/storage.md STORE-1). With the
+//! `encrypted-store` feature the file can be encrypted as a whole (STORE-6 to STORE-9).
 
 pub(crate) mod blob_erasure;
 pub(crate) mod consent;
+mod encryption;
 pub(crate) mod group_state;
 pub(crate) mod history;
+mod keys;
 pub(crate) mod outbox;
+mod passphrase;
 mod provider;
 pub(crate) mod tables;
 pub(crate) mod trust;
 
+pub use keys::{KeyProvider, KeyProviderError, KeyPurpose};
+pub use passphrase::PassphraseKey;
 pub(crate) use provider::Provider;
 #[doc(hidden)]
 pub use provider::{CodecError, StorageCodec};
@@ -57,6 +63,20 @@ pub enum StorageError {
         /// The last version this atmls knows.
         known: usize,
     },
+    /// The store cannot be read with this key: a wrong key or passphrase, an encrypted store
+    /// opened without its key (`Store::open`), or a file that is not a store. Nothing was
+    /// written (STORE-9).
+    #[error(
+        "the store cannot be read with this key: a wrong key or passphrase, an encrypted \
+         store opened without its key, or not an atmls store"
+    )]
+    WrongKey,
+    /// The key provider gave no key (STORE-7).
+    #[error("key: {0}")]
+    Key(#[from] KeyProviderError),
+    /// A file operation of the store failed (encrypting a plain store in place, STORE-8).
+    #[error("store file: {0}")]
+    Io(#[from] std::io::Error),
 }
 
 impl StorageError {
@@ -77,10 +97,13 @@ impl StorageError {
                 e.code,
                 rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
             ),
+            StorageError::Key(e) => e.is_retryable(),
             StorageError::Sqlite(_)
             | StorageError::Migration(_)
             | StorageError::Corrupt(_)
-            | StorageError::NewerSchema { .. } => false,
+            | StorageError::NewerSchema { .. }
+            | StorageError::WrongKey
+            | StorageError::Io(_) => false,
         }
     }
 }
@@ -252,7 +275,55 @@ impl Store {
     /// # }).unwrap();
     /// ```
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StorageError> {
-        let conn = Connection::open(path)?;
+        // An encrypted store (or another file) has no SQLite header: "not a database".
+        Self::open_file(Connection::open(path)?).map_err(|e| match e {
+            StorageError::Sqlite(s) if encryption::is_not_a_database(&s) => StorageError::WrongKey,
+            e => e,
+        })
+    }
+
+    /// Opens (creating if needed) the encrypted database at `path` with the key from `keys`
+    /// (spec/storage.md STORE-6 to STORE-9), in WAL mode, and migrates it. A plain store at
+    /// `path` is first encrypted in place. A key that does not open the store is
+    /// [`StorageError::WrongKey`], with nothing written.
+    ///
+    /// ```
+    /// use atmls::storage::{PassphraseKey, StorageError, Store};
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("atmls.db");
+    /// let salt = PassphraseKey::salt_file_for(&path);
+    /// // The weakest Argon2id cost accepted, to keep the example quick.
+    /// let keys = PassphraseKey::new("correct horse battery staple", &salt).cost(19 * 1024, 2);
+    /// drop(Store::open_encrypted(&path, &keys)?);
+    /// let wrong = PassphraseKey::new("tr0ub4dor&3", &salt);
+    /// assert!(matches!(Store::open_encrypted(&path, &wrong), Err(StorageError::WrongKey)));
+    /// // Without its key, it is not a database.
+    /// assert!(matches!(Store::open(&path), Err(StorageError::WrongKey)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "encrypted-store")]
+    pub fn open_encrypted(
+        path: impl AsRef<Path>,
+        keys: &dyn KeyProvider,
+    ) -> Result<Self, StorageError> {
+        use encryption::FileState;
+        let path = path.as_ref();
+        encryption::remove_leftovers(path)?;
+        let state = encryption::file_state(path)?;
+        let key = keys.key(match state {
+            FileState::Encrypted => KeyPurpose::Open,
+            FileState::New | FileState::Plain => KeyPurpose::Create,
+        })?;
+        if state == FileState::Plain {
+            encryption::encrypt_in_place(path, &key, MIGRATIONS.len())?;
+        }
+        let conn = encryption::open_keyed(path, &key)?;
+        drop(key);
+        Self::open_file(conn)
+    }
+
+    /// A file's connection: WAL, full sync (STORE-2), then migrated.
+    fn open_file(conn: Connection) -> Result<Self, StorageError> {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         Self::init(conn)
@@ -314,8 +385,14 @@ impl Store {
     #[doc(hidden)]
     pub fn used_bytes(&self) -> Result<u64, StorageError> {
         let q = |p: &str| -> Result<u64, StorageError> {
-            let v: i64 = self.conn.pragma_query_value(None, p, |r| r.get(0))?;
-            Ok(u64::try_from(v).unwrap_or(0))
+            // SQLCipher answers `page_size` on an encrypted store with its cipher page size, as
+            // text.
+            let v: rusqlite::types::Value = self.conn.pragma_query_value(None, p, |r| r.get(0))?;
+            Ok(match v {
+                rusqlite::types::Value::Integer(i) => u64::try_from(i).unwrap_or(0),
+                rusqlite::types::Value::Text(t) => t.parse().unwrap_or(0),
+                _ => 0,
+            })
         };
         Ok(q("page_count")?.saturating_sub(q("freelist_count")?) * q("page_size")?)
     }

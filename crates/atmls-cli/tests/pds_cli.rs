@@ -22,6 +22,8 @@ fn atmls(store: &std::path::Path, password: Option<&str>, args: &[&str]) -> Outp
         .arg(store)
         .args(args)
         .env_remove("ATMLS_APP_PASSWORD")
+        // The store is encrypted at rest under this passphrase.
+        .env("ATMLS_PASSPHRASE", "cli test store passphrase")
         .stdin(Stdio::null());
     if let Some(pw) = password {
         c.env("ATMLS_APP_PASSWORD", pw);

@@ -1,5 +1,8 @@
 //! `atmls pds …`: account commands against a real PDS (feature `pds`). The app password is
 //! read from `ATMLS_APP_PASSWORD` or prompted for; it is never taken from the command line.
+//! The device's store is encrypted at rest (spec/storage.md STORE-6 to STORE-9) under a
+//! passphrase from `ATMLS_PASSPHRASE` or a prompt, through Argon2id; a plain store is
+//! encrypted in place the first time.
 
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
@@ -7,7 +10,7 @@ use std::sync::Arc;
 
 use atmls::directory::pds::{records, PdsConfig, PdsDirectory};
 use atmls::identity::DeviceIdentity;
-use atmls::storage::Store;
+use atmls::storage::{KeyProviderError, PassphraseKey, StorageError, Store};
 use atmls::transport::MemoryTransport;
 use atmls::Client;
 use clap::{Args, Subcommand};
@@ -27,7 +30,8 @@ pub struct PdsArgs {
     /// Fetch did:web documents over plain http (local testing only).
     #[arg(long, env = "ATMLS_DID_WEB_HTTP")]
     did_web_http: bool,
-    /// This device's SQLite store.
+    /// This device's SQLite store, encrypted under a passphrase (ATMLS_PASSPHRASE, or typed);
+    /// its Argon2id salt is kept beside it in `<store>.kdf`: back up both.
     #[arg(long, env = "ATMLS_STORE", default_value = "atmls.db")]
     store: PathBuf,
     #[command(subcommand)]
@@ -66,19 +70,59 @@ enum PdsCommand {
     },
 }
 
-fn password() -> Res<String> {
-    if let Ok(p) = std::env::var("ATMLS_APP_PASSWORD") {
-        return Ok(p);
+/// A secret from the environment variable `var`, or typed on stdin after `prompt`.
+fn secret(var: &str, prompt: &str) -> Res<Option<String>> {
+    if let Ok(p) = std::env::var(var) {
+        return Ok(Some(p));
     }
-    eprint!("app password: ");
+    eprint!("{prompt}: ");
     std::io::stderr().flush()?;
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
     let p = line.trim_end_matches(['\r', '\n']).to_owned();
-    if p.is_empty() {
-        return Err("no app password (set ATMLS_APP_PASSWORD or type it)".into());
+    Ok((!p.is_empty()).then_some(p))
+}
+
+fn password() -> Res<String> {
+    secret("ATMLS_APP_PASSWORD", "app password")?
+        .ok_or_else(|| "no app password (set ATMLS_APP_PASSWORD or type it)".into())
+}
+
+/// Opens the device's store encrypted under the passphrase (a plain one is encrypted in
+/// place), with errors that say what to do.
+fn open_store(path: &std::path::Path) -> Res<Store> {
+    let pass = secret("ATMLS_PASSPHRASE", "store passphrase")?.ok_or(
+        "no passphrase for the store (set ATMLS_PASSPHRASE or type it): it is encrypted at rest",
+    )?;
+    let salt = PassphraseKey::salt_file_for(path);
+    if is_plain_sqlite(path) {
+        eprintln!("encrypting the plain store {} in place", path.display());
     }
-    Ok(p)
+    Store::open_encrypted(path, &PassphraseKey::new(&pass, &salt)).map_err(|e| match e {
+        StorageError::WrongKey => format!(
+            "wrong passphrase for the store {}, or it is not an atmls store: check \
+             ATMLS_PASSPHRASE (or what you typed) and try again",
+            path.display()
+        )
+        .into(),
+        StorageError::Key(KeyProviderError::Missing(_)) => format!(
+            "the store {} is encrypted but its salt file {} is missing: restore it from your \
+             backup (without it the store cannot be opened)",
+            path.display(),
+            salt.display()
+        )
+        .into(),
+        e => e.into(),
+    })
+}
+
+/// Whether the file at `path` is a plain SQLite database (by its header).
+fn is_plain_sqlite(path: &std::path::Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 16];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok_and(|()| &head == b"SQLite format 3\0")
 }
 
 fn directory(a: &PdsArgs) -> PdsDirectory {
@@ -100,7 +144,6 @@ fn date(secs: u64) -> String {
 /// Logs in and opens this device's client, which publishes identity, device and KeyPackages.
 async fn open(a: &PdsArgs, handle: &str, create: bool) -> Res<(Arc<PdsDirectory>, Client)> {
     let dir = Arc::new(directory(a));
-    let did = dir.login(handle, &password()?).await?;
     let existed = a.store.exists();
     if !existed && !create {
         return Err(format!(
@@ -109,11 +152,19 @@ async fn open(a: &PdsArgs, handle: &str, create: bool) -> Res<(Arc<PdsDirectory>
         )
         .into());
     }
-    let mut b = Client::builder(
-        dir.clone(),
-        Arc::new(MemoryTransport::new()),
-        Store::open(&a.store)?,
-    );
+    // An existing store is opened first, so a wrong passphrase is said before any login; a
+    // new one is made only once the login worked.
+    let store = if existed {
+        Some(open_store(&a.store)?)
+    } else {
+        None
+    };
+    let did = dir.login(handle, &password()?).await?;
+    let store = match store {
+        Some(s) => s,
+        None => open_store(&a.store)?,
+    };
+    let mut b = Client::builder(dir.clone(), Arc::new(MemoryTransport::new()), store);
     if !existed {
         b = b.identity(DeviceIdentity::new_account(did));
     }
