@@ -21,9 +21,12 @@ pub(crate) fn type_id() -> Result<ContentTypeId, Error> {
     Ok(ContentTypeId::new("atmls.dev", "consent", 1, 0)?)
 }
 
-/// Whether `t` is a consent table.
+/// Whether `t` is a consent table (asked of every message received: no allocation).
 pub(crate) fn is_table(t: &ContentTypeId) -> bool {
-    type_id().is_ok_and(|id| id == *t)
+    t.authority() == "atmls.dev"
+        && t.type_id() == "consent"
+        && t.version_major() == 1
+        && t.version_minor() == 0
 }
 
 /// What one device posts: every decision it holds, each with when it was made.
@@ -150,5 +153,23 @@ impl Session<'_> {
             self.share_consent().await?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn is_table_knows_its_own_type_only() {
+        assert!(is_table(&type_id().unwrap()));
+        for (a, t, maj, min) in [
+            ("atmls.dev", "consent", 1, 1),
+            ("atmls.dev", "consent", 2, 0),
+            ("atmls.dev", "text", 1, 0),
+            ("example.com", "consent", 1, 0),
+        ] {
+            assert!(!is_table(&ContentTypeId::new(a, t, maj, min).unwrap()));
+        }
     }
 }
