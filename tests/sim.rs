@@ -6,8 +6,11 @@
 //! self-updates, roles, policies, metadata and timers, leaving, two devices committing at once,
 //! offline periods, restarts, clock jumps of hours to days, trust decisions on some devices
 //! only (verifying a contact, accepting an unendorsed key change; revoking a device, rotating
-//! an identity key, starting an account over), and a hostile member posting junk, replayed
-//! commits and a forbidden commit under the current epoch tag — then lets some devices sync.
+//! an identity key, starting an account over), consent on half of the honest accounts (message
+//! requests accepted, declined or left pending, accounts blocked and unblocked: CONSENT-3 to
+//! CONSENT-7, trust checks that must never split a group), and a hostile member posting junk,
+//! replayed commits and a forbidden commit under the current epoch tag — then lets some devices
+//! sync.
 //! Checked after every step, once everyone has synced at the end, and again after a last
 //! commit and message in every group:
 //!
@@ -17,7 +20,9 @@
 //!   in, no one still holds a group that removed it);
 //! - every message the transport acknowledged reaches, exactly once, every device that was a
 //!   member in its epoch, except where a trust verdict holds its sender's messages on that
-//!   device (a revoked device, an account whose key changed without endorsement: TRUST-22);
+//!   device (a revoked device, an account whose key changed without endorsement: TRUST-22)
+//!   or consent hides them (a pending request's, stored; a blocked account's; a declined
+//!   group's);
 //! - no `sync()` fails, and no group is frozen: at the end a member can commit and one whose
 //!   role allows it can send.
 //!
@@ -174,6 +179,11 @@ struct Account {
     hostile: bool,
     /// The unendorsed identity key it was reset to (a new first device holds it).
     new_key: Option<PublicKey>,
+    /// Its devices hold Welcomes from strangers back as message requests (CONSENT-3).
+    requests: bool,
+    /// Accounts one of its devices blocked at some point (CONSENT-6: their messages may be
+    /// hidden on all of its devices, CONSENT-7).
+    ever_blocked: BTreeSet<usize>,
 }
 
 struct Dev {
@@ -199,6 +209,11 @@ struct Dev {
     welcome_refused: Vec<String>,
     /// Steps at which it restarted.
     restarts: Vec<usize>,
+    /// Groups it was offered as a message request (their messages are stored, not shown,
+    /// until accepted).
+    requested: BTreeSet<usize>,
+    /// Groups it declined (by the user, or as a blocked account's): it leaves them.
+    declined: BTreeSet<usize>,
 }
 
 /// A message the transport acknowledged.
@@ -266,6 +281,9 @@ enum Done {
 struct Sim {
     seed: u64,
     rng: StdRng,
+    /// The consent decisions' own stream, so that they leave the other operations of a seed
+    /// as they were before consent joined the simulation.
+    crng: StdRng,
     step: usize,
     dir: Arc<MemoryDirectory>,
     mem: Arc<MemoryTransport>,
@@ -285,6 +303,8 @@ struct Sim {
     views: RefCell<BTreeMap<usize, View>>,
     /// Groups whose disappearing-messages timer was set at some point.
     timed: BTreeSet<usize>,
+    /// DMs, with their two accounts.
+    dms: BTreeMap<usize, [usize; 2]>,
 }
 
 type View = BTreeMap<usize, (u64, Vec<u8>, GroupKind)>;
@@ -312,6 +332,7 @@ impl Sim {
         let mut sim = Sim {
             seed,
             rng: StdRng::seed_from_u64(seed),
+            crng: StdRng::seed_from_u64(seed ^ 0xc0_5e_47),
             step: 0,
             dir: Arc::new(MemoryDirectory::new()),
             net: Arc::new(SimNet { inner: mem.clone() }),
@@ -329,6 +350,7 @@ impl Sim {
             tmp: tempdir(),
             views: RefCell::new(BTreeMap::new()),
             timed: BTreeSet::new(),
+            dms: BTreeMap::new(),
         };
         let accounts = sim.rng.gen_range(3..=5);
         for (a, name) in NAMES.iter().enumerate().take(accounts) {
@@ -336,11 +358,15 @@ impl Sim {
             let hostile = a == accounts - 1;
             let n = if hostile { 1 } else { sim.rng.gen_range(1..=3) };
             let key = IdentityKeyPair::generate();
+            // Half of the honest accounts hold strangers' Welcomes back (CONSENT-3).
+            let requests = !hostile && sim.crng.gen_bool(0.5);
             sim.accounts.push(Account {
                 did: did(name),
                 devices: Vec::new(),
                 hostile,
                 new_key: None,
+                requests,
+                ever_blocked: BTreeSet::new(),
             });
             for k in 0..n {
                 sim.new_device(a, &key, k == 0).await;
@@ -386,7 +412,9 @@ impl Sim {
             base: self.base.clone(),
             skew,
         });
-        let client = self.build(&path, &clock, Some(identity)).await;
+        let client = self
+            .build(&path, &clock, Some(identity), self.accounts[a].requests)
+            .await;
         self.log(format!(
             "device {name}{} skew {skew}s",
             if self.accounts[a].hostile {
@@ -411,6 +439,8 @@ impl Sim {
             refused: BTreeMap::new(),
             welcome_refused: Vec::new(),
             restarts: Vec::new(),
+            requested: BTreeSet::new(),
+            declined: BTreeSet::new(),
         });
         d
     }
@@ -420,6 +450,7 @@ impl Sim {
         path: &std::path::Path,
         clock: &Arc<SimClock>,
         identity: Option<DeviceIdentity>,
+        requests: bool,
     ) -> Client {
         let mut b = Client::builder(
             self.dir.clone(),
@@ -427,8 +458,7 @@ impl Sim {
             Store::open(path).unwrap(),
         )
         .clock(clock.clone())
-        // The simulated accounts know each other; the oracle expects every message shown.
-        .message_requests(false);
+        .message_requests(requests);
         if let Some(i) = identity {
             b = b.identity(i);
         }
@@ -473,7 +503,9 @@ impl Sim {
             return v.clone();
         }
         let c = &self.devs[d].client;
-        let infos = c.groups().await.unwrap();
+        let mut infos = c.groups().await.unwrap();
+        // A message request is joined (CONSENT-3): it must agree like any other group.
+        infos.extend(c.requests().await.unwrap().into_iter().map(|r| r.group));
         let mut v = View::new();
         for (g, gid) in self.groups.iter().enumerate() {
             let Some(i) = infos
@@ -685,6 +717,9 @@ impl Sim {
                         self.groups.len() - 1
                     }
                 };
+                if let Op::Dm(d, peer) = op {
+                    self.dms.insert(g, [self.devs[*d].account, *peer]);
+                }
                 self.log(format!("{what}: {}", self.g(g)));
             }
             Ok(Done::Sent {
@@ -837,6 +872,11 @@ impl Sim {
             _ => self.hostile().await,
         }
         self.touched(d);
+        // A consent decision, on its own stream: honest accounts only (the hostile one does
+        // not need consent to do harm).
+        if self.crng.gen_range(0..100) < 8 && !self.accounts[self.devs[d].account].hostile {
+            self.consent(d).await;
+        }
         // Some devices sync, in an order drawn from the seed.
         let mut syncing: Vec<usize> = self
             .online()
@@ -901,6 +941,59 @@ impl Sim {
         self.record(&b, rb).await;
     }
 
+    /// The user of `d` answers a message request: mostly accepts, sometimes declines, else
+    /// leaves it for later (a consent step may accept it). Consent is a trust check: whatever
+    /// is chosen, every device must stay in the group's epochs (no fork, no one behind).
+    async fn answer_request(&mut self, d: usize, g: usize) -> String {
+        let c = self.devs[d].client.conversation(&self.groups[g]);
+        let roll = self.crng.gen_range(0..100);
+        let (what, r) = match roll {
+            0..=59 => ("accepted", c.accept().await),
+            60..=74 => ("declined", c.decline().await),
+            _ => return format!("left request g{g} pending"),
+        };
+        if what == "declined" && r.is_ok() {
+            self.devs[d].declined.insert(g);
+        }
+        self.touched(d);
+        match r {
+            Ok(()) => format!("{what} g{g}"),
+            Err(e) => format!("{what} g{g}: error {e}"),
+        }
+    }
+
+    /// A consent decision on device `d` (CONSENT-5, CONSENT-6): accepting its pending
+    /// requests, blocking another account, or unblocking one.
+    async fn consent(&mut self, d: usize) {
+        let me = self.devs[d].account;
+        let c = &self.devs[d].client;
+        let what = match self.crng.gen_range(0..3) {
+            0 => {
+                let pending = c.requests().await.unwrap_or_default();
+                for r in &pending {
+                    let _ = c.conversation(&r.group.id).accept().await;
+                }
+                format!("accepts {} pending requests", pending.len())
+            }
+            1 => {
+                let others: Vec<usize> = (0..self.accounts.len()).filter(|a| *a != me).collect();
+                let a = *others.choose(&mut self.crng).unwrap();
+                let r = c.block(&self.accounts[a].did).await;
+                self.accounts[me].ever_blocked.insert(a);
+                format!("blocks {}: {r:?}", NAMES[a])
+            }
+            _ => {
+                let blocked = c.blocked().await.unwrap_or_default();
+                match blocked.choose(&mut self.crng) {
+                    Some(b) => format!("unblocks {b}: {:?}", c.unblock(b).await),
+                    None => "has no one to unblock".into(),
+                }
+            }
+        };
+        self.touched(d);
+        self.log(format!("{} {what}", self.devs[d].name));
+    }
+
     async fn restart(&mut self, d: usize) {
         // Events queued in memory and not yet handed out go with the process: what was
         // stored is read from the history first.
@@ -918,7 +1011,8 @@ impl Sim {
             }
         }
         let (path, clock) = (self.devs[d].path.clone(), self.devs[d].clock.clone());
-        let client = self.build(&path, &clock, None).await;
+        let requests = self.accounts[self.devs[d].account].requests;
+        let client = self.build(&path, &clock, None, requests).await;
         self.devs[d].client = client;
         self.touched(d);
         self.devs[d].restarts.push(self.step);
@@ -1159,6 +1253,7 @@ impl Sim {
             }
         };
         let mut notes = Vec::new();
+        let mut requests = Vec::new();
         for e in events {
             match e {
                 Event::Message(m) => {
@@ -1190,6 +1285,19 @@ impl Sim {
                     let g = self.group_index(&group);
                     notes.push(format!("joined g{}", g.unwrap_or(usize::MAX)));
                 }
+                Event::MessageRequest { group, .. } => {
+                    if let Some(g) = self.group_index(&group) {
+                        notes.push(format!("request g{g}"));
+                        self.devs[d].requested.insert(g);
+                        requests.push(g);
+                    }
+                }
+                Event::Declined { group, reason, .. } => {
+                    if let Some(g) = self.group_index(&group) {
+                        notes.push(format!("declined g{g} ({reason:?})"));
+                        self.devs[d].declined.insert(g);
+                    }
+                }
                 Event::Removed { group, .. } => {
                     let g = self.group_index(&group);
                     notes.push(format!("removed from g{}", g.unwrap_or(usize::MAX)));
@@ -1220,6 +1328,9 @@ impl Sim {
                 Event::TrustWarning { did, .. } => notes.push(format!("trust warning {did}")),
                 _ => {}
             }
+        }
+        for g in requests {
+            notes.push(self.answer_request(d, g).await);
         }
         self.log(format!(
             "{} synced{}{}",
@@ -1338,6 +1449,8 @@ impl Sim {
             for m in &roster {
                 match self.dev_of(&m.installation) {
                     Some(d) if here.iter().any(|(x, _)| *x == d) => {}
+                    // Declined: hidden, its leave proposal waiting for a committer.
+                    Some(d) if self.devs[d].declined.contains(&g) => {}
                     Some(d) => {
                         let name = self.devs[d].name.clone();
                         let why = self.devs[d].welcome_refused.join("; ");
@@ -1477,6 +1590,21 @@ impl Sim {
                     .ok()
                     .flatten()
                     .is_some();
+                // Consent (trust checks, CONSENT-3, CONSENT-6): a request's messages are
+                // stored and not shown; a blocked account's are hidden; a declined group is
+                // being left, and so is a DM with an account blocked on another device of
+                // the account, whose table may arrive before the DM's last messages.
+                let blocked = &self.accounts[dev.account].ever_blocked;
+                let dm_blocked = self
+                    .dms
+                    .get(&s.group)
+                    .is_some_and(|pair| pair.iter().any(|a| blocked.contains(a)));
+                if blocked.contains(&self.devs[s.from].account)
+                    || dev.declined.contains(&s.group)
+                    || (in_history && (dev.requested.contains(&s.group) || dm_blocked))
+                {
+                    continue;
+                }
                 let why = match held {
                     // A trust verdict holds a revoked device's messages, and those of an account
                     // whose identity key changed without endorsement, on one side of the

@@ -507,16 +507,24 @@ impl Client {
     /// Behind [`crate::Conversation::accept`].
     pub(crate) async fn accept_request(&self, group: &GroupId) -> Result<(), Error> {
         let mut s = self.account_session().await;
-        s.inner.atomic(|cx| {
-            let h = store::held(cx.c, &group.0)?
-                .ok_or(Error::InvalidArgument("not a message request"))?;
+        let accepted = s.inner.atomic(|cx| {
+            let Some(h) = store::held(cx.c, &group.0)? else {
+                // Accepted already (here, or on another of the account's devices, whose
+                // decision arrived after the request was shown): nothing to do.
+                return match tables::group_get(cx.c, &group.0)? {
+                    Some(_) => Ok(false),
+                    None => Err(Error::InvalidArgument("not a message request")),
+                };
+            };
             if matches!(h.state, HeldState::Declined(_)) {
                 return Err(Error::InvalidArgument("the conversation was declined"));
             }
             store::accept(cx.c, &group.0, &h.inviter, cx.now())?;
-            Ok::<_, Error>(())
+            Ok::<_, Error>(true)
         })?;
-        s.share_consent_or_later().await;
+        if accepted {
+            s.share_consent_or_later().await;
+        }
         Ok(())
     }
 

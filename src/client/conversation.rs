@@ -228,7 +228,10 @@ impl<'a> Conversation<'a> {
 
     /// Accepts this message request (spec/consent.md CONSENT-3): the conversation joins
     /// [`Client::groups`], its messages raise events from now on, and the account that started
-    /// it is allowed. Replying with [`send`](Self::send) accepts it too.
+    /// it is allowed. Replying with [`send`](Self::send) accepts it too. Accepting a
+    /// conversation already accepted (on this device or another of the account's) does
+    /// nothing; a declined one, or one this device does not hold, is
+    /// [`Error::InvalidArgument`].
     ///
     /// ```
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
