@@ -143,13 +143,7 @@ async fn consent_2_policy_none_declines_strangers_only() {
     let ev = bob.sync().await.unwrap();
     assert_eq!(declined(&ev), [(from_alice.clone(), DeclineReason::Policy)]);
     assert_eq!(joined(&ev), std::slice::from_ref(&from_carol));
-    let shown: Vec<_> = bob
-        .groups()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|g| g.id)
-        .collect();
+    let shown: Vec<_> = common::group_ids(&bob).await;
     assert!(shown.contains(&with_carol) && shown.contains(&from_carol));
     assert!(!shown.contains(&from_alice));
     // alice's messages in the declined DM never show.
@@ -211,13 +205,7 @@ async fn consent_6_blocking_hides_declines_and_leaves_dms() {
     assert!(stored_texts(&bob, &g).await.is_empty());
     let ev = bob.sync().await.unwrap();
     assert_eq!(declined(&ev), [(dm.clone(), DeclineReason::Blocked)]);
-    let shown: Vec<_> = bob
-        .groups()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|g| g.id)
-        .collect();
+    let shown: Vec<_> = common::group_ids(&bob).await;
     assert_eq!(shown, std::slice::from_ref(&g));
 
     // In the shared group, alice's posts and commits still merge everywhere; bob sees none of
@@ -388,13 +376,7 @@ async fn consent_7_own_devices_keep_the_same_decisions() {
         declined(&all).contains(&(from_alice.clone(), DeclineReason::Blocked)),
         "{all:?}"
     );
-    let shown: Vec<_> = laptop
-        .groups()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|g| g.id)
-        .collect();
+    let shown: Vec<_> = common::group_ids(&laptop).await;
     assert_eq!(
         shown,
         std::slice::from_ref(&from_carol),
@@ -461,9 +443,7 @@ async fn consent_7_a_request_declined_on_one_device_is_declined_on_all() {
         "{ev:?}"
     );
     assert!(laptop.requests().await.unwrap().is_empty());
-    let shown: Vec<_> = laptop.groups().await.unwrap();
-    assert_eq!(shown.len(), 1);
-    assert_eq!(shown[0].id, from_dave);
+    assert_eq!(common::group_ids(&laptop).await, [from_dave]);
     // Declining is not blocking: carol may still ask again.
     assert_eq!(
         laptop.consent(carol.did()).await.unwrap(),

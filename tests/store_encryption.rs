@@ -232,13 +232,7 @@ async fn store_8_a_plain_store_encrypted_in_place_keeps_every_conversation() {
         .await
         .unwrap();
     assert_eq!(alice.did(), &did);
-    let ids: Vec<GroupId> = alice
-        .groups()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|i| i.id)
-        .collect();
+    let ids: Vec<GroupId> = common::group_ids(&alice).await;
     assert!(ids.contains(&dm) && ids.contains(&g), "{ids:?}");
     let after = (
         stored_texts(&alice, &dm).await,

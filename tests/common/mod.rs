@@ -85,6 +85,17 @@ pub fn texts(events: &[Event]) -> Vec<String> {
         .collect()
 }
 
+/// The ids of the conversations `client` shows ([`Client::groups`]).
+pub async fn group_ids(client: &Client) -> Vec<GroupId> {
+    client
+        .groups()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.id)
+        .collect()
+}
+
 /// The display texts of the messages `client` has stored in `group`, oldest first.
 pub async fn stored_texts(client: &Client, group: &GroupId) -> Vec<String> {
     client
