@@ -336,7 +336,12 @@ async fn rec_16_revoked_session_refused() {
     assert!(dir.logged_in().await.is_none());
     assert!(dir.oauth_accounts().unwrap().is_empty());
 
-    // The stale copy comes back (a backup, another process): the PDS refuses it.
+    // The stale copy comes back (a backup, another process), its access token expired: the
+    // PDS refuses to refresh it (the revocation covered the refresh token), so the write
+    // fails. (An unexpired access token may still pass: the PDS checks its signature only.)
+    let mut copy = copy;
+    copy["token_set"]["access_token"] = json!("not-a-valid-access-token");
+    copy["token_set"]["expires_at"] = json!("2000-01-01T00:00:00.000Z");
     let c = rusqlite::Connection::open(&db).unwrap();
     c.execute(
         "INSERT INTO atmls_oauth_sessions (did, redirect_uri, session, updated) VALUES (?1, ?2, ?3, 0)",

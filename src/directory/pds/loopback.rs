@@ -40,6 +40,18 @@ pub struct LoopbackRedirect {
 
 impl LoopbackRedirect {
     /// Listens on `127.0.0.1` and a free port for a redirect to `path` (e.g. `/callback`).
+    /// A path that does not start with `/`, or has a query or fragment, is
+    /// [`PdsError::Config`].
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use atmls::directory::pds::LoopbackRedirect;
+    /// assert!(LoopbackRedirect::bind("callback").await.is_err());
+    /// let listener = LoopbackRedirect::bind("/callback").await?;
+    /// assert!(listener.redirect_uri().ends_with("/callback"));
+    /// # Ok::<(), atmls::directory::pds::PdsError>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn bind(path: &str) -> Result<Self, PdsError> {
         if !path.starts_with('/') || path.contains(['?', '#']) {
             return Err(PdsError::Config(format!("redirect path {path:?}")));
@@ -58,7 +70,17 @@ impl LoopbackRedirect {
         })
     }
 
-    /// The redirect URI to sign in with.
+    /// The redirect URI to sign in with: `http://127.0.0.1:<port><path>`.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let listener = atmls::directory::pds::LoopbackRedirect::bind("/cb").await?;
+    /// let uri = listener.redirect_uri();
+    /// let port: u16 = uri["http://127.0.0.1:".len()..uri.len() - 3].parse().unwrap();
+    /// assert_ne!(port, 0);
+    /// # Ok::<(), atmls::directory::pds::PdsError>(())
+    /// # }).unwrap();
+    /// ```
     pub fn redirect_uri(&self) -> &str {
         &self.uri
     }
@@ -66,6 +88,17 @@ impl LoopbackRedirect {
     /// Waits up to `timeout` for the browser's request to the redirect path, answers it with
     /// a page saying the window can be closed, and returns its URL. Requests to other paths
     /// are answered 404 and the wait goes on. Timing out is [`PdsError::Unavailable`].
+    ///
+    /// ```no_run
+    /// # async fn f(dir: atmls::directory::pds::PdsDirectory) -> Result<(), atmls::directory::pds::PdsError> {
+    /// use std::time::Duration;
+    /// let listener = atmls::directory::pds::LoopbackRedirect::bind("/callback").await?;
+    /// let url = dir.oauth_begin("alice.example.com", listener.redirect_uri()).await?;
+    /// println!("open {url} in your browser");
+    /// let back = listener.wait(Duration::from_secs(300)).await?;
+    /// let did = dir.oauth_complete(&back).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn wait(self, timeout: Duration) -> Result<String, PdsError> {
         tokio::time::timeout(timeout, self.serve())
             .await

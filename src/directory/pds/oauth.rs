@@ -193,6 +193,17 @@ fn from_text(text: &str) -> PdsError {
     }
 }
 
+/// atrium-oauth 0.2 expects `204` from the revocation endpoint; the reference PDS answers
+/// `200`, as RFC 7009 §2.2 says: both are a revocation.
+fn accept_200(r: Result<(), PdsError>) -> Result<(), PdsError> {
+    match r {
+        Err(PdsError::OAuth { description, .. }) if description.starts_with("http status: 200") => {
+            Ok(())
+        }
+        r => r,
+    }
+}
+
 impl PdsDirectory {
     /// Keeps OAuth sessions and authorization requests in `store` (REC-15): open a second
     /// connection to the client's database with [`Store::open`]. Without one they live in
@@ -215,7 +226,6 @@ impl PdsDirectory {
 
     fn oauth_client(&self, redirect_uri: &str) -> Result<Client, PdsError> {
         let store = self.oauth.store()?;
-        let parts = || (self.http.clone(), self.resolver.clone());
         let config = OAuthClientConfig {
             client_metadata: AtprotoLocalhostClientMetadata {
                 redirect_uris: Some(vec![redirect_uri.to_owned()]),
@@ -229,12 +239,12 @@ impl PdsDirectory {
             },
             resolver: OAuthResolverConfig {
                 did_resolver: DidDocs {
-                    http: parts().0,
-                    resolver: parts().1,
+                    http: self.http.clone(),
+                    resolver: self.resolver.clone(),
                 },
                 handle_resolver: Handles {
-                    http: parts().0,
-                    resolver: parts().1,
+                    http: self.http.clone(),
+                    resolver: self.resolver.clone(),
                 },
                 authorization_server_metadata: Default::default(),
                 protected_resource_metadata: Default::default(),
@@ -419,7 +429,7 @@ impl PdsDirectory {
                 let client = self.oauth_client(&redirect_uri)?;
                 let sub = ADid::new(active.did.as_str().to_owned())
                     .map_err(|e| PdsError::InvalidResponse(e.to_owned()))?;
-                contained(client.revoke(&sub)).await
+                accept_200(contained(client.revoke(&sub)).await)
             }
             None => Ok(()),
         };
