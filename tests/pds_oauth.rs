@@ -55,12 +55,23 @@ impl Response {
 }
 
 impl Browser {
-    fn request(&mut self, method: &str, url: &str, headers: &[(&str, &str)], body: &str) -> Response {
+    fn request(
+        &mut self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Response {
         let rest = url.strip_prefix("http://").expect("http url");
         let (hostport, target) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
         let mut s = TcpStream::connect(hostport).expect("connect");
-        let cookie: Vec<String> = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let mut req = format!("{method} {target} HTTP/1.0\r\nHost: {hostport}\r\nUser-Agent: atmls-test\r\n");
+        let cookie: Vec<String> = self
+            .cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let mut req =
+            format!("{method} {target} HTTP/1.0\r\nHost: {hostport}\r\nUser-Agent: atmls-test\r\n");
         if !cookie.is_empty() {
             req += &format!("Cookie: {}\r\n", cookie.join("; "));
         }
@@ -73,7 +84,11 @@ impl Browser {
         s.read_to_string(&mut out).unwrap();
         let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
         let mut lines = head.split("\r\n");
-        let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|c| c.parse().ok()).unwrap();
+        let status = lines
+            .next()
+            .and_then(|l| l.split(' ').nth(1))
+            .and_then(|c| c.parse().ok())
+            .unwrap();
         let headers: Vec<(String, String)> = lines
             .filter_map(|l| l.split_once(':'))
             .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
@@ -82,16 +97,25 @@ impl Browser {
             if k.eq_ignore_ascii_case("set-cookie") {
                 let pair = v.split(';').next().unwrap_or_default();
                 if let Some((name, value)) = pair.split_once('=') {
-                    self.cookies.insert(name.trim().to_owned(), value.trim().to_owned());
+                    self.cookies
+                        .insert(name.trim().to_owned(), value.trim().to_owned());
                 }
             }
         }
-        Response { status, headers, body: body.to_owned() }
+        Response {
+            status,
+            headers,
+            body: body.to_owned(),
+        }
     }
 
     /// Opens the authorization page (a top-level navigation from the app).
     fn open(&mut self, url: &str) -> Response {
-        let nav = [("Sec-Fetch-Site", "none"), ("Sec-Fetch-Mode", "navigate"), ("Sec-Fetch-Dest", "document")];
+        let nav = [
+            ("Sec-Fetch-Site", "none"),
+            ("Sec-Fetch-Mode", "navigate"),
+            ("Sec-Fetch-Dest", "document"),
+        ];
         self.request("GET", url, &nav, "")
     }
 
@@ -150,19 +174,33 @@ fn user_at_page(url: &str, a: &Account, approve: bool) {
         assert_eq!(r.status, 200, "reject: {}", r.body);
         return b.follow(url, r.json()["url"].as_str().unwrap());
     }
-    let signed = b.api(url, "/sign-in", None, &json!({"locale": "en", "username": a.handle, "password": PASSWORD}));
+    let signed = b.api(
+        url,
+        "/sign-in",
+        None,
+        &json!({"locale": "en", "username": a.handle, "password": PASSWORD}),
+    );
     assert_eq!(signed.status, 200, "sign-in: {}", signed.body);
     let signed = signed.json();
     assert_eq!(signed["account"]["sub"], a.did.as_str());
     let token = signed["ephemeralToken"].as_str().expect("ephemeral token");
-    let consent = b.api(url, "/consent", Some(token), &json!({"sub": a.did.as_str()}));
+    let consent = b.api(
+        url,
+        "/consent",
+        Some(token),
+        &json!({"sub": a.did.as_str()}),
+    );
     assert_eq!(consent.status, 200, "consent: {}", consent.body);
     b.follow(url, consent.json()["url"].as_str().unwrap());
 }
 
 /// The whole sign-in: the app starts it, the user signs in and approves in the browser, the
 /// app completes it with the URL its listener received.
-async fn sign_in(dir: &PdsDirectory, a: &Account, approve: bool) -> Result<atmls::identity::Did, PdsError> {
+async fn sign_in(
+    dir: &PdsDirectory,
+    a: &Account,
+    approve: bool,
+) -> Result<atmls::identity::Did, PdsError> {
     let listener = LoopbackRedirect::bind("/callback").await.unwrap();
     let url = dir.oauth_begin(&a.handle, listener.redirect_uri()).await?;
     assert!(url.contains("request_uri="), "PAR: {url}");
@@ -181,7 +219,11 @@ fn directory(db: &Path) -> PdsDirectory {
 fn stored_session(db: &Path, did: &str) -> Value {
     let c = rusqlite::Connection::open(db).unwrap();
     let v: Vec<u8> = c
-        .query_row("SELECT session FROM atmls_oauth_sessions WHERE did = ?1", [did], |r| r.get(0))
+        .query_row(
+            "SELECT session FROM atmls_oauth_sessions WHERE did = ?1",
+            [did],
+            |r| r.get(0),
+        )
         .unwrap();
     serde_json::from_slice(&v).unwrap()
 }
@@ -209,7 +251,10 @@ async fn rec_13_oauth_sign_in_then_publish() {
     let dir = directory(&db);
     let did = sign_in(&dir, &a, true).await.expect("signed in");
     assert_eq!(did, a.did);
-    assert_eq!(dir.logged_in().await, Some((a.did.clone(), a.handle.clone())));
+    assert_eq!(
+        dir.logged_in().await,
+        Some((a.did.clone(), a.handle.clone()))
+    );
     assert_eq!(dir.oauth_accounts().unwrap(), vec![a.did.clone()]);
 
     let net = Arc::new(MemoryTransport::new());
@@ -226,7 +271,10 @@ async fn rec_13_oauth_sign_in_then_publish() {
     let s = stored_session(&db, a.did.as_str());
     assert_eq!(s["token_set"]["token_type"], "DPoP");
     assert_eq!(s["dpop_key"]["kty"], "EC");
-    assert!(s["dpop_key"]["d"].is_string(), "the DPoP private key is kept");
+    assert!(
+        s["dpop_key"]["d"].is_string(),
+        "the DPoP private key is kept"
+    );
     assert_eq!(s["token_set"]["sub"], a.did.as_str());
     // DPoP-bound: the access token without its proof is refused.
     let access = s["token_set"]["access_token"].as_str().unwrap();
@@ -277,7 +325,10 @@ async fn rec_15_session_resumed_from_store_and_refreshed() {
 
     let s = stored_session(&db, a.did.as_str());
     assert_ne!(s["token_set"]["access_token"], "not-a-valid-access-token");
-    assert_ne!(s["token_set"]["refresh_token"], refresh_before, "rotated and stored");
+    assert_ne!(
+        s["token_set"]["refresh_token"], refresh_before,
+        "rotated and stored"
+    );
 }
 
 /// REC-16: the user refuses at the authorization page: signing in fails with the server's
@@ -290,7 +341,10 @@ async fn rec_16_refused_sign_in() {
     let db = tmp.path().join("atmls.db");
     let dir = directory(&db);
     let listener = LoopbackRedirect::bind("/callback").await.unwrap();
-    let url = dir.oauth_begin(&a.handle, listener.redirect_uri()).await.unwrap();
+    let url = dir
+        .oauth_begin(&a.handle, listener.redirect_uri())
+        .await
+        .unwrap();
     let a2 = a.clone();
     let user = std::thread::spawn(move || user_at_page(&url, &a2, false));
     let redirected = listener.wait(Duration::from_secs(30)).await.unwrap();
@@ -306,7 +360,10 @@ async fn rec_16_refused_sign_in() {
     assert!(dir.oauth_accounts().unwrap().is_empty());
     // The same redirect again: its request is gone.
     let again = redirected.replace("error=", "code=forged&was=");
-    assert!(matches!(dir.oauth_complete(&again).await, Err(PdsError::Auth(_))));
+    assert!(matches!(
+        dir.oauth_complete(&again).await,
+        Err(PdsError::Auth(_))
+    ));
     // Writes need a session.
     let declaration = IdentityKeyPair::generate().declare(&a.did, unix_now());
     let e = dir
@@ -329,35 +386,43 @@ async fn rec_16_revoked_session_refused() {
     let copy = stored_session(&db, a.did.as_str());
     let row: (String,) = {
         let c = rusqlite::Connection::open(&db).unwrap();
-        c.query_row("SELECT redirect_uri FROM atmls_oauth_sessions", [], |r| Ok((r.get(0)?,)))
-            .unwrap()
+        c.query_row("SELECT redirect_uri FROM atmls_oauth_sessions", [], |r| {
+            Ok((r.get(0)?,))
+        })
+        .unwrap()
     };
     dir.oauth_sign_out().await.expect("revoked");
     assert!(dir.logged_in().await.is_none());
     assert!(dir.oauth_accounts().unwrap().is_empty());
 
-    // The stale copy comes back (a backup, another process), its access token expired: the
-    // PDS refuses to refresh it (the revocation covered the refresh token), so the write
-    // fails. (An unexpired access token may still pass: the PDS checks its signature only.)
-    let mut copy = copy;
-    copy["token_set"]["access_token"] = json!("not-a-valid-access-token");
-    copy["token_set"]["expires_at"] = json!("2000-01-01T00:00:00.000Z");
-    let c = rusqlite::Connection::open(&db).unwrap();
-    c.execute(
-        "INSERT INTO atmls_oauth_sessions (did, redirect_uri, session, updated) VALUES (?1, ?2, ?3, 0)",
-        rusqlite::params![a.did.as_str(), row.0, serde_json::to_vec(&copy).unwrap()],
-    )
-    .unwrap();
-    let dir = directory(&db);
-    dir.oauth_resume(&a.did).await.expect("resumed from the store");
-    let declaration = IdentityKeyPair::generate().declare(&a.did, unix_now());
-    let e = dir
-        .publish_declaration_with(&declaration, &records::Profile::default())
-        .await
-        .unwrap_err();
-    assert!(matches!(e, PdsError::Auth(_) | PdsError::OAuth { .. }), "{e:?}");
-    assert!(!e.is_retryable());
-    assert!(list_raw(&a.did, records::DECLARATION).is_empty());
+    // A stale copy comes back (a backup, another process): the PDS refuses its access
+    // token; and with that token expired, it refuses the refresh (the revocation covered the
+    // refresh token). Either way the write fails, and retrying does not help.
+    let mut expired = copy.clone();
+    expired["token_set"]["access_token"] = json!("not-a-valid-access-token");
+    expired["token_set"]["expires_at"] = json!("2000-01-01T00:00:00.000Z");
+    for stale in [copy, expired] {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.execute(
+            "INSERT INTO atmls_oauth_sessions (did, redirect_uri, session, updated) \
+             VALUES (?1, ?2, ?3, 0)",
+            rusqlite::params![a.did.as_str(), row.0, serde_json::to_vec(&stale).unwrap()],
+        )
+        .unwrap();
+        let dir = directory(&db);
+        dir.oauth_resume(&a.did)
+            .await
+            .expect("resumed from the store");
+        let declaration = IdentityKeyPair::generate().declare(&a.did, unix_now());
+        let e = dir
+            .publish_declaration_with(&declaration, &records::Profile::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(e, PdsError::Auth(_)), "{e:?}");
+        assert!(!e.is_retryable());
+        assert!(list_raw(&a.did, records::DECLARATION).is_empty());
+        c.execute("DELETE FROM atmls_oauth_sessions", []).unwrap();
+    }
 }
 
 /// REC-13: app passwords stay as the fallback, and logging in with one replaces an OAuth
@@ -369,7 +434,9 @@ async fn rec_13_app_password_fallback() {
     let db = tmp.path().join("atmls.db");
     let dir = directory(&db);
     sign_in(&dir, &a, true).await.expect("signed in");
-    dir.login(&a.handle, &a.app_password).await.expect("app password");
+    dir.login(&a.handle, &a.app_password)
+        .await
+        .expect("app password");
     assert_eq!(dir.logged_in().await.map(|(d, _)| d), Some(a.did.clone()));
     let declaration = IdentityKeyPair::generate().declare(&a.did, unix_now());
     dir.publish_declaration_with(&declaration, &records::Profile::default())

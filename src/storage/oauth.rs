@@ -27,9 +27,11 @@ pub(crate) const REQUEST_TTL_SECS: u64 = 3600;
 /// An account's stored session: the loopback redirect URI its client id names, and
 /// atrium-oauth's session JSON.
 pub(crate) fn session_get(c: &Connection, did: &str) -> R<Option<(String, Vec<u8>)>> {
-    Ok(c.prepare_cached("SELECT redirect_uri, session FROM atmls_oauth_sessions WHERE did = ?1")?
-        .query_row([did], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?)
+    Ok(
+        c.prepare_cached("SELECT redirect_uri, session FROM atmls_oauth_sessions WHERE did = ?1")?
+            .query_row([did], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?,
+    )
 }
 
 /// Stores (or replaces) an account's session.
@@ -101,14 +103,23 @@ mod tests {
         let s = Store::in_memory().unwrap();
         let c = &s.conn;
         request_set(c, "st", b"{}", 1000).unwrap();
-        assert_eq!(request_get(c, "st", 1000).unwrap().as_deref(), Some(&b"{}"[..]));
-        assert_eq!(request_get(c, "st", 1000 + REQUEST_TTL_SECS + 1).unwrap(), None);
+        assert_eq!(
+            request_get(c, "st", 1000).unwrap().as_deref(),
+            Some(&b"{}"[..])
+        );
+        assert_eq!(
+            request_get(c, "st", 1000 + REQUEST_TTL_SECS + 1).unwrap(),
+            None
+        );
         request_delete(c, "st").unwrap();
         assert_eq!(request_get(c, "st", 1000).unwrap(), None);
 
         session_set(c, "did:plc:a", "http://127.0.0.1:1/cb", b"{\"x\":1}", 5).unwrap();
         let (uri, v) = session_get(c, "did:plc:a").unwrap().unwrap();
-        assert_eq!((uri.as_str(), v.as_slice()), ("http://127.0.0.1:1/cb", &b"{\"x\":1}"[..]));
+        assert_eq!(
+            (uri.as_str(), v.as_slice()),
+            ("http://127.0.0.1:1/cb", &b"{\"x\":1}"[..])
+        );
         assert_eq!(session_dids(c).unwrap(), vec!["did:plc:a".to_owned()]);
         session_delete(c, "did:plc:a").unwrap();
         assert_eq!(session_get(c, "did:plc:a").unwrap(), None);

@@ -9,9 +9,9 @@ use serde_json::Value;
 
 use super::checks::{check_declaration, check_devices, check_key_packages, Rejected};
 use super::handle::{HandleSettings, Handles};
+use super::oauth::{OAuthState, Writer};
 use super::records::{self, DeclarationRecord, IncomingPolicy, Profile};
 use super::resolve::Resolver;
-use super::oauth::{OAuthState, Writer};
 use super::session::{is_expired_token, Session};
 use super::xrpc::Http;
 use super::{repo, PdsError};

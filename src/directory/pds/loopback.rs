@@ -128,7 +128,11 @@ impl LoopbackRedirect {
             );
             let _ = stream.write_all(reply.as_bytes()).await;
             if ours {
-                return Ok(format!("{}{}", self.uri.trim_end_matches(&self.path), target));
+                return Ok(format!(
+                    "{}{}",
+                    self.uri.trim_end_matches(&self.path),
+                    target
+                ));
             }
         }
     }
@@ -162,7 +166,10 @@ mod tests {
     async fn rec_13_loopback_redirect_returns_the_url() {
         let l = LoopbackRedirect::bind("/cb").await.unwrap();
         let uri = l.redirect_uri().to_owned();
-        let addr = uri.trim_start_matches("http://").trim_end_matches("/cb").to_owned();
+        let addr = uri
+            .trim_start_matches("http://")
+            .trim_end_matches("/cb")
+            .to_owned();
         let browser = tokio::spawn(async move {
             for target in ["/favicon.ico", "/cb?code=c&state=s"] {
                 let mut s = TcpStream::connect(&addr).await.unwrap();
