@@ -444,3 +444,31 @@ async fn rec_13_app_password_fallback() {
         .expect("written with the app password");
     assert_eq!(dir.oauth_accounts().unwrap(), vec![a.did.clone()]);
 }
+
+/// REC-14, REC-16: a redirect whose code the authorization server refuses (forged, here:
+/// with a real `state`) fails with a refusal, not retryable, and not a crash (atrium-oauth
+/// 0.2 panics there; the panic is contained); the `state` is used up.
+#[tokio::test(flavor = "multi_thread")]
+async fn rec_16_refused_code() {
+    let a = create_account("ocode");
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("atmls.db");
+    let dir = directory(&db);
+    let url = dir
+        .oauth_begin(&a.handle, "http://127.0.0.1:9/callback")
+        .await
+        .unwrap();
+    let state: String = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row("SELECT state FROM atmls_oauth_requests", [], |r| r.get(0))
+        .unwrap();
+    let iss = origin(&url);
+    let forged = format!("http://127.0.0.1:9/callback?state={state}&iss={iss}&code=cod-forged");
+    let e = dir.oauth_complete(&forged).await.unwrap_err();
+    assert!(matches!(e, PdsError::OAuth { .. }), "{e:?}");
+    assert!(!e.is_retryable());
+    assert!(dir.logged_in().await.is_none());
+    assert!(dir.oauth_accounts().unwrap().is_empty());
+    let e = dir.oauth_complete(&forged).await.unwrap_err();
+    assert!(matches!(e, PdsError::Auth(_)), "used state: {e:?}");
+}
