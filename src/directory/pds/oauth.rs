@@ -295,12 +295,19 @@ impl PdsDirectory {
     /// denied, the server refused the code) is [`PdsError::OAuth`], not retryable; a
     /// `state` that is unknown, used or expired is [`PdsError::Auth`] (REC-14).
     ///
-    /// ```no_run
-    /// # async fn f(dir: atmls::directory::pds::PdsDirectory) {
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use atmls::directory::pds::{PdsConfig, PdsDirectory, PdsError};
+    /// let dir = PdsDirectory::new(PdsConfig::new());
+    /// // The user denied access at the authorization server.
     /// let denied = "http://127.0.0.1:8631/callback?error=access_denied&state=x&iss=y";
     /// let e = dir.oauth_complete(denied).await.unwrap_err();
+    /// assert!(matches!(&e, PdsError::OAuth { error, .. } if error == "access_denied"));
     /// assert!(!e.is_retryable());
-    /// # }
+    /// // A code for a request this directory never made.
+    /// let forged = "http://127.0.0.1:8631/callback?code=c&state=never-made&iss=y";
+    /// assert!(matches!(dir.oauth_complete(forged).await, Err(PdsError::Auth(_))));
+    /// # });
     /// ```
     pub async fn oauth_complete(&self, redirect: &str) -> Result<Did, PdsError> {
         let r = parse_redirect(redirect);
