@@ -226,8 +226,8 @@ impl PdsDirectory {
     }
 
     /// Refreshes the session's tokens (done automatically when the access token expires).
-    /// An OAuth session refreshes its own tokens when the PDS says they expired: this checks
-    /// that it still has one.
+    /// An OAuth session refreshes its own tokens when the PDS says they expired (REC-15):
+    /// with one, this does nothing.
     pub async fn refresh(&self) -> Result<(), PdsError> {
         if self.oauth.active.lock().await.is_some() {
             return Ok(());
