@@ -9,6 +9,9 @@ mod encryption;
 pub(crate) mod group_state;
 pub(crate) mod history;
 mod keys;
+// Used by the PDS directory (feature `pds`); its tables exist in every build.
+#[cfg_attr(not(feature = "pds"), allow(dead_code))]
+pub(crate) mod oauth;
 pub(crate) mod outbox;
 mod passphrase;
 mod provider;
@@ -224,6 +227,9 @@ ALTER TABLE atmls_outbox ADD COLUMN recipient_keys BLOB;
     // v14: consent (spec/consent.md): decisions on accounts, and conversations held back as
     // message requests or being left.
     consent::MIGRATION_14,
+    // v15: the PDS directory's OAuth sessions and authorization requests under way
+    // (spec/records.md REC-13 … REC-16).
+    oauth::MIGRATION_15,
 ];
 
 /// Rust steps run right after the SQL migration of the same version, in its transaction

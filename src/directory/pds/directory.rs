@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::checks::{check_declaration, check_devices, check_key_packages, Rejected};
 use super::handle::{HandleSettings, Handles};
+use super::oauth::{OAuthState, Writer};
 use super::records::{self, DeclarationRecord, IncomingPolicy, Profile};
 use super::resolve::Resolver;
 use super::session::{is_expired_token, Session};
@@ -154,8 +155,10 @@ pub struct Lookup {
 /// # Ok(()) }
 /// ```
 pub struct PdsDirectory {
-    http: Http,
-    resolver: Resolver,
+    pub(super) http: Http,
+    pub(super) resolver: Resolver,
+    /// The OAuth session, if signed in with OAuth (the default; REC-13), and its store.
+    pub(super) oauth: OAuthState,
     /// What the declaration record says besides the key; its policy follows
     /// [`Directory::publish_incoming_policy`].
     profile: Mutex<Profile>,
@@ -195,6 +198,7 @@ impl PdsDirectory {
                 allow_private_did_web: config.allow_private_did_web,
             },
             profile: Mutex::new(config.profile),
+            oauth: OAuthState::new(),
             session: tokio::sync::Mutex::new(None),
             pds_cache: Mutex::new(HashMap::new()),
             kp_rkeys: Mutex::new(HashMap::new()),
@@ -203,7 +207,9 @@ impl PdsDirectory {
     }
 
     /// Logs in with a handle or DID and an app password, on the account's own PDS (found by
-    /// resolving the identifier). Returns the account's DID.
+    /// resolving the identifier): the fallback when OAuth ([`oauth_begin`](Self::oauth_begin))
+    /// cannot be used. Returns the account's DID. Replaces an OAuth session (kept in its
+    /// store).
     pub async fn login(&self, identifier: &str, password: &str) -> Result<Did, PdsError> {
         let did = self.resolve(identifier).await?;
         let pds = self.pds_of(&did).await?;
@@ -215,11 +221,17 @@ impl PdsDirectory {
             )));
         }
         *self.session.lock().await = Some(s);
+        *self.oauth.active.lock().await = None;
         Ok(did)
     }
 
     /// Refreshes the session's tokens (done automatically when the access token expires).
+    /// An OAuth session refreshes its own tokens when the PDS says they expired (REC-15):
+    /// with one, this does nothing.
     pub async fn refresh(&self) -> Result<(), PdsError> {
+        if self.oauth.active.lock().await.is_some() {
+            return Ok(());
+        }
         let mut g = self.session.lock().await;
         let s = g.as_mut().ok_or(PdsError::NotLoggedIn)?;
         s.refresh(&self.http).await
@@ -227,6 +239,9 @@ impl PdsDirectory {
 
     /// The logged-in account, if any.
     pub async fn logged_in(&self) -> Option<(Did, String)> {
+        if let Some(a) = self.oauth.active.lock().await.as_ref() {
+            return Some((a.did.clone(), a.handle.clone()));
+        }
         self.session
             .lock()
             .await
@@ -327,15 +342,25 @@ impl PdsDirectory {
         lock(&self.rejected).insert(did.clone(), rejected);
     }
 
-    /// The session, if `did` is the logged-in account.
-    async fn own_session(&self, did: &Did) -> Result<Session, PdsError> {
-        let s = self
-            .session
-            .lock()
-            .await
-            .clone()
-            .ok_or(PdsError::NotLoggedIn)?;
-        if &s.did != did {
+    /// Drops the app-password session (an OAuth session replaced it).
+    pub(super) async fn forget_password_session(&self) {
+        *self.session.lock().await = None;
+    }
+
+    /// The session (OAuth, or else app password), if `did` is the logged-in account.
+    async fn own_session(&self, did: &Did) -> Result<Writer, PdsError> {
+        let oauth = self.oauth.active.lock().await.clone();
+        let s = match oauth {
+            Some(a) => Writer::OAuth(a),
+            None => Writer::Password(
+                self.session
+                    .lock()
+                    .await
+                    .clone()
+                    .ok_or(PdsError::NotLoggedIn)?,
+            ),
+        };
+        if s.did() != did {
             return Err(PdsError::InvalidRecord(
                 "a record of another account than the logged-in one",
             ));
@@ -352,11 +377,11 @@ impl PdsDirectory {
         v: &Value,
     ) -> Result<String, PdsError> {
         let s = self.own_session(did).await?;
-        match repo::write(&self.http, &s.pds, &s.access, did, collection, rkey, v).await {
-            Err(e) if is_expired_token(&e) => {
+        match repo::write(&self.http, s.pds(), s.auth(), did, collection, rkey, v).await {
+            Err(e) if s.is_password() && is_expired_token(&e) => {
                 self.refresh().await?;
                 let s = self.own_session(did).await?;
-                repo::write(&self.http, &s.pds, &s.access, did, collection, rkey, v).await
+                repo::write(&self.http, s.pds(), s.auth(), did, collection, rkey, v).await
             }
             r => r,
         }
@@ -364,11 +389,11 @@ impl PdsDirectory {
 
     async fn delete(&self, did: &Did, collection: &str, rkey: &str) -> Result<(), PdsError> {
         let s = self.own_session(did).await?;
-        match repo::delete(&self.http, &s.pds, &s.access, did, collection, rkey).await {
-            Err(e) if is_expired_token(&e) => {
+        match repo::delete(&self.http, s.pds(), s.auth(), did, collection, rkey).await {
+            Err(e) if s.is_password() && is_expired_token(&e) => {
                 self.refresh().await?;
                 let s = self.own_session(did).await?;
-                repo::delete(&self.http, &s.pds, &s.access, did, collection, rkey).await
+                repo::delete(&self.http, s.pds(), s.auth(), did, collection, rkey).await
             }
             r => r,
         }
@@ -398,7 +423,7 @@ impl PdsDirectory {
         &self,
         did: &Did,
     ) -> Result<Vec<(String, KeyPackageRecord)>, PdsError> {
-        let pds = self.own_session(did).await?.pds;
+        let pds = self.own_session(did).await?.pds().to_owned();
         let raw = repo::list(&self.http, &pds, did, records::KEY_PACKAGE).await?;
         let mut out = Vec::new();
         for (rkey, v) in raw {
@@ -453,7 +478,7 @@ impl Directory for PdsDirectory {
         policy: &IncomingPolicy,
     ) -> Result<(), DirectoryError> {
         lock(&self.profile).incoming_policy = policy.clone();
-        let pds = self.own_session(did).await?.pds;
+        let pds = self.own_session(did).await?.pds().to_owned();
         let (collection, rkey) = (records::DECLARATION, records::DECLARATION_RKEY);
         // The policy is not signed (REC-3): the published record changes in that field only.
         if let Some(mut v) = repo::get(&self.http, &pds, did, collection, rkey).await? {

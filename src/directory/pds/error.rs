@@ -116,9 +116,23 @@ pub enum PdsError {
     /// A record to write is not valid (e.g. a device of another account).
     #[error("invalid record to write: {0}")]
     InvalidRecord(&'static str),
-    /// A configuration value is not usable (a root certificate that does not parse).
+    /// A configuration value is not usable (a root certificate that does not parse, a
+    /// redirect URI that is not a loopback URL).
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The OAuth authorization server refused: the user denied access (`access_denied`), or
+    /// the server refused the code, the token or its refresh (REC-16). Signing in again is
+    /// needed; retrying the same request does not help.
+    #[error("OAuth refused: {error} {description}")]
+    OAuth {
+        /// The OAuth error code (RFC 6749 §4.1.2.1, §5.2), or `refused`.
+        error: String,
+        /// What the server said.
+        description: String,
+    },
+    /// The store keeping OAuth sessions failed (REC-15); retrying helps when it was busy.
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
 }
 
 impl PdsError {
@@ -135,7 +149,9 @@ impl PdsError {
             | PdsError::NoIdentity(_)
             | PdsError::Declaration { .. }
             | PdsError::InvalidRecord(_)
-            | PdsError::Config(_) => false,
+            | PdsError::Config(_)
+            | PdsError::OAuth { .. } => false,
+            PdsError::Storage(e) => e.is_retryable(),
         }
     }
 }

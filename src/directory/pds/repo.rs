@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::xrpc::Http;
+use super::xrpc::{Auth, Http};
 use super::PdsError;
 use crate::identity::Did;
 
@@ -116,7 +116,7 @@ pub(crate) async fn get(
 pub(crate) async fn write(
     http: &Http,
     pds: &str,
-    token: &str,
+    auth: Auth<'_>,
     did: &Did,
     collection: &str,
     rkey: Option<&str>,
@@ -133,7 +133,7 @@ pub(crate) async fn write(
     } else {
         "com.atproto.repo.createRecord"
     };
-    let out: WriteOut = http.procedure(pds, nsid, Some(input), Some(token)).await?;
+    let out: WriteOut = http.procedure_as(pds, nsid, Some(input), auth).await?;
     rkey_of(&out.uri)
 }
 
@@ -141,7 +141,7 @@ pub(crate) async fn write(
 pub(crate) async fn delete(
     http: &Http,
     pds: &str,
-    token: &str,
+    auth: Auth<'_>,
     did: &Did,
     collection: &str,
     rkey: &str,
@@ -153,12 +153,7 @@ pub(crate) async fn delete(
         record: None,
     };
     let _: Value = http
-        .procedure(
-            pds,
-            "com.atproto.repo.deleteRecord",
-            Some(input),
-            Some(token),
-        )
+        .procedure_as(pds, "com.atproto.repo.deleteRecord", Some(input), auth)
         .await?;
     Ok(())
 }

@@ -8,6 +8,7 @@ use atrium_xrpc::http::{Method, Request};
 use atrium_xrpc::types::AuthorizationToken;
 use atrium_xrpc::{HttpClient, InputDataOrBytes, OutputDataOrBytes, XrpcClient, XrpcRequest};
 use atrium_xrpc_client::reqwest::{ReqwestClient, ReqwestClientBuilder};
+use futures_util::FutureExt;
 use serde::{de::DeserializeOwned, Serialize};
 
 use super::PdsError;
@@ -53,6 +54,34 @@ impl XrpcClient for Call<'_> {
 
     async fn authorization_token(&self, _is_refresh: bool) -> Option<AuthorizationToken> {
         self.token.map(|t| AuthorizationToken::Bearer(t.to_owned()))
+    }
+}
+
+/// Who a write is made as: an app-password session's bearer token, or an OAuth session
+/// (DPoP-bound tokens, refreshed by the session itself; REC-13).
+#[derive(Clone, Copy)]
+pub(crate) enum Auth<'a> {
+    /// `Authorization: Bearer` with an app-password session's access token.
+    Bearer(&'a str),
+    /// An OAuth session's XRPC client.
+    OAuth(&'a super::oauth::OAuthXrpc),
+}
+
+/// The directory's HTTP client for atrium-oauth (metadata, PAR, token requests), with the
+/// directory's timeout on each request.
+impl HttpClient for Http {
+    async fn send_http(
+        &self,
+        request: Request<Vec<u8>>,
+    ) -> Result<
+        atrium_xrpc::http::Response<Vec<u8>>,
+        Box<dyn std::error::Error + Send + Sync + 'static>,
+    > {
+        let uri = request.uri().to_string();
+        match tokio::time::timeout(self.timeout, self.client.send_http(request)).await {
+            Ok(r) => r,
+            Err(_) => Err(Box::new(unavailable(&uri, "timed out"))),
+        }
     }
 }
 
@@ -186,6 +215,54 @@ impl Http {
             encoding,
         };
         self.xrpc(base, token, request).await
+    }
+
+    /// An XRPC procedure made as `auth`: an OAuth session's goes to its own PDS (`base` is
+    /// the same, from the DID document) through its DPoP client; a 401 after its refresh
+    /// means the PDS no longer accepts the session (REC-16).
+    pub(crate) async fn procedure_as<I, O>(
+        &self,
+        base: &str,
+        nsid: &str,
+        input: Option<I>,
+        auth: Auth<'_>,
+    ) -> Result<O, PdsError>
+    where
+        I: Serialize + Send + Sync,
+        O: DeserializeOwned + Send + Sync,
+    {
+        let session = match auth {
+            Auth::Bearer(token) => return self.procedure(base, nsid, input, Some(token)).await,
+            Auth::OAuth(session) => session,
+        };
+        let encoding = input.as_ref().map(|_| "application/json".to_owned());
+        let request = XrpcRequest::<(), I> {
+            method: Method::POST,
+            nsid: nsid.to_owned(),
+            parameters: None,
+            input: input.map(InputDataOrBytes::Data),
+            encoding,
+        };
+        let sent = tokio::time::timeout(
+            self.timeout,
+            std::panic::AssertUnwindSafe(session.send_xrpc::<(), I, O, NoCustomError>(&request))
+                .catch_unwind(),
+        )
+        .await
+        .map_err(|_| unavailable(nsid, "timed out"))?
+        .map_err(|_| PdsError::InvalidResponse(format!("{nsid}: the OAuth client failed")))?;
+        match sent.map_err(|e| map_error(nsid, e)) {
+            Ok(OutputDataOrBytes::Data(o)) => Ok(o),
+            Ok(OutputDataOrBytes::Bytes(_)) => {
+                Err(PdsError::InvalidResponse(format!("{nsid}: not JSON")))
+            }
+            Err(PdsError::Refused {
+                status: 401,
+                error,
+                message,
+            }) => Err(PdsError::Auth(format!("{nsid}: {error} {message}"))),
+            Err(e) => Err(e),
+        }
     }
 
     /// A plain GET of a JSON document (DID documents).
