@@ -6,11 +6,13 @@ pub(crate) mod blob_erasure;
 pub(crate) mod consent;
 pub(crate) mod group_state;
 pub(crate) mod history;
+mod login;
 pub(crate) mod outbox;
 mod provider;
 pub(crate) mod tables;
 pub(crate) mod trust;
 
+pub use login::SavedLogin;
 pub(crate) use provider::Provider;
 #[doc(hidden)]
 pub use provider::{CodecError, StorageCodec};
@@ -201,6 +203,8 @@ ALTER TABLE atmls_outbox ADD COLUMN recipient_keys BLOB;
     // v14: consent (spec/consent.md): decisions on accounts, and conversations held back as
     // message requests or being left.
     consent::MIGRATION_14,
+    // v15: the account login an app keeps between runs (session tokens, its PDS).
+    login::MIGRATION_15,
 ];
 
 /// Rust steps run right after the SQL migration of the same version, in its transaction

@@ -18,3 +18,4 @@ pub use checks::{check_declaration, check_devices, check_key_packages, Rejected}
 pub use directory::{Lookup, PdsConfig, PdsDirectory};
 pub use error::{PdsError, RecordError};
 pub use records::{DeclarationRecord, IncomingPolicy, Profile, MAX_RECORD_BYTES};
+pub use session::PdsSession;

@@ -1,35 +1,21 @@
 //! `atmls pds …`: account commands against a real PDS (feature `pds`). The app password is
 //! read from `ATMLS_APP_PASSWORD` or prompted for; it is never taken from the command line.
 
-use std::io::{BufRead, Write};
-use std::path::PathBuf;
 use std::sync::Arc;
 
-use atmls::directory::pds::{records, PdsConfig, PdsDirectory};
+use atmls::directory::pds::{records, PdsDirectory};
 use atmls::identity::DeviceIdentity;
 use atmls::storage::Store;
 use atmls::transport::MemoryTransport;
 use atmls::Client;
 use clap::{Args, Subcommand};
 
-type Res<T> = Result<T, Box<dyn std::error::Error>>;
+use crate::ctx::{Global, Res};
+use crate::login::password;
 
-/// Where to resolve identities, and which local store is this device.
+/// `atmls pds …` (the global options say where to resolve identities and which store).
 #[derive(Args)]
 pub struct PdsArgs {
-    /// XRPC service trusted to resolve handles (com.atproto.identity.resolveHandle) instead
-    /// of DNS and HTTPS (the default, as the ATProto handle spec says); e.g. a local PDS.
-    #[arg(long, env = "ATMLS_HANDLE_RESOLVER")]
-    handle_resolver: Option<String>,
-    /// PLC directory for did:plc documents.
-    #[arg(long, env = "ATMLS_PLC_URL", default_value = "https://plc.directory")]
-    plc_url: String,
-    /// Fetch did:web documents over plain http (local testing only).
-    #[arg(long, env = "ATMLS_DID_WEB_HTTP")]
-    did_web_http: bool,
-    /// This device's SQLite store.
-    #[arg(long, env = "ATMLS_STORE", default_value = "atmls.db")]
-    store: PathBuf,
     #[command(subcommand)]
     command: PdsCommand,
 }
@@ -66,53 +52,26 @@ enum PdsCommand {
     },
 }
 
-fn password() -> Res<String> {
-    if let Ok(p) = std::env::var("ATMLS_APP_PASSWORD") {
-        return Ok(p);
-    }
-    eprint!("app password: ");
-    std::io::stderr().flush()?;
-    let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line)?;
-    let p = line.trim_end_matches(['\r', '\n']).to_owned();
-    if p.is_empty() {
-        return Err("no app password (set ATMLS_APP_PASSWORD or type it)".into());
-    }
-    Ok(p)
-}
-
-fn directory(a: &PdsArgs) -> PdsDirectory {
-    let mut c = PdsConfig::new();
-    c.handle_resolver = a.handle_resolver.clone();
-    c.plc_url = a.plc_url.clone();
-    if a.did_web_http {
-        // Development against local hosts.
-        c.did_web_scheme = "http".into();
-        c.allow_private_did_web = true;
-    }
-    PdsDirectory::new(c)
-}
-
 fn date(secs: u64) -> String {
     records::format_datetime(secs)
 }
 
 /// Logs in and opens this device's client, which publishes identity, device and KeyPackages.
-async fn open(a: &PdsArgs, handle: &str, create: bool) -> Res<(Arc<PdsDirectory>, Client)> {
-    let dir = Arc::new(directory(a));
+async fn open(g: &Global, handle: &str, create: bool) -> Res<(Arc<PdsDirectory>, Client)> {
+    let dir = Arc::new(g.directory());
     let did = dir.login(handle, &password()?).await?;
-    let existed = a.store.exists();
+    let existed = g.store.exists();
     if !existed && !create {
         return Err(format!(
             "no store at {}: run `atmls pds init` first",
-            a.store.display()
+            g.store.display()
         )
         .into());
     }
     let mut b = Client::builder(
         dir.clone(),
         Arc::new(MemoryTransport::new()),
-        Store::open(&a.store)?,
+        Store::open(&g.store)?,
     );
     if !existed {
         b = b.identity(DeviceIdentity::new_account(did));
@@ -177,11 +136,11 @@ fn hex_short(b: &[u8]) -> String {
 }
 
 /// Runs an `atmls pds` command.
-pub async fn run(a: PdsArgs) -> Res<()> {
+pub async fn run(g: &Global, a: PdsArgs) -> Res<()> {
     match &a.command {
         PdsCommand::Init { handle } | PdsCommand::Publish { handle } => {
             let create = matches!(a.command, PdsCommand::Init { .. });
-            let (dir, client) = open(&a, handle, create).await?;
+            let (dir, client) = open(g, handle, create).await?;
             println!("did: {}", client.did());
             println!(
                 "this device: {}",
@@ -189,8 +148,8 @@ pub async fn run(a: PdsArgs) -> Res<()> {
             );
             show(&dir, client.did().as_str(), "show").await
         }
-        PdsCommand::Show { who } => show(&directory(&a), who, "show").await,
-        PdsCommand::Devices { who } => show(&directory(&a), who, "devices").await,
-        PdsCommand::KeyPackages { who } => show(&directory(&a), who, "key-packages").await,
+        PdsCommand::Show { who } => show(&g.directory(), who, "show").await,
+        PdsCommand::Devices { who } => show(&g.directory(), who, "devices").await,
+        PdsCommand::KeyPackages { who } => show(&g.directory(), who, "key-packages").await,
     }
 }
