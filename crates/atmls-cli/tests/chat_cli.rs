@@ -407,3 +407,141 @@ fn no_ds_is_explained_and_verify_draws_a_qr_code() {
         "{out}"
     );
 }
+
+/// `atmls <args>` as `p`, started in the background with stdout piped.
+fn spawn(p: &Person, args: &[&str]) -> std::process::Child {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_atmls"));
+    c.arg("--json")
+        .args(args)
+        .env("ATMLS_STORE", &p.store)
+        .env("ATMLS_DS_URL", &p.ds)
+        .env("ATMLS_HANDLE_RESOLVER", &pds().pds_url)
+        .env("ATMLS_PLC_URL", &pds().plc_url)
+        .env_remove("ATMLS_APP_PASSWORD")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c.spawn().unwrap()
+}
+
+/// An invite link redeemed while the group's owner watches; a second device linked with a
+/// pairing code, added to the account's conversations, reading what arrives next.
+#[test]
+fn invite_redeemed_and_second_device_linked() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let ds = start_ds(dir.path());
+    let alice = Person::new("inva", dir.path(), &ds);
+    let bob = Person::new("invb", dir.path(), &ds);
+    let carol = Person::new("invc", dir.path(), &ds);
+    for p in [&alice, &bob, &carol] {
+        p.login();
+        p.ok(&["init"]);
+    }
+
+    // alice's group with bob; carol joins by the link while alice's device is online.
+    let l = alice.ok(&["group", "create", "--name", "Book club", bob.handle()]);
+    let g = events(&l, "group_created")[0]["group"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // For bob, alice is a stranger: the group is a request until he accepts it.
+    let l = bob.ok(&["groups"]);
+    assert!(events(&l, "group").is_empty(), "{l:?}");
+    assert_eq!(events(&l, "message_request").len(), 1, "{l:?}");
+    bob.ok(&["accept", &g]);
+    let l = alice.ok(&["invite", "create", &g, "--max-uses", "1"]);
+    let link = events(&l, "invite")[0]["link"].as_str().unwrap().to_owned();
+    let mut owner = spawn(&alice, &["watch", "--timeout", "90", "--poll", "1"]);
+    let bad = carol.fails(&["invite", "redeem", "https://example.com/not-an-invite"]);
+    assert!(bad.contains("not an atmls invite link"), "{bad}");
+    let l = carol.ok(&["invite", "redeem", &link, "--wait", "60"]);
+    owner.kill().unwrap();
+    owner.wait().unwrap();
+    assert_eq!(events(&l, "join")[0]["outcome"], "approved", "{l:?}");
+    let l = carol.ok(&["groups"]);
+    let joined: Vec<_> = events(&l, "group")
+        .into_iter()
+        .filter(|v| v["group"] == g.as_str())
+        .collect();
+    assert_eq!(joined.len(), 1, "{l:?}");
+    assert_eq!(joined[0]["name"], "Book club");
+
+    // bob's second device: logged in on its own store, it shows a code and waits.
+    let bob2 = Person {
+        account: bob.account.clone(),
+        store: dir.path().join("bob2.db"),
+        ds: ds.clone(),
+    };
+    bob2.login();
+    let err = bob2.fails(&["groups"]);
+    assert!(err.contains("atmls init"), "{err}");
+    let mut pending = spawn(&bob2, &["link", "--wait", "90"]);
+    let mut out = std::io::BufReader::new(pending.stdout.take().unwrap()).lines();
+    let first: Value = serde_json::from_str(&out.next().unwrap().unwrap()).unwrap();
+    assert_eq!(first["event"], "link_code", "{first}");
+    let code = first["code"].as_str().unwrap().to_owned();
+    // A wrong code approves nothing.
+    let err = bob.fails(&["link", "approve", "AAAA-AAAA-AAAA-AAAA", "--wait", "1"]);
+    assert!(!err.is_empty());
+    let l = bob.ok(&["link", "approve", &code, "--wait", "60"]);
+    assert_eq!(events(&l, "link_approved")[0]["added"], true, "{l:?}");
+    let rest: Vec<Value> = out
+        .map(|l| serde_json::from_str(&l.unwrap()).unwrap())
+        .collect();
+    assert!(pending.wait().unwrap().success());
+    assert_eq!(rest.last().unwrap()["event"], "linked", "{rest:?}");
+    let l = bob.ok(&["devices"]);
+    assert_eq!(events(&l, "device").len(), 2, "{l:?}");
+    // The new device is in the group, and reads what is sent next.
+    alice.ok(&["send", &g, "chapter 3 tonight"]);
+    let l = bob2.ok(&["watch", "--until-idle"]);
+    assert!(
+        events(&l, "message")
+            .iter()
+            .any(|m| m["text"] == "chapter 3 tonight"),
+        "{l:?}"
+    );
+}
+
+/// The saved session: an expired access token is refreshed (and the new tokens saved) without
+/// asking for the password; a refused refresh token says to log in again.
+#[test]
+fn saved_session_is_refreshed_when_expired_and_explained_when_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = start_ds(dir.path());
+    let alice = Person::new("sesa", dir.path(), &ds);
+    alice.login();
+    alice.ok(&["init"]);
+    let db = rusqlite::Connection::open(&alice.store).unwrap();
+    let tokens = || -> (String, String) {
+        db.query_row(
+            "SELECT access_token, refresh_token FROM atmls_login",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap()
+    };
+    let (_, refresh) = tokens();
+    // An access token that expired long ago (exp 1000).
+    let expired = "eyJhbGciOiJub25lIn0.eyJleHAiOjEwMDB9.x";
+    db.execute("UPDATE atmls_login SET access_token = ?1", [expired])
+        .unwrap();
+    alice.ok(&["groups"]);
+    let (access2, refresh2) = tokens();
+    assert_ne!(access2, expired);
+    assert_ne!(refresh2, refresh, "the refreshed tokens are saved");
+    // A refresh token the PDS refuses: log in again.
+    db.execute(
+        "UPDATE atmls_login SET access_token = ?1, refresh_token = 'revoked'",
+        [expired],
+    )
+    .unwrap();
+    let err = alice.fails(&["groups"]);
+    assert!(
+        err.contains("expired") && err.contains("atmls login"),
+        "{err}"
+    );
+    alice.login();
+    alice.ok(&["groups"]);
+}

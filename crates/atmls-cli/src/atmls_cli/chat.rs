@@ -72,8 +72,17 @@ async fn refuse_second_identity(login: &Login, force: bool) -> Res<()> {
 }
 
 /// Syncs, printing what arrived (stderr for people, stdout lines with `--json`).
+/// A sync that takes long (a first sync, a large group joined) says so on stderr.
 pub async fn sync(c: &Ctx) -> Res<Vec<Event>> {
-    let events = c.client.sync().await?;
+    let work = c.client.sync();
+    tokio::pin!(work);
+    let events = tokio::select! {
+        r = &mut work => r?,
+        _ = tokio::time::sleep(Duration::from_secs(2)) => {
+            c.out.progress("syncing (catching up with your conversations)…");
+            work.await?
+        }
+    };
     for e in &events {
         if let Some((v, line)) = out::event(e) {
             if c.out.json {
@@ -236,7 +245,6 @@ pub struct WatchArgs {
 /// A live stream of events until Ctrl-C (or `--until-idle`, `--count`, `--timeout`).
 pub async fn watch(c: &Ctx, a: &WatchArgs) -> Res<()> {
     if a.until_idle {
-        c.out.progress("syncing…");
         loop {
             let events = c.client.sync().await?;
             if events.is_empty() {

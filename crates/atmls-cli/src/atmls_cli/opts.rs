@@ -11,6 +11,7 @@ pub type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
 /// Options every command takes (before or after the command's name).
 #[derive(Args, Clone, Debug)]
+#[command(next_help_heading = "Global options")]
 pub struct Global {
     /// This device's SQLite store (identity, conversations, the saved login).
     #[arg(long, global = true, env = "ATMLS_STORE", default_value = "atmls.db")]

@@ -231,6 +231,8 @@ async fn approve(c: &Ctx, code: &str, wait: u64) -> Res<()> {
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
+    // The conversations joined since the last run too.
+    crate::chat::sync(c).await?;
     c.client.add_own_devices().await?;
     c.out.emit(
         json!({"event": "link_approved", "device": id, "added": true}),
