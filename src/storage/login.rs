@@ -27,6 +27,14 @@ CREATE TABLE atmls_login (
 "#;
 
 /// A login saved in the store (see [`Store::save_login`]).
+///
+/// ```
+/// # fn f(store: &atmls::storage::Store) -> Result<(), atmls::storage::StorageError> {
+/// if let Some(login) = store.saved_login()? {
+///     println!("logged in as {} on {}", login.handle, login.service);
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct SavedLogin {
     /// How the session was obtained, e.g. `"app-password"`.
@@ -101,6 +109,12 @@ impl Store {
     }
 
     /// The saved login, if any.
+    ///
+    /// ```
+    /// // unwrap: an in-memory store the example opens itself.
+    /// let store = atmls::storage::Store::in_memory().unwrap();
+    /// assert!(store.saved_login().unwrap().is_none());
+    /// ```
     pub fn saved_login(&self) -> R<Option<SavedLogin>> {
         let row = self
             .conn
@@ -136,6 +150,13 @@ impl Store {
     }
 
     /// Forgets the saved login (logging out of this store).
+    ///
+    /// ```
+    /// // unwrap: an in-memory store the example opens itself.
+    /// let store = atmls::storage::Store::in_memory().unwrap();
+    /// store.forget_login().unwrap(); // nothing saved: nothing to forget, no error
+    /// assert!(store.saved_login().unwrap().is_none());
+    /// ```
     pub fn forget_login(&self) -> R<()> {
         self.conn.execute("DELETE FROM atmls_login", [])?;
         Ok(())

@@ -261,6 +261,17 @@ impl PendingLink {
     /// Like [`finish`](Self::finish), checking again every `poll` until the approval arrived
     /// or `timeout` passed ([`TrustError::LinkPending`] then). Retryable transport errors
     /// while waiting are retried at the next check.
+    ///
+    /// ```no_run
+    /// # async fn f(transport: std::sync::Arc<dyn atmls::transport::Transport>, did: atmls::identity::Did) -> Result<(), atmls::trust::TrustError> {
+    /// use std::time::Duration;
+    /// let pending = atmls::trust::PendingLink::start(&*transport, did).await?;
+    /// println!("approve with: {}", pending.code().display());
+    /// let identity = pending
+    ///     .wait(&*transport, Duration::from_secs(2), Duration::from_secs(300))
+    ///     .await?;
+    /// # let _ = identity; Ok(()) }
+    /// ```
     pub async fn wait(
         self,
         transport: &dyn Transport,

@@ -238,6 +238,18 @@ impl PdsDirectory {
     /// [`resume`](Self::resume_session) later without the password. Export it again after
     /// the calls of a run: a refresh (automatic when the access token expires) replaces both
     /// tokens, and the PDS may refuse the old refresh token.
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), atmls::directory::pds::PdsError> {
+    /// use atmls::directory::pds::{PdsConfig, PdsDirectory};
+    /// let dir = PdsDirectory::new(PdsConfig::new());
+    /// dir.login("alice.example.com", "app-password").await?;
+    /// let saved = dir.export_session().await.expect("logged in");
+    /// // ... later, in another run:
+    /// let again = PdsDirectory::new(PdsConfig::new());
+    /// again.resume_session(saved).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn export_session(&self) -> Option<PdsSession> {
         self.session.lock().await.as_ref().map(PdsSession::from)
     }

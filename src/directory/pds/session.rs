@@ -87,6 +87,14 @@ pub(crate) fn is_expired_token(e: &PdsError) -> bool {
 /// ([`PdsDirectory::export_session`](super::PdsDirectory::export_session)) and resumed
 /// ([`PdsDirectory::resume_session`](super::PdsDirectory::resume_session)) without the
 /// password. The tokens are secrets: keep them where the device's keys are kept.
+///
+/// ```no_run
+/// # async fn f(dir: atmls::directory::pds::PdsDirectory) {
+/// if let Some(s) = dir.export_session().await {
+///     println!("{s:?}"); // the account and its PDS; Debug leaves the tokens out
+/// }
+/// # }
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct PdsSession {
     /// The account.
