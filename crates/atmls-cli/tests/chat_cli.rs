@@ -142,6 +142,15 @@ fn two_people_chat_through_the_pds_and_the_ds() {
     let bob = Person::new("chatb", dir.path(), &ds);
     let carol = Person::new("chatc", dir.path(), &ds);
 
+    logins_and_init(&alice, &bob, &carol);
+    dm_request_accept_reply(&alice, &bob);
+    group_create_name_role(&alice, &bob, &carol);
+    block_hides_a_dm(&bob, &carol);
+    safety_numbers_devices_logout(&alice, &bob);
+}
+
+/// Negatives before login and init; then each logs in and sets up.
+fn logins_and_init(alice: &Person, bob: &Person, carol: &Person) {
     // Before logging in, commands say what to do.
     let err = alice.fails(&["groups"]);
     assert!(
@@ -179,7 +188,10 @@ fn two_people_chat_through_the_pds_and_the_ds() {
     // An unknown handle.
     let err = alice.fails(&["dm", "nobody-here.test", "hi"]);
     assert!(err.contains("unknown account nobody-here.test"), "{err}");
+}
 
+/// alice's DM is a request for bob, who accepts and replies; alice watches.
+fn dm_request_accept_reply(alice: &Person, bob: &Person) {
     // alice writes to bob: for bob, a message request.
     let l = alice.ok(&["dm", bob.handle(), "hello bob"]);
     let dm = events(&l, "dm")[0]["group"].as_str().unwrap().to_owned();
@@ -211,27 +223,10 @@ fn two_people_chat_through_the_pds_and_the_ds() {
         "{l:?}"
     );
     // And the live watch: bob writes while alice watches for one event.
-    let watching = {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_atmls"));
-        c.args([
-            "--json",
-            "watch",
-            "--count",
-            "1",
-            "--timeout",
-            "60",
-            "--poll",
-            "1",
-        ])
-        .env("ATMLS_STORE", &alice.store)
-        .env("ATMLS_DS_URL", &ds)
-        .env("ATMLS_HANDLE_RESOLVER", &pds().pds_url)
-        .env("ATMLS_PLC_URL", &pds().plc_url)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-        c.spawn().unwrap()
-    };
+    let watching = spawn(
+        alice,
+        &["watch", "--count", "1", "--timeout", "60", "--poll", "1"],
+    );
     std::thread::sleep(std::time::Duration::from_secs(2));
     bob.ok(&["send", &dm, "live now"]);
     let o = watching.wait_with_output().unwrap();
@@ -243,7 +238,10 @@ fn two_people_chat_through_the_pds_and_the_ds() {
         "{}",
         text(&o)
     );
+}
 
+/// A group: created, renamed, a role given; a request for the stranger.
+fn group_create_name_role(alice: &Person, bob: &Person, carol: &Person) {
     // A group: alice creates and renames it; bob (whom she talks to) is in it; carol (a
     // stranger to alice) has it as a request.
     let l = alice.ok(&[
@@ -302,7 +300,10 @@ fn two_people_chat_through_the_pds_and_the_ds() {
             .any(|m| m["text"] == "see you at noon"),
         "{l:?}"
     );
+}
 
+/// bob blocks carol: her DM never shows; unblocking.
+fn block_hides_a_dm(bob: &Person, carol: &Person) {
     // bob blocks carol: her DM never shows, as a request or a message.
     let l = bob.ok(&["block", carol.handle()]);
     assert_eq!(
@@ -333,7 +334,10 @@ fn two_people_chat_through_the_pds_and_the_ds() {
     // Unblocked, carol can write again (a new request).
     bob.ok(&["unblock", carol.handle()]);
     assert!(events(&bob.ok(&["blocked"]), "blocked_account").is_empty());
+}
 
+/// Safety numbers, devices, logout.
+fn safety_numbers_devices_logout(alice: &Person, bob: &Person) {
     // Safety numbers: the same on both sides; verifying with a wrong scan is refused.
     let a = alice.ok(&["verify", bob.handle()]);
     let b = bob.ok(&["verify", alice.handle()]);
