@@ -131,9 +131,10 @@ async fn store_3_stores_of_schema_12_open_migrated_and_carry_on() {
     let bob = open(&b).await.unwrap();
     let carol = open(&c).await.unwrap();
 
-    // Migrated: schema 15, the per-group values moved to their columns (STORE-4), consent
-    // records added (spec/consent.md), and the PDS directory's OAuth tables (REC-13).
-    assert_eq!(version(&a), 15);
+    // Migrated: schema 16, the per-group values moved to their columns (STORE-4), consent
+    // records added (spec/consent.md), the PDS directory's OAuth tables (REC-13) and the
+    // saved login's table.
+    assert_eq!(version(&a), 16);
     let left = account_keys(&a);
     assert!(!left.iter().any(|k| k.contains(':')), "{left:?}");
 

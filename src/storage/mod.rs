@@ -10,6 +10,7 @@ pub(crate) mod group_state;
 pub(crate) mod history;
 mod keys;
 // Used by the PDS directory (feature `pds`); its tables exist in every build.
+mod login;
 #[cfg_attr(not(feature = "pds"), allow(dead_code))]
 pub(crate) mod oauth;
 pub(crate) mod outbox;
@@ -19,6 +20,7 @@ pub(crate) mod tables;
 pub(crate) mod trust;
 
 pub use keys::{KeyProvider, KeyProviderError, KeyPurpose};
+pub use login::SavedLogin;
 pub use passphrase::PassphraseKey;
 pub(crate) use provider::Provider;
 #[doc(hidden)]
@@ -230,6 +232,8 @@ ALTER TABLE atmls_outbox ADD COLUMN recipient_keys BLOB;
     // v15: the PDS directory's OAuth sessions and authorization requests under way
     // (spec/records.md REC-13 … REC-16).
     oauth::MIGRATION_15,
+    // v16: the account login an app keeps between runs (session tokens, its PDS).
+    login::MIGRATION_16,
 ];
 
 /// Rust steps run right after the SQL migration of the same version, in its transaction

@@ -251,6 +251,56 @@ impl PendingLink {
     /// Checks for the approval: the device identity once a valid certificate arrived,
     /// [`TrustError::LinkPending`] (retryable) while none has.
     pub async fn finish(self, transport: &dyn Transport) -> Result<DeviceIdentity, TrustError> {
+        match self.approval(transport).await? {
+            Some(cert) => DeviceIdentity::linked(self.installation, cert)
+                .map_err(|_| TrustError::LinkRefused("certificate")),
+            None => Err(TrustError::LinkPending),
+        }
+    }
+
+    /// Like [`finish`](Self::finish), checking again every `poll` until the approval arrived
+    /// or `timeout` passed ([`TrustError::LinkPending`] then). Retryable transport errors
+    /// while waiting are retried at the next check.
+    ///
+    /// ```no_run
+    /// # async fn f(transport: std::sync::Arc<dyn atmls::transport::Transport>, did: atmls::identity::Did) -> Result<(), atmls::trust::TrustError> {
+    /// use std::time::Duration;
+    /// let pending = atmls::trust::PendingLink::start(&*transport, did).await?;
+    /// println!("approve with: {}", pending.code().display());
+    /// let identity = pending
+    ///     .wait(&*transport, Duration::from_secs(2), Duration::from_secs(300))
+    ///     .await?;
+    /// # let _ = identity; Ok(()) }
+    /// ```
+    pub async fn wait(
+        self,
+        transport: &dyn Transport,
+        poll: std::time::Duration,
+        timeout: std::time::Duration,
+    ) -> Result<DeviceIdentity, TrustError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match self.approval(transport).await {
+                Ok(Some(cert)) => {
+                    return DeviceIdentity::linked(self.installation, cert)
+                        .map_err(|_| TrustError::LinkRefused("certificate"))
+                }
+                Ok(None) => {}
+                Err(TrustError::LinkTransport(e)) if e.is_retryable() => {}
+                Err(e) => return Err(e),
+            }
+            if tokio::time::Instant::now() + poll > deadline {
+                return Err(TrustError::LinkPending);
+            }
+            tokio::time::sleep(poll).await;
+        }
+    }
+
+    /// The certificate of the approval, if it arrived.
+    async fn approval(
+        &self,
+        transport: &dyn Transport,
+    ) -> Result<Option<InstallationCertificate>, TrustError> {
         let page = transport
             .fetch_welcomes(&self.code.read_proof(), 0, 100)
             .await
@@ -260,14 +310,11 @@ impl PendingLink {
                 continue;
             };
             let installation = self.installation.public();
-            let Some(cert) = response_certificate(&body, &self.did, &installation, unix_now())
-            else {
-                continue;
-            };
-            return DeviceIdentity::linked(self.installation, cert)
-                .map_err(|_| TrustError::LinkRefused("certificate"));
+            if let Some(cert) = response_certificate(&body, &self.did, &installation, unix_now()) {
+                return Ok(Some(cert));
+            }
         }
-        Err(TrustError::LinkPending)
+        Ok(None)
     }
 }
 

@@ -12,7 +12,7 @@ use super::handle::{HandleSettings, Handles};
 use super::oauth::{OAuthState, Writer};
 use super::records::{self, DeclarationRecord, IncomingPolicy, Profile};
 use super::resolve::Resolver;
-use super::session::{is_expired_token, Session};
+use super::session::{is_expired_token, jwt_expiry, PdsSession, Session};
 use super::xrpc::Http;
 use super::{repo, PdsError};
 use crate::directory::{
@@ -247,6 +247,50 @@ impl PdsDirectory {
             .await
             .as_ref()
             .map(|s| (s.did.clone(), s.handle.clone()))
+    }
+
+    /// The logged-in session, to keep between runs (e.g. in the app's store) and
+    /// [`resume`](Self::resume_session) later without the password. Export it again after
+    /// the calls of a run: a refresh (automatic when the access token expires) replaces both
+    /// tokens, and the PDS may refuse the old refresh token.
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), atmls::directory::pds::PdsError> {
+    /// use atmls::directory::pds::{PdsConfig, PdsDirectory};
+    /// let dir = PdsDirectory::new(PdsConfig::new());
+    /// dir.login("alice.example.com", "app-password").await?;
+    /// let saved = dir.export_session().await.expect("logged in");
+    /// // ... later, in another run:
+    /// let again = PdsDirectory::new(PdsConfig::new());
+    /// again.resume_session(saved).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn export_session(&self) -> Option<PdsSession> {
+        self.session.lock().await.as_ref().map(PdsSession::from)
+    }
+
+    /// Resumes a session exported by [`export_session`](Self::export_session), as if
+    /// [`login`](Self::login) had just returned. When the access token has expired (or
+    /// expires within a minute), it is refreshed at once, so an expired refresh token is
+    /// reported here (`PdsError::Auth`: log in again) rather than at the first write.
+    ///
+    /// ```no_run
+    /// # async fn f(saved: atmls::directory::pds::PdsSession) -> Result<(), atmls::directory::pds::PdsError> {
+    /// use atmls::directory::pds::{PdsConfig, PdsDirectory};
+    /// let dir = PdsDirectory::new(PdsConfig::new());
+    /// let did = dir.resume_session(saved).await?;
+    /// // ... publish, write records ...
+    /// let to_save = dir.export_session().await; // the tokens may have been refreshed
+    /// # let _ = (did, to_save); Ok(()) }
+    /// ```
+    pub async fn resume_session(&self, session: PdsSession) -> Result<Did, PdsError> {
+        let did = session.did.clone();
+        let expired = jwt_expiry(&session.access_jwt).is_some_and(|exp| exp <= unix_now() + 60);
+        *self.session.lock().await = Some(Session::from(session));
+        if expired {
+            self.refresh().await?;
+        }
+        Ok(did)
     }
 
     /// A DID as given, or the DID of a handle (checked both ways, REC-6).

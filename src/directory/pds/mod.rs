@@ -24,3 +24,4 @@ pub use directory::{Lookup, PdsConfig, PdsDirectory};
 pub use error::{PdsError, RecordError};
 pub use loopback::LoopbackRedirect;
 pub use records::{DeclarationRecord, IncomingPolicy, Profile, MAX_RECORD_BYTES};
+pub use session::PdsSession;

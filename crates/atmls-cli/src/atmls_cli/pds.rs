@@ -4,36 +4,20 @@
 //! passphrase from `ATMLS_PASSPHRASE` or a prompt, through Argon2id; a plain store is
 //! encrypted in place the first time.
 
-use std::io::{BufRead, Write};
-use std::path::PathBuf;
 use std::sync::Arc;
 
-use atmls::directory::pds::{records, PdsConfig, PdsDirectory};
+use atmls::directory::pds::{records, PdsDirectory};
 use atmls::identity::DeviceIdentity;
-use atmls::storage::{KeyProviderError, PassphraseKey, StorageError, Store};
 use atmls::transport::MemoryTransport;
 use atmls::Client;
 use clap::{Args, Subcommand};
 
-type Res<T> = Result<T, Box<dyn std::error::Error>>;
+use crate::ctx::{Global, Res};
+use crate::login::password;
 
-/// Where to resolve identities, and which local store is this device.
+/// `atmls pds …` (the global options say where to resolve identities and which store).
 #[derive(Args)]
 pub struct PdsArgs {
-    /// XRPC service trusted to resolve handles (com.atproto.identity.resolveHandle) instead
-    /// of DNS and HTTPS (the default, as the ATProto handle spec says); e.g. a local PDS.
-    #[arg(long, env = "ATMLS_HANDLE_RESOLVER")]
-    handle_resolver: Option<String>,
-    /// PLC directory for did:plc documents.
-    #[arg(long, env = "ATMLS_PLC_URL", default_value = "https://plc.directory")]
-    plc_url: String,
-    /// Fetch did:web documents over plain http (local testing only).
-    #[arg(long, env = "ATMLS_DID_WEB_HTTP")]
-    did_web_http: bool,
-    /// This device's SQLite store, encrypted under a passphrase (ATMLS_PASSPHRASE, or typed);
-    /// its Argon2id salt is kept beside it in `<store>.kdf`: back up both.
-    #[arg(long, env = "ATMLS_STORE", default_value = "atmls.db")]
-    store: PathBuf,
     #[command(subcommand)]
     command: PdsCommand,
 }
@@ -70,99 +54,32 @@ enum PdsCommand {
     },
 }
 
-/// A secret from the environment variable `var`, or typed on stdin after `prompt`.
-fn secret(var: &str, prompt: &str) -> Res<Option<String>> {
-    if let Ok(p) = std::env::var(var) {
-        return Ok(Some(p));
-    }
-    eprint!("{prompt}: ");
-    std::io::stderr().flush()?;
-    let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line)?;
-    let p = line.trim_end_matches(['\r', '\n']).to_owned();
-    Ok((!p.is_empty()).then_some(p))
-}
-
-fn password() -> Res<String> {
-    secret("ATMLS_APP_PASSWORD", "app password")?
-        .ok_or_else(|| "no app password (set ATMLS_APP_PASSWORD or type it)".into())
-}
-
-/// Opens the device's store encrypted under the passphrase (a plain one is encrypted in
-/// place), with errors that say what to do.
-fn open_store(path: &std::path::Path) -> Res<Store> {
-    let pass = secret("ATMLS_PASSPHRASE", "store passphrase")?.ok_or(
-        "no passphrase for the store (set ATMLS_PASSPHRASE or type it): it is encrypted at rest",
-    )?;
-    let salt = PassphraseKey::salt_file_for(path);
-    if is_plain_sqlite(path) {
-        eprintln!("encrypting the plain store {} in place", path.display());
-    }
-    Store::open_encrypted(path, &PassphraseKey::new(&pass, &salt)).map_err(|e| match e {
-        StorageError::WrongKey => format!(
-            "wrong passphrase for the store {}, or it is not an atmls store: check \
-             ATMLS_PASSPHRASE (or what you typed) and try again",
-            path.display()
-        )
-        .into(),
-        StorageError::Key(KeyProviderError::Missing(_)) => format!(
-            "the store {} is encrypted but its salt file {} is missing: restore it from your \
-             backup (without it the store cannot be opened)",
-            path.display(),
-            salt.display()
-        )
-        .into(),
-        e => e.into(),
-    })
-}
-
-/// Whether the file at `path` is a plain SQLite database (by its header).
-fn is_plain_sqlite(path: &std::path::Path) -> bool {
-    use std::io::Read;
-    let mut head = [0u8; 16];
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut head))
-        .is_ok_and(|()| &head == b"SQLite format 3\0")
-}
-
-fn directory(a: &PdsArgs) -> PdsDirectory {
-    let mut c = PdsConfig::new();
-    c.handle_resolver = a.handle_resolver.clone();
-    c.plc_url = a.plc_url.clone();
-    if a.did_web_http {
-        // Development against local hosts.
-        c.did_web_scheme = "http".into();
-        c.allow_private_did_web = true;
-    }
-    PdsDirectory::new(c)
-}
-
 fn date(secs: u64) -> String {
     records::format_datetime(secs)
 }
 
 /// Logs in and opens this device's client, which publishes identity, device and KeyPackages.
-async fn open(a: &PdsArgs, handle: &str, create: bool) -> Res<(Arc<PdsDirectory>, Client)> {
-    let dir = Arc::new(directory(a));
-    let existed = a.store.exists();
-    if !existed && !create {
-        return Err(format!(
-            "no store at {}: run `atmls pds init` first",
-            a.store.display()
-        )
-        .into());
-    }
+async fn open(g: &Global, handle: &str, create: bool) -> Res<(Arc<PdsDirectory>, Client)> {
+    let dir = Arc::new(g.directory());
+    let existed = g.store.exists();
     // An existing store is opened first, so a wrong passphrase is said before any login; a
     // new one is made only once the login worked.
     let store = if existed {
-        Some(open_store(&a.store)?)
+        Some(crate::store::open(&g.store)?)
     } else {
         None
     };
     let did = dir.login(handle, &password()?).await?;
+    if !existed && !create {
+        return Err(format!(
+            "no store at {}: run `atmls pds init` first",
+            g.store.display()
+        )
+        .into());
+    }
     let store = match store {
         Some(s) => s,
-        None => open_store(&a.store)?,
+        None => crate::store::open(&g.store)?,
     };
     let mut b = Client::builder(dir.clone(), Arc::new(MemoryTransport::new()), store);
     if !existed {
@@ -228,11 +145,11 @@ fn hex_short(b: &[u8]) -> String {
 }
 
 /// Runs an `atmls pds` command.
-pub async fn run(a: PdsArgs) -> Res<()> {
+pub async fn run(g: &Global, a: PdsArgs) -> Res<()> {
     match &a.command {
         PdsCommand::Init { handle } | PdsCommand::Publish { handle } => {
             let create = matches!(a.command, PdsCommand::Init { .. });
-            let (dir, client) = open(&a, handle, create).await?;
+            let (dir, client) = open(g, handle, create).await?;
             println!("did: {}", client.did());
             println!(
                 "this device: {}",
@@ -240,8 +157,8 @@ pub async fn run(a: PdsArgs) -> Res<()> {
             );
             show(&dir, client.did().as_str(), "show").await
         }
-        PdsCommand::Show { who } => show(&directory(&a), who, "show").await,
-        PdsCommand::Devices { who } => show(&directory(&a), who, "devices").await,
-        PdsCommand::KeyPackages { who } => show(&directory(&a), who, "key-packages").await,
+        PdsCommand::Show { who } => show(&g.directory(), who, "show").await,
+        PdsCommand::Devices { who } => show(&g.directory(), who, "devices").await,
+        PdsCommand::KeyPackages { who } => show(&g.directory(), who, "key-packages").await,
     }
 }
