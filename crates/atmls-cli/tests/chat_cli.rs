@@ -72,7 +72,7 @@ impl Person {
     fn run_with(&self, password: Option<&str>, args: &[&str]) -> Output {
         let p = pds();
         let mut c = Command::new(env!("CARGO_BIN_EXE_atmls"));
-        c.env("ATMLS_PASSPHRASE", "chat test store passphrase");
+        c.env("ATMLS_PASSPHRASE", PASSPHRASE);
         c.arg("--json")
             .args(args)
             .env("ATMLS_STORE", &self.store)
@@ -376,7 +376,7 @@ fn no_ds_is_explained_and_verify_draws_a_qr_code() {
     let p = pds();
     let run = |args: &[&str], ds: Option<&str>| {
         let mut c = Command::new(env!("CARGO_BIN_EXE_atmls"));
-        c.env("ATMLS_PASSPHRASE", "chat test store passphrase");
+        c.env("ATMLS_PASSPHRASE", PASSPHRASE);
         c.args(args)
             .env("ATMLS_STORE", &alice.store)
             .env("ATMLS_HANDLE_RESOLVER", &p.pds_url)
@@ -417,7 +417,7 @@ fn no_ds_is_explained_and_verify_draws_a_qr_code() {
 /// `atmls <args>` as `p`, started in the background with stdout piped.
 fn spawn(p: &Person, args: &[&str]) -> std::process::Child {
     let mut c = Command::new(env!("CARGO_BIN_EXE_atmls"));
-    c.env("ATMLS_PASSPHRASE", "chat test store passphrase");
+    c.env("ATMLS_PASSPHRASE", PASSPHRASE);
     c.arg("--json")
         .args(args)
         .env("ATMLS_STORE", &p.store)
@@ -511,6 +511,22 @@ fn invite_redeemed_and_second_device_linked() {
     );
 }
 
+/// The stores' passphrase (the CLI's store is encrypted at rest, STORE-6).
+const PASSPHRASE: &str = "chat test store passphrase";
+
+/// A plain SQL connection to a CLI store, keyed as the CLI keys it (the test edits the saved
+/// login's row).
+fn open_store_sql(path: &std::path::Path) -> rusqlite::Connection {
+    use atmls::storage::{KeyProvider, KeyPurpose, PassphraseKey};
+    let key = PassphraseKey::new(PASSPHRASE, PassphraseKey::salt_file_for(path))
+        .key(KeyPurpose::Open)
+        .unwrap();
+    let db = rusqlite::Connection::open(path).unwrap();
+    db.execute_batch(&format!("PRAGMA key = \"x'{}'\";", hex::encode(&key[..])))
+        .unwrap();
+    db
+}
+
 /// The saved session: an expired access token is refreshed (and the new tokens saved) without
 /// asking for the password; a refused refresh token says to log in again.
 #[test]
@@ -520,7 +536,7 @@ fn saved_session_is_refreshed_when_expired_and_explained_when_refused() {
     let alice = Person::new("sesa", dir.path(), &ds);
     alice.login();
     alice.ok(&["init"]);
-    let db = rusqlite::Connection::open(&alice.store).unwrap();
+    let db = open_store_sql(&alice.store);
     let tokens = || -> (String, String) {
         db.query_row(
             "SELECT access_token, refresh_token FROM atmls_login",
