@@ -13,6 +13,8 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
 use atmls::directory::pds::{PdsConfig, PdsDirectory};
+
+pub mod browser;
 use atmls::identity::Did;
 use serde_json::{json, Value};
 

@@ -26,6 +26,9 @@ mod groups;
 #[path = "atmls_cli/login.rs"]
 mod login;
 #[cfg(feature = "pds")]
+#[path = "atmls_cli/oauth.rs"]
+mod oauth;
+#[cfg(feature = "pds")]
 #[path = "atmls_cli/out.rs"]
 mod out;
 #[cfg(feature = "pds")]

@@ -70,6 +70,11 @@ impl Person {
     }
 
     fn run_with(&self, password: Option<&str>, args: &[&str]) -> Output {
+        self.command(password, args).output().expect("run atmls")
+    }
+
+    /// `atmls --json <args>` as this person, not started.
+    fn command(&self, password: Option<&str>, args: &[&str]) -> Command {
         let p = pds();
         let mut c = Command::new(env!("CARGO_BIN_EXE_atmls"));
         c.env("ATMLS_PASSPHRASE", PASSPHRASE);
@@ -85,7 +90,31 @@ impl Person {
         if let Some(pw) = password {
             c.env("ATMLS_APP_PASSWORD", pw);
         }
-        c.output().expect("run atmls")
+        c
+    }
+
+    /// `atmls login` by OAuth (the default): reads the page to open from the CLI's first
+    /// line, signs in there (`approve`) or rejects, and returns the finished command's output
+    /// (its stdout with that first line).
+    fn oauth_login(&self, approve: bool) -> Output {
+        use std::io::{BufRead, BufReader, Read};
+        let mut c = self.command(None, &["login", "--handle", self.handle(), "--wait", "60"]);
+        let mut child = c
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        stdout.read_line(&mut first).unwrap();
+        let v: Value = serde_json::from_str(&first).unwrap_or(Value::Null);
+        assert_eq!(v["event"], "open_url", "{first}");
+        pds_support::browser::user_at_page(v["url"].as_str().unwrap(), &self.account, approve);
+        let mut rest = String::new();
+        stdout.read_to_string(&mut rest).unwrap();
+        let mut o = child.wait_with_output().unwrap();
+        o.stdout = (first + &rest).into_bytes();
+        o
     }
 
     /// Runs a command that must succeed; its JSON lines.
@@ -189,6 +218,38 @@ fn logins_and_init(alice: &Person, bob: &Person, carol: &Person) {
     // An unknown handle.
     let err = alice.fails(&["dm", "nobody-here.test", "hi"]);
     assert!(err.contains("unknown account nobody-here.test"), "{err}");
+}
+
+/// `atmls login` signs in by OAuth unless given an app password (REC-13): a refused sign-in
+/// says so and saves nothing; an approved one serves every later command (publishing through
+/// the DPoP-bound session, resumed from the store without a browser); `logout` revokes it.
+#[test]
+fn oauth_login_then_chat_and_a_refused_sign_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = start_ds(dir.path());
+    let alice = Person::new("oaua", dir.path(), &ds);
+    let bob = Person::new("oaub", dir.path(), &ds);
+
+    let o = alice.oauth_login(false);
+    assert!(!o.status.success(), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("refused") && err.contains("atmls login"),
+        "{err}"
+    );
+    assert!(alice.fails(&["groups"]).contains("not logged in"));
+
+    let l = lines(&alice.oauth_login(true), true);
+    let done = events(&l, "logged_in");
+    assert_eq!(done[0]["auth"], "oauth", "{l:?}");
+    assert_eq!(done[0]["did"], alice.account.did.as_str());
+    alice.ok(&["init"]);
+    bob.login();
+    bob.ok(&["init"]);
+    dm_request_accept_reply(&alice, &bob);
+
+    alice.ok(&["logout"]);
+    assert!(alice.fails(&["groups"]).contains("not logged in"));
 }
 
 /// alice's DM is a request for bob, who accepts and replies; alice watches.

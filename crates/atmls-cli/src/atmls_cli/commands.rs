@@ -62,7 +62,7 @@ pub enum ChatCommand {
 pub async fn run(g: &Global, cmd: ChatCommand) -> Res<()> {
     match cmd {
         ChatCommand::Login(a) => return login::login(g, &a).await,
-        ChatCommand::Logout => return login::logout(g),
+        ChatCommand::Logout => return login::logout(g).await,
         ChatCommand::Init(a) => return chat::init(g, &a).await,
         ChatCommand::Link(a) => return trust::link(g, &a).await,
         ChatCommand::Pds(a) => return pds::run(g, a).await,

@@ -45,7 +45,8 @@ pub struct Login {
     pub did: Did,
     pub handle: String,
     store: Store,
-    saved: PdsSession,
+    /// The app-password session as read (an OAuth session keeps itself in the store).
+    saved: Option<PdsSession>,
 }
 
 impl Login {
@@ -60,6 +61,16 @@ impl Login {
             .into());
         };
         let handle = saved.handle.clone();
+        if saved.auth == crate::oauth::AUTH_OAUTH {
+            let dir = crate::oauth::resume(g, &saved.did, &handle).await?;
+            return Ok(Login {
+                dir,
+                did: saved.did,
+                handle,
+                store,
+                saved: None,
+            });
+        }
         let session = to_session(saved);
         let dir = Arc::new(g.directory());
         let did = match dir.resume_session(session.clone()).await {
@@ -77,7 +88,7 @@ impl Login {
             did,
             handle,
             store,
-            saved: session,
+            saved: Some(session),
         };
         me.save().await?;
         Ok(me)
@@ -85,8 +96,11 @@ impl Login {
 
     /// Saves the session if its tokens changed (refreshed) since it was read.
     pub async fn save(&self) -> Res<()> {
+        let Some(saved) = &self.saved else {
+            return Ok(());
+        };
         if let Some(now) = self.dir.export_session().await {
-            if now != self.saved {
+            if now != *saved {
                 self.store.save_login(&to_saved(now))?;
             }
         }

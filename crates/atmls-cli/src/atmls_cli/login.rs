@@ -1,8 +1,8 @@
 //! `atmls login` / `atmls logout`: how this device gets a session on the account's PDS, kept
 //! in the store (`Store::save_login`) so later commands resume it (`ctx::Login::resume`).
-//! Today an app password; OAuth plugs in here as another way to obtain the session.
-//! The password is read from `ATMLS_APP_PASSWORD` or typed (without echo on a terminal); it
-//! is never a command-line argument and is not stored.
+//! By OAuth in the user's browser (the default, `oauth.rs`), or with an app password
+//! (`--app-password`, or when `ATMLS_APP_PASSWORD` is set): read from `ATMLS_APP_PASSWORD`
+//! or typed (without echo on a terminal), never a command-line argument, never stored.
 
 use std::io::{BufRead, IsTerminal};
 
@@ -17,6 +17,13 @@ pub struct LoginArgs {
     /// Your handle or DID (or ATMLS_HANDLE).
     #[arg(long, env = "ATMLS_HANDLE")]
     pub handle: String,
+    /// Log in with an app password instead of OAuth in a browser (also chosen when
+    /// ATMLS_APP_PASSWORD is set).
+    #[arg(long)]
+    pub app_password: bool,
+    /// How long to wait for the browser sign-in, in seconds.
+    #[arg(long, default_value_t = 300)]
+    pub wait: u64,
 }
 
 /// The app password: `ATMLS_APP_PASSWORD`, else typed.
@@ -46,10 +53,15 @@ pub fn password() -> Res<String> {
 
 /// Logs in and saves the session in the store.
 pub async fn login(g: &Global, a: &LoginArgs) -> Res<()> {
+    let handle = a.handle.trim().trim_start_matches('@');
+    let env_password = std::env::var("ATMLS_APP_PASSWORD").is_ok_and(|p| !p.is_empty());
+    if !a.app_password && !env_password {
+        let wait = std::time::Duration::from_secs(a.wait);
+        return crate::oauth::login(g, handle, wait).await;
+    }
     let out = g.out();
     let password = password()?;
     let dir = g.directory();
-    let handle = a.handle.trim().trim_start_matches('@');
     out.progress(format!("logging in as {handle}…"));
     match dir.login(handle, &password).await {
         Ok(_) => {}
@@ -85,8 +97,18 @@ pub async fn login(g: &Global, a: &LoginArgs) -> Res<()> {
 }
 
 /// Forgets the saved session.
-pub fn logout(g: &Global) -> Res<()> {
-    crate::store::open(&g.store)?.forget_login()?;
+pub async fn logout(g: &Global) -> Res<()> {
+    let store = crate::store::open(&g.store)?;
+    if let Some(l) = store.saved_login()? {
+        if l.auth == crate::oauth::AUTH_OAUTH {
+            // Revoked at the server too; the login is forgotten here either way.
+            if let Err(e) = crate::oauth::sign_out(g, &l.did, &l.handle).await {
+                g.out()
+                    .progress(format!("the sign-in was not revoked at the PDS: {e}"));
+            }
+        }
+    }
+    store.forget_login()?;
     g.out()
         .emit(json!({"event": "logged_out"}), "logged out of this store");
     Ok(())
