@@ -4,13 +4,13 @@
 //! the assertions read.
 #![cfg(all(feature = "pds", feature = "ds-client"))]
 
+mod ds_support;
 #[path = "../../../tests/pds_support/mod.rs"]
 mod pds_support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use clap::Parser as _;
 use pds_support::*;
 use serde_json::Value;
 
@@ -22,17 +22,7 @@ fn start_ds(dir: &Path) -> String {
     std::thread::spawn(move || {
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(async move {
-            let cfg = atmls_ds::Config::parse_from([
-                "atmls-ds",
-                "--database",
-                db.to_str().unwrap(),
-                "--rate-mailbox",
-                "0",
-                "--rate-welcome",
-                "0",
-                "--rate-address",
-                "0",
-            ]);
+            let cfg = ds_support::ds_config(&db);
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             tx.send(format!("http://{}", listener.local_addr().unwrap()))
                 .unwrap();

@@ -1,9 +1,9 @@
 //! The `atmls demo` command: on embedded defaults, through a real atmls-ds, and refusing a
 //! plain-http service on a remote host (TRANSPORT-8).
 
-use std::process::Command;
+mod ds_support;
 
-use clap::Parser as _;
+use std::process::Command;
 
 fn demo(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_atmls"))
@@ -32,17 +32,7 @@ fn demo_runs_on_embedded_defaults() {
 async fn ds_demo_runs_through_atmls_ds() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("ds.db");
-    let cfg = atmls_ds::Config::parse_from([
-        "atmls-ds",
-        "--database",
-        db.to_str().unwrap(),
-        "--rate-mailbox",
-        "0",
-        "--rate-welcome",
-        "0",
-        "--rate-address",
-        "0",
-    ]);
+    let cfg = ds_support::ds_config(&db);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
